@@ -1,0 +1,71 @@
+// Training configuration: the model's defaults, overridden by flags, validated once.
+import { errors } from './errors.js';
+import type { Checkpoint, TrainConfig } from './ir/types.js';
+
+export type SizeLike = number | string;
+
+/** `65536`, `64K`, `2M`, `1.5M` -> tokens (K = 1024, M = 1024^2). */
+export function parseSize(text: SizeLike, flag = 'seq'): number {
+  if (typeof text === 'number') {
+    if (!Number.isInteger(text) || text <= 0) throw errors.badSize(flag, String(text));
+    return text;
+  }
+  const m = /^(\d+(?:\.\d+)?)([KkMmGg]?)$/.exec(text.trim());
+  if (!m) throw errors.badSize(flag, text);
+  const mult = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[m[2].toLowerCase() as '' | 'k' | 'm' | 'g'];
+  const v = Number(m[1]) * mult;
+  if (!Number.isInteger(v) || v <= 0) throw errors.badSize(flag, text);
+  return v;
+}
+
+/** Prints sizes the way people write them: 65536 -> 64K, 4194304 -> 4M. */
+export function formatSize(n: number): string {
+  if (n % 1024 ** 2 === 0) return `${n / 1024 ** 2}M`;
+  if (n % 1024 === 0) return `${n / 1024}K`;
+  return String(n);
+}
+
+/** What a model file may say about its default run. */
+export interface TrainDefaults {
+  seq?: SizeLike;
+  sp?: number;
+  chunk?: SizeLike | 'auto';
+  offload?: boolean;
+  checkpoint?: Checkpoint;
+  zero?: 0 | 3;
+  fpdt?: boolean;
+  device?: string;
+  lr?: number;
+  seed?: number;
+}
+
+export const BASE_CONFIG: TrainConfig = {
+  seq: 4096,
+  sp: 1,
+  chunk: 'auto',
+  offload: true,
+  checkpoint: 'host',
+  zero: 3,
+  fpdt: true,
+  device: 'h200',
+  lr: 3e-4,
+  seed: 1234,
+};
+
+export function resolveConfig(defaults: TrainDefaults, overrides: TrainDefaults & { hostMemGiB?: number }): TrainConfig {
+  const pick = <K extends keyof TrainDefaults>(k: K) => (overrides[k] !== undefined ? overrides[k] : defaults[k]);
+  const chunk = pick('chunk');
+  return {
+    seq: parseSize(pick('seq') ?? BASE_CONFIG.seq, 'seq'),
+    sp: pick('sp') ?? BASE_CONFIG.sp,
+    chunk: chunk === undefined ? BASE_CONFIG.chunk : chunk === 'auto' ? 'auto' : parseSize(chunk, 'chunk'),
+    offload: pick('offload') ?? BASE_CONFIG.offload,
+    checkpoint: pick('checkpoint') ?? BASE_CONFIG.checkpoint,
+    zero: pick('zero') ?? BASE_CONFIG.zero,
+    fpdt: pick('fpdt') ?? BASE_CONFIG.fpdt,
+    device: pick('device') ?? BASE_CONFIG.device,
+    lr: pick('lr') ?? BASE_CONFIG.lr,
+    seed: pick('seed') ?? BASE_CONFIG.seed,
+    ...(overrides.hostMemGiB !== undefined ? { hostMemGiB: overrides.hostMemGiB } : {}),
+  };
+}

@@ -1,0 +1,46 @@
+// Every error a user can see, in one catalog. Each is one line: where, what, what to change.
+// Exit code 1 for bad input, 2 for bad usage (flags).
+
+export class UserError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: 1 | 2 = 1,
+    /** `file:line:col` when known */
+    readonly where?: string,
+  ) {
+    super(message);
+    this.name = 'UserError';
+  }
+  /** The one line printed for people. */
+  line(): string {
+    return this.where ? `${this.where}: error: ${this.message}` : `error: ${this.message}`;
+  }
+}
+
+export const errors = {
+  // --- usage (exit 2) ---
+  badFlag: (flag: string, value: string, expected: string) => new UserError(`--${flag} ${value}: ${expected}`, 2),
+  badSize: (flag: string, value: string) =>
+    new UserError(`--${flag} ${value}: not a size; write a whole number, optionally with K or M (e.g. 65536, 64K, 2M)`, 2),
+  unknownDevice: (name: string, known: readonly string[]) => new UserError(`--device ${name}: unknown device; known: ${known.join(', ')}`, 2),
+
+  // --- model files (exit 1) ---
+  modelNotFound: (path: string, tried: readonly string[]) => new UserError(`model file '${path}' not found (looked at ${tried.join(', ')})`),
+  noDefaultExport: (file: string) => new UserError(`the model file has no default export; end it with 'export default defineModel({...})'`, 1, file),
+  notAModel: (file: string, got: string) => new UserError(`the default export is ${got}, not a model; export the result of defineModel({...})`, 1, file),
+  modelThrew: (where: string, message: string) => new UserError(`the model threw: ${message}`, 1, where),
+  typeError: (where: string, message: string) => new UserError(message, 1, where),
+  shape: (where: string | undefined, message: string) => new UserError(`shape mismatch: ${message}`, 1, where),
+  missingSize: (model: string, name: string) => new UserError(`model ${model} uses size '${name}' but does not define it in sizes`),
+
+  // --- configuration (exit 1) ---
+  chunkNotDivisor: (chunk: number, seq: number, suggestion: number) =>
+    new UserError(`chunk ${chunk} does not divide seq ${seq}; try ${suggestion}`),
+  spNotDivisor: (what: string, n: number, sp: number) => new UserError(`sequence-parallel degree ${sp} does not divide ${what} (${n}); choose --sp among the divisors of ${n}`),
+  chunkNotDivisibleBySp: (chunk: number, sp: number) => new UserError(`chunk ${chunk} is not a multiple of --sp ${sp}: each rank holds chunk/sp tokens of a chunk; pick a multiple of ${sp}`),
+
+  // --- outputs ---
+  cannotWrite: (path: string, reason: string) => new UserError(`cannot write ${path}: ${reason}`),
+} as const;
+
+export const isUserError = (e: unknown): e is UserError => e instanceof UserError;

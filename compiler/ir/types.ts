@@ -1,0 +1,109 @@
+// The graph IR: immutable values and nodes in regions. A `repeat` node holds the
+// body of one transformer layer once, however many layers the model has.
+import { Dim } from './dim.js';
+
+export type DType = 'bf16' | 'fp32' | 'int32';
+export const DTYPE_BYTES: Record<DType, number> = { bf16: 2, fp32: 4, int32: 4 };
+
+/** How a tensor is split over ranks: by sequence (Ulysses), by heads (inside attention), or ZeRO-3. */
+export interface Shard {
+  readonly kind: 'seq' | 'heads' | 'zero3';
+  readonly ways: number;
+}
+
+export type Placement = 'gpu' | 'host';
+
+/** A tensor type carries every decision the compiler makes about the tensor. */
+export interface TensorType {
+  readonly dtype: DType;
+  readonly shape: readonly Dim[];
+  readonly shard?: Shard;
+  readonly place?: Placement;
+  /** number of rotating buffer slots when streamed (2 = double buffer) */
+  readonly slots?: number;
+}
+
+export type ValueRole = 'input' | 'param' | 'act' | 'grad' | 'state';
+
+export interface Value {
+  readonly id: string;
+  readonly type: TensorType;
+  readonly role: ValueRole;
+  /** external name, e.g. the Hugging Face tensor name of a parameter; `{i}` stands for the layer */
+  readonly name?: string;
+  /** how a parameter is initialised when no weights are loaded */
+  readonly init?: ParamInit;
+}
+
+export type ParamInit = { readonly kind: 'normal'; readonly std: number } | { readonly kind: 'ones' } | { readonly kind: 'zeros' };
+
+export type AttrValue = number | string | boolean | readonly number[] | readonly string[];
+export type Attrs = Readonly<Record<string, AttrValue>>;
+
+export interface Node {
+  readonly id: string;
+  readonly op: string;
+  readonly inputs: readonly string[];
+  readonly outputs: readonly string[];
+  readonly attrs: Attrs;
+  /** the body of a region op (`repeat`, `repeat_bwd`) */
+  readonly body?: Region;
+  /** where the user wrote it, `file:line:col`, for errors */
+  readonly loc?: string;
+}
+
+export interface Region {
+  readonly name: string;
+  /** values bound on entry: for a layer body, the carried activation then the per-layer parameter slices */
+  readonly params: readonly string[];
+  readonly nodes: readonly Node[];
+  readonly results: readonly string[];
+}
+
+export type Checkpoint = 'off' | 'gpu' | 'host';
+
+/** The training configuration; a model file gives defaults, CLI flags override them. */
+export interface TrainConfig {
+  readonly seq: number;
+  readonly sp: number;
+  readonly chunk: number | 'auto';
+  readonly offload: boolean;
+  readonly checkpoint: Checkpoint;
+  readonly zero: 0 | 3;
+  readonly fpdt: boolean;
+  readonly device: string;
+  readonly hostMemGiB?: number;
+  readonly lr: number;
+  readonly seed: number;
+}
+
+export interface Graph {
+  readonly name: string;
+  /** bindings of every symbolic size (S, D, L, ...) */
+  readonly sizes: Readonly<Record<string, number>>;
+  readonly values: Readonly<Record<string, Value>>;
+  readonly inputs: readonly string[];
+  readonly params: readonly string[];
+  readonly main: Region;
+  /** loss first; after autodiff, one gradient per parameter in `params` order */
+  readonly outputs: readonly string[];
+  readonly config: TrainConfig;
+}
+
+export const numel = (t: TensorType, sizes: Readonly<Record<string, number>>): number =>
+  t.shape.reduce((n, d) => n * d.eval(sizes), 1);
+
+export const bytesOf = (t: TensorType, sizes: Readonly<Record<string, number>>): number =>
+  numel(t, sizes) * DTYPE_BYTES[t.dtype];
+
+export function tensor(dtype: DType, shape: readonly (Dim | number | string)[], extra: Partial<TensorType> = {}): TensorType {
+  return { dtype, shape: shape.map((d) => Dim.of(d)), ...extra };
+}
+
+/** Walks every node, region bodies included, depth first. */
+export function* allNodes(r: Region): Generator<Node> {
+  for (const n of r.nodes) {
+    yield n;
+    if (n.body) yield* allNodes(n.body);
+  }
+}
