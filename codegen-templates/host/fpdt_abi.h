@@ -1,0 +1,155 @@
+/*
+ * fpdt_abi.h: the C interface every generated per-rank program implements.
+ *
+ * One generated program (out/<model>/src/*.cu) is compiled for one model, one
+ * sequence length, one parallel layout. The runtime addon links its object
+ * files and drives it through the functions below; nothing else of the program
+ * is visible to the runtime.
+ *
+ * Conventions
+ *  - Every function returns an fpdt_status (0 = FPDT_OK). Nothing here aborts,
+ *    exits or throws on a user error: a bad index, a wrong length, a missing
+ *    GPU or library all come back as a status plus a one-line message.
+ *  - The message of the last failed call on a program is fpdt_last_error(p);
+ *    failures of fpdt_create (no program yet) are in fpdt_last_create_error().
+ *    Messages say where, what, and what to change, on one line, and stay valid
+ *    until the next call on the same program (or the next fpdt_create on the
+ *    same thread).
+ *  - A program is used by one host thread at a time, not necessarily the same
+ *    thread on every call: implementations make their device current on entry.
+ *  - Host buffers are plain pageable fp32 / int32 memory owned by the caller
+ *    and only read or written during the call.
+ *  - Parameters are ZeRO-3 shards: parameter i is a tensor of `shape`
+ *    flattened in row-major order; this rank owns elements
+ *    [shard_offset, shard_offset + shard_len) of it. Host buffers passed to
+ *    set/get functions hold exactly that shard.
+ */
+#ifndef FPDT_ABI_H
+#define FPDT_ABI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Bumped on any incompatible change; the runtime refuses a program whose
+ * fpdt_abi_version() differs from the header it was built with. */
+#define FPDT_ABI_VERSION 1
+
+/* Largest tensor rank fpdt_param_info reports. */
+#define FPDT_MAX_DIMS 8
+
+/* Label value that contributes nothing to the loss (Hugging Face convention). */
+#define FPDT_IGNORE_LABEL (-100)
+
+typedef enum fpdt_status {
+  FPDT_OK = 0,
+  FPDT_ERR_INVALID_ARGUMENT = 1, /* null pointer, index out of range, wrong length */
+  FPDT_ERR_CONFIG = 2,           /* config JSON malformed or not what the program was compiled for */
+  FPDT_ERR_NO_DEVICE = 3,        /* no driver, driver too old, or no usable GPU */
+  FPDT_ERR_CUDA = 4,             /* a CUDA runtime call failed */
+  FPDT_ERR_OUT_OF_MEMORY = 5,    /* GPU or pinned host allocation failed */
+  FPDT_ERR_LIBRARY = 6,          /* libnccl / libcublasLt could not be opened */
+  FPDT_ERR_NCCL = 7,             /* an NCCL call failed */
+  FPDT_ERR_CUBLAS = 8,           /* a cuBLASLt call failed */
+  FPDT_ERR_STATE = 9,            /* calls out of order, e.g. fpdt_step before fpdt_set_tokens */
+  FPDT_ERR_INTERNAL = 10         /* a bug in the program: please report it */
+} fpdt_status;
+
+/* Opaque per-rank program instance. */
+typedef struct fpdt_program fpdt_program;
+
+/* One measured duration of the last step (CUDA events, milliseconds). */
+typedef struct fpdt_timing {
+  const char* name; /* static string, e.g. "step", "forward", "backward", "optimizer" */
+  double ms;
+} fpdt_timing;
+
+/* FPDT_ABI_VERSION of the header the program was compiled against. */
+int fpdt_abi_version(void);
+
+/* Static description of what was compiled, e.g. "llama8b seq=1048576 sp=8". */
+const char* fpdt_program_name(void);
+
+/*
+ * Creates the program of rank `rank` out of `world`, allocates its GPU and
+ * pinned host memory (as planned at compile time) and initializes its
+ * parameters deterministically from the config's seed.
+ *   config_json: run-time settings as JSON (learning rate, betas, weight
+ *                decay, seed, ...); the keys a program accepts are listed in
+ *                its manifest. Unknown keys are an FPDT_ERR_CONFIG.
+ *   comm:        an ncclComm_t of `world` ranks, owned by the caller and
+ *                outliving the program; NULL is allowed only when world == 1.
+ *   out:         receives the program; left NULL on failure.
+ * On failure the message is in fpdt_last_create_error().
+ */
+int fpdt_create(const char* config_json, int rank, int world, void* comm, fpdt_program** out);
+
+/* Message of the last failed call on p ("" when none). Never NULL. */
+const char* fpdt_last_error(const fpdt_program* p);
+
+/* Message of the last failed fpdt_create on this thread ("" when none). Never NULL. */
+const char* fpdt_last_create_error(void);
+
+/* Number of parameter tensors (same on every rank). */
+int fpdt_param_count(const fpdt_program* p, int* count);
+
+/*
+ * Describes parameter i (0 <= i < count). Every output may be NULL.
+ *   name:         static string, e.g. "layers.3.attn.wq"
+ *   ndim, shape:  full (unsharded) shape; `shape` has room for FPDT_MAX_DIMS
+ *   shard_offset, shard_len: this rank's slice of the flattened tensor
+ */
+int fpdt_param_info(const fpdt_program* p, int i, const char** name, int* ndim,
+                    int64_t shape[FPDT_MAX_DIMS], int64_t* shard_offset, int64_t* shard_len);
+
+/* Copies this rank's shard of parameter i from / to host fp32; n must equal shard_len. */
+int fpdt_set_param(fpdt_program* p, int i, const float* host, int64_t n);
+int fpdt_get_param(const fpdt_program* p, int i, float* host, int64_t n);
+
+/* Gradient shard of parameter i from the last fpdt_step (fp32, reduced over ranks). */
+int fpdt_get_grad(const fpdt_program* p, int i, float* host, int64_t n);
+
+/*
+ * Sets the sample for the next step. `tokens` holds the whole global sequence
+ * in natural order (n == the compiled sequence length, the same on every
+ * rank); the program picks and permutes this rank's pieces itself.
+ * labels[t] is the target at position t (FPDT_IGNORE_LABEL to skip); when
+ * labels is NULL, labels[t] = tokens[t + 1] and the last position is skipped.
+ */
+int fpdt_set_tokens(fpdt_program* p, const int32_t* tokens, const int32_t* labels, int64_t n);
+
+/* Learning rate for the next steps (overrides the config's value). */
+int fpdt_set_learning_rate(fpdt_program* p, float lr);
+
+/*
+ * One training step: forward, backward, gradient reduction and AdamW.
+ * loss receives the mean cross-entropy over all non-ignored labels of the
+ * global sequence (identical on every rank); it may be NULL.
+ */
+int fpdt_step(fpdt_program* p, float* loss);
+
+/*
+ * Memory in bytes. planned_gpu / planned_host: what the compiler's memory
+ * plan reserves on this rank; peak_gpu_measured: the device allocator's peak
+ * since fpdt_create as observed by the program. Every output may be NULL.
+ */
+int fpdt_memory(const fpdt_program* p, size_t* planned_gpu, size_t* peak_gpu_measured,
+                size_t* planned_host);
+
+/*
+ * Timings of the last step. Writes up to `capacity` entries to `out` (which
+ * may be NULL when capacity is 0) and the number available to *count.
+ */
+int fpdt_timings(const fpdt_program* p, fpdt_timing* out, int capacity, int* count);
+
+/* Frees everything; p may be NULL. Does not destroy the caller's comm. */
+void fpdt_destroy(fpdt_program* p);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* FPDT_ABI_H */

@@ -1,0 +1,381 @@
+// Node binding of one generated program: a thin layer over fpdt_abi.h.
+// Every ABI failure becomes a JS Error whose message is the program's one-line
+// message and whose `code` is the fpdt_status name (e.g. "FPDT_ERR_NO_DEVICE").
+#include <napi.h>
+
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "cuda_errors.h"
+#include "fpdt_abi.h"
+#include "nccl_shim.h"
+
+namespace {
+
+const char* statusName(int status) {
+  switch (status) {
+    case FPDT_OK: return "FPDT_OK";
+    case FPDT_ERR_INVALID_ARGUMENT: return "FPDT_ERR_INVALID_ARGUMENT";
+    case FPDT_ERR_CONFIG: return "FPDT_ERR_CONFIG";
+    case FPDT_ERR_NO_DEVICE: return "FPDT_ERR_NO_DEVICE";
+    case FPDT_ERR_CUDA: return "FPDT_ERR_CUDA";
+    case FPDT_ERR_OUT_OF_MEMORY: return "FPDT_ERR_OUT_OF_MEMORY";
+    case FPDT_ERR_LIBRARY: return "FPDT_ERR_LIBRARY";
+    case FPDT_ERR_NCCL: return "FPDT_ERR_NCCL";
+    case FPDT_ERR_CUBLAS: return "FPDT_ERR_CUBLAS";
+    case FPDT_ERR_STATE: return "FPDT_ERR_STATE";
+    case FPDT_ERR_INTERNAL: return "FPDT_ERR_INTERNAL";
+    default: return "FPDT_ERR_UNKNOWN";
+  }
+}
+
+Napi::Error statusError(Napi::Env env, int status, const std::string& message) {
+  std::string text = message.empty() ? std::string("program call failed with ") + statusName(status)
+                                     : message;
+  Napi::Error error = Napi::Error::New(env, text);
+  error.Set("code", Napi::String::New(env, statusName(status)));
+  error.Set("status", Napi::Number::New(env, status));
+  return error;
+}
+
+int32_t intArg(const Napi::CallbackInfo& info, size_t i, const char* what) {
+  if (info.Length() <= i || !info[i].IsNumber())
+    throw Napi::TypeError::New(info.Env(), std::string(what) + " must be a number");
+  return info[i].As<Napi::Number>().Int32Value();
+}
+
+class StepWorker;
+
+class Program : public Napi::ObjectWrap<Program> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "Program",
+                       {
+                           InstanceMethod("paramCount", &Program::ParamCount),
+                           InstanceMethod("paramInfo", &Program::ParamInfo),
+                           InstanceMethod("setParam", &Program::SetParam),
+                           InstanceMethod("getParam", &Program::GetParam),
+                           InstanceMethod("getGrad", &Program::GetGrad),
+                           InstanceMethod("setTokens", &Program::SetTokens),
+                           InstanceMethod("setLearningRate", &Program::SetLearningRate),
+                           InstanceMethod("step", &Program::Step),
+                           InstanceMethod("stepSync", &Program::StepSync),
+                           InstanceMethod("memory", &Program::Memory),
+                           InstanceMethod("timings", &Program::Timings),
+                           InstanceMethod("destroy", &Program::Destroy),
+                       });
+  }
+
+  // new Program(configJson, rank, world, comm?)
+  explicit Program(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Program>(info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !info[0].IsString())
+      throw Napi::TypeError::New(env, "config must be a JSON string");
+    std::string config = info[0].As<Napi::String>().Utf8Value();
+    int rank = intArg(info, 1, "rank");
+    int world = intArg(info, 2, "world");
+    void* comm = nullptr;
+    if (info.Length() > 3 && info[3].IsExternal()) {
+      comm = info[3].As<Napi::External<void>>().Data();
+      comm_ref_ = Napi::Reference<Napi::External<void>>::New(info[3].As<Napi::External<void>>(), 1);
+    }
+    int status = fpdt_create(config.c_str(), rank, world, comm, &program_);
+    if (status != FPDT_OK || !program_) {
+      program_ = nullptr;
+      throw statusError(env, status ? status : FPDT_ERR_INTERNAL, fpdt_last_create_error());
+    }
+  }
+
+  ~Program() override { fpdt_destroy(program_); }
+
+  fpdt_program* raw() { return program_; }
+  void setBusy(bool busy) { busy_ = busy; }
+
+ private:
+  fpdt_program* live(const Napi::CallbackInfo& info, const char* method) {
+    if (!program_)
+      throw Napi::Error::New(info.Env(), std::string("Program.") + method +
+                                             ": the program was destroyed; create a new one");
+    if (busy_)
+      throw Napi::Error::New(info.Env(), std::string("Program.") + method +
+                                             ": a step is running; await step() first");
+    return program_;
+  }
+
+  void check(Napi::Env env, int status) {
+    if (status != FPDT_OK) throw statusError(env, status, fpdt_last_error(program_));
+  }
+
+  int64_t shardLength(const Napi::CallbackInfo& info, fpdt_program* p, int i) {
+    int64_t len = 0;
+    check(info.Env(), fpdt_param_info(p, i, nullptr, nullptr, nullptr, nullptr, &len));
+    return len;
+  }
+
+  Napi::Value ParamCount(const Napi::CallbackInfo& info) {
+    int count = 0;
+    check(info.Env(), fpdt_param_count(live(info, "paramCount"), &count));
+    return Napi::Number::New(info.Env(), count);
+  }
+
+  Napi::Value ParamInfo(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    fpdt_program* p = live(info, "paramInfo");
+    int i = intArg(info, 0, "parameter index");
+    const char* name = nullptr;
+    int ndim = 0;
+    int64_t shape[FPDT_MAX_DIMS] = {0};
+    int64_t offset = 0, len = 0;
+    check(env, fpdt_param_info(p, i, &name, &ndim, shape, &offset, &len));
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("name", Napi::String::New(env, name ? name : ""));
+    Napi::Array dims = Napi::Array::New(env, ndim);
+    for (int d = 0; d < ndim && d < FPDT_MAX_DIMS; d++)
+      dims.Set(d, Napi::Number::New(env, (double)shape[d]));
+    out.Set("shape", dims);
+    out.Set("shardOffset", Napi::Number::New(env, (double)offset));
+    out.Set("shardLength", Napi::Number::New(env, (double)len));
+    return out;
+  }
+
+  Napi::Value SetParam(const Napi::CallbackInfo& info) {
+    fpdt_program* p = live(info, "setParam");
+    int i = intArg(info, 0, "parameter index");
+    if (info.Length() < 2 || !info[1].IsTypedArray() ||
+        info[1].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+      throw Napi::TypeError::New(info.Env(), "Program.setParam: values must be a Float32Array");
+    Napi::Float32Array values = info[1].As<Napi::Float32Array>();
+    check(info.Env(), fpdt_set_param(p, i, values.Data(), (int64_t)values.ElementLength()));
+    return info.Env().Undefined();
+  }
+
+  Napi::Value GetParam(const Napi::CallbackInfo& info) {
+    fpdt_program* p = live(info, "getParam");
+    int i = intArg(info, 0, "parameter index");
+    int64_t len = shardLength(info, p, i);
+    Napi::Float32Array out = Napi::Float32Array::New(info.Env(), (size_t)len);
+    check(info.Env(), fpdt_get_param(p, i, out.Data(), len));
+    return out;
+  }
+
+  Napi::Value GetGrad(const Napi::CallbackInfo& info) {
+    fpdt_program* p = live(info, "getGrad");
+    int i = intArg(info, 0, "parameter index");
+    int64_t len = shardLength(info, p, i);
+    Napi::Float32Array out = Napi::Float32Array::New(info.Env(), (size_t)len);
+    check(info.Env(), fpdt_get_grad(p, i, out.Data(), len));
+    return out;
+  }
+
+  static bool isInt32Array(const Napi::Value& v) {
+    return v.IsTypedArray() && v.As<Napi::TypedArray>().TypedArrayType() == napi_int32_array;
+  }
+
+  Napi::Value SetTokens(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    fpdt_program* p = live(info, "setTokens");
+    if (info.Length() < 1 || !isInt32Array(info[0]))
+      throw Napi::TypeError::New(env, "Program.setTokens: tokens must be an Int32Array");
+    Napi::Int32Array tokens = info[0].As<Napi::Int32Array>();
+    const int32_t* labels = nullptr;
+    if (info.Length() > 1 && !info[1].IsNull() && !info[1].IsUndefined()) {
+      if (!isInt32Array(info[1]))
+        throw Napi::TypeError::New(env, "Program.setTokens: labels must be an Int32Array or null");
+      Napi::Int32Array l = info[1].As<Napi::Int32Array>();
+      if (l.ElementLength() != tokens.ElementLength())
+        throw Napi::RangeError::New(env, "Program.setTokens: labels (" +
+                                             std::to_string(l.ElementLength()) +
+                                             ") and tokens (" +
+                                             std::to_string(tokens.ElementLength()) +
+                                             ") must have the same length");
+      labels = l.Data();
+    }
+    check(env, fpdt_set_tokens(p, tokens.Data(), labels, (int64_t)tokens.ElementLength()));
+    return env.Undefined();
+  }
+
+  Napi::Value SetLearningRate(const Napi::CallbackInfo& info) {
+    fpdt_program* p = live(info, "setLearningRate");
+    if (info.Length() < 1 || !info[0].IsNumber())
+      throw Napi::TypeError::New(info.Env(), "Program.setLearningRate: lr must be a number");
+    check(info.Env(), fpdt_set_learning_rate(p, info[0].As<Napi::Number>().FloatValue()));
+    return info.Env().Undefined();
+  }
+
+  Napi::Value StepSync(const Napi::CallbackInfo& info) {
+    float loss = 0;
+    check(info.Env(), fpdt_step(live(info, "stepSync"), &loss));
+    return Napi::Number::New(info.Env(), loss);
+  }
+
+  Napi::Value Step(const Napi::CallbackInfo& info);
+
+  Napi::Value Memory(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    size_t planned_gpu = 0, peak_gpu = 0, planned_host = 0;
+    check(env, fpdt_memory(live(info, "memory"), &planned_gpu, &peak_gpu, &planned_host));
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("plannedGpu", Napi::Number::New(env, (double)planned_gpu));
+    out.Set("peakGpuMeasured", Napi::Number::New(env, (double)peak_gpu));
+    out.Set("plannedHost", Napi::Number::New(env, (double)planned_host));
+    return out;
+  }
+
+  Napi::Value Timings(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    fpdt_program* p = live(info, "timings");
+    int count = 0;
+    check(env, fpdt_timings(p, nullptr, 0, &count));
+    std::vector<fpdt_timing> entries((size_t)(count > 0 ? count : 0));
+    check(env, fpdt_timings(p, entries.data(), count, &count));
+    Napi::Array out = Napi::Array::New(env);
+    for (int i = 0; i < count && i < (int)entries.size(); i++) {
+      Napi::Object t = Napi::Object::New(env);
+      t.Set("name", Napi::String::New(env, entries[i].name ? entries[i].name : ""));
+      t.Set("ms", Napi::Number::New(env, entries[i].ms));
+      out.Set(i, t);
+    }
+    return out;
+  }
+
+  Napi::Value Destroy(const Napi::CallbackInfo& info) {
+    if (busy_)
+      throw Napi::Error::New(info.Env(), "Program.destroy: a step is running; await step() first");
+    fpdt_destroy(program_);
+    program_ = nullptr;
+    if (!comm_ref_.IsEmpty()) comm_ref_.Reset();
+    return info.Env().Undefined();
+  }
+
+  fpdt_program* program_ = nullptr;
+  bool busy_ = false;
+  Napi::Reference<Napi::External<void>> comm_ref_;  // keeps a caller's comm alive as long as the program
+};
+
+// Runs fpdt_step off the JS thread so a long step does not block the event loop.
+class StepWorker : public Napi::AsyncWorker {
+ public:
+  StepWorker(Napi::Env env, Program* program, Napi::Object self)
+      : Napi::AsyncWorker(env), program_(program), deferred_(Napi::Promise::Deferred::New(env)) {
+    self_ = Napi::Persistent(self);
+    program_->setBusy(true);
+  }
+  Napi::Promise promise() { return deferred_.Promise(); }
+
+  void Execute() override {
+    status_ = fpdt_step(program_->raw(), &loss_);
+    if (status_ != FPDT_OK) message_ = fpdt_last_error(program_->raw());
+  }
+  void OnOK() override {
+    program_->setBusy(false);
+    if (status_ == FPDT_OK)
+      deferred_.Resolve(Napi::Number::New(Env(), loss_));
+    else
+      deferred_.Reject(statusError(Env(), status_, message_).Value());
+  }
+
+ private:
+  Program* program_;
+  Napi::ObjectReference self_;
+  Napi::Promise::Deferred deferred_;
+  int status_ = FPDT_OK;
+  float loss_ = 0;
+  std::string message_;
+};
+
+Napi::Value Program::Step(const Napi::CallbackInfo& info) {
+  live(info, "step");
+  auto* worker = new StepWorker(info.Env(), this, info.This().As<Napi::Object>());
+  Napi::Promise promise = worker->promise();
+  worker->Queue();
+  return promise;
+}
+
+Napi::Value AbiVersion(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), fpdt_abi_version());
+}
+
+Napi::Value ProgramName(const Napi::CallbackInfo& info) {
+  const char* name = fpdt_program_name();
+  return Napi::String::New(info.Env(), name ? name : "");
+}
+
+// cudaProbe(device): throws the "no CUDA device: ..." error when unusable.
+Napi::Value CudaProbe(const Napi::CallbackInfo& info) {
+  char msg[1024];
+  int device = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().Int32Value() : 0;
+  int status = fpdt_cuda_select_device(device, msg, sizeof msg);
+  if (status != FPDT_OK) throw statusError(info.Env(), status, msg);
+  return info.Env().Undefined();
+}
+
+// ncclUniqueId(): a Buffer of 128 bytes for rank 0 to share with the others.
+Napi::Value NcclUniqueId(const Napi::CallbackInfo& info) {
+  char msg[1024];
+  const fpdt_nccl* nccl = fpdt_nccl_load(msg, sizeof msg);
+  if (!nccl) throw statusError(info.Env(), FPDT_ERR_LIBRARY, msg);
+  fpdt_nccl_unique_id id;
+  fpdt_nccl_result r = nccl->get_unique_id(&id);
+  if (r != FPDT_NCCL_SUCCESS) {
+    int status = fpdt_nccl_describe(r, "ncclGetUniqueId", nullptr, msg, sizeof msg);
+    throw statusError(info.Env(), status, msg);
+  }
+  return Napi::Buffer<char>::Copy(info.Env(), id.internal, sizeof id.internal);
+}
+
+// ncclInit(id, rank, world, device): selects the GPU and joins the communicator.
+Napi::Value NcclInit(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsBuffer() ||
+      info[0].As<Napi::Buffer<char>>().Length() != FPDT_NCCL_UNIQUE_ID_BYTES)
+    throw Napi::TypeError::New(env, "ncclInit: id must be the 128-byte Buffer of ncclUniqueId()");
+  int rank = intArg(info, 1, "rank");
+  int world = intArg(info, 2, "world");
+  int device = intArg(info, 3, "device");
+  char msg[1024];
+  int status = fpdt_cuda_select_device(device, msg, sizeof msg);
+  if (status != FPDT_OK) throw statusError(env, status, msg);
+  const fpdt_nccl* nccl = fpdt_nccl_load(msg, sizeof msg);
+  if (!nccl) throw statusError(env, FPDT_ERR_LIBRARY, msg);
+  fpdt_nccl_unique_id id;
+  memcpy(id.internal, info[0].As<Napi::Buffer<char>>().Data(), sizeof id.internal);
+  fpdt_nccl_comm comm = nullptr;
+  fpdt_nccl_result r = nccl->comm_init_rank(&comm, world, id, rank);
+  if (r != FPDT_NCCL_SUCCESS) {
+    status = fpdt_nccl_describe(r, "ncclCommInitRank", nullptr, msg, sizeof msg);
+    throw statusError(env, status, msg);
+  }
+  return Napi::External<void>::New(env, comm);
+}
+
+Napi::Value NcclDestroy(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !info[0].IsExternal())
+    throw Napi::TypeError::New(info.Env(), "ncclDestroy: expects the value of ncclInit()");
+  char msg[1024];
+  const fpdt_nccl* nccl = fpdt_nccl_load(msg, sizeof msg);
+  if (!nccl) throw statusError(info.Env(), FPDT_ERR_LIBRARY, msg);
+  auto comm = static_cast<fpdt_nccl_comm>(info[0].As<Napi::External<void>>().Data());
+  fpdt_nccl_result r = nccl->comm_destroy(comm);
+  if (r != FPDT_NCCL_SUCCESS) {
+    int status = fpdt_nccl_describe(r, "ncclCommDestroy", nullptr, msg, sizeof msg);
+    throw statusError(info.Env(), status, msg);
+  }
+  return info.Env().Undefined();
+}
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("headerAbiVersion", Napi::Number::New(env, FPDT_ABI_VERSION));
+  exports.Set("abiVersion", Napi::Function::New(env, AbiVersion));
+  exports.Set("programName", Napi::Function::New(env, ProgramName));
+  exports.Set("cudaProbe", Napi::Function::New(env, CudaProbe));
+  exports.Set("ncclUniqueId", Napi::Function::New(env, NcclUniqueId));
+  exports.Set("ncclInit", Napi::Function::New(env, NcclInit));
+  exports.Set("ncclDestroy", Napi::Function::New(env, NcclDestroy));
+  exports.Set("Program", Program::Define(env));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(fpdt_addon, Init)
