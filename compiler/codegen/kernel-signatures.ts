@@ -1,0 +1,71 @@
+// The extern "C" launchers the kernel templates define, by file. The host-program generator and the
+// rendered header (fpdt_kernels.h) both read this table; test/codegen/kernels.test.ts checks that
+// every rendered launcher appears here and nothing here is missing from the rendered source.
+
+const S = 'cudaStream_t stream';
+
+export const launcherPrototypes: Readonly<Record<string, readonly string[]>> = {
+  'attention_fwd.cu': [
+    'cudaError_t fpdt_attn_fwd(const void* q, const void* k, const void* v, float* o_acc, float* lse, void* o_out, ' +
+      `int Lq, int Lk, int Hq, int Hkv, float softmax_scale, int causal, int mode, ${S})`,
+  ],
+  'attention_bwd.cu': [
+    'cudaError_t fpdt_attn_bwd(const void* q, const void* k, const void* v, const void* dout, const float* lse, ' +
+      'const float* delta, float* dq, float* dk, float* dv, int Lq, int Lk, int Hq, int Hkv, float softmax_scale, ' +
+      `int causal, ${S})`,
+  ],
+  'attention_util.cu': [
+    `cudaError_t fpdt_attn_acc_init(float* o_acc, float* lse, int L, int H, ${S})`,
+    `cudaError_t fpdt_attn_merge(float* o_acc, float* lse, const float* o_b, const float* lse_b, int L, int H, ${S})`,
+    `cudaError_t fpdt_attn_finalize(const float* o_acc, void* o, int L, int H, ${S})`,
+    `cudaError_t fpdt_attn_bwd_delta(const void* o, const void* dout, float* delta, int L, int H, ${S})`,
+  ],
+  'norm_rms.cu': [
+    `cudaError_t fpdt_rmsnorm_fwd(const void* x, const void* w, void* y, float* rstd, int rows, ${S})`,
+    'cudaError_t fpdt_rmsnorm_bwd(const void* x, const void* w, const void* dy, const float* rstd, void* dx, ' +
+      `float* dw, int rows, ${S})`,
+  ],
+  'norm_layer.cu': [
+    'cudaError_t fpdt_layernorm_fwd(const void* x, const void* w, const void* b, void* y, float* mean, float* rstd, ' +
+      `int rows, ${S})`,
+    'cudaError_t fpdt_layernorm_bwd(const void* x, const void* w, const void* dy, const float* mean, ' +
+      `const float* rstd, void* dx, float* dw, float* db, int rows, ${S})`,
+  ],
+  'rope.cu': [
+    `cudaError_t fpdt_rope_fwd(const void* x, void* y, int L, int H, long long pos_offset, ${S})`,
+    `cudaError_t fpdt_rope_bwd(const void* dy, void* dx, int L, int H, long long pos_offset, ${S})`,
+  ],
+  'mlp_swiglu.cu': [
+    `cudaError_t fpdt_swiglu_fwd(const void* gate, const void* up, void* out, int rows, long long ld_in, ${S})`,
+    'cudaError_t fpdt_swiglu_bwd(const void* gate, const void* up, const void* dout, void* dgate, void* dup, ' +
+      `int rows, long long ld_in, ${S})`,
+  ],
+  'mlp_gelu.cu': [
+    `cudaError_t fpdt_gelu_fwd(const void* x, void* y, long long n, ${S})`,
+    `cudaError_t fpdt_gelu_bwd(const void* x, const void* dy, void* dx, long long n, ${S})`,
+  ],
+  'embedding.cu': [
+    `cudaError_t fpdt_embedding_fwd(const int* ids, const void* table, void* out, int rows, ${S})`,
+    `cudaError_t fpdt_embedding_bwd(const int* ids, const void* dout, float* dtable, int rows, ${S})`,
+  ],
+  'loss.cu': [
+    'cudaError_t fpdt_xent_bf16(const void* logits, const int* labels, float* loss_sum, void* dlogits, int rows, ' +
+      `float inv_num_valid, ${S})`,
+    'cudaError_t fpdt_xent_f32(const float* logits, const int* labels, float* loss_sum, void* dlogits, int rows, ' +
+      `float inv_num_valid, ${S})`,
+  ],
+  'optimizer.cu': [
+    'cudaError_t fpdt_adamw(float* params, const float* grads, float* m, float* v, void* bf16_out, long long n, ' +
+      'float lr, float beta1, float beta2, float eps, float weight_decay, float grad_scale, int step, ' +
+      S + ')',
+  ],
+  'elementwise.cu': [
+    `cudaError_t fpdt_cast_bf16_f32(const void* x, float* y, long long n, ${S})`,
+    `cudaError_t fpdt_cast_f32_bf16(const float* x, void* y, long long n, ${S})`,
+    `cudaError_t fpdt_fill_f32(float* y, float value, long long n, ${S})`,
+    `cudaError_t fpdt_fill_bf16(void* y, float value, long long n, ${S})`,
+    `cudaError_t fpdt_zero(void* y, long long bytes, ${S})`,
+    `cudaError_t fpdt_add_bf16(const void* a, const void* b, void* y, long long n, ${S})`,
+    `cudaError_t fpdt_acc_f32_bf16(float* acc, const void* x, long long n, ${S})`,
+  ],
+};

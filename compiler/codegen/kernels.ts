@@ -1,0 +1,138 @@
+// Renders the CUDA kernels of one model: decides variants and tile shapes from the model's constants
+// and hands plain data to the nunjucks templates in codegen-templates/kernels/.
+import nunjucks from 'nunjucks';
+import { fileURLToPath } from 'node:url';
+import { launcherPrototypes } from './kernel-signatures.js';
+
+export interface KernelSpec {
+  headDim: number;
+  hidden: number;
+  kvHeads: number;
+  qHeads: number;
+  ffn: number;
+  vocab: number;
+  rotaryDim: number;
+  ropeTheta: number;
+  norm: 'rms' | 'layer';
+  mlp: 'swiglu' | 'gelu';
+  eps: number;
+}
+
+/** Attention tile shapes: forward uses `warps` x 16 query rows against `bc` kv rows per step. */
+export interface AttentionTiling {
+  warps: 4 | 8;
+  bc: 32 | 64 | 128;
+  bwdBq: 32 | 64;
+}
+
+export interface RenderedKernel {
+  file: string;
+  text: string;
+}
+
+export interface RenderOptions {
+  tiling?: AttentionTiling;
+  /** extra forward variants, each with its own launcher `fpdt_attn_fwd<suffix>` (benchmarks) */
+  forwardVariants?: { suffix: string; tiling: AttentionTiling }[];
+}
+
+export class KernelSpecError extends Error {}
+
+const templateDir = fileURLToPath(new URL('../../codegen-templates/kernels/', import.meta.url));
+const env = new nunjucks.Environment(new nunjucks.FileSystemLoader(templateDir), {
+  autoescape: false,
+  throwOnUndefined: true,
+  trimBlocks: false,
+  // CUDA inline assembly uses `{%0, %1}`: block tags are `<% %>` instead of `{% %}`
+  tags: { blockStart: '<%', blockEnd: '%>', variableStart: '{{', variableEnd: '}}', commentStart: '<#', commentEnd: '#>' },
+});
+
+function render(template: string, data: object): string {
+  const text: unknown = env.render(template, data);
+  if (typeof text !== 'string') throw new Error(`kernel template ${template} rendered nothing`);
+  return text;
+}
+
+export function verifyKernelSpec(spec: KernelSpec): void {
+  const ints: (keyof KernelSpec)[] = ['headDim', 'hidden', 'kvHeads', 'qHeads', 'ffn', 'vocab', 'rotaryDim'];
+  for (const key of ints) {
+    const v = spec[key];
+    if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0)
+      throw new KernelSpecError(`kernel spec: ${key} must be a positive integer, got ${String(v)}`);
+  }
+  if (spec.headDim % 32 !== 0 || spec.headDim > 256)
+    throw new KernelSpecError(`kernel spec: head dim ${spec.headDim} must be a multiple of 32, at most 256`);
+  if (spec.qHeads % spec.kvHeads !== 0)
+    throw new KernelSpecError(`kernel spec: ${spec.qHeads} query heads are not a multiple of ${spec.kvHeads} kv heads`);
+  if (spec.rotaryDim % 2 !== 0 || spec.rotaryDim > spec.headDim)
+    throw new KernelSpecError(`kernel spec: rotary dim ${spec.rotaryDim} must be even and at most ${spec.headDim}`);
+  if (spec.hidden % 2 !== 0) throw new KernelSpecError(`kernel spec: hidden ${spec.hidden} must be even`);
+  if (!(spec.ropeTheta > 0)) throw new KernelSpecError(`kernel spec: rope theta must be positive`);
+  if (!(spec.eps > 0)) throw new KernelSpecError(`kernel spec: eps must be positive`);
+}
+
+/** Tile shapes measured fastest on H200 for the head dim (see results/kernels.md). */
+export function chooseAttentionTiling(spec: KernelSpec): AttentionTiling {
+  if (spec.headDim <= 64) return { warps: 4, bc: 128, bwdBq: 64 };
+  if (spec.headDim <= 128) return { warps: 4, bc: 64, bwdBq: 32 };
+  return { warps: 4, bc: 32, bwdBq: 32 };
+}
+
+/** Threads per row for the norms: enough that each keeps a few bf16 pairs in registers. */
+function normThreads(hidden: number): { threads: number; pairs: number } {
+  const threads = hidden >= 4096 ? 256 : hidden >= 1024 ? 128 : 64;
+  return { threads, pairs: Math.ceil(hidden / 2 / threads) };
+}
+
+/** Exact float literal for CUDA source. */
+function cudaFloat(x: number): string {
+  const s = x.toPrecision(9);
+  return /[.e]/.test(s) ? s : `${s}.0`;
+}
+
+function ropeInverseFrequencies(spec: KernelSpec): string {
+  const half = spec.rotaryDim / 2;
+  const values: string[] = [];
+  for (let i = 0; i < half; i++) values.push(Math.pow(spec.ropeTheta, (-2 * i) / spec.rotaryDim).toPrecision(17));
+  return values.join(', ');
+}
+
+function attentionForward(spec: KernelSpec, t: AttentionTiling, suffix: string): string {
+  const ns = `fpdt_attn_fwd_${spec.headDim}_${t.warps}w_${t.bc}${suffix}`;
+  return render('attention_fwd.cu.njk', { headDim: spec.headDim, warps: t.warps, bc: t.bc, ns, suffix });
+}
+
+export function renderKernels(spec: KernelSpec, options: RenderOptions = {}): RenderedKernel[] {
+  verifyKernelSpec(spec);
+  const tiling = options.tiling ?? chooseAttentionTiling(spec);
+  const norm = normThreads(spec.hidden);
+  const data = {
+    ...spec,
+    eps: cudaFloat(spec.eps),
+    threads: norm.threads,
+    pairs: norm.pairs,
+    invFreq: ropeInverseFrequencies(spec),
+  };
+  const normFile = spec.norm === 'rms' ? 'norm_rms.cu' : 'norm_layer.cu';
+  const mlpFile = spec.mlp === 'swiglu' ? 'mlp_swiglu.cu' : 'mlp_gelu.cu';
+  const files: RenderedKernel[] = [
+    { file: 'attention_fwd.cu', text: attentionForward(spec, tiling, '') },
+    {
+      file: 'attention_bwd.cu',
+      text: render('attention_bwd.cu.njk', {
+        headDim: spec.headDim,
+        bc: 64,
+        bq: tiling.bwdBq,
+        ns: `fpdt_attn_bwd_${spec.headDim}_${tiling.bwdBq}`,
+        suffix: '',
+      }),
+    },
+  ];
+  for (const name of ['attention_util.cu', normFile, 'rope.cu', mlpFile, 'embedding.cu', 'loss.cu', 'optimizer.cu', 'elementwise.cu'])
+    files.push({ file: name, text: render(`${name}.njk`, data) });
+  for (const v of options.forwardVariants ?? [])
+    files.push({ file: `attention_fwd${v.suffix}.cu`, text: attentionForward(spec, v.tiling, v.suffix) });
+  const prototypes = files.flatMap((f) => launcherPrototypes[f.file] ?? []);
+  files.push({ file: 'fpdt_kernels.h', text: render('fpdt_kernels.h.njk', { spec, prototypes }) });
+  return files;
+}
