@@ -1,0 +1,138 @@
+// The schedule IR: one rank's program for one training step. Every rank runs the same
+// program; what differs by rank is the value of the variable `r` in offsets.
+//
+// A program is a list of items in host issue order: instructions (each on one stream),
+// event records and waits, and loops that stay loops (layers, chunks, kv blocks). Streams
+// run their items in order; `wait E` on a stream orders everything after it behind the most
+// recent `record E` issued before it in program order (CUDA semantics); a wait with no
+// record before it is a no-op. Nothing else orders two streams.
+import type { DType, TrainConfig } from '../ir/types.js';
+
+export const STREAMS = ['compute', 'h2d', 'd2h', 'comm'] as const;
+export type StreamName = (typeof STREAMS)[number];
+
+/** `c + Σ t[v]·v` over loop variables (and `r`, the rank). */
+export interface Affine {
+  readonly c: number;
+  readonly t: Readonly<Record<string, number>>;
+}
+
+export type BufferKind =
+  | 'param' // this rank's parameter shard (bf16)
+  | 'gathered' // full parameters of a layer, gathered for use
+  | 'grad' // gradient accumulator or shard (fp32)
+  | 'optim' // fp32 master weights and AdamW moments
+  | 'ckpt' // layer-input checkpoints
+  | 'stash' // attention tensors kept for backward (q, k, v, o, lse, do, dq)
+  | 'act' // activations of the whole local sequence for one layer
+  | 'chunk' // working buffers for one chunk
+  | 'io'; // tokens, labels, loss
+
+export interface Buffer {
+  readonly id: string;
+  readonly space: 'gpu' | 'host';
+  readonly dtype: DType;
+  /** elements per slot */
+  readonly elems: number;
+  /** rotating slots (2 = double buffer) */
+  readonly slots: number;
+  readonly kind: BufferKind;
+  /** the graph value it holds, when it holds one */
+  readonly value?: string;
+  /** logical shape of one slot, for people and for codegen */
+  readonly shape: readonly number[];
+}
+
+/** A window of a buffer: `len` elements from element `off`, in slot `slot mod slots`. */
+export interface Ref {
+  readonly buf: string;
+  readonly off: Affine;
+  readonly len: number;
+  readonly slot?: Affine;
+}
+
+export interface Instr {
+  readonly kind: 'instr';
+  readonly id: string;
+  readonly stream: StreamName;
+  /** kernel or transfer: a graph op name, or one of the schedule ops (copy, all_to_all, ...) */
+  readonly op: string;
+  readonly reads: readonly Ref[];
+  readonly writes: readonly Ref[];
+  /** sizes and flags the kernel needs; plain data */
+  readonly attrs: Readonly<Record<string, number | string | boolean | readonly number[]>>;
+  /** floating-point operations and bytes moved, for the cost model */
+  readonly flops: number;
+  readonly bytes: number;
+}
+
+export interface EventOp {
+  readonly kind: 'record' | 'wait';
+  readonly id: string;
+  readonly stream: StreamName;
+  readonly event: string;
+  /** index into an event array (e.g. one event per buffer slot) */
+  readonly index?: Affine;
+}
+
+export interface Loop {
+  readonly kind: 'loop';
+  readonly id: string;
+  readonly var: string;
+  readonly from: Affine;
+  /** exclusive */
+  readonly to: Affine;
+  readonly role: 'layer' | 'chunk' | 'kv' | 'q';
+  readonly body: readonly Item[];
+  /** iterate from `to - 1` down to `from` */
+  readonly reverse?: boolean;
+}
+
+export type Item = Instr | EventOp | Loop;
+
+export interface Schedule {
+  readonly model: string;
+  readonly config: TrainConfig;
+  /** ranks in the sequence-parallel (and ZeRO) group */
+  readonly world: number;
+  /** global tokens per chunk and chunks per sequence */
+  readonly chunk: number;
+  readonly chunks: number;
+  readonly layers: number;
+  readonly buffers: readonly Buffer[];
+  /** event arrays: name -> length */
+  readonly events: Readonly<Record<string, number>>;
+  readonly body: readonly Item[];
+  /** sizes of the model (D, Hq, ...) */
+  readonly sizes: Readonly<Record<string, number>>;
+}
+
+// ---- affine helpers ----
+export const aff = (c: number, t: Record<string, number> = {}): Affine => ({ c, t });
+export const v = (name: string, coef = 1, c = 0): Affine => ({ c, t: { [name]: coef } });
+export function addAff(a: Affine, b: Affine | number): Affine {
+  const bb = typeof b === 'number' ? aff(b) : b;
+  const t: Record<string, number> = { ...a.t };
+  for (const [k, x] of Object.entries(bb.t)) t[k] = (t[k] ?? 0) + x;
+  return { c: a.c + bb.c, t };
+}
+export function scaleAff(a: Affine, k: number): Affine {
+  const t: Record<string, number> = {};
+  for (const [n, x] of Object.entries(a.t)) t[n] = x * k;
+  return { c: a.c * k, t };
+}
+export function evalAff(a: Affine, env: Readonly<Record<string, number>>): number {
+  let s = a.c;
+  for (const [k, x] of Object.entries(a.t)) {
+    const val = env[k];
+    if (val === undefined) throw new Error(`unbound loop variable '${k}'`);
+    s += x * val;
+  }
+  return s;
+}
+export function printAff(a: Affine): string {
+  const parts: string[] = [];
+  for (const [k, x] of Object.entries(a.t)) if (x !== 0) parts.push(x === 1 ? k : `${x}*${k}`);
+  if (a.c !== 0 || parts.length === 0) parts.push(String(a.c));
+  return parts.join('+').replace(/\+-/g, '-');
+}
