@@ -1,0 +1,189 @@
+// Loads a built addon and wraps its native Program in a typed class.
+import { existsSync } from "node:fs";
+import { createRequire } from "node:module";
+import { resolve } from "node:path";
+
+import { RuntimeError, runtimeErrors } from "./errors.js";
+
+/** FPDT_ABI_VERSION of codegen-templates/host/fpdt_abi.h. */
+export const ABI_VERSION = 1;
+
+export interface ParamInfo {
+  index: number;
+  name: string;
+  shape: number[];
+  /** This rank's slice of the row-major flattened tensor. */
+  shardOffset: number;
+  shardLength: number;
+}
+
+export interface MemoryReport {
+  plannedGpu: number;
+  peakGpuMeasured: number;
+  plannedHost: number;
+}
+
+export interface Timing {
+  name: string;
+  ms: number;
+}
+
+/** An ncclComm_t created by ncclInit, opaque to JavaScript. */
+export type NcclComm = { readonly __ncclComm: unique symbol };
+
+interface NativeProgram {
+  paramCount(): number;
+  paramInfo(i: number): Omit<ParamInfo, "index">;
+  setParam(i: number, values: Float32Array): void;
+  getParam(i: number): Float32Array;
+  getGrad(i: number): Float32Array;
+  setTokens(tokens: Int32Array, labels: Int32Array | null): void;
+  setLearningRate(lr: number): void;
+  step(): Promise<number>;
+  stepSync(): number;
+  memory(): MemoryReport;
+  timings(): Timing[];
+  destroy(): void;
+}
+
+export interface NativeAddon {
+  headerAbiVersion: number;
+  abiVersion(): number;
+  programName(): string;
+  cudaProbe(device: number): void;
+  ncclUniqueId(): Buffer;
+  ncclInit(id: Buffer, rank: number, world: number, device: number): NcclComm;
+  ncclDestroy(comm: NcclComm): void;
+  Program: new (config: string, rank: number, world: number, comm?: NcclComm | null) => NativeProgram;
+}
+
+export interface LoadedAddon {
+  path: string;
+  native: NativeAddon;
+  programName: string;
+}
+
+const require = createRequire(import.meta.url);
+
+/** Native errors carry `code` (the fpdt_status name); keep it on a RuntimeError. */
+function wrapNative<T>(fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    throw toRuntimeError(e);
+  }
+}
+
+function toRuntimeError(e: unknown): unknown {
+  if (e instanceof Error && !(e instanceof RuntimeError)) {
+    const code = (e as Error & { code?: unknown }).code;
+    return new RuntimeError(typeof code === "string" ? code : "NATIVE", e.message);
+  }
+  return e;
+}
+
+/** Loads the addon at `path` and checks that it speaks this runtime's ABI. */
+export function loadAddon(path: string): LoadedAddon {
+  const full = resolve(path);
+  if (!existsSync(full)) throw runtimeErrors.addonMissing(path);
+  let native: NativeAddon;
+  try {
+    native = require(full) as NativeAddon;
+  } catch (e) {
+    throw runtimeErrors.addonLoadFailed(path, e instanceof Error ? e.message : String(e));
+  }
+  const programAbi = native.abiVersion();
+  if (programAbi !== ABI_VERSION || native.headerAbiVersion !== ABI_VERSION) {
+    throw runtimeErrors.abiMismatch(path, programAbi, ABI_VERSION);
+  }
+  return { path: full, native, programName: native.programName() };
+}
+
+export interface CreateOptions {
+  /** Run-time settings passed to fpdt_create as JSON. */
+  config?: Record<string, unknown>;
+  rank?: number;
+  world?: number;
+  /** Communicator of `world` ranks (see ncclInit); required when world > 1. */
+  comm?: NcclComm | null;
+}
+
+/** One rank's instance of a generated program. */
+export class Program {
+  private paramList: ParamInfo[] | undefined;
+
+  private constructor(
+    private readonly native: NativeProgram,
+    readonly addon: LoadedAddon,
+  ) {}
+
+  /** Creates the program (allocates its memory on the GPU); throws RuntimeError. */
+  static create(addon: LoadedAddon | string, options: CreateOptions = {}): Program {
+    const loaded = typeof addon === "string" ? loadAddon(addon) : addon;
+    const config = JSON.stringify(options.config ?? {});
+    const native = wrapNative(() => new loaded.native.Program(config, options.rank ?? 0, options.world ?? 1, options.comm ?? null));
+    return new Program(native, loaded);
+  }
+
+  params(): ParamInfo[] {
+    if (!this.paramList) {
+      const count = wrapNative(() => this.native.paramCount());
+      this.paramList = Array.from({ length: count }, (_, index) => ({ index, ...wrapNative(() => this.native.paramInfo(index)) }));
+    }
+    return this.paramList;
+  }
+
+  private indexOf(param: number | string): number {
+    if (typeof param === "number") return param;
+    const found = this.params().find((p) => p.name === param);
+    if (!found) throw runtimeErrors.unknownParam(param, this.params().map((p) => p.name));
+    return found.index;
+  }
+
+  /** Sets this rank's shard of a parameter (fp32, shardLength values). */
+  setParam(param: number | string, values: Float32Array): void {
+    const i = this.indexOf(param);
+    wrapNative(() => this.native.setParam(i, values));
+  }
+
+  getParam(param: number | string): Float32Array {
+    const i = this.indexOf(param);
+    return wrapNative(() => this.native.getParam(i));
+  }
+
+  /** Gradient shard from the last step. */
+  getGrad(param: number | string): Float32Array {
+    const i = this.indexOf(param);
+    return wrapNative(() => this.native.getGrad(i));
+  }
+
+  /** The whole global sequence; labels default to the next token. */
+  setTokens(tokens: Int32Array, labels: Int32Array | null = null): void {
+    wrapNative(() => this.native.setTokens(tokens, labels));
+  }
+
+  setLearningRate(lr: number): void {
+    wrapNative(() => this.native.setLearningRate(lr));
+  }
+
+  /** Forward, backward and optimizer; resolves to the global mean loss. */
+  async step(): Promise<number> {
+    try {
+      return await wrapNative(() => this.native.step());
+    } catch (e) {
+      throw toRuntimeError(e);
+    }
+  }
+
+  memory(): MemoryReport {
+    return wrapNative(() => this.native.memory());
+  }
+
+  timings(): Timing[] {
+    return wrapNative(() => this.native.timings());
+  }
+
+  destroy(): void {
+    wrapNative(() => this.native.destroy());
+  }
+}
