@@ -17,12 +17,26 @@ export class UserError extends Error {
   }
 }
 
+/** Every type error of a model file, one line each, like `tsc` prints them. */
+export class TypeErrors extends UserError {
+  constructor(readonly all: readonly { where: string; message: string }[]) {
+    super(all[0].message, 1, all[0].where);
+  }
+  override line(): string {
+    return this.all.map((d) => `${d.where}: error: ${d.message}`).join('\n');
+  }
+}
+
 export const errors = {
   // --- usage (exit 2) ---
   badFlag: (flag: string, value: string, expected: string) => new UserError(`--${flag} ${value}: ${expected}`, 2),
   badSize: (flag: string, value: string) =>
     new UserError(`--${flag} ${value}: not a size; write a whole number, optionally with K or M (e.g. 65536, 64K, 2M)`, 2),
   unknownDevice: (name: string, known: readonly string[]) => new UserError(`--device ${name}: unknown device; known: ${known.join(', ')}`, 2),
+  /** a command-line mistake the argument parser found (unknown flag, missing argument) */
+  usage: (message: string) => new UserError(message, 2),
+  unknownPass: (flag: string, name: string, known: readonly string[]) =>
+    new UserError(`--${flag} ${name}: no pass named '${name}'; passes: ${known.join(', ')}`, 2),
 
   // --- model files (exit 1) ---
   modelNotFound: (path: string, tried: readonly string[]) => new UserError(`model file '${path}' not found (looked at ${tried.join(', ')})`),
@@ -30,14 +44,23 @@ export const errors = {
   notAModel: (file: string, got: string) => new UserError(`the default export is ${got}, not a model; export the result of defineModel({...})`, 1, file),
   modelThrew: (where: string, message: string) => new UserError(`the model threw: ${message}`, 1, where),
   typeError: (where: string, message: string) => new UserError(message, 1, where),
+  typeErrors: (all: readonly { where: string; message: string }[]) => new TypeErrors(all),
   shape: (where: string | undefined, message: string) => new UserError(`shape mismatch: ${message}`, 1, where),
   missingSize: (model: string, name: string) => new UserError(`model ${model} uses size '${name}' but does not define it in sizes`),
+  cannotImport: (file: string, message: string) => new UserError(`cannot load the model file: ${message}`, 1, file),
 
   // --- configuration (exit 1) ---
   chunkNotDivisor: (chunk: number, seq: number, suggestion: number) =>
     new UserError(`chunk ${chunk} does not divide seq ${seq}; try ${suggestion}`),
   spNotDivisor: (what: string, n: number, sp: number) => new UserError(`sequence-parallel degree ${sp} does not divide ${what} (${n}); choose --sp among the divisors of ${n}`),
   chunkNotDivisibleBySp: (chunk: number, sp: number) => new UserError(`chunk ${chunk} is not a multiple of --sp ${sp}: each rank holds chunk/sp tokens of a chunk; pick a multiple of ${sp}`),
+
+  spExceedsSeq: (sp: number, seq: number) => new UserError(`--sp ${sp} is larger than seq ${seq}; every rank needs at least one token`),
+  chunkExceedsSeq: (chunk: number, seq: number) => new UserError(`chunk ${chunk} is larger than seq ${seq}; use a chunk of at most ${seq}`),
+
+  // --- the compiler itself (exit 1; a bug, not the user's mistake) ---
+  internal: (pass: string, message: string) =>
+    new UserError(`internal error: ${pass === 'input' ? 'the model\'s graph is ill-formed' : `failed after ${pass}`}: ${message}`),
 
   // --- outputs ---
   cannotWrite: (path: string, reason: string) => new UserError(`cannot write ${path}: ${reason}`),

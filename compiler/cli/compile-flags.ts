@@ -1,0 +1,67 @@
+// `fpdtc compile` flags: strings from the command line -> typed overrides. Every mistake
+// is a usage error (exit 2) from the catalog, naming the flag and what it accepts.
+import { parseSize } from '../config.js';
+import type { ConfigOverrides } from '../compile.js';
+import { errors } from '../errors.js';
+import type { Checkpoint } from '../ir/types.js';
+
+/** The options object commander hands over: every value is still the text the user typed. */
+export interface RawCompileFlags {
+  seq?: string;
+  sp?: string;
+  chunk?: string;
+  offload?: string;
+  checkpoint?: string;
+  zero?: string;
+  fpdt?: string;
+  device?: string;
+  hostMem?: string;
+  out?: string;
+  dumpAfter?: string[];
+  skip?: string[];
+}
+
+export function parseCompileFlags(raw: RawCompileFlags): ConfigOverrides {
+  const o: { -readonly [K in keyof ConfigOverrides]: ConfigOverrides[K] } = {};
+  if (raw.seq !== undefined) o.seq = parseSize(raw.seq, 'seq');
+  if (raw.sp !== undefined) o.sp = positiveInt('sp', raw.sp);
+  if (raw.chunk !== undefined) o.chunk = raw.chunk === 'auto' ? 'auto' : parseSize(raw.chunk, 'chunk');
+  if (raw.offload !== undefined) o.offload = onOff('offload', raw.offload);
+  if (raw.checkpoint !== undefined) o.checkpoint = oneOf('checkpoint', raw.checkpoint, ['off', 'gpu', 'host'] as const) satisfies Checkpoint;
+  if (raw.zero !== undefined) o.zero = Number(oneOf('zero', raw.zero, ['0', '3'] as const)) as 0 | 3;
+  if (raw.fpdt !== undefined) o.fpdt = onOff('fpdt', raw.fpdt);
+  if (raw.device !== undefined) o.device = deviceName(raw.device);
+  if (raw.hostMem !== undefined) o.hostMemGiB = positiveNumber('host-mem', raw.hostMem, 'a positive number of GiB, e.g. 512');
+  return o;
+}
+
+/** `--dump-after a b`, `--dump-after a,b` and repeated flags all mean the list [a, b]. */
+export function passList(values: readonly string[] | undefined): string[] | undefined {
+  return values?.flatMap((v) => v.split(',')).map((v) => v.trim()).filter((v) => v !== '');
+}
+
+function positiveInt(flag: string, v: string): number {
+  const n = /^\d+$/.test(v) ? Number(v) : NaN;
+  if (!Number.isSafeInteger(n) || n < 1) throw errors.badFlag(flag, v, 'expected a whole number of at least 1');
+  return n;
+}
+
+function positiveNumber(flag: string, v: string, expected: string): number {
+  const n = /^\d+(\.\d+)?$/.test(v) ? Number(v) : NaN;
+  if (!(n > 0)) throw errors.badFlag(flag, v, `expected ${expected}`);
+  return n;
+}
+
+function onOff(flag: string, v: string): boolean {
+  return oneOf(flag, v, ['on', 'off'] as const) === 'on';
+}
+
+function oneOf<T extends string>(flag: string, v: string, allowed: readonly T[]): T {
+  if (!(allowed as readonly string[]).includes(v)) throw errors.badFlag(flag, v, `expected ${allowed.join(' or ')}`);
+  return v as T;
+}
+
+function deviceName(v: string): string {
+  if (!/^[A-Za-z0-9_.-]+$/.test(v)) throw errors.badFlag('device', v, 'expected a device name such as h200');
+  return v.toLowerCase();
+}

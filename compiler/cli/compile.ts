@@ -1,0 +1,48 @@
+// `fpdtc compile <model>`: parse flags, call the library's compile, print a short summary.
+import { basename, dirname } from 'node:path';
+import type { Command } from 'commander';
+import { compile } from '../compile.js';
+import type { TrainConfig } from '../ir/types.js';
+import { displayPath } from '../frontend/index.js';
+import { parseCompileFlags, passList, type RawCompileFlags } from './compile-flags.js';
+import { formatCount, formatFlops, formatSeconds, formatTokens } from './format.js';
+
+export function register(program: Command): void {
+  program
+    .command('compile')
+    .description('plan a training step for a model file and write out/<model>/{graph.txt, graph.json, report.json}')
+    .argument('<model>', 'a model file (models/llama70b.ts) or a name in models/ (llama70b)')
+    .option('--seq <tokens>', 'global sequence length; K and M suffixes, e.g. 256K, 4M')
+    .option('--sp <ranks>', 'sequence-parallel (Ulysses) degree')
+    .option('--chunk <tokens|auto>', 'FPDT chunk size in global tokens, or auto')
+    .option('--offload <on|off>', 'stream attention chunks to host memory')
+    .option('--checkpoint <off|gpu|host>', 'where layer checkpoints live')
+    .option('--zero <0|3>', 'ZeRO stage for parameters, gradients, optimizer states')
+    .option('--fpdt <on|off>', 'chunked, pipelined attention (off: plain Ulysses)')
+    .option('--device <name>', 'target device, e.g. h200')
+    .option('--host-mem <GiB>', 'host memory budget per node')
+    .option('--out <dir>', 'output folder', 'out')
+    .option('--dump-after <pass...>', "write the IR after these passes to passes/NNN_<pass>.txt ('all' for every pass)")
+    .option('--skip <pass...>', 'passes not to run')
+    .action(async (model: string, raw: RawCompileFlags) => {
+      const overrides = parseCompileFlags(raw);
+      const result = await compile(model, overrides, { outDir: raw.out, dumpAfter: passList(raw.dumpAfter), skip: passList(raw.skip) });
+      process.stdout.write(summary(result.report, result.files, result.report.passes as string[]));
+    });
+}
+
+function summary(r: { model: string; params: number; tokens: number; layers: number; flops_per_step: number; config: TrainConfig }, files: readonly string[], passes: readonly string[]): string {
+  const c = r.config;
+  const run = [`sp ${c.sp}`, `chunk ${c.chunk === 'auto' ? 'auto' : formatTokens(c.chunk)}`, `offload ${c.offload ? 'on' : 'off'}`, `ZeRO-${c.zero}`, `checkpoints ${c.checkpoint}`, c.device];
+  const shown = files.filter((f) => !f.includes('/passes/'));
+  const dumps = files.length - shown.length;
+  const where = shown.length ? `${displayPath(dirname(shown[0]))}/{${shown.map((f) => basename(f)).join(', ')}}` : '(nothing written)';
+  return [
+    `${r.model}: ${formatCount(r.params)} params, ${r.layers} layers, ${formatTokens(r.tokens)} tokens (${run.join(', ')})`,
+    `  flops/step  ${formatFlops(r.flops_per_step)} (6*params*tokens + 6*layers*S^2*hidden)`,
+    `  passes      ${passes.join(', ') || '(none)'}`,
+    `  wrote       ${where}${dumps ? ` and ${dumps} IR dump${dumps > 1 ? 's' : ''} in passes/` : ''}`,
+    `  done in ${formatSeconds(performance.now())}`,
+    '',
+  ].join('\n');
+}

@@ -1,0 +1,71 @@
+// Type-checks a model file against the DSL with ts-morph, the way `tsc` would, and returns
+// its diagnostics as plain data. ts-morph is imported only here and only when a check
+// actually runs: loading TypeScript costs more than the rest of `fpdtc compile`.
+import { dirname, resolve, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export interface Diagnostic {
+  readonly file: string;
+  readonly line: number;
+  readonly col: number;
+  readonly message: string;
+}
+
+export interface CheckResult {
+  readonly diagnostics: readonly Diagnostic[];
+  /** every source file the check read (model, DSL, IR, ...), for the verdict cache */
+  readonly files: readonly string[];
+}
+
+/** compiler/: our own sources, checked by our own `tsc`; diagnostics there are not the user's. */
+const COMPILER_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '..') + sep;
+
+// Model files run under Node, but pulling in @types/node would triple the check time;
+// console is all a model file has a reason to use.
+const GLOBALS = `declare var console: { log(...a: unknown[]): void; warn(...a: unknown[]): void; error(...a: unknown[]): void };\n`;
+
+export async function typeCheckFile(path: string): Promise<CheckResult> {
+  const { Project, ts } = await import('ts-morph');
+  const project = new Project({
+    skipAddingFilesFromTsConfig: true,
+    compilerOptions: {
+      target: ts.ScriptTarget.ES2022,
+      module: ts.ModuleKind.NodeNext,
+      moduleResolution: ts.ModuleResolutionKind.NodeNext,
+      strict: true,
+      noEmit: true,
+      skipLibCheck: true,
+      lib: ['lib.es2022.d.ts'],
+      types: [],
+    },
+  });
+  const model = project.addSourceFileAtPath(path);
+  project.createSourceFile(resolve(COMPILER_DIR, '__fpdtc_globals.d.ts'), GLOBALS, { overwrite: true });
+  project.resolveSourceFileDependencies();
+  const program = project.getProgram().compilerObject;
+
+  const userFiles = project.getSourceFiles().filter((f) => f === model || !isOurs(f.getFilePath()));
+  const diagnostics: Diagnostic[] = [];
+  for (const f of userFiles) {
+    const node = f.compilerNode;
+    for (const d of [...program.getSyntacticDiagnostics(node), ...program.getSemanticDiagnostics(node)]) {
+      if (d.category !== ts.DiagnosticCategory.Error) continue;
+      const pos = d.file && d.start !== undefined ? d.file.getLineAndCharacterOfPosition(d.start) : { line: 0, character: 0 };
+      diagnostics.push({
+        file: d.file?.fileName ?? f.getFilePath(),
+        line: pos.line + 1,
+        col: pos.character + 1,
+        message: ts.flattenDiagnosticMessageText(d.messageText, ' '),
+      });
+    }
+  }
+  const files = project
+    .getSourceFiles()
+    .map((f) => f.getFilePath() as string)
+    .filter((p) => !p.endsWith('__fpdtc_globals.d.ts'));
+  return { diagnostics, files };
+}
+
+function isOurs(file: string): boolean {
+  return file.startsWith(COMPILER_DIR) || file.includes(`${sep}node_modules${sep}`);
+}
