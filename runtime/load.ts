@@ -51,6 +51,8 @@ export interface NativeAddon {
   abiVersion(): number;
   programName(): string;
   cudaProbe(device: number): void;
+  /** Throws the one-line "library not found" message when it cannot be opened. */
+  libraryProbe(name: "nccl" | "cublasLt"): void;
   ncclUniqueId(): Buffer;
   ncclInit(id: Buffer, rank: number, world: number, device: number): NcclComm;
   ncclDestroy(comm: NcclComm): void;

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "cublaslt_shim.h"
 #include "cuda_errors.h"
 #include "fpdt_abi.h"
 #include "nccl_shim.h"
@@ -364,11 +365,29 @@ Napi::Value NcclDestroy(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// libraryProbe("nccl" | "cublasLt"): opens the library as a run would and
+// throws its one-line message when that fails.
+Napi::Value LibraryProbe(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::string which = info.Length() > 0 && info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "";
+  char msg[1024] = "";
+  bool ok;
+  if (which == "nccl")
+    ok = fpdt_nccl_load(msg, sizeof msg) != nullptr;
+  else if (which == "cublasLt")
+    ok = fpdt_cublaslt_load(msg, sizeof msg) != nullptr;
+  else
+    throw Napi::TypeError::New(env, "libraryProbe: expects \"nccl\" or \"cublasLt\"");
+  if (!ok) throw statusError(env, FPDT_ERR_LIBRARY, msg);
+  return env.Undefined();
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("headerAbiVersion", Napi::Number::New(env, FPDT_ABI_VERSION));
   exports.Set("abiVersion", Napi::Function::New(env, AbiVersion));
   exports.Set("programName", Napi::Function::New(env, ProgramName));
   exports.Set("cudaProbe", Napi::Function::New(env, CudaProbe));
+  exports.Set("libraryProbe", Napi::Function::New(env, LibraryProbe));
   exports.Set("ncclUniqueId", Napi::Function::New(env, NcclUniqueId));
   exports.Set("ncclInit", Napi::Function::New(env, NcclInit));
   exports.Set("ncclDestroy", Napi::Function::New(env, NcclDestroy));

@@ -87,6 +87,17 @@ describe("runtime addon (stub program)", function () {
     }
   });
 
+  it("a cuBLASLt without its entry points is named, with FPDT_CUBLASLT", () => {
+    const saved = process.env.FPDT_CUBLASLT;
+    process.env.FPDT_CUBLASLT = "libm.so.6";
+    try {
+      expect(() => addon.native.libraryProbe("cublasLt")).to.throw(/^cuBLASLt library is too old or not cuBLASLt: it has no cublasLtCreate; .* set FPDT_CUBLASLT/);
+    } finally {
+      if (saved === undefined) delete process.env.FPDT_CUBLASLT;
+      else process.env.FPDT_CUBLASLT = saved;
+    }
+  });
+
   it("a missing addon file is one clear error", () => {
     expect(() => loadAddon(join(work, "nope.node"))).to.throw(RuntimeError, /does not exist; build it first/);
   });
