@@ -12,7 +12,7 @@ export interface OpInfo {
   readonly arity: number | readonly [number, number];
   readonly infer: Infer;
   /** forward ops have a gradient rule in autodiff; backward ops do not */
-  readonly kind: 'forward' | 'backward' | 'region' | 'optimizer';
+  readonly kind: 'forward' | 'backward' | 'region' | 'optimizer' | 'comm';
 }
 
 const t = (dtype: DType, shape: readonly Dim[]): TensorType => ({ dtype, shape });
@@ -143,6 +143,12 @@ export const OPS: Readonly<Record<string, OpInfo>> = {
   cross_entropy_bwd: { arity: 3, kind: 'backward', infer: ([dl, logits]) => [t(logits.dtype, logits.shape)] },
   grad_add: { arity: 2, kind: 'backward', infer: ([a]) => [t(a.dtype, a.shape)] },
   ones: { arity: 0, kind: 'backward', infer: () => [t('fp32', [])] },
+
+  // ---- communication (inserted by the shard pass; identity on values, change the layout) ----
+  /** Ulysses all-to-all: [tokens/P, heads] per rank -> [tokens, heads/P] (scatter heads, gather sequence) */
+  seq_to_heads: { arity: 1, kind: 'comm', infer: same },
+  /** the reverse all-to-all; for replicated kv heads it sums the replicas' gradients */
+  heads_to_seq: { arity: 1, kind: 'comm', infer: same },
 
   // ---- optimizer ----
   adamw: { arity: 4, kind: 'optimizer', infer: ([p, g, m, v]) => [t(p.dtype, p.shape), t(m.dtype, m.shape), t(v.dtype, v.shape)] },
