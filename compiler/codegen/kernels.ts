@@ -18,10 +18,15 @@ export interface KernelSpec {
   eps: number;
 }
 
-/** Attention tile shapes: forward uses `warps` x 16 query rows against `bc` kv rows per step. */
+/**
+ * Attention tile shapes. Forward: `warps` warps, each `mw` x 16 query rows, against `bc` kv rows per
+ * step. Backward: `bwdWarps` x 16 kv rows per CTA, `bwdBq` query rows per step.
+ */
 export interface AttentionTiling {
   warps: 4 | 8;
+  mw: 1 | 2;
   bc: 32 | 64 | 128;
+  bwdWarps: 4 | 8;
   bwdBq: 32 | 64;
 }
 
@@ -32,8 +37,8 @@ export interface RenderedKernel {
 
 export interface RenderOptions {
   tiling?: AttentionTiling;
-  /** extra forward variants, each with its own launcher `fpdt_attn_fwd<suffix>` (benchmarks) */
-  forwardVariants?: { suffix: string; tiling: AttentionTiling }[];
+  /** extra attention variants, each with launchers `fpdt_attn_fwd<suffix>`, `fpdt_attn_bwd<suffix>` (benchmarks) */
+  attentionVariants?: { suffix: string; tiling: AttentionTiling }[];
 }
 
 export class KernelSpecError extends Error {}
@@ -73,9 +78,9 @@ export function verifyKernelSpec(spec: KernelSpec): void {
 
 /** Tile shapes measured fastest on H200 for the head dim (see results/kernels.md). */
 export function chooseAttentionTiling(spec: KernelSpec): AttentionTiling {
-  if (spec.headDim <= 64) return { warps: 4, bc: 128, bwdBq: 64 };
-  if (spec.headDim <= 128) return { warps: 4, bc: 64, bwdBq: 32 };
-  return { warps: 4, bc: 32, bwdBq: 32 };
+  if (spec.headDim <= 64) return { warps: 4, mw: 1, bc: 128, bwdWarps: 4, bwdBq: 64 };
+  if (spec.headDim <= 128) return { warps: 4, mw: 1, bc: 64, bwdWarps: 4, bwdBq: 32 };
+  return { warps: 4, mw: 1, bc: 32, bwdWarps: 4, bwdBq: 32 };
 }
 
 /** Threads per row for the norms: enough that each keeps a few bf16 pairs in registers. */
@@ -98,8 +103,13 @@ function ropeInverseFrequencies(spec: KernelSpec): string {
 }
 
 function attentionForward(spec: KernelSpec, t: AttentionTiling, suffix: string): string {
-  const ns = `fpdt_attn_fwd_${spec.headDim}_${t.warps}w_${t.bc}${suffix}`;
-  return render('attention_fwd.cu.njk', { headDim: spec.headDim, warps: t.warps, bc: t.bc, ns, suffix });
+  const ns = `fpdt_attn_fwd_${spec.headDim}_${t.warps}w${t.mw}_${t.bc}${suffix}`;
+  return render('attention_fwd.cu.njk', { headDim: spec.headDim, warps: t.warps, mw: t.mw, bc: t.bc, ns, suffix });
+}
+
+function attentionBackward(spec: KernelSpec, t: AttentionTiling, suffix: string): string {
+  const ns = `fpdt_attn_bwd_${spec.headDim}_${t.bwdWarps}w_${t.bwdBq}${suffix}`;
+  return render('attention_bwd.cu.njk', { headDim: spec.headDim, warps: t.bwdWarps, bq: t.bwdBq, ns, suffix });
 }
 
 export function renderKernels(spec: KernelSpec, options: RenderOptions = {}): RenderedKernel[] {
@@ -117,21 +127,14 @@ export function renderKernels(spec: KernelSpec, options: RenderOptions = {}): Re
   const mlpFile = spec.mlp === 'swiglu' ? 'mlp_swiglu.cu' : 'mlp_gelu.cu';
   const files: RenderedKernel[] = [
     { file: 'attention_fwd.cu', text: attentionForward(spec, tiling, '') },
-    {
-      file: 'attention_bwd.cu',
-      text: render('attention_bwd.cu.njk', {
-        headDim: spec.headDim,
-        bc: 64,
-        bq: tiling.bwdBq,
-        ns: `fpdt_attn_bwd_${spec.headDim}_${tiling.bwdBq}`,
-        suffix: '',
-      }),
-    },
+    { file: 'attention_bwd.cu', text: attentionBackward(spec, tiling, '') },
   ];
   for (const name of ['attention_util.cu', normFile, 'rope.cu', mlpFile, 'embedding.cu', 'loss.cu', 'optimizer.cu', 'elementwise.cu'])
     files.push({ file: name, text: render(`${name}.njk`, data) });
-  for (const v of options.forwardVariants ?? [])
+  for (const v of options.attentionVariants ?? []) {
     files.push({ file: `attention_fwd${v.suffix}.cu`, text: attentionForward(spec, v.tiling, v.suffix) });
+    files.push({ file: `attention_bwd${v.suffix}.cu`, text: attentionBackward(spec, v.tiling, v.suffix) });
+  }
   const prototypes = files.flatMap((f) => launcherPrototypes[f.file] ?? []);
   files.push({ file: 'fpdt_kernels.h', text: render('fpdt_kernels.h.njk', { spec, prototypes }) });
   return files;

@@ -1,0 +1,136 @@
+"""Causal attention benchmark: fpdtc kernels vs torch SDPA (flash, cuDNN), one H200, bf16, batch 1.
+
+  python3 test/bench/attention.py [kernels_dir=.carry/kernels/llama] [seqs=32768,131072]
+
+32 heads, head dim 128. TFLOP/s counted causal: 2*S^2*d*heads forward, x3.5 forward+backward.
+'ours 1-block': one causal block over the whole sequence (Lq = Lk = S).
+'ours FPDT': q chunks of min(64K, S/2) against kv chunks 0..i, fused fp32 accumulators, then bf16."""
+import ctypes as C
+import json
+import math
+import os
+import sys
+
+import torch
+import torch.nn.functional as Fn
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "gpu", "kernels"))
+from build import build  # noqa: E402
+
+KDIR = sys.argv[1] if len(sys.argv) > 1 else ".carry/kernels/llama"
+SEQS = [int(s) for s in (sys.argv[2] if len(sys.argv) > 2 else "32768,131072").split(",")]
+OUT = os.environ.get("OUT", "/tmp")
+H, D = 32, 128
+dev = torch.device("cuda")
+P = lambda t: C.c_void_p(t.data_ptr())  # noqa: E731
+I, F = C.c_int, C.c_float
+NULL = C.c_void_p(0)
+lib = C.CDLL(build(KDIR, "/tmp/fpdt_build_bench", log=lambda *_: None))
+
+
+def st():
+    return C.c_void_p(torch.cuda.current_stream().cuda_stream)
+
+
+def ok(err, what):
+    if err != 0:
+        raise RuntimeError(f"{what}: cudaError {err}")
+
+
+def bench(fn, reps):
+    fn()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(reps):
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record()
+        fn()
+        b.record()
+        torch.cuda.synchronize()
+        times.append(a.elapsed_time(b) / 1e3)
+    times.sort()
+    return times[len(times) // 2]
+
+
+def main():
+    torch.manual_seed(0)
+    rows = []
+    scale = 1 / math.sqrt(D)
+    variants = [s for s in ("", "_v1", "_v2", "_v3") if hasattr(lib, "fpdt_attn_fwd" + s)]
+    for S in SEQS:
+        reps = 5 if S <= 32768 else 3
+        flops = 2 * S * S * D * H
+        q, k, v, do = (torch.randn(S, H, D, device=dev, dtype=torch.bfloat16) for _ in range(4))
+        o = torch.empty_like(q)
+        lse = torch.empty(H, S, device=dev)
+        delta = torch.empty(H, S, device=dev)
+        dq, dk, dv = (torch.empty(S, H, D, device=dev) for _ in range(3))
+
+        def fwd(sfx=""):
+            ok(getattr(lib, "fpdt_attn_fwd" + sfx)(P(q), P(k), P(v), NULL, P(lse), P(o), I(S), I(S), I(H), I(H),
+                                                   F(scale), I(1), I(2), st()), "fwd")
+
+        chunk = min(65536, S // 2)
+        acc = torch.empty(chunk, H, D, device=dev)
+        lse_c = torch.empty(H, chunk, device=dev)
+
+        def fwd_fpdt():
+            for i in range(0, S, chunk):
+                qi = q[i:i + chunk]
+                for j in range(0, i + 1, chunk):
+                    ok(lib.fpdt_attn_fwd(P(qi), P(k[j:j + chunk]), P(v[j:j + chunk]), P(acc), P(lse_c), NULL,
+                                         I(chunk), I(chunk), I(H), I(H), F(scale), I(int(i == j)), I(0 if j == 0 else 1),
+                                         st()), "fwd chunk")
+                ok(lib.fpdt_attn_finalize(P(acc), P(o[i:i + chunk]), I(chunk), I(H), st()), "finalize")
+
+        def bwd(sfx=""):
+            ok(lib.fpdt_attn_bwd_delta(P(o), P(do), P(delta), I(S), I(H), st()), "delta")
+            for t in (dq, dk, dv):
+                t.zero_()
+            ok(getattr(lib, "fpdt_attn_bwd" + sfx)(P(q), P(k), P(v), P(do), P(lse), P(delta), P(dq), P(dk), P(dv), I(S), I(S), I(H),
+                                 I(H), F(scale), I(1), st()), "bwd")
+
+        def record(name, t_fwd, t_fb):
+            rows.append({"S": S, "kernel": name, "fwd_ms": t_fwd * 1e3, "fwd_tflops": flops / t_fwd / 1e12,
+                         "fwdbwd_ms": t_fb * 1e3 if t_fb else None,
+                         "fwdbwd_tflops": 3.5 * flops / t_fb / 1e12 if t_fb else None})
+            r = rows[-1]
+            print(f"S={S:>6} {name:<24} fwd {r['fwd_tflops']:6.1f} TFLOP/s ({r['fwd_ms']:8.2f} ms)  fwd+bwd " +
+                  (f"{r['fwdbwd_tflops']:6.1f} TFLOP/s ({r['fwdbwd_ms']:8.2f} ms)" if t_fb else "-"), flush=True)
+
+        for sfx in variants:
+            t_fwd = bench(lambda: fwd(sfx), reps)
+            t_fb = bench(lambda: (fwd(sfx), bwd(sfx)), reps)
+            record(f"ours 1-block{sfx or ' (default)'}", t_fwd, t_fb)
+        record(f"ours FPDT chunk={chunk // 1024}K", bench(fwd_fpdt, reps), bench(lambda: (fwd_fpdt(), bwd()), reps))
+        # accuracy of ours vs the flash backend at this size (single block)
+        fwd()
+        qt, kt, vt = (t.transpose(0, 1).unsqueeze(0) for t in (q, k, v))
+        for backend, name in [(SDPBackend.FLASH_ATTENTION, "torch SDPA flash"), (SDPBackend.CUDNN_ATTENTION, "torch SDPA cuDNN")]:
+            try:
+                with sdpa_kernel([backend]):
+                    ref = Fn.scaled_dot_product_attention(qt, kt, vt, is_causal=True)
+                    err = ((o.transpose(0, 1).unsqueeze(0).float() - ref.float()).norm() / ref.float().norm()).item()
+                    t_fwd = bench(lambda: Fn.scaled_dot_product_attention(qt, kt, vt, is_causal=True), reps)
+                    qg, kg, vg = (t.detach().clone().requires_grad_() for t in (qt, kt, vt))
+                    dot = do.transpose(0, 1).unsqueeze(0)
+
+                    def fb():
+                        Fn.scaled_dot_product_attention(qg, kg, vg, is_causal=True).backward(dot)
+
+                    t_fb = bench(fb, reps)
+                record(name, t_fwd, t_fb)
+                rows[-1]["ours_vs_this_rel_err"] = err
+                print(f"        ours vs {name}: relative difference {err:.2e}")
+                del ref, qg, kg, vg
+            except Exception as e:
+                print(f"S={S} {name}: unavailable ({e})")
+        del q, k, v, do, o, dq, dk, dv, acc
+        torch.cuda.empty_cache()
+    with open(os.path.join(OUT, "attention_bench.json"), "w") as f:
+        json.dump({"device": torch.cuda.get_device_name(), "torch": torch.__version__, "rows": rows}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,360 @@
+"""Checks every rendered fpdtc kernel against a float64 torch reference, on the GPU machine.
+
+  python3 test/gpu/kernels/check_kernels.py [kernels_dir=.carry/kernels] [out_dir=$OUT or /tmp/fpdt_check]
+
+Random (never zero) inputs, several sizes each (tile-size non-multiples included), gradients included.
+Passes when ||out - ref|| / ||ref|| <= tolerance; failing outputs are saved to <out_dir>/failures.pt."""
+import ctypes as C
+import json
+import math
+import os
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from build import build  # noqa: E402
+
+KDIR = sys.argv[1] if len(sys.argv) > 1 else ".carry/kernels"
+OUT = sys.argv[2] if len(sys.argv) > 2 else os.environ.get("OUT", "/tmp/fpdt_check")
+dev = torch.device("cuda")
+f64, f32, bf = torch.float64, torch.float32, torch.bfloat16
+results, failures = [], {}
+P = lambda t: C.c_void_p(t.data_ptr()) if t is not None else C.c_void_p(0)  # noqa: E731
+I, LL, F = C.c_int, C.c_longlong, C.c_float
+
+
+def stream():
+    return C.c_void_p(torch.cuda.current_stream().cuda_stream)
+
+
+def call(lib, name, *args):
+    fn = getattr(lib, name)
+    fn.restype = C.c_int
+    err = fn(*args, stream())
+    torch.cuda.synchronize()
+    if err != 0:
+        raise RuntimeError(f"{name} returned cudaError {err}")
+
+
+def rel(out, ref):
+    out, ref = out.double(), ref.double()
+    if not torch.isfinite(out).all():
+        return float("nan")
+    return ((out - ref).norm() / ref.norm().clamp_min(1e-30)).item()
+
+
+def check(name, pairs, tol):
+    """pairs: {label: (out, ref)}"""
+    errs = {k: rel(o, r) for k, (o, r) in pairs.items()}
+    ok = all(e <= tol for e in errs.values())  # NaN fails
+    results.append((name, ok, errs))
+    if not ok:
+        failures[name] = {k: (o.detach().cpu(), r.detach().cpu()) for k, (o, r) in pairs.items()}
+    print(f"{'PASS' if ok else 'FAIL'} {name}: " + ", ".join(f"{k}={e:.2e}" for k, e in errs.items()), flush=True)
+
+
+def rnd(*shape, dtype=bf, scale=1.0):
+    t = torch.randn(*shape, device=dev, dtype=f32) * scale
+    return t.to(dtype)
+
+
+def poison(*shape, dtype=f32):
+    return torch.full(shape, float("nan"), device=dev, dtype=dtype)
+
+
+# ---------------------------------------------------------------- attention
+def ref_attention(q, k, v, causal, scale, q_pos0=0, k_pos0=0):
+    """float64; q [Lq,Hq,d], k/v [Lk,Hkv,d] -> o [Lq,Hq,d], lse [Hq,Lq]"""
+    Hq, Hkv = q.shape[1], k.shape[1]
+    qd, kd, vd = q.double(), k.double().repeat_interleave(Hq // Hkv, 1), v.double().repeat_interleave(Hq // Hkv, 1)
+    s = torch.einsum("qhd,khd->hqk", qd, kd) * scale
+    if causal:
+        qi = torch.arange(q.shape[0], device=dev)[:, None] + q_pos0
+        ki = torch.arange(k.shape[0], device=dev)[None, :] + k_pos0
+        s = s.masked_fill(ki > qi, float("-inf"))
+    lse = torch.logsumexp(s, -1)
+    o = torch.einsum("hqk,khd->qhd", torch.softmax(s, -1), vd)
+    return o, lse
+
+
+def attn_fwd(lib, q, k, v, causal, mode, o_acc=None, lse=None, suffix=""):
+    Lq, Hq, d = q.shape
+    Lk, Hkv = k.shape[0], k.shape[1]
+    o_out = poison(Lq, Hq, d, dtype=bf) if mode == 2 else None
+    if o_acc is None:
+        o_acc = poison(Lq, Hq, d) if mode == 0 else None
+    if lse is None:
+        lse = poison(Hq, Lq)
+    call(lib, "fpdt_attn_fwd" + suffix, P(q), P(k), P(v), P(o_acc), P(lse), P(o_out), I(Lq), I(Lk), I(Hq), I(Hkv),
+         F(1 / math.sqrt(d)), I(int(causal)), I(mode))
+    return (o_out if mode == 2 else o_acc), lse
+
+
+def check_attention(lib, tag, Hq, Hkv, d, suffixes):
+    scale = 1 / math.sqrt(d)
+    for Lq, Lk, causal in [(1, 1, True), (64, 64, True), (100, 100, True), (333, 333, True), (1000, 1000, True),
+                           (128, 200, False), (77, 300, False), (129, 1, False)]:
+        q, k, v = rnd(Lq, Hq, d), rnd(Lk, Hkv, d), rnd(Lk, Hkv, d)
+        o_r, lse_r = ref_attention(q, k, v, causal, scale)
+        for sfx in suffixes:
+            o, lse = attn_fwd(lib, q, k, v, causal, 2, suffix=sfx)
+            o0, lse0 = attn_fwd(lib, q, k, v, causal, 0, suffix=sfx)
+            check(f"{tag} attn_fwd{sfx} Lq={Lq} Lk={Lk} causal={causal}",
+                  {"o_bf16": (o, o_r), "lse": (lse, lse_r), "o_acc": (o0, o_r), "lse_acc": (lse0, lse_r)}, 1e-2)
+    # FPDT pattern: q chunk i against kv chunks 0..i, causal on the diagonal; fused (mode 1) and merge kernel
+    for L, C_ in [(450, 150), (1024, 256)]:
+        q, k, v = rnd(L, Hq, d), rnd(L, Hkv, d), rnd(L, Hkv, d)
+        o_r, lse_r = ref_attention(q, k, v, True, scale)
+        o_f, lse_f, o_m = poison(L, Hq, d, dtype=bf), poison(Hq, L), poison(L, Hq, d, dtype=bf)
+        for i in range(0, L, C_):
+            qi = q[i:i + C_].contiguous()
+            acc, ls = poison(C_, Hq, d), poison(Hq, C_)
+            call(lib, "fpdt_attn_acc_init", P(acc), P(ls), I(C_), I(Hq))
+            acc2, ls2 = acc.clone(), ls.clone()
+            for j in range(0, i + 1, C_):
+                kj, vj = k[j:j + C_].contiguous(), v[j:j + C_].contiguous()
+                attn_fwd(lib, qi, kj, vj, i == j, 1, acc, ls)
+                ob, lb = attn_fwd(lib, qi, kj, vj, i == j, 0)
+                call(lib, "fpdt_attn_merge", P(acc2), P(ls2), P(ob), P(lb), I(C_), I(Hq))
+            oi = poison(C_, Hq, d, dtype=bf)
+            call(lib, "fpdt_attn_finalize", P(acc), P(oi), I(C_), I(Hq))
+            o_f[i:i + C_] = oi
+            lse_f[:, i:i + C_] = ls
+            call(lib, "fpdt_attn_finalize", P(acc2), P(oi), I(C_), I(Hq))
+            o_m[i:i + C_] = oi
+        check(f"{tag} attn chunked fused+merge L={L} chunk={C_}",
+              {"o_fused": (o_f, o_r), "lse_fused": (lse_f, lse_r), "o_merge": (o_m, o_r)}, 1e-2)
+
+
+def ref_attention_grads(q, k, v, do, causal, scale):
+    qd, kd, vd = (t.double().requires_grad_() for t in (q, k, v))
+    o, _ = ref_attention(qd, kd, vd, causal, scale)
+    o.backward(do.double())
+    return qd.grad, kd.grad, vd.grad
+
+
+def check_attention_bwd(lib, tag, Hq, Hkv, d, suffixes):
+    scale = 1 / math.sqrt(d)
+    for Lq, Lk, causal in [(64, 64, True), (100, 100, True), (333, 333, True), (77, 300, False), (200, 130, False)]:
+        q, k, v, do = rnd(Lq, Hq, d), rnd(Lk, Hkv, d), rnd(Lk, Hkv, d), rnd(Lq, Hq, d)
+        o, lse = attn_fwd(lib, q, k, v, causal, 2)
+        delta = poison(Hq, Lq)
+        call(lib, "fpdt_attn_bwd_delta", P(o), P(do), P(delta), I(Lq), I(Hq))
+        delta_r = (o.double() * do.double()).sum(-1).transpose(0, 1)
+        gq, gk, gv = ref_attention_grads(q, k, v, do, causal, scale)
+        for sfx in suffixes:
+            b_q, b_k, b_v = rnd(Lq, Hq, d, dtype=f32), rnd(Lk, Hkv, d, dtype=f32), rnd(Lk, Hkv, d, dtype=f32)
+            dq, dk, dv = b_q.clone(), b_k.clone(), b_v.clone()
+            call(lib, "fpdt_attn_bwd" + sfx, P(q), P(k), P(v), P(do), P(lse), P(delta), P(dq), P(dk), P(dv), I(Lq),
+                 I(Lk), I(Hq), I(Hkv), F(scale), I(int(causal)))
+            check(f"{tag} attn_bwd{sfx} Lq={Lq} Lk={Lk} causal={causal}",
+                  {"delta": (delta, delta_r), "dq": (dq - b_q, gq), "dk": (dk - b_k, gk), "dv": (dv - b_v, gv)}, 1e-2)
+    # FPDT backward: kv chunk j outer, q chunks i >= j inner, lse/delta of the full forward
+    L, C_ = 450, 150
+    q, k, v, do = rnd(L, Hq, d), rnd(L, Hkv, d), rnd(L, Hkv, d), rnd(L, Hq, d)
+    o, lse = attn_fwd(lib, q, k, v, True, 2)
+    delta = poison(Hq, L)
+    call(lib, "fpdt_attn_bwd_delta", P(o), P(do), P(delta), I(L), I(Hq))
+    dq = torch.zeros(L, Hq, d, device=dev)
+    dk, dv = torch.zeros(L, Hkv, d, device=dev), torch.zeros(L, Hkv, d, device=dev)
+    for j in range(0, L, C_):
+        kj, vj = k[j:j + C_].contiguous(), v[j:j + C_].contiguous()
+        dkj, dvj = torch.zeros(C_, Hkv, d, device=dev), torch.zeros(C_, Hkv, d, device=dev)
+        for i in range(j, L, C_):
+            # keep every temporary alive across the call: a freed one's memory can be handed to the next
+            dqi, qi, doi = dq[i:i + C_].contiguous(), q[i:i + C_].contiguous(), do[i:i + C_].contiguous()
+            lsei, deltai = lse[:, i:i + C_].contiguous(), delta[:, i:i + C_].contiguous()
+            call(lib, "fpdt_attn_bwd", P(qi), P(kj), P(vj), P(doi), P(lsei), P(deltai), P(dqi), P(dkj), P(dvj), I(C_),
+                 I(C_), I(Hq), I(Hkv), F(scale), I(int(i == j)))
+            dq[i:i + C_] = dqi
+        dk[j:j + C_], dv[j:j + C_] = dkj, dvj
+    gq, gk, gv = ref_attention_grads(q, k, v, do, True, scale)
+    check(f"{tag} attn_bwd chunked L={L} chunk={C_}", {"dq": (dq, gq), "dk": (dk, gk), "dv": (dv, gv)}, 1e-2)
+
+
+# ---------------------------------------------------------------- the rest
+def check_norm(lib, tag, spec):
+    H, eps = spec["hidden"], spec["eps"]
+    for rows in [1, 7, 300]:
+        x, dy = rnd(rows, H, scale=2.0), rnd(rows, H)
+        w = (1 + 0.3 * torch.randn(H, device=dev)).to(bf)
+        b = (0.3 * torch.randn(H, device=dev)).to(bf)
+        xd, wd, bd = x.double().requires_grad_(), w.double().requires_grad_(), b.double().requires_grad_()
+        y, dx, dw0, db0 = poison(rows, H, dtype=bf), poison(rows, H, dtype=bf), rnd(H, dtype=f32), rnd(H, dtype=f32)
+        dw, db = dw0.clone(), db0.clone()
+        rstd, mean = poison(rows), poison(rows)
+        if spec["norm"] == "rms":
+            rstd_r = torch.rsqrt(xd.pow(2).mean(-1) + eps)
+            y_r = xd * rstd_r[:, None] * wd
+            y_r.backward(dy.double())
+            call(lib, "fpdt_rmsnorm_fwd", P(x), P(w), P(y), P(rstd), I(rows))
+            call(lib, "fpdt_rmsnorm_bwd", P(x), P(w), P(dy), P(rstd), P(dx), P(dw), I(rows))
+            check(f"{tag} rmsnorm rows={rows}", {"y": (y, y_r), "rstd": (rstd, rstd_r), "dx": (dx, xd.grad),
+                                                 "dw": (dw - dw0, wd.grad)}, 1e-2)
+        else:
+            mean_r = xd.mean(-1)
+            rstd_r = torch.rsqrt(((xd - mean_r[:, None]) ** 2).mean(-1) + eps)
+            y_r = (xd - mean_r[:, None]) * rstd_r[:, None] * wd + bd
+            y_r.backward(dy.double())
+            call(lib, "fpdt_layernorm_fwd", P(x), P(w), P(b), P(y), P(mean), P(rstd), I(rows))
+            call(lib, "fpdt_layernorm_bwd", P(x), P(w), P(dy), P(mean), P(rstd), P(dx), P(dw), P(db), I(rows))
+            check(f"{tag} layernorm rows={rows}", {"y": (y, y_r), "mean": (mean, mean_r), "rstd": (rstd, rstd_r),
+                                                   "dx": (dx, xd.grad), "dw": (dw - dw0, wd.grad),
+                                                   "db": (db - db0, bd.grad)}, 1e-2)
+
+
+def check_rope(lib, tag, spec):
+    d, rd, theta = spec["headDim"], spec["rotaryDim"], spec["ropeTheta"]
+    half = rd // 2
+    inv = theta ** (-2.0 * torch.arange(half, device=dev, dtype=f64) / rd)
+    for L, H, off in [(37, 8, 0), (200, 3, 1_000_000), (65, 4, 3_999_937)]:
+        x, dy = rnd(L, H, d), rnd(L, H, d)
+        ang = (torch.arange(L, device=dev, dtype=f64) + off)[:, None] * inv[None, :]
+        cos, sin = ang.cos()[:, None, :], ang.sin()[:, None, :]
+
+        def rope_ref(t, sgn):
+            t = t.double()
+            x1, x2 = t[..., :half], t[..., half:rd]
+            return torch.cat([x1 * cos - sgn * x2 * sin, x2 * cos + sgn * x1 * sin, t[..., rd:]], -1)
+
+        y, dx = poison(L, H, d, dtype=bf), poison(L, H, d, dtype=bf)
+        call(lib, "fpdt_rope_fwd", P(x), P(y), I(L), I(H), LL(off))
+        call(lib, "fpdt_rope_bwd", P(dy), P(dx), I(L), I(H), LL(off))
+        xin = x.clone()
+        call(lib, "fpdt_rope_fwd", P(xin), P(xin), I(L), I(H), LL(off))
+        check(f"{tag} rope L={L} H={H} offset={off}",
+              {"y": (y, rope_ref(x, 1)), "dx": (dx, rope_ref(dy, -1)), "inplace": (xin, rope_ref(x, 1))}, 1e-2)
+
+
+def check_mlp(lib, tag, spec):
+    Fn = spec["ffn"]
+    for rows in [1, 5, 64]:
+        if spec["mlp"] == "swiglu":
+            gu = rnd(rows, 2 * Fn, scale=2.0)
+            dout = rnd(rows, Fn)
+            out, dgu = poison(rows, Fn, dtype=bf), poison(rows, 2 * Fn, dtype=bf)
+            g = gu[:, :Fn].double().requires_grad_()
+            u = gu[:, Fn:].double().requires_grad_()
+            ref = torch.nn.functional.silu(g) * u
+            ref.backward(dout.double())
+            call(lib, "fpdt_swiglu_fwd", P(gu), P(gu[:, Fn:]), P(out), I(rows), LL(2 * Fn))
+            call(lib, "fpdt_swiglu_bwd", P(gu), P(gu[:, Fn:]), P(dout), P(dgu), P(dgu[:, Fn:]), I(rows), LL(2 * Fn))
+            check(f"{tag} swiglu rows={rows}", {"out": (out, ref), "dgate": (dgu[:, :Fn], g.grad),
+                                                "dup": (dgu[:, Fn:], u.grad)}, 1e-2)
+        else:
+            x, dy = rnd(rows, Fn, scale=2.0), rnd(rows, Fn)
+            y, dx = poison(rows, Fn, dtype=bf), poison(rows, Fn, dtype=bf)
+            xd = x.double().requires_grad_()
+            ref = torch.nn.functional.gelu(xd, approximate="tanh")
+            ref.backward(dy.double())
+            call(lib, "fpdt_gelu_fwd", P(x), P(y), LL(rows * Fn))
+            call(lib, "fpdt_gelu_bwd", P(x), P(dy), P(dx), LL(rows * Fn))
+            check(f"{tag} gelu rows={rows}", {"y": (y, ref), "dx": (dx, xd.grad)}, 1e-2)
+
+
+def check_embedding_loss(lib, tag, spec):
+    H, V = spec["hidden"], spec["vocab"]
+    for rows in [3, 257]:
+        ids = torch.randint(0, V, (rows,), device=dev, dtype=torch.int32)
+        ids[rows // 2] = ids[0]  # repeated id: atomics must add both
+        table, dout = rnd(V, H), rnd(rows, H)
+        out = poison(rows, H, dtype=bf)
+        dt0 = rnd(V, H, dtype=f32, scale=0.1)
+        dt = dt0.clone()
+        call(lib, "fpdt_embedding_fwd", P(ids), P(table), P(out), I(rows))
+        call(lib, "fpdt_embedding_bwd", P(ids), P(dout), P(dt), I(rows))
+        dref = torch.zeros(V, H, device=dev, dtype=f64).index_add_(0, ids.long(), dout.double())
+        check(f"{tag} embedding rows={rows}", {"out": (out, table[ids.long()]), "dtable": (dt - dt0, dref)}, 1e-5)
+    for rows, dtype, name in [(13, bf, "fpdt_xent_bf16"), (13, f32, "fpdt_xent_f32"), (2, bf, "fpdt_xent_bf16")]:
+        logits = rnd(rows, V, dtype=dtype, scale=3.0)
+        labels = torch.randint(0, V, (rows,), device=dev, dtype=torch.int32)
+        labels[-1] = -1
+        nvalid = int((labels >= 0).sum())
+        loss = torch.full((1,), 0.5, device=dev)
+        dl = poison(rows, V, dtype=bf)
+        call(lib, name, P(logits), P(labels), P(loss), P(dl), I(rows), F(1.0 / nvalid))
+        ld = logits.double().requires_grad_()
+        ref = torch.nn.functional.cross_entropy(ld, labels.long(), ignore_index=-1, reduction="sum")
+        (ref / nvalid).backward()
+        check(f"{tag} {name} rows={rows}", {"loss": (loss - 0.5, ref.detach().reshape(1)), "dlogits": (dl, ld.grad)},
+              1e-2)
+
+
+def check_optimizer_elementwise(lib, tag):
+    for n, step in [(1, 1), (10007, 1), (300000, 7)]:
+        p, g, m, v = rnd(n, dtype=f32), rnd(n, dtype=f32), rnd(n, dtype=f32, scale=0.1), rnd(n, dtype=f32).abs()
+        lr, b1, b2, eps, wd, gs = 1e-3, 0.9, 0.95, 1e-8, 0.1, 0.5
+        pd, gd, md, vd = p.double(), g.double() * gs, m.double(), v.double()
+        md = b1 * md + (1 - b1) * gd
+        vd = b2 * vd + (1 - b2) * gd * gd
+        pr = pd * (1 - lr * wd) - lr * (md / (1 - b1 ** step)) / ((vd / (1 - b2 ** step)).sqrt() + eps)
+        out = poison(n, dtype=bf)
+        p0 = p.clone()
+        call(lib, "fpdt_adamw", P(p), P(g), P(m), P(v), P(out), LL(n), F(lr), F(b1), F(b2), F(eps), F(wd), F(gs),
+             I(step))
+        check(f"{tag} adamw n={n} step={step}", {"dp": (p - p0, pr - p0.double()), "m": (m, md), "v": (v, vd)}, 1e-3)
+        check(f"{tag} adamw bf16 copy n={n} step={step}", {"bf16": (out, pr)}, 1e-2)
+    for n in [1, 1001, 1 << 20]:
+        a, b = rnd(n), rnd(n)
+        y32, y16, ysum, acc0 = poison(n), poison(n, dtype=bf), poison(n, dtype=bf), rnd(n, dtype=f32)
+        acc = acc0.clone()
+        call(lib, "fpdt_cast_bf16_f32", P(a), P(y32), LL(n))
+        call(lib, "fpdt_cast_f32_bf16", P(y32), P(y16), LL(n))
+        call(lib, "fpdt_add_bf16", P(a), P(b), P(ysum), LL(n))
+        call(lib, "fpdt_acc_f32_bf16", P(acc), P(b), LL(n))
+        f1, f2 = poison(n), poison(n, dtype=bf)
+        call(lib, "fpdt_fill_f32", P(f1), F(1.25), LL(n))
+        call(lib, "fpdt_fill_bf16", P(f2), F(-2.5), LL(n))
+        z = rnd(n, dtype=f32)
+        call(lib, "fpdt_zero", P(z), LL(4 * n))
+        check(f"{tag} elementwise n={n}", {
+            "cast": (y32, a), "cast_back": (y16, a), "add": (ysum, a.double() + b.double()),
+            "acc": (acc, acc0.double() + b.double()), "fill32": (f1, torch.full_like(f1, 1.25)),
+            "fill16": (f2, torch.full_like(f1, -2.5)), "zero": (z + 1, torch.ones_like(z))}, 1e-2)
+
+
+def check_errors(lib, tag):
+    q = rnd(10, 4, 128)
+    fn = lib.fpdt_attn_fwd
+    fn.restype = C.c_int
+    err = fn(P(q), P(q), P(q), P(None), P(None), P(None), I(10), I(12), I(4), I(3), F(1.0), I(1), I(2), stream())
+    results.append((f"{tag} attn_fwd rejects bad shapes", err != 0, {"err": err}))
+    print(f"{'PASS' if err != 0 else 'FAIL'} {tag} attn_fwd rejects bad shapes (err {err})")
+
+
+def main():
+    torch.manual_seed(0)
+    os.makedirs(OUT, exist_ok=True)
+    t0 = time.time()
+    for tag in sorted(os.listdir(KDIR)):
+        sdir = os.path.join(KDIR, tag)
+        spec = json.load(open(os.path.join(sdir, "spec.json")))
+        print(f"== {tag}: build", flush=True)
+        lib = C.CDLL(build(sdir, os.path.join("/tmp/fpdt_build")))
+        Hq, Hkv, d = spec["qHeads"], spec["kvHeads"], spec["headDim"]
+        suffixes = [""] + [s for s in ("_v1", "_v2", "_v3") if hasattr(lib, "fpdt_attn_fwd" + s)]
+        for fn in (lambda: check_attention(lib, tag, Hq, Hkv, d, suffixes),
+                   lambda: check_attention_bwd(lib, tag, Hq, Hkv, d, suffixes),
+                   lambda: check_norm(lib, tag, spec), lambda: check_rope(lib, tag, spec),
+                   lambda: check_mlp(lib, tag, spec), lambda: check_embedding_loss(lib, tag, spec),
+                   lambda: check_optimizer_elementwise(lib, tag), lambda: check_errors(lib, tag)):
+            try:
+                fn()
+            except Exception as e:  # keep going: one broken family must not hide the others
+                results.append((f"{tag} {getattr(e, '__class__').__name__}", False, {}))
+                print(f"FAIL {tag}: exception {e!r}", flush=True)
+                torch.cuda.synchronize()
+    if failures:
+        torch.save(failures, os.path.join(OUT, "failures.pt"))
+    npass = sum(1 for _, ok, _ in results if ok)
+    with open(os.path.join(OUT, "check_summary.txt"), "w") as f:
+        for name, ok, errs in results:
+            f.write(f"{'PASS' if ok else 'FAIL'} {name} {errs}\n")
+    print(f"== {npass}/{len(results)} checks passed in {time.time() - t0:.0f} s")
+    return 0 if npass == len(results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
