@@ -10,7 +10,7 @@ const positionOf = (p: Positions, r: number) => (typeof p === 'number' ? p + r :
 function rotate(x: Float64Array, rows: number, heads: number, d: number, rotaryDim: number, theta: number, positions: Positions, sign: 1 | -1): Float64Array {
   if (rotaryDim % 2 !== 0 || rotaryDim > d) throw new RangeError(`rotary dim ${rotaryDim} must be even and at most ${d}`);
   const half = rotaryDim / 2;
-  const y = new Float64Array(x);
+  const y = x.slice(0, rows * heads * d);
   const invFreq = Array.from({ length: half }, (_, i) => theta ** (-(2 * i) / rotaryDim));
   for (let r = 0; r < rows; r++) {
     const pos = positionOf(positions, r);
