@@ -1,0 +1,211 @@
+// Stream simulator: predicts one rank's step time from the schedule and the cost model.
+//
+// Semantics (those of CUDA streams and events, as in types.ts): each stream runs its items in
+// program order; an instruction starts when its stream is free and every wait issued before it
+// on that stream is satisfied; `record E` completes when the stream's earlier work (instructions
+// and waits) has; `wait E` holds the stream until the most recent `record E` issued before it in
+// program order has completed (no record yet: no-op). The host never blocks inside a step, so
+// every item's times depend only on items before it in program order: one pass in program order
+// computes them all, with no event queue.
+//
+// Windows and extrapolation: a 70B model at 4M tokens unrolls to ~10^6 items, so we never
+// simulate every layer. Every layer loop (role 'layer', forward and backward alike) is capped
+// to 1 layer, then to 2 layers; with T1 and T2 the results, a step of L layers is
+//   T(L) = T1 + (L - 1) * (T2 - T1)
+// exactly when each extra layer adds the same time (steady state after the first), while the
+// prologue (embedding, first gathers) and epilogue (loss, optimizer) are counted once. Busy and
+// exposed times are extrapolated the same way. The trace spans come from the 2-layer window.
+import { instrSeconds, opClass } from './cost.js';
+import type { DeviceProfile } from './devices.js';
+import { STREAMS, type Item, type Instr, type Schedule, type StreamName } from './types.js';
+import { unroll, type UnrollOptions } from './unroll.js';
+
+export interface Span {
+  readonly stream: StreamName;
+  readonly op: string;
+  readonly id: string;
+  readonly start: number;
+  readonly end: number;
+  /** loop indices by role, when the instruction sits in such a loop */
+  readonly layer?: number;
+  readonly chunk?: number;
+  readonly kv?: number;
+  readonly q?: number;
+}
+
+/** Sizes for MFU by the ANCHORS.md convention. */
+export interface ModelSize {
+  readonly params: number;
+  readonly layers: number;
+  /** global tokens per step */
+  readonly seq: number;
+  readonly hidden: number;
+}
+
+/** What one simulated window gives. Times in seconds. */
+export interface WindowResult {
+  readonly stepSeconds: number;
+  readonly busySeconds: Readonly<Record<StreamName, number>>;
+  /** time the compute stream sits idle because of copies (h2d/d2h) or collectives */
+  readonly exposedCopySeconds: number;
+  readonly exposedCommSeconds: number;
+  readonly items: number;
+  readonly spans: readonly Span[];
+}
+
+export interface Timeline extends Omit<WindowResult, 'spans' | 'items'> {
+  readonly utilization: Readonly<Record<StreamName, number>>;
+  readonly spans: readonly Span[];
+  /** layers the spans cover, and how the step was obtained */
+  readonly windowLayers: number;
+  readonly extrapolated: boolean;
+  readonly simulatedItems: number;
+  readonly modelFlops?: number;
+  readonly mfu?: number;
+}
+
+export interface SimulateOptions {
+  readonly rank?: number;
+  /** caps for chunk/kv/q loops (only layers are extrapolated; other caps shorten the step) */
+  readonly window?: UnrollOptions['window'];
+  readonly model?: ModelSize;
+  /** keep spans for the trace (default true) */
+  readonly spans?: boolean;
+}
+
+/** 6 * params * tokens + 6 * layers * S^2 * hidden: the ANCHORS.md convention for model FLOPs. */
+export const modelFlopsPerStep = (m: ModelSize): number => 6 * m.params * m.seq + 6 * m.layers * m.seq * m.seq * m.hidden;
+
+/** Loop variable -> loop role, so that spans can carry layer and chunk indices. */
+function loopRoles(items: readonly Item[], into = new Map<string, string>()): Map<string, string> {
+  for (const it of items) {
+    if (it.kind !== 'loop') continue;
+    into.set(it.var, it.role);
+    loopRoles(it.body, into);
+  }
+  return into;
+}
+
+const zeroByStream = (): Record<StreamName, number> => ({ compute: 0, h2d: 0, d2h: 0, comm: 0 });
+const otherCopyStream: Partial<Record<StreamName, StreamName>> = { h2d: 'd2h', d2h: 'h2d' };
+
+/** Simulates the window `opts` selects, in one pass over the unrolled items. */
+export function simulateWindow(s: Schedule, dev: DeviceProfile, opts: UnrollOptions & { spans?: boolean } = {}): WindowResult {
+  const roles = loopRoles(s.body);
+  const keepSpans = opts.spans ?? true;
+  const durations = new Map<Instr, number>();
+  const free = zeroByStream(); // when the stream's last instruction ends
+  const gate = zeroByStream(); // the latest time a wait holds the stream until
+  const gateCause: Record<StreamName, StreamName> = { compute: 'compute', h2d: 'h2d', d2h: 'd2h', comm: 'comm' };
+  const last: Record<StreamName, [number, number]> = { compute: [0, 0], h2d: [0, 0], d2h: [0, 0], comm: [0, 0] };
+  const busy = zeroByStream();
+  const records = new Map<string, { time: number; cause: StreamName }>();
+  const spans: Span[] = [];
+  let exposedCopy = 0;
+  let exposedComm = 0;
+  let items = 0;
+  const blame = (cause: StreamName, gap: number): void => {
+    if (cause === 'comm') exposedComm += gap;
+    else if (cause === 'h2d' || cause === 'd2h') exposedCopy += gap;
+  };
+
+  for (const d of unroll(s, opts)) {
+    items++;
+    const st = d.item.stream;
+    if (d.kind !== 'instr') {
+      if (d.kind === 'record') {
+        const gated = gate[st] > free[st];
+        records.set(d.key, { time: gated ? gate[st] : free[st], cause: gated ? gateCause[st] : st });
+      } else {
+        const r = records.get(d.key);
+        if (r && r.time > gate[st]) {
+          gate[st] = r.time;
+          gateCause[st] = r.cause;
+        }
+      }
+      continue;
+    }
+    const ins = d.item;
+    const start = Math.max(free[st], gate[st]);
+    let dur = durations.get(ins);
+    if (dur === undefined) {
+      dur = instrSeconds(ins, dev, { world: s.world });
+      durations.set(ins, dur);
+    }
+    const other = otherCopyStream[st];
+    if (other && opClass(ins.op) === 'copy' && dur > 0) {
+      // the opposite direction's latest copy, if it overlaps this one, shares the PCIe link
+      const [a, b] = last[other];
+      const overlap = Math.max(0, Math.min(b, start + dur) - Math.max(a, start));
+      if (overlap > 0) dur = instrSeconds(ins, dev, { world: s.world, bothWays: overlap / dur });
+    }
+    if (st === 'compute' && start > free.compute && gate.compute > free.compute) blame(gateCause.compute, start - free.compute);
+    const end = start + dur;
+    free[st] = end;
+    last[st] = [start, end];
+    busy[st] += dur;
+    if (keepSpans) spans.push(spanOf(ins, st, start, end, d.env, roles));
+  }
+  const stepSeconds = Math.max(...STREAMS.map((x) => Math.max(free[x], gate[x])));
+  // compute done, copies or collectives still running: the tail is exposed too
+  const tail = stepSeconds - free.compute;
+  if (tail > 0) {
+    const lastStream = STREAMS.reduce((m, x) => (free[x] > free[m] ? x : m), 'compute' as StreamName);
+    blame(lastStream, tail);
+  }
+  return { stepSeconds, busySeconds: busy, exposedCopySeconds: exposedCopy, exposedCommSeconds: exposedComm, items, spans };
+}
+
+function spanOf(ins: Instr, stream: StreamName, start: number, end: number, env: Readonly<Record<string, number>>, roles: Map<string, string>): Span {
+  const idx: Record<string, number> = {};
+  for (const [k, x] of Object.entries(env)) {
+    const role = roles.get(k);
+    if (role) idx[role] = x;
+  }
+  return { stream, op: ins.op, id: ins.id, start, end, ...idx };
+}
+
+/** x(L) = x1 + (L - 1) * (x2 - x1); see the file header. */
+const extrapolate = (x1: number, x2: number, layers: number): number => x1 + (layers - 1) * (x2 - x1);
+
+/**
+ * Predicted step of one rank: step time, busy and exposed time per stream, spans of a 2-layer
+ * window, and MFU when `model` is given (model FLOPs / world ranks / (step * peak)).
+ */
+export function simulateStreams(s: Schedule, dev: DeviceProfile, opts: SimulateOptions = {}): Timeline {
+  const base = { rank: opts.rank, window: opts.window ?? {} };
+  const L = s.layers;
+  let w: WindowResult;
+  let extrapolated = false;
+  let simulatedItems: number;
+  let windowLayers = L;
+  if (L <= 2 || opts.window?.layer !== undefined) {
+    w = simulateWindow(s, dev, { ...base, spans: opts.spans });
+    simulatedItems = w.items;
+    windowLayers = Math.min(L, opts.window?.layer ?? L);
+  } else {
+    const w1 = simulateWindow(s, dev, { ...base, window: { ...base.window, layer: 1 }, spans: false });
+    const w2 = simulateWindow(s, dev, { ...base, window: { ...base.window, layer: 2 }, spans: opts.spans });
+    const busySeconds = zeroByStream();
+    for (const x of STREAMS) busySeconds[x] = extrapolate(w1.busySeconds[x], w2.busySeconds[x], L);
+    w = {
+      stepSeconds: extrapolate(w1.stepSeconds, w2.stepSeconds, L),
+      busySeconds,
+      exposedCopySeconds: Math.max(0, extrapolate(w1.exposedCopySeconds, w2.exposedCopySeconds, L)),
+      exposedCommSeconds: Math.max(0, extrapolate(w1.exposedCommSeconds, w2.exposedCommSeconds, L)),
+      items: w1.items + w2.items,
+      spans: w2.spans,
+    };
+    extrapolated = true;
+    simulatedItems = w.items;
+    windowLayers = 2;
+  }
+  const utilization = zeroByStream();
+  for (const x of STREAMS) utilization[x] = w.stepSeconds > 0 ? w.busySeconds[x] / w.stepSeconds : 0;
+  const { items: _items, ...rest } = w;
+  const out: Timeline = { ...rest, utilization, windowLayers, extrapolated, simulatedItems };
+  if (!opts.model) return out;
+  const modelFlops = modelFlopsPerStep(opts.model);
+  const mfu = w.stepSeconds > 0 ? modelFlops / s.world / (w.stepSeconds * dev.peakFlops) : 0;
+  return { ...out, modelFlops, mfu };
+}
