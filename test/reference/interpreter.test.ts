@@ -2,6 +2,7 @@
 import { expect } from 'chai';
 import { resolveConfig } from '../../compiler/config.js';
 import { initParams, randomBatch } from '../../compiler/reference/init.js';
+import { autodiff } from '../../compiler/passes/autodiff.js';
 import { interpret } from '../../compiler/reference/interpreter.js';
 import { Rng } from '../../compiler/reference/rng.js';
 import tinyLlama from '../../models/tiny-llama.js';
@@ -59,5 +60,17 @@ describe('reference interpreter', () => {
     const { norm: _, ...withoutNorm } = p;
     expect(() => interpret(g, randomBatch(16, 64, 1), withoutNorm)).to.throw(/no parameter given for %norm/);
     expect(() => interpret(g, randomBatch(8, 64, 1), p)).to.throw(/%tokens needs 16 elements, got 8/);
+  });
+
+  it('after autodiff: checkpoints hold each layer\'s input, gradients come per parameter', () => {
+    const fwd = forwardGraph(8);
+    const g = autodiff.run(fwd);
+    const r = interpret(g, randomBatch(8, 64, 3), initParams(fwd, 3));
+    const emb = r.values.emb as Float64Array, ck = r.values.checkpoints as Float64Array;
+    expect(ck.length).to.equal(2 * emb.length);
+    expect([...ck.subarray(0, emb.length)]).to.deep.equal([...emb]);
+    expect(ck.subarray(emb.length).some((v, i) => v !== emb[i])).to.equal(true);
+    expect(Object.keys(r.grads)).to.deep.equal(fwd.params);
+    expect(r.grads['layers.q_proj'].length).to.equal(2 * 48 * 48);
   });
 });
