@@ -15,10 +15,10 @@
 // exactly when each extra layer adds the same time (steady state after the first), while the
 // prologue (embedding, first gathers) and epilogue (loss, optimizer) are counted once. Busy and
 // exposed times are extrapolated the same way. The trace spans come from the 2-layer window.
-import { instrSeconds, opClass } from './cost.js';
+import { instrSeconds } from './cost.js';
 import type { DeviceProfile } from './devices.js';
-import { STREAMS, type Item, type Instr, type Schedule, type StreamName } from './types.js';
-import { unroll, type UnrollOptions } from './unroll.js';
+import { STREAMS, evalAff, type EventOp, type Item, type Instr, type Schedule, type StreamName } from './types.js';
+import type { UnrollOptions } from './unroll.js';
 
 export interface Span {
   readonly stream: StreamName;
@@ -89,7 +89,56 @@ function loopRoles(items: readonly Item[], into = new Map<string, string>()): Ma
 const zeroByStream = (): Record<StreamName, number> => ({ compute: 0, h2d: 0, d2h: 0, comm: 0 });
 const otherCopyStream: Partial<Record<StreamName, StreamName>> = { h2d: 'd2h', d2h: 'h2d' };
 
-/** Simulates the window `opts` selects, in one pass over the unrolled items. */
+/** What the simulator needs of one dynamic item; `env` is live (copy what you keep). */
+type Visit = (item: Instr | EventOp, env: Readonly<Record<string, number>>, event: number) => void;
+
+/**
+ * Walks the window of the program in issue order, like `unroll` (same caps), but with one
+ * mutable environment, no resolved byte ranges, and events as dense integer ids: the
+ * simulator visits ~10^6 items per compile, where generator nesting would dominate.
+ */
+export function walkWindow(s: Schedule, opts: UnrollOptions, visit: Visit): void {
+  const base = new Map<string, number>();
+  let nEvents = 0;
+  for (const [name, n] of Object.entries(s.events)) {
+    base.set(name, nEvents);
+    nEvents += n;
+  }
+  const env: Record<string, number> = { r: opts.rank ?? 0 };
+  const walk = (items: readonly Item[]): void => {
+    for (const it of items) {
+      if (it.kind === 'loop') {
+        const from = evalAff(it.from, env);
+        const to = evalAff(it.to, env);
+        const cap = opts.window?.[it.role];
+        let lo = from;
+        let hi = to;
+        if (cap !== undefined && to - from > cap) {
+          if (it.reverse) lo = to - cap;
+          else hi = from + cap;
+        }
+        const saved = env[it.var];
+        for (let k = 0; k < hi - lo; k++) {
+          env[it.var] = it.reverse ? hi - 1 - k : lo + k;
+          walk(it.body);
+        }
+        if (saved === undefined) delete env[it.var];
+        else env[it.var] = saved;
+      } else if (it.kind === 'instr') {
+        visit(it, env, -1);
+      } else {
+        const n = s.events[it.event];
+        const b = base.get(it.event);
+        if (n === undefined || b === undefined) throw new Error(`${it.kind} of undeclared event '${it.event}'`);
+        const idx = it.index ? evalAff(it.index, env) : 0;
+        visit(it, env, b + (((idx % n) + n) % n));
+      }
+    }
+  };
+  walk(s.body);
+}
+
+/** Simulates the window `opts` selects, in one pass over the items in program order. */
 export function simulateWindow(s: Schedule, dev: DeviceProfile, opts: UnrollOptions & { spans?: boolean } = {}): WindowResult {
   const roles = loopRoles(s.body);
   const keepSpans = opts.spans ?? true;
@@ -99,7 +148,9 @@ export function simulateWindow(s: Schedule, dev: DeviceProfile, opts: UnrollOpti
   const gateCause: Record<StreamName, StreamName> = { compute: 'compute', h2d: 'h2d', d2h: 'd2h', comm: 'comm' };
   const last: Record<StreamName, [number, number]> = { compute: [0, 0], h2d: [0, 0], d2h: [0, 0], comm: [0, 0] };
   const busy = zeroByStream();
-  const records = new Map<string, { time: number; cause: StreamName }>();
+  const nEvents = Object.values(s.events).reduce((a, b) => a + b, 0);
+  const recTime = new Float64Array(nEvents).fill(-1); // -1: not recorded yet
+  const recCause: StreamName[] = new Array(nEvents).fill('compute');
   const spans: Span[] = [];
   let exposedCopy = 0;
   let exposedComm = 0;
@@ -109,43 +160,40 @@ export function simulateWindow(s: Schedule, dev: DeviceProfile, opts: UnrollOpti
     else if (cause === 'h2d' || cause === 'd2h') exposedCopy += gap;
   };
 
-  for (const d of unroll(s, opts)) {
+  walkWindow(s, opts, (it, env, ev) => {
     items++;
-    const st = d.item.stream;
-    if (d.kind !== 'instr') {
-      if (d.kind === 'record') {
+    const st = it.stream;
+    if (it.kind !== 'instr') {
+      if (it.kind === 'record') {
         const gated = gate[st] > free[st];
-        records.set(d.key, { time: gated ? gate[st] : free[st], cause: gated ? gateCause[st] : st });
-      } else {
-        const r = records.get(d.key);
-        if (r && r.time > gate[st]) {
-          gate[st] = r.time;
-          gateCause[st] = r.cause;
-        }
+        recTime[ev] = gated ? gate[st] : free[st];
+        recCause[ev] = gated ? gateCause[st] : st;
+      } else if (recTime[ev] > gate[st]) {
+        gate[st] = recTime[ev];
+        gateCause[st] = recCause[ev];
       }
-      continue;
+      return;
     }
-    const ins = d.item;
     const start = Math.max(free[st], gate[st]);
-    let dur = durations.get(ins);
+    let dur = durations.get(it);
     if (dur === undefined) {
-      dur = instrSeconds(ins, dev, { world: s.world });
-      durations.set(ins, dur);
+      dur = instrSeconds(it, dev, { world: s.world });
+      durations.set(it, dur);
     }
     const other = otherCopyStream[st];
-    if (other && opClass(ins.op) === 'copy' && dur > 0) {
+    if (other && it.op === 'copy' && dur > 0) {
       // the opposite direction's latest copy, if it overlaps this one, shares the PCIe link
       const [a, b] = last[other];
       const overlap = Math.max(0, Math.min(b, start + dur) - Math.max(a, start));
-      if (overlap > 0) dur = instrSeconds(ins, dev, { world: s.world, bothWays: overlap / dur });
+      if (overlap > 0) dur = instrSeconds(it, dev, { world: s.world, bothWays: overlap / dur });
     }
     if (st === 'compute' && start > free.compute && gate.compute > free.compute) blame(gateCause.compute, start - free.compute);
     const end = start + dur;
     free[st] = end;
     last[st] = [start, end];
     busy[st] += dur;
-    if (keepSpans) spans.push(spanOf(ins, st, start, end, d.env, roles));
-  }
+    if (keepSpans) spans.push(spanOf(it, st, start, end, env, roles));
+  });
   const stepSeconds = Math.max(...STREAMS.map((x) => Math.max(free[x], gate[x])));
   // compute done, copies or collectives still running: the tail is exposed too
   const tail = stepSeconds - free.compute;

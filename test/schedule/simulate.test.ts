@@ -1,7 +1,8 @@
 import { expect } from 'chai';
 import { deviceProfile } from '../../compiler/schedule/devices.js';
 import { collectiveSeconds, copySeconds, instrSeconds } from '../../compiler/schedule/cost.js';
-import { modelFlopsPerStep, simulateStreams, simulateWindow } from '../../compiler/schedule/simulate.js';
+import { modelFlopsPerStep, simulateStreams, simulateWindow, walkWindow } from '../../compiler/schedule/simulate.js';
+import { unroll } from '../../compiler/schedule/unroll.js';
 import { fpdtLike, instr, loop, record, ref, roundDevice, scheduleOf, wait, buffer } from './fixtures.js';
 import { v } from '../../compiler/schedule/types.js';
 
@@ -102,6 +103,15 @@ describe('schedule/simulate', () => {
     // with no prologue the layers repeat exactly, so the 6-layer step is 6 single layers here
     const exact = simulateStreams(fpdtLike({ layers: 6 }), dev, { window: { layer: 6 } });
     expect(ext.stepSeconds / exact.stepSeconds).to.be.closeTo(1, 0.05);
+  });
+  it('walks the same items in the same order as unroll, caps included', () => {
+    const s = fpdtLike({ layers: 3, chunks: 5 });
+    for (const window of [{}, { layer: 1 }, { layer: 2, kv: 2 }]) {
+      const ours: string[] = [];
+      walkWindow(s, { window }, (it, env) => ours.push(`${it.id}:${JSON.stringify(env)}`));
+      const theirs = [...unroll(s, { window })].map((d) => `${d.item.id}:${JSON.stringify(d.env)}`);
+      expect(ours).to.deep.equal(theirs);
+    }
   });
   it('reports MFU by the ANCHORS convention', () => {
     const s = { ...fpdtLike({ layers: 2 }), world: 2 };
