@@ -1,0 +1,33 @@
+// Writes the inspectable outputs of a compiled schedule beside each other in out/<name>/.
+import { join } from 'node:path';
+import { writeFileAtomic } from '../atomic-write.js';
+import { scheduleToDot } from './export-dot.js';
+import { stringifySchedule } from './export-json.js';
+import { chromeTrace } from './export-trace.js';
+import type { MemoryPlan } from './memory.js';
+import type { Timeline } from './simulate.js';
+import type { Schedule } from './types.js';
+
+export interface ScheduleOutputs {
+  readonly schedule: Schedule;
+  readonly plan?: MemoryPlan;
+  readonly timeline?: Timeline;
+}
+
+/** schedule.json, schedule.dot and (with a timeline) trace.json; returns the paths written. */
+export function writeScheduleOutputs(dir: string, o: ScheduleOutputs): string[] {
+  const paths: string[] = [];
+  const put = (name: string, text: string): void => {
+    const p = join(dir, name);
+    writeFileAtomic(p, text);
+    paths.push(p);
+  };
+  put('schedule.json', stringifySchedule(o.schedule, o.plan));
+  put('schedule.dot', scheduleToDot(o.schedule));
+  if (o.timeline) {
+    const t = o.timeline;
+    const trace = chromeTrace([{ rank: 0, spans: t.spans }], { model: o.schedule.model, windowLayers: t.windowLayers, predictedStepSeconds: t.stepSeconds });
+    put('trace.json', JSON.stringify(trace) + '\n');
+  }
+  return paths;
+}
