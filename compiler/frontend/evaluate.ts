@@ -10,13 +10,21 @@ import { displayPath } from './resolve.js';
 export async function importModel(path: string): Promise<Model> {
   let mod: Record<string, unknown>;
   try {
-    mod = (await import(pathToFileURL(path).href)) as Record<string, unknown>;
+    mod = (await loadModule(path)) as Record<string, unknown>;
   } catch (e) {
     throw fromThrown(e, path, 'import');
   }
   if (!('default' in mod) || mod.default === undefined) throw errors.noDefaultExport(displayPath(path));
   if (!isModel(mod.default)) throw errors.notAModel(displayPath(path), describe(mod.default));
   return mod.default;
+}
+
+// The model must share one copy of every DSL and IR class with the compiler (a Dim made by
+// another copy fails `instanceof`), so load it through the module system that loaded this
+// file: ESM under `fpdtc`, CommonJS where a host such as mocha requires TypeScript.
+async function loadModule(path: string): Promise<unknown> {
+  if (typeof require === 'function') return require(path);
+  return import(pathToFileURL(path).href);
 }
 
 /** Model.build with the model's own mistakes reported at their line. */

@@ -50,7 +50,7 @@ export function graphToJson(g: Graph): GraphJson {
     params: g.params,
     outputs: g.outputs,
     values,
-    main: g.main,
+    main: copyRegion(g.main),
   };
 }
 
@@ -66,26 +66,27 @@ export function graphFromJson(doc: unknown): Graph {
     values,
     inputs: j.inputs,
     params: j.params,
-    main: regionFromJson(j.main),
+    main: copyRegion(j.main),
     outputs: j.outputs,
     config: j.config,
   };
 }
 
-// Regions hold only strings, numbers and nested regions: copy them so the result shares
-// nothing with the parsed document.
-function regionFromJson(r: Region): Region {
-  return { name: r.name, params: [...r.params], results: [...r.results], nodes: r.nodes.map(nodeFromJson) };
+// Regions hold only strings, numbers and nested regions, the same in both forms. Copying
+// them with a fixed key order makes the text independent of how a pass built its objects,
+// and the result shares nothing with its source.
+function copyRegion(r: Region): Region {
+  return { name: r.name, params: [...r.params], nodes: r.nodes.map(copyNode), results: [...r.results] };
 }
 
-function nodeFromJson(n: Node): Node {
+function copyNode(n: Node): Node {
   return {
     id: n.id,
     op: n.op,
     inputs: [...n.inputs],
     outputs: [...n.outputs],
     attrs: { ...n.attrs },
-    ...(n.body ? { body: regionFromJson(n.body) } : {}),
+    ...(n.body ? { body: copyRegion(n.body) } : {}),
     ...(n.loc ? { loc: n.loc } : {}),
   };
 }
