@@ -6,6 +6,7 @@ import { register as registerCompile } from './compile.js';
 import { reportError } from './report-error.js';
 
 const SUBCOMMANDS: ((program: Command) => void)[] = [registerCompile];
+SUBCOMMANDS.push((await import('./inspect.js')).register);
 
 export function buildProgram(): Command {
   const { version } = createRequire(import.meta.url)('../../package.json') as { version: string };
