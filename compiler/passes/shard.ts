@@ -27,6 +27,7 @@ function fresh(ctx: Ctx, hint: string, like: Value, shard: Shard): string {
 
 function a2a(ctx: Ctx, op: 'seq_to_heads' | 'heads_to_seq', input: string, output: string, isKv: boolean): Node {
   const attrs: Record<string, number | boolean> = { ranks: ctx.P };
+  if (isKv) attrs.kv = true;
   if (isKv && ctx.kvReplicate > 1) attrs.kvReplicate = ctx.kvReplicate;
   return { id: `n${ctx.nextNode++}`, op, inputs: [input], outputs: [output], attrs };
 }
@@ -83,17 +84,16 @@ function maxNodeId(r: Region): number {
   return m;
 }
 
-/** Checks that P ranks can split this model; returns how often each kv head is replicated. */
+/**
+ * Checks that P ranks can split this model; returns how many ranks hold each kv head when
+ * there are fewer kv heads than ranks. Each rank receives exactly the kv heads that its
+ * query heads use, so any P that divides the query heads works.
+ */
 export function kvReplication(g: Graph, P: number): number {
   const { Hq, Hkv, S } = g.sizes;
   if (Hq % P !== 0) throw errors.spNotDivisor('the query heads', Hq, P);
   if (S % P !== 0) throw errors.spNotDivisor('the sequence length', S, P);
-  if (Hkv >= P) {
-    if (Hkv % P !== 0) throw errors.spNotDivisor('the kv heads', Hkv, P);
-    return 1;
-  }
-  if (P % Hkv !== 0) throw errors.spNotDivisor(`a multiple of the ${Hkv} kv heads`, Hkv, P);
-  return P / Hkv;
+  return Hkv >= P ? 1 : Math.ceil(P / Hkv);
 }
 
 export const shard: GraphPass = {

@@ -61,6 +61,8 @@ export interface Instr {
   readonly writes: readonly Ref[];
   /** sizes and flags the kernel needs; plain data */
   readonly attrs: Readonly<Record<string, number | string | boolean | readonly number[]>>;
+  /** integer arguments that vary by iteration or rank (a chunk's first position, a head offset) */
+  readonly args?: Readonly<Record<string, Affine>>;
   /** floating-point operations and bytes moved, for the cost model */
   readonly flops: number;
   readonly bytes: number;

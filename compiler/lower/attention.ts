@@ -1,0 +1,221 @@
+// FPDT attention on chunks.
+// Forward, for q chunk i: kv chunks j < i stream in from the stash into two rotating slots
+// while the previous block computes; the diagonal block uses the resident k_i, v_i. Blocks
+// fold into fp32 (o, lse) accumulators (online softmax), finalized once per chunk.
+// Backward: kv chunk j is the outer loop with fp32 dk, dv accumulators; q chunks i >= j stream
+// in (q, do, lse, D and the partial fp32 dq) and dq goes back after each block. The diagonal
+// block runs last, so dq_j is complete when the step ends and the chunk's projections'
+// backward (`post`) runs right there.
+import type { Node } from '../ir/types.js';
+import type { Affine, Ref } from '../schedule/types.js';
+import { aff, scaleAff, v } from '../schedule/types.js';
+import type { Bindings, HeadsBind } from './bindings.js';
+
+export interface AttnNames {
+  /** prefix for the buffers this attention node owns */
+  readonly prefix: string;
+  /** stash placement of streamed chunks */
+  readonly space: 'gpu' | 'host';
+}
+
+function heads(b: Bindings, id: string): HeadsBind {
+  const x = b.get(id);
+  if (x.kind !== 'heads') throw new Error(`lowering: %${id} is not in heads layout`);
+  return x;
+}
+
+/** Chunk k of a stashed value, ready for a kernel: fetched into slot `k` if the stash is on the host. */
+function fetch(b: Bindings, id: string, k: Affine, slotBuf: string): Ref {
+  const h = heads(b, id);
+  const src = b.stashed(id, k);
+  if (b.e.buffers.get(h.stash!)!.space === 'gpu') return src;
+  const dst = b.e.ref(slotBuf, 0, h.per, k);
+  b.e.copy(src, dst);
+  return dst;
+}
+
+function slotBuffer(b: Bindings, id: string, name: string): string {
+  const h = heads(b, id);
+  const like = b.e.buffers.get(h.chunk)!;
+  b.e.buffer(name, 'gpu', like.dtype, like.shape, 'chunk', { slots: 2 });
+  return name;
+}
+
+function blockAttrs(b: Bindings, causal: boolean): Record<string, number | boolean> {
+  const { C, hqL, kvL, d, G } = b.geo;
+  return { lq: C, lk: C, hq: hqL, hkv: kvL, d, group: G, causal };
+}
+const qHeadBase = (b: Bindings) => ({ qHeadBase: v('r', b.geo.hqL) });
+const blockFlops = (b: Bindings, causal: boolean) => (4 * b.geo.C * b.geo.C * b.geo.d * b.geo.hqL) / (causal ? 2 : 1);
+
+/** The forward of `attention(q, k, v) -> (o, lse)` for q chunk `cv`. */
+export function emitAttentionFwd(n: Node, b: Bindings, cv: string, names: AttnNames): void {
+  const { e, geo } = b;
+  const [q, k, vv] = n.inputs;
+  const [o, lse] = n.outputs;
+  const oAcc = e.buffer(`${names.prefix}o_acc`, 'gpu', 'fp32', [geo.C, geo.hqL, geo.d], 'chunk').id;
+  const lAcc = e.buffer(`${names.prefix}lse_acc`, 'gpu', 'fp32', [geo.hqL, geo.C], 'chunk').id;
+  const kSlot = slotBuffer(b, k, `${names.prefix}k_slot`);
+  const vSlot = slotBuffer(b, vv, `${names.prefix}v_slot`);
+  e.instr({ stream: 'compute', op: 'attn_init', reads: [], writes: [e.whole(oAcc), e.whole(lAcc)], attrs: {} });
+  e.loop('j', 0, v(cv), 'kv', () => {
+    const kr = fetch(b, k, v('j'), kSlot);
+    const vr = fetch(b, vv, v('j'), vSlot);
+    e.instr({
+      stream: 'compute',
+      op: 'attn_fwd_block',
+      reads: [b.chunk(q), kr, vr],
+      writes: [e.whole(oAcc), e.whole(lAcc)],
+      attrs: blockAttrs(b, false),
+      args: qHeadBase(b),
+      flops: blockFlops(b, false),
+    });
+  });
+  e.instr({
+    stream: 'compute',
+    op: 'attn_fwd_block',
+    reads: [b.chunk(q), b.chunk(k), b.chunk(vv)],
+    writes: [e.whole(oAcc), e.whole(lAcc)],
+    attrs: blockAttrs(b, true),
+    args: qHeadBase(b),
+    flops: blockFlops(b, true),
+  });
+  e.instr({ stream: 'compute', op: 'attn_finalize', reads: [e.whole(oAcc), e.whole(lAcc)], writes: [b.chunk(o), b.chunk(lse)], attrs: { rows: geo.C, heads: geo.hqL, d: geo.d } });
+}
+
+/** D_i = rowsum(do_i * o_i), once per q chunk, right after do_i exists; stashed for the kv loop. */
+export function emitAttentionBwdPrep(n: Node, b: Bindings, cv: string, names: AttnNames): void {
+  const { e, geo } = b;
+  const [dout, , , , o] = n.inputs;
+  const oSlot = slotBuffer(b, o, `${names.prefix}o_slot`);
+  const dBuf = e.buffer(`${names.prefix}delta`, 'gpu', 'fp32', [geo.hqL, geo.C], 'chunk').id;
+  const dStash = e.buffer(`${names.prefix}delta_stash`, names.space, 'fp32', [geo.u, geo.hqL * geo.C], 'stash').id;
+  const oRef = fetch(b, o, v(cv), oSlot);
+  e.instr({ stream: 'compute', op: 'attn_bwd_prep', reads: [b.chunk(dout), oRef], writes: [e.whole(dBuf)], attrs: { rows: geo.C, heads: geo.hqL, d: geo.d } });
+  e.copy(e.whole(dBuf), e.ref(dStash, scaleAff(v(cv), geo.hqL * geo.C), geo.hqL * geo.C));
+}
+
+/**
+ * The kv-outer loop of `attention_bwd(do, q, k, v, o, lse) -> (dq, dk, dv)`; `post(j)` emits
+ * the backward of chunk j's projections once its dq, dk, dv are complete.
+ */
+export function emitAttentionBwd(n: Node, b: Bindings, names: AttnNames, post: (cv: string) => void): void {
+  const { e, geo } = b;
+  const [dout, q, k, vv, , lse] = n.inputs;
+  const [dq, dk, dv] = n.outputs;
+  const per = geo.C * geo.hqL * geo.d;
+  const dStash = `${names.prefix}delta_stash`;
+  const dqStash = e.buffer(`${names.prefix}dq_stash`, names.space, 'fp32', [geo.u, per], 'stash').id;
+  const dqSlot = e.buffer(`${names.prefix}dq_slot`, 'gpu', 'fp32', [geo.C, geo.hqL, geo.d], 'chunk', { slots: 2 }).id;
+  const dSlot = e.buffer(`${names.prefix}delta_slot`, 'gpu', 'fp32', [geo.hqL, geo.C], 'chunk', { slots: 2 }).id;
+  const dkAcc = e.buffer(`${names.prefix}dk_acc`, 'gpu', 'fp32', [geo.C, geo.kvL, geo.d], 'chunk').id;
+  const dvAcc = e.buffer(`${names.prefix}dv_acc`, 'gpu', 'fp32', [geo.C, geo.kvL, geo.d], 'chunk').id;
+  const slots = {
+    k: slotBuffer(b, k, `${names.prefix}bk_slot`),
+    v: slotBuffer(b, vv, `${names.prefix}bv_slot`),
+    q: slotBuffer(b, q, `${names.prefix}q_slot`),
+    do: slotBuffer(b, dout, `${names.prefix}do_slot`),
+    lse: slotBuffer(b, lse, `${names.prefix}lse_slot`),
+  };
+  const onHost = names.space === 'host';
+  if (!onHost) e.fill(e.whole(dqStash), 0);
+
+  /** One block (q chunk i, kv chunk j); the dq partial is fetched unless this is kv step 0. */
+  const block = (i: Affine, kr: Ref, vr: Ref, causal: boolean, firstStep: boolean): Ref => {
+    const qr = fetch(b, q, i, slots.q);
+    const dor = fetch(b, dout, i, slots.do);
+    const lr = fetch(b, lse, i, slots.lse);
+    const dSrc = e.ref(dStash, scaleAff(i, geo.hqL * geo.C), geo.hqL * geo.C);
+    let dr = dSrc;
+    if (onHost) {
+      dr = e.ref(dSlot, 0, geo.hqL * geo.C, i);
+      e.copy(dSrc, dr);
+    }
+    let dqr = e.ref(dqStash, scaleAff(i, per), per);
+    if (onHost) {
+      const slot = e.ref(dqSlot, 0, per, i);
+      if (firstStep) e.fill(slot, 0);
+      else e.copy(dqr, slot);
+      dqr = slot;
+    }
+    e.instr({
+      stream: 'compute',
+      op: 'attn_bwd_block',
+      reads: [qr, kr, vr, dor, lr, dr],
+      writes: [dqr, e.whole(dkAcc), e.whole(dvAcc)],
+      attrs: blockAttrs(b, causal),
+      args: qHeadBase(b),
+      flops: 2.5 * blockFlops(b, causal),
+    });
+    return dqr;
+  };
+
+  const step = (j: Affine, firstStep: boolean) => {
+    const kr = fetch(b, k, j, slots.k);
+    const vr = fetch(b, vv, j, slots.v);
+    e.fill(e.whole(dkAcc), 0);
+    e.fill(e.whole(dvAcc), 0);
+    e.loop(
+      'i',
+      { c: j.c + 1, t: j.t },
+      aff(geo.u),
+      'q',
+      () => {
+        const dqr = block(v('i'), kr, vr, false, firstStep);
+        if (onHost) e.copy(dqr, e.ref(dqStash, scaleAff(v('i'), per), per));
+      },
+      true,
+    );
+    const dqDiag = block(j, kr, vr, true, firstStep);
+    e.instr({
+      stream: 'compute',
+      op: 'attn_bwd_finalize',
+      reads: [dqDiag, e.whole(dkAcc), e.whole(dvAcc)],
+      writes: [b.chunk(dq), b.chunk(dk), b.chunk(dv)],
+      attrs: { rows: geo.C, hq: geo.hqL, hkv: geo.kvL, d: geo.d },
+    });
+  };
+
+  // Step 0 starts every dq partial at zero; later steps fetch them.
+  e.loop('j', 0, 1, 'kv', () => {
+    step(v('j'), onHost);
+    post('j');
+  });
+  e.loop('j', 1, geo.u, 'kv', () => {
+    step(v('j'), false);
+    post('j');
+  });
+}
+
+export function emitAllToAll(n: Node, b: Bindings, cv: string): void {
+  const { e, geo } = b;
+  const toHeads = n.op === 'seq_to_heads';
+  const [inId, outId] = [n.inputs[0], n.outputs[0]];
+  const headsId = toHeads ? outId : inId;
+  const hb = b.get(headsId);
+  const localHeads = hb.kind === 'heads' ? hb.per / (geo.C * geo.d) : 0;
+  const kv = n.attrs.kv === true;
+  e.instr({
+    stream: 'comm',
+    op: 'all_to_all',
+    reads: [toHeads ? b.rows(inId, cv) : b.chunk(inId)],
+    writes: [toHeads ? b.chunk(outId) : b.rows(outId, cv)],
+    attrs: {
+      dir: n.op,
+      rows: geo.c,
+      ranks: geo.P,
+      heads: kv ? geo.hqL * geo.P / geo.G : geo.hqL * geo.P,
+      headDim: geo.d,
+      localHeads,
+      group: kv ? geo.G : 1,
+      qHeadsPerRank: geo.hqL,
+    },
+  });
+}
+
+/** After a heads-layout value is produced in chunk `cv`, keep it in its stash. */
+export function stashChunk(b: Bindings, id: string, cv: string): void {
+  const h = b.get(id);
+  if (h.kind !== 'heads' || !h.stash) return;
+  b.e.copy(b.chunk(id), b.stashed(id, v(cv)));
+}

@@ -1,0 +1,41 @@
+// The numbers every lowering step needs: ranks, chunk sizes, head splits.
+import type { Graph } from '../ir/types.js';
+
+export interface Geometry {
+  /** sequence-parallel ranks */
+  readonly P: number;
+  /** global tokens per chunk, and per rank (c = C / P) */
+  readonly C: number;
+  readonly c: number;
+  /** chunks */
+  readonly u: number;
+  readonly S: number;
+  readonly L: number;
+  readonly d: number;
+  /** query heads per rank; kv heads per rank (with the heads its query heads share) */
+  readonly hqL: number;
+  readonly kvL: number;
+  /** query heads per kv head */
+  readonly G: number;
+}
+
+/** kv heads that rank r needs: those used by its query heads [r*hqL, (r+1)*hqL). */
+export function kvHeadRange(r: number, hqL: number, G: number): [number, number] {
+  const first = Math.floor((r * hqL) / G);
+  const last = Math.floor(((r + 1) * hqL - 1) / G);
+  return [first, last + 1];
+}
+
+export function geometry(g: Graph): Geometry {
+  const P = g.config.sp;
+  const C = g.config.chunk as number;
+  const { S, L, Hq, Hkv, Dh } = g.sizes;
+  const hqL = Hq / P;
+  const G = Hq / Hkv;
+  let kvL = 0;
+  for (let r = 0; r < P; r++) {
+    const [a, b] = kvHeadRange(r, hqL, G);
+    kvL = Math.max(kvL, b - a);
+  }
+  return { P, C, c: C / P, u: S / C, S, L, d: Dh, hqL, kvL, G };
+}

@@ -1,0 +1,131 @@
+// Parameter, gradient and optimizer-state buffers. Layer parameters are laid out one
+// layer after another, each layer's tensors concatenated in body order; under ZeRO-3 each
+// rank keeps 1/P of every layer (and of the global parameters) and gathers a layer into one
+// of two slots just before use.
+import type { Graph, Node } from '../ir/types.js';
+import { numel } from '../ir/types.js';
+import type { Affine } from '../schedule/types.js';
+import { aff, scaleAff, v } from '../schedule/types.js';
+import type { Emitter } from './emitter.js';
+
+export interface ParamLayout {
+  /** stacked layer params in body order, with offsets inside one layer */
+  readonly layer: readonly { id: string; off: number; len: number }[];
+  readonly global: readonly { id: string; off: number; len: number }[];
+  /** elements of one layer (padded to a multiple of P) and of the global group (padded) */
+  readonly nL: number;
+  readonly nG: number;
+  readonly zero3: boolean;
+  readonly P: number;
+}
+
+const pad = (n: number, P: number) => Math.ceil(n / P) * P;
+
+export function paramLayout(g: Graph, repeat: Node): ParamLayout {
+  const stacked = repeat.inputs.slice(1);
+  let off = 0;
+  const layer = stacked.map((id) => {
+    const len = numel(g.values[id].type, g.sizes) / g.sizes[String(repeat.attrs.count)];
+    const e = { id, off, len };
+    off += len;
+    return e;
+  });
+  const P = g.config.sp;
+  const nL = pad(off, P);
+  off = 0;
+  const global = g.params
+    .filter((p) => !stacked.includes(p))
+    .map((id) => {
+      const len = numel(g.values[id].type, g.sizes);
+      const e = { id, off, len };
+      off += len;
+      return e;
+    });
+  return { layer, global, nL, nG: pad(off, P), zero3: g.config.zero === 3, P };
+}
+
+/** Declares every buffer of parameters, gradients and AdamW states. */
+export function declareParamBuffers(e: Emitter, pl: ParamLayout, L: number): void {
+  const shard = (n: number) => (pl.zero3 ? n / pl.P : n);
+  e.buffer('params.layers', 'gpu', 'bf16', [L, shard(pl.nL)], 'param');
+  e.buffer('params.global', 'gpu', 'bf16', [shard(pl.nG)], 'param');
+  if (pl.zero3) {
+    e.buffer('gathered.layer', 'gpu', 'bf16', [pl.nL], 'gathered', { slots: 2 });
+    e.buffer('gathered.global', 'gpu', 'bf16', [pl.nG], 'gathered');
+  }
+  e.buffer('grads.acc_layer', 'gpu', 'fp32', [pl.nL], 'grad');
+  e.buffer('grads.acc_global', 'gpu', 'fp32', [pl.nG], 'grad');
+  e.buffer('grads.layers', 'gpu', 'fp32', [L, shard(pl.nL)], 'grad');
+  e.buffer('grads.global', 'gpu', 'fp32', [shard(pl.nG)], 'grad');
+  for (const s of ['master', 'm', 'v']) {
+    e.buffer(`optim.${s}.layers`, 'gpu', 'fp32', [L, shard(pl.nL)], 'optim');
+    e.buffer(`optim.${s}.global`, 'gpu', 'fp32', [shard(pl.nG)], 'optim');
+  }
+}
+
+/** Where layer `l`'s copy of a stacked parameter is read from. */
+export function layerParamRef(e: Emitter, pl: ParamLayout, id: string): { buf: string; off: Affine; len: number; slot?: Affine } {
+  const p = pl.layer.find((x) => x.id === id)!;
+  if (pl.zero3) return { buf: 'gathered.layer', off: aff(p.off), len: p.len, slot: v('l') };
+  return { buf: 'params.layers', off: { c: p.off, t: { l: pl.nL } }, len: p.len };
+}
+
+export function globalParamRef(pl: ParamLayout, id: string): { buf: string; off: Affine; len: number } {
+  const p = pl.global.find((x) => x.id === id)!;
+  return { buf: pl.zero3 ? 'gathered.global' : 'params.global', off: aff(p.off), len: p.len };
+}
+
+/** Gathers layer `l` (ZeRO-3) into slot l. */
+export function gatherLayer(e: Emitter, pl: ParamLayout): void {
+  if (!pl.zero3) return;
+  const n = pl.nL / pl.P;
+  e.instr({
+    stream: 'comm',
+    op: 'all_gather',
+    reads: [e.ref('params.layers', scaleAff(v('l'), n), n)],
+    writes: [e.ref('gathered.layer', 0, pl.nL, v('l'))],
+    attrs: { ranks: pl.P, n },
+  });
+}
+
+/** Sums layer l's gradient over ranks into its shard (ZeRO-3) or its full copy. */
+export function reduceLayerGrads(e: Emitter, pl: ParamLayout): void {
+  const n = pl.zero3 ? pl.nL / pl.P : pl.nL;
+  e.instr({
+    stream: 'comm',
+    op: pl.zero3 ? 'reduce_scatter' : 'all_reduce',
+    reads: [e.whole('grads.acc_layer')],
+    writes: [e.ref('grads.layers', scaleAff(v('l'), n), n)],
+    attrs: { ranks: pl.P, n: pl.nL },
+  });
+}
+
+export function emitGlobalGatherAndReduce(e: Emitter, pl: ParamLayout, phase: 'gather' | 'reduce'): void {
+  const n = pl.zero3 ? pl.nG / pl.P : pl.nG;
+  if (phase === 'gather') {
+    if (!pl.zero3) return;
+    e.instr({ stream: 'comm', op: 'all_gather', reads: [e.whole('params.global')], writes: [e.whole('gathered.global')], attrs: { ranks: pl.P, n } });
+    return;
+  }
+  e.instr({
+    stream: 'comm',
+    op: pl.zero3 ? 'reduce_scatter' : 'all_reduce',
+    reads: [e.whole('grads.acc_global')],
+    writes: [e.whole('grads.global')],
+    attrs: { ranks: pl.P, n: pl.nG },
+  });
+}
+
+/** AdamW on this rank's shards: fp32 master weights, moments, and the bf16 copy used next step. */
+export function emitOptimizer(e: Emitter, lr: number): void {
+  for (const part of ['layers', 'global']) {
+    const n = e.buffers.get(`params.${part}`)!.elems;
+    e.instr({
+      stream: 'compute',
+      op: 'adamw',
+      reads: [e.whole(`grads.${part}`)],
+      writes: [e.whole(`optim.master.${part}`), e.whole(`optim.m.${part}`), e.whole(`optim.v.${part}`), e.whole(`params.${part}`)],
+      attrs: { n, lr, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1 },
+    });
+  }
+}

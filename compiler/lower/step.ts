@@ -1,0 +1,229 @@
+// Lowers the chunked graph to one rank's schedule for a training step:
+//   gather global params; embedding (chunks); layers forward (each: gather, checkpoint,
+//   one chunk loop with attention inside); loss and its gradient (chunks); layers backward
+//   in reverse (each: gather, fetch checkpoint, recompute / pre / kv+post loops, reduce
+//   the layer's gradients); embedding backward; reduce global gradients; AdamW.
+import type { Graph, Node, Region } from '../ir/types.js';
+import { DTYPE_BYTES, numel } from '../ir/types.js';
+import type { Schedule } from '../schedule/types.js';
+import { aff, scaleAff, v } from '../schedule/types.js';
+import { emitAllToAll, emitAttentionBwd, emitAttentionBwdPrep, emitAttentionFwd, stashChunk, type AttnNames } from './attention.js';
+import { Bindings } from './bindings.js';
+import { Emitter } from './emitter.js';
+import { geometry, type Geometry } from './geometry.js';
+import { declareParamBuffers, emitGlobalGatherAndReduce, emitOptimizer, gatherLayer, globalParamRef, layerParamRef, paramLayout, reduceLayerGrads, type ParamLayout } from './params.js';
+import { emitTokenwise } from './tokenwise.js';
+
+const IO = { nvalid: 'io.nvalid' };
+
+const isTok = (g: Graph, id: string) => g.values[id].type.shape[0]?.toString() === 'S';
+const isHeads = (g: Graph, id: string) => g.values[id].type.shard?.kind === 'heads';
+const rowOf = (g: Graph, id: string) => g.values[id].type.shape.slice(1).reduce((n, d) => n * d.eval(g.sizes), 1);
+const loopOf = (n: Node) => {
+  const l = String(n.attrs.loop ?? '');
+  return l === 'post' ? 'kv' : l; // the post loop is fused into the kv steps
+};
+
+/** Values whose consumers run in another loop than their producer (or outside the region). */
+function crossLoop(r: Region): Set<string> {
+  const made = new Map<string, string>();
+  const out = new Set<string>();
+  for (const n of r.nodes) {
+    for (const i of n.inputs) if (made.has(i) && made.get(i) !== loopOf(n)) out.add(i);
+    for (const o of n.outputs) made.set(o, loopOf(n));
+  }
+  return out;
+}
+
+function bindRegionValues(g: Graph, r: Region, b: Bindings, prefix: string, attnKv: Set<string>): void {
+  const { e, geo } = b;
+  const cross = crossLoop(r);
+  for (const n of r.nodes) {
+    n.outputs.forEach((o, k) => {
+      if (b.has(o)) return;
+      const t = g.values[o].type;
+      if (n.op === 'view' || (n.op === 'grad_add' && !isTok(g, o))) {
+        const src = b.get(n.inputs[0]);
+        b.set(o, src.kind === 'tok' ? { ...src, row: rowOf(g, o) } : src);
+        return;
+      }
+      if (isHeads(g, o)) {
+        const H = t.shape.length === 3 ? t.shape[1].eval(g.sizes) : g.sizes.Hq;
+        const local = H === g.sizes.Hq ? geo.hqL : geo.kvL;
+        const per = t.shape.length === 3 ? geo.C * local * geo.d : geo.hqL * geo.C;
+        const shape = t.shape.length === 3 ? [geo.C, local, geo.d] : [geo.hqL, geo.C];
+        const chunk = e.buffer(`${prefix}${o}`, 'gpu', t.dtype, shape, 'chunk', { value: o }).id;
+        const needStash = cross.has(o) || attnKv.has(o);
+        const stash = needStash ? e.buffer(`${prefix}${o}.stash`, t.place ?? 'gpu', t.dtype, [geo.u, per], 'stash', { value: o }).id : undefined;
+        b.set(o, { kind: 'heads', chunk, per, ...(stash ? { stash } : {}) });
+        return;
+      }
+      if (isTok(g, o)) {
+        const row = rowOf(g, o);
+        const full = cross.has(o);
+        const buf = e.buffer(`${prefix}${o}`, 'gpu', t.dtype, [full ? geo.S / geo.P : geo.c, row], full ? 'act' : 'chunk', { value: o }).id;
+        b.set(o, { kind: 'tok', buf, row, full, base: aff(0) });
+        return;
+      }
+      throw new Error(`lowering: no place for %${o} (${n.op} output ${k})`);
+    });
+  }
+}
+
+function emitNode(g: Graph, n: Node, b: Bindings, cv: string, names: AttnNames, bwdAttn?: Node): void {
+  if (n.op === 'seq_to_heads' || n.op === 'heads_to_seq') emitAllToAll(n, b, cv);
+  else if (n.op === 'attention') emitAttentionFwd(n, b, cv, names);
+  else emitTokenwise(g, n, b, cv, IO);
+  for (const o of n.outputs) stashChunk(b, o, cv);
+  if (bwdAttn && n.outputs.includes(bwdAttn.inputs[0])) emitAttentionBwdPrep(bwdAttn, b, cv, names);
+}
+
+interface StepCtx {
+  readonly g: Graph;
+  readonly geo: Geometry;
+  readonly e: Emitter;
+  readonly b: Bindings;
+  readonly pl: ParamLayout;
+  readonly space: 'gpu' | 'host';
+  readonly ckptSpace: 'gpu' | 'host';
+}
+
+function lowerLayerForward(s: StepCtx, n: Node): void {
+  const { g, geo, e, b, pl } = s;
+  const body = n.body!;
+  const rowsD = (geo.S / geo.P) * g.sizes.D;
+  b.set(body.params[0], { kind: 'tok', buf: 'act.carry', row: g.sizes.D, full: true, base: aff(0), slot: v('l') });
+  b.set(body.results[0], { kind: 'tok', buf: 'act.carry', row: g.sizes.D, full: true, base: aff(0), slot: v('l', 1, 1) });
+  body.params.slice(1).forEach((p, k) => b.set(p, { kind: 'flat', ...layerParamRef(e, pl, n.inputs[1 + k]) }));
+  const attn = body.nodes.find((x) => x.op === 'attention');
+  bindRegionValues(g, body, b, 'f.', new Set(attn ? attn.inputs.slice(1) : []));
+  e.loop('l', 0, geo.L, 'layer', () => {
+    gatherLayer(e, pl);
+    e.copy(e.ref('act.carry', 0, rowsD, v('l')), e.ref('ckpt.layers', scaleAff(v('l'), rowsD), rowsD));
+    e.loop('i', 0, geo.u, 'chunk', () => {
+      for (const x of body.nodes) emitNode(g, x, b, 'i', { prefix: 'f.', space: s.space });
+    });
+  });
+}
+
+function lowerLayerBackward(s: StepCtx, n: Node, fwd: Node): void {
+  const { g, geo, e, b, pl } = s;
+  const body = n.body!;
+  const D = g.sizes.D;
+  const rowsD = (geo.S / geo.P) * D;
+  b.set(body.params[0], { kind: 'tok', buf: 'act.dcarry', row: D, full: true, base: aff(0), slot: v('l', 1, 1) });
+  if (s.ckptSpace === 'gpu') b.set(body.params[1], { kind: 'tok', buf: 'ckpt.layers', row: D, full: true, base: scaleAff(v('l'), rowsD) });
+  else b.set(body.params[1], { kind: 'tok', buf: 'act.xck', row: D, full: true, base: aff(0) });
+  body.params.slice(2).forEach((p, k) => b.set(p, { kind: 'flat', ...layerParamRef(e, pl, fwd.inputs[1 + k]) }));
+  b.set(body.results[0], { kind: 'tok', buf: 'act.dcarry', row: D, full: true, base: aff(0), slot: v('l') });
+  body.results.slice(1).forEach((r, k) => {
+    const p = pl.layer[k];
+    b.set(r, { kind: 'flat', buf: 'grads.acc_layer', off: aff(p.off), len: p.len });
+  });
+  const attnB = body.nodes.find((x) => x.op === 'attention_bwd');
+  const attnF = body.nodes.find((x) => x.op === 'attention');
+  bindRegionValues(g, body, b, 'b.', new Set(attnF ? attnF.inputs.slice(1) : []));
+  const names: AttnNames = { prefix: 'b.', space: s.space };
+  const of = (loop: string) => body.nodes.filter((x) => x.attrs.loop === loop);
+  e.loop(
+    'l',
+    0,
+    geo.L,
+    'layer',
+    () => {
+      gatherLayer(e, pl);
+      e.fill(e.whole('grads.acc_layer'), 0);
+      if (s.ckptSpace === 'host') e.copy(e.ref('ckpt.layers', scaleAff(v('l'), rowsD), rowsD), e.whole('act.xck'));
+      e.loop('i', 0, geo.u, 'chunk', () => of('recompute').forEach((x) => emitNode(g, x, b, 'i', names)));
+      e.loop('i', 0, geo.u, 'chunk', () => of('pre').forEach((x) => emitNode(g, x, b, 'i', names, attnB)));
+      if (attnB) emitAttentionBwd(attnB, b, names, (cv) => of('post').forEach((x) => emitNode(g, x, b, cv, names)));
+      else e.loop('j', 0, geo.u, 'chunk', () => of('post').forEach((x) => emitNode(g, x, b, 'j', names)));
+      reduceLayerGrads(e, pl);
+    },
+    true,
+  );
+}
+
+export function lowerStep(g: Graph): Schedule {
+  const geo = geometry(g);
+  const e = new Emitter();
+  const repeat = g.main.nodes.find((n) => n.op === 'repeat');
+  const repeatBwd = g.main.nodes.find((n) => n.op === 'repeat_bwd');
+  if (!repeat || !repeatBwd) throw new Error('lowering: the model needs one repeated layer, differentiated');
+  const pl = paramLayout(g, repeat);
+  declareParamBuffers(e, pl, geo.L);
+  const local = geo.S / geo.P;
+  const D = g.sizes.D;
+  const ckpt = repeat.outputs[1];
+  const ckptSpace = g.values[ckpt]?.type.place ?? 'gpu';
+  const space = g.config.offload && g.config.fpdt ? 'host' : 'gpu';
+  e.buffer('io.tokens', 'gpu', 'int32', [local], 'io');
+  e.buffer('io.labels', 'gpu', 'int32', [local], 'io');
+  e.buffer('io.nvalid', 'gpu', 'fp32', [1], 'io');
+  e.buffer('io.loss', 'gpu', 'fp32', [1], 'io');
+  e.buffer('io.dloss', 'gpu', 'fp32', [1], 'io');
+  e.buffer('act.carry', 'gpu', 'bf16', [local, D], 'act', { slots: 2 });
+  e.buffer('act.dcarry', 'gpu', 'bf16', [local, D], 'act', { slots: 2 });
+  e.buffer('ckpt.layers', ckptSpace, 'bf16', [geo.L, local, D], 'ckpt');
+  if (ckptSpace === 'host') e.buffer('act.xck', 'gpu', 'bf16', [local, D], 'act');
+  const b = new Bindings(e, geo);
+  const s: StepCtx = { g, geo, e, b, pl, space, ckptSpace };
+
+  // main-region bindings
+  for (const p of pl.global) b.set(p.id, { kind: 'flat', ...globalParamRef(pl, p.id) });
+  b.set(g.inputs[0], { kind: 'tok', buf: 'io.tokens', row: 1, full: true, base: aff(0) });
+  b.set(g.inputs[1], { kind: 'tok', buf: 'io.labels', row: 1, full: true, base: aff(0) });
+  b.set(repeat.inputs[0], { kind: 'tok', buf: 'act.carry', row: D, full: true, base: aff(0), slot: aff(0) });
+  b.set(repeat.outputs[0], { kind: 'tok', buf: 'act.carry', row: D, full: true, base: aff(0), slot: aff(geo.L) });
+  b.set(repeatBwd.inputs[0], { kind: 'tok', buf: 'act.dcarry', row: D, full: true, base: aff(0), slot: aff(geo.L) });
+  b.set(repeatBwd.outputs[0], { kind: 'tok', buf: 'act.dcarry', row: D, full: true, base: aff(0), slot: aff(0) });
+  b.set(g.outputs[0], { kind: 'flat', buf: 'io.loss', off: aff(0), len: 1 });
+  g.params.forEach((p, k) => {
+    const gp = pl.global.find((x) => x.id === p);
+    if (gp) b.set(g.outputs[1 + k], { kind: 'flat', buf: 'grads.acc_global', off: aff(gp.off), len: gp.len });
+  });
+  // gradient sums of whole tensors share the accumulator of their result
+  for (const n of [...g.main.nodes].reverse()) {
+    if (n.op === 'grad_add' && !isTok(g, n.outputs[0]) && b.has(n.outputs[0])) for (const i of n.inputs) b.set(i, b.get(n.outputs[0]));
+    if (n.op === 'ones') b.set(n.outputs[0], { kind: 'flat', buf: 'io.dloss', off: aff(0), len: 1 });
+  }
+  bindRegionValues(g, { ...g.main, nodes: g.main.nodes.filter((n) => !n.body) }, b, 'm.', new Set());
+
+  e.fill(e.whole('io.loss'), 0);
+  e.fill(e.whole('grads.acc_global'), 0);
+  emitGlobalGatherAndReduce(e, pl, 'gather');
+  const nodes = g.main.nodes;
+  for (let k = 0; k < nodes.length; ) {
+    const n = nodes[k];
+    if (n.op === 'repeat') lowerLayerForward(s, n);
+    else if (n.op === 'repeat_bwd') lowerLayerBackward(s, n, repeat);
+    else if (n.attrs.loop === 'global') {
+      if (n.op === 'ones') e.fill(e.whole('io.dloss'), 1);
+    } else {
+      const loop = n.attrs.loop;
+      const run: Node[] = [];
+      while (k < nodes.length && nodes[k].attrs.loop === loop) run.push(nodes[k++]);
+      e.loop('i', 0, geo.u, 'chunk', () => run.forEach((x) => emitNode(g, x, b, 'i', { prefix: 'm.', space })));
+      continue;
+    }
+    k++;
+  }
+  e.instr({ stream: 'comm', op: 'all_reduce', reads: [e.whole('io.loss')], writes: [e.whole('io.loss')], attrs: { ranks: geo.P, n: 1 } });
+  emitGlobalGatherAndReduce(e, pl, 'reduce');
+  emitOptimizer(e, g.config.lr);
+
+  return {
+    model: g.name,
+    config: g.config,
+    world: geo.P,
+    chunk: geo.C,
+    chunks: geo.u,
+    layers: geo.L,
+    buffers: [...e.buffers.values()],
+    events: {},
+    body: e.items(),
+    sizes: g.sizes,
+  };
+}
+
+export const bytesOfParams = (g: Graph) => g.params.reduce((n, p) => n + numel(g.values[p].type, g.sizes) * DTYPE_BYTES[g.values[p].type.dtype], 0);

@@ -1,0 +1,179 @@
+// Stream synchronization: inserts the event records and waits that order every pair of
+// accesses to one buffer from different streams where one of them writes. Accesses to
+// rotating slots are told apart by their slot expressions, so a fetch into slot j+1 does
+// not wait for the block reading slot j: that is what makes double buffering overlap.
+// Loop-carried dependencies are found by running each loop body against the state its
+// previous iterations leave (slot expressions shifted back by one and two iterations).
+// The hazard checker (verify.ts) checks the result independently, by unrolling.
+import type { Affine, Buffer, EventOp, Instr, Item, Loop, Ref, Schedule, StreamName } from './types.js';
+
+interface Access {
+  readonly stream: StreamName;
+  readonly write: boolean;
+  readonly buf: string;
+  /** slot expression in the current iteration's terms; undefined = any slot */
+  readonly slot?: Affine;
+  readonly instr: string;
+  /** slot expression as recorded (the event index) */
+  readonly recordIndex?: Affine;
+}
+
+type State = Map<string, Access[]>;
+
+const shift = (a: Affine, varName: string, by: number): Affine => ({ c: a.c + (a.t[varName] ?? 0) * by, t: a.t });
+const sameTerms = (a: Affine, b: Affine) => {
+  const keys = new Set([...Object.keys(a.t), ...Object.keys(b.t)]);
+  for (const k of keys) if ((a.t[k] ?? 0) !== (b.t[k] ?? 0)) return false;
+  return true;
+};
+const mod = (x: number, n: number) => ((x % n) + n) % n;
+
+/** 'no' when two slot expressions can never name the same slot, 'same' when they always do. */
+function slotAlias(a: Affine | undefined, b: Affine | undefined, slots: number): 'no' | 'same' | 'maybe' {
+  if (slots <= 1) return 'same';
+  if (!a || !b || !sameTerms(a, b)) return 'maybe';
+  return mod(a.c - b.c, slots) === 0 ? 'same' : 'no';
+}
+
+function cloneState(s: State): State {
+  return new Map([...s].map(([k, v]) => [k, [...v]]));
+}
+
+function mergeInto(into: State, from: State): void {
+  for (const [k, list] of from) {
+    const cur = into.get(k) ?? [];
+    for (const a of list) if (!cur.some((x) => x.instr === a.instr && x.write === a.write && JSON.stringify(x.slot) === JSON.stringify(a.slot))) cur.push(a);
+    into.set(k, cur);
+  }
+}
+
+class Sync {
+  private eventCount = 0;
+  /** instr id -> events to record right after it */
+  readonly recordsAfter = new Map<string, { event: string; index?: Affine }[]>();
+  /** access identity -> its event */
+  private readonly eventOf = new Map<string, string>();
+  readonly events: Record<string, number> = {};
+  private readonly bufs: Map<string, Buffer>;
+
+  constructor(s: Schedule) {
+    this.bufs = new Map(s.buffers.map((b) => [b.id, b]));
+  }
+
+  private eventFor(a: Access): string {
+    const key = `${a.instr}|${a.write}|${a.buf}|${JSON.stringify(a.recordIndex)}`;
+    let e = this.eventOf.get(key);
+    if (!e) {
+      e = `e${this.eventCount++}`;
+      this.eventOf.set(key, e);
+      const slots = this.bufs.get(a.buf)!.slots;
+      this.events[e] = a.recordIndex ? slots : 1;
+      const list = this.recordsAfter.get(a.instr) ?? [];
+      list.push({ event: e, ...(a.recordIndex ? { index: a.recordIndex } : {}) });
+      this.recordsAfter.set(a.instr, list);
+    }
+    return e;
+  }
+
+  walk(items: readonly Item[], state: State, emit: boolean): Item[] {
+    const out: Item[] = [];
+    // waits already issued on each stream in this straight-line stretch of program
+    const done = new Set<string>();
+    for (const it of items) {
+      if (it.kind === 'loop') {
+        done.clear();
+        out.push(this.loop(it, state, emit));
+      } else if (it.kind === 'instr') {
+        if (emit)
+          for (const w of this.waitsFor(it, state)) {
+            const key = `${w.stream}|${w.event}|${JSON.stringify(w.index)}`;
+            if (done.has(key)) continue;
+            done.add(key);
+            out.push(w);
+          }
+        this.touch(it, state);
+        // waits issued before this instruction were for its earlier executions
+        for (const r of this.recordsAfter.get(it.id) ?? []) for (const k of [...done]) if (k.split('|')[1] === r.event) done.delete(k);
+        out.push(it);
+      } else out.push(it);
+    }
+    return out;
+  }
+
+  private loop(l: Loop, state: State, emit: boolean): Loop {
+    const dry = cloneState(state);
+    this.walk(l.body, dry, false);
+    const entry = cloneState(state);
+    const step = l.reverse ? 1 : -1; // previous iterations, in this iteration's terms
+    for (const back of [1, 2]) {
+      const carried: State = new Map();
+      for (const [k, list] of dry) carried.set(k, list.map((a) => (a.slot ? { ...a, slot: shift(a.slot, l.var, step * back) } : a)));
+      mergeInto(entry, carried);
+    }
+    const body = this.walk(l.body, entry, emit);
+    // After the loop, slot expressions in the loop variable no longer mean anything.
+    for (const [k, list] of entry) state.set(k, list.map((a) => (a.slot && a.slot.t[l.var] ? { ...a, slot: undefined } : a)));
+    return { ...l, body };
+  }
+
+  private waitsFor(it: Instr, state: State): EventOp[] {
+    const waits: EventOp[] = [];
+    const seen = new Set<string>();
+    const need = (r: Ref, write: boolean) => {
+      const slots = this.bufs.get(r.buf)!.slots;
+      for (const a of state.get(r.buf) ?? []) {
+        if (a.stream === it.stream || (!write && !a.write)) continue;
+        const alias = slotAlias(a.slot, r.slot, slots);
+        if (alias === 'no') continue;
+        const ev = this.eventFor(a);
+        const indices: (Affine | undefined)[] = !a.recordIndex ? [undefined] : alias === 'same' && r.slot ? [r.slot] : [...Array(slots).keys()].map((c) => ({ c, t: {} }));
+        for (const index of indices) {
+          const key = `${ev}|${JSON.stringify(index)}`;
+          if (seen.has(key)) continue;
+          seen.add(key);
+          waits.push({ kind: 'wait', id: `w_${it.id}_${waits.length}`, stream: it.stream, event: ev, ...(index ? { index } : {}) });
+        }
+      }
+    };
+    it.reads.forEach((r) => need(r, false));
+    it.writes.forEach((r) => need(r, true));
+    return waits;
+  }
+
+  private touch(it: Instr, state: State): void {
+    const add = (r: Ref, write: boolean) => {
+      const slotted = this.bufs.get(r.buf)!.slots > 1;
+      const a: Access = { stream: it.stream, write, buf: r.buf, instr: it.id, ...(slotted && r.slot ? { slot: r.slot, recordIndex: r.slot } : {}) };
+      // a later access by the same stream to the same slot orders after the earlier ones
+      const list = (state.get(r.buf) ?? []).filter(
+        (x) => !(x.stream === a.stream && (x.write === a.write || a.write) && slotAlias(x.slot, a.slot, this.bufs.get(r.buf)!.slots) === 'same' && (!!x.slot === !!a.slot)),
+      );
+      list.push(a);
+      state.set(r.buf, list);
+    };
+    it.reads.forEach((r) => add(r, false));
+    it.writes.forEach((r) => add(r, true));
+  }
+
+  placeRecords(items: readonly Item[]): Item[] {
+    const out: Item[] = [];
+    for (const it of items) {
+      if (it.kind === 'loop') {
+        out.push({ ...it, body: this.placeRecords(it.body) });
+        continue;
+      }
+      out.push(it);
+      if (it.kind === 'instr')
+        for (const r of this.recordsAfter.get(it.id) ?? [])
+          out.push({ kind: 'record', id: `r_${it.id}_${r.event}`, stream: it.stream, event: r.event, ...(r.index ? { index: r.index } : {}) });
+    }
+    return out;
+  }
+}
+
+/** Adds the events that order cross-stream accesses; the schedule's instructions are unchanged. */
+export function syncStreams(s: Schedule): Schedule {
+  const sync = new Sync(s);
+  const body = sync.placeRecords(sync.walk(s.body, new Map(), true));
+  return { ...s, body, events: { ...s.events, ...sync.events } };
+}

@@ -1,0 +1,90 @@
+// Well-formedness of a schedule, checked by unrolling (a window of) the program.
+//
+// Invariants:
+//  1. Every reference names a declared buffer and stays inside one slot of it, in every
+//     iteration of the window.
+//  2. Every event named by a record or wait is declared, and its index is inside the event array.
+//  3. Happens-before: two accesses from different streams to overlapping elements of one
+//     buffer slot, at least one a write, are ordered by stream order and events (the earlier
+//     access's stream recorded an event after it that the later access's stream waited for,
+//     directly or through a chain). Accesses from one stream are ordered by that stream.
+//  4. Loops have integer bounds and refer only to loop variables of enclosing loops (or `r`).
+import { STREAMS, type Schedule, type StreamName } from './types.js';
+import { unroll, type DynInstr, type UnrollOptions } from './unroll.js';
+
+export class ScheduleError extends Error {}
+
+interface Access {
+  readonly start: number;
+  readonly end: number;
+  readonly write: boolean;
+  readonly stream: number;
+  readonly tick: number;
+  readonly instr: DynInstr;
+}
+
+const where = (d: DynInstr) => {
+  const env = Object.entries(d.env).filter(([k]) => k !== 'r').map(([k, v]) => `${k}=${v}`).join(' ');
+  return `${d.item.id} (${d.item.stream}: ${d.item.op}${env ? ` at ${env}` : ''})`;
+};
+
+export interface VerifyOptions extends UnrollOptions {}
+
+/** Default window: enough iterations of every loop kind to meet every loop-carried reuse. */
+export const VERIFY_WINDOW = { layer: 3, chunk: 4, kv: 4, q: 4 } as const;
+
+export function verifySchedule(s: Schedule, opts: VerifyOptions = { window: VERIFY_WINDOW }): void {
+  const bufs = new Map(s.buffers.map((b) => [b.id, b]));
+  const sIdx = new Map<StreamName, number>(STREAMS.map((x, i) => [x, i]));
+  const clocks = STREAMS.map(() => new Array<number>(STREAMS.length).fill(0));
+  const events = new Map<string, number[]>();
+  const accesses = new Map<string, Access[]>();
+  let steps = 0;
+  for (const d of unroll(s, opts)) {
+    const x = sIdx.get(d.item.stream)!;
+    if (d.kind !== 'instr') {
+      const n = s.events[d.item.event];
+      if (n === undefined) throw new ScheduleError(`event ${d.item.event} is used but not declared (invariant 2)`);
+      if (d.kind === 'record') events.set(d.key, [...clocks[x]]);
+      else {
+        const e = events.get(d.key);
+        if (e) for (let k = 0; k < e.length; k++) clocks[x][k] = Math.max(clocks[x][k], e[k]);
+      }
+      continue;
+    }
+    clocks[x][x]++;
+    const tick = clocks[x][x];
+    const check = (refs: typeof d.reads, write: boolean) => {
+      for (const r of refs) {
+        const b = bufs.get(r.buf);
+        if (!b) throw new ScheduleError(`${where(d)} uses undeclared buffer ${r.buf} (invariant 1)`);
+        if (r.start < 0 || r.end > b.elems || !Number.isInteger(r.start))
+          throw new ScheduleError(`${where(d)} touches ${r.buf}[${r.start}, ${r.end}) outside its ${b.elems} elements (invariant 1)`);
+        const key = `${r.buf}#${r.slot}`;
+        const list = accesses.get(key) ?? [];
+        for (const a of list) {
+          if (a.stream === x || (!write && !a.write) || a.end <= r.start || r.end <= a.start) continue;
+          if (a.tick > clocks[x][a.stream])
+            throw new ScheduleError(
+              `hazard on ${r.buf} slot ${r.slot} elements [${Math.max(a.start, r.start)}, ${Math.min(a.end, r.end)}): ` +
+                `${where(a.instr)} ${a.write ? 'writes' : 'reads'} and ${where(d)} ${write ? 'writes' : 'reads'}, ` +
+                `on streams ${STREAMS[a.stream]} and ${STREAMS[x]}, with no event ordering them (invariant 3)`,
+            );
+        }
+        list.push({ start: r.start, end: r.end, write, stream: x, tick, instr: d });
+        accesses.set(key, list);
+      }
+    };
+    check(d.reads, false);
+    check(d.writes, true);
+    if (++steps % 2048 === 0) prune(accesses, clocks);
+  }
+}
+
+/** Drops accesses that every stream is already ordered after: they can conflict with nothing new. */
+function prune(accesses: Map<string, Access[]>, clocks: number[][]): void {
+  for (const [k, list] of accesses) {
+    const kept = list.filter((a) => clocks.some((c) => c[a.stream] < a.tick));
+    accesses.set(k, kept);
+  }
+}
