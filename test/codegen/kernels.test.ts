@@ -1,0 +1,86 @@
+// Renders the kernels for two model shapes and compiles every file with the local nvcc (sm_90),
+// in parallel. Skips the compile when nvcc is absent.
+import { expect } from 'chai';
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { KernelSpecError, renderKernels, type KernelSpec } from '../../compiler/codegen/kernels.js';
+import { launcherPrototypes } from '../../compiler/codegen/kernel-signatures.js';
+import { gptSpec, llamaSpec } from '../gpu/kernels/specs.js';
+
+const run = promisify(execFile);
+const nvcc = process.env.NVCC ?? '/usr/local/cuda/bin/nvcc';
+
+function launchersIn(text: string): string[] {
+  return [...text.matchAll(/extern "C" cudaError_t (\w+)\(/g)].map((m) => m[1]!);
+}
+
+describe('codegen/kernels', () => {
+  it('specializes the templates to the model constants', () => {
+    const files = renderKernels(llamaSpec);
+    const byName = new Map(files.map((f) => [f.file, f.text]));
+    expect(byName.get('attention_fwd.cu')).to.contain('constexpr int D = 128;');
+    expect(byName.get('norm_rms.cu')).to.contain('constexpr int H = 4096;');
+    expect(byName.get('mlp_swiglu.cu')).to.contain('constexpr int F = 14336;');
+    expect(byName.get('loss.cu')).to.contain('constexpr int V = 128256;');
+    expect(byName.has('norm_layer.cu')).to.equal(false);
+    const gpt = new Map(renderKernels(gptSpec).map((f) => [f.file, f.text]));
+    expect(gpt.has('norm_layer.cu') && gpt.has('mlp_gelu.cu')).to.equal(true);
+    expect(gpt.get('rope.cu')).to.contain('constexpr int RD = 32;');
+  });
+
+  it('declares in the header exactly the launchers the sources define', () => {
+    for (const spec of [llamaSpec, gptSpec]) {
+      const files = renderKernels(spec);
+      const header = files.find((f) => f.file === 'fpdt_kernels.h')!.text;
+      for (const f of files.filter((x) => x.file.endsWith('.cu'))) {
+        const defined = launchersIn(f.text).sort();
+        const listed = (launcherPrototypes[f.file] ?? []).map((p) => /cudaError_t (\w+)\(/.exec(p)![1]!).sort();
+        expect(defined, f.file).to.deep.equal(listed);
+        for (const name of defined) expect(header).to.contain(`cudaError_t ${name}(`);
+      }
+    }
+  });
+
+  it('rejects shapes the kernels cannot take', () => {
+    const bad: Partial<KernelSpec>[] = [{ headDim: 72 }, { qHeads: 30 }, { rotaryDim: 130 }, { hidden: 4095 }, { eps: 0 }];
+    for (const b of bad) expect(() => renderKernels({ ...llamaSpec, ...b })).to.throw(KernelSpecError);
+  });
+
+  it('compiles every rendered file with nvcc -arch=sm_90', async function () {
+    if (!existsSync(nvcc)) {
+      console.log(`      (skipped: ${nvcc} not found)`);
+      this.skip();
+    }
+    this.timeout(180_000);
+    const dir = mkdtempSync(join(tmpdir(), 'fpdt-kernels-'));
+    try {
+      const jobs: { spec: string; file: string }[] = [];
+      for (const [name, spec] of [['llama', llamaSpec], ['gpt', gptSpec]] as const) {
+        for (const f of renderKernels(spec)) {
+          const path = join(dir, `${name}_${f.file}`);
+          writeFileSync(path, f.text);
+          if (f.file.endsWith('.cu')) jobs.push({ spec: name, file: path });
+        }
+      }
+      // the header must compile as C++ too
+      const hdr = join(dir, 'header_check.cu');
+      writeFileSync(hdr, '#include "llama_fpdt_kernels.h"\n');
+      jobs.push({ spec: 'llama', file: hdr });
+      await Promise.all(
+        jobs.map(async (j) => {
+          try {
+            await run(nvcc, ['-c', '-arch=sm_90', '-O1', '-w', j.file, '-o', `${j.file}.o`], { cwd: dir });
+          } catch (e) {
+            const err = e as { stderr?: string };
+            throw new Error(`nvcc failed on ${j.file}:\n${err.stderr ?? String(e)}`);
+          }
+        }),
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
