@@ -28,8 +28,8 @@ describe('compile', () => {
   });
 
   it('overrides the model defaults with flags', async () => {
-    const r = await compile('tiny-llama', { seq: 384, sp: 4, chunk: 'auto', checkpoint: 'gpu' }, { write: false });
-    expect(r.report.config).to.include({ seq: 384, sp: 4, chunk: 'auto', checkpoint: 'gpu' });
+    const r = await compile('tiny-llama', { seq: 384, sp: 4, chunk: 96, checkpoint: 'gpu' }, { write: false });
+    expect(r.report.config).to.include({ seq: 384, sp: 4, chunk: 96, checkpoint: 'gpu' });
     expect(r.graph.sizes.S).to.equal(384);
     expect(r.files).to.deep.equal([]);
   });
