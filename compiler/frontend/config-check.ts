@@ -3,9 +3,11 @@
 // sequence into chunks that each rank holds chunk/sp tokens of.
 import { errors } from '../errors.js';
 import type { TrainConfig } from '../ir/types.js';
+import { DEVICE_NAMES } from '../schedule/devices.js';
 
 export function validateConfig(config: TrainConfig, sizes: Readonly<Record<string, number>>): void {
   const { seq, sp, chunk } = config;
+  if (!DEVICE_NAMES.includes(config.device)) throw errors.unknownDevice(config.device, DEVICE_NAMES);
   const heads = sizes.Hq;
   if (heads !== undefined && heads % sp !== 0) throw errors.spNotDivisor('the query heads Hq', heads, sp);
   if (sp > seq) throw errors.spExceedsSeq(sp, seq);

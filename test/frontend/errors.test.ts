@@ -82,6 +82,12 @@ describe('bad configurations', () => {
     expect(code).to.equal(1);
   });
 
+  it('an unknown device (exit 2)', async () => {
+    const [line, code] = await failure('tiny-llama', { device: 'tpu9' });
+    expect(line).to.match(/^error: --device tpu9: unknown device; known: .*h200/);
+    expect(code).to.equal(2);
+  });
+
   it('an unknown pass name (exit 2)', async () => {
     const [line, code] = await failure('tiny-llama', {}, { skip: ['nope'] });
     expect(line).to.match(/^error: --skip nope: no pass named 'nope'; passes: .*shapes/);
