@@ -1,8 +1,7 @@
 // `fpdtc compile <model>`: parse flags, call the library's compile, print a short summary.
 import { basename, dirname } from 'node:path';
 import type { Command } from 'commander';
-import { compile } from '../compile.js';
-import type { TrainConfig } from '../ir/types.js';
+import { compile, type CompileResult } from '../compile.js';
 import { displayPath } from '../frontend/index.js';
 import { parseCompileFlags, passList, type RawCompileFlags } from './compile-flags.js';
 import { formatCount, formatFlops, formatSeconds, formatTokens } from './format.js';
@@ -27,12 +26,14 @@ export function register(program: Command): void {
     .action(async (model: string, raw: RawCompileFlags) => {
       const overrides = parseCompileFlags(raw);
       const result = await compile(model, overrides, { outDir: raw.out, dumpAfter: passList(raw.dumpAfter), skip: passList(raw.skip) });
-      process.stdout.write(summary(result.report, result.files, result.report.passes as string[]));
+      process.stdout.write(summary(result));
     });
 }
 
-function summary(r: { model: string; params: number; tokens: number; layers: number; flops_per_step: number; config: TrainConfig }, files: readonly string[], passes: readonly string[]): string {
+/** A few lines for people; report.json has everything. */
+function summary({ report: r, files }: CompileResult): string {
   const c = r.config;
+  const passes = (r.passes as readonly string[] | undefined) ?? [];
   const run = [`sp ${c.sp}`, `chunk ${c.chunk === 'auto' ? 'auto' : formatTokens(c.chunk)}`, `offload ${c.offload ? 'on' : 'off'}`, `ZeRO-${c.zero}`, `checkpoints ${c.checkpoint}`, c.device];
   const shown = files.filter((f) => !f.includes('/passes/'));
   const dumps = files.length - shown.length;
