@@ -14,8 +14,13 @@ interface Access {
   /** slot expression in the current iteration's terms; undefined = any slot */
   readonly slot?: Affine;
   readonly instr: string;
-  /** slot expression as recorded (the event index) */
+  /** element window in the current iteration's terms; undefined = anywhere in the buffer */
+  readonly off?: Affine;
+  readonly len: number;
+  /** slot or window number as recorded (the event index), with the event array's length */
   readonly recordIndex?: Affine;
+  readonly indexCount?: number;
+  readonly indexLen?: number;
 }
 
 type State = Map<string, Access[]>;
@@ -35,6 +40,12 @@ function slotAlias(a: Affine | undefined, b: Affine | undefined, slots: number):
   return mod(a.c - b.c, slots) === 0 ? 'same' : 'no';
 }
 
+/** Whether two windows of one buffer can overlap: only windows in the same loop terms are told apart. */
+function mayOverlap(a: { off?: Affine; len: number }, b: { off?: Affine; len: number }): boolean {
+  if (!a.off || !b.off || !sameTerms(a.off, b.off)) return true;
+  return a.off.c < b.off.c + b.len && b.off.c < a.off.c + a.len;
+}
+
 function cloneState(s: State): State {
   return new Map([...s].map(([k, v]) => [k, [...v]]));
 }
@@ -45,6 +56,21 @@ function mergeInto(into: State, from: State): void {
     for (const a of list) if (!cur.some((x) => x.instr === a.instr && x.write === a.write && JSON.stringify(x.slot) === JSON.stringify(a.slot))) cur.push(a);
     into.set(k, cur);
   }
+}
+
+/**
+ * The event index an access records: its slot for rotating buffers, else its window number
+ * when it touches an aligned window (chunk k of a stash). Waiting on index "my slot" or "my
+ * window" then finds the latest access to exactly those bytes.
+ */
+function accessIndex(b: Buffer, r: Ref): { index: Affine; count: number; len: number } | undefined {
+  if (b.slots > 1) return r.slot ? { index: r.slot, count: b.slots, len: -1 } : undefined;
+  if (r.len <= 0 || r.len === b.elems || b.elems % r.len !== 0) return undefined;
+  const terms = Object.values(r.off.t);
+  if (r.off.c % r.len !== 0 || terms.some((x) => x % r.len !== 0)) return undefined;
+  const t: Record<string, number> = {};
+  for (const [k, x] of Object.entries(r.off.t)) t[k] = x / r.len;
+  return { index: { c: r.off.c / r.len, t }, count: b.elems / r.len, len: r.len };
 }
 
 class Sync {
@@ -66,8 +92,7 @@ class Sync {
     if (!e) {
       e = `e${this.eventCount++}`;
       this.eventOf.set(key, e);
-      const slots = this.bufs.get(a.buf)!.slots;
-      this.events[e] = a.recordIndex ? slots : 1;
+      this.events[e] = a.recordIndex ? a.indexCount! : 1;
       const list = this.recordsAfter.get(a.instr) ?? [];
       list.push({ event: e, ...(a.recordIndex ? { index: a.recordIndex } : {}) });
       this.recordsAfter.set(a.instr, list);
@@ -107,12 +132,20 @@ class Sync {
     const step = l.reverse ? 1 : -1; // previous iterations, in this iteration's terms
     for (const back of [1, 2]) {
       const carried: State = new Map();
-      for (const [k, list] of dry) carried.set(k, list.map((a) => (a.slot ? { ...a, slot: shift(a.slot, l.var, step * back) } : a)));
+      for (const [k, list] of dry)
+        carried.set(
+          k,
+          list.map((a) => ({ ...a, ...(a.slot ? { slot: shift(a.slot, l.var, step * back) } : {}), ...(a.off ? { off: shift(a.off, l.var, step * back) } : {}) })),
+        );
       mergeInto(entry, carried);
     }
     const body = this.walk(l.body, entry, emit);
     // After the loop, slot expressions in the loop variable no longer mean anything.
-    for (const [k, list] of entry) state.set(k, list.map((a) => (a.slot && a.slot.t[l.var] ? { ...a, slot: undefined } : a)));
+    for (const [k, list] of entry)
+      state.set(
+        k,
+        list.map((a) => ({ ...a, slot: a.slot && a.slot.t[l.var] ? undefined : a.slot, off: a.off && a.off.t[l.var] ? undefined : a.off })),
+      );
     return { ...l, body };
   }
 
@@ -120,13 +153,17 @@ class Sync {
     const waits: EventOp[] = [];
     const seen = new Set<string>();
     const need = (r: Ref, write: boolean) => {
-      const slots = this.bufs.get(r.buf)!.slots;
+      const buf = this.bufs.get(r.buf)!;
+      const mine = accessIndex(buf, r);
       for (const a of state.get(r.buf) ?? []) {
-        if (a.stream === it.stream || (!write && !a.write)) continue;
-        const alias = slotAlias(a.slot, r.slot, slots);
-        if (alias === 'no') continue;
+        if (a.stream === it.stream || (!write && !a.write) || !mayOverlap(a, r)) continue;
+        if (slotAlias(a.slot, r.slot, buf.slots) === 'no') continue;
         const ev = this.eventFor(a);
-        const indices: (Affine | undefined)[] = !a.recordIndex ? [undefined] : alias === 'same' && r.slot ? [r.slot] : [...Array(slots).keys()].map((c) => ({ c, t: {} }));
+        const indices: (Affine | undefined)[] = !a.recordIndex
+          ? [undefined]
+          : mine && mine.len === a.indexLen
+            ? [mine.index]
+            : [...Array(a.indexCount!).keys()].map((c) => ({ c, t: {} }));
         for (const index of indices) {
           const key = `${ev}|${JSON.stringify(index)}`;
           if (seen.has(key)) continue;
@@ -142,11 +179,31 @@ class Sync {
 
   private touch(it: Instr, state: State): void {
     const add = (r: Ref, write: boolean) => {
-      const slotted = this.bufs.get(r.buf)!.slots > 1;
-      const a: Access = { stream: it.stream, write, buf: r.buf, instr: it.id, ...(slotted && r.slot ? { slot: r.slot, recordIndex: r.slot } : {}) };
-      // a later access by the same stream to the same slot orders after the earlier ones
+      const buf = this.bufs.get(r.buf)!;
+      const idx = accessIndex(buf, r);
+      const a: Access = {
+        stream: it.stream,
+        write,
+        buf: r.buf,
+        instr: it.id,
+        off: r.off,
+        len: r.len,
+        ...(buf.slots > 1 && r.slot ? { slot: r.slot } : {}),
+        ...(idx ? { recordIndex: idx.index, indexCount: idx.count, indexLen: idx.len } : {}),
+      };
+      // Later accesses by the same site supersede earlier ones (a wait binds to the latest
+      // record of a site anyway); one by the same stream to the same bytes orders after them.
       const list = (state.get(r.buf) ?? []).filter(
-        (x) => !(x.stream === a.stream && (x.write === a.write || a.write) && slotAlias(x.slot, a.slot, this.bufs.get(r.buf)!.slots) === 'same' && (!!x.slot === !!a.slot)),
+        (x) =>
+          !(x.instr === a.instr && x.write === a.write) &&
+          !(
+            x.stream === a.stream &&
+            (x.write === a.write || a.write) &&
+            slotAlias(x.slot, a.slot, buf.slots) === 'same' &&
+            !!x.slot === !!a.slot &&
+            JSON.stringify(x.off) === JSON.stringify(a.off) &&
+            x.len === a.len
+          ),
       );
       list.push(a);
       state.set(r.buf, list);
