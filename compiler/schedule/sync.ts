@@ -26,11 +26,22 @@ interface Access {
 type State = Map<string, Access[]>;
 
 const shift = (a: Affine, varName: string, by: number): Affine => ({ c: a.c + (a.t[varName] ?? 0) * by, t: a.t });
-const sameTerms = (a: Affine, b: Affine) => {
-  const keys = new Set([...Object.keys(a.t), ...Object.keys(b.t)]);
-  for (const k of keys) if ((a.t[k] ?? 0) !== (b.t[k] ?? 0)) return false;
-  return true;
-};
+const termKeys = new WeakMap<Affine, string>();
+/** The loop-variable part of an affine expression as a string (cached: compared very often). */
+function termsOf(a: Affine): string {
+  let k = termKeys.get(a);
+  if (k === undefined) {
+    k = Object.keys(a.t)
+      .filter((n) => a.t[n] !== 0)
+      .sort()
+      .map((n) => `${n}*${a.t[n]}`)
+      .join('+');
+    termKeys.set(a, k);
+  }
+  return k;
+}
+const sameTerms = (a: Affine, b: Affine) => termsOf(a) === termsOf(b);
+const affKey = (a: Affine | undefined) => (a ? `${a.c}:${termsOf(a)}` : '-');
 const mod = (x: number, n: number) => ((x % n) + n) % n;
 
 /** 'no' when two slot expressions can never name the same slot, 'same' when they always do. */
@@ -50,10 +61,13 @@ function cloneState(s: State): State {
   return new Map([...s].map(([k, v]) => [k, [...v]]));
 }
 
+const accessKey = (a: Access) => `${a.instr}|${a.write}|${affKey(a.slot)}|${affKey(a.off)}`;
+
 function mergeInto(into: State, from: State): void {
   for (const [k, list] of from) {
     const cur = into.get(k) ?? [];
-    for (const a of list) if (!cur.some((x) => x.instr === a.instr && x.write === a.write && JSON.stringify(x.slot) === JSON.stringify(a.slot))) cur.push(a);
+    const have = new Set(cur.map(accessKey));
+    for (const a of list) if (!have.has(accessKey(a))) cur.push(a);
     into.set(k, cur);
   }
 }
@@ -63,9 +77,13 @@ function mergeInto(into: State, from: State): void {
  * when it touches an aligned window (chunk k of a stash). Waiting on index "my slot" or "my
  * window" then finds the latest access to exactly those bytes.
  */
+const MAX_WINDOWS = 256;
+
 function accessIndex(b: Buffer, r: Ref): { index: Affine; count: number; len: number } | undefined {
   if (b.slots > 1) return r.slot ? { index: r.slot, count: b.slots, len: -1 } : undefined;
-  if (r.len <= 0 || r.len === b.elems || b.elems % r.len !== 0) return undefined;
+  // windows only for buffers cut into few pieces (chunks, layers): a wait on "any window"
+  // becomes one wait per window
+  if (r.len <= 0 || r.len === b.elems || b.elems % r.len !== 0 || b.elems / r.len > MAX_WINDOWS) return undefined;
   const terms = Object.values(r.off.t);
   if (r.off.c % r.len !== 0 || terms.some((x) => x % r.len !== 0)) return undefined;
   const t: Record<string, number> = {};
@@ -126,6 +144,14 @@ class Sync {
   }
 
   private loop(l: Loop, state: State, emit: boolean): Loop {
+    if (!emit) {
+      // Only the accesses the loop leaves behind matter here, not the waits inside it.
+      const after = cloneState(state);
+      this.walk(l.body, after, false);
+      mergeInto(state, after);
+      this.forget(state, l.var);
+      return l;
+    }
     const dry = cloneState(state);
     this.walk(l.body, dry, false);
     const entry = cloneState(state);
@@ -140,13 +166,18 @@ class Sync {
       mergeInto(entry, carried);
     }
     const body = this.walk(l.body, entry, emit);
-    // After the loop, slot expressions in the loop variable no longer mean anything.
-    for (const [k, list] of entry)
+    for (const [k, list] of entry) state.set(k, list);
+    this.forget(state, l.var);
+    return { ...l, body };
+  }
+
+  /** After a loop, slot and offset expressions in its variable no longer mean anything. */
+  private forget(state: State, varName: string): void {
+    for (const [k, list] of state)
       state.set(
         k,
-        list.map((a) => ({ ...a, slot: a.slot && a.slot.t[l.var] ? undefined : a.slot, off: a.off && a.off.t[l.var] ? undefined : a.off })),
+        list.map((a) => (a.slot?.t[varName] || a.off?.t[varName] ? { ...a, slot: a.slot && a.slot.t[varName] ? undefined : a.slot, off: a.off && a.off.t[varName] ? undefined : a.off } : a)),
       );
-    return { ...l, body };
   }
 
   private waitsFor(it: Instr, state: State): EventOp[] {
@@ -201,7 +232,7 @@ class Sync {
             (x.write === a.write || a.write) &&
             slotAlias(x.slot, a.slot, buf.slots) === 'same' &&
             !!x.slot === !!a.slot &&
-            JSON.stringify(x.off) === JSON.stringify(a.off) &&
+            affKey(x.off) === affKey(a.off) &&
             x.len === a.len
           ),
       );
