@@ -28,6 +28,8 @@ export interface AttentionTiling {
   bc: 32 | 64 | 128;
   bwdWarps: 4 | 8;
   bwdBq: 32 | 64;
+  /** how dQ reaches global memory: float2 or float4 atomics, or bulk-engine reduction of a staged tile */
+  bwdDq: 'atomic2' | 'atomic4' | 'bulk';
 }
 
 export interface RenderedKernel {
@@ -78,10 +80,11 @@ export function verifyKernelSpec(spec: KernelSpec): void {
 
 /** Tile shapes measured fastest on H200 for the head dim (see results/kernels.md). */
 export function chooseAttentionTiling(spec: KernelSpec): AttentionTiling {
-  if (spec.headDim <= 64) return { warps: 4, mw: 1, bc: 128, bwdWarps: 4, bwdBq: 64 };
-  // H200, d=128, S=128K causal: forward 313 TFLOP/s (mw 1: 222), backward fastest with 8 warps and 64-row q tiles
-  if (spec.headDim <= 128) return { warps: 4, mw: 2, bc: 64, bwdWarps: 8, bwdBq: 64 };
-  return { warps: 4, mw: 1, bc: 32, bwdWarps: 4, bwdBq: 32 };
+  if (spec.headDim <= 64) return { warps: 4, mw: 1, bc: 128, bwdWarps: 4, bwdBq: 64, bwdDq: 'atomic2' };
+  // H200, d=128, S=128K causal (results/kernels.md): forward 8 warps x 32 rows 327 TFLOP/s
+  // (4 x 32: 309, 4 x 16: 222); backward fastest with 8 warps and 64-row q tiles
+  if (spec.headDim <= 128) return { warps: 8, mw: 2, bc: 64, bwdWarps: 8, bwdBq: 64, bwdDq: 'atomic2' };
+  return { warps: 4, mw: 1, bc: 32, bwdWarps: 4, bwdBq: 32, bwdDq: 'atomic2' };
 }
 
 /** Threads per row for the norms: enough that each keeps a few bf16 pairs in registers. */
@@ -109,8 +112,9 @@ function attentionForward(spec: KernelSpec, t: AttentionTiling, suffix: string):
 }
 
 function attentionBackward(spec: KernelSpec, t: AttentionTiling, suffix: string): string {
-  const ns = `fpdt_attn_bwd_${spec.headDim}_${t.bwdWarps}w_${t.bwdBq}${suffix}`;
-  return render('attention_bwd.cu.njk', { headDim: spec.headDim, warps: t.bwdWarps, bq: t.bwdBq, ns, suffix });
+  const ns = `fpdt_attn_bwd_${spec.headDim}_${t.bwdWarps}w_${t.bwdBq}_${t.bwdDq}${suffix}`;
+  const dqMode = { atomic2: 0, atomic4: 1, bulk: 2 }[t.bwdDq];
+  return render('attention_bwd.cu.njk', { headDim: spec.headDim, warps: t.bwdWarps, bq: t.bwdBq, dqMode, ns, suffix });
 }
 
 export function renderKernels(spec: KernelSpec, options: RenderOptions = {}): RenderedKernel[] {

@@ -9,9 +9,9 @@ import { gptSpec, llamaSpec } from './specs.js';
 const outDir = process.argv[2] ?? '.carry/kernels';
 // benchmark variants of the attention tiles (each also checked for correctness)
 const variants: { suffix: string; tiling: AttentionTiling }[] = [
-  { suffix: '_v1', tiling: { warps: 4, mw: 1, bc: 64, bwdWarps: 4, bwdBq: 32 } },
-  { suffix: '_v2', tiling: { warps: 8, mw: 2, bc: 64, bwdWarps: 8, bwdBq: 32 } },
-  { suffix: '_v3', tiling: { warps: 4, mw: 2, bc: 32, bwdWarps: 4, bwdBq: 64 } },
+  { suffix: '_v1', tiling: { warps: 4, mw: 2, bc: 64, bwdWarps: 8, bwdBq: 64, bwdDq: 'atomic4' } },
+  { suffix: '_v2', tiling: { warps: 8, mw: 2, bc: 64, bwdWarps: 8, bwdBq: 64, bwdDq: 'bulk' } },
+  { suffix: '_v3', tiling: { warps: 8, mw: 2, bc: 32, bwdWarps: 4, bwdBq: 64, bwdDq: 'bulk' } },
 ];
 for (const [name, spec] of [['llama', llamaSpec], ['gpt', gptSpec]] as const) {
   const dir = join(outDir, name);
