@@ -12,6 +12,8 @@ import type { Graph } from './ir/types.js';
 import { graphPasses } from './passes/index.js';
 import { PassError, runGraphPasses, type GraphPass } from './passes/pipeline.js';
 import { buildReport, type Report } from './report.js';
+import { offloadComparison, planGraph, searchChunk, type Planned } from './plan.js';
+import { writeScheduleOutputs } from './schedule/export-files.js';
 
 /** Flags that override the model's default run. */
 export type ConfigOverrides = TrainDefaults & { hostMemGiB?: number };
@@ -38,6 +40,8 @@ export interface CompileResult {
   readonly modelPath: string;
   /** absolute path of <outDir>/<model name> */
   readonly modelOutDir: string;
+  /** the schedule, its memory plan and timeline (absent when passes were skipped) */
+  readonly planned?: Planned;
 }
 
 interface Dump {
@@ -54,10 +58,13 @@ export async function compile(modelPathOrName: string, overrides: ConfigOverride
   const passes = graphPasses(config);
   checkPassNames(passes, opts);
 
+  const build = (c: typeof config) => buildGraph(model, c, path);
+  let chosen = config;
+  if (config.chunk === 'auto' && config.fpdt && !opts.skip?.length) chosen = { ...config, chunk: searchChunk(build, config).graph.config.chunk };
   const dumps: Dump[] = [];
   let graph: Graph;
   try {
-    graph = runGraphPasses(buildGraph(model, config, path), passes, {
+    graph = runGraphPasses(build(chosen), passes, {
       dumpAfter: opts.dumpAfter,
       skip: opts.skip,
       dump: (index, pass, text) => dumps.push({ index, pass, text }),
@@ -71,11 +78,55 @@ export async function compile(modelPathOrName: string, overrides: ConfigOverride
     throw e;
   }
   const ran = passes.filter((p) => !opts.skip?.includes(p.name)).map((p) => p.name);
-  const report = buildReport(graph, { passes: ran, ...(opts.skip?.length ? { skipped: [...opts.skip] } : {}) });
+  // A pipeline with passes skipped stops at the graph: there is no schedule to plan.
+  const planned = opts.skip?.length ? undefined : planGraph(graph);
+  const extras = planned ? scheduleReport(planned, offloadComparison(build, graph.config)) : {};
+  const report = buildReport(graph, { passes: planned ? [...ran, 'lower'] : ran, ...(opts.skip?.length ? { skipped: [...opts.skip] } : {}), ...extras });
 
   const modelOutDir = join(outRoot, safeName(graph.name));
   const files = opts.write === false ? [] : writeOutputs(modelOutDir, graph, report, dumps, opts.dumpAfter !== undefined);
-  return { graph, report, files, modelPath: path, modelOutDir };
+  if (planned && opts.write !== false) files.push(...writeScheduleOutputs(modelOutDir, { schedule: planned.schedule, plan: planned.summary.plan, timeline: planned.summary.full }));
+  if (planned && !planned.summary.memory.fits) {
+    const err = errors.doesNotFit(graph.name, planned.summary.memory.advice);
+    (err as { result?: unknown }).result = { graph, report, files, modelPath: path, modelOutDir };
+    throw err;
+  }
+  return { graph, report, files, modelPath: path, modelOutDir, ...(planned ? { planned } : {}) };
+}
+
+/** report.json's fields about the schedule, memory plan and predicted step. */
+function scheduleReport(p: Planned, attention: ReturnType<typeof offloadComparison>): Record<string, unknown> {
+  const { memory: m, timeline: t } = p.summary;
+  const rank = (r: number) => ({
+    rank: r,
+    gpu_bytes: m.gpu.size,
+    host_bytes: m.host.size,
+    gpu: m.gpu.breakdown,
+    host: m.host.breakdown,
+  });
+  return {
+    chunk: p.schedule.chunk,
+    chunks: p.schedule.chunks,
+    device: p.device.name,
+    fits: m.fits,
+    ...(m.fits ? {} : { advice: m.advice }),
+    peak_gpu_bytes: m.gpu.size,
+    peak_host_bytes: m.host.size,
+    gpu_budget_bytes: m.gpu.budget,
+    host_budget_bytes: m.host.budget,
+    // Every rank runs the same program on the same shapes, so each plans to the same bytes.
+    ranks: Array.from({ length: p.schedule.world }, (_, r) => rank(r)),
+    predicted_step_s: t.stepSeconds,
+    mfu: t.mfu,
+    exposed_copy_s: t.exposedCopySeconds,
+    exposed_comm_s: t.exposedCommSeconds,
+    attention_working_set: {
+      offload_on: { gpu_bytes: attention.on.gpu, host_bytes: attention.on.host },
+      offload_off: { gpu_bytes: attention.off.gpu, host_bytes: attention.off.host },
+    },
+    timeline: t,
+    memory: m,
+  };
 }
 
 function checkPassNames(passes: readonly GraphPass[], opts: CompileOptions): void {

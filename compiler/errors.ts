@@ -62,6 +62,8 @@ export const errors = {
   internal: (pass: string, message: string) =>
     new UserError(`internal error: ${pass === 'input' ? 'the model\'s graph is ill-formed' : `failed after ${pass}`}: ${message}`),
 
+  doesNotFit: (model: string, advice: string) => new UserError(`${model} does not fit: ${advice}`),
+
   // --- outputs ---
   cannotWrite: (path: string, reason: string) => new UserError(`cannot write ${path}: ${reason}`),
 } as const;

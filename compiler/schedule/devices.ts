@@ -101,7 +101,7 @@ const BASE: Record<string, BaseProfile> = {
   },
   'a100-80g': {
     gpuMemTotalBytes: 81920 * 1024 ** 2,
-    hostNodeBytes: 1024 * GiB,
+    hostNodeBytes: 2048 * GiB, // DGX A100 640GB: 2 TB system memory for 8 GPUs
     gpusPerNode: 8,
     h2dBps: 25e9,
     d2hBps: 25e9,

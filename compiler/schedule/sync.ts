@@ -166,7 +166,8 @@ class Sync {
       mergeInto(entry, carried);
     }
     const body = this.walk(l.body, entry, emit);
-    for (const [k, list] of entry) state.set(k, list);
+    // The loop may run no iteration at all: what came before it still stands beside what it left.
+    mergeInto(state, entry);
     this.forget(state, l.var);
     return { ...l, body };
   }
@@ -222,11 +223,12 @@ class Sync {
         ...(buf.slots > 1 && r.slot ? { slot: r.slot } : {}),
         ...(idx ? { recordIndex: idx.index, indexCount: idx.count, indexLen: idx.len } : {}),
       };
-      // Later accesses by the same site supersede earlier ones (a wait binds to the latest
-      // record of a site anyway); one by the same stream to the same bytes orders after them.
+      // A later access by the same site to the same slot or window supersedes the earlier one
+      // (a wait binds to that index's latest record anyway); one by the same stream to the
+      // same bytes orders after them.
       const list = (state.get(r.buf) ?? []).filter(
         (x) =>
-          !(x.instr === a.instr && x.write === a.write) &&
+          !(x.instr === a.instr && x.write === a.write && affKey(x.recordIndex) === affKey(a.recordIndex) && affKey(x.slot) === affKey(a.slot)) &&
           !(
             x.stream === a.stream &&
             (x.write === a.write || a.write) &&
