@@ -16,6 +16,7 @@ import { emitTokenwise } from './tokenwise.js';
 
 const IO = { nvalid: 'io.nvalid' };
 
+const isSeed = (n: Node) => n.op === 'ones' && n.attrs.loop === 'global';
 const isTok = (g: Graph, id: string) => g.values[id].type.shape[0]?.toString() === 'S';
 const isHeads = (g: Graph, id: string) => g.values[id].type.shard?.kind === 'heads';
 const rowOf = (g: Graph, id: string) => g.values[id].type.shape.slice(1).reduce((n, d) => n * d.eval(g.sizes), 1);
@@ -202,7 +203,13 @@ export function lowerStep(g: Graph): Schedule {
     } else {
       const loop = n.attrs.loop;
       const run: Node[] = [];
-      while (k < nodes.length && nodes[k].attrs.loop === loop) run.push(nodes[k++]);
+      // The loss seed (`ones`, no inputs) may sit inside the run of the loss loop: it is set
+      // before the loop, which stays one loop, so that each chunk's logits are used in the
+      // iteration that made them.
+      for (; k < nodes.length && (nodes[k].attrs.loop === loop || isSeed(nodes[k])); k++) {
+        if (isSeed(nodes[k])) e.fill(e.whole('io.dloss'), 1);
+        else run.push(nodes[k]);
+      }
       e.loop('i', 0, geo.u, 'chunk', () => run.forEach((x) => emitNode(g, x, b, 'i', { prefix: 'm.', space })));
       continue;
     }
