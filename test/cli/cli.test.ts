@@ -17,7 +17,7 @@ describe('fpdtc (subprocess)', () => {
     expect(r.stderr).to.equal('');
     expect(r.code).to.equal(0);
     expect(r.stdout).to.match(/^tiny-llama: 35\.6K params, 2 layers, 192 tokens \(sp 2, chunk 24,/);
-    expect(r.stdout).to.match(/wrote .*tiny-llama\/\{graph\.txt, graph\.json, report\.json\}/);
+    expect(r.stdout).to.match(/wrote .*tiny-llama\/\{graph\.txt, graph\.json, report\.json, schedule\.json, schedule\.dot, trace\.json\}/);
     expect(r.stdout).to.match(/done in \d+\.\d\d s/);
     for (const f of ['graph.txt', 'graph.json', 'report.json']) expect(existsSync(join(out, 'tiny-llama', f)), f).to.equal(true);
     const dumps = readdirSync(join(out, 'tiny-llama', 'passes'));

@@ -14,10 +14,10 @@ describe('compile', () => {
     out = mkdtempSync(join(tmpdir(), 'fpdtc-compile-'));
   });
 
-  it('writes graph.txt, graph.json and report.json for tiny-llama', async () => {
+  it('writes the graph, report and schedule files for tiny-llama', async () => {
     const r = await compile('models/tiny-llama.ts', {}, { outDir: out });
     const dir = join(out, 'tiny-llama');
-    expect(r.files).to.deep.equal(['graph.txt', 'graph.json', 'report.json'].map((f) => join(dir, f)));
+    expect(r.files).to.deep.equal(['graph.txt', 'graph.json', 'report.json', 'schedule.json', 'schedule.dot', 'trace.json'].map((f) => join(dir, f)));
     expect(readFileSync(join(dir, 'graph.txt'), 'utf8')).to.equal(printGraph(r.graph));
     expect(printGraph(graphFromJson(JSON.parse(readFileSync(join(dir, 'graph.json'), 'utf8'))))).to.equal(printGraph(r.graph));
     const report = JSON.parse(readFileSync(join(dir, 'report.json'), 'utf8'));
