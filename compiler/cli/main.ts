@@ -7,6 +7,7 @@ import { reportError } from './report-error.js';
 
 const SUBCOMMANDS: ((program: Command) => void)[] = [registerCompile];
 SUBCOMMANDS.push((await import('./inspect.js')).register);
+SUBCOMMANDS.push((await import('./check.js')).register);
 
 export function buildProgram(): Command {
   const { version } = createRequire(import.meta.url)('../../package.json') as { version: string };

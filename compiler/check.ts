@@ -1,0 +1,183 @@
+// `check`: the numerical proof that a compiled training step equals the plain model.
+// Compiles the model at the given (small) sizes, runs the schedule on the float64 executor in
+// several stream interleavings, runs the unchunked forward and backward on the graph
+// interpreter (the autodiff graph, before sharding and chunking) with the same seeded weights
+// and tokens, and reports the largest relative error of the loss, of every parameter's
+// gradient and of every updated parameter. The library function behind `fpdtc check`.
+import { resolveConfig } from './config.js';
+import type { ConfigOverrides } from './compile.js';
+import { UserError } from './errors.js';
+import { buildGraph, loadModel, validateConfig } from './frontend/index.js';
+import type { Graph, TrainConfig } from './ir/types.js';
+import { numel } from './ir/types.js';
+import { graphPasses } from './passes/index.js';
+import { lower } from './passes/lower.js';
+import { runGraphPasses } from './passes/pipeline.js';
+import { adamwStep } from './reference/cpu-adamw.js';
+import { executeStep, prepareExecution, type Order } from './reference/executor.js';
+import type { ArenaMode } from './reference/executor-layout.js';
+import { initParams, randomBatch } from './reference/init.js';
+import { interpret } from './reference/interpreter.js';
+import { deviceProfile } from './schedule/devices.js';
+import { planMemory, verifyPlan } from './schedule/memory.js';
+import type { Schedule } from './schedule/types.js';
+import { verifySchedule } from './schedule/verify.js';
+import type { Model } from './dsl/index.js';
+
+/** Above this the run is not a proof but an accident of rounding. */
+export const CHECK_LIMIT = 1e-9;
+/** What a CPU can check in float64 in reasonable time and memory. */
+export const CPU_LIMITS = { params: 50_000_000, seq: 4096 } as const;
+
+export interface CheckOptions {
+  /** seeds weights, tokens and the interleavings (default: the config's seed) */
+  readonly seed?: number;
+  /** interleavings to run: the first in program order, the others adversarial (default 4) */
+  readonly orders?: number;
+  /** run the schedule's hazard checker first (default true) */
+  readonly verify?: boolean;
+  /** planned (default): buffers share bytes as the memory plan says; private: each its own */
+  readonly arena?: ArenaMode;
+  /** rewrites the schedule before it runs (tests use it to break schedules on purpose) */
+  readonly mutate?: (s: Schedule) => Schedule;
+}
+
+export interface TensorError {
+  readonly id: string;
+  /** the parameter's external name, when it has one */
+  readonly name: string;
+  readonly error: number;
+}
+
+export interface CheckReport {
+  readonly model: string;
+  readonly config: TrainConfig;
+  readonly orders: readonly Order[];
+  readonly loss: { readonly executor: number; readonly reference: number; readonly error: number };
+  readonly grads: readonly TensorError[];
+  readonly params: readonly TensorError[];
+  readonly maxError: number;
+  /** the executor's first findings of bytes reused while still in use (see executor.ts) */
+  readonly reuseRaces: readonly string[];
+  readonly ok: boolean;
+  readonly limit: number;
+}
+
+/**
+ * Relative error of a tensor: max |a - b| over max |b| (norm-wise, so that entries near zero
+ * do not blow up). NaN anywhere is an infinite error.
+ */
+export function relativeError(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  if (a.length !== b.length) return Infinity;
+  let diff = 0;
+  let scale = 0;
+  for (let i = 0; i < a.length; i++) {
+    const d = Math.abs(a[i] - b[i]);
+    if (Number.isNaN(d)) return Infinity;
+    diff = Math.max(diff, d);
+    scale = Math.max(scale, Math.abs(b[i]));
+  }
+  return scale === 0 ? diff : diff / scale;
+}
+
+function paramCount(g: Graph): number {
+  return g.params.reduce((n, p) => n + numel(g.values[p].type, g.sizes), 0);
+}
+
+/** Refuses sizes a CPU cannot check in float64; one line that says what to change. */
+export function checkCpuLimits(g: Graph): void {
+  const n = paramCount(g);
+  if (n > CPU_LIMITS.params)
+    throw new UserError(`${g.name} has ${n} parameters; the float64 check runs on the CPU and takes at most ${CPU_LIMITS.params}: check a small model (e.g. tiny-llama)`);
+  if (g.config.seq > CPU_LIMITS.seq) throw new UserError(`seq ${g.config.seq} is too long for the float64 check on the CPU (at most ${CPU_LIMITS.seq}); pass a smaller --seq`);
+}
+
+/** The orders to run: program order first, then alternating random and racing ones. */
+export function ordersFor(k: number): Order[] {
+  return Array.from({ length: Math.max(1, k) }, (_, i) => (i === 0 ? 'program' : i % 2 === 1 ? 'priority' : 'random'));
+}
+
+/** Checks a loaded model at a resolved config. */
+export function checkModel(model: Model, config: TrainConfig, opts: CheckOptions = {}, path = model.def.name): CheckReport {
+  validateConfig(config, model.def.sizes);
+  const seed = opts.seed ?? config.seed;
+  const passes = graphPasses(config);
+  const built = buildGraph(model, config, path);
+  checkCpuLimits(built);
+  const upTo = passes.findIndex((p) => p.name === 'autodiff');
+  const refGraph = runGraphPasses(built, passes.slice(0, upTo + 1));
+  const lowered = runGraphPasses(built, passes);
+  let s = lower.run(lowered);
+  if (opts.mutate) s = opts.mutate(s);
+  if (opts.verify !== false) verifySchedule(s);
+  const plan = planMemory(s, deviceProfile(config.device, { hostMemGiB: config.hostMemGiB }));
+  const problems = verifyPlan(plan);
+  if (problems.length) throw new Error(`memory plan: ${problems[0]}`);
+
+  const params = initParams(refGraph, seed);
+  const batch = randomBatch(config.seq, refGraph.sizes.V, seed);
+  const ref = interpret(refGraph, batch, params);
+  const updated = referenceUpdate(refGraph, params, ref.grads, s);
+
+  const prep = prepareExecution(s, plan, lowered);
+  const orders = ordersFor(opts.orders ?? 4);
+  let lossErr = 0;
+  let lossSeen = NaN;
+  const gradErr = new Map<string, number>();
+  const paramErr = new Map<string, number>();
+  const races: string[] = [];
+  const worst = (m: Map<string, number>, id: string, e: number) => m.set(id, Math.max(m.get(id) ?? 0, e));
+  orders.forEach((order, k) => {
+    const run = executeStep(prep, { params, tokens: batch.tokens, labels: batch.labels }, { order, seed: seed * 7919 + k, step: 1, arena: opts.arena });
+    if (races.length === 0) races.push(...run.reuseRaces.map((x) => `${order} order: ${x}`));
+    for (const l of run.loss) {
+      const e = relativeError([l], [ref.loss]);
+      if (e > lossErr || Number.isNaN(lossSeen)) lossSeen = l;
+      lossErr = Math.max(lossErr, e);
+    }
+    for (const view of run.grads) for (const p of refGraph.params) worst(gradErr, p, relativeError(view[p], ref.grads[p]));
+    for (const view of run.params) for (const p of refGraph.params) worst(paramErr, p, relativeError(view[p], updated[p]));
+  });
+  const list = (m: Map<string, number>) => refGraph.params.map((id) => ({ id, name: refGraph.values[id].name ?? id, error: m.get(id)! }));
+  const grads = list(gradErr);
+  const upd = list(paramErr);
+  const maxError = Math.max(lossErr, ...grads.map((x) => x.error), ...upd.map((x) => x.error));
+  return {
+    model: refGraph.name,
+    config,
+    orders,
+    loss: { executor: lossSeen, reference: ref.loss, error: lossErr },
+    grads,
+    params: upd,
+    maxError,
+    reuseRaces: races,
+    ok: maxError <= CHECK_LIMIT,
+    limit: CHECK_LIMIT,
+  };
+}
+
+/** The reference AdamW step with the schedule's own hyperparameters. */
+function referenceUpdate(g: Graph, params: Readonly<Record<string, Float64Array>>, grads: Readonly<Record<string, Float64Array>>, s: Schedule): Record<string, Float64Array> {
+  const attrs = findAdamW(s);
+  const out: Record<string, Float64Array> = {};
+  for (const p of g.params) {
+    const x = params[p].slice();
+    adamwStep(x, grads[p], new Float64Array(x.length), new Float64Array(x.length), { ...attrs, step: 1 });
+    out[p] = x;
+  }
+  return out;
+}
+
+function findAdamW(s: Schedule): { lr: number; beta1: number; beta2: number; eps: number; weightDecay: number } {
+  const it = s.body.find((x) => x.kind === 'instr' && x.op === 'adamw');
+  if (!it || it.kind !== 'instr') throw new Error('check: the schedule has no AdamW step');
+  const a = it.attrs as Record<string, number>;
+  return { lr: a.lr, beta1: a.beta1, beta2: a.beta2, eps: a.eps, weightDecay: a.weightDecay };
+}
+
+/** Loads a model file (or a name in models/) and checks it at its defaults overridden by `overrides`. */
+export async function check(modelPathOrName: string, overrides: ConfigOverrides = {}, opts: CheckOptions & { typeCheck?: boolean } = {}): Promise<CheckReport> {
+  const { model, path } = await loadModel(modelPathOrName, { typeCheck: opts.typeCheck ?? false });
+  const config = resolveConfig(model.def.train ?? {}, overrides);
+  return checkModel(model, config, opts, path);
+}

@@ -1,0 +1,67 @@
+// `fpdtc check <model> [compile flags]`: runs the compiled step on the float64 executor and
+// the plain model on the interpreter, prints the largest relative errors, exits 1 above the limit.
+import type { Command } from 'commander';
+import { check, type CheckReport } from '../check.js';
+import { errors, UserError } from '../errors.js';
+import { parseCompileFlags, type RawCompileFlags } from './compile-flags.js';
+
+interface RawCheckFlags extends RawCompileFlags {
+  seed?: string;
+  orders?: string;
+  arena?: string;
+  verify?: boolean;
+}
+
+export function register(program: Command): void {
+  program
+    .command('check')
+    .description('prove numerically, in float64 on the CPU, that the compiled step equals the unchunked model (small sizes)')
+    .argument('<model>', 'a model file or a name in models/ (tiny-llama)')
+    .option('--seq <tokens>', 'global sequence length')
+    .option('--sp <ranks>', 'sequence-parallel (Ulysses) degree')
+    .option('--chunk <tokens>', 'FPDT chunk size in global tokens')
+    .option('--offload <on|off>', 'stream attention chunks to host memory')
+    .option('--checkpoint <off|gpu|host>', 'where layer checkpoints live')
+    .option('--zero <0|3>', 'ZeRO stage')
+    .option('--fpdt <on|off>', 'chunked, pipelined attention')
+    .option('--device <name>', 'target device, e.g. h200')
+    .option('--host-mem <GiB>', 'host memory budget per node')
+    .option('--seed <n>', 'seeds weights, tokens and interleavings')
+    .option('--orders <k>', 'stream interleavings to run (first in issue order)', '4')
+    .option('--arena <planned|private>', 'buffers share bytes as the memory plan says, or each has its own', 'planned')
+    .option('--no-verify', 'skip the schedule hazard checker (the executor still runs)')
+    .action(async (model: string, raw: RawCheckFlags) => {
+      const overrides = parseCompileFlags(raw);
+      const seed = raw.seed === undefined ? undefined : wholeNumber('seed', raw.seed, 0);
+      const orders = wholeNumber('orders', raw.orders ?? '4', 1);
+      if (raw.arena !== 'planned' && raw.arena !== 'private') throw errors.badFlag('arena', String(raw.arena), 'expected planned or private');
+      const report = await check(model, overrides, { seed, orders, arena: raw.arena, verify: raw.verify !== false });
+      process.stdout.write(formatCheck(report));
+      if (!report.ok) throw new UserError(`check failed: max relative error ${sci(report.maxError)} is above ${sci(report.limit)}`);
+    });
+}
+
+function wholeNumber(flag: string, v: string, min: number): number {
+  const n = /^\d+$/.test(v) ? Number(v) : NaN;
+  if (!Number.isSafeInteger(n) || n < min) throw errors.badFlag(flag, v, `expected a whole number of at least ${min}`);
+  return n;
+}
+
+const sci = (x: number) => (Number.isFinite(x) ? x.toExponential(1) : 'NaN');
+
+/** The printout: one line per quantity, worst first within gradients and parameters. */
+export function formatCheck(r: CheckReport): string {
+  const c = r.config;
+  const head = `${r.model}: seq ${c.seq}, sp ${c.sp}, chunk ${c.chunk}, offload ${c.offload ? 'on' : 'off'}, checkpoints ${c.checkpoint}, ZeRO-${c.zero}; ${r.orders.length} order${r.orders.length === 1 ? '' : 's'} (${r.orders.join(', ')})`;
+  const width = Math.max(...[...r.grads, ...r.params].map((x) => x.name.length));
+  const rows = (what: string, xs: CheckReport['grads']) => xs.map((x) => `  ${what} ${x.name.padEnd(width)}  ${sci(x.error)}`);
+  return [
+    head,
+    `  loss   ${sci(r.loss.error)} (executor ${r.loss.executor}, reference ${r.loss.reference})`,
+    ...rows('grad ', r.grads),
+    ...rows('param', r.params),
+    ...r.reuseRaces.slice(0, 3).map((x) => `  race: ${x}`),
+    `  max relative error ${sci(r.maxError)}: ${r.ok ? 'ok' : 'FAILED'} (limit ${sci(r.limit)})`,
+    '',
+  ].join('\n');
+}

@@ -1,0 +1,230 @@
+// A float64 CPU executor of the schedule IR: every virtual rank runs the same program, with
+// its streams as separate queues, events as real dependencies and collectives across ranks,
+// over arenas laid out by the memory plan. One call runs one training step, AdamW included.
+//
+// Interleaving: at each step a scheduler picks one (rank, stream) whose next instruction may
+// run (events allow it; a collective when every rank's comm stream has reached it). Records
+// and satisfied waits are taken as soon as they reach the head of their queue, which only
+// widens the set of orders. `program` runs instructions in issue order (the sequential
+// meaning); `random` picks uniformly; `priority` lets some streams race ahead of others, so
+// that a consumer with a missing wait runs long before its producer. With the plan's freed
+// bytes poisoned, a missing wait, a wrong slot or an overlap of live buffers gives NaN or a
+// wrong number, not a lucky right one.
+import type { Graph } from '../ir/types.js';
+import type { ParamLayout } from '../lower/params.js';
+import type { MemoryPlan } from '../schedule/memory.js';
+import { STREAMS, type Schedule } from '../schedule/types.js';
+import type { DynInstr } from '../schedule/unroll.js';
+import { COLLECTIVES, runCollective } from './executor-collectives.js';
+import { bufferHomes, layoutOf, loadRank, RankMemory, unpackState, type ArenaMode, type BufferHome, type StepInputs } from './executor-layout.js';
+import { runAdamW, runOp, type OpCall } from './executor-ops.js';
+import { buildRankProgram, type QueuedItem, type RankProgram } from './executor-program.js';
+import { Rng } from './rng.js';
+
+export type Order = 'program' | 'random' | 'priority';
+
+export interface ExecuteOptions {
+  readonly order?: Order;
+  /** seeds the interleaving (random and priority orders) */
+  readonly seed?: number;
+  /** NaN over a buffer's bytes when the plan frees them (default true) */
+  readonly poison?: boolean;
+  /** planned (default): buffers share bytes as the memory plan says; private: each its own */
+  readonly arena?: ArenaMode;
+  /** AdamW step number, 1-based (default 1) */
+  readonly step?: number;
+  /** sees every instruction's outputs as it runs (per rank; a collective once per rank) */
+  readonly watch?: (rank: number, d: DynInstr, ins: readonly Float64Array[], outs: readonly Float64Array[]) => void;
+}
+
+export interface StepResult {
+  /** io.loss of every rank after the step */
+  readonly loss: readonly number[];
+  /** gradients and updated parameters per tensor: one view under ZeRO-3, one per rank without */
+  readonly grads: readonly Record<string, Float64Array>[];
+  readonly params: readonly Record<string, Float64Array>[];
+  /** instructions run, over all ranks */
+  readonly instructions: number;
+  /**
+   * Writes into bytes the plan also gave to another buffer whose accesses were not all done
+   * yet (first few): the plan reuses bytes that streams still use. Planned arenas only.
+   */
+  readonly reuseRaces: readonly string[];
+}
+
+/** What does not depend on the order: the unrolled programs of all ranks. */
+export interface Prepared {
+  readonly schedule: Schedule;
+  readonly plan: MemoryPlan;
+  readonly layout: ParamLayout;
+  readonly programs: readonly RankProgram[];
+}
+
+export function prepareExecution(s: Schedule, plan: MemoryPlan, g: Graph): Prepared {
+  const programs = Array.from({ length: s.world }, (_, r) => buildRankProgram(s, plan, r, COLLECTIVES));
+  return { schedule: s, plan, layout: layoutOf(g), programs };
+}
+
+interface RankState {
+  readonly prog: RankProgram;
+  readonly mem: RankMemory;
+  readonly heads: number[];
+  readonly recorded: Uint8Array;
+  readonly pending: Int32Array;
+  readonly started: Uint8Array;
+  /** buffer -> its instance that ran last */
+  readonly current: Map<string, number>;
+}
+
+interface Candidate {
+  readonly rank: number;
+  readonly stream: number;
+  readonly item: QueuedItem;
+}
+
+export class DeadlockError extends Error {}
+
+export function executeStep(prep: Prepared, inputs: StepInputs, opts: ExecuteOptions = {}): StepResult {
+  const s = prep.schedule;
+  const homes = bufferHomes(s, prep.plan, opts.arena);
+  const ranks: RankState[] = prep.programs.map((prog) => {
+    const mem = new RankMemory(homes);
+    loadRank(mem, s, prep.layout, inputs, prog.rank);
+    return { prog, mem, heads: STREAMS.map(() => 0), recorded: new Uint8Array(prog.size), pending: Int32Array.from(prog.instances, (x) => x.accesses), started: new Uint8Array(prog.instances.length), current: new Map() };
+  });
+  const pick = picker(opts.order ?? 'program', opts.seed ?? 1, ranks.length);
+  const poison = opts.poison !== false;
+  const step = opts.step ?? 1;
+  let instructions = 0;
+  const sharing = opts.arena === 'private' ? new Map<string, string[]>() : sharedBytes(homes);
+  const reuseRaces: string[] = [];
+
+  const finish = (st: RankState, q: QueuedItem) => {
+    const d = q.dyn as DynInstr;
+    for (const w of d.writes)
+      for (const other of sharing.get(w.buf) ?? []) {
+        const id = st.current.get(other);
+        if (id !== undefined && st.pending[id] > 0 && reuseRaces.length < 5)
+          reuseRaces.push(`rank ${st.prog.rank}: ${where(d)} writes ${w.buf} over bytes of ${other}, which ${st.pending[id]} more access(es) still use`);
+      }
+    for (const id of q.instances) {
+      st.started[id] = 1;
+      const inst = st.prog.instances[id];
+      st.current.set(inst.buf, id);
+      if (--st.pending[id] === 0 && poison && (inst.next < 0 || !st.started[inst.next])) st.mem.poison(inst.buf);
+    }
+  };
+  for (;;) {
+    const cands = candidates(ranks);
+    if (cands.length === 0) {
+      if (ranks.every((st) => st.heads.every((h, k) => h >= st.prog.queues[k].length))) break;
+      throw new DeadlockError(`executor: no stream can run: ${describeHeads(ranks)}`);
+    }
+    const c = pick(cands);
+    const d = c.item.dyn as DynInstr;
+    if (c.item.collective >= 0) {
+      const comm = STREAMS.indexOf('comm');
+      const items = ranks.map((st) => st.prog.queues[comm][st.heads[comm]]);
+      const ins = items.map((q, r) => ranks[r].mem.read((q.dyn as DynInstr).reads[0]));
+      const outs = runCollective(d.item, ins);
+      items.forEach((q, r) => {
+        ranks[r].mem.write((q.dyn as DynInstr).writes[0], outs[r]);
+        opts.watch?.(r, q.dyn as DynInstr, [ins[r]], [outs[r]]);
+        ranks[r].heads[comm]++;
+        finish(ranks[r], q);
+      });
+      instructions += ranks.length;
+      continue;
+    }
+    const st = ranks[c.rank];
+    const call: OpCall = { instr: d.item, env: d.env, ins: d.reads.map((r) => st.mem.read(r)), current: (k) => st.mem.read(d.writes[k]) };
+    const outs = d.item.op === 'adamw' ? runAdamW(call, step) : runOp(call);
+    outs.forEach((x, k) => st.mem.write(d.writes[k], x));
+    opts.watch?.(c.rank, d, call.ins, outs);
+    st.heads[c.stream]++;
+    finish(st, c.item);
+    instructions++;
+  }
+  const mems = ranks.map((st) => st.mem);
+  return {
+    loss: mems.map((m) => m.read(m.whole('io.loss'))[0]),
+    grads: unpackState(mems, s, prep.layout, 'grads'),
+    params: unpackState(mems, s, prep.layout, 'params'),
+    instructions,
+    reuseRaces,
+  };
+}
+
+/** Takes records and satisfied waits off the head of a queue; returns the instruction left there. */
+function settle(st: RankState, k: number): QueuedItem | undefined {
+  const q = st.prog.queues[k];
+  while (st.heads[k] < q.length) {
+    const it = q[st.heads[k]];
+    if (it.dyn.kind === 'instr') return it;
+    if (it.dyn.kind === 'record') st.recorded[it.dyn.seq] = 1;
+    else if (it.bound >= 0 && !st.recorded[it.bound]) return undefined;
+    st.heads[k]++;
+  }
+  return undefined;
+}
+
+function candidates(ranks: readonly RankState[]): Candidate[] {
+  // settle until nothing moves: a record taken on one stream may release a wait on another
+  let heads: (QueuedItem | undefined)[][];
+  for (;;) {
+    const before = ranks.map((st) => st.heads.join());
+    heads = ranks.map((st) => STREAMS.map((_, k) => settle(st, k)));
+    if (ranks.every((st, r) => st.heads.join() === before[r])) break;
+  }
+  const comm = STREAMS.indexOf('comm');
+  const out: Candidate[] = [];
+  ranks.forEach((_, r) =>
+    heads[r].forEach((item, k) => {
+      if (!item) return;
+      if (item.collective < 0) out.push({ rank: r, stream: k, item });
+      // a collective is one candidate, offered by rank 0, once every rank has reached it
+      else if (r === 0 && heads.every((h) => h[comm]?.collective === item.collective)) out.push({ rank: r, stream: k, item });
+    }),
+  );
+  return out;
+}
+
+function picker(order: Order, seed: number, world: number): (c: readonly Candidate[]) => Candidate {
+  if (order === 'program') return (c) => c.reduce((a, b) => (b.item.dyn.seq < a.item.dyn.seq || (b.item.dyn.seq === a.item.dyn.seq && b.rank < a.rank) ? b : a));
+  const rng = new Rng(seed);
+  if (order === 'random') return (c) => c[rng.int(c.length)];
+  // priority: each (rank, stream) has a rank in a random permutation, reshuffled now and then
+  const prio = Array.from({ length: world * STREAMS.length }, () => rng.uniform());
+  return (c) => {
+    if (rng.uniform() < 0.01) prio[rng.int(prio.length)] = rng.uniform();
+    return c.reduce((a, b) => (prio[b.rank * STREAMS.length + b.stream] > prio[a.rank * STREAMS.length + a.stream] ? b : a));
+  };
+}
+
+function describeHeads(ranks: readonly RankState[]): string {
+  const parts: string[] = [];
+  ranks.forEach((st, r) =>
+    STREAMS.forEach((name, k) => {
+      const it = st.prog.queues[k][st.heads[k]];
+      if (!it) return;
+      const what = it.dyn.kind === 'instr' ? `${it.dyn.item.op} ${it.dyn.item.id}` : `${it.dyn.kind} ${it.dyn.key}`;
+      parts.push(`rank ${r} ${name} at ${what}`);
+    }),
+  );
+  return parts.join('; ');
+}
+
+/** Buffers whose planned bytes overlap, per buffer. */
+function sharedBytes(homes: ReadonlyMap<string, BufferHome>): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  const list = [...homes.values()];
+  for (const a of list)
+    for (const b of list)
+      if (a !== b && a.space === b.space && a.cell < b.cell + b.cells && b.cell < a.cell + a.cells) out.set(a.buf.id, [...(out.get(a.buf.id) ?? []), b.buf.id]);
+  return out;
+}
+
+function where(d: DynInstr): string {
+  const env = Object.entries(d.env).filter(([k]) => k !== 'r').map(([k, v]) => `${k}=${v}`).join(' ');
+  return `${d.item.id} (${d.item.stream}: ${d.item.op}${env ? ` at ${env}` : ''})`;
+}
