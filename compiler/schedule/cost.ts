@@ -3,7 +3,7 @@
 // What `bytes` means, by op class (the lowering fills it in this sense):
 // - compute kernels: bytes read + written in device memory (roofline against HBM);
 // - copy (attrs.dir 'h2d' | 'd2h' | 'd2d'): the size of the transfer;
-// - collectives (attrs.group = ranks n, default the schedule's world): the full per-rank buffer:
+// - collectives (attrs.ranks = ranks n, default the schedule's world): the full per-rank buffer:
 //   all_to_all its input (= output) size, all_gather the gathered output, reduce_scatter the
 //   unreduced input, all_reduce the buffer. Each moves (n-1)/n of it (all_reduce twice that).
 import type { DeviceProfile } from './devices.js';
@@ -78,11 +78,12 @@ export function instrSeconds(ins: Instr, dev: DeviceProfile, ctx: CostContext): 
       return copySeconds(ins.bytes, dir, dev, ctx.bothWays ?? 0);
     }
     case 'collective': {
-      const n = typeof ins.attrs.group === 'number' ? ins.attrs.group : ctx.world;
+      const n = typeof ins.attrs.ranks === 'number' ? ins.attrs.ranks : ctx.world;
       return collectiveSeconds(ins.op, ins.bytes, n, dev);
     }
     case 'attention':
-      return kernelSeconds(ins.flops, ins.bytes, dev.gemmFlops * dev.attnEfficiency, dev);
+      // forward and backward blocks run at different fractions of the GEMM rate (measured)
+      return kernelSeconds(ins.flops, ins.bytes, dev.gemmFlops * (ins.op === 'attn_bwd_block' ? dev.attnBwdEfficiency : dev.attnEfficiency), dev);
     case 'gemm':
       return kernelSeconds(ins.flops, ins.bytes, dev.gemmFlops, dev);
     case 'elementwise':

@@ -58,6 +58,7 @@ export function roundDevice(over: Partial<DeviceProfile> = {}): DeviceProfile {
     hbmBps: 1e12,
     gemmFlops: 1e12,
     attnEfficiency: 1,
+    attnBwdEfficiency: 1,
     peakFlops: 1e12,
     kernelOverheadS: 0,
     copyOverheadS: 0,
