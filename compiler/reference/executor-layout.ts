@@ -169,8 +169,8 @@ function concat(xs: readonly Float64Array[]): Float64Array {
 
 /**
  * Reassembles per-parameter tensors from the ranks' `<prefix>.layers` / `<prefix>.global`
- * buffers (ZeRO-3 shards, or full copies). `copies` gets, for full copies, every rank's
- * version, so a caller can see ranks that disagree.
+ * buffers: one record stitched from the ZeRO-3 shards, or, for full copies, one record per
+ * rank, so that a caller sees ranks that disagree.
  */
 export function unpackState(mems: readonly RankMemory[], s: Schedule, pl: ParamLayout, prefix: string): Record<string, Float64Array>[] {
   const perRank = mems.map((m) => ({ layers: m.read(m.whole(`${prefix}.layers`)), global: m.read(m.whole(`${prefix}.global`)) }));
