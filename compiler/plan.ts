@@ -11,7 +11,7 @@ import { deviceProfile, type DeviceProfile } from './schedule/devices.js';
 import { planMemory } from './schedule/memory.js';
 import { summarizeSchedule, type ScheduleSummary } from './schedule/summary.js';
 import type { Schedule } from './schedule/types.js';
-import { ScheduleError, verifySchedule } from './schedule/verify.js';
+import { ScheduleError, VERIFY_WINDOW, verifySchedule } from './schedule/verify.js';
 
 export interface Planned {
   readonly graph: Graph;
@@ -20,23 +20,18 @@ export interface Planned {
   readonly device: DeviceProfile;
 }
 
-export function lowerAndVerify(g: Graph): Schedule {
-  let s: Schedule;
+/** Lowers, plans and simulates; the schedule is checked for hazards in the planned arena bytes. */
+export function planGraph(g: Graph): Planned {
+  const device = deviceProfile(g.config.device, { hostMemGiB: g.config.hostMemGiB });
   try {
-    s = lower.run(g);
-    verifySchedule(s);
+    const schedule = lower.run(g);
+    const summary = summarizeSchedule(schedule, device, { params: countParams(g), layers: g.sizes.L, seq: g.sizes.S, hidden: g.sizes.D });
+    verifySchedule(schedule, { window: VERIFY_WINDOW, placements: summary.plan.placements });
+    return { graph: g, schedule, summary, device };
   } catch (e) {
     if (e instanceof ScheduleError || (e instanceof Error && !(e as { exitCode?: number }).exitCode)) throw errors.internal('lower', (e as Error).message);
     throw e;
   }
-  return s;
-}
-
-export function planGraph(g: Graph): Planned {
-  const device = deviceProfile(g.config.device, { hostMemGiB: g.config.hostMemGiB });
-  const schedule = lowerAndVerify(g);
-  const summary = summarizeSchedule(schedule, device, { params: countParams(g), layers: g.sizes.L, seq: g.sizes.S, hidden: g.sizes.D });
-  return { graph: g, schedule, summary, device };
 }
 
 /** GPU bytes of attention's streamed state (stashes, slots, accumulators) in a plan. */

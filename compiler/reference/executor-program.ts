@@ -38,14 +38,18 @@ export interface RankProgram {
   readonly instances: readonly BufferInstance[];
 }
 
-/** Program position of every non-loop item, counted as the memory planner counts them. */
+/**
+ * Program position of every non-loop item, counted as the memory planner counts them: each
+ * instruction takes one; an event shares the position of the instruction after it.
+ */
 export function itemPositions(body: readonly Item[]): Map<string, number> {
   const out = new Map<string, number>();
   let pos = 0;
   const walk = (items: readonly Item[]) => {
     for (const it of items) {
       if (it.kind === 'loop') walk(it.body);
-      else out.set(it.id, pos++);
+      else if (it.kind === 'instr') out.set(it.id, pos++);
+      else out.set(it.id, pos);
     }
   };
   walk(body);
@@ -69,8 +73,10 @@ export function buildRankProgram(s: Schedule, plan: MemoryPlan, rank: number, co
   for (const d of unroll(s, { rank })) {
     size++;
     const p = pos.get(d.item.id)!;
-    // instances end when the program leaves the interval the plan reserved
-    for (const b of open.keys()) {
+    // instances end when the program leaves the interval the plan reserved (events take no
+    // position of their own, so only instructions move the program)
+    if (d.kind === 'instr')
+      for (const b of open.keys()) {
       const [lo, hi] = freed.get(b)!;
       if (p < lo || p > hi) open.delete(b);
     }

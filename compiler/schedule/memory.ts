@@ -104,8 +104,10 @@ function collectUses(s: Schedule): { uses: Map<string, Use[]>; positions: number
           list.push({ pos, loops: stack, reads });
           uses.set(buf, list);
         }
+        // Only instructions take positions, so a plan made before the sync pass adds events
+        // is the plan of the synced schedule too.
+        pos++;
       }
-      pos++;
     }
   };
   walk(s.body, []);
@@ -228,6 +230,20 @@ export function planMemory(s: Schedule, dev: DeviceProfile): MemoryPlan {
   const byId = new Map(s.buffers.map((b, i) => [b.id, i]));
   const placements = [...gpuP, ...hostP].sort((a, b) => (byId.get(a.buf) ?? 0) - (byId.get(b.buf) ?? 0));
   return { positions, placements, gpu, host, fits: over.length === 0, over, advice: memoryAdvice(over, gpu.breakdown, host.breakdown) };
+}
+
+/** For each buffer, the other buffers of its space whose bytes overlap its own (at other times). */
+export function sharedBytes(plan: Pick<MemoryPlan, 'placements'>): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  for (const space of ['gpu', 'host'] as const) {
+    const ps = plan.placements.filter((p) => p.space === space && p.size > 0).sort((a, b) => a.offset - b.offset);
+    for (let i = 0; i < ps.length; i++)
+      for (let j = i + 1; j < ps.length && ps[j].offset < ps[i].offset + ps[i].size; j++) {
+        out.set(ps[i].buf, [...(out.get(ps[i].buf) ?? []), ps[j].buf]);
+        out.set(ps[j].buf, [...(out.get(ps[j].buf) ?? []), ps[i].buf]);
+      }
+  }
+  return out;
 }
 
 /** Problems with a plan (invariants 1-2 in the header); empty when it is sound. */

@@ -100,7 +100,11 @@ class Sync {
   readonly events: Record<string, number> = {};
   private readonly bufs: Map<string, Buffer>;
 
-  constructor(s: Schedule) {
+  constructor(
+    s: Schedule,
+    /** buffers that the memory plan puts on the same bytes (at different times) */
+    private readonly shared: ReadonlyMap<string, readonly string[]> = new Map(),
+  ) {
     this.bufs = new Map(s.buffers.map((b) => [b.id, b]));
   }
 
@@ -204,8 +208,24 @@ class Sync {
         }
       }
     };
+    // A write to bytes that an earlier buffer used must wait for that buffer's last accesses.
+    const reuse = (r: Ref) => {
+      for (const other of this.shared.get(r.buf) ?? [])
+        for (const a of state.get(other) ?? []) {
+          if (a.stream === it.stream) continue;
+          const ev = this.eventFor(a);
+          const indices: (Affine | undefined)[] = a.recordIndex ? [...Array(a.indexCount!).keys()].map((c) => ({ c, t: {} })) : [undefined];
+          for (const index of indices) {
+            const key = `${ev}|${JSON.stringify(index)}`;
+            if (seen.has(key)) continue;
+            seen.add(key);
+            waits.push({ kind: 'wait', id: `w_${it.id}_${waits.length}`, stream: it.stream, event: ev, ...(index ? { index } : {}) });
+          }
+        }
+    };
     it.reads.forEach((r) => need(r, false));
     it.writes.forEach((r) => need(r, true));
+    it.writes.forEach(reuse);
     return waits;
   }
 
@@ -262,8 +282,8 @@ class Sync {
 }
 
 /** Adds the events that order cross-stream accesses; the schedule's instructions are unchanged. */
-export function syncStreams(s: Schedule): Schedule {
-  const sync = new Sync(s);
+export function syncStreams(s: Schedule, shared?: ReadonlyMap<string, readonly string[]>): Schedule {
+  const sync = new Sync(s, shared);
   const body = sync.placeRecords(sync.walk(s.body, new Map(), true));
   return { ...s, body, events: { ...s.events, ...sync.events } };
 }

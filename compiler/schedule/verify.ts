@@ -9,6 +9,10 @@
 //     access's stream recorded an event after it that the later access's stream waited for,
 //     directly or through a chain). Accesses from one stream are ordered by that stream.
 //  4. Loops have integer bounds and refer only to loop variables of enclosing loops (or `r`).
+//  5. Given a memory plan, (3) holds in arena bytes too: a buffer that reuses another's bytes is
+//     written only after that buffer's last accesses, from every stream, are ordered before it.
+import { DTYPE_BYTES } from '../ir/types.js';
+import { sharedBytes, type Placement } from './memory.js';
 import { STREAMS, type Schedule, type StreamName } from './types.js';
 import { unroll, type DynInstr, type UnrollOptions } from './unroll.js';
 
@@ -21,6 +25,7 @@ interface Access {
   readonly stream: number;
   readonly tick: number;
   readonly instr: DynInstr;
+  readonly buf: string;
 }
 
 const where = (d: DynInstr) => {
@@ -28,17 +33,32 @@ const where = (d: DynInstr) => {
   return `${d.item.id} (${d.item.stream}: ${d.item.op}${env ? ` at ${env}` : ''})`;
 };
 
-export interface VerifyOptions extends UnrollOptions {}
+export interface VerifyOptions extends UnrollOptions {
+  /** the memory plan's placements: also check accesses to buffers that share bytes */
+  placements?: readonly Placement[];
+}
 
 /** Default window: enough iterations of every loop kind to meet every loop-carried reuse. */
 export const VERIFY_WINDOW = { layer: 3, chunk: 4, kv: 4, q: 4 } as const;
 
 export function verifySchedule(s: Schedule, opts: VerifyOptions = { window: VERIFY_WINDOW }): void {
   const bufs = new Map(s.buffers.map((b) => [b.id, b]));
+  const place = new Map((opts.placements ?? []).map((p) => [p.buf, p]));
+  const shared = opts.placements ? sharedBytes({ placements: opts.placements }) : new Map<string, string[]>();
+  /** arena byte range of elements [start, end) of one slot, or the element range without a plan */
+  const bytes = (buf: string, slot: number, start: number, end: number): [number, number] => {
+    const p = place.get(buf);
+    const b = bufs.get(buf)!;
+    if (!p) return [start, end];
+    const w = DTYPE_BYTES[b.dtype];
+    const base = p.offset + slot * b.elems * w;
+    return [base + start * w, base + end * w];
+  };
   const sIdx = new Map<StreamName, number>(STREAMS.map((x, i) => [x, i]));
   const clocks = STREAMS.map(() => new Array<number>(STREAMS.length).fill(0));
   const events = new Map<string, number[]>();
   const accesses = new Map<string, Access[]>();
+  const keysOf = new Map<string, Set<string>>();
   let steps = 0;
   for (const d of unroll(s, opts)) {
     const x = sIdx.get(d.item.stream)!;
@@ -62,17 +82,20 @@ export function verifySchedule(s: Schedule, opts: VerifyOptions = { window: VERI
           throw new ScheduleError(`${where(d)} touches ${r.buf}[${r.start}, ${r.end}) outside its ${b.elems} elements (invariant 1)`);
         const key = `${r.buf}#${r.slot}`;
         const list = accesses.get(key) ?? [];
-        for (const a of list) {
-          if (a.stream === x || (!write && !a.write) || a.end <= r.start || r.end <= a.start) continue;
+        const [lo, hi] = bytes(r.buf, r.slot, r.start, r.end);
+        const others = (shared.get(r.buf) ?? []).flatMap((o) => [...(keysOf.get(o) ?? [])].flatMap((k) => accesses.get(k) ?? []));
+        for (const a of [...list, ...others]) {
+          if (a.stream === x || (!write && !a.write) || a.end <= lo || hi <= a.start) continue;
           if (a.tick > clocks[x][a.stream])
             throw new ScheduleError(
-              `hazard on ${r.buf} slot ${r.slot} elements [${Math.max(a.start, r.start)}, ${Math.min(a.end, r.end)}): ` +
+              `hazard on ${r.buf}${a.buf !== r.buf ? ` (reusing the bytes of ${a.buf})` : ''} slot ${r.slot} ${place.size ? 'bytes' : 'elements'} [${Math.max(a.start, lo)}, ${Math.min(a.end, hi)}): ` +
                 `${where(a.instr)} ${a.write ? 'writes' : 'reads'} and ${where(d)} ${write ? 'writes' : 'reads'}, ` +
                 `on streams ${STREAMS[a.stream]} and ${STREAMS[x]}, with no event ordering them (invariant 3)`,
             );
         }
-        list.push({ start: r.start, end: r.end, write, stream: x, tick, instr: d });
+        list.push({ start: lo, end: hi, write, stream: x, tick, instr: d, buf: r.buf });
         accesses.set(key, list);
+        keysOf.set(r.buf, (keysOf.get(r.buf) ?? new Set()).add(key));
       }
     };
     check(d.reads, false);

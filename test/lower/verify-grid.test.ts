@@ -92,3 +92,20 @@ describe('schedule verification', () => {
     expect(() => verifySchedule({ ...s, body }, {})).to.throw(ScheduleError, /outside its/);
   });
 });
+
+describe('schedule verification in planned arena bytes', () => {
+  it('catches a buffer written over bytes another stream still uses when the sync pass ignores the plan', async () => {
+    const { lowerStep } = await import('../../compiler/lower/step.js');
+    const { syncStreams } = await import('../../compiler/schedule/sync.js');
+    const { planMemory } = await import('../../compiler/schedule/memory.js');
+    const { deviceProfile } = await import('../../compiler/schedule/devices.js');
+    const { graphOf } = await import('./helpers.js');
+    const g = graphOf('tiny-llama', { sp: 2, seq: 96, chunk: 24 });
+    const raw = lowerStep(g);
+    const plan = planMemory(raw, deviceProfile('h200'));
+    const unaware = syncStreams(raw);
+    expect(() => verifySchedule(unaware, { placements: plan.placements })).to.throw(ScheduleError, /reusing the bytes of/);
+    const { lower } = await import('../../compiler/passes/lower.js');
+    verifySchedule(lower.run(g), { placements: plan.placements });
+  });
+});

@@ -1,0 +1,84 @@
+// The body of fpdt_step: the schedule's items in issue order as C. Loops stay C for-loops,
+// events are entries of one flat cudaEvent_t array, each instruction is the calls HOST_OPS
+// gives it, every call checked so that a failure names the instruction.
+import type { Affine, Instr, Item, Schedule } from '../schedule/types.js';
+import { affineC, modC, refC, type Arenas } from './host-c.js';
+import { HOST_OPS } from './host-ops.js';
+
+const STREAM_INDEX: Record<string, number> = { compute: 0, h2d: 1, d2h: 2, comm: 3 };
+
+/** Where each event array starts in the flat array, and the total. */
+export function eventLayout(events: Readonly<Record<string, number>>): { base: Map<string, number>; total: number } {
+  const base = new Map<string, number>();
+  let total = 0;
+  for (const [name, n] of Object.entries(events)) {
+    base.set(name, total);
+    total += n;
+  }
+  return { base, total };
+}
+
+const refKey = (r: Instr['reads'][number]) => JSON.stringify([r.buf, r.off, r.slot ?? null]);
+
+/**
+ * The loss window each cross_entropy_bwd sums into: that of the cross_entropy reading the same
+ * logits earlier in the same loop body (the lowering keeps the loss loop whole).
+ */
+export function pairLossInstrs(body: readonly Item[], out = new Map<string, string>(), ar?: Arenas): Map<string, string> {
+  const fwd = new Map<string, Instr>();
+  for (const it of body) {
+    if (it.kind === 'loop') pairLossInstrs(it.body, out, ar);
+    else if (it.kind === 'instr' && it.op === 'cross_entropy') fwd.set(refKey(it.reads[0]), it);
+    else if (it.kind === 'instr' && it.op === 'cross_entropy_bwd') {
+      const twin = fwd.get(refKey(it.reads[1]));
+      if (twin && ar) out.set(it.id, refC(ar, twin.writes[0]));
+    }
+  }
+  return out;
+}
+
+export interface BodyCtx {
+  readonly schedule: Schedule;
+  readonly ar: Arenas;
+  readonly eventBase: ReadonlyMap<string, number>;
+  readonly loss: ReadonlyMap<string, string>;
+}
+
+function eventC(c: BodyCtx, event: string, index: Affine | undefined): string {
+  const base = c.eventBase.get(event);
+  if (base === undefined) throw new Error(`host codegen: event ${event} is not declared`);
+  const n = c.schedule.events[event];
+  return index ? `p->events[${base} + ${modC(index, n)}]` : `p->events[${base}]`;
+}
+
+function instrC(c: BodyCtx, it: Instr): string[] {
+  const emit = HOST_OPS[it.op];
+  if (!emit) throw new Error(`host codegen: no host form for op ${it.op} (${it.id})`);
+  const calls = emit({ instr: it, ar: c.ar, sizes: c.schedule.sizes, world: c.schedule.world, lossRef: c.loss.get(it.id) });
+  const where = `${it.id} ${it.op}`;
+  return calls.map((call) => (call.startsWith('fpdt_gemm_call') || call.startsWith('fpdt_unsupported') ? `FPDT_TRY(${call});` : `FPDT_CK(${call}, "${where}");`));
+}
+
+/** C lines for a list of items, indented by `depth`. */
+export function bodyC(c: BodyCtx, items: readonly Item[], depth = 1): string[] {
+  const pad = '  '.repeat(depth);
+  const lines: string[] = [];
+  for (const it of items) {
+    if (it.kind === 'instr') {
+      for (const l of instrC(c, it)) lines.push(pad + l);
+    } else if (it.kind !== 'loop') {
+      const e = eventC(c, it.event, it.index);
+      const s = `p->s[${STREAM_INDEX[it.stream]}]`;
+      lines.push(`${pad}FPDT_CK(${it.kind === 'record' ? `cudaEventRecord(${e}, ${s})` : `cudaStreamWaitEvent(${s}, ${e}, 0)`}, "${it.id}");`);
+    } else {
+      const v = it.var;
+      const head = it.reverse
+        ? `for (int64_t ${v} = ${affineC(it.to)} - 1; ${v} >= ${affineC(it.from)}; --${v})`
+        : `for (int64_t ${v} = ${affineC(it.from)}; ${v} < ${affineC(it.to)}; ++${v})`;
+      lines.push(`${pad}${head} {  // ${it.id} ${it.role}`);
+      lines.push(...bodyC(c, it.body, depth + 1));
+      lines.push(`${pad}}`);
+    }
+  }
+  return lines;
+}

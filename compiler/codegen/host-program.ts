@@ -1,0 +1,68 @@
+// Renders the host program of one rank (program.cu) and its small kernels (host_kernels.cu)
+// from the schedule, its memory plan and the graph's parameter table. Everything the template
+// needs is decided here and passed as plain data (STYLE.md 7).
+import { fileURLToPath } from 'node:url';
+import nunjucks from 'nunjucks';
+import type { Graph } from '../ir/types.js';
+import type { MemoryPlan } from '../schedule/memory.js';
+import type { Schedule } from '../schedule/types.js';
+import { arenasOf } from './host-c.js';
+import { bodyC, eventLayout, pairLossInstrs } from './host-body.js';
+import { hostParams } from './host-params.js';
+import { normRows } from './host-spec.js';
+import type { RenderedKernel } from './kernels.js';
+
+const templateDir = fileURLToPath(new URL('../../codegen-templates/host/', import.meta.url));
+const env = new nunjucks.Environment(new nunjucks.FileSystemLoader(templateDir), { autoescape: false, throwOnUndefined: true });
+
+/** Static headers the generated program includes, copied beside it. */
+export const HOST_STATIC_FILES = ['program_util.cuh', 'fpdt_host_kernels.h'];
+
+export interface HostProgramInput {
+  readonly schedule: Schedule;
+  readonly plan: MemoryPlan;
+  readonly graph: Graph;
+}
+
+function offsetOf(plan: MemoryPlan, buf: string): number {
+  const p = plan.placements.find((x) => x.buf === buf);
+  if (!p) throw new Error(`host codegen: buffer ${buf} is not in the memory plan`);
+  return p.offset;
+}
+
+export function renderHostProgram({ schedule: s, plan, graph }: HostProgramInput): RenderedKernel[] {
+  const ar = arenasOf(s.buffers, plan);
+  const ev = eventLayout(s.events);
+  const body = bodyC({ schedule: s, ar, eventBase: ev.base, loss: pairLossInstrs(s.body, new Map(), ar) }, s.body).join('\n');
+  const part = (prefix: string) => ({ layers: offsetOf(plan, `${prefix}.layers`), global: offsetOf(plan, `${prefix}.global`) });
+  const c = s.config;
+  const data = {
+    name: s.model,
+    description: `${s.model} seq=${c.seq} sp=${c.sp} chunk=${s.chunk}${c.offload ? ' offload' : ''}`,
+    gpuBytes: plan.gpu.size,
+    hostBytes: plan.host.size,
+    eventCount: ev.total,
+    world: s.world,
+    seq: s.sizes.S,
+    vocab: s.sizes.V,
+    statRows: normRows(s),
+    lr: c.lr,
+    seed: c.seed ?? 0,
+    params: hostParams(graph),
+    at: {
+      params: part('params'),
+      master: part('optim.master'),
+      grads: part('grads'),
+      tokens: offsetOf(plan, 'io.tokens'),
+      labels: offsetOf(plan, 'io.labels'),
+      nvalid: offsetOf(plan, 'io.nvalid'),
+      loss: offsetOf(plan, 'io.loss'),
+    },
+    body,
+  };
+  return [
+    { file: 'program.cu', text: env.render('program.cu.njk', data) },
+    { file: 'host_kernels.cu', text: env.render('host_kernels.cu.njk', { hidden: s.sizes.D }) },
+    ...HOST_STATIC_FILES.map((f) => ({ file: f, text: env.render(f, {}) })),
+  ];
+}

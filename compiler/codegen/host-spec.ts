@@ -1,0 +1,40 @@
+// The kernel constants of a compiled model, read off its schedule: sizes, and the attributes
+// its norm, rope and MLP instructions carry (eps, rotary dim, theta).
+import type { Instr, Item, Schedule } from '../schedule/types.js';
+import type { KernelSpec } from './kernels.js';
+
+export function* instrsOf(items: readonly Item[]): Generator<Instr> {
+  for (const it of items) {
+    if (it.kind === 'loop') yield* instrsOf(it.body);
+    else if (it.kind === 'instr') yield it;
+  }
+}
+
+export function kernelSpecOf(s: Schedule): KernelSpec {
+  const ops = new Map<string, Instr>();
+  for (const it of instrsOf(s.body)) if (!ops.has(it.op)) ops.set(it.op, it);
+  const norm = ops.get('rmsnorm') ?? ops.get('layernorm');
+  const rope = ops.get('rope');
+  if (!norm) throw new Error('host codegen: the schedule has no norm instruction');
+  const z = s.sizes;
+  return {
+    headDim: z.Dh,
+    hidden: z.D,
+    kvHeads: z.Hkv,
+    qHeads: z.Hq,
+    ffn: z.F,
+    vocab: z.V,
+    rotaryDim: rope ? Number(rope.attrs.rotaryDim) : z.Dh,
+    ropeTheta: rope ? Number(rope.attrs.theta) : 10000,
+    norm: norm.op === 'rmsnorm' ? 'rms' : 'layer',
+    mlp: ops.has('swiglu') ? 'swiglu' : 'gelu',
+    eps: Number(norm.attrs.eps),
+  };
+}
+
+/** Most rows any norm instruction normalizes: the size of the statistics scratch. */
+export function normRows(s: Schedule): number {
+  let rows = 1;
+  for (const it of instrsOf(s.body)) if (/norm/.test(it.op)) rows = Math.max(rows, Number(it.attrs.rows));
+  return rows;
+}
