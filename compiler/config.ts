@@ -35,6 +35,8 @@ export interface TrainDefaults {
   zero?: 0 | 3;
   fpdt?: boolean;
   device?: string;
+  /** layers that keep attention for backward instead of recomputing it (default: the planner decides) */
+  keepAttention?: number | 'auto';
   lr?: number;
   seed?: number;
 }
@@ -66,6 +68,7 @@ export function resolveConfig(defaults: TrainDefaults, overrides: TrainDefaults 
     device: pick('device') ?? BASE_CONFIG.device,
     lr: pick('lr') ?? BASE_CONFIG.lr,
     seed: pick('seed') ?? BASE_CONFIG.seed,
+    ...(pick('keepAttention') !== undefined ? { keepAttention: pick('keepAttention') } : {}),
     ...(overrides.hostMemGiB !== undefined ? { hostMemGiB: overrides.hostMemGiB } : {}),
   };
 }

@@ -16,6 +16,7 @@ export interface RawCompileFlags {
   fpdt?: string;
   device?: string;
   hostMem?: string;
+  keepAttention?: string;
   out?: string;
   dumpAfter?: string[];
   skip?: string[];
@@ -31,6 +32,7 @@ export function parseCompileFlags(raw: RawCompileFlags): ConfigOverrides {
   if (raw.zero !== undefined) o.zero = Number(oneOf('zero', raw.zero, ['0', '3'] as const)) as 0 | 3;
   if (raw.fpdt !== undefined) o.fpdt = onOff('fpdt', raw.fpdt);
   if (raw.device !== undefined) o.device = deviceName(raw.device);
+  if (raw.keepAttention !== undefined) o.keepAttention = raw.keepAttention === 'auto' ? 'auto' : wholeNumber('keep-attention', raw.keepAttention);
   if (raw.hostMem !== undefined) o.hostMemGiB = positiveNumber('host-mem', raw.hostMem, 'a positive number of GiB, e.g. 512');
   return o;
 }
@@ -43,6 +45,12 @@ export function passList(values: readonly string[] | undefined): string[] | unde
 function positiveInt(flag: string, v: string): number {
   const n = /^\d+$/.test(v) ? Number(v) : NaN;
   if (!Number.isSafeInteger(n) || n < 1) throw errors.badFlag(flag, v, 'expected a whole number of at least 1');
+  return n;
+}
+
+function wholeNumber(flag: string, v: string): number {
+  const n = /^\d+$/.test(v) ? Number(v) : NaN;
+  if (!Number.isSafeInteger(n)) throw errors.badFlag(flag, v, 'expected auto or a whole number of layers');
   return n;
 }
 

@@ -73,6 +73,8 @@ export interface TrainConfig {
   readonly fpdt: boolean;
   readonly device: string;
   readonly hostMemGiB?: number;
+  /** layers that keep attention for backward instead of recomputing it: a number, or the planner's choice */
+  readonly keepAttention?: number | 'auto';
   readonly lr: number;
   readonly seed: number;
 }

@@ -34,6 +34,8 @@ export interface HeadsBind {
   readonly per: number;
   /** per-chunk stash, when a later loop needs the value */
   readonly stash?: string;
+  /** where this layer's chunks start in the stash (a stash kept for several layers) */
+  readonly stashBase?: Affine;
 }
 
 export type Bind = TokBind | FlatBind | HeadsBind;
@@ -44,6 +46,13 @@ export class Bindings {
     readonly e: Emitter,
     readonly geo: Geometry,
   ) {}
+
+  /** A copy whose later changes do not affect this one (another variant of a region). */
+  clone(): Bindings {
+    const c = new Bindings(this.e, this.geo);
+    for (const [k, x] of this.map) c.map.set(k, x);
+    return c;
+  }
 
   set(id: string, b: Bind): void {
     this.map.set(id, b);
@@ -82,7 +91,8 @@ export class Bindings {
   stashed(id: string, k: Affine): Ref {
     const b = this.get(id);
     if (b.kind !== 'heads' || !b.stash) throw new Error(`lowering: %${id} is not stashed`);
-    return this.e.ref(b.stash, scaleAff(k, b.per), b.per);
+    const off = scaleAff(k, b.per);
+    return this.e.ref(b.stash, b.stashBase ? addAff(b.stashBase, off) : off, b.per);
   }
 
   /** Any value as the operand of a chunk-loop instruction. */

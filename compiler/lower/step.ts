@@ -87,6 +87,50 @@ interface StepCtx {
   readonly pl: ParamLayout;
   readonly space: 'gpu' | 'host';
   readonly ckptSpace: 'gpu' | 'host';
+  /** the last `keep` layers keep their attention tensors for backward instead of recomputing */
+  readonly keep: number;
+}
+
+/** The attention tensors of a layer body: q, k, v, o, lse (heads layout) and o back in token layout. */
+function attentionTensors(body: Region): { heads: string[]; tokens?: string } | undefined {
+  const attn = body.nodes.find((x) => x.op === 'attention');
+  if (!attn) return undefined;
+  const back = body.nodes.find((x) => x.op === 'heads_to_seq' && x.inputs[0] === attn.outputs[0]);
+  return { heads: [...attn.inputs, ...attn.outputs], tokens: back?.outputs[0] };
+}
+
+const KEPT = ['q', 'k', 'v', 'o', 'lse'];
+
+/**
+ * Buffers that keep the attention tensors of the last `keep` layers from their forward to
+ * their backward, in host memory, so that those layers skip recomputing attention.
+ */
+function declareKept(s: StepCtx, fwdBody: Region): void {
+  const { g, geo, e, b } = s;
+  const t = attentionTensors(fwdBody);
+  if (!t || s.keep === 0) return;
+  t.heads.forEach((id, k) => {
+    const h = b.get(id);
+    if (h.kind !== 'heads') throw new Error(`lowering: %${id} is not in heads layout`);
+    e.buffer(`keep.${KEPT[k]}`, 'host', g.values[id].type.dtype, [s.keep, geo.u, h.per], 'stash');
+  });
+  if (t.tokens) e.buffer('keep.attn', 'host', g.values[t.tokens].type.dtype, [s.keep, geo.S / geo.P, rowOf(g, t.tokens)], 'stash');
+}
+
+/** Chunk `cv` of kept tensor `name` for layer l (kept layers are the last `keep`). */
+function keptChunk(s: StepCtx, name: string, cv: string): import('../schedule/types.js').Ref {
+  const buf = s.e.buffers.get(`keep.${name}`)!;
+  const per = buf.shape[2];
+  const layerBase = scaleAff(v('l', 1, -(s.geo.L - s.keep)), s.geo.u * per);
+  return s.e.ref(buf.id, { c: layerBase.c, t: { ...layerBase.t, [cv]: per } }, per);
+}
+
+function keptRows(s: StepCtx, cv: string): import('../schedule/types.js').Ref {
+  const buf = s.e.buffers.get('keep.attn')!;
+  const row = buf.shape[2];
+  const local = s.geo.S / s.geo.P;
+  const layerBase = scaleAff(v('l', 1, -(s.geo.L - s.keep)), local * row);
+  return s.e.ref(buf.id, { c: layerBase.c, t: { ...layerBase.t, [cv]: s.geo.c * row } }, s.geo.c * row);
 }
 
 function lowerLayerForward(s: StepCtx, n: Node): void {
@@ -98,13 +142,26 @@ function lowerLayerForward(s: StepCtx, n: Node): void {
   body.params.slice(1).forEach((p, k) => b.set(p, { kind: 'flat', ...layerParamRef(e, pl, n.inputs[1 + k]) }));
   const attn = body.nodes.find((x) => x.op === 'attention');
   bindRegionValues(g, body, b, 'f.', new Set(attn ? attn.inputs.slice(1) : []));
-  e.loop('l', 0, geo.L, 'layer', () => {
-    gatherLayer(e, pl);
-    e.copy(e.ref('act.carry', 0, rowsD, v('l')), e.ref('ckpt.layers', scaleAff(v('l'), rowsD), rowsD));
-    e.loop('i', 0, geo.u, 'chunk', () => {
-      for (const x of body.nodes) emitNode(g, x, b, 'i', { prefix: 'f.', space: s.space });
+  declareKept(s, body);
+  const t = attentionTensors(body);
+  const layers = (from: number, to: number, keep: boolean) =>
+    e.loop('l', from, to, 'layer', () => {
+      gatherLayer(e, pl);
+      e.copy(e.ref('act.carry', 0, rowsD, v('l')), e.ref('ckpt.layers', scaleAff(v('l'), rowsD), rowsD));
+      e.loop('i', 0, geo.u, 'chunk', () => {
+        for (const x of body.nodes) {
+          emitNode(g, x, b, 'i', { prefix: 'f.', space: s.space });
+          if (!keep || !t) continue;
+          for (const o of x.outputs) {
+            const k = t.heads.indexOf(o);
+            if (k >= 0) e.copy(b.chunk(o), keptChunk(s, KEPT[k], 'i'));
+            if (o === t.tokens) e.copy(b.rows(o, 'i'), keptRows(s, 'i'));
+          }
+        }
+      });
     });
-  });
+  layers(0, geo.L - s.keep, false);
+  if (s.keep > 0) layers(geo.L - s.keep, geo.L, true);
 }
 
 function lowerLayerBackward(s: StepCtx, n: Node, fwd: Node): void {
@@ -126,26 +183,48 @@ function lowerLayerBackward(s: StepCtx, n: Node, fwd: Node): void {
   bindRegionValues(g, body, b, 'b.', new Set(attnF ? attnF.inputs.slice(1) : []));
   const names: AttnNames = { prefix: 'b.', space: s.space };
   const of = (loop: string) => body.nodes.filter((x) => x.attrs.loop === loop);
-  e.loop(
-    'l',
-    0,
-    geo.L,
-    'layer',
-    () => {
-      gatherLayer(e, pl);
-      e.fill(e.whole('grads.acc_layer'), 0);
-      if (s.ckptSpace === 'host') e.copy(e.ref('ckpt.layers', scaleAff(v('l'), rowsD), rowsD), e.whole('act.xck'));
-      e.loop('i', 0, geo.u, 'chunk', () => of('recompute').forEach((x) => emitNode(g, x, b, 'i', names)));
-      e.loop('i', 0, geo.u, 'chunk', () => of('pre').forEach((x) => emitNode(g, x, b, 'i', names, attnB)));
-      if (attnB) emitAttentionBwd(attnB, b, names, (cv) => of('post').forEach((x) => emitNode(g, x, b, cv, names)));
-      else e.loop('j', 0, geo.u, 'chunk', () => of('post').forEach((x) => emitNode(g, x, b, 'j', names)));
-      reduceLayerGrads(e, pl);
-    },
-    true,
-  );
+  const t = attentionTensors(body);
+  // Kept layers read q, k, v, o, lse from what their forward kept, and skip the recompute loop.
+  const kb = b.clone();
+  if (s.keep > 0 && t)
+    t.heads.forEach((id, k) => {
+      const h = b.get(id);
+      if (h.kind !== 'heads') return;
+      kb.set(id, { ...h, stash: `keep.${KEPT[k]}`, stashBase: scaleAff(v('l', 1, -(geo.L - s.keep)), geo.u * h.per) });
+    });
+  const layers = (from: number, to: number, keep: boolean) => {
+    const bb = keep ? kb : b;
+    e.loop(
+      'l',
+      from,
+      to,
+      'layer',
+      () => {
+        gatherLayer(e, pl);
+        e.fill(e.whole('grads.acc_layer'), 0);
+        if (s.ckptSpace === 'host') e.copy(e.ref('ckpt.layers', scaleAff(v('l'), rowsD), rowsD), e.whole('act.xck'));
+        if (!keep) e.loop('i', 0, geo.u, 'chunk', () => of('recompute').forEach((x) => emitNode(g, x, bb, 'i', names)));
+        e.loop('i', 0, geo.u, 'chunk', () => {
+          if (keep && t?.tokens) e.copy(keptRows(s, 'i'), bb.rows(t.tokens, 'i'));
+          of('pre').forEach((x) => emitNode(g, x, bb, 'i', names, attnB));
+        });
+        if (attnB) emitAttentionBwd(attnB, bb, names, (cv) => of('post').forEach((x) => emitNode(g, x, bb, cv, names)));
+        else e.loop('j', 0, geo.u, 'chunk', () => of('post').forEach((x) => emitNode(g, x, bb, 'j', names)));
+        reduceLayerGrads(e, pl);
+      },
+      true,
+    );
+  };
+  if (s.keep > 0) layers(geo.L - s.keep, geo.L, true);
+  layers(0, geo.L - s.keep, false);
 }
 
-export function lowerStep(g: Graph): Schedule {
+export interface LowerOptions {
+  /** layers (the last ones) whose attention tensors are kept in host memory for backward */
+  readonly keepLayers?: number;
+}
+
+export function lowerStep(g: Graph, opts: LowerOptions = {}): Schedule {
   const geo = geometry(g);
   const e = new Emitter();
   const repeat = g.main.nodes.find((n) => n.op === 'repeat');
@@ -168,7 +247,8 @@ export function lowerStep(g: Graph): Schedule {
   e.buffer('ckpt.layers', ckptSpace, 'bf16', [geo.L, local, D], 'ckpt');
   if (ckptSpace === 'host') e.buffer('act.xck', 'gpu', 'bf16', [local, D], 'act');
   const b = new Bindings(e, geo);
-  const s: StepCtx = { g, geo, e, b, pl, space, ckptSpace };
+  const keep = space === 'host' ? Math.max(0, Math.min(geo.L, opts.keepLayers ?? 0)) : 0;
+  const s: StepCtx = { g, geo, e, b, pl, space, ckptSpace, keep };
 
   // main-region bindings
   for (const p of pl.global) b.set(p.id, { kind: 'flat', ...globalParamRef(pl, p.id) });
@@ -230,6 +310,7 @@ export function lowerStep(g: Graph): Schedule {
     events: {},
     body: e.items(),
     sizes: g.sizes,
+    keptLayers: keep,
   };
 }
 

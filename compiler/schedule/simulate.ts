@@ -10,14 +10,16 @@
 //
 // Windows and extrapolation: a 70B model at 4M tokens unrolls to ~10^6 items, so we never
 // simulate every layer. Every layer loop (role 'layer', forward and backward alike) is capped
-// to 1 layer, then to 2 layers; with T1 and T2 the results, a step of L layers is
-//   T(L) = T1 + (L - 1) * (T2 - T1)
-// exactly when each extra layer adds the same time (steady state after the first), while the
-// prologue (embedding, first gathers) and epilogue (loss, optimizer) are counted once. Busy and
-// exposed times are extrapolated the same way. The trace spans come from the 2-layer window.
+// to 2 layers; the compute-stream time, busy and exposed times of each loop's last simulated
+// iteration stand for each of its iterations not simulated:
+//   T = T(window) + Σ_loops (iterations not run) * (cost of the loop's last iteration)
+// exact when a loop's iterations after its first cost the same (steady state), while the
+// prologue (embedding, first gathers) and epilogue (loss, optimizer) are counted once. Layer
+// loops may differ: layers that keep their attention skip the recompute. The trace spans come
+// from the 2-layer window.
 import { instrSeconds } from './cost.js';
 import type { DeviceProfile } from './devices.js';
-import { STREAMS, evalAff, type EventOp, type Item, type Instr, type Schedule, type StreamName } from './types.js';
+import { STREAMS, evalAff, type EventOp, type Item, type Instr, type Loop, type Schedule, type StreamName } from './types.js';
 import type { UnrollOptions } from './unroll.js';
 
 export interface Span {
@@ -51,9 +53,19 @@ export interface WindowResult {
   readonly exposedCommSeconds: number;
   readonly items: number;
   readonly spans: readonly Span[];
+  /** per layer loop: iterations not simulated and what its last simulated iteration cost */
+  readonly layerLoops: readonly LayerLoopCost[];
 }
 
-export interface Timeline extends Omit<WindowResult, 'spans' | 'items'> {
+export interface LayerLoopCost {
+  readonly missing: number;
+  readonly step: number;
+  readonly busy: Readonly<Record<StreamName, number>>;
+  readonly copy: number;
+  readonly comm: number;
+}
+
+export interface Timeline extends Omit<WindowResult, 'spans' | 'items' | 'layerLoops'> {
   readonly utilization: Readonly<Record<StreamName, number>>;
   readonly spans: readonly Span[];
   /** layers the spans cover, and how the step was obtained */
@@ -97,7 +109,10 @@ type Visit = (item: Instr | EventOp, env: Readonly<Record<string, number>>, even
  * mutable environment, no resolved byte ranges, and events as dense integer ids: the
  * simulator visits ~10^6 items per compile, where generator nesting would dominate.
  */
-export function walkWindow(s: Schedule, opts: UnrollOptions, visit: Visit): void {
+/** Called at the start of each iteration `k` (0-based, of those run) of a layer loop, and with k = -1 after it. */
+type OnLayer = (loop: Loop, k: number, tripCount: number) => void;
+
+export function walkWindow(s: Schedule, opts: UnrollOptions, visit: Visit, onLayer?: OnLayer): void {
   const base = new Map<string, number>();
   let nEvents = 0;
   for (const [name, n] of Object.entries(s.events)) {
@@ -118,10 +133,13 @@ export function walkWindow(s: Schedule, opts: UnrollOptions, visit: Visit): void
           else hi = from + cap;
         }
         const saved = env[it.var];
+        const layer = onLayer && it.role === 'layer';
         for (let k = 0; k < hi - lo; k++) {
           env[it.var] = it.reverse ? hi - 1 - k : lo + k;
+          if (layer) onLayer(it, k, to - from);
           walk(it.body);
         }
+        if (layer) onLayer(it, -1, to - from);
         if (saved === undefined) delete env[it.var];
         else env[it.var] = saved;
       } else if (it.kind === 'instr') {
@@ -160,6 +178,16 @@ export function simulateWindow(s: Schedule, dev: DeviceProfile, opts: UnrollOpti
     else if (cause === 'h2d' || cause === 'd2h') exposedCopy += gap;
   };
 
+  const marks = new Map<Loop, { at: Snapshot; trips: number; run: number; last?: Snapshot }>();
+  const snapshot = (): Snapshot => ({ t: free.compute, busy: { ...busy }, copy: exposedCopy, comm: exposedComm });
+  const onLayer: OnLayer = (loop, k, trips) => {
+    if (k >= 0) {
+      marks.set(loop, { at: snapshot(), trips, run: k + 1 });
+      return;
+    }
+    const m = marks.get(loop);
+    if (m) m.last = snapshot(); // a loop of no iterations leaves no mark
+  };
   walkWindow(s, opts, (it, env, ev) => {
     items++;
     const st = it.stream;
@@ -193,7 +221,7 @@ export function simulateWindow(s: Schedule, dev: DeviceProfile, opts: UnrollOpti
     last[st] = [start, end];
     busy[st] += dur;
     if (keepSpans) spans.push(spanOf(it, st, start, end, env, roles));
-  });
+  }, onLayer);
   const stepSeconds = Math.max(...STREAMS.map((x) => Math.max(free[x], gate[x])));
   // compute done, copies or collectives still running: the tail is exposed too
   const tail = stepSeconds - free.compute;
@@ -201,7 +229,22 @@ export function simulateWindow(s: Schedule, dev: DeviceProfile, opts: UnrollOpti
     const lastStream = STREAMS.reduce((m, x) => (free[x] > free[m] ? x : m), 'compute' as StreamName);
     blame(lastStream, tail);
   }
-  return { stepSeconds, busySeconds: busy, exposedCopySeconds: exposedCopy, exposedCommSeconds: exposedComm, items, spans };
+  // each layer loop's last simulated iteration: its cost, and how many iterations were not run
+  const layerLoops = [...marks.values()].map((m) => {
+    const a = m.at;
+    const b = m.last!;
+    const busyD = zeroByStream();
+    for (const x of STREAMS) busyD[x] = b.busy[x] - a.busy[x];
+    return { missing: m.trips - m.run, step: b.t - a.t, busy: busyD, copy: b.copy - a.copy, comm: b.comm - a.comm };
+  });
+  return { stepSeconds, busySeconds: busy, exposedCopySeconds: exposedCopy, exposedCommSeconds: exposedComm, items, spans, layerLoops };
+}
+
+interface Snapshot {
+  readonly t: number;
+  readonly busy: Record<StreamName, number>;
+  readonly copy: number;
+  readonly comm: number;
 }
 
 function spanOf(ins: Instr, stream: StreamName, start: number, end: number, env: Readonly<Record<string, number>>, roles: Map<string, string>): Span {
@@ -212,9 +255,6 @@ function spanOf(ins: Instr, stream: StreamName, start: number, end: number, env:
   }
   return { stream, op: ins.op, id: ins.id, start, end, ...idx };
 }
-
-/** x(L) = x1 + (L - 1) * (x2 - x1); see the file header. */
-const extrapolate = (x1: number, x2: number, layers: number): number => x1 + (layers - 1) * (x2 - x1);
 
 /**
  * Predicted step of one rank: step time, busy and exposed time per stream, spans of a 2-layer
@@ -232,25 +272,27 @@ export function simulateStreams(s: Schedule, dev: DeviceProfile, opts: SimulateO
     simulatedItems = w.items;
     windowLayers = Math.min(L, opts.window?.layer ?? L);
   } else {
-    const w1 = simulateWindow(s, dev, { ...base, window: { ...base.window, layer: 1 }, spans: false });
+    // Two layers of every layer loop, then each loop's last (steady) iteration stands for the
+    // iterations not simulated: layer loops may differ (layers that keep attention skip recompute).
     const w2 = simulateWindow(s, dev, { ...base, window: { ...base.window, layer: 2 }, spans: opts.spans });
-    const busySeconds = zeroByStream();
-    for (const x of STREAMS) busySeconds[x] = extrapolate(w1.busySeconds[x], w2.busySeconds[x], L);
-    w = {
-      stepSeconds: extrapolate(w1.stepSeconds, w2.stepSeconds, L),
-      busySeconds,
-      exposedCopySeconds: Math.max(0, extrapolate(w1.exposedCopySeconds, w2.exposedCopySeconds, L)),
-      exposedCommSeconds: Math.max(0, extrapolate(w1.exposedCommSeconds, w2.exposedCommSeconds, L)),
-      items: w1.items + w2.items,
-      spans: w2.spans,
-    };
+    const busySeconds = { ...w2.busySeconds };
+    let step = w2.stepSeconds;
+    let copy = w2.exposedCopySeconds;
+    let comm = w2.exposedCommSeconds;
+    for (const l of w2.layerLoops) {
+      step += l.missing * l.step;
+      copy += l.missing * l.copy;
+      comm += l.missing * l.comm;
+      for (const x of STREAMS) busySeconds[x] += l.missing * l.busy[x];
+    }
+    w = { ...w2, stepSeconds: step, busySeconds, exposedCopySeconds: copy, exposedCommSeconds: comm };
     extrapolated = true;
     simulatedItems = w.items;
     windowLayers = 2;
   }
   const utilization = zeroByStream();
   for (const x of STREAMS) utilization[x] = w.stepSeconds > 0 ? w.busySeconds[x] / w.stepSeconds : 0;
-  const { items: _items, ...rest } = w;
+  const { items: _items, layerLoops: _loops, ...rest } = w;
   const out: Timeline = { ...rest, utilization, windowLayers, extrapolated, simulatedItems };
   if (!opts.model) return out;
   const modelFlops = modelFlopsPerStep(opts.model);

@@ -107,6 +107,8 @@ export interface Schedule {
   readonly body: readonly Item[];
   /** sizes of the model (D, Hq, ...) */
   readonly sizes: Readonly<Record<string, number>>;
+  /** the last layers that keep their attention tensors for backward instead of recomputing them */
+  readonly keptLayers?: number;
 }
 
 // ---- affine helpers ----

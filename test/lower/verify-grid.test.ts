@@ -31,7 +31,7 @@ describe('schedule verification', () => {
       for (const chunks of [1, 2, 3])
         for (const offload of [true, false])
           for (const checkpoint of ['gpu', 'host'] as const)
-            grid.push([model, { sp, seq: 72, chunk: 72 / chunks, offload, checkpoint, zero: sp % 2 ? 0 : 3 }]);
+            grid.push([model, { sp, seq: 72, chunk: 72 / chunks, offload, checkpoint, zero: sp % 2 ? 0 : 3, keepAttention: (sp + chunks) % 3 }]);
 
   it(`passes on a grid of ${grid.length} tiny configurations`, () => {
     for (const [model, over] of grid) {
@@ -74,7 +74,7 @@ describe('schedule verification', () => {
   });
 
   it('catches a kv fetch written into the slot the running block reads', () => {
-    const s = scheduleOf('tiny-llama', { sp: 2, seq: 96, chunk: 24 });
+    const s = scheduleOf('tiny-llama', { sp: 2, seq: 96, chunk: 24, keepAttention: 0 });
     let mutated = false;
     const body = mapItems(s.body, (it) => {
       if (mutated || it.kind !== 'instr' || it.op !== 'copy' || !it.writes[0].buf.endsWith('k_slot')) return it;

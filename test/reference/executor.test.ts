@@ -24,18 +24,19 @@ const describeConfig = (o: TrainDefaults) =>
 
 // chunk = seq / u, a multiple of sp; tiny-llama has 12 q heads and 2 kv heads (sp 3, 4 replicate kv)
 const MATRIX: [string, TrainDefaults][] = [
-  ['tiny-llama', { sp: 1, seq: 96, chunk: 96 }],
-  ['tiny-llama', { sp: 2, seq: 96, chunk: 48 }],
-  ['tiny-llama', { sp: 3, seq: 72, chunk: 24 }],
-  ['tiny-llama', { sp: 4, seq: 96, chunk: 12 }],
+  ['tiny-llama', { sp: 1, seq: 96, chunk: 96, keepAttention: 0 }],
+  ['tiny-llama', { sp: 2, seq: 96, chunk: 48, keepAttention: 0 }],
+  ['tiny-llama', { sp: 2, seq: 96, chunk: 24, keepAttention: 1 }],
+  ['tiny-llama', { sp: 3, seq: 72, chunk: 24, keepAttention: 0 }],
+  ['tiny-llama', { sp: 4, seq: 96, chunk: 12, keepAttention: 2 }],
   ['tiny-llama', { sp: 4, seq: 96, chunk: 32, offload: false }],
-  ['tiny-llama', { sp: 3, seq: 72, chunk: 24, checkpoint: 'gpu', zero: 0 }],
+  ['tiny-llama', { sp: 3, seq: 72, chunk: 24, checkpoint: 'gpu', zero: 0, keepAttention: 0 }],
   ['tiny-llama', { sp: 2, seq: 120, chunk: 40, offload: false, checkpoint: 'gpu' }],
   ['tiny-llama', { sp: 2, seq: 96, chunk: 24, zero: 0 }],
-  ['tiny-gpt', { sp: 1, seq: 96, chunk: 12 }],
-  ['tiny-gpt', { sp: 2, seq: 96, chunk: 32 }],
+  ['tiny-gpt', { sp: 1, seq: 96, chunk: 12, keepAttention: 0 }],
+  ['tiny-gpt', { sp: 2, seq: 96, chunk: 32, keepAttention: 1 }],
   ['tiny-gpt', { sp: 3, seq: 72, chunk: 24, offload: false, zero: 0 }],
-  ['tiny-gpt', { sp: 4, seq: 96, chunk: 48, checkpoint: 'gpu' }],
+  ['tiny-gpt', { sp: 4, seq: 96, chunk: 48, checkpoint: 'gpu', keepAttention: 0 }],
   ['tiny-gpt', { sp: 4, seq: 120, chunk: 40, offload: false, checkpoint: 'gpu', zero: 0 }],
 ];
 
@@ -75,6 +76,7 @@ describe('schedule executor equals the unchunked model', () => {
         offload: rng.uniform() < 0.5,
         checkpoint: rng.uniform() < 0.5 ? 'gpu' : 'host',
         zero: rng.uniform() < 0.5 ? 0 : 3,
+        keepAttention: rng.int(3),
       };
       const r = run(name, o, { orders: 2, seed: ran + 1 });
       expect(r.maxError, `${name} ${describeConfig(o)}`).to.be.at.most(1e-9);
