@@ -107,6 +107,8 @@ function scheduleReport(p: Planned, attention: ReturnType<typeof offloadComparis
   return {
     chunk: p.schedule.chunk,
     chunks: p.schedule.chunks,
+    // layers whose attention is kept in host memory for backward, skipping its recompute
+    kept_attention_layers: p.schedule.keptLayers ?? 0,
     device: p.device.name,
     fits: m.fits,
     ...(m.fits ? {} : { advice: m.advice }),
