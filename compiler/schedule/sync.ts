@@ -100,12 +100,49 @@ class Sync {
   readonly events: Record<string, number> = {};
   private readonly bufs: Map<string, Buffer>;
 
+  /** instruction id -> the list (loop body) it sits in and its index there */
+  private readonly place = new Map<string, { list: number; index: number }>();
+  /** event -> the instruction after which it is recorded, and that instruction's stream */
+  private readonly site = new Map<string, { instr: string; stream: StreamName }>();
+
   constructor(
     s: Schedule,
     /** buffers that the memory plan puts on the same bytes (at different times) */
     private readonly shared: ReadonlyMap<string, readonly string[]> = new Map(),
   ) {
     this.bufs = new Map(s.buffers.map((b) => [b.id, b]));
+    let lists = 0;
+    const number = (items: readonly Item[]) => {
+      const list = lists++;
+      items.forEach((it, index) => (it.kind === 'loop' ? number(it.body) : this.place.set(it.id, { list, index })));
+    };
+    number(s.body);
+  }
+
+  /**
+   * Drops waits implied by others: of several events recorded on one stream after
+   * instructions of this same loop body, with the same index, the most recently recorded one
+   * orders all of them (instructions before the wait in the body ran in this iteration, those
+   * after it in the previous one).
+   */
+  private reduce(it: Instr, waits: EventOp[]): EventOp[] {
+    const here = this.place.get(it.id)!;
+    const best = new Map<string, { key: number; w: EventOp }>();
+    const keep: EventOp[] = [];
+    for (const w of waits) {
+      const site = this.site.get(w.event)!;
+      const at = this.place.get(site.instr)!;
+      if (at.list !== here.list) {
+        keep.push(w);
+        continue;
+      }
+      // same stream, same index into arrays of the same length (a slot and a chunk index differ)
+      const group = `${site.stream}|${w.index ? affKey(w.index) : '-'}|${this.events[w.event]}`;
+      const key = at.index < here.index ? at.index + 1e9 : at.index;
+      const cur = best.get(group);
+      if (!cur || key > cur.key) best.set(group, { key, w });
+    }
+    return [...keep, ...[...best.values()].map((x) => x.w)];
   }
 
   private eventFor(a: Access): string {
@@ -114,6 +151,7 @@ class Sync {
     if (!e) {
       e = `e${this.eventCount++}`;
       this.eventOf.set(key, e);
+      this.site.set(e, { instr: a.instr, stream: a.stream });
       this.events[e] = a.recordIndex ? a.indexCount! : 1;
       const list = this.recordsAfter.get(a.instr) ?? [];
       list.push({ event: e, ...(a.recordIndex ? { index: a.recordIndex } : {}) });
@@ -132,7 +170,7 @@ class Sync {
         out.push(this.loop(it, state, emit));
       } else if (it.kind === 'instr') {
         if (emit)
-          for (const w of this.waitsFor(it, state)) {
+          for (const w of this.reduce(it, this.waitsFor(it, state))) {
             const key = `${w.stream}|${w.event}|${JSON.stringify(w.index)}`;
             if (done.has(key)) continue;
             done.add(key);

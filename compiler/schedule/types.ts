@@ -125,12 +125,20 @@ export function scaleAff(a: Affine, k: number): Affine {
   for (const [n, x] of Object.entries(a.t)) t[n] = x * k;
   return { c: a.c * k, t };
 }
+const termLists = new WeakMap<Affine, [readonly string[], readonly number[]]>();
+/** Value of an affine expression; evaluated millions of times per compile, so its terms are cached as arrays. */
 export function evalAff(a: Affine, env: Readonly<Record<string, number>>): number {
+  let terms = termLists.get(a);
+  if (!terms) {
+    terms = [Object.keys(a.t), Object.values(a.t)];
+    termLists.set(a, terms);
+  }
+  const [names, coefs] = terms;
   let s = a.c;
-  for (const [k, x] of Object.entries(a.t)) {
-    const val = env[k];
-    if (val === undefined) throw new Error(`unbound loop variable '${k}'`);
-    s += x * val;
+  for (let i = 0; i < names.length; i++) {
+    const val = env[names[i]];
+    if (val === undefined) throw new Error(`unbound loop variable '${names[i]}'`);
+    s += coefs[i] * val;
   }
   return s;
 }
