@@ -167,7 +167,8 @@ class Sync {
     for (const it of items) {
       if (it.kind === 'loop') {
         done.clear();
-        out.push(this.loop(it, state, emit));
+        const { loop, hoisted } = this.loop(it, state, emit);
+        out.push(...hoisted, loop);
       } else if (it.kind === 'instr') {
         if (emit)
           for (const w of this.reduce(it, this.waitsFor(it, state))) {
@@ -185,14 +186,14 @@ class Sync {
     return out;
   }
 
-  private loop(l: Loop, state: State, emit: boolean): Loop {
+  private loop(l: Loop, state: State, emit: boolean): { loop: Loop; hoisted: EventOp[] } {
     if (!emit) {
       // Only the accesses the loop leaves behind matter here, not the waits inside it.
       const after = cloneState(state);
       this.walk(l.body, after, false);
       mergeInto(state, after);
       this.forget(state, l.var);
-      return l;
+      return { loop: l, hoisted: [] };
     }
     const dry = cloneState(state);
     this.walk(l.body, dry, false);
@@ -207,11 +208,27 @@ class Sync {
         );
       mergeInto(entry, carried);
     }
-    const body = this.walk(l.body, entry, emit);
+    const walked = this.walk(l.body, entry, emit);
     // The loop may run no iteration at all: what came before it still stands beside what it left.
     mergeInto(state, entry);
     this.forget(state, l.var);
-    return { ...l, body };
+    // A wait for an event recorded outside the loop binds to the same record in every iteration:
+    // it goes before the loop, once (unless its index moves with the loop).
+    const inside = new Set<string>();
+    const collect = (items: readonly Item[]) => items.forEach((x) => (x.kind === 'loop' ? collect(x.body) : inside.add(x.id)));
+    collect(l.body);
+    const hoisted: EventOp[] = [];
+    const seen = new Set<string>();
+    const body = walked.filter((x) => {
+      if (x.kind !== 'wait' || inside.has(this.site.get(x.event)!.instr) || (x.index && x.index.t[l.var])) return true;
+      const key = `${x.stream}|${x.event}|${x.index ? affKey(x.index) : '-'}`;
+      if (!seen.has(key)) {
+        seen.add(key);
+        hoisted.push(x);
+      }
+      return false;
+    });
+    return { loop: { ...l, body }, hoisted };
   }
 
   /** After a loop, slot and offset expressions in its variable no longer mean anything. */
