@@ -8,6 +8,8 @@ import { reportError } from './report-error.js';
 const SUBCOMMANDS: ((program: Command) => void)[] = [registerCompile];
 SUBCOMMANDS.push((await import('./inspect.js')).register);
 SUBCOMMANDS.push((await import('./check.js')).register);
+SUBCOMMANDS.push((await import('./build.js')).register);
+SUBCOMMANDS.push((await import('./run.js')).register);
 
 export function buildProgram(): Command {
   const { version } = createRequire(import.meta.url)('../../package.json') as { version: string };

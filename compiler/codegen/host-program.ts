@@ -18,6 +18,9 @@ const env = new nunjucks.Environment(new nunjucks.FileSystemLoader(templateDir),
 /** Static headers the generated program includes, copied beside it. */
 export const HOST_STATIC_FILES = ['program_util.cuh', 'fpdt_host_kernels.h'];
 
+/** A C float literal (`1f` is not one). */
+export const floatC = (x: number): string => `${Number.isInteger(x) ? x.toFixed(1) : String(x)}f`;
+
 export interface HostProgramInput {
   readonly schedule: Schedule;
   readonly plan: MemoryPlan;
@@ -46,9 +49,9 @@ export function renderHostProgram({ schedule: s, plan, graph }: HostProgramInput
     seq: s.sizes.S,
     vocab: s.sizes.V,
     statRows: normRows(s),
-    lr: c.lr,
+    lr: floatC(c.lr),
     seed: c.seed ?? 0,
-    params: hostParams(graph),
+    params: hostParams(graph).map((x) => ({ ...x, std: floatC(x.init.std) })),
     at: {
       params: part('params'),
       master: part('optim.master'),

@@ -1,0 +1,32 @@
+// `fpdtc build out/<name>`: renders the kernels and the host program of a compiled model into
+// out/<name>/src and builds the Node addon (nvcc + cmake-js) with runtime/build.ts.
+import type { Command } from 'commander';
+import { relative } from 'node:path';
+import { writeProgramSources } from '../codegen/host-files.js';
+import { UserError } from '../errors.js';
+import { buildAddon } from '../../runtime/build.js';
+
+export async function buildProgramDir(dir: string, opts: { arch?: string; jobs?: number } = {}): Promise<string> {
+  const files = writeProgramSources(dir);
+  process.stderr.write(`build: rendered ${files.length} source files into ${relative(process.cwd(), `${dir}/src`) || '.'}\n`);
+  try {
+    const r = await buildAddon({ programDir: dir, cudaArchitectures: opts.arch, jobs: opts.jobs });
+    return r.addonPath;
+  } catch (e) {
+    if ((e as { code?: unknown }).code !== undefined && e instanceof Error) throw new UserError(e.message.split('\n')[0]);
+    throw e;
+  }
+}
+
+export function register(program: Command): void {
+  program
+    .command('build')
+    .description('generate the CUDA program of a compiled model and build its addon (needs nvcc and cmake)')
+    .argument('<dir>', 'the output folder of a compile, e.g. out/llama1b')
+    .option('--arch <sm>', 'CUDA architectures (default 90a)')
+    .option('--jobs <n>', 'parallel compile jobs')
+    .action(async (dir: string, o: { arch?: string; jobs?: string }) => {
+      const addon = await buildProgramDir(dir, { arch: o.arch, jobs: o.jobs ? Number(o.jobs) : undefined });
+      process.stdout.write(`${addon}\n`);
+    });
+}

@@ -1,0 +1,113 @@
+// The training loop behind `fpdtc run`: load the built addon, set weights and tokens, step,
+// and print per-step loss, step time, tokens/s, MFU and planned vs measured GPU memory.
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Program } from '../../runtime/load.js';
+import { RuntimeError } from '../../runtime/errors.js';
+import { readTokens } from '../../runtime/tokens.js';
+import { UserError } from '../errors.js';
+import { formatStep, mfu, type StepFigures } from './report.js';
+import { loadWeights, saveTensors } from './weights.js';
+
+export interface RunOptions {
+  dir: string;
+  steps: number;
+  tokens?: string;
+  weights?: string;
+  save?: string;
+  dumpGrads?: string;
+  lr?: number;
+  log: (line: string) => void;
+}
+
+interface ReportFields {
+  model: string;
+  tokens: number;
+  flops_per_step: number;
+  config: { seed?: number; lr: number };
+}
+
+/** The addon that `fpdtc build` produced under <dir>/build. */
+export function findBuiltAddon(dir: string): string {
+  const walk = (d: string): string | undefined => {
+    if (!existsSync(d)) return undefined;
+    for (const e of readdirSync(d, { withFileTypes: true })) {
+      if (e.isFile() && e.name.endsWith('.node')) return join(d, e.name);
+      if (e.isDirectory() && e.name !== 'CMakeFiles') {
+        const f = walk(join(d, e.name));
+        if (f) return f;
+      }
+    }
+    return undefined;
+  };
+  const found = walk(join(dir, 'build'));
+  if (!found) throw new UserError(`no built addon under ${dir}/build; run 'fpdtc build ${dir}' first`);
+  return found;
+}
+
+/** Seeded tokens in [0, vocab): a fixed LCG so runs without --tokens are reproducible. */
+export function randomTokens(n: number, vocab: number, seed: number): Int32Array {
+  const out = new Int32Array(n);
+  let x = (seed * 2654435761) >>> 0 || 1;
+  for (let i = 0; i < n; i++) {
+    x = (Math.imul(x, 1664525) + 1013904223) >>> 0;
+    out[i] = x % vocab;
+  }
+  return out;
+}
+
+/** Step k's window of the token stream (wrapping), `seq` tokens. */
+export function tokenWindow(all: Int32Array, seq: number, k: number): Int32Array {
+  if (all.length < seq) throw new UserError(`the token file holds ${all.length} tokens; one step needs ${seq}`);
+  const windows = Math.floor(all.length / seq);
+  const start = (k % windows) * seq;
+  return all.subarray(start, start + seq);
+}
+
+const asUserError = (e: unknown): unknown => (e instanceof RuntimeError ? new UserError(e.message.split('\n')[0]) : e);
+
+export async function runTraining(o: RunOptions): Promise<StepFigures[]> {
+  const report = JSON.parse(readFileSync(join(o.dir, 'report.json'), 'utf8')) as ReportFields;
+  const sizes = (JSON.parse(readFileSync(join(o.dir, 'schedule.json'), 'utf8')) as { sizes: Record<string, number> }).sizes;
+  let program: Program;
+  try {
+    program = Program.create(findBuiltAddon(o.dir), { config: { seed: report.config.seed ?? 0, ...(o.lr !== undefined ? { lr: o.lr } : {}) } });
+  } catch (e) {
+    throw asUserError(e);
+  }
+  const figures: StepFigures[] = [];
+  try {
+    if (o.weights) o.log(`weights   ${await loadWeights(program, o.weights)} tensors from ${o.weights}`);
+    else o.log(`weights   seeded random init (seed ${report.config.seed ?? 0})`);
+    const stream = o.tokens ? await readTokens(o.tokens) : randomTokens(report.tokens * o.steps, sizes.V, report.config.seed ?? 0);
+    for (let k = 0; k < o.steps; k++) {
+      program.setTokens(tokenWindow(stream, report.tokens, k));
+      const started = Date.now();
+      const progress = setInterval(() => o.log(`  step ${k + 1}: running, ${((Date.now() - started) / 1000).toFixed(0)} s`), 30_000);
+      let loss: number;
+      try {
+        loss = await program.step();
+      } finally {
+        clearInterval(progress);
+      }
+      const ms = program.timings().find((t) => t.name === 'step')?.ms ?? Date.now() - started;
+      const mem = program.memory();
+      const f: StepFigures = { step: k + 1, loss, ms, tokens: report.tokens, mfu: mfu(report.flops_per_step, ms), plannedGpu: mem.plannedGpu, peakGpu: mem.peakGpuMeasured };
+      figures.push(f);
+      o.log(formatStep(f));
+    }
+    if (o.save) {
+      await saveTensors(program, o.save, 'params');
+      o.log(`saved     weights to ${o.save}`);
+    }
+    if (o.dumpGrads) {
+      await saveTensors(program, o.dumpGrads, 'grads');
+      o.log(`saved     gradients to ${o.dumpGrads}`);
+    }
+  } catch (e) {
+    throw asUserError(e);
+  } finally {
+    program.destroy();
+  }
+  return figures;
+}
