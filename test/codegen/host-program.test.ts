@@ -1,0 +1,54 @@
+// The generated host program of the GPU test model: golden text (UPDATE_GOLDEN=1 rewrites it),
+// and on machines with nvcc, a real build through the addon whose program then reports the
+// missing GPU in one line. GPU runs live in test/gpu/ (run-on-h200.sh).
+import { expect } from 'chai';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { compile } from '../../compiler/compile.js';
+import { loadCompiled, renderProgramSources, writeProgramSources } from '../../compiler/codegen/host-files.js';
+import { findExecutable, buildAddon } from '../../runtime/build.js';
+import { Program } from '../../runtime/load.js';
+
+const model = join(import.meta.dirname, '..', 'gpu', 'models', 'gpu-llama.ts');
+const golden = join(import.meta.dirname, 'golden', 'gpu-llama.program.cu');
+
+describe('host program codegen', function () {
+  this.timeout(300_000);
+  const out = mkdtempSync(join(tmpdir(), 'fpdt-host-'));
+  const dir = join(out, 'gpu-llama');
+  before(async () => {
+    await compile(model, {}, { outDir: out, typeCheck: false });
+  });
+
+  it('renders the golden program.cu for gpu-llama', () => {
+    const files = renderProgramSources(loadCompiled(dir));
+    const program = files.find((f) => f.file === 'program.cu')!.text;
+    if (process.env.UPDATE_GOLDEN || !existsSync(golden)) writeFileSync(golden, program);
+    const want = readFileSync(golden, 'utf8');
+    if (program !== want) writeFileSync(golden + '.actual', program);
+    expect(program === want, `program.cu differs from ${golden} (got ${golden}.actual)`).to.equal(true);
+    // one synchronization per step, after the schedule: none inside issue_step
+    const issue = program.slice(program.indexOf("static int issue_step"), program.indexOf("extern \"C\" int fpdt_abi_version"));
+    expect(issue).to.not.match(/Synchronize/);
+  });
+
+  it('builds with nvcc and reports the missing GPU in one line', async function () {
+    if (!findExecutable('nvcc', process.env.CUDACXX, ['/usr/local/cuda/bin/nvcc']) || !findExecutable('cmake', process.env.CMAKE, [])) {
+      console.log('    skipped: no nvcc or cmake on this machine');
+      this.skip();
+    }
+    writeProgramSources(dir);
+    const built = await buildAddon({ programDir: dir, onProgress: () => {} });
+    let message = '';
+    try {
+      Program.create(built.addonPath).destroy();
+      console.log('    a GPU is present here: the no-device check does not apply');
+      return;
+    } catch (e) {
+      message = (e as Error).message;
+    }
+    expect(message).to.match(/^no CUDA device: /);
+    expect(message).to.not.include('\n');
+  });
+});
