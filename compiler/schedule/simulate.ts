@@ -180,7 +180,10 @@ export function simulateWindow(s: Schedule, dev: DeviceProfile, opts: UnrollOpti
 
   const marks = new Map<Loop, { at: Snapshot; trips: number; run: number; last?: Snapshot }>();
   const snapshot = (): Snapshot => ({ t: free.compute, busy: { ...busy }, copy: exposedCopy, comm: exposedComm });
+  // spans are kept for the first iteration of each layer loop (and outside them): the trace's window
+  let layerK = -1;
   const onLayer: OnLayer = (loop, k, trips) => {
+    layerK = k;
     if (k >= 0) {
       marks.set(loop, { at: snapshot(), trips, run: k + 1 });
       return;
@@ -220,7 +223,7 @@ export function simulateWindow(s: Schedule, dev: DeviceProfile, opts: UnrollOpti
     free[st] = end;
     last[st] = [start, end];
     busy[st] += dur;
-    if (keepSpans) spans.push(spanOf(it, st, start, end, env, roles));
+    if (keepSpans && layerK <= 0) spans.push(spanOf(it, st, start, end, env, roles));
   }, onLayer);
   const stepSeconds = Math.max(...STREAMS.map((x) => Math.max(free[x], gate[x])));
   // compute done, copies or collectives still running: the tail is exposed too
