@@ -20,7 +20,7 @@ export const NAPI_VERSION = 8;
 export const DEFAULT_CUDA_ARCHITECTURES = "90a";
 
 /** Runtime C++ sources linked into every addon, relative to runtime/src. */
-export const RUNTIME_SOURCES = ["addon.cc", "cuda_errors.cc", "dl_library.cc", "cublaslt_shim.cc", "nccl_shim.cc", "gemm_bf16.cc", "gemm_plan.cc"];
+export const RUNTIME_SOURCES = ["addon.cc", "local_world.cc", "cuda_errors.cc", "dl_library.cc", "cublaslt_shim.cc", "nccl_shim.cc", "gemm_bf16.cc", "gemm_plan.cc"];
 
 export interface BuildOptions {
   /** Program folder holding src/ (e.g. out/llama8b). */

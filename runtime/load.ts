@@ -28,8 +28,10 @@ export interface Timing {
   ms: number;
 }
 
-/** An ncclComm_t created by ncclInit, opaque to JavaScript. */
+/** A communicator for fpdt_create (NCCL from ncclInit, or a local world), opaque to JavaScript. */
 export type NcclComm = { readonly __ncclComm: unique symbol };
+/** The local world of `localWorld(n)`: n ranks of this process on GPU 0. */
+export type LocalWorld = { readonly __localWorld: unique symbol };
 
 interface NativeProgram {
   paramCount(): number;
@@ -56,7 +58,9 @@ export interface NativeAddon {
   ncclUniqueId(): Buffer;
   ncclInit(id: Buffer, rank: number, world: number, device: number): NcclComm;
   ncclDestroy(comm: NcclComm): void;
-  Program: new (config: string, rank: number, world: number, comm?: NcclComm | null) => NativeProgram;
+  localWorld(ranks: number): LocalWorld;
+  stepAll(programs: NativeProgram[]): Promise<number[]>;
+  Program: new (config: string, rank: number, world: number, comm?: NcclComm | LocalWorld | null) => NativeProgram;
 }
 
 export interface LoadedAddon {
@@ -106,8 +110,8 @@ export interface CreateOptions {
   config?: Record<string, unknown>;
   rank?: number;
   world?: number;
-  /** Communicator of `world` ranks (see ncclInit); required when world > 1. */
-  comm?: NcclComm | null;
+  /** Communicator of `world` ranks (ncclInit or localWorld); required when world > 1. */
+  comm?: NcclComm | LocalWorld | null;
 }
 
 /** One rank's instance of a generated program. */
@@ -125,6 +129,33 @@ export class Program {
     const config = JSON.stringify(options.config ?? {});
     const native = wrapNative(() => new loaded.native.Program(config, options.rank ?? 0, options.world ?? 1, options.comm ?? null));
     return new Program(native, loaded);
+  }
+
+  /**
+   * The `world` ranks of a program in this process, on GPU 0, with the local backend: each rank
+   * its own memory and streams; collectives are device copies between them (see stepAll).
+   */
+  static createLocal(addon: LoadedAddon | string, world: number, options: Omit<CreateOptions, "rank" | "world" | "comm"> = {}): Program[] {
+    const loaded = typeof addon === "string" ? loadAddon(addon) : addon;
+    const comm = wrapNative(() => loaded.native.localWorld(world));
+    const ranks: Program[] = [];
+    try {
+      for (let rank = 0; rank < world; rank++) ranks.push(Program.create(loaded, { ...options, rank, world, comm }));
+    } catch (e) {
+      for (const p of ranks) p.destroy();
+      throw e;
+    }
+    return ranks;
+  }
+
+  /** One step of every rank of a local world, each driven by its own host thread; the losses in rank order. */
+  static async stepAll(ranks: readonly Program[]): Promise<number[]> {
+    if (ranks.length === 0) return [];
+    try {
+      return await wrapNative(() => ranks[0].addon.native.stepAll(ranks.map((p) => p.native)));
+    } catch (e) {
+      throw toRuntimeError(e);
+    }
   }
 
   params(): ParamInfo[] {

@@ -3,7 +3,7 @@
 // gives it, every call checked so that a failure names the instruction.
 import type { Affine, Instr, Item, Schedule } from '../schedule/types.js';
 import { affineC, modC, refC, type Arenas } from './host-c.js';
-import { HOST_OPS } from './host-ops.js';
+import { HOST_OPS, STATUS_CALLS } from './host-ops.js';
 
 const STREAM_INDEX: Record<string, number> = { compute: 0, h2d: 1, d2h: 2, comm: 3 };
 
@@ -56,7 +56,7 @@ function instrC(c: BodyCtx, it: Instr): string[] {
   if (!emit) throw new Error(`host codegen: no host form for op ${it.op} (${it.id})`);
   const calls = emit({ instr: it, ar: c.ar, sizes: c.schedule.sizes, world: c.schedule.world, lossRef: c.loss.get(it.id) });
   const where = `${it.id} ${it.op}`;
-  return calls.map((call) => (call.startsWith('fpdt_gemm_call') || call.startsWith('fpdt_unsupported') ? `FPDT_TRY(${call});` : `FPDT_CK(${call}, "${where}");`));
+  return calls.map((call) => (STATUS_CALLS.some((f) => call.startsWith(f + '(')) ? `FPDT_TRY(${call});` : `FPDT_CK(${call}, "${where}");`));
 }
 
 /** C lines for a list of items, indented by `depth`. */

@@ -33,11 +33,33 @@ const f32 = (x: number): string => `${Number.isInteger(x) ? x.toFixed(1) : Strin
 
 const MEMCPY_KIND: Record<string, string> = { h2d: 'cudaMemcpyHostToDevice', d2h: 'cudaMemcpyDeviceToHost', d2d: 'cudaMemcpyDeviceToDevice', h2h: 'cudaMemcpyHostToHost' };
 
-/** A collective of one rank: its result is its input, copied when the windows differ. */
-const localCollective: Emit = (c) => {
-  if (c.world !== 1) return [`fpdt_unsupported(p, "${c.instr.op} over ${c.world} ranks")`];
-  return [`fpdt_local_copy(${wr(c, 0)}, ${rd(c, 0)}, ${refBytes(c.ar, c.instr.writes[0])}LL, ${S(c)})`];
+/** Element bytes of a collective's data (its output's dtype). */
+const elemOf = (c: OpCtx): number => (dtypeOf(c, 'writes', 0) === 'fp32' ? 4 : 2);
+
+/**
+ * Collectives go through program_comm.cuh (NCCL or the local world), which returns a status.
+ * Counts: all_gather sends its input, reduce_scatter keeps its output, all_reduce its whole window.
+ */
+const collective =
+  (fn: string, count: (c: OpCtx) => number): Emit =>
+  (c) => {
+    const where = `"${c.instr.id} ${c.instr.op}"`;
+    return [`${fn}(p, ${rd(c, 0)}, ${wr(c, 0)}, ${count(c)}LL, ${elemOf(c)}, ${where})`];
+  };
+
+/** The all-to-all's geometry (fpdt_a2a_geom: c, P, H, d, hL, G, hqL) as a C compound literal. */
+const a2aGeom = (c: OpCtx): string =>
+  `fpdt_a2a_geom{${['rows', 'ranks', 'heads', 'headDim', 'localHeads', 'group', 'qHeadsPerRank'].map((k) => num(c, k)).join(', ')}}`;
+
+const allToAll: Emit = (c) => {
+  const dir = c.instr.attrs.dir;
+  if (dir !== 'seq_to_heads' && dir !== 'heads_to_seq') throw new Error(`host codegen: all_to_all ${c.instr.id} has no direction '${String(dir)}'`);
+  const toHeads = dir === 'seq_to_heads' ? 1 : 0;
+  return [`fpdt_all_to_all(p, ${toHeads}, ${rd(c, 0)}, ${wr(c, 0)}, ${a2aGeom(c)}, ${elemOf(c)}, "${c.instr.id} all_to_all")`];
 };
+
+/** Status-returning calls the body wraps in FPDT_TRY rather than the CUDA check. */
+export const STATUS_CALLS = ['fpdt_gemm_call', 'fpdt_unsupported', 'fpdt_all_gather', 'fpdt_reduce_scatter', 'fpdt_all_reduce', 'fpdt_all_to_all'];
 
 /** Row-major GEMM through cuBLASLt: the output's dtype decides bf16 or fp32 (accumulating) output. */
 function gemm(c: OpCtx, ta: number, tb: number, m: number, n: number, k: number, a: string, lda: number, b: string, ldb: number, beta: number, y: string, ldc: number, outDtype: DType): string {
@@ -46,6 +68,12 @@ function gemm(c: OpCtx, ta: number, tb: number, m: number, n: number, k: number,
 }
 
 const softmaxScale = (c: OpCtx) => f32(1 / Math.sqrt(num(c, 'd')));
+
+/** Hq, Hkv, q_head_base (the rank's first global q head), group of an attention block. */
+const attnHeads = (c: OpCtx): string => {
+  const base = c.instr.args?.qHeadBase;
+  return `${num(c, 'hq')}, ${num(c, 'hkv')}, ${base ? `(int)${affineC(base)}` : '0'}, ${num(c, 'group')}`;
+};
 
 export const HOST_OPS: Readonly<Record<string, Emit>> = {
   fill: (c) => {
@@ -58,10 +86,10 @@ export const HOST_OPS: Readonly<Record<string, Emit>> = {
     throw new Error(`host codegen: fill of ${t} with ${v}`);
   },
   copy: (c) => [`cudaMemcpyAsync(${wr(c, 0)}, ${rd(c, 0)}, ${refBytes(c.ar, c.instr.writes[0])}LL, ${MEMCPY_KIND[String(c.instr.attrs.dir)]}, ${S(c)})`],
-  all_gather: localCollective,
-  reduce_scatter: localCollective,
-  all_reduce: localCollective,
-  all_to_all: localCollective,
+  all_gather: collective('fpdt_all_gather', (x) => x.instr.reads[0].len),
+  reduce_scatter: collective('fpdt_reduce_scatter', (x) => x.instr.writes[0].len),
+  all_reduce: collective('fpdt_all_reduce', (x) => x.instr.writes[0].len),
+  all_to_all: allToAll,
   embedding: (c) => [`fpdt_embedding_fwd(${rd(c, 0, 'const int*')}, ${rd(c, 1)}, ${wr(c, 0)}, ${num(c, 'rows')}, ${S(c)})`],
   embedding_bwd: (c) => [`fpdt_embedding_bwd(${rd(c, 1, 'const int*')}, ${rd(c, 0)}, ${wr(c, 0, 'float*')}, ${num(c, 'rows')}, ${S(c)})`],
   // y[rows, out] = x[rows, in] · w[out, in]ᵀ (+ b)
@@ -118,7 +146,7 @@ export const HOST_OPS: Readonly<Record<string, Emit>> = {
   },
   // mode 1: every block folds into the accumulators attn_init prepared
   attn_fwd_block: (c) => [
-    `fpdt_attn_fwd(${rd(c, 0)}, ${rd(c, 1)}, ${rd(c, 2)}, ${wr(c, 0, 'float*')}, ${wr(c, 1, 'float*')}, NULL, ${num(c, 'lq')}, ${num(c, 'lk')}, ${num(c, 'hq')}, ${num(c, 'hkv')}, ${softmaxScale(c)}, ${flag(c, 'causal')}, 1, ${S(c)})`,
+    `fpdt_attn_fwd(${rd(c, 0)}, ${rd(c, 1)}, ${rd(c, 2)}, ${wr(c, 0, 'float*')}, ${wr(c, 1, 'float*')}, NULL, ${num(c, 'lq')}, ${num(c, 'lk')}, ${attnHeads(c)}, ${softmaxScale(c)}, ${flag(c, 'causal')}, 1, ${S(c)})`,
   ],
   attn_finalize: (c) => [
     `fpdt_attn_finalize(${rd(c, 0, 'const float*')}, ${wr(c, 0)}, ${num(c, 'rows')}, ${num(c, 'heads')}, ${S(c)})`,
@@ -126,7 +154,7 @@ export const HOST_OPS: Readonly<Record<string, Emit>> = {
   ],
   attn_bwd_prep: (c) => [`fpdt_attn_bwd_delta(${rd(c, 1)}, ${rd(c, 0)}, ${wr(c, 0, 'float*')}, ${num(c, 'rows')}, ${num(c, 'heads')}, ${S(c)})`],
   attn_bwd_block: (c) => [
-    `fpdt_attn_bwd(${rd(c, 0)}, ${rd(c, 1)}, ${rd(c, 2)}, ${rd(c, 3)}, ${rd(c, 4, 'const float*')}, ${rd(c, 5, 'const float*')}, ${wr(c, 0, 'float*')}, ${wr(c, 1, 'float*')}, ${wr(c, 2, 'float*')}, ${num(c, 'lq')}, ${num(c, 'lk')}, ${num(c, 'hq')}, ${num(c, 'hkv')}, ${softmaxScale(c)}, ${flag(c, 'causal')}, ${S(c)})`,
+    `fpdt_attn_bwd(${rd(c, 0)}, ${rd(c, 1)}, ${rd(c, 2)}, ${rd(c, 3)}, ${rd(c, 4, 'const float*')}, ${rd(c, 5, 'const float*')}, ${wr(c, 0, 'float*')}, ${wr(c, 1, 'float*')}, ${wr(c, 2, 'float*')}, ${num(c, 'lq')}, ${num(c, 'lk')}, ${attnHeads(c)}, ${softmaxScale(c)}, ${flag(c, 'causal')}, ${S(c)})`,
   ],
   attn_bwd_finalize: (c) => [0, 1, 2].map((k) => `fpdt_cast_f32_bf16(${rd(c, k, 'const float*')}, ${wr(c, k)}, ${c.instr.writes[k].len}LL, ${S(c)})`),
   adamw: (c) => [

@@ -6,9 +6,11 @@ import nunjucks from 'nunjucks';
 import type { Graph } from '../ir/types.js';
 import type { MemoryPlan } from '../schedule/memory.js';
 import type { Schedule } from '../schedule/types.js';
-import { arenasOf } from './host-c.js';
+import { arenasOf, refBytes } from './host-c.js';
 import { bodyC, eventLayout, pairLossInstrs } from './host-body.js';
 import { hostParams } from './host-params.js';
+import { paramLayout } from '../lower/params.js';
+import { instrsOf } from './host-spec.js';
 import { normRows } from './host-spec.js';
 import type { RenderedKernel } from './kernels.js';
 
@@ -16,7 +18,7 @@ const templateDir = fileURLToPath(new URL('../../codegen-templates/host/', impor
 const env = new nunjucks.Environment(new nunjucks.FileSystemLoader(templateDir), { autoescape: false, throwOnUndefined: true });
 
 /** Static headers the generated program includes, copied beside it. */
-export const HOST_STATIC_FILES = ['program_util.cuh', 'fpdt_host_kernels.h'];
+export const HOST_STATIC_FILES = ['program_util.cuh', 'fpdt_host_kernels.h', 'fpdt_comm.h', 'program_comm.cuh', 'comm_kernels.cu'];
 
 /** A C float literal (`1f` is not one). */
 export const floatC = (x: number): string => `${Number.isInteger(x) ? x.toFixed(1) : String(x)}f`;
@@ -31,6 +33,23 @@ function offsetOf(plan: MemoryPlan, buf: string): number {
   const p = plan.placements.find((x) => x.buf === buf);
   if (!p) throw new Error(`host codegen: buffer ${buf} is not in the memory plan`);
   return p.offset;
+}
+
+const COLLECTIVES = new Set(['all_gather', 'reduce_scatter', 'all_reduce', 'all_to_all']);
+
+/** Bytes of the per-rank collective scratch: the largest window any collective reads or writes. */
+export function commScratchBytes(s: Schedule, ar: ReturnType<typeof arenasOf>): number {
+  let most = 0;
+  for (const it of instrsOf(s.body))
+    if (COLLECTIVES.has(it.op)) for (const r of [...it.reads, ...it.writes]) most = Math.max(most, refBytes(ar, r));
+  return most;
+}
+
+function paramUnits(graph: Graph): { nL: number; nG: number } {
+  const repeat = graph.main.nodes.find((n) => n.op === 'repeat');
+  if (!repeat) throw new Error('host codegen: the graph has no repeated layer');
+  const pl = paramLayout(graph, repeat);
+  return { nL: pl.nL, nG: pl.nG };
 }
 
 export function renderHostProgram({ schedule: s, plan, graph }: HostProgramInput): RenderedKernel[] {
@@ -49,6 +68,11 @@ export function renderHostProgram({ schedule: s, plan, graph }: HostProgramInput
     seq: s.sizes.S,
     vocab: s.sizes.V,
     statRows: normRows(s),
+    chunk: s.chunk,
+    zero3: c.zero === 3 ? 1 : 0,
+    layerElems: paramUnits(graph).nL,
+    globalElems: paramUnits(graph).nG,
+    commScratchBytes: commScratchBytes(s, ar),
     lr: floatC(c.lr),
     seed: c.seed ?? 0,
     params: hostParams(graph).map((x) => ({ ...x, std: floatC(x.init.std) })),

@@ -7,12 +7,12 @@ const S = 'cudaStream_t stream';
 export const launcherPrototypes: Readonly<Record<string, readonly string[]>> = {
   'attention_fwd.cu': [
     'cudaError_t fpdt_attn_fwd(const void* q, const void* k, const void* v, float* o_acc, float* lse, void* o_out, ' +
-      `int Lq, int Lk, int Hq, int Hkv, float softmax_scale, int causal, int mode, ${S})`,
+      `int Lq, int Lk, int Hq, int Hkv, int q_head_base, int group, float softmax_scale, int causal, int mode, ${S})`,
   ],
   'attention_bwd.cu': [
     'cudaError_t fpdt_attn_bwd(const void* q, const void* k, const void* v, const void* dout, const float* lse, ' +
-      'const float* delta, float* dq, float* dk, float* dv, int Lq, int Lk, int Hq, int Hkv, float softmax_scale, ' +
-      `int causal, ${S})`,
+      'const float* delta, float* dq, float* dk, float* dv, int Lq, int Lk, int Hq, int Hkv, int q_head_base, ' +
+      `int group, float softmax_scale, int causal, ${S})`,
   ],
   'attention_util.cu': [
     `cudaError_t fpdt_attn_acc_init(float* o_acc, float* lse, int L, int H, ${S})`,

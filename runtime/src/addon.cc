@@ -5,11 +5,13 @@
 
 #include <cstring>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "cublaslt_shim.h"
 #include "cuda_errors.h"
 #include "fpdt_abi.h"
+#include "fpdt_comm.h"
 #include "nccl_shim.h"
 
 namespace {
@@ -92,6 +94,7 @@ class Program : public Napi::ObjectWrap<Program> {
 
   fpdt_program* raw() { return program_; }
   void setBusy(bool busy) { busy_ = busy; }
+  bool busy() const { return busy_; }
 
  private:
   fpdt_program* live(const Napi::CallbackInfo& info, const char* method) {
@@ -285,6 +288,74 @@ class StepWorker : public Napi::AsyncWorker {
   std::string message_;
 };
 
+// Steps the ranks of a local world together: one host thread per rank, each driving its
+// program (their collectives meet at the world's barriers). Resolves to the losses in rank
+// order; rejects with the first failing rank's message, preferring a rank's own failure to
+// the "another rank failed" of the others.
+class StepAllWorker : public Napi::AsyncWorker {
+ public:
+  StepAllWorker(Napi::Env env, std::vector<Program*> programs, Napi::Array self)
+      : Napi::AsyncWorker(env), programs_(std::move(programs)), deferred_(Napi::Promise::Deferred::New(env)) {
+    self_ = Napi::Persistent(self.As<Napi::Object>());
+    for (Program* p : programs_) p->setBusy(true);
+    status_.assign(programs_.size(), FPDT_OK);
+    loss_.assign(programs_.size(), 0.f);
+    message_.resize(programs_.size());
+  }
+  Napi::Promise promise() { return deferred_.Promise(); }
+
+  void Execute() override {
+    std::vector<std::thread> threads;
+    for (size_t r = 0; r < programs_.size(); r++)
+      threads.emplace_back([this, r] {
+        status_[r] = fpdt_step(programs_[r]->raw(), &loss_[r]);
+        if (status_[r] != FPDT_OK) message_[r] = fpdt_last_error(programs_[r]->raw());
+      });
+    for (auto& t : threads) t.join();
+  }
+  void OnOK() override {
+    for (Program* p : programs_) p->setBusy(false);
+    int bad = -1;
+    for (size_t r = 0; r < programs_.size(); r++)
+      if (status_[r] != FPDT_OK && (bad < 0 || (status_[bad] == FPDT_ERR_STATE && status_[r] != FPDT_ERR_STATE))) bad = (int)r;
+    if (bad >= 0) {
+      deferred_.Reject(statusError(Env(), status_[bad], "rank " + std::to_string(bad) + ": " + message_[bad]).Value());
+      return;
+    }
+    Napi::Array out = Napi::Array::New(Env(), programs_.size());
+    for (size_t r = 0; r < programs_.size(); r++) out.Set((uint32_t)r, Napi::Number::New(Env(), loss_[r]));
+    deferred_.Resolve(out);
+  }
+
+ private:
+  std::vector<Program*> programs_;
+  Napi::ObjectReference self_;
+  Napi::Promise::Deferred deferred_;
+  std::vector<int> status_;
+  std::vector<float> loss_;
+  std::vector<std::string> message_;
+};
+
+// stepAll([program, ...]): see StepAllWorker.
+Napi::Value StepAll(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsArray()) throw Napi::TypeError::New(env, "stepAll: expects an array of programs");
+  Napi::Array list = info[0].As<Napi::Array>();
+  std::vector<Program*> programs;
+  for (uint32_t i = 0; i < list.Length(); i++) {
+    Napi::Value v = list.Get(i);
+    if (!v.IsObject()) throw Napi::TypeError::New(env, "stepAll: expects an array of programs");
+    Program* p = Program::Unwrap(v.As<Napi::Object>());
+    if (!p || !p->raw()) throw Napi::Error::New(env, "stepAll: program " + std::to_string(i) + " was destroyed");
+    if (p->busy()) throw Napi::Error::New(env, "stepAll: program " + std::to_string(i) + " is running a step");
+    programs.push_back(p);
+  }
+  auto* worker = new StepAllWorker(env, std::move(programs), list);
+  Napi::Promise promise = worker->promise();
+  worker->Queue();
+  return promise;
+}
+
 Napi::Value Program::Step(const Napi::CallbackInfo& info) {
   live(info, "step");
   auto* worker = new StepWorker(info.Env(), this, info.This().As<Napi::Object>());
@@ -347,7 +418,23 @@ Napi::Value NcclInit(const Napi::CallbackInfo& info) {
     status = fpdt_nccl_describe(r, "ncclCommInitRank", nullptr, msg, sizeof msg);
     throw statusError(env, status, msg);
   }
-  return Napi::External<void>::New(env, comm);
+  // fpdt_create takes the tagged communicator of fpdt_comm.h; ncclDestroy frees it
+  auto* desc = new fpdt_comm{FPDT_COMM_NCCL, comm, nullptr, device};
+  return Napi::External<void>::New(env, desc);
+}
+
+// localWorld(ranks): a communicator for `ranks` programs of this process on GPU 0 (fpdt_comm.h).
+Napi::Value LocalWorld(const Napi::CallbackInfo& info) {
+  int ranks = intArg(info, 0, "ranks");
+  fpdt_local_world* w = fpdt_local_world_create(ranks);
+  if (!w)
+    throw Napi::RangeError::New(info.Env(), "localWorld: ranks must be 1.." + std::to_string(FPDT_MAX_LOCAL_RANKS));
+  auto* desc = new fpdt_comm{FPDT_COMM_LOCAL, nullptr, w, 0};
+  return Napi::External<void>::New(info.Env(), desc, [](Napi::Env, void* data) {
+    auto* d = static_cast<fpdt_comm*>(data);
+    fpdt_local_world_destroy(d->local);
+    delete d;
+  });
 }
 
 Napi::Value NcclDestroy(const Napi::CallbackInfo& info) {
@@ -356,7 +443,11 @@ Napi::Value NcclDestroy(const Napi::CallbackInfo& info) {
   char msg[1024];
   const fpdt_nccl* nccl = fpdt_nccl_load(msg, sizeof msg);
   if (!nccl) throw statusError(info.Env(), FPDT_ERR_LIBRARY, msg);
-  auto comm = static_cast<fpdt_nccl_comm>(info[0].As<Napi::External<void>>().Data());
+  auto* desc = static_cast<fpdt_comm*>(info[0].As<Napi::External<void>>().Data());
+  if (!desc || desc->kind != FPDT_COMM_NCCL || !desc->nccl)
+    throw Napi::TypeError::New(info.Env(), "ncclDestroy: expects the value of ncclInit(), once");
+  auto comm = static_cast<fpdt_nccl_comm>(desc->nccl);
+  desc->nccl = nullptr;
   fpdt_nccl_result r = nccl->comm_destroy(comm);
   if (r != FPDT_NCCL_SUCCESS) {
     int status = fpdt_nccl_describe(r, "ncclCommDestroy", nullptr, msg, sizeof msg);
@@ -391,6 +482,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("ncclUniqueId", Napi::Function::New(env, NcclUniqueId));
   exports.Set("ncclInit", Napi::Function::New(env, NcclInit));
   exports.Set("ncclDestroy", Napi::Function::New(env, NcclDestroy));
+  exports.Set("localWorld", Napi::Function::New(env, LocalWorld));
+  exports.Set("stepAll", Napi::Function::New(env, StepAll));
   exports.Set("Program", Program::Define(env));
   return exports;
 }

@@ -69,7 +69,7 @@ def main():
 
         def fwd(sfx=""):
             ok(getattr(lib, "fpdt_attn_fwd" + sfx)(P(q), P(k), P(v), NULL, P(lse), P(o), I(S), I(S), I(H), I(H),
-                                                   F(scale), I(1), I(2), st()), "fwd")
+                                                   I(0), I(1), F(scale), I(1), I(2), st()), "fwd")
 
         chunk = min(65536, S // 2)
         acc = torch.empty(chunk, H, D, device=dev)
@@ -80,7 +80,7 @@ def main():
                 qi = q[i:i + chunk]
                 for j in range(0, i + 1, chunk):
                     ok(lib.fpdt_attn_fwd(P(qi), P(k[j:j + chunk]), P(v[j:j + chunk]), P(acc), P(lse_c), NULL,
-                                         I(chunk), I(chunk), I(H), I(H), F(scale), I(int(i == j)), I(0 if j == 0 else 1),
+                                         I(chunk), I(chunk), I(H), I(H), I(0), I(1), F(scale), I(int(i == j)), I(0 if j == 0 else 1),
                                          st()), "fwd chunk")
                 ok(lib.fpdt_attn_finalize(P(acc), P(o[i:i + chunk]), I(chunk), I(H), st()), "finalize")
 
@@ -93,7 +93,7 @@ def main():
                 for j in range(0, i + 1, chunk):
                     dst, dl = (acc, lse_c) if j == 0 else (ob, lse_b)
                     ok(lib.fpdt_attn_fwd(P(qi), P(k[j:j + chunk]), P(v[j:j + chunk]), P(dst), P(dl), NULL,
-                                         I(chunk), I(chunk), I(H), I(H), F(scale), I(int(i == j)), I(0), st()), "fwd")
+                                         I(chunk), I(chunk), I(H), I(H), I(0), I(1), F(scale), I(int(i == j)), I(0), st()), "fwd")
                     if j > 0:
                         ok(lib.fpdt_attn_merge(P(acc), P(lse_c), P(ob), P(lse_b), I(chunk), I(H), st()), "merge")
                 ok(lib.fpdt_attn_finalize(P(acc), P(o[i:i + chunk]), I(chunk), I(H), st()), "finalize")
@@ -103,7 +103,7 @@ def main():
             for t in (dq, dk, dv):
                 t.zero_()
             ok(getattr(lib, "fpdt_attn_bwd" + sfx)(P(q), P(k), P(v), P(do), P(lse), P(delta), P(dq), P(dk), P(dv), I(S), I(S), I(H),
-                                 I(H), F(scale), I(1), st()), "bwd")
+                                 I(H), I(0), I(1), F(scale), I(1), st()), "bwd")
 
         def record(name, t_fwd, t_fb):
             rows.append({"S": S, "kernel": name, "fwd_ms": t_fwd * 1e3, "fwd_tflops": flops / t_fwd / 1e12,

@@ -88,7 +88,7 @@ def attn_fwd(lib, q, k, v, causal, mode, o_acc=None, lse=None, suffix=""):
     if lse is None:
         lse = poison(Hq, Lq)
     call(lib, "fpdt_attn_fwd" + suffix, P(q), P(k), P(v), P(o_acc), P(lse), P(o_out), I(Lq), I(Lk), I(Hq), I(Hkv),
-         F(1 / math.sqrt(d)), I(int(causal)), I(mode))
+         I(0), I(Hq // Hkv), F(1 / math.sqrt(d)), I(int(causal)), I(mode))
     return (o_out if mode == 2 else o_acc), lse
 
 
@@ -148,7 +148,7 @@ def check_attention_bwd(lib, tag, Hq, Hkv, d, suffixes):
             b_q, b_k, b_v = rnd(Lq, Hq, d, dtype=f32), rnd(Lk, Hkv, d, dtype=f32), rnd(Lk, Hkv, d, dtype=f32)
             dq, dk, dv = b_q.clone(), b_k.clone(), b_v.clone()
             call(lib, "fpdt_attn_bwd" + sfx, P(q), P(k), P(v), P(do), P(lse), P(delta), P(dq), P(dk), P(dv), I(Lq),
-                 I(Lk), I(Hq), I(Hkv), F(scale), I(int(causal)))
+                 I(Lk), I(Hq), I(Hkv), I(0), I(Hq // Hkv), F(scale), I(int(causal)))
             check(f"{tag} attn_bwd{sfx} Lq={Lq} Lk={Lk} causal={causal}",
                   {"delta": (delta, delta_r), "dq": (dq - b_q, gq), "dk": (dk - b_k, gk), "dv": (dv - b_v, gv)}, 1e-2)
     # FPDT backward: kv chunk j outer, q chunks i >= j inner, lse/delta of the full forward
@@ -167,7 +167,7 @@ def check_attention_bwd(lib, tag, Hq, Hkv, d, suffixes):
             dqi, qi, doi = dq[i:i + C_].contiguous(), q[i:i + C_].contiguous(), do[i:i + C_].contiguous()
             lsei, deltai = lse[:, i:i + C_].contiguous(), delta[:, i:i + C_].contiguous()
             call(lib, "fpdt_attn_bwd", P(qi), P(kj), P(vj), P(doi), P(lsei), P(deltai), P(dqi), P(dkj), P(dvj), I(C_),
-                 I(C_), I(Hq), I(Hkv), F(scale), I(int(i == j)))
+                 I(C_), I(Hq), I(Hkv), I(0), I(Hq // Hkv), F(scale), I(int(i == j)))
             dq[i:i + C_] = dqi
         dk[j:j + C_], dv[j:j + C_] = dkj, dvj
     gq, gk, gv = ref_attention_grads(q, k, v, do, True, scale)

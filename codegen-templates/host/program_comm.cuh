@@ -1,0 +1,126 @@
+// Collectives of a generated host program (included by program.cu after its status helpers).
+// Three ways, chosen by the communicator given to fpdt_create:
+//  - none (one rank): the result is the input, copied when the windows differ;
+//  - NCCL: one process per GPU; the all-to-all is grouped send/recv of per-rank pieces, packed
+//    and unpacked by comm_kernels.cu; everything on the comm stream;
+//  - the local world: ranks of one process on one GPU. Each rank records "ready" on its comm
+//    stream and meets the others at a host barrier; its comm stream waits for every rank's
+//    ready, computes its own result from the others' buffers, records "done"; a second barrier,
+//    then a wait on every rank's done, so that no rank overwrites a buffer another still reads.
+#pragma once
+
+enum { FPDT_BF16 = 2, FPDT_F32 = 4 }; /* element bytes */
+
+static int comm_nccl_check(fpdt_program* p, fpdt_nccl_result r, const char* where) {
+  if (r == FPDT_NCCL_SUCCESS) return FPDT_OK;
+  return fpdt_nccl_describe(r, where, (fpdt_nccl_comm)p->comm->nccl, p->err, sizeof p->err);
+}
+#define NCCL_CK(call) do { int st_ = comm_nccl_check(p, (call), where); if (st_ != FPDT_OK) return st_; } while (0)
+
+static inline int nccl_dtype(int eb) { return eb == 4 ? FPDT_NCCL_FLOAT32 : FPDT_NCCL_BFLOAT16; }
+static inline bool comm_is(const fpdt_program* p, int kind) { return p->comm && p->comm->kind == kind; }
+
+static int local_begin(fpdt_program* p, const void* send, void* recv, fpdt_local_entry* all, const char* where) {
+  cudaStream_t s = p->s[3];
+  FPDT_CK(cudaEventRecord(p->comm_ready, s), where);
+  fpdt_local_entry mine = {send, recv, p->comm_ready, p->comm_done};
+  if (fpdt_local_exchange(p->comm->local, p->rank, &mine, all)) return fail(p, FPDT_ERR_STATE, "%s: another rank of the local world failed", where);
+  for (int q = 0; q < p->world; q++)
+    if (q != p->rank) FPDT_CK(cudaStreamWaitEvent(s, all[q].ready, 0), where);
+  return FPDT_OK;
+}
+
+static int local_end(fpdt_program* p, const fpdt_local_entry* all, const char* where) {
+  cudaStream_t s = p->s[3];
+  FPDT_CK(cudaEventRecord(p->comm_done, s), where);
+  if (fpdt_local_barrier(p->comm->local)) return fail(p, FPDT_ERR_STATE, "%s: another rank of the local world failed", where);
+  for (int q = 0; q < p->world; q++)
+    if (q != p->rank) FPDT_CK(cudaStreamWaitEvent(s, all[q].done, 0), where);
+  return FPDT_OK;
+}
+
+static fpdt_rank_ptrs sends_of(const fpdt_program* p, const fpdt_local_entry* all) {
+  fpdt_rank_ptrs r = {};
+  for (int q = 0; q < p->world; q++) r.p[q] = all[q].send;
+  return r;
+}
+
+static fpdt_rank_ptrs strided(const void* base, long long stride) {
+  fpdt_rank_ptrs r = {};
+  r.base = (const char*)base;
+  r.stride = stride;
+  return r;
+}
+
+static int fpdt_self_copy(fpdt_program* p, void* recv, const void* send, long long bytes, const char* where) {
+  FPDT_CK(fpdt_local_copy(recv, send, bytes, p->s[3]), where);
+  return FPDT_OK;
+}
+
+/* recv[q*count ...] = rank q's send[0, count) */
+static int fpdt_all_gather(fpdt_program* p, const void* send, void* recv, long long count, int eb, const char* where) {
+  if (!p->comm) return fpdt_self_copy(p, recv, send, count * eb, where);
+  if (comm_is(p, FPDT_COMM_NCCL)) {
+    NCCL_CK(p->nccl->all_gather(send, recv, (size_t)count, nccl_dtype(eb), (fpdt_nccl_comm)p->comm->nccl, p->s[3]));
+    return FPDT_OK;
+  }
+  fpdt_local_entry all[FPDT_MAX_LOCAL_RANKS];
+  FPDT_TRY(local_begin(p, send, recv, all, where));
+  for (int q = 0; q < p->world; q++)
+    FPDT_CK(cudaMemcpyAsync((char*)recv + q * count * eb, all[q].send, (size_t)(count * eb), cudaMemcpyDeviceToDevice, p->s[3]), where);
+  return local_end(p, all, where);
+}
+
+/* recv[0, count) = sum over ranks of send[rank*count, (rank+1)*count) */
+static int fpdt_reduce_scatter(fpdt_program* p, const void* send, void* recv, long long count, int eb, const char* where) {
+  if (!p->comm) return fpdt_self_copy(p, recv, send, count * eb, where);
+  if (comm_is(p, FPDT_COMM_NCCL)) {
+    NCCL_CK(p->nccl->reduce_scatter(send, recv, (size_t)count, nccl_dtype(eb), FPDT_NCCL_SUM, (fpdt_nccl_comm)p->comm->nccl, p->s[3]));
+    return FPDT_OK;
+  }
+  fpdt_local_entry all[FPDT_MAX_LOCAL_RANKS];
+  FPDT_TRY(local_begin(p, send, recv, all, where));
+  FPDT_CK(fpdt_sum_ranks(recv, sends_of(p, all), p->rank * count, p->world, count, eb, p->s[3]), where);
+  return local_end(p, all, where);
+}
+
+/* recv = sum over ranks of send (in place allowed) */
+static int fpdt_all_reduce(fpdt_program* p, const void* send, void* recv, long long count, int eb, const char* where) {
+  if (!p->comm) return fpdt_self_copy(p, recv, send, count * eb, where);
+  if (comm_is(p, FPDT_COMM_NCCL)) {
+    NCCL_CK(p->nccl->all_reduce(send, recv, (size_t)count, nccl_dtype(eb), FPDT_NCCL_SUM, (fpdt_nccl_comm)p->comm->nccl, p->s[3]));
+    return FPDT_OK;
+  }
+  fpdt_local_entry all[FPDT_MAX_LOCAL_RANKS];
+  FPDT_TRY(local_begin(p, send, recv, all, where));
+  FPDT_CK(fpdt_sum_ranks(p->comm_scratch, sends_of(p, all), 0, p->world, count, eb, p->s[3]), where);
+  FPDT_TRY(local_end(p, all, where));
+  FPDT_CK(cudaMemcpyAsync(recv, p->comm_scratch, (size_t)(count * eb), cudaMemcpyDeviceToDevice, p->s[3]), where);
+  return FPDT_OK;
+}
+
+/* Ulysses all-to-all (fpdt_comm.h geometry): to_heads [c, H, d] -> [P*c, hL, d]; else the inverse, summing replicated heads. */
+static int fpdt_all_to_all(fpdt_program* p, int to_heads, const void* send, void* recv, fpdt_a2a_geom g, int eb, const char* where) {
+  const long long piece = (long long)g.c * g.hL * g.d; /* elements one rank sends another */
+  if (!p->comm) return fpdt_self_copy(p, recv, send, piece * eb, where);
+  cudaStream_t s = p->s[3];
+  if (comm_is(p, FPDT_COMM_NCCL)) {
+    fpdt_nccl_comm c = (fpdt_nccl_comm)p->comm->nccl;
+    const char* in = to_heads ? p->comm_scratch : (const char*)send;
+    char* out = to_heads ? (char*)recv : p->comm_scratch;
+    if (to_heads) FPDT_CK(fpdt_a2a_to_heads(p->comm_scratch, strided(send, 0), g, -1, eb, s), where);
+    NCCL_CK(p->nccl->group_start());
+    for (int q = 0; q < p->world; q++) {
+      NCCL_CK(p->nccl->send(in + q * piece * eb, (size_t)piece, nccl_dtype(eb), q, c, s));
+      NCCL_CK(p->nccl->recv(out + q * piece * eb, (size_t)piece, nccl_dtype(eb), q, c, s));
+    }
+    NCCL_CK(p->nccl->group_end());
+    if (!to_heads) FPDT_CK(fpdt_a2a_to_seq(recv, strided(p->comm_scratch, piece * eb), 0, g, eb, s), where);
+    return FPDT_OK;
+  }
+  fpdt_local_entry all[FPDT_MAX_LOCAL_RANKS];
+  FPDT_TRY(local_begin(p, send, recv, all, where));
+  if (to_heads) FPDT_CK(fpdt_a2a_to_heads(recv, sends_of(p, all), g, p->rank, eb, s), where);
+  else FPDT_CK(fpdt_a2a_to_seq(recv, sends_of(p, all), p->rank * g.c, g, eb, s), where);
+  return local_end(p, all, where);
+}
