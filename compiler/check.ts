@@ -169,7 +169,18 @@ function referenceUpdate(g: Graph, params: Readonly<Record<string, Float64Array>
 }
 
 function findAdamW(s: Schedule): { lr: number; beta1: number; beta2: number; eps: number; weightDecay: number } {
-  const it = s.body.find((x) => x.kind === 'instr' && x.op === 'adamw');
+  // the update may sit in a loop (optimizer states streamed from the host)
+  const find = (items: Schedule['body']): Schedule['body'][number] | undefined => {
+    for (const x of items) {
+      if (x.kind === 'instr' && x.op === 'adamw') return x;
+      if (x.kind === 'loop') {
+        const y = find(x.body);
+        if (y) return y;
+      }
+    }
+    return undefined;
+  };
+  const it = find(s.body);
   if (!it || it.kind !== 'instr') throw new Error('check: the schedule has no AdamW step');
   const a = it.attrs as Record<string, number>;
   return { lr: a.lr, beta1: a.beta1, beta2: a.beta2, eps: a.eps, weightDecay: a.weightDecay };

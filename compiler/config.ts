@@ -37,6 +37,8 @@ export interface TrainDefaults {
   device?: string;
   /** layers that keep attention for backward instead of recomputing it (default: the planner decides) */
   keepAttention?: number | 'auto';
+  /** where the fp32 AdamW states live (default gpu) */
+  optimizer?: 'gpu' | 'host';
   lr?: number;
   seed?: number;
 }
@@ -69,6 +71,7 @@ export function resolveConfig(defaults: TrainDefaults, overrides: TrainDefaults 
     lr: pick('lr') ?? BASE_CONFIG.lr,
     seed: pick('seed') ?? BASE_CONFIG.seed,
     ...(pick('keepAttention') !== undefined ? { keepAttention: pick('keepAttention') } : {}),
+    ...(pick('optimizer') !== undefined ? { optimizer: pick('optimizer') } : {}),
     ...(overrides.hostMemGiB !== undefined ? { hostMemGiB: overrides.hostMemGiB } : {}),
   };
 }

@@ -17,6 +17,7 @@ export interface RawCompileFlags {
   device?: string;
   hostMem?: string;
   keepAttention?: string;
+  optimizer?: string;
   out?: string;
   dumpAfter?: string[];
   skip?: string[];
@@ -33,6 +34,7 @@ export function parseCompileFlags(raw: RawCompileFlags): ConfigOverrides {
   if (raw.fpdt !== undefined) o.fpdt = onOff('fpdt', raw.fpdt);
   if (raw.device !== undefined) o.device = deviceName(raw.device);
   if (raw.keepAttention !== undefined) o.keepAttention = raw.keepAttention === 'auto' ? 'auto' : wholeNumber('keep-attention', raw.keepAttention);
+  if (raw.optimizer !== undefined) o.optimizer = oneOf('optimizer', raw.optimizer, ['gpu', 'host'] as const);
   if (raw.hostMem !== undefined) o.hostMemGiB = positiveNumber('host-mem', raw.hostMem, 'a positive number of GiB, e.g. 512');
   return o;
 }

@@ -20,6 +20,7 @@ export function register(program: Command): void {
     .option('--fpdt <on|off>', 'chunked, pipelined attention (off: plain Ulysses)')
     .option('--device <name>', 'target device, e.g. h200')
     .option('--host-mem <GiB>', 'pinned host memory per GPU, in GiB')
+    .option('--optimizer <gpu|host>', 'where the fp32 AdamW states live (host: streamed through the GPU at the update)')
     .option('--keep-attention <auto|layers>', 'layers that keep attention tensors in host memory for backward instead of recomputing (auto: as many as host memory allows)')
     .option('--out <dir>', 'output folder', 'out')
     .option('--dump-after <pass...>', "write the IR after these passes to passes/NNN_<pass>.txt ('all' for every pass)")

@@ -75,6 +75,8 @@ export interface TrainConfig {
   readonly hostMemGiB?: number;
   /** layers that keep attention for backward instead of recomputing it: a number, or the planner's choice */
   readonly keepAttention?: number | 'auto';
+  /** where the fp32 AdamW states (master weights, moments) live; host streams them through the GPU */
+  readonly optimizer?: 'gpu' | 'host';
   readonly lr: number;
   readonly seed: number;
 }

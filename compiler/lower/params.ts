@@ -45,7 +45,7 @@ export function paramLayout(g: Graph, repeat: Node): ParamLayout {
 }
 
 /** Declares every buffer of parameters, gradients and AdamW states. */
-export function declareParamBuffers(e: Emitter, pl: ParamLayout, L: number): void {
+export function declareParamBuffers(e: Emitter, pl: ParamLayout, L: number, optimizerSpace: 'gpu' | 'host' = 'gpu'): void {
   const shard = (n: number) => (pl.zero3 ? n / pl.P : n);
   e.buffer('params.layers', 'gpu', 'bf16', [L, shard(pl.nL)], 'param');
   e.buffer('params.global', 'gpu', 'bf16', [shard(pl.nG)], 'param');
@@ -58,8 +58,8 @@ export function declareParamBuffers(e: Emitter, pl: ParamLayout, L: number): voi
   e.buffer('grads.layers', 'gpu', 'fp32', [L, shard(pl.nL)], 'grad');
   e.buffer('grads.global', 'gpu', 'fp32', [shard(pl.nG)], 'grad');
   for (const s of ['master', 'm', 'v']) {
-    e.buffer(`optim.${s}.layers`, 'gpu', 'fp32', [L, shard(pl.nL)], 'optim');
-    e.buffer(`optim.${s}.global`, 'gpu', 'fp32', [shard(pl.nG)], 'optim');
+    e.buffer(`optim.${s}.layers`, optimizerSpace, 'fp32', [L, shard(pl.nL)], 'optim');
+    e.buffer(`optim.${s}.global`, optimizerSpace, 'fp32', [shard(pl.nG)], 'optim');
   }
 }
 
@@ -75,17 +75,35 @@ export function globalParamRef(pl: ParamLayout, id: string): { buf: string; off:
   return { buf: pl.zero3 ? 'gathered.global' : 'params.global', off: aff(p.off), len: p.len };
 }
 
-/** Gathers layer `l` (ZeRO-3) into slot l. */
-export function gatherLayer(e: Emitter, pl: ParamLayout): void {
+/** Gathers layer `layer` (ZeRO-3) into its slot (layer mod 2). */
+export function gatherLayer(e: Emitter, pl: ParamLayout, layer: Affine = v('l')): void {
   if (!pl.zero3) return;
   const n = pl.nL / pl.P;
   e.instr({
     stream: 'comm',
     op: 'all_gather',
-    reads: [e.ref('params.layers', scaleAff(v('l'), n), n)],
-    writes: [e.ref('gathered.layer', 0, pl.nL, v('l'))],
+    reads: [e.ref('params.layers', scaleAff(layer, n), n)],
+    writes: [e.ref('gathered.layer', 0, pl.nL, layer)],
     attrs: { ranks: pl.P, n },
   });
+}
+
+/**
+ * Layers [from, to) in order (or in reverse), each gathered one layer ahead: while layer l
+ * computes, layer l+1 (l-1 in reverse) is gathered into the other slot. The last layer is
+ * emitted on its own so that nothing gathers past the range.
+ */
+export function layerLoop(e: Emitter, pl: ParamLayout, from: number, to: number, reverse: boolean, body: () => void): void {
+  if (to <= from) return;
+  const first = reverse ? to - 1 : from;
+  const last = reverse ? from : to - 1;
+  gatherLayer(e, pl, aff(first));
+  const step = reverse ? -1 : 1;
+  e.loop('l', reverse ? from + 1 : from, reverse ? to : to - 1, 'layer', () => {
+    gatherLayer(e, pl, v('l', 1, step));
+    body();
+  }, reverse);
+  e.loop('l', last, last + 1, 'layer', body, reverse);
 }
 
 /** Sums layer l's gradient over ranks into its shard (ZeRO-3) or its full copy. */
@@ -116,16 +134,48 @@ export function emitGlobalGatherAndReduce(e: Emitter, pl: ParamLayout, phase: 'g
   });
 }
 
-/** AdamW on this rank's shards: fp32 master weights, moments, and the bf16 copy used next step. */
-export function emitOptimizer(e: Emitter, lr: number): void {
+const ADAMW = { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1 };
+
+/** Elements of optimizer state streamed through the GPU at a time when the states live on the host. */
+export const OPTIMIZER_PIECE = 1 << 24;
+
+/**
+ * AdamW on this rank's shards: fp32 master weights, moments, and the bf16 copy used next step.
+ * With the states in host memory they stream through two GPU slots piece by piece: a piece's
+ * states come in while the previous piece updates, and go back out after.
+ */
+export function emitOptimizer(e: Emitter, lr: number, statesOnHost: boolean): void {
+  const states = ['master', 'm', 'v'];
   for (const part of ['layers', 'global']) {
     const n = e.buffers.get(`params.${part}`)!.elems;
-    e.instr({
-      stream: 'compute',
-      op: 'adamw',
-      reads: [e.whole(`grads.${part}`)],
-      writes: [e.whole(`optim.master.${part}`), e.whole(`optim.m.${part}`), e.whole(`optim.v.${part}`), e.whole(`params.${part}`)],
-      attrs: { n, lr, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1 },
-    });
+    if (!statesOnHost) {
+      e.instr({
+        stream: 'compute',
+        op: 'adamw',
+        reads: [e.whole(`grads.${part}`)],
+        writes: [...states.map((x) => e.whole(`optim.${x}.${part}`)), e.whole(`params.${part}`)],
+        attrs: { n, lr, ...ADAMW },
+      });
+      continue;
+    }
+    // at least three pieces, so that small models exercise the streaming loop and its tail too
+    const piece = Math.min(OPTIMIZER_PIECE, Math.max(1, Math.ceil(n / 3) + 1));
+    for (const x of states) e.buffer(`optim.${x}.slot`, 'gpu', 'fp32', [piece], 'chunk', { slots: 2 });
+    const update = (k: Affine, len: number) => {
+      const off = scaleAff(k, piece);
+      const slots = states.map((x) => e.ref(`optim.${x}.slot`, 0, len, k));
+      states.forEach((x, i) => e.copy(e.ref(`optim.${x}.${part}`, off, len), slots[i]));
+      e.instr({
+        stream: 'compute',
+        op: 'adamw',
+        reads: [e.ref(`grads.${part}`, off, len)],
+        writes: [...slots, e.ref(`params.${part}`, off, len)],
+        attrs: { n: len, lr, ...ADAMW },
+      });
+      states.forEach((x, i) => e.copy(slots[i], e.ref(`optim.${x}.${part}`, off, len)));
+    };
+    const full = Math.floor(n / piece);
+    e.loop('k', 0, full, 'chunk', () => update(v('k'), piece));
+    if (n % piece) update(aff(full), n % piece);
   }
 }

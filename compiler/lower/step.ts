@@ -11,7 +11,7 @@ import { emitAllToAll, emitAttentionBwd, emitAttentionBwdPrep, emitAttentionFwd,
 import { Bindings } from './bindings.js';
 import { Emitter } from './emitter.js';
 import { geometry, type Geometry } from './geometry.js';
-import { declareParamBuffers, emitGlobalGatherAndReduce, emitOptimizer, gatherLayer, globalParamRef, layerParamRef, paramLayout, reduceLayerGrads, type ParamLayout } from './params.js';
+import { declareParamBuffers, emitGlobalGatherAndReduce, emitOptimizer, globalParamRef, layerLoop, layerParamRef, paramLayout, reduceLayerGrads, type ParamLayout } from './params.js';
 import { emitTokenwise } from './tokenwise.js';
 
 const IO = { nvalid: 'io.nvalid' };
@@ -145,8 +145,7 @@ function lowerLayerForward(s: StepCtx, n: Node): void {
   declareKept(s, body);
   const t = attentionTensors(body);
   const layers = (from: number, to: number, keep: boolean) =>
-    e.loop('l', from, to, 'layer', () => {
-      gatherLayer(e, pl);
+    layerLoop(e, pl, from, to, false, () => {
       e.copy(e.ref('act.carry', 0, rowsD, v('l')), e.ref('ckpt.layers', scaleAff(v('l'), rowsD), rowsD));
       e.loop('i', 0, geo.u, 'chunk', () => {
         for (const x of body.nodes) {
@@ -194,13 +193,13 @@ function lowerLayerBackward(s: StepCtx, n: Node, fwd: Node): void {
     });
   const layers = (from: number, to: number, keep: boolean) => {
     const bb = keep ? kb : b;
-    e.loop(
-      'l',
+    layerLoop(
+      e,
+      pl,
       from,
       to,
-      'layer',
+      true,
       () => {
-        gatherLayer(e, pl);
         e.fill(e.whole('grads.acc_layer'), 0);
         if (s.ckptSpace === 'host') e.copy(e.ref('ckpt.layers', scaleAff(v('l'), rowsD), rowsD), e.whole('act.xck'));
         if (!keep) e.loop('i', 0, geo.u, 'chunk', () => of('recompute').forEach((x) => emitNode(g, x, bb, 'i', names)));
@@ -212,7 +211,6 @@ function lowerLayerBackward(s: StepCtx, n: Node, fwd: Node): void {
         else e.loop('j', 0, geo.u, 'chunk', () => of('post').forEach((x) => emitNode(g, x, bb, 'j', names)));
         reduceLayerGrads(e, pl);
       },
-      true,
     );
   };
   if (s.keep > 0) layers(geo.L - s.keep, geo.L, true);
@@ -231,7 +229,8 @@ export function lowerStep(g: Graph, opts: LowerOptions = {}): Schedule {
   const repeatBwd = g.main.nodes.find((n) => n.op === 'repeat_bwd');
   if (!repeat || !repeatBwd) throw new Error('lowering: the model needs one repeated layer, differentiated');
   const pl = paramLayout(g, repeat);
-  declareParamBuffers(e, pl, geo.L);
+  const optimizerSpace = g.config.optimizer === 'host' ? 'host' : 'gpu';
+  declareParamBuffers(e, pl, geo.L, optimizerSpace);
   const local = geo.S / geo.P;
   const D = g.sizes.D;
   const ckpt = repeat.outputs[1];
@@ -297,7 +296,7 @@ export function lowerStep(g: Graph, opts: LowerOptions = {}): Schedule {
   }
   e.instr({ stream: 'comm', op: 'all_reduce', reads: [e.whole('io.loss')], writes: [e.whole('io.loss')], attrs: { ranks: geo.P, n: 1 } });
   emitGlobalGatherAndReduce(e, pl, 'reduce');
-  emitOptimizer(e, g.config.lr);
+  emitOptimizer(e, g.config.lr, optimizerSpace === 'host');
 
   return {
     model: g.name,

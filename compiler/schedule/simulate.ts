@@ -88,21 +88,12 @@ export interface SimulateOptions {
 /** 6 * params * tokens + 6 * layers * S^2 * hidden: the ANCHORS.md convention for model FLOPs. */
 export const modelFlopsPerStep = (m: ModelSize): number => 6 * m.params * m.seq + 6 * m.layers * m.seq * m.seq * m.hidden;
 
-/** Loop variable -> loop role, so that spans can carry layer and chunk indices. */
-function loopRoles(items: readonly Item[], into = new Map<string, string>()): Map<string, string> {
-  for (const it of items) {
-    if (it.kind !== 'loop') continue;
-    into.set(it.var, it.role);
-    loopRoles(it.body, into);
-  }
-  return into;
-}
 
 const zeroByStream = (): Record<StreamName, number> => ({ compute: 0, h2d: 0, d2h: 0, comm: 0 });
 const otherCopyStream: Partial<Record<StreamName, StreamName>> = { h2d: 'd2h', d2h: 'h2d' };
 
 /** What the simulator needs of one dynamic item; `env` is live (copy what you keep). */
-type Visit = (item: Instr | EventOp, env: Readonly<Record<string, number>>, event: number) => void;
+type Visit = (item: Instr | EventOp, env: Readonly<Record<string, number>>, event: number, byRole: Readonly<Record<string, number>>) => void;
 
 /**
  * Walks the window of the program in issue order, like `unroll` (same caps), but with one
@@ -120,6 +111,8 @@ export function walkWindow(s: Schedule, opts: UnrollOptions, visit: Visit, onLay
     nEvents += n;
   }
   const env: Record<string, number> = { r: opts.rank ?? 0 };
+  /** the index of the innermost enclosing loop of each role (spans carry them) */
+  const byRole: Record<string, number> = {};
   const walk = (items: readonly Item[]): void => {
     for (const it of items) {
       if (it.kind === 'loop') {
@@ -133,23 +126,27 @@ export function walkWindow(s: Schedule, opts: UnrollOptions, visit: Visit, onLay
           else hi = from + cap;
         }
         const saved = env[it.var];
+        const savedRole = byRole[it.role];
         const layer = onLayer && it.role === 'layer';
         for (let k = 0; k < hi - lo; k++) {
           env[it.var] = it.reverse ? hi - 1 - k : lo + k;
+          byRole[it.role] = env[it.var];
           if (layer) onLayer(it, k, to - from);
           walk(it.body);
         }
         if (layer) onLayer(it, -1, to - from);
+        if (savedRole === undefined) delete byRole[it.role];
+        else byRole[it.role] = savedRole;
         if (saved === undefined) delete env[it.var];
         else env[it.var] = saved;
       } else if (it.kind === 'instr') {
-        visit(it, env, -1);
+        visit(it, env, -1, byRole);
       } else {
         const n = s.events[it.event];
         const b = base.get(it.event);
         if (n === undefined || b === undefined) throw new Error(`${it.kind} of undeclared event '${it.event}'`);
         const idx = it.index ? evalAff(it.index, env) : 0;
-        visit(it, env, b + (((idx % n) + n) % n));
+        visit(it, env, b + (((idx % n) + n) % n), byRole);
       }
     }
   };
@@ -158,7 +155,6 @@ export function walkWindow(s: Schedule, opts: UnrollOptions, visit: Visit, onLay
 
 /** Simulates the window `opts` selects, in one pass over the items in program order. */
 export function simulateWindow(s: Schedule, dev: DeviceProfile, opts: UnrollOptions & { spans?: boolean } = {}): WindowResult {
-  const roles = loopRoles(s.body);
   const keepSpans = opts.spans ?? true;
   const durations = new Map<Instr, number>();
   const free = zeroByStream(); // when the stream's last instruction ends
@@ -191,7 +187,7 @@ export function simulateWindow(s: Schedule, dev: DeviceProfile, opts: UnrollOpti
     const m = marks.get(loop);
     if (m) m.last = snapshot(); // a loop of no iterations leaves no mark
   };
-  walkWindow(s, opts, (it, env, ev) => {
+  walkWindow(s, opts, (it, env, ev, byRole) => {
     items++;
     const st = it.stream;
     if (it.kind !== 'instr') {
@@ -223,7 +219,7 @@ export function simulateWindow(s: Schedule, dev: DeviceProfile, opts: UnrollOpti
     free[st] = end;
     last[st] = [start, end];
     busy[st] += dur;
-    if (keepSpans && layerK <= 0) spans.push(spanOf(it, st, start, end, env, roles));
+    if (keepSpans && layerK <= 0) spans.push({ stream: st, op: it.op, id: it.id, start, end, ...byRole });
   }, onLayer);
   const stepSeconds = Math.max(...STREAMS.map((x) => Math.max(free[x], gate[x])));
   // compute done, copies or collectives still running: the tail is exposed too
@@ -250,14 +246,6 @@ interface Snapshot {
   readonly comm: number;
 }
 
-function spanOf(ins: Instr, stream: StreamName, start: number, end: number, env: Readonly<Record<string, number>>, roles: Map<string, string>): Span {
-  const idx: Record<string, number> = {};
-  for (const [k, x] of Object.entries(env)) {
-    const role = roles.get(k);
-    if (role) idx[role] = x;
-  }
-  return { stream, op: ins.op, id: ins.id, start, end, ...idx };
-}
 
 /**
  * Predicted step of one rank: step time, busy and exposed time per stream, spans of a 2-layer

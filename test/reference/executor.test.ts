@@ -33,6 +33,8 @@ const MATRIX: [string, TrainDefaults][] = [
   ['tiny-llama', { sp: 3, seq: 72, chunk: 24, checkpoint: 'gpu', zero: 0, keepAttention: 0 }],
   ['tiny-llama', { sp: 2, seq: 120, chunk: 40, offload: false, checkpoint: 'gpu' }],
   ['tiny-llama', { sp: 2, seq: 96, chunk: 24, zero: 0 }],
+  ['tiny-llama', { sp: 2, seq: 96, chunk: 24, optimizer: 'host' }],
+  ['tiny-gpt', { sp: 4, seq: 96, chunk: 24, optimizer: 'host', zero: 0, keepAttention: 1 }],
   ['tiny-gpt', { sp: 1, seq: 96, chunk: 12, keepAttention: 0 }],
   ['tiny-gpt', { sp: 2, seq: 96, chunk: 32, keepAttention: 1 }],
   ['tiny-gpt', { sp: 3, seq: 72, chunk: 24, offload: false, zero: 0 }],
@@ -77,6 +79,7 @@ describe('schedule executor equals the unchunked model', () => {
         checkpoint: rng.uniform() < 0.5 ? 'gpu' : 'host',
         zero: rng.uniform() < 0.5 ? 0 : 3,
         keepAttention: rng.int(3),
+        optimizer: rng.uniform() < 0.3 ? 'host' : 'gpu',
       };
       const r = run(name, o, { orders: 2, seed: ran + 1 });
       expect(r.maxError, `${name} ${describeConfig(o)}`).to.be.at.most(1e-9);
