@@ -22,7 +22,7 @@
 // - Host memory per GPU: a DGX H100/H200 node has 2 TiB for 8 GPUs, a DGX A100 640GB 2 TiB
 //   (the 320GB model: 1 TiB, our a100-40g); we
 //   leave ~10% for the OS and pageable memory. Our single-GPU test host has 125 GiB: pass
-//   `hostMemGiB` (the `--host-mem-gib` flag) there.
+//   `hostMemGiB` (the `--host-mem` flag) there.
 import { errors } from '../errors.js';
 
 const GiB = 1024 ** 3;

@@ -205,8 +205,9 @@ export function memoryAdvice(over: readonly OverBudget[], gpu: Breakdown, host: 
       const b = o.space === 'gpu' ? gpu : host;
       const states = b.params + b.grads + b.optimizer;
       let fix: string;
-      if (o.space === 'host') fix = 'use more ranks (--sp), keep checkpoints on the GPU (--checkpoint gpu), or raise --host-mem-gib if the host has more';
+      if (o.space === 'host') fix = 'use more ranks (--sp), keep checkpoints on the GPU (--checkpoint gpu), or raise --host-mem if the host has more';
       else if (b.checkpoints >= Math.max(states, b.working)) fix = 'move checkpoints to host (--checkpoint host) or use more ranks (--sp)';
+      else if (b.optimizer >= Math.max(b.params + b.grads, b.working)) fix = 'keep the AdamW states in host memory (--optimizer host) or use more ranks (--sp) so ZeRO-3 shards them further';
       else if (states >= b.working) fix = 'use more ranks (--sp) so ZeRO-3 shards parameters, gradients and optimizer states further';
       else fix = 'use a smaller chunk (--chunk), turn offload on (--offload), or use more ranks (--sp)';
       return `${head}: ${fix}`;
