@@ -103,7 +103,8 @@ const KEPT = ['q', 'k', 'v', 'o', 'lse'];
 
 /**
  * Buffers that keep the attention tensors of the last `keep` layers from their forward to
- * their backward, in host memory, so that those layers skip recomputing attention.
+ * their backward (in host memory with offload, else on the GPU), so that those layers skip
+ * recomputing attention.
  */
 function declareKept(s: StepCtx, fwdBody: Region): void {
   const { g, geo, e, b } = s;
@@ -112,9 +113,9 @@ function declareKept(s: StepCtx, fwdBody: Region): void {
   t.heads.forEach((id, k) => {
     const h = b.get(id);
     if (h.kind !== 'heads') throw new Error(`lowering: %${id} is not in heads layout`);
-    e.buffer(`keep.${KEPT[k]}`, 'host', g.values[id].type.dtype, [s.keep, geo.u, h.per], 'stash');
+    e.buffer(`keep.${KEPT[k]}`, s.space, g.values[id].type.dtype, [s.keep, geo.u, h.per], 'stash');
   });
-  if (t.tokens) e.buffer('keep.attn', 'host', g.values[t.tokens].type.dtype, [s.keep, geo.S / geo.P, rowOf(g, t.tokens)], 'stash');
+  if (t.tokens) e.buffer('keep.attn', s.space, g.values[t.tokens].type.dtype, [s.keep, geo.S / geo.P, rowOf(g, t.tokens)], 'stash');
 }
 
 /** Chunk `cv` of kept tensor `name` for layer l (kept layers are the last `keep`). */
@@ -246,7 +247,7 @@ export function lowerStep(g: Graph, opts: LowerOptions = {}): Schedule {
   e.buffer('ckpt.layers', ckptSpace, 'bf16', [geo.L, local, D], 'ckpt');
   if (ckptSpace === 'host') e.buffer('act.xck', 'gpu', 'bf16', [local, D], 'act');
   const b = new Bindings(e, geo);
-  const keep = space === 'host' ? Math.max(0, Math.min(geo.L, opts.keepLayers ?? 0)) : 0;
+  const keep = Math.max(0, Math.min(geo.L, opts.keepLayers ?? 0));
   const s: StepCtx = { g, geo, e, b, pl, space, ckptSpace, keep };
 
   // main-region bindings
