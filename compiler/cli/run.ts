@@ -1,8 +1,40 @@
 // `fpdtc run out/<name> --steps N`: loads the built addon and trains; the work is in
-// compiler/train/, this file parses flags.
+// compiler/train/, this file parses flags and picks the ranks: one GPU, a local world
+// (--ranks-per-gpu N), or one process per GPU over NCCL (--gpus N starts them here; under
+// torchrun, srun or mpirun the launcher environment says which rank this process is).
 import type { Command } from 'commander';
-import { errors } from '../errors.js';
+import { parseDistEnv } from '../../runtime/dist-env.js';
+import { launch } from '../../runtime/launcher.js';
+import { RuntimeError } from '../../runtime/errors.js';
+import { errors, UserError } from '../errors.js';
 import { runTraining } from '../train/loop.js';
+
+interface RunFlags {
+  steps: string;
+  tokens?: string;
+  weights?: string;
+  save?: string;
+  dumpGrads?: string;
+  lr?: string;
+  gpus?: string;
+  ranksPerGpu?: string;
+}
+
+function count(name: string, text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1) throw errors.badFlag(name, text, 'a whole number, at least 1');
+  return n;
+}
+
+/** Starts `gpus` copies of this command, one per GPU; each sees RANK/WORLD_SIZE/LOCAL_RANK. */
+async function launchRanks(gpus: number): Promise<void> {
+  try {
+    await launch({ command: process.execPath, args: [...process.execArgv, ...process.argv.slice(1)], nprocs: gpus, env: { ...process.env, NCCL_NVLS_ENABLE: '0' } });
+  } catch (e) {
+    throw e instanceof RuntimeError ? new UserError(e.message.split('\n')[0]) : e;
+  }
+}
 
 export function register(program: Command): void {
   program
@@ -15,11 +47,29 @@ export function register(program: Command): void {
     .option('--save <file>', 'write the weights after the last step (.safetensors)')
     .option('--dump-grads <file>', 'write the gradients of the last step (.safetensors)')
     .option('--lr <x>', 'learning rate')
-    .action(async (dir: string, o: { steps: string; tokens?: string; weights?: string; save?: string; dumpGrads?: string; lr?: string }) => {
+    .option('--gpus <n>', 'ranks as one process per GPU over NCCL (the model\'s sp)')
+    .option('--ranks-per-gpu <n>', 'ranks in this process on one GPU (the local backend; the model\'s sp)')
+    .action(async (dir: string, o: RunFlags) => {
       const steps = Number(o.steps);
       if (!Number.isInteger(steps) || steps < 1) throw errors.badFlag('steps', o.steps, 'a whole number of steps, at least 1');
       const lr = o.lr === undefined ? undefined : Number(o.lr);
       if (lr !== undefined && !(lr >= 0)) throw errors.badFlag('lr', String(o.lr), 'a non-negative number');
-      await runTraining({ dir, steps, tokens: o.tokens, weights: o.weights, save: o.save, dumpGrads: o.dumpGrads, lr, log: (l) => process.stdout.write(l + '\n') });
+      const gpus = count('gpus', o.gpus);
+      const ranksPerGpu = count('ranks-per-gpu', o.ranksPerGpu);
+      if (gpus !== undefined && ranksPerGpu !== undefined) throw errors.badFlag('ranks-per-gpu', o.ranksPerGpu!, 'either --gpus or --ranks-per-gpu, not both');
+      let dist;
+      try {
+        dist = parseDistEnv();
+      } catch (e) {
+        throw e instanceof RuntimeError ? new UserError(e.message) : e;
+      }
+      const isRank = dist.source !== 'single';
+      if (gpus !== undefined && !isRank) return launchRanks(gpus);
+      await runTraining({
+        dir, steps, tokens: o.tokens, weights: o.weights, save: o.save, dumpGrads: o.dumpGrads, lr,
+        ranksPerGpu: isRank ? undefined : ranksPerGpu,
+        dist: isRank ? dist : undefined,
+        log: (l) => process.stdout.write(l + '\n'),
+      });
     });
 }

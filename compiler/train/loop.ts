@@ -2,11 +2,14 @@
 // and print per-step loss, step time, tokens/s, MFU and planned vs measured GPU memory.
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Program } from '../../runtime/load.js';
+import type { DistEnv } from '../../runtime/dist-env.js';
+import { loadAddon } from '../../runtime/load.js';
 import { RuntimeError } from '../../runtime/errors.js';
+import { exchangeUniqueId } from '../../runtime/rendezvous.js';
 import { readTokens } from '../../runtime/tokens.js';
 import { UserError } from '../errors.js';
 import { formatStep, mfu, type StepFigures } from './report.js';
+import { RankSet } from './ranks.js';
 import { loadWeights, saveTensors } from './weights.js';
 
 export interface RunOptions {
@@ -17,6 +20,10 @@ export interface RunOptions {
   save?: string;
   dumpGrads?: string;
   lr?: number;
+  /** the local backend: this many ranks in this process on one GPU */
+  ranksPerGpu?: number;
+  /** the NCCL backend: this process's place in the world (see runtime/dist-env.ts) */
+  dist?: DistEnv;
   log: (line: string) => void;
 }
 
@@ -66,43 +73,67 @@ export function tokenWindow(all: Int32Array, seq: number, k: number): Int32Array
 
 const asUserError = (e: unknown): unknown => (e instanceof RuntimeError ? new UserError(e.message.split('\n')[0]) : e);
 
+/** The ranks of this process: one program, a local world, or this process's NCCL rank. */
+export async function openRanks(dir: string, world: number, config: Record<string, unknown>, o: Pick<RunOptions, 'ranksPerGpu' | 'dist'>): Promise<RankSet> {
+  if (o.ranksPerGpu !== undefined && o.ranksPerGpu !== world) throw new UserError(`${dir} is compiled for sp ${world}: run it with --ranks-per-gpu ${world}, or compile with --sp ${o.ranksPerGpu}`);
+  if (o.dist && o.dist.world !== world) throw new UserError(`${dir} is compiled for sp ${world} and started as ${o.dist.world} processes; start ${world} (--gpus ${world}) or compile with --sp ${o.dist.world}`);
+  if (o.ranksPerGpu === undefined && !o.dist && world !== 1) throw new UserError(`${dir} is compiled for sp ${world}: run it with --gpus ${world} (one process per GPU) or --ranks-per-gpu ${world} (one GPU)`);
+  const addon = loadAddon(findBuiltAddon(dir));
+  if (o.ranksPerGpu !== undefined) return RankSet.local(addon, world, config);
+  if (o.dist) {
+    const id = await exchangeUniqueId(o.dist, () => addon.native.ncclUniqueId());
+    const comm = addon.native.ncclInit(id, o.dist.rank, o.dist.world, o.dist.localRank);
+    return RankSet.nccl(addon, o.dist.rank, o.dist.world, comm, config);
+  }
+  return RankSet.single(addon, config);
+}
+
 export async function runTraining(o: RunOptions): Promise<StepFigures[]> {
   const report = JSON.parse(readFileSync(join(o.dir, 'report.json'), 'utf8')) as ReportFields;
-  const sizes = (JSON.parse(readFileSync(join(o.dir, 'schedule.json'), 'utf8')) as { sizes: Record<string, number> }).sizes;
-  let program: Program;
+  const sched = JSON.parse(readFileSync(join(o.dir, 'schedule.json'), 'utf8')) as { sizes: Record<string, number>; world: number };
+  const sizes = sched.sizes;
+  let program: RankSet;
   try {
-    program = Program.create(findBuiltAddon(o.dir), { config: { seed: report.config.seed ?? 0, ...(o.lr !== undefined ? { lr: o.lr } : {}) } });
+    program = await openRanks(o.dir, sched.world, { seed: report.config.seed ?? 0, ...(o.lr !== undefined ? { lr: o.lr } : {}) }, o);
   } catch (e) {
     throw asUserError(e);
   }
+  if ((o.save || o.dumpGrads) && !program.holdsEveryShard()) {
+    program.destroy();
+    throw new UserError(`--save and --dump-grads gather every rank's shards into one process: not supported yet with ${program.world} NCCL processes; use --ranks-per-gpu ${program.world}`);
+  }
+  const lead = program.programs[0];
+  const writer = !o.dist || o.dist.rank === 0;
+  const log = (l: string) => (writer ? o.log(l) : undefined);
   const figures: StepFigures[] = [];
   try {
-    if (o.weights) o.log(`weights   ${await loadWeights(program, o.weights)} tensors from ${o.weights}`);
-    else o.log(`weights   seeded random init (seed ${report.config.seed ?? 0})`);
+    if (program.world > 1) log(`ranks     ${program.world} (${program.backend === 'local' ? 'local backend, one GPU' : 'NCCL, one process per GPU'})`);
+    if (o.weights) log(`weights   ${await loadWeights(program, o.weights)} tensors from ${o.weights}`);
+    else log(`weights   seeded random init (seed ${report.config.seed ?? 0})`);
     const stream = o.tokens ? await readTokens(o.tokens) : randomTokens(report.tokens * o.steps, sizes.V, report.config.seed ?? 0);
     for (let k = 0; k < o.steps; k++) {
       program.setTokens(tokenWindow(stream, report.tokens, k));
       const started = Date.now();
-      const progress = setInterval(() => o.log(`  step ${k + 1}: running, ${((Date.now() - started) / 1000).toFixed(0)} s`), 30_000);
+      const progress = setInterval(() => log(`  step ${k + 1}: running, ${((Date.now() - started) / 1000).toFixed(0)} s`), 30_000);
       let loss: number;
       try {
         loss = await program.step();
       } finally {
         clearInterval(progress);
       }
-      const ms = program.timings().find((t) => t.name === 'step')?.ms ?? Date.now() - started;
-      const mem = program.memory();
+      const ms = lead.timings().find((t) => t.name === 'step')?.ms ?? Date.now() - started;
+      const mem = lead.memory();
       const f: StepFigures = { step: k + 1, loss, ms, tokens: report.tokens, mfu: mfu(report.flops_per_step, ms), plannedGpu: mem.plannedGpu, peakGpu: mem.peakGpuMeasured };
       figures.push(f);
-      o.log(formatStep(f));
+      log(formatStep(f));
     }
     if (o.save) {
       await saveTensors(program, o.save, 'params');
-      o.log(`saved     weights to ${o.save}`);
+      log(`saved     weights to ${o.save}`);
     }
     if (o.dumpGrads) {
       await saveTensors(program, o.dumpGrads, 'grads');
-      o.log(`saved     gradients to ${o.dumpGrads}`);
+      log(`saved     gradients to ${o.dumpGrads}`);
     }
   } catch (e) {
     throw asUserError(e);

@@ -1,6 +1,7 @@
 // The generated host program of the GPU test model: golden text (UPDATE_GOLDEN=1 rewrites it),
 // and on machines with nvcc, a real build through the addon whose program then reports the
-// missing GPU in one line. GPU runs live in test/gpu/ (run-on-h200.sh).
+// missing GPU in one line; the same model compiled for sp 2 (collectives, shards, token layout)
+// renders and builds too. GPU runs live in test/gpu/ (run-on-h200.sh, run-sp-on-h200.sh).
 import { expect } from 'chai';
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -17,8 +18,30 @@ describe('host program codegen', function () {
   this.timeout(300_000);
   const out = mkdtempSync(join(tmpdir(), 'fpdt-host-'));
   const dir = join(out, 'gpu-llama');
+  const out2 = mkdtempSync(join(tmpdir(), 'fpdt-host-sp2-'));
+  const dir2 = join(out2, 'gpu-llama');
   before(async () => {
     await compile(model, {}, { outDir: out, typeCheck: false });
+    await compile(model, { sp: 2 }, { outDir: out2, typeCheck: false });
+  });
+
+  it('renders collectives, shards and the token layout for sp 2', () => {
+    const program = renderProgramSources(loadCompiled(dir2)).find((f) => f.file === 'program.cu')!.text;
+    expect(program).to.include('#define FPDT_WORLD 2');
+    for (const call of ['fpdt_all_gather(p,', 'fpdt_reduce_scatter(p,', 'fpdt_all_reduce(p,', 'fpdt_all_to_all(p, 1,', 'fpdt_all_to_all(p, 0,'])
+      expect(program, call).to.include(call);
+    // the attention blocks get the rank's first q head: 2 local q heads per rank, GQA group 2
+    expect(program).to.match(/fpdt_attn_fwd\([^;]*, 2, 1, \(int\)\(?2LL \* p->rank\)?, 2, /);
+  });
+
+  it('builds the sp 2 program with nvcc', async function () {
+    if (!findExecutable('nvcc', process.env.CUDACXX, ['/usr/local/cuda/bin/nvcc']) || !findExecutable('cmake', process.env.CMAKE, [])) {
+      console.log('    skipped: no nvcc or cmake on this machine');
+      this.skip();
+    }
+    writeProgramSources(dir2);
+    const built = await buildAddon({ programDir: dir2, onProgress: () => {} });
+    expect(existsSync(built.addonPath)).to.equal(true);
   });
 
   it('renders the golden program.cu for gpu-llama', () => {

@@ -3,7 +3,7 @@
 // tokens and meta.json for torch_ref.py. With --bench DIR..., runs `fpdtc run`'s loop instead.
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Program } from '../../runtime/load.js';
+import { RankSet } from '../../compiler/train/ranks.js';
 import { findBuiltAddon, randomTokens, runTraining } from '../../compiler/train/loop.js';
 import { saveTensors } from '../../compiler/train/weights.js';
 import { readFileSync } from 'node:fs';
@@ -17,7 +17,7 @@ async function stepCase(dir: string, out: string): Promise<void> {
   const norm = text.includes('"op": "rmsnorm"') ? 'rms' : 'layer';
   const rot = Number(/"rotaryDim": (\d+)/.exec(text)?.[1] ?? z.Dh);
   const theta = Number(/"theta": ([\d.e+]+)/.exec(text)?.[1] ?? 10000);
-  const program = Program.create(findBuiltAddon(dir), { config: { seed: 7, lr: LR } });
+  const program = RankSet.single(findBuiltAddon(dir), { seed: 7, lr: LR });
   mkdirSync(out, { recursive: true });
   await saveTensors(program, join(out, 'init.safetensors'), 'params');
   const tokens = randomTokens(z.S, z.V, 11);
@@ -26,7 +26,7 @@ async function stepCase(dir: string, out: string): Promise<void> {
   const loss = await program.step();
   await saveTensors(program, join(out, 'grads.safetensors'), 'grads');
   await saveTensors(program, join(out, 'after.safetensors'), 'params');
-  const mem = program.memory();
+  const mem = program.programs[0].memory();
   program.destroy();
   const model = { L: z.L, Hq: z.Hq, Hkv: z.Hkv, Dh: z.Dh, norm, mlp: text.includes('"op": "swiglu"') ? 'swiglu' : 'gelu', rot, theta, eps: 1e-5 };
   writeFileSync(join(out, 'meta.json'), JSON.stringify({ name: sched.model, loss, lr: LR, model, memory: mem }));

@@ -1,0 +1,73 @@
+// The ranks a training process drives: one program (one GPU, or this process's rank of an NCCL
+// world), or every rank of a local world (several ranks on one GPU, stepped together). Weights
+// and gradients cross this boundary as whole tensors: loading gives each rank its ZeRO-3 shard,
+// gathering puts the shards of the ranks held here back together.
+import type { LoadedAddon, NcclComm, ParamInfo } from '../../runtime/load.js';
+import { Program } from '../../runtime/load.js';
+
+export type Backend = 'single' | 'local' | 'nccl';
+
+export class RankSet {
+  private constructor(
+    readonly programs: readonly Program[],
+    /** ranks of the whole world (programs.length for single and local) */
+    readonly world: number,
+    readonly backend: Backend,
+  ) {}
+
+  static single(addon: LoadedAddon | string, config: Record<string, unknown>): RankSet {
+    return new RankSet([Program.create(addon, { config })], 1, 'single');
+  }
+
+  static local(addon: LoadedAddon | string, world: number, config: Record<string, unknown>): RankSet {
+    return new RankSet(Program.createLocal(addon, world, { config }), world, 'local');
+  }
+
+  /** This process's rank of an NCCL world (one GPU per process). */
+  static nccl(addon: LoadedAddon, rank: number, world: number, comm: NcclComm, config: Record<string, unknown>): RankSet {
+    return new RankSet([Program.create(addon, { config, rank, world, comm })], world, 'nccl');
+  }
+
+  /** The parameter table (names, full shapes); shards differ by rank. */
+  params(): ParamInfo[] {
+    return this.programs[0].params();
+  }
+
+  /** Whether the ranks held here cover every shard (so whole tensors can be gathered here). */
+  holdsEveryShard(): boolean {
+    return this.programs.length === this.world;
+  }
+
+  /** Sets parameter i on every rank held here from its whole value, read shard by shard. */
+  async setParam(i: number, read: (offset: number, count: number) => Promise<Float32Array>): Promise<void> {
+    for (const p of this.programs) {
+      const info = p.params()[i];
+      p.setParam(i, info.shardLength === 0 ? new Float32Array(0) : await read(info.shardOffset, info.shardLength));
+    }
+  }
+
+  /** The whole parameter (or its gradient): every shard held here, placed at its offset. */
+  gather(i: number, what: 'params' | 'grads'): Float32Array {
+    const info = this.params()[i];
+    const full = new Float32Array(info.shape.reduce((a, b) => a * b, 1));
+    for (const p of this.programs) {
+      const mine = p.params()[i];
+      if (mine.shardLength > 0) full.set(what === 'params' ? p.getParam(i) : p.getGrad(i), mine.shardOffset);
+    }
+    return full;
+  }
+
+  setTokens(tokens: Int32Array): void {
+    for (const p of this.programs) p.setTokens(tokens);
+  }
+
+  /** One step of every rank held here; the global mean loss (the same on every rank). */
+  async step(): Promise<number> {
+    if (this.backend === 'local') return (await Program.stepAll(this.programs))[0];
+    return this.programs[0].step();
+  }
+
+  destroy(): void {
+    for (const p of this.programs) p.destroy();
+  }
+}
