@@ -6,7 +6,7 @@ import { resolve } from "node:path";
 import { RuntimeError, runtimeErrors } from "./errors.js";
 
 /** FPDT_ABI_VERSION of codegen-templates/host/fpdt_abi.h. */
-export const ABI_VERSION = 1;
+export const ABI_VERSION = 2;
 
 export interface ParamInfo {
   index: number;

@@ -36,7 +36,7 @@ extern "C" {
 
 /* Bumped on any incompatible change; the runtime refuses a program whose
  * fpdt_abi_version() differs from the header it was built with. */
-#define FPDT_ABI_VERSION 1
+#define FPDT_ABI_VERSION 2
 
 /* Largest tensor rank fpdt_param_info reports. */
 #define FPDT_MAX_DIMS 8
@@ -80,8 +80,10 @@ const char* fpdt_program_name(void);
  *   config_json: run-time settings as JSON (learning rate, betas, weight
  *                decay, seed, ...); the keys a program accepts are listed in
  *                its manifest. Unknown keys are an FPDT_ERR_CONFIG.
- *   comm:        an ncclComm_t of `world` ranks, owned by the caller and
- *                outliving the program; NULL is allowed only when world == 1.
+ *   comm:        an fpdt_comm (fpdt_comm.h) of `world` ranks: NCCL, or a
+ *                local world of ranks in one process on one GPU; owned by
+ *                the caller and outliving the program; NULL is allowed only
+ *                when world == 1.
  *   out:         receives the program; left NULL on failure.
  * On failure the message is in fpdt_last_create_error().
  */

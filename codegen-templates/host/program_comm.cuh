@@ -9,8 +9,6 @@
 //    then a wait on every rank's done, so that no rank overwrites a buffer another still reads.
 #pragma once
 
-enum { FPDT_BF16 = 2, FPDT_F32 = 4 }; /* element bytes */
-
 static int comm_nccl_check(fpdt_program* p, fpdt_nccl_result r, const char* where) {
   if (r == FPDT_NCCL_SUCCESS) return FPDT_OK;
   return fpdt_nccl_describe(r, where, (fpdt_nccl_comm)p->comm->nccl, p->err, sizeof p->err);

@@ -45,7 +45,7 @@ describe("runtime addon (stub program)", function () {
   });
 
   it("loads and reports the program's ABI version and name", () => {
-    expect(addon.native.abiVersion()).to.equal(1);
+    expect(addon.native.abiVersion()).to.equal(2);
     expect(addon.programName).to.contain("stub");
   });
 
