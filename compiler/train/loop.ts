@@ -10,7 +10,7 @@ import { readTokens } from '../../runtime/tokens.js';
 import { UserError } from '../errors.js';
 import { formatStep, mfu, type StepFigures } from './report.js';
 import { RankSet } from './ranks.js';
-import { loadWeights, saveTensors } from './weights.js';
+import { loadWeights, saveGathered } from './weights.js';
 
 export interface RunOptions {
   dir: string;
@@ -98,10 +98,6 @@ export async function runTraining(o: RunOptions): Promise<StepFigures[]> {
   } catch (e) {
     throw asUserError(e);
   }
-  if ((o.save || o.dumpGrads) && !program.holdsEveryShard()) {
-    program.destroy();
-    throw new UserError(`--save and --dump-grads gather every rank's shards into one process: not supported yet with ${program.world} NCCL processes; use --ranks-per-gpu ${program.world}`);
-  }
   const lead = program.programs[0];
   const writer = !o.dist || o.dist.rank === 0;
   const log = (l: string) => (writer ? o.log(l) : undefined);
@@ -127,13 +123,9 @@ export async function runTraining(o: RunOptions): Promise<StepFigures[]> {
       figures.push(f);
       log(formatStep(f));
     }
-    if (o.save) {
-      await saveTensors(program, o.save, 'params');
-      log(`saved     weights to ${o.save}`);
-    }
-    if (o.dumpGrads) {
-      await saveTensors(program, o.dumpGrads, 'grads');
-      log(`saved     gradients to ${o.dumpGrads}`);
+    if (await saveGathered(program, o.dist, { params: o.save, grads: o.dumpGrads })) {
+      if (o.save) log(`saved     weights to ${o.save}`);
+      if (o.dumpGrads) log(`saved     gradients to ${o.dumpGrads}`);
     }
   } catch (e) {
     throw asUserError(e);
