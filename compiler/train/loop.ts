@@ -92,45 +92,47 @@ export async function runTraining(o: RunOptions): Promise<StepFigures[]> {
   const report = JSON.parse(readFileSync(join(o.dir, 'report.json'), 'utf8')) as ReportFields;
   const sched = JSON.parse(readFileSync(join(o.dir, 'schedule.json'), 'utf8')) as { sizes: Record<string, number>; world: number };
   const sizes = sched.sizes;
-  let program: RankSet;
+  let ranks: RankSet;
   try {
-    program = await openRanks(o.dir, sched.world, { seed: report.config.seed ?? 0, ...(o.lr !== undefined ? { lr: o.lr } : {}) }, o);
+    ranks = await openRanks(o.dir, sched.world, { seed: report.config.seed ?? 0, ...(o.lr !== undefined ? { lr: o.lr } : {}) }, o);
   } catch (e) {
     throw asUserError(e);
   }
-  const lead = program.programs[0];
+  const lead = ranks.programs[0];
+  // the model's FLOPs are spread over the GPUs of an NCCL world; a local world shares one GPU
+  const gpus = ranks.backend === 'nccl' ? ranks.world : 1;
   const writer = !o.dist || o.dist.rank === 0;
   const log = (l: string) => (writer ? o.log(l) : undefined);
   const figures: StepFigures[] = [];
   try {
-    if (program.world > 1) log(`ranks     ${program.world} (${program.backend === 'local' ? 'local backend, one GPU' : 'NCCL, one process per GPU'})`);
-    if (o.weights) log(`weights   ${await loadWeights(program, o.weights)} tensors from ${o.weights}`);
+    if (ranks.world > 1) log(`ranks     ${ranks.world} (${ranks.backend === 'local' ? 'local backend, one GPU' : 'NCCL, one process per GPU'})`);
+    if (o.weights) log(`weights   ${await loadWeights(ranks, o.weights)} tensors from ${o.weights}`);
     else log(`weights   seeded random init (seed ${report.config.seed ?? 0})`);
     const stream = o.tokens ? await readTokens(o.tokens) : randomTokens(report.tokens * o.steps, sizes.V, report.config.seed ?? 0);
     for (let k = 0; k < o.steps; k++) {
-      program.setTokens(tokenWindow(stream, report.tokens, k));
+      ranks.setTokens(tokenWindow(stream, report.tokens, k));
       const started = Date.now();
       const progress = setInterval(() => log(`  step ${k + 1}: running, ${((Date.now() - started) / 1000).toFixed(0)} s`), 30_000);
       let loss: number;
       try {
-        loss = await program.step();
+        loss = await ranks.step();
       } finally {
         clearInterval(progress);
       }
       const ms = lead.timings().find((t) => t.name === 'step')?.ms ?? Date.now() - started;
       const mem = lead.memory();
-      const f: StepFigures = { step: k + 1, loss, ms, tokens: report.tokens, mfu: mfu(report.flops_per_step, ms), plannedGpu: mem.plannedGpu, peakGpu: mem.peakGpuMeasured };
+      const f: StepFigures = { step: k + 1, loss, ms, tokens: report.tokens, mfu: mfu(report.flops_per_step / gpus, ms), plannedGpu: mem.plannedGpu, peakGpu: mem.peakGpuMeasured };
       figures.push(f);
       log(formatStep(f));
     }
-    if (await saveGathered(program, o.dist, { params: o.save, grads: o.dumpGrads })) {
+    if (await saveGathered(ranks, o.dist, { params: o.save, grads: o.dumpGrads })) {
       if (o.save) log(`saved     weights to ${o.save}`);
       if (o.dumpGrads) log(`saved     gradients to ${o.dumpGrads}`);
     }
   } catch (e) {
     throw asUserError(e);
   } finally {
-    program.destroy();
+    ranks.destroy();
   }
   return figures;
 }

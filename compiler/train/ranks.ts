@@ -13,6 +13,7 @@ export class RankSet {
     /** ranks of the whole world (programs.length for single and local) */
     readonly world: number,
     readonly backend: Backend,
+    private readonly release: () => void = () => {},
   ) {}
 
   static single(addon: LoadedAddon | string, config: Record<string, unknown>): RankSet {
@@ -25,7 +26,7 @@ export class RankSet {
 
   /** This process's rank of an NCCL world (one GPU per process). */
   static nccl(addon: LoadedAddon, rank: number, world: number, comm: NcclComm, config: Record<string, unknown>): RankSet {
-    return new RankSet([Program.create(addon, { config, rank, world, comm })], world, 'nccl');
+    return new RankSet([Program.create(addon, { config, rank, world, comm })], world, 'nccl', () => addon.native.ncclDestroy(comm));
   }
 
   /** The parameter table (names, full shapes); shards differ by rank. */
@@ -67,7 +68,9 @@ export class RankSet {
     return this.programs[0].step();
   }
 
+  /** Frees the programs, then the NCCL communicator they used. */
   destroy(): void {
     for (const p of this.programs) p.destroy();
+    this.release();
   }
 }
