@@ -98,7 +98,24 @@ static int fpdt_all_reduce(fpdt_program* p, const void* send, void* recv, long l
 }
 
 /* Ulysses all-to-all (fpdt_comm.h geometry): to_heads [c, H, d] -> [P*c, hL, d]; else the inverse, summing replicated heads. */
+static int fpdt_all_to_all_once(fpdt_program* p, int to_heads, const void* send, void* recv, fpdt_a2a_geom g, int eb, const char* where);
+
+/* The all-to-all, between two timing events when the program profiles its collectives: bytes
+   count the whole exchanged buffer of this rank (P pieces), as nccl-tests' algorithm bandwidth does. */
 static int fpdt_all_to_all(fpdt_program* p, int to_heads, const void* send, void* recv, fpdt_a2a_geom g, int eb, const char* where) {
+  const int k = p->a2a_n;
+  const bool timed = p->profile_comm && k < FPDT_A2A_PROFILED;
+  if (timed) FPDT_CK(cudaEventRecord(p->a2a_ev[2 * k], p->s[3]), where);
+  FPDT_TRY(fpdt_all_to_all_once(p, to_heads, send, recv, g, eb, where));
+  if (timed) {
+    FPDT_CK(cudaEventRecord(p->a2a_ev[2 * k + 1], p->s[3]), where);
+    p->a2a_n += 1;
+    p->a2a_bytes += (double)g.c * g.hL * g.d * eb * p->world;
+  }
+  return FPDT_OK;
+}
+
+static int fpdt_all_to_all_once(fpdt_program* p, int to_heads, const void* send, void* recv, fpdt_a2a_geom g, int eb, const char* where) {
   const long long piece = (long long)g.c * g.hL * g.d; /* elements one rank sends another */
   if (!p->comm) return fpdt_self_copy(p, recv, send, piece * eb, where);
   cudaStream_t s = p->s[3];

@@ -119,7 +119,11 @@ export async function runTraining(o: RunOptions): Promise<StepFigures[]> {
       } finally {
         clearInterval(progress);
       }
-      const ms = lead.timings().find((t) => t.name === 'step')?.ms ?? Date.now() - started;
+      const timings = lead.timings();
+      const ms = timings.find((t) => t.name === 'step')?.ms ?? Date.now() - started;
+      const a2a = timings.find((t) => t.name === 'all_to_all');
+      const a2aMB = timings.find((t) => t.name === 'all_to_all_MB');
+      if (a2a && a2aMB && a2a.ms > 0) log(`  all-to-all  ${a2a.ms.toFixed(1)} ms of the step on rank 0, ${(a2aMB.ms / a2a.ms).toFixed(1)} GB/s (bytes exchanged / time inside)`);
       const mem = lead.memory();
       const f: StepFigures = { step: k + 1, loss, ms, tokens: report.tokens, mfu: mfu(report.flops_per_step / gpus, ms), plannedGpu: mem.plannedGpu, peakGpu: mem.peakGpuMeasured };
       figures.push(f);

@@ -44,8 +44,13 @@ struct fpdt_program {
   float lr, inv_nvalid, loss;
   double seed, step_ms;
   size_t free0, min_free;
+  /* FPDT_PROFILE_COMM=1: each all-to-all of a step between a pair of timing events */
+  int profile_comm, a2a_n;
+  cudaEvent_t* a2a_ev;
+  double a2a_bytes, a2a_ms, a2a_MB;
   char err[512];
 };
+#define FPDT_A2A_PROFILED 16384
 
 typedef struct fpdt_param_entry {
   const char* name;
@@ -2172,6 +2177,10 @@ static void release(fpdt_program* p) {
   if (p->comm_ready) cudaEventDestroy(p->comm_ready);
   if (p->comm_done) cudaEventDestroy(p->comm_done);
   if (p->comm_scratch) cudaFree(p->comm_scratch);
+  if (p->a2a_ev) {
+    for (int i = 0; i < 2 * FPDT_A2A_PROFILED; i++) if (p->a2a_ev[i]) cudaEventDestroy(p->a2a_ev[i]);
+    free(p->a2a_ev);
+  }
   for (int i = 0; i < 4; i++) if (p->s[i]) cudaStreamDestroy(p->s[i]);
   if (p->gpu) cudaFree(p->gpu);
   if (p->stat_rstd) cudaFree(p->stat_rstd);
@@ -2248,6 +2257,11 @@ extern "C" int fpdt_create(const char* config_json, int rank, int world, void* c
     CREATE_CK(cudaEventCreateWithFlags(&p->comm_ready, cudaEventDisableTiming), "creating events");
     CREATE_CK(cudaEventCreateWithFlags(&p->comm_done, cudaEventDisableTiming), "creating events");
     if (FPDT_COMM_SCRATCH_BYTES > 0) CREATE_CK(cudaMalloc((void**)&p->comm_scratch, FPDT_COMM_SCRATCH_BYTES), "allocating collective scratch (2361344 bytes)");
+  }
+  if (c && getenv("FPDT_PROFILE_COMM") && !strcmp(getenv("FPDT_PROFILE_COMM"), "1")) {
+    p->profile_comm = 1;
+    p->a2a_ev = (cudaEvent_t*)calloc(2 * FPDT_A2A_PROFILED, sizeof(cudaEvent_t));
+    for (int i = 0; p->a2a_ev && i < 2 * FPDT_A2A_PROFILED; i++) CREATE_CK(cudaEventCreate(&p->a2a_ev[i]), "creating timing events");
   }
   status = fpdt_gemm_create(&p->gemm, FPDT_GEMM_WORKSPACE, create_error, sizeof create_error);
   if (status != FPDT_OK) { release(p); return status; }
@@ -2405,6 +2419,18 @@ extern "C" int fpdt_step(fpdt_program* p, float* loss) {
   float ms = 0.f;
   FPDT_CK(cudaEventElapsedTime(&ms, p->t0, p->t1), "step end");
   p->step_ms = ms;
+  if (p->profile_comm) {
+    double total = 0;
+    for (int i = 0; i < p->a2a_n && i < FPDT_A2A_PROFILED; i++) {
+      float one = 0.f;
+      FPDT_CK(cudaEventElapsedTime(&one, p->a2a_ev[2 * i], p->a2a_ev[2 * i + 1]), "all-to-all timing");
+      total += one;
+    }
+    p->a2a_ms = total;
+    p->a2a_MB = p->a2a_bytes / 1e6;
+    p->a2a_n = 0;
+    p->a2a_bytes = 0;
+  }
   /* the loss kernel sums unscaled per-token losses: divide by the number of labels here */
   float sum = 0.f;
   FPDT_CK(cudaMemcpy(&sum, p->gpu + LOSS_AT, sizeof(float), cudaMemcpyDeviceToHost), "reading the loss");
@@ -2425,7 +2451,12 @@ extern "C" int fpdt_memory(const fpdt_program* p, size_t* planned_gpu, size_t* p
 
 extern "C" int fpdt_timings(const fpdt_program* p, fpdt_timing* out, int capacity, int* count) {
   if (!p || !count) return FPDT_ERR_INVALID_ARGUMENT;
-  *count = 1;
+  *count = p->profile_comm ? 3 : 1;
   if (capacity >= 1 && out) { out[0].name = "step"; out[0].ms = p->step_ms; }
+  /* with FPDT_PROFILE_COMM=1: time inside all-to-alls, and the megabytes they exchanged (in `ms`) */
+  if (p->profile_comm && capacity >= 3 && out) {
+    out[1].name = "all_to_all"; out[1].ms = p->a2a_ms;
+    out[2].name = "all_to_all_MB"; out[2].ms = p->a2a_MB;
+  }
   return FPDT_OK;
 }
