@@ -26,12 +26,8 @@ export function writeScheduleOutputs(dir: string, o: ScheduleOutputs): string[] 
   put('schedule.dot', scheduleToDot(o.schedule));
   if (o.timeline) {
     const t = o.timeline;
-    // one iteration of each layer loop (and what is outside them): the trace stays small enough to open
-    const firsts = new Set(
-      o.schedule.body.flatMap((it) => (it.kind === 'loop' && it.role === 'layer' && it.to.c > it.from.c ? [it.reverse ? it.to.c - 1 : it.from.c] : [])),
-    );
-    const spans = t.spans.filter((x) => x.layer === undefined || firsts.has(x.layer));
-    const trace = chromeTrace([{ rank: 0, spans }], { model: o.schedule.model, windowLayers: 1, predictedStepSeconds: t.stepSeconds });
+    // the simulator keeps spans of one forward and one backward layer (see simulate.ts)
+    const trace = chromeTrace([{ rank: 0, spans: t.spans }], { model: o.schedule.model, windowLayers: 1, predictedStepSeconds: t.stepSeconds });
     put('trace.json', JSON.stringify(trace) + '\n');
   }
   return paths;

@@ -176,10 +176,17 @@ export function simulateWindow(s: Schedule, dev: DeviceProfile, opts: UnrollOpti
 
   const marks = new Map<Loop, { at: Snapshot; trips: number; run: number; last?: Snapshot }>();
   const snapshot = (): Snapshot => ({ t: free.compute, busy: { ...busy }, copy: exposedCopy, comm: exposedComm });
-  // spans are kept for the first iteration of each layer loop (and outside them): the trace's window
+  // spans are kept outside layer loops and for the first iteration of the first forward and the
+  // first backward layer loop: one layer each way is the trace's window
   let layerK = -1;
+  let traced = false;
+  const tracedKinds = new Set<boolean>();
   const onLayer: OnLayer = (loop, k, trips) => {
     layerK = k;
+    if (k === 0) {
+      traced = !tracedKinds.has(!!loop.reverse);
+      tracedKinds.add(!!loop.reverse);
+    }
     if (k >= 0) {
       marks.set(loop, { at: snapshot(), trips, run: k + 1 });
       return;
@@ -219,7 +226,7 @@ export function simulateWindow(s: Schedule, dev: DeviceProfile, opts: UnrollOpti
     free[st] = end;
     last[st] = [start, end];
     busy[st] += dur;
-    if (keepSpans && layerK <= 0) spans.push({ stream: st, op: it.op, id: it.id, start, end, ...byRole });
+    if (keepSpans && (layerK < 0 || (layerK === 0 && traced))) spans.push({ stream: st, op: it.op, id: it.id, start, end, ...byRole });
   }, onLayer);
   const stepSeconds = Math.max(...STREAMS.map((x) => Math.max(free[x], gate[x])));
   // compute done, copies or collectives still running: the tail is exposed too

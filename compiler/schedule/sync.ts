@@ -23,7 +23,8 @@ interface Access {
   readonly indexLen?: number;
 }
 
-type State = Map<string, Access[]>;
+/** buffer -> its live accesses, by access identity (accessKey) */
+type State = Map<string, Map<string, Access>>;
 
 const shift = (a: Affine, varName: string, by: number): Affine => ({ c: a.c + (a.t[varName] ?? 0) * by, t: a.t });
 const termKeys = new WeakMap<Affine, string>();
@@ -58,17 +59,34 @@ function mayOverlap(a: { off?: Affine; len: number }, b: { off?: Affine; len: nu
 }
 
 function cloneState(s: State): State {
-  return new Map([...s].map(([k, v]) => [k, [...v]]));
+  const out: State = new Map();
+  for (const [k, v] of s) out.set(k, new Map(v));
+  return out;
 }
 
-const accessKey = (a: Access) => `${a.instr}|${a.write}|${affKey(a.slot)}|${affKey(a.off)}`;
+/** A buffer's accesses as a fresh map keyed by identity (for shifted or forgotten copies). */
+function keyed(list: Iterable<Access>): Map<string, Access> {
+  const m = new Map<string, Access>();
+  for (const a of list) m.set(accessKey(a), a);
+  return m;
+}
+
+const accessKeys = new WeakMap<Access, string>();
+/** Identity of an access for merging states; accesses are immutable, so it is computed once. */
+function accessKey(a: Access): string {
+  let k = accessKeys.get(a);
+  if (k === undefined) {
+    k = `${a.instr}|${a.write}|${affKey(a.slot)}|${affKey(a.off)}`;
+    accessKeys.set(a, k);
+  }
+  return k;
+}
 
 function mergeInto(into: State, from: State): void {
-  for (const [k, list] of from) {
-    const cur = into.get(k) ?? [];
-    const have = new Set(cur.map(accessKey));
-    for (const a of list) if (!have.has(accessKey(a))) cur.push(a);
-    into.set(k, cur);
+  for (const [k, m] of from) {
+    let cur = into.get(k);
+    if (!cur) into.set(k, (cur = new Map()));
+    for (const [key, a] of m) if (!cur.has(key)) cur.set(key, a);
   }
 }
 
@@ -201,10 +219,14 @@ class Sync {
     const step = l.reverse ? 1 : -1; // previous iterations, in this iteration's terms
     for (const back of [1, 2]) {
       const carried: State = new Map();
-      for (const [k, list] of dry)
+      for (const [k, m] of dry)
         carried.set(
           k,
-          list.map((a) => ({ ...a, ...(a.slot ? { slot: shift(a.slot, l.var, step * back) } : {}), ...(a.off ? { off: shift(a.off, l.var, step * back) } : {}) })),
+          keyed(
+            [...m.values()].map((a) =>
+              a.slot?.t[l.var] || a.off?.t[l.var] ? { ...a, ...(a.slot ? { slot: shift(a.slot, l.var, step * back) } : {}), ...(a.off ? { off: shift(a.off, l.var, step * back) } : {}) } : a,
+            ),
+          ),
         );
       mergeInto(entry, carried);
     }
@@ -233,11 +255,15 @@ class Sync {
 
   /** After a loop, slot and offset expressions in its variable no longer mean anything. */
   private forget(state: State, varName: string): void {
-    for (const [k, list] of state)
+    for (const [k, m] of state) {
+      let touched = false;
+      for (const a of m.values()) if (a.slot?.t[varName] || a.off?.t[varName]) touched = true;
+      if (!touched) continue;
       state.set(
         k,
-        list.map((a) => (a.slot?.t[varName] || a.off?.t[varName] ? { ...a, slot: a.slot && a.slot.t[varName] ? undefined : a.slot, off: a.off && a.off.t[varName] ? undefined : a.off } : a)),
+        keyed([...m.values()].map((a) => (a.slot?.t[varName] || a.off?.t[varName] ? { ...a, slot: a.slot && a.slot.t[varName] ? undefined : a.slot, off: a.off && a.off.t[varName] ? undefined : a.off } : a))),
       );
+    }
   }
 
   private waitsFor(it: Instr, state: State): EventOp[] {
@@ -246,7 +272,7 @@ class Sync {
     const need = (r: Ref, write: boolean) => {
       const buf = this.bufs.get(r.buf)!;
       const mine = accessIndex(buf, r);
-      for (const a of state.get(r.buf) ?? []) {
+      for (const a of state.get(r.buf)?.values() ?? []) {
         if (a.stream === it.stream || (!write && !a.write) || !mayOverlap(a, r)) continue;
         if (slotAlias(a.slot, r.slot, buf.slots) === 'no') continue;
         const ev = this.eventFor(a);
@@ -266,7 +292,7 @@ class Sync {
     // A write to bytes that an earlier buffer used must wait for that buffer's last accesses.
     const reuse = (r: Ref) => {
       for (const other of this.shared.get(r.buf) ?? [])
-        for (const a of state.get(other) ?? []) {
+        for (const a of state.get(other)?.values() ?? []) {
           if (a.stream === it.stream) continue;
           const ev = this.eventFor(a);
           const indices: (Affine | undefined)[] = a.recordIndex ? [...Array(a.indexCount!).keys()].map((c) => ({ c, t: {} })) : [undefined];
@@ -301,20 +327,20 @@ class Sync {
       // A later access by the same site to the same slot or window supersedes the earlier one
       // (a wait binds to that index's latest record anyway); one by the same stream to the
       // same bytes orders after them.
-      const list = (state.get(r.buf) ?? []).filter(
-        (x) =>
-          !(x.instr === a.instr && x.write === a.write && affKey(x.recordIndex) === affKey(a.recordIndex) && affKey(x.slot) === affKey(a.slot)) &&
-          !(
-            x.stream === a.stream &&
+      let m = state.get(r.buf);
+      if (!m) state.set(r.buf, (m = new Map()));
+      for (const [key, x] of m)
+        if (
+          (x.instr === a.instr && x.write === a.write && affKey(x.recordIndex) === affKey(a.recordIndex) && affKey(x.slot) === affKey(a.slot)) ||
+          (x.stream === a.stream &&
             (x.write === a.write || a.write) &&
             slotAlias(x.slot, a.slot, buf.slots) === 'same' &&
             !!x.slot === !!a.slot &&
             affKey(x.off) === affKey(a.off) &&
-            x.len === a.len
-          ),
-      );
-      list.push(a);
-      state.set(r.buf, list);
+            x.len === a.len)
+        )
+          m.delete(key);
+      m.set(accessKey(a), a);
     };
     it.reads.forEach((r) => add(r, false));
     it.writes.forEach((r) => add(r, true));
