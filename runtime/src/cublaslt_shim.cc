@@ -7,18 +7,14 @@
 #include <string>
 
 #include "dl_library.h"
+#include "dl_table.h"
 
 namespace {
 
 constexpr const char* kLabel = "cuBLASLt";
 constexpr const char* kEnvVar = "FPDT_CUBLASLT";
 
-struct LoadedCublasLt {
-  std::once_flag once;
-  fpdt_cublaslt table{};
-  bool ok = false;
-  std::string error;
-};
+using LoadedCublasLt = fpdt_loaded_table<fpdt_cublaslt>;
 
 LoadedCublasLt& loaded() {
   static LoadedCublasLt instance;
@@ -27,14 +23,7 @@ LoadedCublasLt& loaded() {
 
 template <typename Fn>
 bool bind(void* lib, const char* symbol, Fn* slot, std::string& error) {
-  char msg[512];
-  void* fn = fpdt_dl_symbol(lib, kLabel, kEnvVar, symbol, msg, sizeof msg);
-  if (!fn) {
-    error = msg;
-    return false;
-  }
-  *slot = reinterpret_cast<Fn>(fn);
-  return true;
+  return fpdt_bind(lib, kLabel, kEnvVar, symbol, slot, error);
 }
 
 void loadOnce(LoadedCublasLt& state) {

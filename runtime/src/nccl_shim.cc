@@ -6,6 +6,7 @@
 #include <string>
 
 #include "dl_library.h"
+#include "dl_table.h"
 #include "fpdt_abi.h"
 
 namespace {
@@ -13,12 +14,7 @@ namespace {
 constexpr const char* kLabel = "NCCL";
 constexpr const char* kEnvVar = "FPDT_NCCL";
 
-struct LoadedNccl {
-  std::once_flag once;
-  fpdt_nccl table{};
-  bool ok = false;
-  std::string error;
-};
+using LoadedNccl = fpdt_loaded_table<fpdt_nccl>;
 
 LoadedNccl& loaded() {
   static LoadedNccl instance;
@@ -27,14 +23,7 @@ LoadedNccl& loaded() {
 
 template <typename Fn>
 bool bind(void* lib, const char* symbol, Fn* slot, std::string& error) {
-  char msg[512];
-  void* fn = fpdt_dl_symbol(lib, kLabel, kEnvVar, symbol, msg, sizeof msg);
-  if (!fn) {
-    error = msg;
-    return false;
-  }
-  *slot = reinterpret_cast<Fn>(fn);
-  return true;
+  return fpdt_bind(lib, kLabel, kEnvVar, symbol, slot, error);
 }
 
 void loadOnce(LoadedNccl& state) {
