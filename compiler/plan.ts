@@ -37,7 +37,7 @@ export function planGraph(g: Graph): Planned {
 
 /** GPU bytes of attention's streamed state (stashes, slots, accumulators) in a plan. */
 export function attentionWorkingSet(p: { schedule: Schedule }, plan = planMemory(p.schedule, deviceProfile(p.schedule.config.device, { hostMemGiB: p.schedule.config.hostMemGiB }))): { gpu: number; host: number } {
-  const attn = new Set(p.schedule.buffers.filter((b) => b.kind === 'stash' || /(_slot|_acc|delta)$/.test(b.id) || /@h$/.test(b.id)).map((b) => b.id));
+  const attn = new Set(p.schedule.buffers.filter((b) => b.kind === 'stash' || b.kind === 'attn').map((b) => b.id));
   let gpu = 0;
   let host = 0;
   for (const pl of plan.placements) if (attn.has(pl.buf)) pl.space === 'gpu' ? (gpu += pl.size) : (host += pl.size);

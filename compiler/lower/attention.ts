@@ -37,7 +37,7 @@ function fetch(b: Bindings, id: string, k: Affine, slotBuf: string): Ref {
 function slotBuffer(b: Bindings, id: string, name: string): string {
   const h = heads(b, id);
   const like = b.e.buffers.get(h.chunk)!;
-  b.e.buffer(name, 'gpu', like.dtype, like.shape, 'chunk', { slots: 2 });
+  b.e.buffer(name, 'gpu', like.dtype, like.shape, 'attn', { slots: 2 });
   return name;
 }
 
@@ -53,8 +53,8 @@ export function emitAttentionFwd(n: Node, b: Bindings, cv: string, names: AttnNa
   const { e, geo } = b;
   const [q, k, vv] = n.inputs;
   const [o, lse] = n.outputs;
-  const oAcc = e.buffer(`${names.prefix}o_acc`, 'gpu', 'fp32', [geo.C, geo.hqL, geo.d], 'chunk').id;
-  const lAcc = e.buffer(`${names.prefix}lse_acc`, 'gpu', 'fp32', [geo.hqL, geo.C], 'chunk').id;
+  const oAcc = e.buffer(`${names.prefix}o_acc`, 'gpu', 'fp32', [geo.C, geo.hqL, geo.d], 'attn').id;
+  const lAcc = e.buffer(`${names.prefix}lse_acc`, 'gpu', 'fp32', [geo.hqL, geo.C], 'attn').id;
   const kSlot = slotBuffer(b, k, `${names.prefix}k_slot`);
   const vSlot = slotBuffer(b, vv, `${names.prefix}v_slot`);
   e.instr({ stream: 'compute', op: 'attn_init', reads: [], writes: [e.whole(oAcc), e.whole(lAcc)], attrs: {} });
@@ -88,7 +88,7 @@ export function emitAttentionBwdPrep(n: Node, b: Bindings, cv: string, names: At
   const { e, geo } = b;
   const [dout, , , , o] = n.inputs;
   const oSlot = slotBuffer(b, o, `${names.prefix}o_slot`);
-  const dBuf = e.buffer(`${names.prefix}delta`, 'gpu', 'fp32', [geo.hqL, geo.C], 'chunk').id;
+  const dBuf = e.buffer(`${names.prefix}delta`, 'gpu', 'fp32', [geo.hqL, geo.C], 'attn').id;
   const dStash = e.buffer(`${names.prefix}delta_stash`, names.space, 'fp32', [geo.u, geo.hqL * geo.C], 'stash').id;
   const oRef = fetch(b, o, v(cv), oSlot);
   e.instr({ stream: 'compute', op: 'attn_bwd_prep', reads: [b.chunk(dout), oRef], writes: [e.whole(dBuf)], attrs: { rows: geo.C, heads: geo.hqL, d: geo.d } });
@@ -106,10 +106,10 @@ export function emitAttentionBwd(n: Node, b: Bindings, names: AttnNames, post: (
   const per = geo.C * geo.hqL * geo.d;
   const dStash = `${names.prefix}delta_stash`;
   const dqStash = e.buffer(`${names.prefix}dq_stash`, names.space, 'fp32', [geo.u, per], 'stash').id;
-  const dqSlot = e.buffer(`${names.prefix}dq_slot`, 'gpu', 'fp32', [geo.C, geo.hqL, geo.d], 'chunk', { slots: 2 }).id;
-  const dSlot = e.buffer(`${names.prefix}delta_slot`, 'gpu', 'fp32', [geo.hqL, geo.C], 'chunk', { slots: 2 }).id;
-  const dkAcc = e.buffer(`${names.prefix}dk_acc`, 'gpu', 'fp32', [geo.C, geo.kvL, geo.d], 'chunk').id;
-  const dvAcc = e.buffer(`${names.prefix}dv_acc`, 'gpu', 'fp32', [geo.C, geo.kvL, geo.d], 'chunk').id;
+  const dqSlot = e.buffer(`${names.prefix}dq_slot`, 'gpu', 'fp32', [geo.C, geo.hqL, geo.d], 'attn', { slots: 2 }).id;
+  const dSlot = e.buffer(`${names.prefix}delta_slot`, 'gpu', 'fp32', [geo.hqL, geo.C], 'attn', { slots: 2 }).id;
+  const dkAcc = e.buffer(`${names.prefix}dk_acc`, 'gpu', 'fp32', [geo.C, geo.kvL, geo.d], 'attn').id;
+  const dvAcc = e.buffer(`${names.prefix}dv_acc`, 'gpu', 'fp32', [geo.C, geo.kvL, geo.d], 'attn').id;
   const slots = {
     k: slotBuffer(b, k, `${names.prefix}bk_slot`),
     v: slotBuffer(b, vv, `${names.prefix}bv_slot`),

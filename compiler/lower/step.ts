@@ -53,7 +53,7 @@ function bindRegionValues(g: Graph, r: Region, b: Bindings, prefix: string, attn
         const local = H === g.sizes.Hq ? geo.hqL : geo.kvL;
         const per = t.shape.length === 3 ? geo.C * local * geo.d : geo.hqL * geo.C;
         const shape = t.shape.length === 3 ? [geo.C, local, geo.d] : [geo.hqL, geo.C];
-        const chunk = e.buffer(`${prefix}${o}`, 'gpu', t.dtype, shape, 'chunk', { value: o }).id;
+        const chunk = e.buffer(`${prefix}${o}`, 'gpu', t.dtype, shape, 'attn', { value: o }).id;
         const needStash = cross.has(o) || attnKv.has(o);
         const stash = needStash ? e.buffer(`${prefix}${o}.stash`, t.place ?? 'gpu', t.dtype, [geo.u, per], 'stash', { value: o }).id : undefined;
         b.set(o, { kind: 'heads', chunk, per, ...(stash ? { stash } : {}) });

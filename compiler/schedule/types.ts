@@ -26,6 +26,7 @@ export type BufferKind =
   | 'stash' // attention tensors kept for backward (q, k, v, o, lse, do, dq)
   | 'act' // activations of the whole local sequence for one layer
   | 'chunk' // working buffers for one chunk
+  | 'attn' // attention's working buffers on the GPU: heads-layout chunks, rotating slots, accumulators
   | 'io'; // tokens, labels, loss
 
 export interface Buffer {
