@@ -44,8 +44,23 @@ function summary({ report: r, files }: CompileResult): string {
     `${r.model}: ${formatCount(r.params)} params, ${r.layers} layers, ${formatTokens(r.tokens)} tokens (${run.join(', ')})`,
     `  flops/step  ${formatFlops(r.flops_per_step)} (6*params*tokens + 6*layers*S^2*hidden)`,
     `  passes      ${passes.join(', ') || '(none)'}`,
+    ...planLines(r),
     `  wrote       ${where}${dumps ? ` and ${dumps} IR dump${dumps > 1 ? 's' : ''} in passes/` : ''}`,
     `  done in ${formatSeconds(performance.now())}`,
     '',
   ].join('\n');
+}
+
+const GiB = 1024 ** 3;
+
+/** The plan in two lines: memory per rank against the device, and the predicted step. */
+function planLines(r: CompileResult['report']): string[] {
+  if (r.predicted_step_s === undefined) return [];
+  const gib = (x: unknown) => `${(Number(x) / GiB).toFixed(1)} GiB`;
+  const mfu = typeof r.mfu === 'number' ? `, MFU ${(100 * r.mfu).toFixed(1)}%` : '';
+  const kept = Number(r.kept_attention_layers ?? 0);
+  return [
+    `  memory      GPU ${gib(r.peak_gpu_bytes)} of ${gib(r.gpu_budget_bytes)}, pinned host ${gib(r.peak_host_bytes)} of ${gib(r.host_budget_bytes)} per rank${r.fits ? '' : ' (does not fit)'}`,
+    `  predicted   ${Number(r.predicted_step_s).toFixed(2)} s per step${mfu}, ${Number(r.exposed_copy_s).toFixed(2)} s of copies exposed; attention kept for ${kept} of ${r.layers} layers`,
+  ];
 }
