@@ -90,20 +90,31 @@ export function gatherLayer(e: Emitter, pl: ParamLayout, layer: Affine = v('l'))
 
 /**
  * Layers [from, to) in order (or in reverse), each gathered one layer ahead: while layer l
- * computes, layer l+1 (l-1 in reverse) is gathered into the other slot. The last layer is
- * emitted on its own so that nothing gathers past the range.
+ * computes, layer l+1 (l-1 in reverse) is gathered into the other slot. A range that another
+ * range of the same pass continues gathers that range's first layer in its last iteration, so
+ * only the pass's last layer is emitted on its own (nothing to gather after it), and only the
+ * pass's first range gathers its first layer before the loop.
  */
-export function layerLoop(e: Emitter, pl: ParamLayout, from: number, to: number, reverse: boolean, body: () => void): void {
+export function layerLoop(
+  e: Emitter,
+  pl: ParamLayout,
+  from: number,
+  to: number,
+  reverse: boolean,
+  body: () => void,
+  ends: { startsPass: boolean; endsPass: boolean },
+): void {
   if (to <= from) return;
   const first = reverse ? to - 1 : from;
   const last = reverse ? from : to - 1;
-  gatherLayer(e, pl, aff(first));
+  if (ends.startsPass) gatherLayer(e, pl, aff(first));
   const step = reverse ? -1 : 1;
-  e.loop('l', reverse ? from + 1 : from, reverse ? to : to - 1, 'layer', () => {
+  const peel = ends.endsPass ? 1 : 0;
+  e.loop('l', reverse ? from + peel : from, reverse ? to : to - peel, 'layer', () => {
     gatherLayer(e, pl, v('l', 1, step));
     body();
   }, reverse);
-  e.loop('l', last, last + 1, 'layer', body, reverse);
+  if (peel) e.loop('l', last, last + 1, 'layer', body, reverse);
 }
 
 /** Sums layer l's gradient over ranks into its shard (ZeRO-3) or its full copy. */

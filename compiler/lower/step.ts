@@ -159,7 +159,7 @@ function lowerLayerForward(s: StepCtx, n: Node): void {
           }
         }
       });
-    });
+    }, { startsPass: from === 0, endsPass: to === geo.L });
   layers(0, geo.L - s.keep, false);
   if (s.keep > 0) layers(geo.L - s.keep, geo.L, true);
 }
@@ -212,6 +212,8 @@ function lowerLayerBackward(s: StepCtx, n: Node, fwd: Node): void {
         else e.loop('j', 0, geo.u, 'chunk', () => of('post').forEach((x) => emitNode(g, x, bb, 'j', names)));
         reduceLayerGrads(e, pl);
       },
+      // in reverse the pass starts at the last layer and ends at layer 0
+      { startsPass: to === geo.L, endsPass: from === 0 },
     );
   };
   if (s.keep > 0) layers(geo.L - s.keep, geo.L, true);
