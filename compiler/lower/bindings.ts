@@ -3,7 +3,7 @@
 // their gradients are windows of flat buffers. Heads-layout values are chunk buffers,
 // optionally kept per chunk in a stash (host or GPU) for later loops.
 import type { Affine, Ref } from '../schedule/types.js';
-import { addAff, aff, scaleAff, v } from '../schedule/types.js';
+import { addAff, scaleAff, v } from '../schedule/types.js';
 import type { Emitter } from './emitter.js';
 import type { Geometry } from './geometry.js';
 
@@ -104,4 +104,3 @@ export class Bindings {
   }
 }
 
-export { aff };

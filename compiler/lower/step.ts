@@ -4,7 +4,6 @@
 //   in reverse (each: gather, fetch checkpoint, recompute / pre / kv+post loops, reduce
 //   the layer's gradients); embedding backward; reduce global gradients; AdamW.
 import type { Graph, Node, Region } from '../ir/types.js';
-import { DTYPE_BYTES, numel } from '../ir/types.js';
 import type { Schedule } from '../schedule/types.js';
 import { aff, scaleAff, v } from '../schedule/types.js';
 import { emitAllToAll, emitAttentionBwd, emitAttentionBwdPrep, emitAttentionFwd, stashChunk, type AttnNames } from './attention.js';
@@ -316,4 +315,3 @@ export function lowerStep(g: Graph, opts: LowerOptions = {}): Schedule {
   };
 }
 
-export const bytesOfParams = (g: Graph) => g.params.reduce((n, p) => n + numel(g.values[p].type, g.sizes) * DTYPE_BYTES[g.values[p].type.dtype], 0);
