@@ -1,0 +1,46 @@
+// The planner's two memory-for-time trades: layers that keep attention for backward, and
+// AdamW states in host memory.
+import { expect } from 'chai';
+import { chooseKeptLayers } from '../../compiler/lower/keep.js';
+import { deviceProfile } from '../../compiler/schedule/devices.js';
+import { planMemory } from '../../compiler/schedule/memory.js';
+import { simulateStreams } from '../../compiler/schedule/simulate.js';
+import { graphOf, scheduleOf } from './helpers.js';
+
+describe('keeping attention for backward', () => {
+  it('keeps as many layers as the host memory left by the plan holds', () => {
+    const roomy = chooseKeptLayers(graphOf('llama8b', { seq: '512K', sp: 4 }), deviceProfile('h200'));
+    const tight = chooseKeptLayers(graphOf('llama8b', { seq: '512K', sp: 4, hostMemGiB: 60 }), deviceProfile('h200', { hostMemGiB: 60 }));
+    expect(roomy.keep).to.be.greaterThan(tight.keep);
+    expect(roomy.plan.fits).to.equal(true);
+    expect(roomy.plan.host.size).to.be.at.most(0.9 * roomy.plan.host.budget);
+  });
+
+  it('keeps none when the plan without kept layers does not fit', () => {
+    const c = chooseKeptLayers(graphOf('llama8b', { seq: '2M', sp: 4, device: 'a100-40g' }), deviceProfile('a100-40g'));
+    expect(c.plan.fits).to.equal(false);
+    expect(c.keep).to.equal(0);
+  });
+
+  it('a fixed count is taken as given, and kept layers skip the attention recompute', () => {
+    const none = scheduleOf('llama1b', { seq: '128K', sp: 1, chunk: '32K', keepAttention: 0 });
+    const all = scheduleOf('llama1b', { seq: '128K', sp: 1, chunk: '32K', keepAttention: 16 });
+    expect(none.keptLayers).to.equal(0);
+    expect(all.keptLayers).to.equal(16);
+    const dev = deviceProfile('h200');
+    expect(simulateStreams(all, dev).busySeconds.compute).to.be.lessThan(simulateStreams(none, dev).busySeconds.compute);
+  });
+});
+
+describe('AdamW states in host memory', () => {
+  it('moves the optimizer states off the GPU and lets llama8b train 128K tokens on one H200', () => {
+    const over = { seq: '128K', sp: 1, hostMemGiB: 110, checkpoint: 'gpu' as const };
+    const dev = deviceProfile('h200', { hostMemGiB: 110 });
+    const onGpu = planMemory(scheduleOf('llama8b', over), dev);
+    const onHost = planMemory(scheduleOf('llama8b', { ...over, optimizer: 'host' }), dev);
+    expect(onGpu.fits).to.equal(false);
+    expect(onHost.fits, onHost.advice).to.equal(true);
+    expect(onHost.gpu.breakdown.optimizer).to.equal(0);
+    expect(onHost.host.breakdown.optimizer).to.be.closeTo(onGpu.gpu.breakdown.optimizer, onGpu.gpu.breakdown.optimizer * 0.01);
+  });
+});
