@@ -18,8 +18,9 @@ export function register(program: Command): void {
     .command('inspect')
     .description('print the memory plan, one layer of the schedule and the predicted step of a compiled model')
     .argument('<dir>', 'the output folder of a compile, e.g. out/llama70b')
-    .action((dir: string) => {
-      process.stdout.write(formatInspection(loadInspection(dir)));
+    .option('--events', 'show the event records and waits in the listing')
+    .action((dir: string, o: { events?: boolean }) => {
+      process.stdout.write(formatInspection(loadInspection(dir), { events: o.events === true }));
     });
 }
 
@@ -97,7 +98,7 @@ function timelineLines(t: TimelineSummary): string[] {
 }
 
 /** The whole printout of `fpdtc inspect`. */
-export function formatInspection(x: Inspection): string {
+export function formatInspection(x: Inspection, opts: { events?: boolean } = {}): string {
   const s = x.schedule;
   const c = s.config;
   const head = `${s.model}: ${s.world} rank${s.world === 1 ? '' : 's'}, ${s.layers} layers, ${c.seq} tokens in ${s.chunks} chunks of ${s.chunk}, offload ${c.offload ? 'on' : 'off'}, checkpoints ${c.checkpoint}, ZeRO-${c.zero}, ${c.device}`;
@@ -108,8 +109,8 @@ export function formatInspection(x: Inspection): string {
     '',
     ...timelineLines(x.timeline),
     '',
-    'one layer, forward and backward (per rank):',
-    listSchedule(s, { layersOnly: true, header: false }).trimEnd(),
+    `one layer, forward and backward (per rank${opts.events ? '' : '; --events shows the event records and waits'}):`,
+    listSchedule(s, { layersOnly: true, header: false, events: opts.events ?? true }).trimEnd(),
     '',
   ].join('\n');
 }

@@ -14,6 +14,8 @@ export interface ListingOptions {
   readonly layersOnly?: boolean;
   /** buffers and events before the program (default true) */
   readonly header?: boolean;
+  /** event records and waits (default true); people reading one layer usually want them out */
+  readonly events?: boolean;
 }
 
 const STREAM_W = 8;
@@ -49,25 +51,29 @@ export function printInstr(ins: Instr, bufs: ReadonlyMap<string, Buffer>): strin
   return `${ins.stream.padEnd(STREAM_W)} ${ins.op.padEnd(OP_W)} ${reads || '-'} -> ${writes || '-'}${printAttrs(ins)}  # ${ins.id}`;
 }
 
-function printItems(items: readonly Item[], bufs: ReadonlyMap<string, Buffer>, depth: number, out: string[]): void {
+function printItems(items: readonly Item[], bufs: ReadonlyMap<string, Buffer>, depth: number, out: string[], events = true): void {
   const pad = '  '.repeat(depth);
   for (const it of items) {
     if (it.kind === 'loop') {
       const range = `${printAff(it.from)}..${printAff(it.to)}`;
       out.push(`${pad}for ${it.var} in ${it.reverse ? `reverse ${range}` : range}:  # ${it.role}`);
-      printItems(it.body, bufs, depth + 1, out);
+      printItems(it.body, bufs, depth + 1, out, events);
     } else if (it.kind === 'instr') {
       out.push(pad + printInstr(it, bufs));
-    } else {
+    } else if (events) {
       const idx = it.index ? `[${printAff(it.index)}]` : '';
       out.push(`${pad}${it.stream.padEnd(STREAM_W)} ${it.kind.padEnd(OP_W)} ${it.event}${idx}`);
     }
   }
 }
 
-/** The loops of role 'layer' at any depth, in program order. */
+/** The first forward and the first backward loop of role 'layer' (a pass may have several). */
 function layerLoops(items: readonly Item[]): Item[] {
-  return items.flatMap((it) => (it.kind !== 'loop' ? [] : it.role === 'layer' ? [it] : layerLoops(it.body)));
+  const all = (xs: readonly Item[]): Item[] => xs.flatMap((it) => (it.kind !== 'loop' ? [] : it.role === 'layer' ? [it] : all(it.body)));
+  const loops = all(items).filter((x) => x.kind === 'loop' && x.to.c - x.from.c > 0);
+  const first = loops.find((x) => x.kind === 'loop' && !x.reverse);
+  const firstBack = loops.find((x) => x.kind === 'loop' && x.reverse);
+  return [first, firstBack].filter((x): x is Item => x !== undefined);
 }
 
 export function printBuffer(b: Buffer): string {
@@ -87,6 +93,6 @@ export function listSchedule(s: Schedule, opts: ListingOptions = {}): string {
     out.push(`events: ${Object.entries(s.events).map(([k, n]) => `${k}[${n}]`).join(' ') || '-'}`);
     out.push('');
   }
-  printItems(opts.layersOnly ? layerLoops(s.body) : s.body, bufs, 0, out);
+  printItems(opts.layersOnly ? layerLoops(s.body) : s.body, bufs, 0, out, opts.events ?? true);
   return out.join('\n') + '\n';
 }
