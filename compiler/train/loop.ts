@@ -81,9 +81,20 @@ export async function openRanks(dir: string, world: number, config: Record<strin
   const addon = loadAddon(findBuiltAddon(dir));
   if (o.ranksPerGpu !== undefined) return RankSet.local(addon, world, config);
   if (o.dist) {
-    const id = await exchangeUniqueId(o.dist, () => addon.native.ncclUniqueId());
-    const comm = addon.native.ncclInit(id, o.dist.rank, o.dist.world, o.dist.localRank);
-    return RankSet.nccl(addon, o.dist.rank, o.dist.world, comm, config);
+    // FPDTC_DEBUG=1: each rank says how far its start got (a multi-process start that stalls
+    // shows where)
+    const d = o.dist;
+    const trace = (what: string) => {
+      if (process.env.FPDTC_DEBUG) process.stderr.write(`rank ${d.rank}/${d.world} (GPU ${d.localRank}): ${what}\n`);
+    };
+    trace(`exchanging the NCCL id with ${d.masterAddr}:${d.masterPort}`);
+    const id = await exchangeUniqueId(d, () => addon.native.ncclUniqueId());
+    trace('joining the NCCL communicator');
+    const comm = addon.native.ncclInit(id, d.rank, d.world, d.localRank);
+    trace('creating the program');
+    const ranks = RankSet.nccl(addon, d.rank, d.world, comm, config);
+    trace('ready');
+    return ranks;
   }
   return RankSet.single(addon, config);
 }
