@@ -1,9 +1,16 @@
 // Stream synchronization: inserts the event records and waits that order every pair of
-// accesses to one buffer from different streams where one of them writes. Accesses to
-// rotating slots are told apart by their slot expressions, so a fetch into slot j+1 does
-// not wait for the block reading slot j: that is what makes double buffering overlap.
-// Loop-carried dependencies are found by running each loop body against the state its
-// previous iterations leave (slot expressions shifted back by one and two iterations).
+// accesses to one buffer from different streams where one of them writes.
+// - Accesses to rotating slots are told apart by their slot expressions, so a fetch into slot
+//   j+1 does not wait for the block reading slot j: that is what makes double buffering overlap.
+// - An access records an event indexed by its slot (or by its chunk window of a stash), and a
+//   wait uses the index of the bytes it is about to touch: with CUDA's most-recent-record rule it
+//   binds to the last access of exactly those bytes, whatever the loops did.
+// - Loop-carried dependencies are found by running each loop body against the state its previous
+//   iterations leave (slot and offset expressions shifted back by one and two iterations).
+// - Given the memory plan's byte sharing, a buffer's writes also wait for the last accesses of
+//   the buffers whose bytes it reuses.
+// - Waits implied by a later record on the same stream in the same loop body are dropped, and
+//   waits on events recorded outside a loop go before it.
 // The hazard checker (verify.ts) checks the result independently, by unrolling.
 import type { Affine, Buffer, EventOp, Instr, Item, Loop, Ref, Schedule, StreamName } from './types.js';
 
