@@ -3,11 +3,19 @@
 import type { Command } from 'commander';
 import { relative } from 'node:path';
 import { writeProgramSources } from '../codegen/host-files.js';
+import { KernelSpecError } from '../codegen/kernels.js';
 import { UserError } from '../errors.js';
 import { buildAddon } from '../../runtime/build.js';
 
 export async function buildProgramDir(dir: string, opts: { arch?: string; jobs?: number } = {}): Promise<string> {
-  const files = writeProgramSources(dir);
+  let files: string[];
+  try {
+    files = writeProgramSources(dir);
+  } catch (e) {
+    // a model the GPU kernels cannot take (e.g. the CPU test models' head dim 4): say so, plainly
+    if (e instanceof KernelSpecError) throw new UserError(`${dir}: ${e.message.replace(/^kernel spec: /, '')} for the GPU kernels; \`fpdtc check\` runs any size on the CPU`);
+    throw e;
+  }
   process.stderr.write(`build: rendered ${files.length} source files into ${relative(process.cwd(), `${dir}/src`) || '.'}\n`);
   try {
     const r = await buildAddon({ programDir: dir, cudaArchitectures: opts.arch, jobs: opts.jobs });
