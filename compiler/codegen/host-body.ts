@@ -42,6 +42,17 @@ export interface BodyCtx {
   readonly ar: Arenas;
   readonly eventBase: ReadonlyMap<string, number>;
   readonly loss: ReadonlyMap<string, string>;
+  /** op name -> its index in the program's profile table (FPDT_PROFILE=1 times ops by name) */
+  readonly profOps: ReadonlyMap<string, number>;
+}
+
+/** The ops of a schedule in first-appearance order: the rows of the program's profile. */
+export function profileOps(items: readonly Item[], out = new Map<string, number>()): Map<string, number> {
+  for (const it of items) {
+    if (it.kind === 'loop') profileOps(it.body, out);
+    else if (it.kind === 'instr' && !out.has(it.op)) out.set(it.op, out.size);
+  }
+  return out;
 }
 
 function eventC(c: BodyCtx, event: string, index: Affine | undefined): string {
@@ -56,7 +67,11 @@ function instrC(c: BodyCtx, it: Instr): string[] {
   if (!emit) throw new Error(`host codegen: no host form for op ${it.op} (${it.id})`);
   const calls = emit({ instr: it, ar: c.ar, sizes: c.schedule.sizes, world: c.schedule.world, lossRef: c.loss.get(it.id) });
   const where = `${it.id} ${it.op}`;
-  return calls.map((call) => (STATUS_CALLS.some((f) => call.startsWith(f + '(')) ? `FPDT_TRY(${call});` : `FPDT_CK(${call}, "${where}");`));
+  const checked = calls.map((call) => (STATUS_CALLS.some((f) => call.startsWith(f + '(')) ? `FPDT_TRY(${call});` : `FPDT_CK(${call}, "${where}");`));
+  // timed between two events on its stream when the program profiles (FPDT_PROFILE=1)
+  const k = c.profOps.get(it.op)!;
+  const s = STREAM_INDEX[it.stream];
+  return [`FPDT_PROF(${s}, ${k}, 0);`, ...checked, `FPDT_PROF(${s}, ${k}, 1);`];
 }
 
 /** C lines for a list of items, indented by `depth`. */

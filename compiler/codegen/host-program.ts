@@ -7,7 +7,7 @@ import type { Graph } from '../ir/types.js';
 import type { MemoryPlan } from '../schedule/memory.js';
 import type { Schedule } from '../schedule/types.js';
 import { arenasOf, refBytes } from './host-c.js';
-import { bodyC, eventLayout, pairLossInstrs } from './host-body.js';
+import { bodyC, eventLayout, pairLossInstrs, profileOps } from './host-body.js';
 import { hostParams } from './host-params.js';
 import { paramLayout } from '../lower/params.js';
 import { instrsOf } from './host-spec.js';
@@ -55,7 +55,8 @@ function paramUnits(graph: Graph): { nL: number; nG: number } {
 export function renderHostProgram({ schedule: s, plan, graph }: HostProgramInput): RenderedKernel[] {
   const ar = arenasOf(s.buffers, plan);
   const ev = eventLayout(s.events);
-  const body = bodyC({ schedule: s, ar, eventBase: ev.base, loss: pairLossInstrs(s.body, new Map(), ar) }, s.body).join('\n');
+  const profOps = profileOps(s.body);
+  const body = bodyC({ schedule: s, ar, eventBase: ev.base, loss: pairLossInstrs(s.body, new Map(), ar), profOps }, s.body).join('\n');
   const part = (prefix: string) => ({ layers: offsetOf(plan, `${prefix}.layers`), global: offsetOf(plan, `${prefix}.global`) });
   const c = s.config;
   const data = {
@@ -86,6 +87,7 @@ export function renderHostProgram({ schedule: s, plan, graph }: HostProgramInput
       loss: offsetOf(plan, 'io.loss'),
     },
     body,
+    profOps: [...profOps.keys()],
   };
   return [
     { file: 'program.cu', text: env.render('program.cu.njk', data) },

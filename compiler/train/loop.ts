@@ -135,6 +135,9 @@ export async function runTraining(o: RunOptions): Promise<StepFigures[]> {
       const a2a = timings.find((t) => t.name === 'all_to_all');
       const a2aMB = timings.find((t) => t.name === 'all_to_all_MB');
       if (a2a && a2aMB && a2a.ms > 0) log(`  all-to-all  ${a2a.ms.toFixed(1)} ms of the step on rank 0, ${(a2aMB.ms / a2a.ms).toFixed(1)} GB/s (bytes exchanged / time inside)`);
+      // FPDT_PROFILE=1: each op's time on its stream, largest first (streams overlap, so these sum past the step)
+      const ops = timings.filter((t) => t.name.startsWith('op:') && t.ms > 0).sort((a, b) => b.ms - a.ms);
+      if (ops.length) log(`  op time     ${ops.slice(0, 12).map((t) => `${t.name.slice(3)} ${t.ms.toFixed(1)} ms`).join(', ')}`);
       const mem = lead.memory();
       const f: StepFigures = { step: k + 1, loss, ms, tokens: report.tokens, mfu: mfu(report.flops_per_step / gpus, ms), plannedGpu: mem.plannedGpu, peakGpu: mem.peakGpuMeasured };
       figures.push(f);
