@@ -69,79 +69,51 @@ interface BaseProfile extends Omit<DeviceProfile, 'gpuMemBytes' | 'hostMemBytes'
   readonly hostNodeBytes: number;
 }
 
+const H200: BaseProfile = {
+  gpuMemTotalBytes: 143771 * 1024 ** 2, // 141 GB HBM3e as nvidia-smi reports it
+  hostNodeBytes: 2048 * GiB,
+  gpusPerNode: 8,
+  h2dBps: 55.5e9,
+  d2hBps: 55.3e9,
+  bothWaysBps: 99.4e9,
+  nvlinkBps: 450e9,
+  interNodeBps: 45e9,
+  hbmBps: 4.24e12,
+  gemmFlops: 774e12,
+  attnEfficiency: 0.42,
+  attnBwdEfficiency: 0.3,
+  peakFlops: 989e12,
+  kernelOverheadS: 4e-6,
+  copyOverheadS: 8e-6,
+  collectiveLatencyS: 20e-6,
+};
+
+const A100_80G: BaseProfile = {
+  gpuMemTotalBytes: 81920 * 1024 ** 2,
+  hostNodeBytes: 2048 * GiB, // DGX A100 640GB: 2 TB system memory for 8 GPUs
+  gpusPerNode: 8,
+  h2dBps: 25e9,
+  d2hBps: 25e9,
+  bothWaysBps: 45e9,
+  nvlinkBps: 240e9,
+  interNodeBps: 22e9,
+  hbmBps: 2.0e12 * 0.85,
+  gemmFlops: 280e12,
+  attnEfficiency: 0.7,
+  attnBwdEfficiency: 0.55,
+  peakFlops: 312e12,
+  kernelOverheadS: 5e-6,
+  copyOverheadS: 10e-6,
+  collectiveLatencyS: 25e-6,
+};
+
 const BASE: Record<string, BaseProfile> = {
-  h200: {
-    gpuMemTotalBytes: 143771 * 1024 ** 2, // 141 GB HBM3e as nvidia-smi reports it
-    hostNodeBytes: 2048 * GiB,
-    gpusPerNode: 8,
-    h2dBps: 55.5e9,
-    d2hBps: 55.3e9,
-    bothWaysBps: 99.4e9,
-    nvlinkBps: 450e9,
-    interNodeBps: 45e9,
-    hbmBps: 4.24e12,
-    gemmFlops: 774e12,
-    attnEfficiency: 0.42,
-    attnBwdEfficiency: 0.3,
-    peakFlops: 989e12,
-    kernelOverheadS: 4e-6,
-    copyOverheadS: 8e-6,
-    collectiveLatencyS: 20e-6,
-  },
-  h100: {
-    gpuMemTotalBytes: 81559 * 1024 ** 2,
-    hostNodeBytes: 2048 * GiB,
-    gpusPerNode: 8,
-    h2dBps: 55.5e9,
-    d2hBps: 55.3e9,
-    bothWaysBps: 99.4e9,
-    nvlinkBps: 450e9,
-    interNodeBps: 45e9,
-    hbmBps: 3.35e12 * 0.85,
-    gemmFlops: 774e12,
-    attnEfficiency: 0.42,
-    attnBwdEfficiency: 0.3,
-    peakFlops: 989e12,
-    kernelOverheadS: 4e-6,
-    copyOverheadS: 8e-6,
-    collectiveLatencyS: 20e-6,
-  },
-  'a100-80g': {
-    gpuMemTotalBytes: 81920 * 1024 ** 2,
-    hostNodeBytes: 2048 * GiB, // DGX A100 640GB: 2 TB system memory for 8 GPUs
-    gpusPerNode: 8,
-    h2dBps: 25e9,
-    d2hBps: 25e9,
-    bothWaysBps: 45e9,
-    nvlinkBps: 240e9,
-    interNodeBps: 22e9,
-    hbmBps: 2.0e12 * 0.85,
-    gemmFlops: 280e12,
-    attnEfficiency: 0.7,
-    attnBwdEfficiency: 0.55,
-    peakFlops: 312e12,
-    kernelOverheadS: 5e-6,
-    copyOverheadS: 10e-6,
-    collectiveLatencyS: 25e-6,
-  },
-  'a100-40g': {
-    gpuMemTotalBytes: 40960 * 1024 ** 2,
-    hostNodeBytes: 1024 * GiB,
-    gpusPerNode: 8,
-    h2dBps: 25e9,
-    d2hBps: 25e9,
-    bothWaysBps: 45e9,
-    nvlinkBps: 240e9,
-    interNodeBps: 22e9,
-    hbmBps: 1.5e12 * 0.85,
-    gemmFlops: 280e12,
-    attnEfficiency: 0.7,
-    attnBwdEfficiency: 0.55,
-    peakFlops: 312e12,
-    kernelOverheadS: 5e-6,
-    copyOverheadS: 10e-6,
-    collectiveLatencyS: 25e-6,
-  },
+  h200: H200,
+  // the same GH100 chip and host links as the h200: less and slower HBM
+  h100: { ...H200, gpuMemTotalBytes: 81559 * 1024 ** 2, hbmBps: 3.35e12 * 0.85 },
+  'a100-80g': A100_80G,
+  // DGX A100 320GB: 1 TB of system memory, HBM2 at 1.5 TB/s
+  'a100-40g': { ...A100_80G, gpuMemTotalBytes: 40960 * 1024 ** 2, hostNodeBytes: 1024 * GiB, hbmBps: 1.5e12 * 0.85 },
 };
 
 export const DEVICE_NAMES: readonly string[] = Object.keys(BASE);

@@ -20,7 +20,7 @@
 import { instrSeconds } from './cost.js';
 import type { DeviceProfile } from './devices.js';
 import { STREAMS, evalAff, type EventOp, type Item, type Instr, type Loop, type Schedule, type StreamName } from './types.js';
-import type { UnrollOptions } from './unroll.js';
+import { windowRange, type UnrollOptions } from './unroll.js';
 
 export interface Span {
   readonly stream: StreamName;
@@ -116,25 +116,18 @@ export function walkWindow(s: Schedule, opts: UnrollOptions, visit: Visit, onLay
   const walk = (items: readonly Item[]): void => {
     for (const it of items) {
       if (it.kind === 'loop') {
-        const from = evalAff(it.from, env);
-        const to = evalAff(it.to, env);
-        const cap = opts.window?.[it.role];
-        let lo = from;
-        let hi = to;
-        if (cap !== undefined && to - from > cap) {
-          if (it.reverse) lo = to - cap;
-          else hi = from + cap;
-        }
+        const [lo, hi] = windowRange(it, env, opts.window);
+        const trips = evalAff(it.to, env) - evalAff(it.from, env);
         const saved = env[it.var];
         const savedRole = byRole[it.role];
         const layer = onLayer && it.role === 'layer';
         for (let k = 0; k < hi - lo; k++) {
           env[it.var] = it.reverse ? hi - 1 - k : lo + k;
           byRole[it.role] = env[it.var];
-          if (layer) onLayer(it, k, to - from);
+          if (layer) onLayer(it, k, trips);
           walk(it.body);
         }
-        if (layer) onLayer(it, -1, to - from);
+        if (layer) onLayer(it, -1, trips);
         if (savedRole === undefined) delete byRole[it.role];
         else byRole[it.role] = savedRole;
         if (saved === undefined) delete env[it.var];

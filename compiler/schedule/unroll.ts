@@ -2,7 +2,7 @@
 // Used to inspect, verify, simulate and execute a window of the program: `window` caps
 // the trip count of loops by role (a capped loop runs its first iterations, or its last
 // ones when it runs in reverse).
-import { evalAff, type EventOp, type Instr, type Item, type Ref, type Schedule } from './types.js';
+import { evalAff, type EventOp, type Instr, type Item, type Loop, type Ref, type Schedule } from './types.js';
 
 export interface ResolvedRef {
   readonly buf: string;
@@ -36,6 +36,18 @@ export interface UnrollOptions {
   window?: Partial<Record<'layer' | 'chunk' | 'kv' | 'q', number>>;
 }
 
+/**
+ * The iterations [lo, hi) of a loop that a window runs: all of them, or the first `cap` (the
+ * last `cap` when the loop runs in reverse) where the window caps the loop's role.
+ */
+export function windowRange(loop: Loop, env: Readonly<Record<string, number>>, window: UnrollOptions['window']): [number, number] {
+  const from = evalAff(loop.from, env);
+  const to = evalAff(loop.to, env);
+  const cap = window?.[loop.role];
+  if (cap === undefined || to - from <= cap) return [from, to];
+  return loop.reverse ? [to - cap, to] : [from, from + cap];
+}
+
 export function resolveRef(s: Schedule, ref: Ref, env: Readonly<Record<string, number>>): ResolvedRef {
   const b = s.buffers.find((x) => x.id === ref.buf);
   if (!b) throw new Error(`reference to unknown buffer '${ref.buf}'`);
@@ -57,15 +69,7 @@ export function* unroll(s: Schedule, opts: UnrollOptions = {}): Generator<DynIte
   function* walk(items: readonly Item[], env: Record<string, number>): Generator<DynItem> {
     for (const it of items) {
       if (it.kind === 'loop') {
-        const from = evalAff(it.from, env);
-        const to = evalAff(it.to, env);
-        const cap = opts.window?.[it.role];
-        let lo = from;
-        let hi = to;
-        if (cap !== undefined && to - from > cap) {
-          if (it.reverse) lo = to - cap;
-          else hi = from + cap;
-        }
+        const [lo, hi] = windowRange(it, env, opts.window);
         for (let k = 0; k < hi - lo; k++) {
           const x = it.reverse ? hi - 1 - k : lo + k;
           yield* walk(it.body, { ...env, [it.var]: x });
