@@ -154,21 +154,17 @@ class Program : public Napi::ObjectWrap<Program> {
     return info.Env().Undefined();
   }
 
-  Napi::Value GetParam(const Napi::CallbackInfo& info) {
-    fpdt_program* p = live(info, "getParam");
-    int i = intArg(info, 0, "parameter index");
-    int64_t len = shardLength(info, p, i);
-    Napi::Float32Array out = Napi::Float32Array::New(info.Env(), (size_t)len);
-    check(info.Env(), fpdt_get_param(p, i, out.Data(), len));
-    return out;
-  }
+  Napi::Value GetParam(const Napi::CallbackInfo& info) { return readShard(info, "getParam", fpdt_get_param); }
+  Napi::Value GetGrad(const Napi::CallbackInfo& info) { return readShard(info, "getGrad", fpdt_get_grad); }
 
-  Napi::Value GetGrad(const Napi::CallbackInfo& info) {
-    fpdt_program* p = live(info, "getGrad");
+  // One parameter's shard (its values or its gradient) as a fresh Float32Array.
+  Napi::Value readShard(const Napi::CallbackInfo& info, const char* what,
+                        int (*read)(const fpdt_program*, int, float*, int64_t)) {
+    fpdt_program* p = live(info, what);
     int i = intArg(info, 0, "parameter index");
     int64_t len = shardLength(info, p, i);
     Napi::Float32Array out = Napi::Float32Array::New(info.Env(), (size_t)len);
-    check(info.Env(), fpdt_get_grad(p, i, out.Data(), len));
+    check(info.Env(), read(p, i, out.Data(), len));
     return out;
   }
 
