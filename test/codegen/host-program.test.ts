@@ -34,7 +34,7 @@ describe('host program codegen', function () {
     expect(program).to.match(/fpdt_attn_fwd\([^;]*, 2, 1, \(int\)\(?2LL \* p->rank\)?, 2, /);
   });
 
-  it('builds the sp 2 program with nvcc', async function () {
+  it('builds the sp 2 program with nvcc @nvcc', async function () {
     if (!findExecutable('nvcc', process.env.CUDACXX, ['/usr/local/cuda/bin/nvcc']) || !findExecutable('cmake', process.env.CMAKE, [])) {
       console.log('    skipped: no nvcc or cmake on this machine');
       this.skip();
@@ -56,7 +56,7 @@ describe('host program codegen', function () {
     expect(issue).to.not.match(/Synchronize/);
   });
 
-  it('builds with nvcc and reports the missing GPU in one line', async function () {
+  it('builds with nvcc and reports the missing GPU in one line @nvcc', async function () {
     if (!findExecutable('nvcc', process.env.CUDACXX, ['/usr/local/cuda/bin/nvcc']) || !findExecutable('cmake', process.env.CMAKE, [])) {
       console.log('    skipped: no nvcc or cmake on this machine');
       this.skip();

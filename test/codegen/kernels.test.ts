@@ -49,7 +49,7 @@ describe('codegen/kernels', () => {
     for (const b of bad) expect(() => renderKernels({ ...llamaSpec, ...b })).to.throw(KernelSpecError);
   });
 
-  it('compiles every rendered file with nvcc -arch=sm_90', async function () {
+  it('compiles every rendered file with nvcc -arch=sm_90 @nvcc', async function () {
     if (!existsSync(nvcc)) {
       console.log(`      (skipped: ${nvcc} not found)`);
       this.skip();

@@ -2814,7 +2814,6 @@ extern "C" int fpdt_create(const char* config_json, int rank, int world, void* c
   size_t total = 0;
   CREATE_CK(cudaMemGetInfo(&p->free0, &total), "reading free GPU memory");
   CREATE_CK(cudaMalloc((void**)&p->gpu, FPDT_GPU_BYTES), "allocating the GPU arena (41611520 bytes, as planned)");
-  CREATE_CK(cudaMemset(p->gpu, 0, FPDT_GPU_BYTES), "clearing the GPU arena");
   CREATE_CK(cudaMalloc((void**)&p->stat_rstd, 2 * sizeof(float) * FPDT_STAT_ROWS), "allocating norm statistics");
   p->stat_mean = p->stat_rstd + FPDT_STAT_ROWS;
   if (FPDT_HOST_BYTES > 0) {
@@ -2823,6 +2822,10 @@ extern "C" int fpdt_create(const char* config_json, int rank, int world, void* c
     CREATE_CK(cudaHostAlloc((void**)&p->host, FPDT_HOST_BYTES, cudaHostAllocDefault), "allocating the pinned host arena (8454144 bytes, as planned)");
   }
   for (int i = 0; i < 4; i++) CREATE_CK(cudaStreamCreateWithFlags(&p->s[i], cudaStreamNonBlocking), "creating streams");
+  /* Every transfer and fill of the program is ordered on its own streams. The streams are
+     non-blocking, so work on the legacy default stream (plain cudaMemset, cudaMemcpy from pageable
+     memory, which may return before its DMA lands) would race with them. */
+  CREATE_CK(cudaMemsetAsync(p->gpu, 0, FPDT_GPU_BYTES, p->s[0]), "clearing the GPU arena");
   for (int i = 0; i < FPDT_EVENTS; i++) CREATE_CK(cudaEventCreateWithFlags(&p->events[i], cudaEventDisableTiming), "creating events");
   for (int i = 0; i < 4; i++) CREATE_CK(cudaEventCreateWithFlags(&p->join[i], cudaEventDisableTiming), "creating events");
   CREATE_CK(cudaEventCreate(&p->t0), "creating timing events");
@@ -2898,7 +2901,8 @@ extern "C" int fpdt_set_param(fpdt_program* p, int i, const float* host, int64_t
   const fpdt_param_entry* e = &PARAMS[i];
   FPDT_CK(cudaSetDevice(p->device), "fpdt_set_param");
   float* master = (float*)(p->gpu + MASTER_AT[e->part]) + at;
-  FPDT_CK(cudaMemcpy(master, host, n * sizeof(float), cudaMemcpyHostToDevice), "fpdt_set_param");
+  /* the copy and the cast on one stream: the cast must read the values just copied */
+  FPDT_CK(cudaMemcpyAsync(master, host, n * sizeof(float), cudaMemcpyHostToDevice, p->s[0]), "fpdt_set_param");
   FPDT_CK(fpdt_cast_f32_bf16(master, p->gpu + PARAM_AT[e->part] + 2 * at, n, p->s[0]), "fpdt_set_param");
   FPDT_CK(cudaStreamSynchronize(p->s[0]), "fpdt_set_param");
   return FPDT_OK;
@@ -2913,7 +2917,8 @@ extern "C" int fpdt_get_param(const fpdt_program* cp, int i, float* host, int64_
   if (!host) return FPDT_ERR_INVALID_ARGUMENT;
   const fpdt_param_entry* e = &PARAMS[i];
   FPDT_CK(cudaSetDevice(p->device), "fpdt_get_param");
-  FPDT_CK(cudaMemcpy(host, (float*)(p->gpu + MASTER_AT[e->part]) + at, n * sizeof(float), cudaMemcpyDeviceToHost), "fpdt_get_param");
+  FPDT_CK(cudaMemcpyAsync(host, (float*)(p->gpu + MASTER_AT[e->part]) + at, n * sizeof(float), cudaMemcpyDeviceToHost, p->s[0]), "fpdt_get_param");
+  FPDT_CK(cudaStreamSynchronize(p->s[0]), "fpdt_get_param");
   return FPDT_OK;
 }
 
@@ -2926,7 +2931,8 @@ extern "C" int fpdt_get_grad(const fpdt_program* cp, int i, float* host, int64_t
   if (!host) return FPDT_ERR_INVALID_ARGUMENT;
   const fpdt_param_entry* e = &PARAMS[i];
   FPDT_CK(cudaSetDevice(p->device), "fpdt_get_grad");
-  FPDT_CK(cudaMemcpy(host, (float*)(p->gpu + GRAD_AT[e->part]) + at, n * sizeof(float), cudaMemcpyDeviceToHost), "fpdt_get_grad");
+  FPDT_CK(cudaMemcpyAsync(host, (float*)(p->gpu + GRAD_AT[e->part]) + at, n * sizeof(float), cudaMemcpyDeviceToHost, p->s[0]), "fpdt_get_grad");
+  FPDT_CK(cudaStreamSynchronize(p->s[0]), "fpdt_get_grad");
   return FPDT_OK;
 }
 
@@ -2959,9 +2965,11 @@ extern "C" int fpdt_set_tokens(fpdt_program* p, const int32_t* tokens, const int
     mine[t] = lab[g];
   }
   cudaError_t e = cudaSetDevice(p->device);
-  if (e == cudaSuccess) e = cudaMemcpy(p->gpu + TOKENS_AT, tok, local * sizeof(int32_t), cudaMemcpyHostToDevice);
-  if (e == cudaSuccess) e = cudaMemcpy(p->gpu + LABELS_AT, mine, local * sizeof(int32_t), cudaMemcpyHostToDevice);
-  if (e == cudaSuccess) e = cudaMemcpy(p->gpu + NVALID_AT, &nvalid, sizeof(float), cudaMemcpyHostToDevice);
+  /* on the step's first stream, and finished before the host buffers are freed */
+  if (e == cudaSuccess) e = cudaMemcpyAsync(p->gpu + TOKENS_AT, tok, local * sizeof(int32_t), cudaMemcpyHostToDevice, p->s[0]);
+  if (e == cudaSuccess) e = cudaMemcpyAsync(p->gpu + LABELS_AT, mine, local * sizeof(int32_t), cudaMemcpyHostToDevice, p->s[0]);
+  if (e == cudaSuccess) e = cudaMemcpyAsync(p->gpu + NVALID_AT, &nvalid, sizeof(float), cudaMemcpyHostToDevice, p->s[0]);
+  if (e == cudaSuccess) e = cudaStreamSynchronize(p->s[0]);
   free(tok);
   free(lab);
   if (e != cudaSuccess) return fail_cuda(p, e, "fpdt_set_tokens");
@@ -3023,7 +3031,8 @@ extern "C" int fpdt_step(fpdt_program* p, float* loss) {
   }
   /* the loss kernel sums unscaled per-token losses: divide by the number of labels here */
   float sum = 0.f;
-  FPDT_CK(cudaMemcpy(&sum, p->gpu + LOSS_AT, sizeof(float), cudaMemcpyDeviceToHost), "reading the loss");
+  FPDT_CK(cudaMemcpyAsync(&sum, p->gpu + LOSS_AT, sizeof(float), cudaMemcpyDeviceToHost, p->s[0]), "reading the loss");
+  FPDT_CK(cudaStreamSynchronize(p->s[0]), "reading the loss");
   p->loss = sum * p->inv_nvalid;
   if (loss) *loss = p->loss;
   size_t free_now = 0, total = 0;
