@@ -99,7 +99,7 @@ function scheduleReport(p: Planned, attention: ReturnType<typeof offloadComparis
   const { memory: m, timeline: t } = p.summary;
   const rank = (r: number) => ({
     rank: r,
-    gpu_bytes: m.gpu.size,
+    gpu_bytes: m.gpu.need,
     host_bytes: m.host.size,
     gpu: m.gpu.breakdown,
     host: m.host.breakdown,
@@ -112,7 +112,8 @@ function scheduleReport(p: Planned, attention: ReturnType<typeof offloadComparis
     device: p.device.name,
     fits: m.fits,
     ...(m.fits ? {} : { advice: m.advice }),
-    peak_gpu_bytes: m.gpu.size,
+    // the arena plus what the collectives take beside it (scratch, NCCL's buffers)
+    peak_gpu_bytes: m.gpu.need,
     peak_host_bytes: m.host.size,
     gpu_budget_bytes: m.gpu.budget,
     host_budget_bytes: m.host.budget,

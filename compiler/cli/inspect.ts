@@ -77,13 +77,14 @@ function memoryTable(m: MemorySummary): string[] {
     ['optimizer', (a) => a.breakdown.optimizer],
     ['checkpoints', (a) => a.breakdown.checkpoints],
     ['working set', (a) => a.breakdown.working],
+    ['collectives', (a) => a.breakdown.comm ?? 0],
     ['total (arena)', (a) => a.size],
     ['peak live', (a) => a.peakLive],
     ['budget', (a) => a.budget],
   ];
   const out = [`memory per rank (${m.device})`.padEnd(20) + 'GPU'.padStart(14) + 'pinned host'.padStart(14)];
   for (const [name, f] of rows) out.push(`  ${name.padEnd(18)}${formatBytes(f(m.gpu)).padStart(14)}${formatBytes(f(m.host)).padStart(14)}`);
-  out.push(m.fits ? `  fits: GPU ${pct(m.gpu.size / m.gpu.budget)} of budget, host ${pct(m.host.size / m.host.budget)}` : `  does not fit: ${m.advice}`);
+  out.push(m.fits ? `  fits: GPU ${pct((m.gpu.need ?? m.gpu.size) / m.gpu.budget)} of budget, host ${pct(m.host.size / m.host.budget)}` : `  does not fit: ${m.advice}`);
   return out;
 }
 

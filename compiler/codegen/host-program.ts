@@ -6,11 +6,10 @@ import nunjucks from 'nunjucks';
 import type { Graph } from '../ir/types.js';
 import type { MemoryPlan } from '../schedule/memory.js';
 import type { Schedule } from '../schedule/types.js';
-import { arenasOf, refBytes } from './host-c.js';
+import { arenasOf } from './host-c.js';
 import { bodyC, eventLayout, pairLossInstrs, profileOps } from './host-body.js';
 import { hostParams } from './host-params.js';
 import { paramLayout } from '../lower/params.js';
-import { instrsOf } from './host-spec.js';
 import { normRows } from './host-spec.js';
 import type { RenderedKernel } from './kernels.js';
 
@@ -33,16 +32,6 @@ function offsetOf(plan: MemoryPlan, buf: string): number {
   const p = plan.placements.find((x) => x.buf === buf);
   if (!p) throw new Error(`host codegen: buffer ${buf} is not in the memory plan`);
   return p.offset;
-}
-
-const COLLECTIVES = new Set(['all_gather', 'reduce_scatter', 'all_reduce', 'all_to_all']);
-
-/** Bytes of the per-rank collective scratch: the largest window any collective reads or writes. */
-export function commScratchBytes(s: Schedule, ar: ReturnType<typeof arenasOf>): number {
-  let most = 0;
-  for (const it of instrsOf(s.body))
-    if (COLLECTIVES.has(it.op)) for (const r of [...it.reads, ...it.writes]) most = Math.max(most, refBytes(ar, r));
-  return most;
 }
 
 function paramUnits(graph: Graph): { nL: number; nG: number } {
@@ -73,7 +62,8 @@ export function renderHostProgram({ schedule: s, plan, graph }: HostProgramInput
     zero3: c.zero === 3 ? 1 : 0,
     layerElems: paramUnits(graph).nL,
     globalElems: paramUnits(graph).nG,
-    commScratchBytes: commScratchBytes(s, ar),
+    commScratchBytes: plan.comm.scratch,
+    commLibraryBytes: plan.comm.library,
     lr: floatC(c.lr),
     seed: c.seed ?? 0,
     params: hostParams(graph).map((x) => ({ ...x, std: floatC(x.init.std) })),

@@ -12,6 +12,7 @@
 // whole step. A buffer used outside any common loop lives from its first to its last use, each
 // use widened to the whole of its outermost loop (a loop's bytes are reserved for all of it).
 import { DTYPE_BYTES } from '../ir/types.js';
+import { commMemory, type CommMemory } from './comm-memory.js';
 import type { DeviceProfile } from './devices.js';
 import type { Buffer, BufferKind, Item, Loop, Schedule } from './types.js';
 
@@ -39,12 +40,17 @@ export interface Breakdown {
   readonly checkpoints: number;
   /** the rest (gathered params, stashes, activations, chunks, io), after sharing bytes */
   readonly working: number;
+  /** beside the arena: the collective scratch and NCCL's buffers (GPU, several ranks) */
+  readonly comm: number;
+  /** the arena and what lies beside it */
   readonly total: number;
 }
 
 export interface ArenaSummary {
   /** bytes the arena needs (highest offset + size) */
   readonly size: number;
+  /** bytes the arena and what the collectives take beside it need: checked against the budget */
+  readonly need: number;
   /** most bytes live at one position: a lower bound for any plan */
   readonly peakLive: number;
   readonly budget: number;
@@ -64,6 +70,8 @@ export interface MemoryPlan {
   readonly host: ArenaSummary;
   readonly fits: boolean;
   readonly over: readonly OverBudget[];
+  /** GPU memory of the collectives beside the arena */
+  readonly comm: CommMemory;
   /** one line for people when it does not fit, empty otherwise */
   readonly advice: string;
 }
@@ -183,7 +191,7 @@ function peakLiveBytes(ps: readonly Placement[]): number {
   return peak;
 }
 
-function summarize(ps: readonly Placement[], budget: number): ArenaSummary {
+function summarize(ps: readonly Placement[], budget: number, beside = 0): ArenaSummary {
   const size = ps.reduce((m, p) => Math.max(m, p.offset + p.size), 0);
   const sum = (kinds: readonly BufferKind[]): number => ps.filter((p) => kinds.includes(p.kind)).reduce((n, p) => n + p.size, 0);
   const params = sum(['param']);
@@ -191,7 +199,7 @@ function summarize(ps: readonly Placement[], budget: number): ArenaSummary {
   const optimizer = sum(['optim']);
   const checkpoints = sum(['ckpt']);
   const working = Math.max(0, size - params - grads - optimizer - checkpoints);
-  return { size, peakLive: peakLiveBytes(ps), budget, breakdown: { params, grads, optimizer, checkpoints, working, total: size } };
+  return { size, need: size + beside, peakLive: peakLiveBytes(ps), budget, breakdown: { params, grads, optimizer, checkpoints, working, comm: beside, total: size + beside } };
 }
 
 const gib = (n: number): string => `${(n / GiB).toFixed(1)} GiB`;
@@ -223,14 +231,15 @@ export function planMemory(s: Schedule, dev: DeviceProfile): MemoryPlan {
   const gpuP = assignOffsets('gpu', pending.gpu);
   const hostP = assignOffsets('host', pending.host);
   const hostBudget = s.config.hostMemGiB !== undefined ? s.config.hostMemGiB * GiB : dev.hostMemBytes;
-  const gpu = summarize(gpuP, dev.gpuMemBytes);
+  const comm = commMemory(s);
+  const gpu = summarize(gpuP, dev.gpuMemBytes, comm.scratch + comm.library);
   const host = summarize(hostP, hostBudget);
   const over: OverBudget[] = [];
-  if (gpu.size > gpu.budget) over.push({ space: 'gpu', need: gpu.size, have: gpu.budget });
-  if (host.size > host.budget) over.push({ space: 'host', need: host.size, have: host.budget });
+  if (gpu.need > gpu.budget) over.push({ space: 'gpu', need: gpu.need, have: gpu.budget });
+  if (host.need > host.budget) over.push({ space: 'host', need: host.need, have: host.budget });
   const byId = new Map(s.buffers.map((b, i) => [b.id, i]));
   const placements = [...gpuP, ...hostP].sort((a, b) => (byId.get(a.buf) ?? 0) - (byId.get(b.buf) ?? 0));
-  return { positions, placements, gpu, host, fits: over.length === 0, over, advice: memoryAdvice(over, gpu.breakdown, host.breakdown) };
+  return { positions, placements, gpu, host, fits: over.length === 0, over, comm, advice: memoryAdvice(over, gpu.breakdown, host.breakdown) };
 }
 
 /** For each buffer, the other buffers of its space whose bytes overlap its own (at other times). */

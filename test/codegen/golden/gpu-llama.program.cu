@@ -23,7 +23,8 @@
 #define FPDT_ZERO3 1
 #define FPDT_LAYER_ELEMS 590336LL  /* one layer's parameters, padded to a multiple of the world */
 #define FPDT_GLOBAL_ELEMS 262400LL
-#define FPDT_COMM_SCRATCH_BYTES 2361344LL
+#define FPDT_COMM_SCRATCH_BYTES 0LL  /* the largest all-to-all or all-reduce window */
+#define FPDT_COMM_LIBRARY_BYTES 0LL  /* NCCL's own buffers, as planned */
 #define FPDT_GEMM_WORKSPACE (32LL << 20)
 #define FPDT_PROF_OPS 27
 
@@ -2833,7 +2834,7 @@ extern "C" int fpdt_create(const char* config_json, int rank, int world, void* c
   if (c) {
     CREATE_CK(cudaEventCreateWithFlags(&p->comm_ready, cudaEventDisableTiming), "creating events");
     CREATE_CK(cudaEventCreateWithFlags(&p->comm_done, cudaEventDisableTiming), "creating events");
-    if (FPDT_COMM_SCRATCH_BYTES > 0) CREATE_CK(cudaMalloc((void**)&p->comm_scratch, FPDT_COMM_SCRATCH_BYTES), "allocating collective scratch (2361344 bytes)");
+    if (FPDT_COMM_SCRATCH_BYTES > 0) CREATE_CK(cudaMalloc((void**)&p->comm_scratch, FPDT_COMM_SCRATCH_BYTES), "allocating collective scratch (0 bytes)");
   }
   if (c && getenv("FPDT_PROFILE_COMM") && !strcmp(getenv("FPDT_PROFILE_COMM"), "1")) {
     p->profile_comm = 1;
@@ -3042,7 +3043,8 @@ extern "C" int fpdt_step(fpdt_program* p, float* loss) {
 
 extern "C" int fpdt_memory(const fpdt_program* p, size_t* planned_gpu, size_t* peak_gpu_measured, size_t* planned_host) {
   if (!p) return FPDT_ERR_INVALID_ARGUMENT;
-  if (planned_gpu) *planned_gpu = (size_t)FPDT_GPU_BYTES;
+  /* the plan counts the collective scratch and, over NCCL, the library's buffers beside the arena */
+  if (planned_gpu) *planned_gpu = (size_t)(FPDT_GPU_BYTES + (p->comm ? FPDT_COMM_SCRATCH_BYTES : 0) + (comm_is(p, FPDT_COMM_NCCL) ? FPDT_COMM_LIBRARY_BYTES : 0));
   if (peak_gpu_measured) *peak_gpu_measured = p->free0 > p->min_free ? p->free0 - p->min_free : 0;
   if (planned_host) *planned_host = (size_t)FPDT_HOST_BYTES;
   return FPDT_OK;

@@ -1,0 +1,43 @@
+#!/bin/bash
+# Builds, on a machine with nvcc, what test/gpu/hf/run-on-h200.sh runs: for each case of
+# cases.json, the model file (`fpdtc import-hf` from the case's config.json for Llama cases;
+# test/gpu/models/hf-gptneox.ts for the GPT-NeoX ones), compiled with the case's flags and built,
+# into .carry/hf/<case>/ (schedule.json, report.json, graph.json, build/<addon>.node), plus the
+# bundled `fpdtc run` (run-entry.mjs) and cases.json. Usage: build-cases.sh [case ...]
+set -eu
+here=test/gpu/hf
+dest=.carry/hf
+work=/tmp/fpdt-hf
+mkdir -p "$dest" "$work"
+cp $here/cases.json "$dest/"
+seq=$(node -e "console.log(require('./$here/cases.json').seq)")
+chunk=$(node -e "console.log(require('./$here/cases.json').chunk)")
+build() { # case model sp offload keep
+  local name=$1 model=$2 sp=$3 offload=$4 keep=$5 file
+  if [ "$model" = gptneox ]; then
+    file=test/gpu/models/hf-gptneox.ts
+  else
+    mkdir -p "$work/config-$model"
+    node -e "const c=require('./$here/cases.json').llama['$model']; require('fs').writeFileSync('$work/config-$model/config.json', JSON.stringify(c, null, 2))"
+    file=$work/models/hf-$model.ts
+    mkdir -p "$work/models"
+    [ -f "$file" ] || npx fpdtc import-hf "$work/config-$model" --out "$file" >/dev/null
+  fi
+  local out=$work/out-$name
+  rm -rf "$out"
+  npx fpdtc compile "$file" --seq "$seq" --chunk "$chunk" --sp "$sp" --offload "$offload" --keep-attention "$keep" --out "$out" >"$work/$name.compile.log"
+  local dir; dir=$(dirname "$(ls "$out"/*/schedule.json)")
+  npx fpdtc build "$dir" --jobs 2 >"$work/$name.build.log"
+  rm -rf "${dest:?}/$name"; mkdir -p "$dest/$name/build"
+  cp "$dir/schedule.json" "$dir/report.json" "$dir/graph.json" "$dest/$name/"
+  cp "$(find "$dir/build" -name '*.node' | head -1)" "$dest/$name/build/"
+  echo "built $dest/$name"
+}
+node -e "for (const c of require('./$here/cases.json').cases) console.log(c.name, c.model, c.sp, c.offload, c.keep)" |
+while read -r name model sp offload keep; do
+  if [ $# -gt 0 ] && [[ " $* " != *" $name "* ]]; then continue; fi
+  build "$name" "$model" "$sp" "$offload" "$keep"
+done
+npx esbuild test/gpu/run-entry.ts --bundle --platform=node --format=esm --outfile="$dest/run-entry.mjs" \
+  --banner:js="import { createRequire as __cr } from 'module'; const require = __cr(import.meta.url);" >/dev/null
+echo "bundled $dest/run-entry.mjs"

@@ -1,0 +1,348 @@
+"""Parity of fpdtc with Hugging Face transformers, on the path users take.
+
+For each case of cases.json (built by build-cases.sh into CARRY/<case>/): transformers builds the
+model from its config with random init (norm weights perturbed away from 1), saves it with
+save_pretrained as a sharded folder, and computes the reference in float32 and under bf16
+autocast. fpdtc then runs through its command line (`fpdtc run CASE --weights FOLDER --tokens
+FILE`), exactly as a user would:
+  - one step with lr 0, twice, dumping gradients: every tensor within max(2e-2, 3 x the error of
+    transformers under bf16 autocast) of float32 transformers, the loss within 5e-3, and the two
+    runs within 1e-2 of each other;
+  - 1, 2 and 3 AdamW steps with lr > 0, saving the weights: against torch.optim.AdamW with the
+    same betas, eps and weight decay, each tensor after each step within max(2e-2, 3 x bf16
+    autocast's) of the reference, relative to the tensor's change over the three steps;
+  - the saved folder loads back into transformers (from_pretrained) and gives the reference loss.
+A failing check names the tensor and both errors. Prints one JSON line per case, then a table.
+
+Usage: parity.py CARRY NODE [case ...]   (CARRY holds cases.json, run-entry.mjs and the cases)
+"""
+import json, math, os, re, shutil, subprocess, sys, time
+import torch
+from safetensors.torch import load_file, save_file
+
+torch.backends.cuda.matmul.allow_tf32 = False
+torch.backends.cudnn.allow_tf32 = False
+BETAS, EPS, WD = (0.9, 0.95), 1e-8, 0.1
+WORK = os.environ.get("HF_PARITY_WORK", "/tmp/hf-parity")
+OUT = os.environ.get("OUT", "/tmp")
+
+
+def rel(a, b):
+    a, b = a.double(), b.double()
+    return float((a - b).norm() / b.norm().clamp_min(1e-30))
+
+
+# ---------------------------------------------------------------- models from transformers
+
+def llama_model(cfg_dict, seed):
+    from transformers import LlamaConfig, LlamaForCausalLM
+    cfg = LlamaConfig(**{k: v for k, v in cfg_dict.items() if k not in ("architectures",)})
+    cfg._attn_implementation = "sdpa"
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM(cfg)
+    check_llama_rope(model, cfg_dict)
+    return model
+
+
+def expected_inv_freq(dim, theta, scaling):
+    inv = 1.0 / (theta ** (torch.arange(0, dim, 2, dtype=torch.float64) / dim))
+    if not scaling:
+        return inv
+    f, lo, hi, orig = scaling["factor"], scaling["low_freq_factor"], scaling["high_freq_factor"], scaling["original_max_position_embeddings"]
+    wl = 2 * math.pi / inv
+    out = inv.clone()
+    for i in range(len(inv)):
+        if wl[i] < orig / hi:
+            continue
+        if wl[i] > orig / lo:
+            out[i] = inv[i] / f
+        else:
+            s = (orig / wl[i] - lo) / (hi - lo)
+            out[i] = (1 - s) * inv[i] / f + s * inv[i]
+    return out
+
+
+def check_llama_rope(model, cfg):
+    """The reference must really use the rope the config asks for (config formats change between
+    transformers versions): compare its inverse frequencies with the formula."""
+    inv = next(b for n, b in model.named_buffers() if n.endswith("inv_freq")).double().cpu()
+    want = expected_inv_freq(cfg["head_dim"], cfg["rope_theta"], cfg.get("rope_scaling"))
+    err = rel(inv, want)
+    if err > 1e-5:
+        raise RuntimeError(f"transformers built a rope other than the config's (inv_freq rel err {err:.2e})")
+
+
+def neox_model(case_cfg, seed):
+    from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
+    kw = dict(vocab_size=case_cfg["V"], hidden_size=case_cfg["D"], num_hidden_layers=case_cfg["L"],
+              num_attention_heads=case_cfg["H"], intermediate_size=case_cfg["F"], hidden_act="gelu_pytorch_tanh",
+              use_parallel_residual=False, attention_bias=True, layer_norm_eps=1e-5, tie_word_embeddings=False,
+              max_position_embeddings=16384, rotary_pct=0.5, partial_rotary_factor=0.5, rotary_emb_base=10000,
+              rope_theta=10000.0, hidden_dropout=0.0, attention_dropout=0.0)
+    cfg = GPTNeoXConfig(**kw)
+    rp = getattr(cfg, "rope_parameters", None)
+    if isinstance(rp, dict):
+        rp.update(rope_theta=10000.0, partial_rotary_factor=0.5)
+    cfg._attn_implementation = "sdpa"
+    torch.manual_seed(seed)
+    model = GPTNeoXForCausalLM(cfg)
+    d = case_cfg["D"] // case_cfg["H"]
+    inv = next(b for n, b in model.named_buffers() if n.endswith("inv_freq")).double().cpu()
+    want = expected_inv_freq(d // 2, 10000.0, None)
+    if inv.numel() != want.numel() or rel(inv, want) > 1e-5:
+        raise RuntimeError(f"GPTNeoX rotary is not half the head dim at theta 1e4 (inv_freq {inv.numel()} values)")
+    return model
+
+
+def neox_to_ours(sd, L, H, d):
+    """GPT-NeoX names and its fused per-head [q; k; v] projection -> fpdtc's GPT names."""
+    out = {
+        "model.embed_tokens.weight": sd["gpt_neox.embed_in.weight"],
+        "lm_head.weight": sd["embed_out.weight"],
+        "model.norm.weight": sd["gpt_neox.final_layer_norm.weight"],
+        "model.norm.bias": sd["gpt_neox.final_layer_norm.bias"],
+    }
+    for l in range(L):
+        a, o = f"gpt_neox.layers.{l}.", f"model.layers.{l}."
+        for n in ("input_layernorm", "post_attention_layernorm"):
+            out[o + n + ".weight"] = sd[a + n + ".weight"]
+            out[o + n + ".bias"] = sd[a + n + ".bias"]
+        w = sd[a + "attention.query_key_value.weight"]
+        b = sd[a + "attention.query_key_value.bias"]
+        w3 = w.view(H, 3, d, -1)
+        b3 = b.view(H, 3, d)
+        for i, n in enumerate(("q_proj", "k_proj", "v_proj")):
+            out[o + f"self_attn.{n}.weight"] = w3[:, i].reshape(H * d, -1)
+            out[o + f"self_attn.{n}.bias"] = b3[:, i].reshape(H * d)
+        out[o + "self_attn.o_proj.weight"] = sd[a + "attention.dense.weight"]
+        out[o + "self_attn.o_proj.bias"] = sd[a + "attention.dense.bias"]
+        out[o + "mlp.fc1.weight"] = sd[a + "mlp.dense_h_to_4h.weight"]
+        out[o + "mlp.fc1.bias"] = sd[a + "mlp.dense_h_to_4h.bias"]
+        out[o + "mlp.fc2.weight"] = sd[a + "mlp.dense_4h_to_h.weight"]
+        out[o + "mlp.fc2.bias"] = sd[a + "mlp.dense_4h_to_h.bias"]
+    return {k: v.detach().float().contiguous().cpu() for k, v in out.items()}
+
+
+def perturb_norms(model, seed):
+    g = torch.Generator().manual_seed(1000 + seed)
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if "norm" in n or "layernorm" in n:
+                p.copy_(1.0 + 0.2 * torch.randn(p.shape, generator=g) if n.endswith("weight") else 0.05 * torch.randn(p.shape, generator=g))
+
+
+# ---------------------------------------------------------------- references
+
+def named_values(model, what, to_ours):
+    """{our name: tensor} of the parameters ('params') or their gradients ('grads')."""
+    sd = {n: (p.grad if what == "grads" else p).detach().float().cpu() for n, p in model.named_parameters()}
+    return to_ours(sd)
+
+
+def loss_and_grads(model, ids, autocast, to_ours):
+    model.zero_grad(set_to_none=True)
+    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
+        out = model(input_ids=ids[None], labels=ids[None])
+    out.loss.backward()
+    return float(out.loss), named_values(model, "grads", to_ours)
+
+
+def adamw_steps(model, windows, lr, autocast, to_ours):
+    """Weights after each of len(windows) AdamW steps, each step's loss, and the loss of the
+    final weights on the first window (float32)."""
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=BETAS, eps=EPS, weight_decay=WD)
+    after, losses = [], []
+    for ids in windows:
+        opt.zero_grad(set_to_none=True)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=autocast):
+            out = model(input_ids=ids[None], labels=ids[None])
+        out.loss.backward()
+        opt.step()
+        losses.append(float(out.loss))
+        after.append(named_values(model, "params", to_ours))
+    with torch.no_grad():
+        final = float(model(input_ids=windows[0][None], labels=windows[0][None]).loss)
+    return after, losses, final
+
+
+# ---------------------------------------------------------------- fpdtc through its command line
+
+class Fpdtc:
+    def __init__(self, node, entry, log):
+        self.node, self.entry, self.log = node, entry, log
+
+    def run(self, case_dir, sp, *args):
+        cmd = [self.node, self.entry, case_dir, *args] + (["--ranks-per-gpu", str(sp)] if sp > 1 else [])
+        t = time.time()
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        self.log.write(f"$ {' '.join(cmd)}\n{p.stdout}{p.stderr}rc={p.returncode} ({time.time() - t:.1f} s)\n")
+        self.log.flush()
+        if p.returncode != 0:
+            raise RuntimeError(f"fpdtc run failed (rc {p.returncode}): {(p.stderr or p.stdout).strip().splitlines()[-1:]}")
+        return [float(x) for x in re.findall(r"step \d+\s+loss ([-\d.e+]+|nan)", p.stdout)]
+
+
+def worst(errs):
+    return max(errs.items(), key=lambda kv: kv[1]) if errs else ("", 0.0)
+
+
+def run_case(case, spec, carry, fpdtc):
+    name = case["name"]
+    case_dir = os.path.join(carry, name)
+    work = os.path.join(WORK, name)
+    shutil.rmtree(work, ignore_errors=True)
+    os.makedirs(work)
+    S, lr, steps = spec["seq"], spec["lr"], spec["steps"]
+    neox = case["model"] == "gptneox"
+    res = {"case": name, "sp": case["sp"], "offload": case["offload"], "keep_attention": case["keep"], "failures": []}
+    fail = res["failures"].append
+
+    # the model and its weights as a user has them
+    if neox:
+        nc = {"V": 5003, "D": 256, "L": 2, "H": 4, "F": 1024}
+        model = neox_model(nc, case["seed"])
+        to_ours = lambda sd: neox_to_ours(sd, nc["L"], nc["H"], nc["D"] // nc["H"])
+        res["hf_class"] = "GPTNeoXForCausalLM (use_parallel_residual=False, gelu_pytorch_tanh, rotary_pct 0.5)"
+    else:
+        cfg = spec["llama"][case["model"]]
+        model = llama_model(cfg, case["seed"])
+        to_ours = lambda sd: {k: v.contiguous() for k, v in sd.items()}
+        res["hf_class"] = "LlamaForCausalLM"
+    perturb_norms(model, case["seed"])
+    init = named_values(model, "params", to_ours)
+    if neox:
+        weights = os.path.join(work, "init.safetensors")
+        save_file(init, weights)
+    else:
+        weights = os.path.join(work, "init")
+        # several shards and an index, as released checkpoints come
+        model.save_pretrained(weights, max_shard_size="4MB", safe_serialization=True)
+        res["shards"] = len([f for f in os.listdir(weights) if f.endswith(".safetensors")])
+    model = model.cuda()
+    g = torch.Generator().manual_seed(77 + case["seed"])
+    V = model.config.vocab_size
+    tokens = torch.randint(0, V, (steps * S,), generator=g, dtype=torch.int64)
+    tok_file = os.path.join(work, "tokens.bin")
+    tokens.to(torch.int32).numpy().astype("<u4").tofile(tok_file)
+    windows = [tokens[k * S:(k + 1) * S].cuda() for k in range(steps)]
+
+    # references: float32 and bf16 autocast, same weights
+    ref_loss, ref_g = loss_and_grads(model, windows[0], False, to_ours)
+    bf_loss, bf_g = loss_and_grads(model, windows[0], True, to_ours)
+    state0 = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    ref_after, ref_losses, ref_final = adamw_steps(model, windows, lr, False, to_ours)
+    model.load_state_dict(state0)
+    bf_after, _, _ = adamw_steps(model, windows, lr, True, to_ours)
+    model.load_state_dict(state0)
+
+    # gradients, twice
+    runs = []
+    for r in range(2):
+        gfile = os.path.join(work, f"grads{r}.safetensors")
+        losses = fpdtc.run(case_dir, case["sp"], "--weights", weights, "--tokens", tok_file, "--steps", "1", "--lr", "0", "--dump-grads", gfile)
+        runs.append((losses[0], load_file(gfile)))
+    res["loss_fpdtc"], res["loss_hf_fp32"], res["loss_hf_bf16"] = runs[0][0], ref_loss, bf_loss
+    res["loss_rel"] = abs(runs[0][0] - ref_loss) / abs(ref_loss)
+    if not res["loss_rel"] <= 5e-3:
+        fail(f"loss {runs[0][0]:.6f} vs transformers {ref_loss:.6f} (rel {res['loss_rel']:.2e} > 5e-3)")
+    missing = sorted(set(ref_g) - set(runs[0][1]))
+    if missing:
+        fail(f"gradients missing from the dump: {missing[:4]}")
+    grad_err, bf_err, repeat_err = {}, {}, {}
+    for k in ref_g:
+        if k in missing:
+            continue
+        ours, other = runs[0][1][k].float(), runs[1][1][k].float()
+        grad_err[k] = rel(ours, ref_g[k])
+        bf_err[k] = rel(bf_g[k], ref_g[k])
+        repeat_err[k] = rel(other, ours)
+        tol = max(2e-2, 3 * bf_err[k])
+        if not grad_err[k] <= tol:
+            fail(f"gradient {k}: fpdtc {grad_err[k]:.3e}, transformers bf16 autocast {bf_err[k]:.3e} (tolerance {tol:.3e})")
+        if not repeat_err[k] <= 1e-2:
+            fail(f"gradient {k}: two runs differ by {repeat_err[k]:.3e} (> 1e-2)")
+    res["grad_worst"] = worst(grad_err)
+    res["grad_bf16_at_worst"] = bf_err.get(res["grad_worst"][0], 0.0)
+    res["grad_bf16_worst"] = worst(bf_err)
+    res["repeat_worst"] = worst(repeat_err)
+
+    # AdamW steps: weights after each step, and the saved folder back in transformers
+    step_err, step_bf = [], []
+    for k in range(1, steps + 1):
+        dest = os.path.join(work, f"after{k}" + (".safetensors" if neox else ""))
+        losses = fpdtc.run(case_dir, case["sp"], "--weights", weights, "--tokens", tok_file, "--steps", str(k), "--lr", str(lr), "--save", dest)
+        if k == steps:
+            res["losses_fpdtc"], res["losses_hf_fp32"] = losses, ref_losses
+        if neox:
+            ours = load_file(dest)
+        else:
+            from transformers import LlamaForCausalLM
+            try:
+                back = LlamaForCausalLM.from_pretrained(dest, dtype=torch.float32)
+            except TypeError:
+                back = LlamaForCausalLM.from_pretrained(dest, torch_dtype=torch.float32)
+            ours = named_values(back, "params", to_ours)
+            if k == steps:
+                with torch.no_grad():
+                    res["reloaded_loss"] = float(back.cuda()(input_ids=windows[0][None], labels=windows[0][None]).loss)
+                res["reference_loss_after"] = ref_final
+                res["reloaded_loss_rel"] = abs(res["reloaded_loss"] - ref_final) / abs(ref_final)
+                if not res["reloaded_loss_rel"] <= 5e-3:
+                    fail(f"saved folder in transformers: loss {res['reloaded_loss']:.6f} vs reference {ref_final:.6f}")
+            del back
+        e, eb = {}, {}
+        for name_, ref in ref_after[k - 1].items():
+            moved = (ref_after[-1][name_] - init[name_]).norm().clamp_min(1e-30)
+            e[name_] = float((ours[name_].float() - ref).norm() / moved)
+            eb[name_] = float((bf_after[k - 1][name_] - ref).norm() / moved)
+            tol = max(2e-2, 3 * eb[name_])
+            if not e[name_] <= tol:
+                fail(f"weights after step {k}, {name_}: fpdtc {e[name_]:.3e}, transformers bf16 autocast {eb[name_]:.3e} (tolerance {tol:.3e}, relative to the change over {steps} steps)")
+        step_err.append(worst(e))
+        step_bf.append(worst(eb))
+    res["weights_worst_per_step"] = step_err
+    res["weights_bf16_worst_per_step"] = step_bf
+    res["pass"] = not res["failures"]
+    return res
+
+
+def main():
+    carry, node = sys.argv[1], sys.argv[2]
+    only = set(sys.argv[3:])
+    spec = json.load(open(os.path.join(carry, "cases.json")))
+    log = open(os.path.join(OUT, "parity-runs.log"), "a")
+    fpdtc = Fpdtc(node, os.path.join(carry, "run-entry.mjs"), log)
+    results = []
+    jl = open(os.path.join(OUT, "parity.jsonl"), "a")
+    for case in spec["cases"]:
+        if only and case["name"] not in only:
+            continue
+        if not os.path.isdir(os.path.join(carry, case["name"])):
+            print(json.dumps({"case": case["name"], "pass": False, "failures": ["not built"]}))
+            continue
+        t = time.time()
+        try:
+            r = run_case(case, spec, carry, fpdtc)
+        except Exception as e:  # a case that breaks is a failure with its reason, the others still run
+            r = {"case": case["name"], "pass": False, "failures": [f"{type(e).__name__}: {e}"]}
+        r["seconds"] = round(time.time() - t, 1)
+        results.append(r)
+        line = json.dumps(r)
+        print(line, flush=True)
+        jl.write(line + "\n")
+        jl.flush()
+    print("\ncase                             loss rel   grad worst (bf16 there)        repeat    w after 1/2/3 (bf16)            pass")
+    for r in results:
+        if "grad_worst" not in r:
+            print(f"{r['case']:32s} {'-':>9s}  {r['failures'][0][:90]}")
+            continue
+        gw = r["grad_worst"]
+        ws = "/".join(f"{e[1]:.1e}" for e in r["weights_worst_per_step"]) + " (" + "/".join(f"{e[1]:.1e}" for e in r["weights_bf16_worst_per_step"]) + ")"
+        print(f"{r['case']:32s} {r['loss_rel']:9.1e}  {gw[1]:.2e} ({r['grad_bf16_at_worst']:.1e}) {gw[0][-28:]:28s} {r['repeat_worst'][1]:.1e}  {ws:30s} {'ok' if r['pass'] else 'FAIL'}")
+        for f in r["failures"][:6]:
+            print(f"    {f}")
+    sys.exit(0 if results and all(r["pass"] for r in results) else 1)
+
+
+if __name__ == "__main__":
+    main()
