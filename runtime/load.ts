@@ -56,7 +56,8 @@ export interface NativeAddon {
   /** Throws the one-line "library not found" message when it cannot be opened. */
   libraryProbe(name: "nccl" | "cublasLt"): void;
   ncclUniqueId(): Buffer;
-  ncclInit(id: Buffer, rank: number, world: number, device: number): NcclComm;
+  /** Joins on its own thread (ncclCommInitRank waits for every rank); resolves to the communicator. */
+  ncclInit(id: Buffer, rank: number, world: number, device: number): Promise<NcclComm>;
   ncclDestroy(comm: NcclComm): void;
   localWorld(ranks: number): LocalWorld;
   stepAll(programs: NativeProgram[]): Promise<number[]>;
@@ -80,7 +81,8 @@ function wrapNative<T>(fn: () => T): T {
   }
 }
 
-function toRuntimeError(e: unknown): unknown {
+/** A native Error as a RuntimeError that keeps its `code`; anything else as it is. */
+export function toRuntimeError(e: unknown): unknown {
   if (e instanceof Error && !(e instanceof RuntimeError)) {
     const code = (e as Error & { code?: unknown }).code;
     return new RuntimeError(typeof code === "string" ? code : "NATIVE", e.message);

@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import type { DistEnv } from '../../runtime/dist-env.js';
 import { loadAddon } from '../../runtime/load.js';
 import { RuntimeError } from '../../runtime/errors.js';
-import { exchangeUniqueId } from '../../runtime/rendezvous.js';
+import { reportStartPhase, type StartPhase } from '../../runtime/launcher.js';
+import { joinWorld } from '../../runtime/rendezvous.js';
 import { readTokens } from '../../runtime/tokens.js';
 import { UserError } from '../errors.js';
 import { formatStep, mfu, type StepFigures } from './report.js';
@@ -78,22 +79,34 @@ export async function openRanks(dir: string, world: number, config: Record<strin
   if (o.ranksPerGpu !== undefined && o.ranksPerGpu !== world) throw new UserError(`${dir} is compiled for sp ${world}: run it with --ranks-per-gpu ${world}, or compile with --sp ${o.ranksPerGpu}`);
   if (o.dist && o.dist.world !== world) throw new UserError(`${dir} is compiled for sp ${world} and started as ${o.dist.world} processes; start ${world} (--gpus ${world}) or compile with --sp ${o.dist.world}`);
   if (o.ranksPerGpu === undefined && !o.dist && world !== 1) throw new UserError(`${dir} is compiled for sp ${world}: run it with --gpus ${world} (one process per GPU) or --ranks-per-gpu ${world} (one GPU)`);
+  const d = o.dist;
+  // Each start phase goes to the launcher (which names a rank that stalls or dies, and where)
+  // and, with FPDTC_DEBUG=1, to stderr as a trace of how far this rank's start got.
+  const phase = (p: StartPhase) => {
+    if (!d) return;
+    reportStartPhase(p);
+    if (process.env.FPDTC_DEBUG) process.stderr.write(`rank ${d.rank}/${d.world} (GPU ${d.localRank}): start phase ${p}${p === 'nccl-id' ? ` (rank 0 at ${d.masterAddr}:${d.masterPort})` : ''}\n`);
+  };
+  phase('addon');
   const addon = loadAddon(findBuiltAddon(dir));
   if (o.ranksPerGpu !== undefined) return RankSet.local(addon, world, config);
-  if (o.dist) {
-    // FPDTC_DEBUG=1: each rank says how far its start got (a multi-process start that stalls
-    // shows where)
-    const d = o.dist;
-    const trace = (what: string) => {
-      if (process.env.FPDTC_DEBUG) process.stderr.write(`rank ${d.rank}/${d.world} (GPU ${d.localRank}): ${what}\n`);
+  if (d) {
+    // ncclCommInitRank cannot be cancelled and the thread running it keeps this process alive:
+    // print the one line and leave (the launcher stops the other ranks).
+    const leave = (e: RuntimeError) => {
+      process.stderr.write(new UserError(e.message).line() + '\n');
+      process.exit(1);
     };
-    trace(`exchanging the NCCL id with ${d.masterAddr}:${d.masterPort}`);
-    const id = await exchangeUniqueId(d, () => addon.native.ncclUniqueId());
-    trace('joining the NCCL communicator');
-    const comm = addon.native.ncclInit(id, d.rank, d.world, d.localRank);
-    trace('creating the program');
-    const ranks = RankSet.nccl(addon, d.rank, d.world, comm, config);
-    trace('ready');
+    const comm = await joinWorld(addon, d, { onPhase: phase, onStuck: leave });
+    phase('program');
+    let ranks: RankSet;
+    try {
+      ranks = RankSet.nccl(addon, d.rank, d.world, comm, config);
+    } catch (e) {
+      addon.native.ncclDestroy(comm);
+      throw e;
+    }
+    phase('ready');
     return ranks;
   }
   return RankSet.single(addon, config);

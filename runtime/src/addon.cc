@@ -392,7 +392,56 @@ Napi::Value NcclUniqueId(const Napi::CallbackInfo& info) {
   return Napi::Buffer<char>::Copy(info.Env(), id.internal, sizeof id.internal);
 }
 
-// ncclInit(id, rank, world, device): selects the GPU and joins the communicator.
+// What one ncclInit call hands to its thread and gets back. The deferred is touched only on the
+// JS thread (in settleNcclInit).
+struct NcclInitJob {
+  explicit NcclInitJob(Napi::Env env) : deferred(Napi::Promise::Deferred::New(env)) {}
+  Napi::Promise::Deferred deferred;
+  Napi::ThreadSafeFunction done;
+  fpdt_nccl_unique_id id;
+  int rank = 0, world = 0, device = 0;
+  int status = FPDT_OK;
+  std::string message;
+  fpdt_nccl_comm comm = nullptr;
+};
+
+// On the JS thread, once the init thread has finished: settles the promise of ncclInit.
+void settleNcclInit(Napi::Env env, Napi::Function, NcclInitJob* job) {
+  if (job->status == FPDT_OK) {
+    // fpdt_create takes the tagged communicator of fpdt_comm.h; ncclDestroy frees it
+    auto* desc = new fpdt_comm{FPDT_COMM_NCCL, job->comm, nullptr, job->device};
+    job->deferred.Resolve(Napi::External<void>::New(env, desc));
+  } else {
+    job->deferred.Reject(statusError(env, job->status, job->message).Value());
+  }
+  delete job;
+}
+
+// On the init thread: the GPU first (NCCL binds the communicator to the calling thread's
+// device), then ncclCommInitRank, which returns once every rank of the world has called it.
+void runNcclInit(NcclInitJob* job) {
+  char msg[1024] = "";
+  job->status = fpdt_cuda_select_device(job->device, msg, sizeof msg);
+  if (job->status == FPDT_OK) {
+    const fpdt_nccl* nccl = fpdt_nccl_load(msg, sizeof msg);
+    if (!nccl) {
+      job->status = FPDT_ERR_LIBRARY;
+    } else {
+      fpdt_nccl_result r = nccl->comm_init_rank(&job->comm, job->world, job->id, job->rank);
+      if (r != FPDT_NCCL_SUCCESS) job->status = fpdt_nccl_describe(r, "ncclCommInitRank", nullptr, msg, sizeof msg);
+    }
+  }
+  if (job->status != FPDT_OK) job->message = msg;
+  // settleNcclInit may free the job as soon as the call is queued: release a copy
+  Napi::ThreadSafeFunction done = job->done;
+  done.BlockingCall(job, settleNcclInit);  // fails only while the process exits; then nobody waits
+  done.Release();
+}
+
+// ncclInit(id, rank, world, device): a Promise of the communicator. The join runs on a thread
+// of its own so that the event loop stays free while the ranks meet. Not a libuv pool thread
+// (AsyncWorker): Node joins its pool when the process exits, so a join that never returns would
+// keep a failed rank from exiting. The pending thread keeps the event loop alive.
 Napi::Value NcclInit(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsBuffer() ||
@@ -401,22 +450,16 @@ Napi::Value NcclInit(const Napi::CallbackInfo& info) {
   int rank = intArg(info, 1, "rank");
   int world = intArg(info, 2, "world");
   int device = intArg(info, 3, "device");
-  char msg[1024];
-  int status = fpdt_cuda_select_device(device, msg, sizeof msg);
-  if (status != FPDT_OK) throw statusError(env, status, msg);
-  const fpdt_nccl* nccl = fpdt_nccl_load(msg, sizeof msg);
-  if (!nccl) throw statusError(env, FPDT_ERR_LIBRARY, msg);
-  fpdt_nccl_unique_id id;
-  memcpy(id.internal, info[0].As<Napi::Buffer<char>>().Data(), sizeof id.internal);
-  fpdt_nccl_comm comm = nullptr;
-  fpdt_nccl_result r = nccl->comm_init_rank(&comm, world, id, rank);
-  if (r != FPDT_NCCL_SUCCESS) {
-    status = fpdt_nccl_describe(r, "ncclCommInitRank", nullptr, msg, sizeof msg);
-    throw statusError(env, status, msg);
-  }
-  // fpdt_create takes the tagged communicator of fpdt_comm.h; ncclDestroy frees it
-  auto* desc = new fpdt_comm{FPDT_COMM_NCCL, comm, nullptr, device};
-  return Napi::External<void>::New(env, desc);
+  auto* job = new NcclInitJob(env);
+  job->rank = rank;
+  job->world = world;
+  job->device = device;
+  memcpy(job->id.internal, info[0].As<Napi::Buffer<char>>().Data(), sizeof job->id.internal);
+  job->done = Napi::ThreadSafeFunction::New(env, Napi::Function::New(env, [](const Napi::CallbackInfo&) {}),
+                                            "fpdt ncclInit", 0, 1);
+  Napi::Promise promise = job->deferred.Promise();
+  std::thread(runNcclInit, job).detach();
+  return promise;
 }
 
 // localWorld(ranks): a communicator for `ranks` programs of this process on GPU 0 (fpdt_comm.h).

@@ -105,7 +105,7 @@ async function main(): Promise<void> {
   }
   try {
     const addon = loadAddon(findBuiltAddon(sp1));
-    const comm = addon.native.ncclInit(addon.native.ncclUniqueId(), 0, 1, 0);
+    const comm = await addon.native.ncclInit(addon.native.ncclUniqueId(), 0, 1, 0);
     ok = compare(`${sched.model} sp1 nccl-1-rank`, await runStep(RankSet.nccl(addon, 0, 1, comm, CONFIG), tokens, base.init), base) && ok;
   } catch (e) {
     ok = false;
