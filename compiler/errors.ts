@@ -46,6 +46,7 @@ export const errors = {
   typeError: (where: string, message: string) => new UserError(message, 1, where),
   typeErrors: (all: readonly { where: string; message: string }[]) => new TypeErrors(all),
   shape: (where: string | undefined, message: string) => new UserError(`shape mismatch: ${message}`, 1, where),
+  ropeScaling: (where: string | undefined, problem: string) => new UserError(`rope scaling: ${problem}`, 1, where),
   missingSize: (model: string, name: string) => new UserError(`model ${model} uses size '${name}' but does not define it in sizes`),
   cannotImport: (file: string, message: string) => new UserError(`cannot load the model file: ${message}`, 1, file),
 

@@ -1,5 +1,5 @@
 // The kernel constants of a compiled model, read off its schedule: sizes, and the attributes
-// its norm, rope and MLP instructions carry (eps, rotary dim, theta).
+// its norm, rope and MLP instructions carry (eps, rotary dim, theta, rope scaling).
 import type { Instr, Item, Schedule } from '../schedule/types.js';
 import type { KernelSpec } from './kernels.js';
 
@@ -8,6 +8,15 @@ export function* instrsOf(items: readonly Item[]): Generator<Instr> {
     if (it.kind === 'loop') yield* instrsOf(it.body);
     else if (it.kind === 'instr') yield it;
   }
+}
+
+/** Lowering writes a rope node's llama3 scaling as `llama3Scaling: [factor, low, high, originalMaxPositions]`. */
+function ropeScalingOf(rope: Instr): Pick<KernelSpec, 'ropeScaling'> {
+  const x = rope.attrs.llama3Scaling;
+  if (x === undefined) return {};
+  if (!Array.isArray(x) || x.length !== 4) throw new Error(`host codegen: rope llama3Scaling must be 4 numbers, got ${JSON.stringify(x)}`);
+  const [factor, lowFreqFactor, highFreqFactor, originalMaxPositions] = x as readonly number[];
+  return { ropeScaling: { type: 'llama3', factor, lowFreqFactor, highFreqFactor, originalMaxPositions } };
 }
 
 export function kernelSpecOf(s: Schedule): KernelSpec {
@@ -26,6 +35,7 @@ export function kernelSpecOf(s: Schedule): KernelSpec {
     vocab: z.V,
     rotaryDim: rope ? Number(rope.attrs.rotaryDim) : z.Dh,
     ropeTheta: rope ? Number(rope.attrs.theta) : 10000,
+    ...(rope ? ropeScalingOf(rope) : {}),
     norm: norm.op === 'rmsnorm' ? 'rms' : 'layer',
     mlp: ops.has('swiglu') ? 'swiglu' : 'gelu',
     eps: Number(norm.attrs.eps),

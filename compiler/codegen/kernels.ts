@@ -2,6 +2,7 @@
 // and hands plain data to the nunjucks templates in codegen-templates/kernels/.
 import nunjucks from 'nunjucks';
 import { fileURLToPath } from 'node:url';
+import type { RopeScaling } from '../ir/types.js';
 import { launcherPrototypes } from './kernel-signatures.js';
 
 export interface KernelSpec {
@@ -13,6 +14,8 @@ export interface KernelSpec {
   vocab: number;
   rotaryDim: number;
   ropeTheta: number;
+  /** frequency scaling of RoPE (Llama 3.1's llama3), folded into the frequency table; none when absent */
+  ropeScaling?: RopeScaling;
   norm: 'rms' | 'layer';
   mlp: 'swiglu' | 'gelu';
   eps: number;
@@ -75,6 +78,15 @@ export function verifyKernelSpec(spec: KernelSpec): void {
     throw new KernelSpecError(`kernel spec: rotary dim ${spec.rotaryDim} must be even and at most ${spec.headDim}`);
   if (spec.hidden % 2 !== 0) throw new KernelSpecError(`kernel spec: hidden ${spec.hidden} must be even`);
   if (!(spec.ropeTheta > 0)) throw new KernelSpecError(`kernel spec: rope theta must be positive`);
+  const rs = spec.ropeScaling;
+  if (rs) {
+    if (rs.type !== 'llama3') throw new KernelSpecError(`kernel spec: rope scaling type '${String(rs.type)}' has no kernel`);
+    const finite = [rs.factor, rs.lowFreqFactor, rs.highFreqFactor, rs.originalMaxPositions].every(Number.isFinite);
+    if (!(finite && rs.factor >= 1 && rs.lowFreqFactor > 0 && rs.highFreqFactor > rs.lowFreqFactor && rs.originalMaxPositions > 0))
+      throw new KernelSpecError(
+        `kernel spec: rope scaling needs factor >= 1, highFreqFactor > lowFreqFactor > 0 and originalMaxPositions > 0, got ${JSON.stringify(rs)}`,
+      );
+  }
   if (!(spec.eps > 0)) throw new KernelSpecError(`kernel spec: eps must be positive`);
 }
 
@@ -99,11 +111,36 @@ function cudaFloat(x: number): string {
   return /[.e]/.test(s) ? s : `${s}.0`;
 }
 
-function ropeInverseFrequencies(spec: KernelSpec): string {
+/**
+ * The table the rope kernel multiplies positions by, in double: theta^(-2i/rotaryDim), with
+ * llama3 scaling applied by wavelength (kept below originalMaxPositions/highFreqFactor, divided
+ * by factor above originalMaxPositions/lowFreqFactor, blended linearly in between).
+ */
+export function ropeInverseFrequencies(spec: Pick<KernelSpec, 'rotaryDim' | 'ropeTheta' | 'ropeScaling'>): number[] {
   const half = spec.rotaryDim / 2;
-  const values: string[] = [];
-  for (let i = 0; i < half; i++) values.push(Math.pow(spec.ropeTheta, (-2 * i) / spec.rotaryDim).toPrecision(17));
-  return values.join(', ');
+  const base: number[] = [];
+  for (let i = 0; i < half; i++) base.push(Math.pow(spec.ropeTheta, (-2 * i) / spec.rotaryDim));
+  const rs = spec.ropeScaling;
+  if (!rs) return base;
+  const highWavelen = rs.originalMaxPositions / rs.highFreqFactor;
+  const lowWavelen = rs.originalMaxPositions / rs.lowFreqFactor;
+  return base.map((inv) => {
+    const wavelen = (2 * Math.PI) / inv;
+    if (wavelen < highWavelen) return inv;
+    if (wavelen > lowWavelen) return inv / rs.factor;
+    const smooth = (rs.originalMaxPositions / wavelen - rs.lowFreqFactor) / (rs.highFreqFactor - rs.lowFreqFactor);
+    return (1 - smooth) * (inv / rs.factor) + smooth * inv;
+  });
+}
+
+/** The rope kernel's header line on its frequency scaling; empty without scaling, so unscaled files do not change. */
+function ropeScalingNote(rs: RopeScaling | undefined): string {
+  if (!rs) return '';
+  const [high, low] = [rs.originalMaxPositions / rs.highFreqFactor, rs.originalMaxPositions / rs.lowFreqFactor];
+  return (
+    `// RoPE scaling ${rs.type} (factor ${rs.factor}, low ${rs.lowFreqFactor}, high ${rs.highFreqFactor}, original ${rs.originalMaxPositions} positions), ` +
+    `folded into inv_freq: wavelengths under ${high} kept, over ${low} divided by ${rs.factor}, blended between.\n`
+  );
 }
 
 function attentionForward(spec: KernelSpec, t: AttentionTiling, suffix: string): string {
@@ -126,7 +163,8 @@ export function renderKernels(spec: KernelSpec, options: RenderOptions = {}): Re
     eps: cudaFloat(spec.eps),
     threads: norm.threads,
     pairs: norm.pairs,
-    invFreq: ropeInverseFrequencies(spec),
+    invFreq: ropeInverseFrequencies(spec).map((x) => x.toPrecision(17)).join(', '),
+    ropeScalingNote: ropeScalingNote(spec.ropeScaling),
   };
   const normFile = spec.norm === 'rms' ? 'norm_rms.cu' : 'norm_layer.cu';
   const mlpFile = spec.mlp === 'swiglu' ? 'mlp_swiglu.cu' : 'mlp_gelu.cu';

@@ -1,7 +1,7 @@
 // Reusable transformer blocks built from the primitive ops. They use the standard size
 // names: D (hidden), Hq, Hkv (query and kv heads), Dh (head dim), F (ffn), V (vocab).
 import type { LayerScope, Tensor } from './builder.js';
-import { add, attention, gelu, layernorm, linear, rmsnorm, rope, swiglu, view } from './ops.js';
+import { add, attention, gelu, layernorm, linear, rmsnorm, rope, swiglu, view, type RopeScaling } from './ops.js';
 
 const hf = (s: string) => ({ name: `model.layers.{i}.${s}` });
 
@@ -9,6 +9,8 @@ export interface AttentionOptions {
   ropeTheta: number;
   /** fraction of the head dim that rotates; default 1 */
   rotaryFraction?: number;
+  /** RoPE frequency scaling (Llama 3.1 and later); none by default */
+  ropeScaling?: RopeScaling;
 }
 
 /** Llama self-attention: q/k/v/o projections without bias, RoPE, causal GQA attention. */
@@ -32,7 +34,7 @@ export function gptAttention(x: Tensor, l: LayerScope, o: AttentionOptions): Ten
 
 function attentionCore(x: Tensor, [wq, wk, wv, wo]: Tensor[], biases: Tensor[], o: AttentionOptions): Tensor {
   const [bq, bk, bv, bo] = biases;
-  const rot = { theta: o.ropeTheta, fraction: o.rotaryFraction ?? 1 };
+  const rot = { theta: o.ropeTheta, fraction: o.rotaryFraction ?? 1, scaling: o.ropeScaling };
   const q = rope(view(linear(x, wq, bq, 'q'), ['S', 'Hq', 'Dh'], 'q_heads'), rot, 'q_rot');
   const k = rope(view(linear(x, wk, bk, 'k'), ['S', 'Hkv', 'Dh'], 'k_heads'), rot, 'k_rot');
   const v = view(linear(x, wv, bv, 'v'), ['S', 'Hkv', 'Dh'], 'v_heads');

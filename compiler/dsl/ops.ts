@@ -1,7 +1,10 @@
 // The primitive ops of the DSL. Each adds one node to the graph of its inputs.
+import { errors } from '../errors.js';
 import type { DimLike } from '../ir/dim.js';
 import { Dim } from '../ir/dim.js';
-import type { Tensor } from './builder.js';
+import { ropeScalingProblem } from '../ir/ops.js';
+import type { RopeScaling } from '../ir/types.js';
+import { callerLocation, type Tensor } from './builder.js';
 
 const b = (x: Tensor) => x.owner;
 
@@ -27,17 +30,31 @@ export function view(x: Tensor, shape: readonly DimLike[], hint = 'view'): Tenso
   return b(x).emit('view', [x], { shape: shape.map((d) => String(Dim.of(d))) }, hint)[0];
 }
 
+/**
+ * Llama 3.1's RoPE frequency scaling (`rope_type: llama3` in a Hugging Face config), e.g.
+ * `{ type: 'llama3', factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositions: 8192 }`.
+ */
+export type { RopeScaling };
+
 export interface RopeOptions {
   theta: number;
   /** fraction of the head dim that rotates (GPT-NeoX style partial rotary), default 1 */
   fraction?: number;
+  /** frequency scaling for contexts longer than the model was first trained on; none by default */
+  scaling?: RopeScaling;
 }
 
 /** Rotary position embedding on [tokens, heads, head_dim], rotate-half convention. */
 export function rope(x: Tensor, opts: RopeOptions, hint = 'rope'): Tensor {
   const headDim = x.shape[2]?.eval(x.owner.sizes) ?? 0;
   const rotaryDim = Math.round(headDim * (opts.fraction ?? 1));
-  return b(x).emit('rope', [x], { theta: opts.theta, rotaryDim }, hint)[0];
+  const s = opts.scaling;
+  const problem = ropeScalingProblem(s);
+  if (problem) throw errors.ropeScaling(callerLocation(), problem);
+  // A copy with fixed keys: the graph owns it, and printed and JSON forms do not depend on
+  // how the model file spelled the object. No attr at all without scaling.
+  const scaling = s && { type: s.type, factor: s.factor, lowFreqFactor: s.lowFreqFactor, highFreqFactor: s.highFreqFactor, originalMaxPositions: s.originalMaxPositions };
+  return b(x).emit('rope', [x], { theta: opts.theta, rotaryDim, ...(scaling ? { scaling } : {}) }, hint)[0];
 }
 
 /** Causal softmax attention; k and v may have fewer heads than q (GQA). */

@@ -1,7 +1,7 @@
 // The op catalog: for every op, its arity and how its output types follow from its
 // inputs. The DSL uses it to build, the shape pass to re-infer and compare.
 import { Dim } from './dim.js';
-import type { Attrs, DType, TensorType } from './types.js';
+import type { Attrs, AttrValue, DType, TensorType } from './types.js';
 
 export class ShapeError extends Error {}
 
@@ -32,6 +32,29 @@ const last = (x: TensorType) => x.shape[x.shape.length - 1];
 const withLast = (x: TensorType, d: Dim, dtype = x.dtype) => t(dtype, [...x.shape.slice(0, -1), d]);
 
 const same: Infer = ([x]) => [t(x.dtype, x.shape)];
+
+/** What is wrong with a rope op's `scaling` attr, or undefined when it is absent or well-formed. */
+export function ropeScalingProblem(s: AttrValue | undefined): string | undefined {
+  if (s === undefined) return undefined;
+  if (typeof s !== 'object' || Array.isArray(s)) return `expected an object { type: 'llama3', factor, lowFreqFactor, highFreqFactor, originalMaxPositions }, got ${JSON.stringify(s)}`;
+  const o = s as unknown as Record<string, unknown>;
+  if (o.type !== 'llama3') return `type ${JSON.stringify(o.type)} is not supported; the one scaling is 'llama3'`;
+  for (const k of ['factor', 'lowFreqFactor', 'highFreqFactor', 'originalMaxPositions'])
+    if (typeof o[k] !== 'number' || !Number.isFinite(o[k])) return `${k} must be a finite number, got ${JSON.stringify(o[k])}`;
+  const { factor, lowFreqFactor: low, highFreqFactor: high, originalMaxPositions: orig } = o as unknown as Record<string, number>;
+  if (!(factor >= 1)) return `factor ${factor} must be at least 1`;
+  if (!(low > 0)) return `lowFreqFactor ${low} must be positive`;
+  if (!(high > low)) return `highFreqFactor ${high} must be greater than lowFreqFactor ${low}`;
+  if (!(orig > 0)) return `originalMaxPositions ${orig} must be positive`;
+  return undefined;
+}
+
+function ropeAttrs(a: Attrs): void {
+  const rd = a.rotaryDim as number;
+  if (!(rd > 0 && rd % 2 === 0)) throw new ShapeError(`rope: rotary dim must be even and positive, got ${rd}`);
+  const problem = ropeScalingProblem(a.scaling);
+  if (problem) throw new ShapeError(`rope scaling: ${problem}`);
+}
 
 export const OPS: Readonly<Record<string, OpInfo>> = {
   // ---- forward ----
@@ -82,8 +105,7 @@ export const OPS: Readonly<Record<string, OpInfo>> = {
     arity: 1, kind: 'forward',
     infer: ([x], a) => {
       rank(x, 3, 'rope input [tokens, heads, head_dim]');
-      const rd = a.rotaryDim as number;
-      if (!(rd > 0 && rd % 2 === 0)) throw new ShapeError(`rope: rotary dim must be even and positive, got ${rd}`);
+      ropeAttrs(a);
       return [t(x.dtype, x.shape)];
     },
   },
@@ -133,7 +155,13 @@ export const OPS: Readonly<Record<string, OpInfo>> = {
   linear_db: { arity: 1, kind: 'backward', infer: ([dy]) => [t('fp32', [last(dy)])] },
   rmsnorm_bwd: { arity: 3, kind: 'backward', infer: ([dy, x, w]) => [t(x.dtype, x.shape), t('fp32', w.shape)] },
   layernorm_bwd: { arity: 3, kind: 'backward', infer: ([dy, x, w]) => [t(x.dtype, x.shape), t('fp32', w.shape), t('fp32', w.shape)] },
-  rope_bwd: { arity: 1, kind: 'backward', infer: same },
+  rope_bwd: {
+    arity: 1, kind: 'backward',
+    infer: ([dy], a) => {
+      ropeAttrs(a);
+      return [t(dy.dtype, dy.shape)];
+    },
+  },
   attention_bwd: {
     arity: 6, kind: 'backward',
     infer: ([dout, q, k, v]) => [t(q.dtype, q.shape), t(k.dtype, k.shape), t(v.dtype, v.shape)],

@@ -1,6 +1,6 @@
 // Text form of the graph IR. Every decision the compiler makes about a tensor
 // (sharding, placement, buffer slots) shows on the line that defines it.
-import type { Attrs, Graph, Node, Region, TensorType, Value } from './types.js';
+import type { Attrs, AttrValue, Graph, Node, Region, RopeScaling, TensorType, Value } from './types.js';
 
 export function printType(t: TensorType): string {
   const notes: string[] = [];
@@ -10,13 +10,22 @@ export function printType(t: TensorType): string {
   return `${t.dtype}[${t.shape.join(', ')}]${notes.length ? ` {${notes.join(' ')}}` : ''}`;
 }
 
+/** `llama3(factor,lowFreqFactor,highFreqFactor,originalMaxPositions)`, as short as the line it sits on. */
+export function printRopeScaling(s: RopeScaling): string {
+  return `${s.type}(${s.factor},${s.lowFreqFactor},${s.highFreqFactor},${s.originalMaxPositions})`;
+}
+
+function printAttr(v: AttrValue): string {
+  if (Array.isArray(v)) return `[${v.join(', ')}]`;
+  if (typeof v === 'string') return JSON.stringify(v);
+  if (typeof v === 'object') return printRopeScaling(v as RopeScaling);
+  return String(v);
+}
+
 function printAttrs(a: Attrs): string {
   const keys = Object.keys(a).sort();
   if (keys.length === 0) return '';
-  const parts = keys.map((k) => {
-    const v = a[k];
-    return `${k}=${Array.isArray(v) ? `[${v.join(', ')}]` : typeof v === 'string' ? JSON.stringify(v) : String(v)}`;
-  });
+  const parts = keys.map((k) => `${k}=${printAttr(a[k])}`);
   return ` {${parts.join(', ')}}`;
 }
 

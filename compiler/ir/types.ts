@@ -37,7 +37,20 @@ export interface Value {
 
 export type ParamInit = { readonly kind: 'normal'; readonly std: number } | { readonly kind: 'ones' } | { readonly kind: 'zeros' };
 
-export type AttrValue = number | string | boolean | readonly number[] | readonly string[];
+/**
+ * RoPE frequency scaling, the `scaling` attr of `rope` and `rope_bwd` (Llama 3.1's
+ * `rope_type: llama3`): long wavelengths are slowed by `factor`, short ones kept, and the band
+ * between `originalMaxPositions/highFreqFactor` and `originalMaxPositions/lowFreqFactor` blended.
+ */
+export interface RopeScaling {
+  readonly type: 'llama3';
+  readonly factor: number;
+  readonly lowFreqFactor: number;
+  readonly highFreqFactor: number;
+  readonly originalMaxPositions: number;
+}
+
+export type AttrValue = number | string | boolean | readonly number[] | readonly string[] | RopeScaling;
 export type Attrs = Readonly<Record<string, AttrValue>>;
 
 export interface Node {

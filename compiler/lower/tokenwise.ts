@@ -1,6 +1,6 @@
 // Token-wise ops on one chunk of rows: one instruction each, operands from the bindings.
 // Views and sums of gradients that share an accumulator need no instruction.
-import type { Graph, Node } from '../ir/types.js';
+import type { Graph, Node, RopeScaling } from '../ir/types.js';
 import { addAff, scaleAff, v } from '../schedule/types.js';
 import type { Bindings } from './bindings.js';
 
@@ -16,6 +16,17 @@ export const ACCUMULATES: Readonly<Record<string, readonly number[]>> = {
 
 const last = (g: Graph, id: string) => g.values[id].type.shape.at(-1)!.eval(g.sizes);
 const rowOf = (g: Graph, id: string) => g.values[id].type.shape.slice(1).reduce((n, d) => n * d.eval(g.sizes), 1);
+
+/**
+ * Instruction attrs hold plain numbers: a rope node's `scaling` becomes
+ * `llama3Scaling: [factor, lowFreqFactor, highFreqFactor, originalMaxPositions]`, named by its type.
+ */
+function ropeScalingAttr(n: Node): { llama3Scaling?: number[] } {
+  const s = n.attrs.scaling as RopeScaling | undefined;
+  if (!s) return {};
+  if (s.type !== 'llama3') throw new Error(`lowering: rope scaling type '${String(s.type)}' has no instruction form`);
+  return { llama3Scaling: [s.factor, s.lowFreqFactor, s.highFreqFactor, s.originalMaxPositions] };
+}
 
 export function emitTokenwise(g: Graph, n: Node, b: Bindings, cv: string, io: { nvalid: string }): void {
   const { e, geo } = b;
@@ -70,7 +81,7 @@ export function emitTokenwise(g: Graph, n: Node, b: Bindings, cv: string, io: { 
       const shape = g.values[n.inputs[0]].type.shape.map((d) => d.eval(g.sizes));
       // Rank r holds piece r of each chunk: its first token of chunk cv is at cv*C + r*c.
       const pos0 = addAff(scaleAff(v(cv), geo.C), v('r', c));
-      e.instr({ stream: 'compute', op: n.op, reads: ins, writes: [op(0)], attrs: { ...attrs, heads: shape[1], headDim: shape[2] }, args: { pos0 } });
+      e.instr({ stream: 'compute', op: n.op, reads: ins, writes: [op(0)], attrs: { ...attrs, heads: shape[1], headDim: shape[2], ...ropeScalingAttr(n) }, args: { pos0 } });
       return;
     }
     case 'swiglu':

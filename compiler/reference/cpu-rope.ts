@@ -1,17 +1,42 @@
 // Float64 rotary position embedding on [rows, heads, d], rotate-half convention (Hugging
 // Face Llama): on the first rotaryDim dims, pairs (i, i + rotaryDim/2) rotate by angle
-// pos * theta^(-2i/rotaryDim); the remaining dims pass through (partial rotary).
+// pos * invFreq[i] with invFreq[i] = theta^(-2i/rotaryDim), optionally rescaled (Llama 3.1's
+// `llama3` scaling); the remaining dims pass through (partial rotary).
+import type { RopeScaling } from '../ir/types.js';
 
 /** Per-row positions: an explicit array, or `start` for the contiguous rows start, start+1, ... */
 export type Positions = Int32Array | number;
 
 const positionOf = (p: Positions, r: number) => (typeof p === 'number' ? p + r : p[r]);
 
-function rotate(x: Float64Array, rows: number, heads: number, d: number, rotaryDim: number, theta: number, positions: Positions, sign: 1 | -1): Float64Array {
+/**
+ * The rotation's inverse frequencies. With llama3 scaling, a frequency whose wavelength is
+ * shorter than originalMaxPositions/highFreqFactor is kept, one longer than
+ * originalMaxPositions/lowFreqFactor is divided by factor, and one in between is a linear blend
+ * of the two, weighted by where originalMaxPositions/wavelength falls between the two factors.
+ */
+export function ropeInvFreq(rotaryDim: number, theta: number, scaling?: RopeScaling): Float64Array {
+  const half = rotaryDim / 2;
+  const inv = Float64Array.from({ length: half }, (_, i) => theta ** (-(2 * i) / rotaryDim));
+  if (!scaling) return inv;
+  if (scaling.type !== 'llama3') throw new RangeError(`rope scaling type '${String(scaling.type)}' is not known to the reference`);
+  const { factor, lowFreqFactor, highFreqFactor, originalMaxPositions } = scaling;
+  const shortest = originalMaxPositions / highFreqFactor; // wavelengths below it are kept
+  const longest = originalMaxPositions / lowFreqFactor; // wavelengths above it are slowed
+  return inv.map((f) => {
+    const wavelength = (2 * Math.PI) / f;
+    if (wavelength < shortest) return f;
+    if (wavelength > longest) return f / factor;
+    const smooth = (originalMaxPositions / wavelength - lowFreqFactor) / (highFreqFactor - lowFreqFactor);
+    return (1 - smooth) * (f / factor) + smooth * f;
+  });
+}
+
+function rotate(x: Float64Array, rows: number, heads: number, d: number, rotaryDim: number, theta: number, positions: Positions, sign: 1 | -1, scaling?: RopeScaling): Float64Array {
   if (rotaryDim % 2 !== 0 || rotaryDim > d) throw new RangeError(`rotary dim ${rotaryDim} must be even and at most ${d}`);
   const half = rotaryDim / 2;
   const y = x.slice(0, rows * heads * d);
-  const invFreq = Array.from({ length: half }, (_, i) => theta ** (-(2 * i) / rotaryDim));
+  const invFreq = ropeInvFreq(rotaryDim, theta, scaling);
   for (let r = 0; r < rows; r++) {
     const pos = positionOf(positions, r);
     for (let i = 0; i < half; i++) {
@@ -28,11 +53,11 @@ function rotate(x: Float64Array, rows: number, heads: number, d: number, rotaryD
   return y;
 }
 
-export function rope(x: Float64Array, rows: number, heads: number, d: number, rotaryDim: number, theta: number, positions: Positions): Float64Array {
-  return rotate(x, rows, heads, d, rotaryDim, theta, positions, 1);
+export function rope(x: Float64Array, rows: number, heads: number, d: number, rotaryDim: number, theta: number, positions: Positions, scaling?: RopeScaling): Float64Array {
+  return rotate(x, rows, heads, d, rotaryDim, theta, positions, 1, scaling);
 }
 
 /** The rotation is orthogonal: its backward rotates by the opposite angle. */
-export function ropeBwd(dy: Float64Array, rows: number, heads: number, d: number, rotaryDim: number, theta: number, positions: Positions): Float64Array {
-  return rotate(dy, rows, heads, d, rotaryDim, theta, positions, -1);
+export function ropeBwd(dy: Float64Array, rows: number, heads: number, d: number, rotaryDim: number, theta: number, positions: Positions, scaling?: RopeScaling): Float64Array {
+  return rotate(dy, rows, heads, d, rotaryDim, theta, positions, -1, scaling);
 }

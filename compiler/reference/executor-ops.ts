@@ -2,6 +2,7 @@
 // the values it reads (and, for accumulating outputs, the values its outputs hold) to the
 // values it writes. The math is the reference's (cpu-*.ts); this file only maps the
 // instruction's operands and attributes onto it.
+import type { RopeScaling } from '../ir/types.js';
 import type { Affine, Instr } from '../schedule/types.js';
 import { evalAff } from '../schedule/types.js';
 import * as M from './cpu-math.js';
@@ -106,9 +107,18 @@ const attnBwdBlock: Rule = (c) => {
   return [dq, dk, dv];
 };
 
+/** Lowering writes a rope node's llama3 scaling as `llama3Scaling: [factor, low, high, originalMaxPositions]`. */
+function ropeScaling(c: OpCall): RopeScaling | undefined {
+  const x = c.instr.attrs.llama3Scaling;
+  if (x === undefined) return undefined;
+  if (!Array.isArray(x) || x.length !== 4) throw new Error(`executor: ${c.instr.op} ${c.instr.id}: llama3Scaling must be 4 numbers, got ${JSON.stringify(x)}`);
+  const [factor, lowFreqFactor, highFreqFactor, originalMaxPositions] = x as readonly number[];
+  return { type: 'llama3', factor, lowFreqFactor, highFreqFactor, originalMaxPositions };
+}
+
 function rope(c: OpCall, bwd: boolean): Float64Array[] {
   const f = bwd ? M.ropeBwd : M.rope;
-  return [f(c.ins[0], num(c, 'rows'), num(c, 'heads'), num(c, 'headDim'), num(c, 'rotaryDim'), num(c, 'theta'), arg(c, 'pos0'))];
+  return [f(c.ins[0], num(c, 'rows'), num(c, 'heads'), num(c, 'headDim'), num(c, 'rotaryDim'), num(c, 'theta'), arg(c, 'pos0'), ropeScaling(c))];
 }
 
 const RULES: Readonly<Record<string, Rule>> = {

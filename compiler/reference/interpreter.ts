@@ -3,7 +3,7 @@
 // slices of the stacked parameters; a `repeat_bwd` runs its body in reverse layer order
 // from the stacked checkpoints. This is the numerical ground truth the passes answer to.
 import { Dim } from '../ir/dim.js';
-import type { Graph, Node, Region } from '../ir/types.js';
+import type { Graph, Node, Region, RopeScaling } from '../ir/types.js';
 import * as M from './cpu-math.js';
 
 export type Array64 = Float64Array | Int32Array;
@@ -105,7 +105,7 @@ function runLeaf(g: Graph, n: Node, ins: Array64[]): Array64[] {
   const [in0, in1, in2] = n.inputs;
   const ropeArgs = () => {
     const [s, h, d] = dims(in0);
-    return [s, h, d, n.attrs.rotaryDim as number, n.attrs.theta as number, 0] as const;
+    return [s, h, d, n.attrs.rotaryDim as number, n.attrs.theta as number, 0, n.attrs.scaling as RopeScaling | undefined] as const;
   };
   const attnShape = (): M.AttentionShape => {
     const [s, hq, d] = dims(in0);
