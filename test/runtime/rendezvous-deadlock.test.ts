@@ -3,7 +3,7 @@
 // called synchronously, holds the JS thread until every rank has entered it. A rendezvous that
 // needs the event loop after it resolves (rank 0 waiting for the peer's close, a peer socket
 // left open) deadlocks here; each stand-in gives up after a few seconds, so the test fails
-// instead of hanging.
+// instead of hanging. Then a rank whose ncclCommInitRank never returns must say so and exit.
 import { expect } from "chai";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -26,7 +26,7 @@ const { exchangeUniqueId } = await import(${JSON.stringify(rendezvous)});
 const { parseDistEnv } = await import(${JSON.stringify(distEnv)});
 const dist = parseDistEnv();
 const markers = process.env.MARKERS;
-const id = await exchangeUniqueId(dist, () => Buffer.alloc(128, 42), 3000);
+const id = await exchangeUniqueId(dist, () => Buffer.alloc(128, 42), 10_000);
 if (id.length !== 128 || id[0] !== 42) { console.error("bad id"); process.exit(5); }
 // the stand-in: enter, then hold the thread (no event loop) until every rank has entered
 writeFileSync(join(markers, "entered-" + dist.rank), "");
@@ -90,7 +90,7 @@ describe("rendezvous between two processes", function () {
     expect(result.error, said).to.equal(undefined);
     expect(result.exits!.map((e) => e.code)).to.deep.equal([0, 0]);
     expect(lines.filter((l) => l.endsWith("stdout: joined")).length, said).to.equal(2);
-    expect(Date.now() - started).to.be.below(STAND_IN_WAIT_MS + 4000);
+    expect(Date.now() - started).to.be.below(15_000);
   });
 
   it("a rank stuck in ncclCommInitRank past FPDT_INIT_TIMEOUT_S says so in one line and the world stops", async () => {
@@ -103,16 +103,16 @@ describe("rendezvous between two processes", function () {
       args: ["--import", "tsx", script],
       nprocs: 2,
       cwd: ROOT,
-      env: { ...process.env, FPDT_INIT_TIMEOUT_S: "1" },
+      env: { ...process.env, FPDT_INIT_TIMEOUT_S: "3" },
       onLine: (rank, stream, line) => lines.push(`[rank ${rank}] ${stream}: ${line}`),
       killGraceMs: 500,
     }).then(
       () => undefined,
       (e: Error) => e,
     );
-    expect(Date.now() - started).to.be.below(10_000);
+    expect(Date.now() - started).to.be.below(15_000);
     expect(err?.message, lines.join("\n")).to.match(/^launch: rank (\d) exited with code 1 in ncclCommInitRank \(joining the NCCL communicator\); stopped the other 1 rank/);
     const rank = /rank (\d)/.exec(err!.message)![1];
-    expect(lines).to.include(`[rank ${rank}] stderr: error: environment: rank ${rank} waited 1 s in ncclCommInitRank (joining the NCCL communicator of 2 ranks); check that every rank started and none failed before this point, and that they can reach each other (NCCL_DEBUG=INFO shows where NCCL waits)`);
+    expect(lines).to.include(`[rank ${rank}] stderr: error: environment: rank ${rank} waited 3 s in ncclCommInitRank (joining the NCCL communicator of 2 ranks); check that every rank started and none failed before this point, and that they can reach each other (NCCL_DEBUG=INFO shows where NCCL waits)`);
   });
 });
