@@ -67,6 +67,26 @@ export const errors = {
 
   // --- outputs ---
   cannotWrite: (path: string, reason: string) => new UserError(`cannot write ${path}: ${reason}`),
+  cannotReadOut: (path: string, why: string) => new UserError(`cannot read ${path} (${why}); pass the folder 'fpdtc compile' wrote (out/<model>)`),
+  fileExists: (path: string) => new UserError(`${path} exists; pass --force to overwrite it, or another --out`),
+
+  // --- weights and Hugging Face folders (exit 1) ---
+  weightsMissingTensor: (path: string, name: string, count: number) => new UserError(`${path}: no tensor '${name}' (the model needs ${count} tensors)`),
+  weightsShape: (path: string, name: string, got: readonly number[], want: readonly number[]) =>
+    new UserError(`${path}: '${name}' has shape [${got.join(', ')}], the model needs [${want.join(', ')}]`),
+  weightsNoLmHead: (path: string, model: string) =>
+    new UserError(`${path}: no tensor 'lm_head.weight', and the model (${model}) has its own LM head; use weights that hold one, or a model with tiedEmbeddings: true`),
+  /** a config.json value that differs from the compiled model */
+  hfMismatch: (where: string, field: string, theirs: string, model: string, ours: string, folder: string) =>
+    new UserError(`${where}: ${field} is ${theirs}, the model (${model}) has ${ours}; use a model file made from this folder (fpdtc import-hf ${folder}) or other weights`),
+  /** something config.json asks for that the compiler does not implement (an architecture, a rope scaling) */
+  hfUnsupported: (where: string, what: string, supported: string) => new UserError(`${where}: ${what}; supported: ${supported}`),
+  /** a runtime error about a file (runtime/errors.ts), shown as its first line */
+  runtime: (message: string) => new UserError(message.split('\n')[0]),
+  hfNoConfig: (dir: string) => new UserError(`${dir}: no config.json; pass a Hugging Face model folder`),
+  hfBadConfig: (where: string, what: string) => new UserError(`${where}: ${what}; fix config.json or re-download the folder`),
+  hfModelNotLlama: (path: string, model: string, why: string) =>
+    new UserError(`${path}: the model (${model}) is not a Llama model (${why}), so it cannot be read from or written as a Hugging Face Llama folder; pass a path ending in .safetensors`),
 } as const;
 
 export const isUserError = (e: unknown): e is UserError => e instanceof UserError;
