@@ -8,6 +8,7 @@ import { launch } from '../../runtime/launcher.js';
 import { RuntimeError } from '../../runtime/errors.js';
 import { errors, UserError } from '../errors.js';
 import { runTraining } from '../train/loop.js';
+import { checkWeightPaths } from '../train/weights.js';
 
 interface RunFlags {
   steps: string;
@@ -43,9 +44,9 @@ export function register(program: Command): void {
     .argument('<dir>', 'the output folder of a build, e.g. out/llama1b')
     .option('--steps <n>', 'training steps', '1')
     .option('--tokens <file>', 'tokens: flat little-endian uint32 (.bin) or .npy; default seeded random tokens')
-    .option('--weights <file>', 'initial weights (.safetensors, Hugging Face Llama names); default seeded random init')
-    .option('--save <file>', 'write the weights after the last step (.safetensors)')
-    .option('--dump-grads <file>', 'write the gradients of the last step (.safetensors)')
+    .option('--weights <path>', 'initial weights: a .safetensors file or a Hugging Face folder (config.json checked against the model); default seeded random init')
+    .option('--save <path>', 'write the weights after the last step: a .safetensors file, or any other path as a Hugging Face folder')
+    .option('--dump-grads <path>', 'write the gradients of the last step: a .safetensors file or a folder, as --save')
     .option('--lr <x>', 'learning rate')
     .option('--gpus <n>', 'ranks as one process per GPU over NCCL (the model\'s sp)')
     .option('--ranks-per-gpu <n>', 'ranks in this process on one GPU (the local backend; the model\'s sp)')
@@ -64,6 +65,8 @@ export function register(program: Command): void {
         throw e instanceof RuntimeError ? new UserError(e.message) : e;
       }
       const isRank = dist.source !== 'single';
+      // config.json and save targets are checked before any GPU is touched (and before ranks start)
+      await checkWeightPaths(dir, { weights: o.weights, save: o.save, dumpGrads: o.dumpGrads });
       if (gpus !== undefined && !isRank) return launchRanks(gpus);
       await runTraining({
         dir, steps, tokens: o.tokens, weights: o.weights, save: o.save, dumpGrads: o.dumpGrads, lr,

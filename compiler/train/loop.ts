@@ -130,7 +130,7 @@ export async function runTraining(o: RunOptions): Promise<StepFigures[]> {
   const figures: StepFigures[] = [];
   try {
     if (ranks.world > 1) log(`ranks     ${ranks.world} (${ranks.backend === 'local' ? 'local backend, one GPU' : 'NCCL, one process per GPU'})`);
-    if (o.weights) log(`weights   ${await loadWeights(ranks, o.weights)} tensors from ${o.weights}`);
+    if (o.weights) log(`weights   ${await loadWeights(ranks, o.weights, o.dir)} tensors from ${o.weights}`);
     else log(`weights   seeded random init (seed ${report.config.seed ?? 0})`);
     const stream = o.tokens ? await readTokens(o.tokens) : randomTokens(report.tokens * o.steps, sizes.V, report.config.seed ?? 0);
     for (let k = 0; k < o.steps; k++) {
@@ -156,7 +156,7 @@ export async function runTraining(o: RunOptions): Promise<StepFigures[]> {
       figures.push(f);
       log(formatStep(f));
     }
-    if (await saveGathered(ranks, o.dist, { params: o.save, grads: o.dumpGrads })) {
+    if (await saveGathered(ranks, o.dist, { params: o.save, grads: o.dumpGrads }, { outDir: o.dir, weights: o.weights })) {
       if (o.save) log(`saved     weights to ${o.save}`);
       if (o.dumpGrads) log(`saved     gradients to ${o.dumpGrads}`);
     }

@@ -1,59 +1,183 @@
 // Weights in safetensors under the program's parameter names, which are the Hugging Face Llama
-// names (model.layers.N.self_attn.q_proj.weight, ...), so real checkpoints load as they are.
-// Under ZeRO-3 each rank reads only its shard of each tensor; saving gathers the shards to one
-// writer (rank 0 when each rank is its own process).
-import { SafetensorsReader, writeSafetensors } from '../../runtime/safetensors.js';
-import { UserError } from '../errors.js';
+// names (model.layers.N.self_attn.q_proj.weight, ...), so real checkpoints load as they are:
+// a .safetensors file, or a Hugging Face folder (runtime/hf-folder.ts) whose config.json is
+// checked against the compiled model before any tensor is read. Under ZeRO-3 each rank reads
+// only its shard of each tensor. Saving gathers the shards to one writer (rank 0 when each rank
+// is its own process) and writes tensor by tensor: to a .safetensors file, or, for any other
+// path, to a folder that transformers loads as LlamaForCausalLM.
+import { existsSync, statSync } from 'node:fs';
+import { rename, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { readFolderConfig, WeightSource, writeHfFolder } from '../../runtime/hf-folder.js';
+import { RuntimeError } from '../../runtime/errors.js';
+import { SafetensorsWriter } from '../../runtime/safetensors.js';
+import { errors } from '../errors.js';
 import type { DistEnv } from '../../runtime/dist-env.js';
 import { gatherToRank0 } from '../../runtime/gather.js';
+import { checkHfConfig, llamaConfigFor, llamaProblem, readModelFacts, type ModelFacts } from './hf-config.js';
 import type { RankSet } from './ranks.js';
 import { packShards, unpackShards, type ShardKind } from './shards.js';
 
-/** Sets every parameter from the file (any float dtype; converted to fp32). */
-export async function loadWeights(ranks: RankSet, path: string): Promise<number> {
-  const reader = await SafetensorsReader.open(path);
+/** A parameter as the program lists it: its name and whole shape. */
+export interface ParamSpec {
+  readonly name: string;
+  readonly shape: readonly number[];
+}
+/** Reads elements [offset, offset+count) of one tensor. */
+export type ReadRange = (offset: number, count: number) => Promise<Float32Array>;
+
+const numel = (shape: readonly number[]) => shape.reduce((a, b) => a * b, 1);
+const sameShape = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((d, i) => d === b[i]);
+
+/** Whether a save path names one file; anything else is written as a Hugging Face folder. */
+export const isFilePath = (path: string) => path.endsWith('.safetensors');
+
+/** The one-line user error for a runtime file error; anything else unchanged. */
+const asUserError = (e: unknown): unknown => (e instanceof RuntimeError ? errors.runtime(e.message) : e);
+
+/** Sets every parameter from the file or folder (any float dtype; converted to fp32). */
+export async function loadWeights(ranks: RankSet, path: string, outDir?: string): Promise<number> {
   const params = ranks.params();
-  try {
-    const have = new Set(reader.names());
-    for (const p of params) {
-      if (!have.has(p.name)) throw new UserError(`${path}: no tensor '${p.name}' (the model needs ${params.length} tensors)`);
-      const want = p.shape.reduce((a, b) => a * b, 1);
-      const got = reader.entry(p.name).shape.reduce((a, b) => a * b, 1);
-      if (got !== want) throw new UserError(`${path}: '${p.name}' has shape [${reader.entry(p.name).shape.join(', ')}], the model needs [${p.shape.join(', ')}]`);
-      await ranks.setParam(p.index, (offset, count) => reader.readF32(p.name, offset, count));
-    }
-  } finally {
-    await reader.close();
-  }
+  await loadParams(path, params, (i, read) => ranks.setParam(i, read), outDir ? readModelFacts(outDir) : undefined);
   return params.length;
 }
 
-/** Writes every parameter (or its gradient from the last step) as fp32, gathered over the ranks held here. */
-export async function saveTensors(ranks: RankSet, path: string, what: ShardKind): Promise<void> {
-  if (!ranks.holdsEveryShard()) throw new Error(`saveTensors: this process holds ${ranks.programs.length} of ${ranks.world} ranks; use saveGathered`);
-  const tensors = ranks.params().map((p) => ({ name: p.name, dtype: 'F32' as const, shape: p.shape, data: ranks.gather(p.index, what) }));
-  await writeSafetensors(path, tensors);
+/**
+ * Opens `path`, checks its config.json (when `facts` and a config are there) and that it holds
+ * every parameter with its shape, then hands each parameter's reader to `set`, shard file by
+ * shard file so that each is opened once.
+ */
+export async function loadParams(path: string, params: readonly ParamSpec[], set: (i: number, read: ReadRange) => Promise<void>, facts?: ModelFacts): Promise<void> {
+  const source = await WeightSource.open(path);
+  try {
+    const config = await source.config();
+    if (config && facts) checkHfConfig(facts, config, join(path, 'config.json'), path.replace(/\/+$/, ''));
+    for (const p of params) {
+      if (!source.has(p.name)) throw p.name === 'lm_head.weight' && facts ? errors.weightsNoLmHead(path, facts.model) : errors.weightsMissingTensor(path, p.name, params.length);
+      const got = source.entry(p.name).shape;
+      if (!sameShape(got, p.shape)) throw errors.weightsShape(path, p.name, got, p.shape);
+    }
+    const rank = new Map(source.files().map((f, k) => [f, k]));
+    const fileOf = (i: number) => rank.get(source.entry(params[i].name).file)!;
+    const order = params.map((_, i) => i).sort((a, b) => fileOf(a) - fileOf(b) || a - b);
+    for (const i of order) await set(i, (offset, count) => source.readF32(params[i].name, offset, count));
+  } finally {
+    await source.close();
+  }
+}
+
+/** How a folder save is written; undefined for a .safetensors path. */
+export interface FolderPlan {
+  config: Record<string, unknown>;
+  companionsFrom?: string;
+  maxShardBytes?: number;
 }
 
 /**
- * Writes the weights and/or gradients of every rank to one file each. With one process per rank
- * (NCCL), every rank sends its shards to rank 0, which writes; returns whether this process wrote.
+ * Checks that `path` can be written and says how: a .safetensors path needs nothing, a folder
+ * needs a Llama-family model (its config.json comes from the compiled out dir, with the token
+ * ids and context length of the folder the weights came from).
  */
-export async function saveGathered(ranks: RankSet, dist: DistEnv | undefined, files: Partial<Record<ShardKind, string>>): Promise<boolean> {
+export async function planSave(path: string, from: { outDir?: string; weights?: string }): Promise<FolderPlan | undefined> {
+  if (isFilePath(path)) return undefined;
+  if (!from.outDir) throw new Error('planSave: a folder save needs the compiled out dir');
+  if (existsSync(path) && !statSync(path).isDirectory()) throw errors.cannotWrite(path, 'it is a file; pass a path ending in .safetensors, or a folder');
+  const facts = readModelFacts(from.outDir);
+  const problem = llamaProblem(facts);
+  if (problem) throw errors.hfModelNotLlama(path, facts.model, problem);
+  const weightsDir = from.weights && existsSync(from.weights) && statSync(from.weights).isDirectory() ? from.weights : undefined;
+  const original = weightsDir ? await readFolderConfig(weightsDir) : undefined;
+  return { config: llamaConfigFor(facts, original), ...(weightsDir ? { companionsFrom: weightsDir } : {}) };
+}
+
+/** Checks, before any GPU work, the --weights folder's config.json and the --save/--dump-grads targets. */
+export async function checkWeightPaths(outDir: string, o: { weights?: string; save?: string; dumpGrads?: string }): Promise<void> {
+  try {
+    if (o.weights) {
+      // the index and every shard header are read (not the data), so a broken folder stops here
+      const source = await WeightSource.open(o.weights);
+      const config = await source.config();
+      await source.close();
+      if (config) checkHfConfig(readModelFacts(outDir), config, join(o.weights, 'config.json'), o.weights.replace(/\/+$/, ''));
+    }
+    for (const path of [o.save, o.dumpGrads]) if (path) await planSave(path, { outDir, weights: o.weights });
+  } catch (e) {
+    throw asUserError(e);
+  }
+}
+
+/**
+ * Writes tensors to a .safetensors file (declared up front, filled one at a time, renamed into
+ * place when whole) or, with a plan, to a folder. `tensor(i)` is asked once per tensor, in order;
+ * nothing keeps its result after it is written.
+ */
+export async function writeTensors(path: string, params: readonly ParamSpec[], tensor: (i: number) => Float32Array | Promise<Float32Array>, folder?: FolderPlan): Promise<void> {
+  try {
+    if (folder) {
+      await writeHfFolder(path, params, tensor, folder);
+      return;
+    }
+    const tmp = `${path}.tmp-${process.pid}`;
+    try {
+      const writer = await SafetensorsWriter.create(tmp, params.map((p) => ({ name: p.name, dtype: 'F32' as const, shape: [...p.shape] })));
+      try {
+        for (const [i, p] of params.entries()) {
+          const data = await tensor(i);
+          if (data.length !== numel(p.shape)) throw new Error(`writeTensors: '${p.name}' came with ${data.length} values for shape [${p.shape.join(', ')}]`);
+          await writer.write(p.name, data);
+        }
+      } finally {
+        await writer.close();
+      }
+      await rename(tmp, path);
+    } catch (e) {
+      await rm(tmp, { force: true });
+      throw e instanceof RuntimeError ? e : errors.cannotWrite(path, (e as Error).message.split('\n')[0]);
+    }
+  } catch (e) {
+    throw asUserError(e);
+  }
+}
+
+/** Writes every parameter (or its gradient from the last step) as fp32, gathered over the ranks held here. */
+export async function saveTensors(ranks: RankSet, path: string, what: ShardKind, folder?: FolderPlan): Promise<void> {
+  if (!ranks.holdsEveryShard()) throw new Error(`saveTensors: this process holds ${ranks.programs.length} of ${ranks.world} ranks; use saveGathered`);
+  await writeTensors(path, ranks.params(), (i) => ranks.gather(i, what), folder);
+}
+
+/**
+ * Writes the weights and/or gradients of every rank, each to a file or folder. With one process
+ * per rank (NCCL), every rank sends its shards to rank 0, which writes; returns whether this
+ * process wrote. `from` gives the compiled out dir and the --weights path, which a folder save
+ * needs for its config.json.
+ */
+export async function saveGathered(ranks: RankSet, dist: DistEnv | undefined, files: Partial<Record<ShardKind, string>>, from: { outDir?: string; weights?: string } = {}): Promise<boolean> {
   const kinds = (['params', 'grads'] as const).filter((k) => files[k]);
   if (kinds.length === 0) return false;
+  // every rank plans (and refuses) alike, before any rank sends its shards
+  const plans = new Map<ShardKind, FolderPlan | undefined>();
+  try {
+    for (const k of kinds) plans.set(k, await planSave(files[k]!, from));
+  } catch (e) {
+    throw asUserError(e);
+  }
   if (ranks.holdsEveryShard()) {
-    for (const k of kinds) await saveTensors(ranks, files[k]!, k);
+    for (const k of kinds) await saveTensors(ranks, files[k]!, k, plans.get(k));
     return true;
   }
   if (!dist) throw new Error('saveGathered: a process holding some of the ranks needs its launcher environment');
   const all = await gatherToRank0(dist, packShards(ranks, kinds));
   if (!all) return false;
   const params = ranks.params();
-  const whole = unpackShards(all, params.map((p) => p.shape.reduce((a, b) => a * b, 1)));
+  const whole = unpackShards(all, params.map((p) => numel(p.shape)));
+  all.length = 0;
   for (const k of kinds) {
     const data = whole.get(k)!;
-    await writeSafetensors(files[k]!, params.map((p, i) => ({ name: p.name, dtype: 'F32' as const, shape: p.shape, data: data[i] })));
+    await writeTensors(files[k]!, params, (i) => {
+      const t = data[i];
+      data[i] = new Float32Array(0); // written next; let it go
+      return t;
+    }, plans.get(k));
   }
   return true;
 }
