@@ -112,6 +112,24 @@ export async function openRanks(dir: string, world: number, config: Record<strin
   return RankSet.single(addon, config);
 }
 
+/**
+ * FPDTC_DEBUG=1: after each step, the norm of this rank's shard of one parameter's gradient and
+ * how far the shard moved in the step, so a step whose update does not land shows at once.
+ */
+function updateWatch(p: RankSet['programs'][number]): () => string {
+  // the smallest shard this rank holds: cheap to read back every step
+  const info = p.params().filter((x) => x.shardLength > 0).sort((a, b) => a.shardLength - b.shardLength)[0];
+  if (!info) return () => 'holds no parameter shard';
+  const norm = (a: Float32Array, b?: Float32Array) => Math.sqrt(a.reduce((n, x, i) => n + (x - (b ? b[i] : 0)) ** 2, 0));
+  let before = p.getParam(info.index);
+  return () => {
+    const now = p.getParam(info.index);
+    const line = `${info.name} [${info.shardOffset}, +${info.shardLength}): |grad| ${norm(p.getGrad(info.index)).toExponential(3)}, |update| ${norm(now, before).toExponential(3)}, |w| ${norm(now).toExponential(3)}`;
+    before = now;
+    return line;
+  };
+}
+
 export async function runTraining(o: RunOptions): Promise<StepFigures[]> {
   const report = JSON.parse(readFileSync(join(o.dir, 'report.json'), 'utf8')) as ReportFields;
   const sched = JSON.parse(readFileSync(join(o.dir, 'schedule.json'), 'utf8')) as { sizes: Record<string, number>; world: number };
@@ -133,6 +151,7 @@ export async function runTraining(o: RunOptions): Promise<StepFigures[]> {
     if (o.weights) log(`weights   ${await loadWeights(ranks, o.weights, o.dir)} tensors from ${o.weights}`);
     else log(`weights   seeded random init (seed ${report.config.seed ?? 0})`);
     const stream = o.tokens ? await readTokens(o.tokens) : randomTokens(report.tokens * o.steps, sizes.V, report.config.seed ?? 0);
+    const watch = process.env.FPDTC_DEBUG ? updateWatch(lead) : undefined;
     for (let k = 0; k < o.steps; k++) {
       ranks.setTokens(tokenWindow(stream, report.tokens, k));
       const started = Date.now();
@@ -143,6 +162,7 @@ export async function runTraining(o: RunOptions): Promise<StepFigures[]> {
       } finally {
         clearInterval(progress);
       }
+      if (watch) process.stderr.write(`rank ${o.dist?.rank ?? 0}: step ${k + 1} ${watch()}\n`);
       const timings = lead.timings();
       const ms = timings.find((t) => t.name === 'step')?.ms ?? Date.now() - started;
       const a2a = timings.find((t) => t.name === 'all_to_all');

@@ -19,8 +19,9 @@ build() { # case model sp offload keep
   else
     mkdir -p "$work/config-$model"
     node -e "const c=require('./$here/cases.json').llama['$model']; require('fs').writeFileSync('$work/config-$model/config.json', JSON.stringify(c, null, 2))"
-    file=$work/models/hf-$model.ts
-    mkdir -p "$work/models"
+    # model files live inside the package (the frontend loads them as ES modules of this package)
+    file=$dest/models/hf-$model.ts
+    mkdir -p "$dest/models"
     [ -f "$file" ] || npx fpdtc import-hf "$work/config-$model" --out "$file" >/dev/null
   fi
   local out=$work/out-$name

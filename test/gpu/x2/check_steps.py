@@ -1,0 +1,56 @@
+"""Several steps of one model three ways (one rank; SP 2 with the local backend on one GPU; SP 2
+over NCCL, one process per GPU), all from the same seeded init and tokens through `fpdtc run`:
+  - the loss changes from step to step (the update reaches the next step, the token window moves);
+  - the per-step losses agree across the three (5e-3 relative);
+  - the last step's gradients agree with one rank's (2e-2 per tensor);
+  - the weights after the last step agree (2e-2 per tensor, relative to their change) and every
+    tensor moved from its initial value (each rank's ZeRO-3 shard was updated).
+Usage: check_steps.py NAME INIT LOG1 G1 W1 LOG2 G2 W2 LOG3 G3 W3   (logs of `fpdtc run`; safetensors)
+Prints one JSON line; exit 1 on failure, naming the tensor or step."""
+import json, re, sys
+from safetensors.torch import load_file
+
+
+def losses(log):
+    return [float(x) for x in re.findall(r"step \d+\s+loss ([-\d.e+]+|nan)", open(log).read())]
+
+
+def rel(a, b):
+    a, b = a.double(), b.double()
+    return float((a - b).norm() / b.norm().clamp_min(1e-30))
+
+
+def main(name, init, *runs):
+    labels = ["one rank", "sp 2 local", "sp 2 nccl"]
+    w0 = load_file(init)
+    got = [(losses(runs[i]), load_file(runs[i + 1]), load_file(runs[i + 2])) for i in range(0, 9, 3)]
+    fails, out = [], {"model": name}
+    for lab, (ls, _, _) in zip(labels, got):
+        out[f"losses {lab}"] = ls
+        if len(ls) < 2:
+            fails.append(f"{lab}: {len(ls)} steps printed")
+        for k in range(1, len(ls)):
+            if not abs(ls[k] - ls[k - 1]) > 1e-4 * abs(ls[k - 1]):
+                fails.append(f"{lab}: loss did not change from step {k} to {k + 1} ({ls[k - 1]} -> {ls[k]})")
+    ref_l, ref_g, ref_w = got[0]
+    for lab, (ls, g, w) in zip(labels[1:], got[1:]):
+        for k, (a, b) in enumerate(zip(ls, ref_l)):
+            if not abs(a - b) <= 5e-3 * abs(b):
+                fails.append(f"{lab}: step {k + 1} loss {a} vs one rank {b}")
+        gw = max(((rel(g[n], ref_g[n]), n) for n in ref_g), default=(0.0, ""))
+        moved = {n: (ref_w[n] - w0[n]).norm().clamp_min(1e-30) for n in ref_w}
+        ww = max((((w[n].double() - ref_w[n].double()).norm() / moved[n]).item(), n) for n in ref_w)
+        out[f"grad worst {lab}"], out[f"weights worst {lab}"] = gw, ww
+        if not gw[0] <= 2e-2:
+            fails.append(f"{lab}: gradient {gw[1]} off by {gw[0]:.3e} from one rank")
+        if not ww[0] <= 2e-2:
+            fails.append(f"{lab}: weights {ww[1]} off by {ww[0]:.3e} (relative to their change) from one rank")
+        still = [n for n in w0 if rel(w[n], w0[n]) < 1e-6]
+        if still:
+            fails.append(f"{lab}: {len(still)} tensors did not move, e.g. {still[:3]}")
+    out["failures"], out["pass"] = fails, not fails
+    print(json.dumps(out))
+    sys.exit(0 if not fails else 1)
+
+
+main(*sys.argv[1:])

@@ -1,0 +1,39 @@
+#!/bin/bash
+# Runs on a host of two H200s (no Node there): the carried node and what build-cases.sh put in
+# .carry/x2. Parts (all by default): steps (the test models three ways, check_steps.py), a2a (plain
+# NCCL all-to-all), 8b128 / 8b256 (Llama-3-8B over two GPUs). Logs and JSON lines go to $OUT.
+set -u
+OUT=${OUT:-/tmp/fpdt-out}
+mkdir -p "$OUT"
+export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1 PYTHONUNBUFFERED=1
+[ -x /tmp/node ] || { xz -dc .carry/node.xz > /tmp/node && chmod +x /tmp/node; }
+X=.carry/x2
+parts=${*:-steps a2a 8b128 8b256}
+{ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader; nvidia-smi topo -m; date -u +%Y-%m-%dT%H:%MZ; free -g | head -2; } > "$OUT/machine-x2.txt" 2>&1
+run() { # log timeout args...
+  local log=$1 t=$2; shift 2
+  echo "== fpdtc run $*" >> "$log"
+  timeout "$t" /tmp/node $X/run-entry.mjs "$@" >> "$log" 2>&1
+  local rc=$?
+  echo "rc=$rc" >> "$log"
+  tail -4 "$log"
+}
+if [[ " $parts " == *" steps "* ]]; then
+  for m in gpu-llama gpu-gpt gpu-llama-mqa; do
+    d=/tmp/x2-$m; rm -rf $d; mkdir -p $d
+    run $d/init.log 60 $X/$m-sp1 --steps 1 --lr 0 --save $d/init.safetensors
+    run $d/one.log 60 $X/$m-sp1 --steps 3 --lr 1e-3 --dump-grads $d/g1.safetensors --save $d/w1.safetensors
+    run $d/local.log 60 $X/$m-sp2 --ranks-per-gpu 2 --steps 3 --lr 1e-3 --dump-grads $d/g2.safetensors --save $d/w2.safetensors
+    FPDT_PROFILE_COMM=1 run $d/nccl.log 90 $X/$m-sp2 --gpus 2 --steps 3 --lr 1e-3 --dump-grads $d/g3.safetensors --save $d/w3.safetensors
+    cat $d/*.log >> "$OUT/steps-runs.log"
+    python3 $X/check_steps.py $m $d/init.safetensors $d/one.log $d/g1.safetensors $d/w1.safetensors \
+      $d/local.log $d/g2.safetensors $d/w2.safetensors $d/nccl.log $d/g3.safetensors $d/w3.safetensors 2>&1 | tee -a "$OUT/steps.jsonl"
+  done
+fi
+[[ " $parts " == *" a2a "* ]] && timeout 120 python3 test/bench/alltoall.py 2 2>&1 | tee "$OUT/alltoall.txt" | tail -8
+if [[ " $parts " == *" 8b128 "* ]]; then
+  FPDT_PROFILE_COMM=1 FPDTC_DEBUG=1 run "$OUT/llama8b-128k.log" 420 $X/llama8b-128k-sp2 --gpus 2 --steps 3
+fi
+if [[ " $parts " == *" 8b256 "* ]]; then
+  FPDT_PROFILE_COMM=1 run "$OUT/llama8b-256k.log" 560 $X/llama8b-256k-sp2 --gpus 2 --steps 2
+fi
