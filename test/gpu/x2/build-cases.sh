@@ -22,6 +22,7 @@ for m in gpu-llama gpu-gpt gpu-llama-mqa; do
   build $m-sp1 test/gpu/models/$m.ts --sp 1
   build $m-sp2 test/gpu/models/$m.ts --sp 2
 done
+build gpu-llama8b-l12 test/gpu/models/gpu-llama8b-l12.ts
 build llama8b-128k-sp2 llama8b --seq 128K --sp 2 --host-mem 110
 build llama8b-256k-sp2 llama8b --seq 256K --sp 2 --host-mem 110
 npx esbuild test/gpu/run-entry.ts --bundle --platform=node --format=esm --outfile="$dest/run-entry.mjs" \

@@ -5,7 +5,8 @@ over NCCL, one process per GPU), all from the same seeded init and tokens throug
   - the last step's gradients agree with one rank's (2e-2 per tensor);
   - the weights after the last step agree (2e-2 per tensor, relative to their change) and every
     tensor moved from its initial value (each rank's ZeRO-3 shard was updated).
-Usage: check_steps.py NAME INIT LOG1 G1 W1 LOG2 G2 W2 LOG3 G3 W3   (logs of `fpdtc run`; safetensors)
+Usage: check_steps.py NAME INIT LOG1 G1 W1 LOG2 G2 W2 [LOG3 G3 W3]   (logs of `fpdtc run`; safetensors;
+the NCCL run is left out on a machine of one GPU)
 Prints one JSON line; exit 1 on failure, naming the tensor or step."""
 import json, re, sys
 from safetensors.torch import load_file
@@ -23,7 +24,7 @@ def rel(a, b):
 def main(name, init, *runs):
     labels = ["one rank", "sp 2 local", "sp 2 nccl"]
     w0 = load_file(init)
-    got = [(losses(runs[i]), load_file(runs[i + 1]), load_file(runs[i + 2])) for i in range(0, 9, 3)]
+    got = [(losses(runs[i]), load_file(runs[i + 1]), load_file(runs[i + 2])) for i in range(0, len(runs), 3)]
     fails, out = [], {"model": name}
     for lab, (ls, _, _) in zip(labels, got):
         out[f"losses {lab}"] = ls

@@ -1,6 +1,6 @@
 #!/bin/bash
 # Runs on a host of two H200s (no Node there): the carried node and what build-cases.sh put in
-# .carry/x2. Parts (all by default): steps (the test models three ways, check_steps.py), a2a (plain
+# .carry/x2. Parts (all by default but l12): steps (the test models three ways, check_steps.py), a2a (plain
 # NCCL all-to-all), 8b128 / 8b256 (Llama-3-8B over two GPUs). Logs and JSON lines go to $OUT.
 set -u
 OUT=${OUT:-/tmp/fpdt-out}
@@ -24,10 +24,14 @@ if [[ " $parts " == *" steps "* ]]; then
     run $d/init.log 60 $X/$m-sp1 --steps 1 --lr 0 --save $d/init.safetensors
     run $d/one.log 60 $X/$m-sp1 --steps 3 --lr 1e-3 --dump-grads $d/g1.safetensors --save $d/w1.safetensors
     run $d/local.log 60 $X/$m-sp2 --ranks-per-gpu 2 --steps 3 --lr 1e-3 --dump-grads $d/g2.safetensors --save $d/w2.safetensors
-    FPDT_PROFILE_COMM=1 run $d/nccl.log 90 $X/$m-sp2 --gpus 2 --steps 3 --lr 1e-3 --dump-grads $d/g3.safetensors --save $d/w3.safetensors
+    nccl=()
+    if [ "$(nvidia-smi -L | wc -l)" -ge 2 ]; then
+      FPDT_PROFILE_COMM=1 run $d/nccl.log 90 $X/$m-sp2 --gpus 2 --steps 3 --lr 1e-3 --dump-grads $d/g3.safetensors --save $d/w3.safetensors
+      nccl=($d/nccl.log $d/g3.safetensors $d/w3.safetensors)
+    fi
     cat $d/*.log >> "$OUT/steps-runs.log"
     python3 $X/check_steps.py $m $d/init.safetensors $d/one.log $d/g1.safetensors $d/w1.safetensors \
-      $d/local.log $d/g2.safetensors $d/w2.safetensors $d/nccl.log $d/g3.safetensors $d/w3.safetensors 2>&1 | tee -a "$OUT/steps.jsonl"
+      $d/local.log $d/g2.safetensors $d/w2.safetensors "${nccl[@]}" 2>&1 | tee -a "$OUT/steps.jsonl"
   done
 fi
 [[ " $parts " == *" a2a "* ]] && timeout 120 python3 test/bench/alltoall.py 2 2>&1 | tee "$OUT/alltoall.txt" | tail -8
@@ -36,4 +40,8 @@ if [[ " $parts " == *" 8b128 "* ]]; then
 fi
 if [[ " $parts " == *" 8b256 "* ]]; then
   FPDT_PROFILE_COMM=1 run "$OUT/llama8b-256k.log" 560 $X/llama8b-256k-sp2 --gpus 2 --steps 2
+fi
+# l12 (one GPU): Llama-3-8B's layer at 12 layers, past 2^31 parameter elements on one rank, 3 steps
+if [[ " $parts " == *" l12 "* ]]; then
+  FPDTC_DEBUG=1 run "$OUT/l12.log" 300 $X/gpu-llama8b-l12 --steps 3
 fi
