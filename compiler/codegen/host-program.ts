@@ -28,6 +28,12 @@ export interface HostProgramInput {
   readonly graph: Graph;
 }
 
+function bytesOf(plan: MemoryPlan, buf: string): number {
+  const p = plan.placements.find((x) => x.buf === buf);
+  if (!p) throw new Error(`host codegen: buffer ${buf} is not in the memory plan`);
+  return p.size;
+}
+
 function offsetOf(plan: MemoryPlan, buf: string): number {
   const p = plan.placements.find((x) => x.buf === buf);
   if (!p) throw new Error(`host codegen: buffer ${buf} is not in the memory plan`);
@@ -47,6 +53,10 @@ export function renderHostProgram({ schedule: s, plan, graph }: HostProgramInput
   const profOps = profileOps(s.body);
   const body = bodyC({ schedule: s, ar, eventBase: ev.base, loss: pairLossInstrs(s.body, new Map(), ar), profOps }, s.body).join('\n');
   const part = (prefix: string) => ({ layers: offsetOf(plan, `${prefix}.layers`), global: offsetOf(plan, `${prefix}.global`) });
+  const onHost = (buf: string) => (plan.placements.find((x) => x.buf === buf)?.space === 'host' ? 1 : 0);
+  // AdamW states kept in pinned host memory (--optimizer host): where the master weights are, and
+  // which host ranges hold moments that the first update reads
+  const hostStates = plan.placements.filter((x) => x.space === 'host' && /^optim\.(m|v)\.(layers|global)$/.test(x.buf));
   const c = s.config;
   const data = {
     name: s.model,
@@ -70,12 +80,15 @@ export function renderHostProgram({ schedule: s, plan, graph }: HostProgramInput
     at: {
       params: part('params'),
       master: part('optim.master'),
+      masterOnHost: { layers: onHost('optim.master.layers'), global: onHost('optim.master.global') },
+      gradBytes: { layers: bytesOf(plan, 'grads.layers'), global: bytesOf(plan, 'grads.global') },
       grads: part('grads'),
       tokens: offsetOf(plan, 'io.tokens'),
       labels: offsetOf(plan, 'io.labels'),
       nvalid: offsetOf(plan, 'io.nvalid'),
       loss: offsetOf(plan, 'io.loss'),
     },
+    hostStates: hostStates.map((x) => ({ buf: x.buf, offset: x.offset, size: x.size })),
     body,
     profOps: [...profOps.keys()],
   };

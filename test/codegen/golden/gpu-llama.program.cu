@@ -99,6 +99,12 @@ static const int NPARAMS = 21;
 static const int64_t PARAM_AT[2] = { 21252096LL, 33319936LL };
 static const int64_t MASTER_AT[2] = { 9445376LL, 29123584LL };
 static const int64_t GRAD_AT[2] = { 0LL, 27024384LL };
+static const int64_t GRAD_BYTES[2] = { 4722688LL, 1049600LL };
+/* 1 where the fp32 master weights live in the pinned host arena (AdamW states on the host): they
+   are set there, and the GPU's gradient buffer of the same shard layout stages them on the way */
+static const int MASTER_ON_HOST[2] = { 0, 0 };
+/* host ranges of AdamW moments, cleared at creation (the first update reads them) */
+static const int64_t HOST_STATES[][2] = { { 0LL, 0LL } };
 static const int64_t TOKENS_AT = 41602560LL, LABELS_AT = 41598464LL, NVALID_AT = 41611264LL, LOSS_AT = 41611008LL;
 
 static thread_local char create_error[512];
@@ -2765,18 +2771,41 @@ static void release(fpdt_program* p) {
 #define CREATE_CK(call, what) do { cudaError_t e_ = (call); if (e_ != cudaSuccess) { \
   status = fpdt_cuda_describe(e_, what, create_error, sizeof create_error); release(p); return status; } } while (0)
 
+/* The fp32 master of shard element `at` of a part, in the GPU or the pinned host arena. */
+static float* master_of(const fpdt_program* p, int part, int64_t at) {
+  return (float*)((MASTER_ON_HOST[part] ? p->host : p->gpu) + MASTER_AT[part]) + at;
+}
+/* Where a master value is written on the GPU: the master itself, or (host masters) the gradient
+   buffer, which is free outside a step and cleared again afterwards. */
+static float* master_stage(const fpdt_program* p, int part, int64_t at) {
+  return MASTER_ON_HOST[part] ? (float*)(p->gpu + GRAD_AT[part]) + at : master_of(p, part, at);
+}
+static cudaError_t clear_stages(fpdt_program* p) {
+  for (int part = 0; part < 2; part++)
+    if (MASTER_ON_HOST[part]) {
+      cudaError_t e = cudaMemsetAsync(p->gpu + GRAD_AT[part], 0, (size_t)GRAD_BYTES[part], p->s[0]);
+      if (e != cudaSuccess) return e;
+    }
+  return cudaSuccess;
+}
+
 static int init_params(fpdt_program* p) {
-  for (int i = 0; i < NPARAMS; i++) {
+  cudaError_t err = cudaSuccess;
+  for (int k = 0; err == cudaSuccess && HOST_STATES[k][1] > 0; k++)
+    err = cudaMemsetAsync(p->host + HOST_STATES[k][0], 0, (size_t)HOST_STATES[k][1], p->s[0]);
+  for (int i = 0; err == cudaSuccess && i < NPARAMS; i++) {
     const fpdt_param_entry* e = &PARAMS[i];
     int64_t lo, len, at;
     shard_of(p, e, &lo, &len, &at);
     if (len == 0) continue;
-    float* master = (float*)(p->gpu + MASTER_AT[e->part]) + at;
+    float* stage = master_stage(p, e->part, at);
     char* param = p->gpu + PARAM_AT[e->part] + 2 * at;
-    cudaError_t err = fpdt_host_init(master, param, len, lo, (unsigned long long)p->seed * 1000003ULL + (unsigned long long)i, e->init, e->std, p->s[0]);
-    if (err != cudaSuccess) return fpdt_cuda_describe(err, "initializing parameters", create_error, sizeof create_error);
+    err = fpdt_host_init(stage, param, len, lo, (unsigned long long)p->seed * 1000003ULL + (unsigned long long)i, e->init, e->std, p->s[0]);
+    if (err == cudaSuccess && MASTER_ON_HOST[e->part])
+      err = cudaMemcpyAsync(master_of(p, e->part, at), stage, (size_t)len * sizeof(float), cudaMemcpyDeviceToHost, p->s[0]);
   }
-  cudaError_t err = cudaStreamSynchronize(p->s[0]);
+  if (err == cudaSuccess) err = clear_stages(p);
+  if (err == cudaSuccess) err = cudaStreamSynchronize(p->s[0]);
   return err == cudaSuccess ? FPDT_OK : fpdt_cuda_describe(err, "initializing parameters", create_error, sizeof create_error);
 }
 
@@ -2901,10 +2930,14 @@ extern "C" int fpdt_set_param(fpdt_program* p, int i, const float* host, int64_t
   if (!host) return FPDT_ERR_INVALID_ARGUMENT;
   const fpdt_param_entry* e = &PARAMS[i];
   FPDT_CK(cudaSetDevice(p->device), "fpdt_set_param");
-  float* master = (float*)(p->gpu + MASTER_AT[e->part]) + at;
+  float* stage = master_stage(p, e->part, at);
   /* the copy and the cast on one stream: the cast must read the values just copied */
-  FPDT_CK(cudaMemcpyAsync(master, host, n * sizeof(float), cudaMemcpyHostToDevice, p->s[0]), "fpdt_set_param");
-  FPDT_CK(fpdt_cast_f32_bf16(master, p->gpu + PARAM_AT[e->part] + 2 * at, n, p->s[0]), "fpdt_set_param");
+  FPDT_CK(cudaMemcpyAsync(stage, host, n * sizeof(float), cudaMemcpyHostToDevice, p->s[0]), "fpdt_set_param");
+  FPDT_CK(fpdt_cast_f32_bf16(stage, p->gpu + PARAM_AT[e->part] + 2 * at, n, p->s[0]), "fpdt_set_param");
+  if (MASTER_ON_HOST[e->part]) {
+    FPDT_CK(cudaMemcpyAsync(master_of(p, e->part, at), stage, n * sizeof(float), cudaMemcpyDeviceToHost, p->s[0]), "fpdt_set_param");
+    FPDT_CK(cudaMemsetAsync(stage, 0, n * sizeof(float), p->s[0]), "fpdt_set_param");
+  }
   FPDT_CK(cudaStreamSynchronize(p->s[0]), "fpdt_set_param");
   return FPDT_OK;
 }
@@ -2918,7 +2951,7 @@ extern "C" int fpdt_get_param(const fpdt_program* cp, int i, float* host, int64_
   if (!host) return FPDT_ERR_INVALID_ARGUMENT;
   const fpdt_param_entry* e = &PARAMS[i];
   FPDT_CK(cudaSetDevice(p->device), "fpdt_get_param");
-  FPDT_CK(cudaMemcpyAsync(host, (float*)(p->gpu + MASTER_AT[e->part]) + at, n * sizeof(float), cudaMemcpyDeviceToHost, p->s[0]), "fpdt_get_param");
+  FPDT_CK(cudaMemcpyAsync(host, master_of(p, e->part, at), n * sizeof(float), MASTER_ON_HOST[e->part] ? cudaMemcpyHostToHost : cudaMemcpyDeviceToHost, p->s[0]), "fpdt_get_param");
   FPDT_CK(cudaStreamSynchronize(p->s[0]), "fpdt_get_param");
   return FPDT_OK;
 }

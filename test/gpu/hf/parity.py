@@ -86,9 +86,10 @@ def neox_model(case_cfg, seed):
     cfg._attn_implementation = "sdpa"
     torch.manual_seed(seed)
     model = GPTNeoXForCausalLM(cfg)
-    if model.embed_out.weight is model.gpt_neox.embed_in.weight:
-        # some versions tie the head whatever the config says; the fpdtc model's head is its own
-        model.embed_out.weight = torch.nn.Parameter(model.embed_out.weight.detach().clone().normal_(0.0, 0.02))
+    head = model.get_output_embeddings()
+    if head.weight is model.get_input_embeddings().weight:
+        # tied whatever the config says: the fpdtc model's head is its own
+        head.weight = torch.nn.Parameter(head.weight.detach().clone().normal_(0.0, 0.02))
         model.config.tie_word_embeddings = False
     d = case_cfg["D"] // case_cfg["H"]
     inv = next(b for n, b in model.named_buffers() if n.endswith("inv_freq")).double().cpu()
@@ -98,36 +99,35 @@ def neox_model(case_cfg, seed):
     return model
 
 
-def neox_to_ours(sd, L, H, d):
-    """GPT-NeoX names and its fused per-head [q; k; v] projection -> fpdtc's GPT names."""
-    missing = [k for k in ("gpt_neox.embed_in.weight", "embed_out.weight", "gpt_neox.final_layer_norm.weight") if k not in sd]
-    if missing:
-        raise KeyError(f"GPTNeoX names {missing} not found; it has {sorted(sd)[:8]} ...")
+def neox_to_ours(model, what, H, d):
+    """GPT-NeoX's modules (found by role, not by parameter name, which moves between versions) and
+    its fused per-head [q; k; v] projection -> fpdtc's GPT names. `what`: 'params' or 'grads'."""
+    val = lambda p: (p.grad if what == "grads" else p).detach().float().cpu()
+    base = model.base_model
     out = {
-        "model.embed_tokens.weight": sd["gpt_neox.embed_in.weight"],
-        "lm_head.weight": sd["embed_out.weight"],
-        "model.norm.weight": sd["gpt_neox.final_layer_norm.weight"],
-        "model.norm.bias": sd["gpt_neox.final_layer_norm.bias"],
+        "model.embed_tokens.weight": val(model.get_input_embeddings().weight),
+        "lm_head.weight": val(model.get_output_embeddings().weight),
+        "model.norm.weight": val(base.final_layer_norm.weight),
+        "model.norm.bias": val(base.final_layer_norm.bias),
     }
-    for l in range(L):
-        a, o = f"gpt_neox.layers.{l}.", f"model.layers.{l}."
+    for l, layer in enumerate(base.layers):
+        o = f"model.layers.{l}."
         for n in ("input_layernorm", "post_attention_layernorm"):
-            out[o + n + ".weight"] = sd[a + n + ".weight"]
-            out[o + n + ".bias"] = sd[a + n + ".bias"]
-        w = sd[a + "attention.query_key_value.weight"]
-        b = sd[a + "attention.query_key_value.bias"]
-        w3 = w.view(H, 3, d, -1)
-        b3 = b.view(H, 3, d)
+            out[o + n + ".weight"] = val(getattr(layer, n).weight)
+            out[o + n + ".bias"] = val(getattr(layer, n).bias)
+        attn, mlp = layer.attention, layer.mlp
+        w3 = val(attn.query_key_value.weight).view(H, 3, d, -1)
+        b3 = val(attn.query_key_value.bias).view(H, 3, d)
         for i, n in enumerate(("q_proj", "k_proj", "v_proj")):
             out[o + f"self_attn.{n}.weight"] = w3[:, i].reshape(H * d, -1)
             out[o + f"self_attn.{n}.bias"] = b3[:, i].reshape(H * d)
-        out[o + "self_attn.o_proj.weight"] = sd[a + "attention.dense.weight"]
-        out[o + "self_attn.o_proj.bias"] = sd[a + "attention.dense.bias"]
-        out[o + "mlp.fc1.weight"] = sd[a + "mlp.dense_h_to_4h.weight"]
-        out[o + "mlp.fc1.bias"] = sd[a + "mlp.dense_h_to_4h.bias"]
-        out[o + "mlp.fc2.weight"] = sd[a + "mlp.dense_4h_to_h.weight"]
-        out[o + "mlp.fc2.bias"] = sd[a + "mlp.dense_4h_to_h.bias"]
-    return {k: v.detach().float().contiguous().cpu() for k, v in out.items()}
+        out[o + "self_attn.o_proj.weight"] = val(attn.dense.weight)
+        out[o + "self_attn.o_proj.bias"] = val(attn.dense.bias)
+        out[o + "mlp.fc1.weight"] = val(mlp.dense_h_to_4h.weight)
+        out[o + "mlp.fc1.bias"] = val(mlp.dense_h_to_4h.bias)
+        out[o + "mlp.fc2.weight"] = val(mlp.dense_4h_to_h.weight)
+        out[o + "mlp.fc2.bias"] = val(mlp.dense_4h_to_h.bias)
+    return {k: v.contiguous() for k, v in out.items()}
 
 
 def perturb_norms(model, seed):
@@ -142,8 +142,12 @@ def perturb_norms(model, seed):
 
 def named_values(model, what, to_ours):
     """{our name: tensor} of the parameters ('params') or their gradients ('grads')."""
-    sd = {n: (p.grad if what == "grads" else p).detach().float().cpu() for n, p in model.named_parameters()}
-    return to_ours(sd)
+    return to_ours(model, what)
+
+
+def llama_values(model, what):
+    """Llama's parameter names are fpdtc's (tied heads appear once, as the embedding)."""
+    return {n: (p.grad if what == "grads" else p).detach().float().cpu().contiguous() for n, p in model.named_parameters()}
 
 
 def loss_and_grads(model, ids, autocast, to_ours):
@@ -208,12 +212,12 @@ def run_case(case, spec, carry, fpdtc):
     if neox:
         nc = {"V": 5003, "D": 256, "L": 2, "H": 4, "F": 1024}
         model = neox_model(nc, case["seed"])
-        to_ours = lambda sd: neox_to_ours(sd, nc["L"], nc["H"], nc["D"] // nc["H"])
+        to_ours = lambda m, what: neox_to_ours(m, what, nc["H"], nc["D"] // nc["H"])
         res["hf_class"] = "GPTNeoXForCausalLM (use_parallel_residual=False, gelu_pytorch_tanh, rotary_pct 0.5)"
     else:
         cfg = spec["llama"][case["model"]]
         model = llama_model(cfg, case["seed"])
-        to_ours = lambda sd: {k: v.contiguous() for k, v in sd.items()}
+        to_ours = llama_values
         res["hf_class"] = "LlamaForCausalLM"
     perturb_norms(model, case["seed"])
     init = named_values(model, "params", to_ours)

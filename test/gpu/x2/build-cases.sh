@@ -22,6 +22,8 @@ for m in gpu-llama gpu-gpt gpu-llama-mqa; do
   build $m-sp1 test/gpu/models/$m.ts --sp 1
   build $m-sp2 test/gpu/models/$m.ts --sp 2
 done
+build gpu-llama-sp1-opthost test/gpu/models/gpu-llama.ts --sp 1 --optimizer host
+build gpu-llama-sp2-opthost test/gpu/models/gpu-llama.ts --sp 2 --optimizer host
 build gpu-llama8b-l12 test/gpu/models/gpu-llama8b-l12.ts
 build llama8b-128k-sp2 llama8b --seq 128K --sp 2 --host-mem 110
 build llama8b-256k-sp2 llama8b --seq 256K --sp 2 --host-mem 110

@@ -1,6 +1,6 @@
 #!/bin/bash
 # Runs on a host of two H200s (no Node there): the carried node and what build-cases.sh put in
-# .carry/x2. Parts (all by default but l12): steps (the test models three ways, check_steps.py), a2a (plain
+# .carry/x2. Parts (all by default but l12 and opthost): steps (the test models three ways, check_steps.py), a2a (plain
 # NCCL all-to-all), 8b128 / 8b256 (Llama-3-8B over two GPUs). Logs and JSON lines go to $OUT.
 set -u
 OUT=${OUT:-/tmp/fpdt-out}
@@ -44,4 +44,16 @@ fi
 # l12 (one GPU): Llama-3-8B's layer at 12 layers, past 2^31 parameter elements on one rank, 3 steps
 if [[ " $parts " == *" l12 "* ]]; then
   FPDTC_DEBUG=1 run "$OUT/l12.log" 300 $X/gpu-llama8b-l12 --steps 3
+fi
+# opthost (one GPU): AdamW states in pinned host memory against on the GPU, one rank and a local world
+if [[ " $parts " == *" opthost "* ]]; then
+  d=/tmp/oh; rm -rf $d; mkdir -p $d
+  run $d/init.log 60 $X/gpu-llama-sp1 --steps 1 --lr 0 --save $d/init.safetensors
+  run $d/gpu.log 60 $X/gpu-llama-sp1 --steps 3 --lr 1e-3 --dump-grads $d/g1.safetensors --save $d/w1.safetensors
+  run $d/host.log 60 $X/gpu-llama-sp1-opthost --steps 3 --lr 1e-3 --dump-grads $d/g2.safetensors --save $d/w2.safetensors
+  run $d/host2.log 60 $X/gpu-llama-sp2-opthost --ranks-per-gpu 2 --steps 3 --lr 1e-3 --dump-grads $d/g3.safetensors --save $d/w3.safetensors
+  cat $d/*.log >> "$OUT/opthost-runs.log"
+  python3 $X/check_steps.py --labels "optimizer gpu,optimizer host,optimizer host sp 2 local" gpu-llama $d/init.safetensors \
+    $d/gpu.log $d/g1.safetensors $d/w1.safetensors $d/host.log $d/g2.safetensors $d/w2.safetensors \
+    $d/host2.log $d/g3.safetensors $d/w3.safetensors 2>&1 | tee -a "$OUT/opthost.jsonl"
 fi
