@@ -5,6 +5,16 @@
 # into .carry/hf/<case>/ (schedule.json, report.json, graph.json, build/<addon>.node), plus the
 # bundled `fpdtc run` (run-entry.mjs) and cases.json. Usage: build-cases.sh [case ...]
 set -eu
+# the built addon and its build record (the schedule hash it was built from), at the same places
+carry_build() { # from to
+  mkdir -p "$2"
+  if [ -f "$1/built-from.json" ]; then
+    local rel; rel=$(node -e "console.log(require(process.argv[1]).addon)" "$(realpath "$1/built-from.json")")
+    mkdir -p "$2/$(dirname "$rel")" && cp "$1/$rel" "$2/$rel" && cp "$1/built-from.json" "$2/"
+  else
+    cp "$(find "$1" -name '*.node' | head -1)" "$2/"
+  fi
+}
 here=test/gpu/hf
 dest=.carry/hf
 work=/tmp/fpdt-hf
@@ -29,9 +39,9 @@ build() { # case model sp offload keep
   npx fpdtc compile "$file" --seq "$seq" --chunk "$chunk" --sp "$sp" --offload "$offload" --keep-attention "$keep" --out "$out" >"$work/$name.compile.log"
   local dir; dir=$(dirname "$(ls "$out"/*/schedule.json)")
   npx fpdtc build "$dir" --jobs 2 >"$work/$name.build.log"
-  rm -rf "${dest:?}/$name"; mkdir -p "$dest/$name/build"
+  rm -rf "${dest:?}/$name"; mkdir -p "$dest/$name"
   cp "$dir/schedule.json" "$dir/report.json" "$dir/graph.json" "$dest/$name/"
-  cp "$(find "$dir/build" -name '*.node' | head -1)" "$dest/$name/build/"
+  carry_build "$dir/build" "$dest/$name/build"
   echo "built $dest/$name"
 }
 node -e "for (const c of require('./$here/cases.json').cases) console.log(c.name, c.model, c.sp, c.offload, c.keep)" |

@@ -19,7 +19,7 @@ run() { # log timeout args...
   tail -4 "$log"
 }
 if [[ " $parts " == *" steps "* ]]; then
-  for m in gpu-llama gpu-gpt gpu-llama-mqa; do
+  for m in ${STEP_MODELS:-gpu-llama gpu-gpt gpu-llama-mqa}; do
     d=/tmp/x2-$m; rm -rf $d; mkdir -p $d
     run $d/init.log 60 $X/$m-sp1 --steps 1 --lr 0 --save $d/init.safetensors
     run $d/one.log 60 $X/$m-sp1 --steps 3 --lr 1e-3 --dump-grads $d/g1.safetensors --save $d/w1.safetensors
