@@ -111,6 +111,7 @@ static int fpdt_all_to_all(fpdt_program* p, int to_heads, const void* send, void
     FPDT_CK(cudaEventRecord(p->a2a_ev[2 * k + 1], p->s[3]), where);
     p->a2a_n += 1;
     p->a2a_bytes += (double)g.c * g.hL * g.d * eb * p->world;
+    if (p->a2a_call_bytes) p->a2a_call_bytes[k] = (double)g.c * g.hL * g.d * eb * p->world;
   }
   return FPDT_OK;
 }

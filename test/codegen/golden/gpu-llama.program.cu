@@ -49,6 +49,8 @@ struct fpdt_program {
   /* FPDT_PROFILE_COMM=1: each all-to-all of a step between a pair of timing events */
   int profile_comm, a2a_n;
   cudaEvent_t* a2a_ev;
+  double* a2a_call_bytes;
+  FILE* a2a_log; /* FPDT_PROFILE_COMM_FILE: one line per all-to-all of every step */
   double a2a_bytes, a2a_ms, a2a_MB;
   /* FPDT_PROFILE=1: every instruction between two timing events on its stream, summed by op */
   int prof, prof_n;
@@ -2761,6 +2763,8 @@ static void release(fpdt_program* p) {
     for (int i = 0; i < 2 * FPDT_A2A_PROFILED; i++) if (p->a2a_ev[i]) cudaEventDestroy(p->a2a_ev[i]);
     free(p->a2a_ev);
   }
+  free(p->a2a_call_bytes);
+  if (p->a2a_log) fclose(p->a2a_log);
   for (int i = 0; i < 4; i++) if (p->s[i]) cudaStreamDestroy(p->s[i]);
   if (p->gpu) cudaFree(p->gpu);
   if (p->stat_rstd) cudaFree(p->stat_rstd);
@@ -2868,6 +2872,14 @@ extern "C" int fpdt_create(const char* config_json, int rank, int world, void* c
   if (c && getenv("FPDT_PROFILE_COMM") && !strcmp(getenv("FPDT_PROFILE_COMM"), "1")) {
     p->profile_comm = 1;
     p->a2a_ev = (cudaEvent_t*)calloc(2 * FPDT_A2A_PROFILED, sizeof(cudaEvent_t));
+    p->a2a_call_bytes = (double*)calloc(FPDT_A2A_PROFILED, sizeof(double));
+    const char* log = getenv("FPDT_PROFILE_COMM_FILE");
+    if (log && *log) {
+      char path[600];
+      snprintf(path, sizeof path, "%s.rank%d.csv", log, rank);
+      p->a2a_log = fopen(path, "w");
+      if (p->a2a_log) fprintf(p->a2a_log, "step,call,bytes,start_ms,end_ms\n");
+    }
     for (int i = 0; p->a2a_ev && i < 2 * FPDT_A2A_PROFILED; i++) CREATE_CK(cudaEventCreate(&p->a2a_ev[i]), "creating timing events");
   }
   if (getenv("FPDT_PROFILE") && !strcmp(getenv("FPDT_PROFILE"), "1")) {
@@ -3057,7 +3069,15 @@ extern "C" int fpdt_step(fpdt_program* p, float* loss) {
       float one = 0.f;
       FPDT_CK(cudaEventElapsedTime(&one, p->a2a_ev[2 * i], p->a2a_ev[2 * i + 1]), "all-to-all timing");
       total += one;
+      if (p->a2a_log) {
+        /* start and end from this rank's step start: two ranks' files line up call by call, and
+           a start later on one rank is time the other spent waiting inside the call */
+        float at = 0.f;
+        FPDT_CK(cudaEventElapsedTime(&at, p->t0, p->a2a_ev[2 * i]), "all-to-all timing");
+        fprintf(p->a2a_log, "%d,%d,%.0f,%.4f,%.4f\n", p->step, i, p->a2a_call_bytes ? p->a2a_call_bytes[i] : 0.0, at, at + one);
+      }
     }
+    if (p->a2a_log) fflush(p->a2a_log);
     p->a2a_ms = total;
     p->a2a_MB = p->a2a_bytes / 1e6;
     p->a2a_n = 0;
