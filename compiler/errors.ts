@@ -67,6 +67,16 @@ export const errors = {
 
   // --- outputs ---
   cannotWrite: (path: string, reason: string) => new UserError(`cannot write ${path}: ${reason}`),
+  /** a model name that cannot be a folder name under --out */
+  badModelName: (file: string, name: string) =>
+    new UserError(`the model's name ${JSON.stringify(name)} cannot name its output folder; use letters, digits, '.', '_' and '-', not starting with '.'`, 1, file),
+  outsideOut: (path: string, root: string) => new UserError(`refusing to write ${path}: it is outside the output folder ${root}`),
+  /** schedule.json or report.json that does not hold what compile writes */
+  outFileInvalid: (path: string, what: string) => new UserError(`${what}; compile the model again (fpdtc compile)`, 1, path),
+  noBuild: (dir: string) => new UserError(`no built addon under ${dir}/build; run 'fpdtc build ${dir}' first`),
+  /** a build folder without the record a finished build writes (the build failed, or was interrupted) */
+  unfinishedBuild: (dir: string) => new UserError(`${dir}/build holds no finished build (no built-from.json: the last build failed or was stopped); run 'fpdtc build ${dir}'`),
+  staleBuild: (dir: string) => new UserError(`${dir}/build was built from another schedule (recompiled since); run 'fpdtc build ${dir}'`),
   cannotReadOut: (path: string, why: string) => new UserError(`cannot read ${path} (${why}); pass the folder 'fpdtc compile' wrote (out/<model>)`),
   fileExists: (path: string) => new UserError(`${path} exists; pass --force to overwrite it, or another --out`),
 
@@ -83,6 +93,10 @@ export const errors = {
   hfUnsupported: (where: string, what: string, supported: string) => new UserError(`${where}: ${what}; supported: ${supported}`),
   /** a runtime error about a file (runtime/errors.ts), shown as its first line */
   runtime: (message: string) => new UserError(message.split('\n')[0]),
+  weightsDtype: (path: string, name: string, dtype: string) =>
+    new UserError(`${path}: '${name}' is ${dtype}; weights must be F32, BF16 or F16 (convert the tensor)`),
+  weightsNotFinite: (path: string, name: string, index: number, value: number) =>
+    new UserError(`${path}: '${name}' holds ${value} at element ${index}; weights must be finite (the checkpoint is damaged, or diverged before it was saved)`),
   hfNoConfig: (dir: string) => new UserError(`${dir}: no config.json; pass a Hugging Face model folder`),
   hfBadConfig: (where: string, what: string) => new UserError(`${where}: ${what}; fix config.json or re-download the folder`),
   hfModelNotLlama: (path: string, model: string, why: string) =>

@@ -3,14 +3,14 @@
 // N-API versions (so cmake-js uses the bundled node-api-headers) and a
 // CMakeLists.txt rendered from codegen-templates/host/CMakeLists.txt.njk.
 import { spawn } from "node:child_process";
-import { accessSync, constants, createWriteStream, existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import { accessSync, constants, createWriteStream, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { availableParallelism } from "node:os";
-import { basename, delimiter, dirname, join, resolve } from "node:path";
+import { basename, delimiter, dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import nunjucks from "nunjucks";
 
-import { runtimeErrors } from "./errors.js";
+import { firstLine, runtimeErrors } from "./errors.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const repoRoot = resolve(here, "..");
@@ -33,6 +33,63 @@ export interface BuildOptions {
   jobs?: number;
   /** Receives one short line per build stage; default writes to stderr. */
   onProgress?: (line: string) => void;
+  /** The content hash of the schedule the sources were rendered from, kept in the build record. */
+  scheduleHash?: string;
+}
+
+/**
+ * The record a finished build leaves in its build folder: what it was built from. It is removed
+ * before a build starts and written only after it succeeds, so a folder without it holds no
+ * usable build, and `fpdtc run` compares its hash with the schedule's.
+ */
+export const BUILD_RECORD = "built-from.json";
+
+export interface BuildRecord {
+  /** schedule.json's `hash` */
+  hash: string;
+  /** CMAKE_CUDA_ARCHITECTURES */
+  arch: string;
+  /** ISO time the build finished */
+  built_at: string;
+  /** the addon, relative to the build folder */
+  addon: string;
+}
+
+/** The record of the build in `buildDir`, or undefined when there is none; a damaged one is an error. */
+export function readBuildRecord(buildDir: string): BuildRecord | undefined {
+  const path = join(buildDir, BUILD_RECORD);
+  if (!existsSync(path)) return undefined;
+  let doc: unknown;
+  try {
+    doc = JSON.parse(readFileSync(path, "utf8"));
+  } catch (e) {
+    throw runtimeErrors.badFile(path, `is not readable JSON (${firstLine((e as Error).message)})`, `build again with \`fpdtc build ${dirname(buildDir)}\``);
+  }
+  const r = doc as Partial<BuildRecord> | null;
+  const fields: (keyof BuildRecord)[] = ["hash", "arch", "built_at", "addon"];
+  const bad = fields.find((f) => typeof r?.[f] !== "string");
+  if (bad) throw runtimeErrors.badFile(path, `has no text field '${bad}'`, `build again with \`fpdtc build ${dirname(buildDir)}\``);
+  return r as BuildRecord;
+}
+
+/** The architectures a CMake cache was configured with, or undefined. */
+function cachedArchitectures(cmakeDir: string): string | undefined {
+  const cache = join(cmakeDir, "CMakeCache.txt");
+  if (!existsSync(cache)) return undefined;
+  return /^CMAKE_CUDA_ARCHITECTURES(?::\w+)?=(.*)$/m.exec(readFileSync(cache, "utf8"))?.[1];
+}
+
+/**
+ * cmake-js configures only when there is no CMake cache, so a new --arch on a rebuild would be
+ * ignored: when the cached architectures differ, the cache goes and the next build configures.
+ * Returns whether it cleared the cache.
+ */
+export function clearCacheOnArchChange(cmakeDir: string, arch: string): boolean {
+  const cached = cachedArchitectures(cmakeDir);
+  if (cached === undefined || cached === arch) return false;
+  rmSync(join(cmakeDir, "CMakeCache.txt"), { force: true });
+  rmSync(join(cmakeDir, "CMakeFiles"), { recursive: true, force: true });
+  return true;
 }
 
 export interface BuildResult {
@@ -157,6 +214,10 @@ export async function buildAddon(options: BuildOptions): Promise<BuildResult> {
   const jobs = options.jobs ?? availableParallelism();
 
   mkdirSync(buildDir, { recursive: true });
+  // Until this build succeeds, the folder holds no usable build: no record, no old addon.
+  rmSync(join(buildDir, BUILD_RECORD), { force: true });
+  for (let old = findAddon(join(buildDir, "cmake")); old; old = findAddon(join(buildDir, "cmake"))) rmSync(old, { force: true });
+  if (clearCacheOnArchChange(join(buildDir, "cmake"), cudaArchitectures)) progress(`architectures changed to ${cudaArchitectures}: configuring afresh`);
   const target = `fpdt_${basename(programDir).replace(/[^A-Za-z0-9_]/g, "_")}`;
   const napiInclude = dirname(require.resolve("node-addon-api/package.json"));
   writeFileSync(
@@ -196,6 +257,9 @@ export async function buildAddon(options: BuildOptions): Promise<BuildResult> {
   if (log.code !== 0) throw runtimeErrors.buildFailed(options.programDir, firstBuildError(log.text), logPath);
   const addonPath = findAddon(join(buildDir, "cmake"));
   if (!addonPath) throw runtimeErrors.addonNotProduced(buildDir, logPath);
+  const record: BuildRecord = { hash: options.scheduleHash ?? "", arch: cudaArchitectures, built_at: new Date().toISOString(), addon: relative(buildDir, addonPath) };
+  writeFileSync(join(buildDir, `${BUILD_RECORD}.tmp`), JSON.stringify(record, null, 2) + "\n");
+  renameSync(join(buildDir, `${BUILD_RECORD}.tmp`), join(buildDir, BUILD_RECORD));
   const seconds = (Date.now() - started) / 1000;
   progress(`built ${addonPath} in ${seconds.toFixed(1)} s`);
   return { addonPath, logPath, seconds };
@@ -247,6 +311,10 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
   const jobs = flag("--jobs");
   if (argv.length !== 1) {
     process.stderr.write("usage: build.ts <program folder> [--build-dir DIR] [--arch 90a] [--jobs N]\n");
+    process.exit(2);
+  }
+  if (jobs !== undefined && !/^[1-9]\d*$/.test(jobs)) {
+    process.stderr.write(`--jobs ${jobs}: expected a whole number of at least 1\n`);
     process.exit(2);
   }
   buildAddon({ programDir: argv[0], buildDir, cudaArchitectures: arch, jobs: jobs ? Number(jobs) : undefined }).then(

@@ -36,6 +36,12 @@ export const runtimeErrors = {
 
   // data files
   badFile: (path: string, what: string, fix: string) => make("BAD_FILE", `${path}: ${what}; ${fix}`),
+  tokensAreText: (path: string) =>
+    make("BAD_FILE", `${path}: holds text, not token ids; tokenize it first and write the ids as flat little-endian uint32 (.bin) or a .npy array`),
+  tooFewTokens: (path: string, have: number, need: number) =>
+    make("BAD_FILE", `${path}: holds ${have} tokens and one step needs ${need} (the compiled seq); use a longer token file or compile with a smaller --seq`),
+  tokenNotInVocab: (path: string, index: number, value: number | bigint, vocab: number) =>
+    make("BAD_FILE", `${path}: token ${value} at index ${index} is not below the vocabulary size ${vocab}; check the tokenizer (it must match the model's) and the file's dtype`),
 
   // distributed environment and launcher
   distEnv: (what: string, fix: string) => make("DIST_ENV", `environment: ${what}; ${fix}`),

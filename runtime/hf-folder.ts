@@ -4,7 +4,7 @@
 // Writing streams one tensor at a time into shards of bounded size, inside a temporary sibling
 // folder that is renamed into place only once it is complete.
 import { existsSync, statSync } from "node:fs";
-import { copyFile, mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, open, readdir, readFile, rename, rm } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
 
 import { RuntimeError, runtimeErrors } from "./errors.js";
@@ -233,7 +233,7 @@ export async function writeHfFolder(dir: string, tensors: readonly FolderTensor[
   const shards = planShards(tensors, DTYPE_BYTES[dtype], o.maxShardBytes ?? MAX_SHARD_BYTES);
   const files = shards.map((_, k) => shardName(k, shards.length));
   await replaceFolder(dir, async (tmp) => {
-    await writeFile(join(tmp, CONFIG_FILE), JSON.stringify(o.config, null, 2) + "\n");
+    await writeSynced(join(tmp, CONFIG_FILE), JSON.stringify(o.config, null, 2) + "\n");
     const weightMap: Record<string, string> = {};
     let totalBytes = 0;
     for (const [k, members] of shards.entries()) {
@@ -254,13 +254,40 @@ export async function writeHfFolder(dir: string, tensors: readonly FolderTensor[
     }
     if (shards.length > 1) {
       const sorted = Object.fromEntries(Object.keys(weightMap).sort().map((n) => [n, weightMap[n]]));
-      await writeFile(join(tmp, INDEX_FILE), JSON.stringify({ metadata: { total_size: totalBytes }, weight_map: sorted }, null, 2) + "\n");
+      await writeSynced(join(tmp, INDEX_FILE), JSON.stringify({ metadata: { total_size: totalBytes }, weight_map: sorted }, null, 2) + "\n");
     }
     if (o.companionsFrom) {
-      for (const f of COMPANION_FILES) if (existsSync(join(o.companionsFrom, f))) await copyFile(join(o.companionsFrom, f), join(tmp, f));
+      for (const f of COMPANION_FILES) {
+        if (!existsSync(join(o.companionsFrom, f))) continue;
+        await copyFile(join(o.companionsFrom, f), join(tmp, f));
+        await syncPath(join(tmp, f));
+      }
     }
+    // the folder's entries too, so that the rename below publishes a folder whose files are on disk
+    await syncPath(tmp);
   });
   return [CONFIG_FILE, ...files, ...(shards.length > 1 ? [INDEX_FILE] : [])];
+}
+
+/** Writes a file and flushes it to disk before it can be renamed into place. */
+async function writeSynced(path: string, text: string): Promise<void> {
+  const fh = await open(path, "w");
+  try {
+    await fh.writeFile(text);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Flushes a file or folder that is already written. */
+async function syncPath(path: string): Promise<void> {
+  const fh = await open(path, "r");
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
 }
 
 /** Whether a folder is one a save may replace: empty, or holding a model's files. */

@@ -5,7 +5,7 @@
 import { endianness } from "node:os";
 import { open, type FileHandle } from "node:fs/promises";
 
-import { runtimeErrors } from "./errors.js";
+import { firstLine, runtimeErrors } from "./errors.js";
 import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from "./numeric.js";
 
 export type Dtype = "F32" | "BF16" | "F16" | "I32";
@@ -68,6 +68,14 @@ async function writeFully(fh: FileHandle, source: Uint8Array, position: number):
   }
 }
 
+const isPlainObject = (v: unknown): v is Record<string, unknown> => typeof v === "object" && v !== null && !Array.isArray(v);
+
+/** A header value as a short piece of a message. */
+function shortJson(v: unknown): string {
+  const text = JSON.stringify(v) ?? String(v);
+  return text.length > 60 ? `${text.slice(0, 57)}...` : text;
+}
+
 function bytesOf(data: TensorData): Uint8Array {
   return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
 }
@@ -99,35 +107,45 @@ export class SafetensorsReader {
       }
       const headerBytes = new Uint8Array(headerLength);
       await readFully(fh, headerBytes, 8);
-      let header: Record<string, unknown>;
+      let parsed: unknown;
       try {
-        header = JSON.parse(new TextDecoder().decode(headerBytes)) as Record<string, unknown>;
+        parsed = JSON.parse(new TextDecoder().decode(headerBytes));
       } catch (e) {
-        throw bad(`header is not JSON (${(e as Error).message})`);
+        throw bad(`header is not JSON (${firstLine((e as Error).message)})`);
       }
+      if (!isPlainObject(parsed)) throw bad(`header is ${shortJson(parsed)}, not a JSON object of tensors`);
+      const header = parsed;
       const dataStart = 8 + headerLength;
       const tensors = new Map<string, TensorEntry>();
       let metadata: Record<string, string> = {};
       for (const [name, value] of Object.entries(header)) {
         if (name === "__metadata__") {
+          if (value !== null && !isPlainObject(value)) throw bad(`__metadata__ is ${shortJson(value)}, not an object of strings`);
           metadata = (value ?? {}) as Record<string, string>;
           continue;
         }
+        if (!isPlainObject(value)) throw bad(`tensor '${name}' is described by ${shortJson(value)}, not an object with dtype, shape and data_offsets`);
         const v = value as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
         if (!isDtype(v.dtype)) {
-          throw runtimeErrors.badFile(path, `tensor '${name}' has dtype ${JSON.stringify(v.dtype)}`, "only F32, BF16, F16 and I32 are supported; convert it");
+          throw runtimeErrors.badFile(path, `tensor '${name}' has dtype ${shortJson(v.dtype)}`, "only F32, BF16, F16 and I32 are supported; convert it");
         }
         const shape = v.shape;
         const offsets = v.data_offsets;
-        if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0)) throw bad(`tensor '${name}' has shape ${JSON.stringify(shape)}`);
-        if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((o) => Number.isInteger(o) && o >= 0)) {
-          throw bad(`tensor '${name}' has data_offsets ${JSON.stringify(offsets)}`);
+        if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) throw bad(`tensor '${name}' has shape ${shortJson(shape)}`);
+        if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((o) => Number.isSafeInteger(o) && o >= 0)) {
+          throw bad(`tensor '${name}' has data_offsets ${shortJson(offsets)}`);
         }
         const [b, e] = offsets as [number, number];
         const need = numel(shape as number[]) * DTYPE_BYTES[v.dtype];
-        if (e - b !== need) throw bad(`tensor '${name}' has data_offsets [${b}, ${e}] (${e - b} bytes) but ${v.dtype} ${JSON.stringify(shape)} needs ${need} bytes`);
+        if (e - b !== need) throw bad(`tensor '${name}' has data_offsets [${b}, ${e}] (${e - b} bytes) but ${v.dtype} ${shortJson(shape)} needs ${need} bytes`);
         if (dataStart + e > size) throw bad(`tensor '${name}' ends at byte ${dataStart + e}, past the end of the file (${size} bytes; truncated?)`);
         tensors.set(name, { name, dtype: v.dtype, shape: shape as number[], begin: dataStart + b, end: dataStart + e });
+      }
+      // two tensors over the same bytes would alias: writing one would change the other
+      const byStart = [...tensors.values()].filter((t) => t.end > t.begin).sort((a, b) => a.begin - b.begin);
+      for (let i = 1; i < byStart.length; i++) {
+        const [a, b] = [byStart[i - 1], byStart[i]];
+        if (b.begin < a.end) throw bad(`tensors '${a.name}' and '${b.name}' share bytes [${b.begin - dataStart}, ${Math.min(a.end, b.end) - dataStart}) of the data`);
       }
       return new SafetensorsReader(path, fh, metadata, tensors);
     } catch (e) {
@@ -265,10 +283,15 @@ export class SafetensorsWriter {
     return [...this.specs.keys()].filter((n) => !this.written.has(n));
   }
 
-  /** Sizes the file to its declared length (unwritten ranges read as zeros) and closes it. */
+  /**
+   * Sizes the file to its declared length (unwritten ranges read as zeros), flushes it to disk
+   * (a caller that renames it into place next must not publish bytes still in the page cache)
+   * and closes it.
+   */
   async close(): Promise<void> {
     try {
       await this.fh.truncate(this.dataStart + this.dataBytes);
+      await this.fh.sync();
     } finally {
       await this.fh.close();
     }

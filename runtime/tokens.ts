@@ -28,7 +28,12 @@ export class TokenFile {
       throw runtimeErrors.badFile(path, `cannot be opened (${(e as NodeJS.ErrnoException).code ?? e})`, "check the --tokens path");
     }
     try {
-      const size = (await fh.stat()).size;
+      const stat = await fh.stat();
+      if (!stat.isFile()) throw runtimeErrors.badFile(path, "is not a file (a folder?)", "pass a token file to --tokens");
+      const size = stat.size;
+      const head = new Uint8Array(Math.min(size, TEXT_SNIFF_BYTES));
+      await readFully(fh, head, 0);
+      if (looksLikeText(head) && !startsWith(head, NPY_MAGIC)) throw runtimeErrors.tokensAreText(path);
       if (path.endsWith(".npy")) {
         const { dtype, length, dataStart } = await readNpyHeader(path, fh, size);
         return new TokenFile(path, fh, dtype, length, dataStart);
@@ -50,17 +55,36 @@ export class TokenFile {
     }
     const width = BYTES[this.dtype];
     const bytes = new Uint8Array(new ArrayBuffer(count * width));
-    let done = 0;
-    while (done < bytes.length) {
-      const { bytesRead } = await this.fh.read(bytes, done, Math.min(1 << 30, bytes.length - done), this.dataStart + start * width + done);
-      if (bytesRead === 0) throw runtimeErrors.badFile(this.path, "ends early", "the file is truncated; regenerate it");
-      done += bytesRead;
-    }
+    if ((await readFully(this.fh, bytes, this.dataStart + start * width)) < bytes.length) throw runtimeErrors.badFile(this.path, "ends early", "the file is truncated; regenerate it");
     return toInt32(this.path, this.dtype, bytes.buffer, start);
   }
 
   async close(): Promise<void> {
     await this.fh.close();
+  }
+}
+
+/** Tokens checked per read while scanning a file: 64 MiB of uint32. */
+const SCAN_PIECE = 1 << 24;
+
+/**
+ * Checks, before any GPU work, that a token file serves a run of `steps` steps of `seq` tokens
+ * over a vocabulary of `vocab`: a readable file of whole tokens (a valid .npy header), at least
+ * one step of tokens, and every id the run will read below `vocab` (the first offending index is
+ * named). Reads only the windows the run uses, a piece at a time.
+ */
+export async function checkTokenFile(path: string, o: { seq: number; vocab: number; steps: number }): Promise<{ length: number; dtype: TokenDtype }> {
+  const file = await TokenFile.open(path);
+  try {
+    if (file.length < o.seq) throw runtimeErrors.tooFewTokens(path, file.length, o.seq);
+    const used = Math.min(o.steps, Math.floor(file.length / o.seq)) * o.seq;
+    for (let start = 0; start < used; start += SCAN_PIECE) {
+      const ids = await file.read(start, Math.min(SCAN_PIECE, used - start));
+      for (let i = 0; i < ids.length; i++) if (ids[i] >= o.vocab) throw runtimeErrors.tokenNotInVocab(path, start + i, ids[i], o.vocab);
+    }
+    return { length: file.length, dtype: file.dtype };
+  } finally {
+    await file.close();
   }
 }
 
@@ -72,6 +96,46 @@ export async function readTokens(path: string): Promise<Int32Array> {
   } finally {
     await file.close();
   }
+}
+
+/** The first bytes of a file that decide whether it is text. */
+const TEXT_SNIFF_BYTES = 4096;
+
+/**
+ * Whether bytes read as text: valid UTF-8 with no NUL and no control characters but tab, line
+ * feeds and carriage returns. Token ids below 2^24 as uint32 (or int32, int64) have a zero byte
+ * in every element, so no token file of a real vocabulary passes.
+ */
+export function looksLikeText(bytes: Uint8Array): boolean {
+  if (bytes.length === 0) return false;
+  let text: string;
+  try {
+    // a piece cut in the middle of a character is still text: drop the last 3 bytes' worth
+    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes.length === TEXT_SNIFF_BYTES ? trimPartialChar(bytes) : bytes);
+  } catch {
+    return false;
+  }
+  return !/[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/.test(text);
+}
+
+function trimPartialChar(bytes: Uint8Array): Uint8Array {
+  let end = bytes.length;
+  // step back over continuation bytes and the lead byte of a character that may be cut
+  for (let k = 0; k < 3 && end > 0 && (bytes[end - 1] & 0xc0) === 0x80; k++) end--;
+  if (end > 0 && bytes[end - 1] >= 0xc0) end--;
+  return bytes.subarray(0, end);
+}
+
+const startsWith = (bytes: Uint8Array, prefix: string) => bytes.length >= prefix.length && [...prefix].every((ch, i) => bytes[i] === ch.charCodeAt(0));
+
+async function readFully(fh: FileHandle, target: Uint8Array, position: number): Promise<number> {
+  let done = 0;
+  while (done < target.length) {
+    const { bytesRead } = await fh.read(target, done, Math.min(1 << 30, target.length - done), position + done);
+    if (bytesRead === 0) break;
+    done += bytesRead;
+  }
+  return done;
 }
 
 function toInt32(path: string, dtype: TokenDtype, buffer: ArrayBuffer, base: number): Int32Array {
@@ -98,7 +162,7 @@ function toInt32(path: string, dtype: TokenDtype, buffer: ArrayBuffer, base: num
 async function readNpyHeader(path: string, fh: FileHandle, size: number): Promise<{ dtype: TokenDtype; length: number; dataStart: number }> {
   const notNpy = (what: string) => runtimeErrors.badFile(path, what, "save it with numpy.save(path, tokens.astype(numpy.uint32))");
   const prefix = new Uint8Array(12);
-  await fh.read(prefix, 0, 12, 0);
+  if ((await readFully(fh, prefix, 0)) < 10) throw notNpy(`is only ${size} bytes, too short for a .npy header`);
   if (String.fromCharCode(...prefix.subarray(0, 6)) !== NPY_MAGIC) throw notNpy("is not a .npy file (bad magic)");
   const major = prefix[6];
   const view = new DataView(prefix.buffer);
@@ -106,7 +170,7 @@ async function readNpyHeader(path: string, fh: FileHandle, size: number): Promis
   const headerStart = major === 1 ? 10 : 12;
   if (major < 1 || major > 3 || headerStart + headerLength > size) throw notNpy(`has an unsupported .npy version ${major} or a bad header length`);
   const headerBytes = new Uint8Array(headerLength);
-  await fh.read(headerBytes, 0, headerLength, headerStart);
+  await readFully(fh, headerBytes, headerStart);
   const header = new TextDecoder(major === 3 ? "utf-8" : "latin1").decode(headerBytes);
   const descr = /'descr'\s*:\s*'([^']+)'/.exec(header)?.[1];
   const fortran = /'fortran_order'\s*:\s*(True|False)/.exec(header)?.[1];
@@ -115,11 +179,13 @@ async function readNpyHeader(path: string, fh: FileHandle, size: number): Promis
   const dtype = NPY_DTYPES[descr];
   if (!dtype) throw notNpy(`holds dtype '${descr}', not uint32, int32 or int64 (little-endian)`);
   const dims = shapeText.split(",").map((d) => d.trim()).filter((d) => d !== "").map(Number);
-  if (dims.length !== 1 || !Number.isInteger(dims[0])) {
+  if (dims.length !== 1 || !Number.isSafeInteger(dims[0]) || dims[0] < 0) {
     throw runtimeErrors.badFile(path, `holds an array of shape (${shapeText.trim()}), not 1-D`, "flatten it with tokens.reshape(-1) before saving");
   }
   const dataStart = headerStart + headerLength;
   const length = dims[0];
   if (dataStart + length * BYTES[dtype] > size) throw runtimeErrors.badFile(path, `declares ${length} tokens but is only ${size} bytes`, "the file is truncated; regenerate it");
+  // numpy writes exactly the declared data: anything after it means the header and data disagree
+  if (dataStart + length * BYTES[dtype] < size) throw runtimeErrors.badFile(path, `declares ${length} tokens but holds ${size - dataStart} bytes of data (${BYTES[dtype]} per token)`, "the header and the data disagree; regenerate it with numpy.save");
   return { dtype, length, dataStart };
 }

@@ -29,6 +29,7 @@ export function register(program: Command): void {
       const overrides = parseCompileFlags(raw);
       const result = await compile(model, overrides, { outDir: raw.out, dumpAfter: passList(raw.dumpAfter), skip: passList(raw.skip) });
       process.stdout.write(summary(result));
+      for (const note of result.notes) process.stderr.write(`${note}\n`);
     });
 }
 

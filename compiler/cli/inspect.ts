@@ -1,13 +1,15 @@
 // `fpdtc inspect out/<model>`: what a compile decided, for people: memory per rank, one layer's
 // forward and backward schedule, and the predicted timeline. Reads report.json and
 // schedule.json; when the report lacks the memory plan or timeline, computes them here.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { UserError } from '../errors.js';
 import type { TrainConfig } from '../ir/types.js';
 import { deviceProfile } from '../schedule/devices.js';
-import { parseScheduleJson } from '../schedule/export-json.js';
+import type { Report } from '../report.js';
+import { readScheduleJson, scheduleFromJson } from '../schedule/export-json.js';
+import { checkReportAgainstSchedule, checkReportDoc, parseJsonText, readOutFile } from '../schedule/json.js';
 import { formatBytes, listSchedule } from '../schedule/listing.js';
 import type { ArenaSummary } from '../schedule/memory.js';
 import { summarizeSchedule, type MemorySummary, type TimelineSummary } from '../schedule/summary.js';
@@ -44,18 +46,17 @@ export interface Inspection {
 
 function readJson(path: string, what: string): unknown {
   if (!existsSync(path)) throw new UserError(`no ${what} at ${path}; run 'fpdtc compile' first`);
-  try {
-    return JSON.parse(readFileSync(path, 'utf8'));
-  } catch (e) {
-    throw new UserError(`cannot read ${path}: ${(e as Error).message}`);
-  }
+  return parseJsonText(readOutFile(path), path);
 }
 
 export function loadInspection(dir: string): Inspection {
-  const report = readJson(join(dir, 'report.json'), 'report.json') as ReportFields;
+  const reportPath = join(dir, 'report.json');
+  const report = checkReportDoc(readJson(reportPath, 'report.json'), reportPath) as ReportFields & Report;
   const schedPath = join(dir, 'schedule.json');
   if (!existsSync(schedPath)) throw new UserError(`no schedule.json in ${dir}: this compile produced no schedule; compile again with a version that lowers to a schedule`);
-  const schedule = parseScheduleJson(readFileSync(schedPath, 'utf8'), schedPath);
+  const doc = readScheduleJson(readOutFile(schedPath), schedPath);
+  checkReportAgainstSchedule(report, doc, reportPath);
+  const schedule = scheduleFromJson(doc);
   if (report.memory && report.timeline) return { dir, schedule, memory: report.memory, timeline: report.timeline };
   const config = report.config ?? schedule.config;
   const dev = deviceProfile(config.device, { hostMemGiB: config.hostMemGiB });

@@ -2,11 +2,16 @@
 // compiler/train/, this file parses flags and picks the ranks: one GPU, a local world
 // (--ranks-per-gpu N), or one process per GPU over NCCL (--gpus N starts them here; under
 // torchrun, srun or mpirun the launcher environment says which rank this process is).
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Command } from 'commander';
+import { readBuildRecord } from '../../runtime/build.js';
 import { parseDistEnv } from '../../runtime/dist-env.js';
 import { launch } from '../../runtime/launcher.js';
 import { RuntimeError } from '../../runtime/errors.js';
+import { checkTokenFile } from '../../runtime/tokens.js';
 import { errors, UserError } from '../errors.js';
+import { readCompiledOut } from '../schedule/json.js';
 import { runTraining } from '../train/loop.js';
 import { checkWeightPaths } from '../train/weights.js';
 
@@ -37,6 +42,43 @@ async function launchRanks(gpus: number): Promise<void> {
   }
 }
 
+/**
+ * What `run` reads, checked in seconds before the addon loads: report.json and schedule.json
+ * (schema, hash, against each other), the build (finished, and made from this schedule), the
+ * tokens (every id a run of `steps` steps reads is below the vocabulary), the weights' headers
+ * and shapes, and the folders --save and --dump-grads write into.
+ */
+export async function checkRunInputs(dir: string, o: { steps: number; tokens?: string; weights?: string; save?: string; dumpGrads?: string }): Promise<void> {
+  const { schedule, report } = readCompiledOut(dir);
+  if (typeof report.flops_per_step !== 'number') throw errors.outFileInvalid(join(dir, 'report.json'), "missing field 'flops_per_step'");
+  const vocab = schedule.sizes.V;
+  if (vocab === undefined) throw errors.outFileInvalid(join(dir, 'schedule.json'), 'sizes has no V (the vocabulary size)');
+  checkBuild(dir, schedule.hash);
+  if (o.tokens) {
+    try {
+      await checkTokenFile(o.tokens, { seq: report.tokens, vocab, steps: o.steps });
+    } catch (e) {
+      throw e instanceof RuntimeError ? errors.runtime(e.message) : e;
+    }
+  }
+  await checkWeightPaths(dir, { weights: o.weights, save: o.save, dumpGrads: o.dumpGrads });
+}
+
+/** The build under <dir>/build is finished and was made from the schedule with this hash. */
+function checkBuild(dir: string, hash: string): void {
+  const buildDir = join(dir, 'build');
+  if (!existsSync(buildDir)) throw errors.noBuild(dir);
+  let record;
+  try {
+    record = readBuildRecord(buildDir);
+  } catch (e) {
+    throw e instanceof RuntimeError ? errors.runtime(e.message) : e;
+  }
+  if (!record) throw errors.unfinishedBuild(dir);
+  if (record.hash !== hash) throw errors.staleBuild(dir);
+  if (!existsSync(join(buildDir, record.addon))) throw errors.unfinishedBuild(dir);
+}
+
 export function register(program: Command): void {
   program
     .command('run')
@@ -65,8 +107,8 @@ export function register(program: Command): void {
         throw e instanceof RuntimeError ? new UserError(e.message) : e;
       }
       const isRank = dist.source !== 'single';
-      // config.json and save targets are checked before any GPU is touched (and before ranks start)
-      await checkWeightPaths(dir, { weights: o.weights, save: o.save, dumpGrads: o.dumpGrads });
+      // every input is checked before any GPU is touched (and before ranks start)
+      await checkRunInputs(dir.replace(/\/+$/, '') || dir, { steps, tokens: o.tokens, weights: o.weights, save: o.save, dumpGrads: o.dumpGrads });
       if (gpus !== undefined && !isRank) return launchRanks(gpus);
       await runTraining({
         dir, steps, tokens: o.tokens, weights: o.weights, save: o.save, dumpGrads: o.dumpGrads, lr,

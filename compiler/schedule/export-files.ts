@@ -14,21 +14,26 @@ export interface ScheduleOutputs {
   readonly timeline?: Timeline;
 }
 
-/** schedule.json, schedule.dot and (with a timeline) trace.json; returns the paths written. */
-export function writeScheduleOutputs(dir: string, o: ScheduleOutputs): string[] {
-  const paths: string[] = [];
-  const put = (name: string, text: string): void => {
-    const p = join(dir, name);
-    writeFileAtomic(p, text);
-    paths.push(p);
-  };
-  put('schedule.json', stringifySchedule(o.schedule, o.plan));
-  put('schedule.dot', scheduleToDot(o.schedule));
+/** The texts of schedule.json, schedule.dot and (with a timeline) trace.json, by file name. */
+export function scheduleOutputs(o: ScheduleOutputs): { name: string; text: string }[] {
+  const out = [
+    { name: 'schedule.json', text: stringifySchedule(o.schedule, o.plan) },
+    { name: 'schedule.dot', text: scheduleToDot(o.schedule) },
+  ];
   if (o.timeline) {
     const t = o.timeline;
     // the simulator keeps spans of one forward and one backward layer (see simulate.ts)
     const trace = chromeTrace([{ rank: 0, spans: t.spans }], { model: o.schedule.model, windowLayers: 1, predictedStepSeconds: t.stepSeconds });
-    put('trace.json', JSON.stringify(trace) + '\n');
+    out.push({ name: 'trace.json', text: JSON.stringify(trace) + '\n' });
   }
-  return paths;
+  return out;
+}
+
+/** Writes scheduleOutputs into `dir`, each file atomically; returns the paths written. */
+export function writeScheduleOutputs(dir: string, o: ScheduleOutputs): string[] {
+  return scheduleOutputs(o).map(({ name, text }) => {
+    const p = join(dir, name);
+    writeFileAtomic(p, text);
+    return p;
+  });
 }

@@ -1,13 +1,13 @@
 // schedule.json: the schedule IR as data, loops kept, plus what the memory plan decided for
-// each buffer. The schema is documented in docs/schedule-json.md; bump SCHEDULE_JSON_VERSION
+// each buffer and a hash of the whole content. The schema is documented in
+// docs/schedule-json.md and checked on every read (./json.ts); bump SCHEDULE_JSON_VERSION
 // when a field changes meaning.
-import { UserError } from '../errors.js';
 import type { MemoryPlan } from './memory.js';
 import { bufferBytes } from './memory.js';
+import { checkScheduleDoc, parseJsonText, scheduleHash, SCHEDULE_JSON_FORMAT, SCHEDULE_JSON_VERSION } from './json.js';
 import { STREAMS, type Buffer, type Schedule } from './types.js';
 
-export const SCHEDULE_JSON_FORMAT = 'fpdtc.schedule';
-export const SCHEDULE_JSON_VERSION = 1;
+export { SCHEDULE_JSON_FORMAT, SCHEDULE_JSON_VERSION } from './json.js';
 
 export interface BufferJson extends Buffer {
   /** elems * slots * dtype bytes, 256-byte aligned */
@@ -20,6 +20,8 @@ export interface BufferJson extends Buffer {
 export interface ScheduleJson extends Omit<Schedule, 'buffers'> {
   readonly format: typeof SCHEDULE_JSON_FORMAT;
   readonly version: number;
+  /** sha256 of the canonical content (every other field); see docs/schedule-json.md */
+  readonly hash: string;
   readonly streams: readonly string[];
   readonly buffers: readonly BufferJson[];
 }
@@ -31,22 +33,27 @@ export function scheduleToJson(s: Schedule, plan?: MemoryPlan): ScheduleJson {
     return { ...b, bytes: bufferBytes(b), ...(p ? { offset: p.offset, live: p.live } : {}) };
   });
   const { buffers: _b, ...rest } = s;
-  return { format: SCHEDULE_JSON_FORMAT, version: SCHEDULE_JSON_VERSION, ...rest, streams: STREAMS, buffers };
+  const content = { ...rest, streams: STREAMS, buffers };
+  const head = { format: SCHEDULE_JSON_FORMAT, version: SCHEDULE_JSON_VERSION } as const;
+  // the hash sits near the top, where people look; it covers every other field
+  return { ...head, hash: scheduleHash({ ...head, ...content }), ...content };
 }
 
 export const stringifySchedule = (s: Schedule, plan?: MemoryPlan): string => JSON.stringify(scheduleToJson(s, plan), null, 1) + '\n';
 
-/** Reads schedule.json back into the IR (plan fields dropped); `where` names the file in errors. */
+/** Reads schedule.json, checked (./json.ts), keeping the plan fields and the hash. */
+export function readScheduleJson(text: string, where = 'schedule.json'): ScheduleJson {
+  return checkScheduleDoc(parseJsonText(text, where), where);
+}
+
+/** Reads schedule.json back into the IR (plan fields and hash dropped); `where` names the file in errors. */
 export function parseScheduleJson(text: string, where = 'schedule.json'): Schedule {
-  let j: Partial<ScheduleJson>;
-  try {
-    j = JSON.parse(text) as Partial<ScheduleJson>;
-  } catch (e) {
-    throw new UserError(`not JSON: ${(e as Error).message}`, 1, where);
-  }
-  if (j.format !== SCHEDULE_JSON_FORMAT) throw new UserError(`not a schedule (format '${String(j.format)}', expected '${SCHEDULE_JSON_FORMAT}')`, 1, where);
-  if (j.version !== SCHEDULE_JSON_VERSION) throw new UserError(`schedule format version ${String(j.version)}; this fpdtc reads version ${SCHEDULE_JSON_VERSION}: compile again`, 1, where);
-  const { format: _f, version: _v, streams: _s, buffers, ...rest } = j as ScheduleJson;
+  return scheduleFromJson(readScheduleJson(text, where));
+}
+
+/** The IR of a checked schedule.json document. */
+export function scheduleFromJson(j: ScheduleJson): Schedule {
+  const { format: _f, version: _v, hash: _h, streams: _s, buffers, ...rest } = j;
   return {
     ...rest,
     buffers: buffers.map(({ bytes: _bytes, offset: _o, live: _l, ...b }) => b),

@@ -4,10 +4,10 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DistEnv } from '../../runtime/dist-env.js';
 import { loadAddon } from '../../runtime/load.js';
-import { RuntimeError } from '../../runtime/errors.js';
+import { RuntimeError, runtimeErrors } from '../../runtime/errors.js';
 import { reportStartPhase, type StartPhase } from '../../runtime/launcher.js';
 import { joinWorld } from '../../runtime/rendezvous.js';
-import { readTokens } from '../../runtime/tokens.js';
+import { TokenFile } from '../../runtime/tokens.js';
 import { UserError } from '../errors.js';
 import { formatStep, mfu, type StepFigures } from './report.js';
 import { RankSet } from './ranks.js';
@@ -53,10 +53,14 @@ export function findBuiltAddon(dir: string): string {
   return found;
 }
 
-/** Seeded tokens in [0, vocab): a fixed LCG so runs without --tokens are reproducible. */
-export function randomTokens(n: number, vocab: number, seed: number): Int32Array {
+/**
+ * Seeded tokens in [0, vocab): a fixed LCG, so runs without --tokens are reproducible. Each step
+ * has its own stream (seed and step mixed into the start), so a run makes one step's tokens at
+ * a time; step 0 is the stream of `seed` alone.
+ */
+export function randomTokens(n: number, vocab: number, seed: number, step = 0): Int32Array {
   const out = new Int32Array(n);
-  let x = (seed * 2654435761) >>> 0 || 1;
+  let x = (((seed * 2654435761) >>> 0) ^ (Math.imul(step, 0x85ebca6b) >>> 0)) >>> 0 || 1;
   for (let i = 0; i < n; i++) {
     x = (Math.imul(x, 1664525) + 1013904223) >>> 0;
     out[i] = x % vocab;
@@ -64,12 +68,26 @@ export function randomTokens(n: number, vocab: number, seed: number): Int32Array
   return out;
 }
 
-/** Step k's window of the token stream (wrapping), `seq` tokens. */
-export function tokenWindow(all: Int32Array, seq: number, k: number): Int32Array {
-  if (all.length < seq) throw new UserError(`the token file holds ${all.length} tokens; one step needs ${seq}`);
-  const windows = Math.floor(all.length / seq);
-  const start = (k % windows) * seq;
-  return all.subarray(start, start + seq);
+/** Where step k's window of `seq` tokens starts in a file of `length` tokens (windows wrap). */
+export function tokenWindowStart(length: number, seq: number, k: number): number {
+  const windows = Math.floor(length / seq);
+  if (windows < 1) throw new UserError(`the token file holds ${length} tokens; one step needs ${seq}`);
+  return (k % windows) * seq;
+}
+
+/** Step k's tokens: its window of the token file, read for this step alone, or seeded random tokens. */
+export async function stepTokens(file: string | undefined, seq: number, vocab: number, seed: number, k: number): Promise<Int32Array> {
+  if (!file) return randomTokens(seq, vocab, seed, k);
+  const f = await TokenFile.open(file);
+  try {
+    const start = tokenWindowStart(f.length, seq, k);
+    const ids = await f.read(start, seq);
+    const bad = ids.findIndex((id) => id >= vocab);
+    if (bad >= 0) throw runtimeErrors.tokenNotInVocab(file, start + bad, ids[bad], vocab);
+    return ids;
+  } finally {
+    await f.close();
+  }
 }
 
 const asUserError = (e: unknown): unknown => (e instanceof RuntimeError ? new UserError(e.message.split('\n')[0]) : e);
@@ -150,10 +168,9 @@ export async function runTraining(o: RunOptions): Promise<StepFigures[]> {
     if (ranks.world > 1) log(`ranks     ${ranks.world} (${ranks.backend === 'local' ? 'local backend, one GPU' : 'NCCL, one process per GPU'})`);
     if (o.weights) log(`weights   ${await loadWeights(ranks, o.weights, o.dir)} tensors from ${o.weights}`);
     else log(`weights   seeded random init (seed ${report.config.seed ?? 0})`);
-    const stream = o.tokens ? await readTokens(o.tokens) : randomTokens(report.tokens * o.steps, sizes.V, report.config.seed ?? 0);
     const watch = process.env.FPDTC_DEBUG ? updateWatch(lead) : undefined;
     for (let k = 0; k < o.steps; k++) {
-      ranks.setTokens(tokenWindow(stream, report.tokens, k));
+      ranks.setTokens(await stepTokens(o.tokens, report.tokens, sizes.V, report.config.seed ?? 0, k));
       const started = Date.now();
       const progress = setInterval(() => log(`  step ${k + 1}: running, ${((Date.now() - started) / 1000).toFixed(0)} s`), 30_000);
       let loss: number;

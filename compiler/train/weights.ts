@@ -5,9 +5,11 @@
 // only its shard of each tensor. Saving gathers the shards to one writer (rank 0 when each rank
 // is its own process) and writes tensor by tensor: to a .safetensors file, or, for any other
 // path, to a folder that transformers loads as LlamaForCausalLM.
-import { existsSync, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:fs';
 import { rename, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
+import { hostParams } from '../codegen/host-params.js';
+import { graphFromJson } from '../ir/json.js';
 import { readFolderConfig, WeightSource, writeHfFolder } from '../../runtime/hf-folder.js';
 import { RuntimeError } from '../../runtime/errors.js';
 import { SafetensorsWriter } from '../../runtime/safetensors.js';
@@ -52,18 +54,65 @@ export async function loadParams(path: string, params: readonly ParamSpec[], set
   try {
     const config = await source.config();
     if (config && facts) checkHfConfig(facts, config, join(path, 'config.json'), path.replace(/\/+$/, ''));
-    for (const p of params) {
-      if (!source.has(p.name)) throw p.name === 'lm_head.weight' && facts ? errors.weightsNoLmHead(path, facts.model) : errors.weightsMissingTensor(path, p.name, params.length);
-      const got = source.entry(p.name).shape;
-      if (!sameShape(got, p.shape)) throw errors.weightsShape(path, p.name, got, p.shape);
-    }
+    checkTensors(source, path, params, facts);
     const rank = new Map(source.files().map((f, k) => [f, k]));
     const fileOf = (i: number) => rank.get(source.entry(params[i].name).file)!;
     const order = params.map((_, i) => i).sort((a, b) => fileOf(a) - fileOf(b) || a - b);
-    for (const i of order) await set(i, (offset, count) => source.readF32(params[i].name, offset, count));
+    for (const i of order) await set(i, finiteReader(path, params[i].name, (offset, count) => source.readF32(params[i].name, offset, count)));
   } finally {
     await source.close();
   }
+}
+
+/** The dtypes a weight may have: anything else (I32) is not a weight. */
+const FLOAT_DTYPES: readonly string[] = ['F32', 'BF16', 'F16'];
+
+/** Every parameter is there with exactly its shape, in a float dtype. */
+function checkTensors(source: WeightSource, path: string, params: readonly ParamSpec[], facts?: ModelFacts): void {
+  for (const p of params) {
+    if (!source.has(p.name)) throw p.name === 'lm_head.weight' && facts ? errors.weightsNoLmHead(path, facts.model) : errors.weightsMissingTensor(path, p.name, params.length);
+    const e = source.entry(p.name);
+    if (!sameShape(e.shape, p.shape)) throw errors.weightsShape(path, p.name, e.shape, p.shape);
+    if (!FLOAT_DTYPES.includes(e.dtype)) throw errors.weightsDtype(path, p.name, e.dtype);
+  }
+}
+
+/** A reader that refuses NaN and infinities, naming the tensor and the element. */
+function finiteReader(path: string, name: string, read: ReadRange): ReadRange {
+  return async (offset, count) => {
+    const x = await read(offset, count);
+    for (let k = 0; k < x.length; k++) if (!Number.isFinite(x[k])) throw errors.weightsNotFinite(path, name, offset + k, x[k]);
+    return x;
+  };
+}
+
+/** The program's parameters (names and whole shapes) from the compiled out dir's graph.json. */
+export function programParams(outDir: string): ParamSpec[] {
+  const path = join(outDir, 'graph.json');
+  let doc: unknown;
+  try {
+    doc = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (e) {
+    throw errors.cannotReadOut(path, (e as NodeJS.ErrnoException).code ?? (e as Error).message.split('\n')[0]);
+  }
+  try {
+    return hostParams(graphFromJson(doc)).map((p) => ({ name: p.name, shape: p.shape }));
+  } catch (e) {
+    throw errors.outFileInvalid(path, `not the graph of a compiled model (${(e as Error).message.split('\n')[0]})`);
+  }
+}
+
+/** A save target's folder exists and can be written, and the target is not the other kind of thing. */
+function checkDestination(path: string): void {
+  const dir = dirname(resolve(path));
+  if (!existsSync(dir)) throw errors.cannotWrite(path, `its folder ${dir} does not exist; create it first`);
+  if (!statSync(dir).isDirectory()) throw errors.cannotWrite(path, `${dir} is not a folder`);
+  try {
+    accessSync(dir, constants.W_OK);
+  } catch {
+    throw errors.cannotWrite(path, `its folder ${dir} is not writable`);
+  }
+  if (isFilePath(path) && existsSync(path) && statSync(path).isDirectory()) throw errors.cannotWrite(path, 'it is a folder; pass a new path ending in .safetensors, or a folder path');
 }
 
 /** How a folder save is written; undefined for a .safetensors path. */
@@ -90,17 +139,32 @@ export async function planSave(path: string, from: { outDir?: string; weights?: 
   return { config: llamaConfigFor(facts, original), ...(weightsDir ? { companionsFrom: weightsDir } : {}) };
 }
 
-/** Checks, before any GPU work, the --weights folder's config.json and the --save/--dump-grads targets. */
+/**
+ * Checks, before any GPU work: the --weights file or folder (every header, config.json, every
+ * parameter present with its exact shape and a float dtype; the data is read, and its NaNs
+ * found, when the weights load) and the --save/--dump-grads targets (their folder exists and is
+ * writable; a folder save needs a Llama model).
+ */
 export async function checkWeightPaths(outDir: string, o: { weights?: string; save?: string; dumpGrads?: string }): Promise<void> {
   try {
     if (o.weights) {
       // the index and every shard header are read (not the data), so a broken folder stops here
       const source = await WeightSource.open(o.weights);
-      const config = await source.config();
-      await source.close();
-      if (config) checkHfConfig(readModelFacts(outDir), config, join(o.weights, 'config.json'), o.weights.replace(/\/+$/, ''));
+      try {
+        const config = await source.config();
+        const facts = readModelFacts(outDir);
+        if (config) checkHfConfig(facts, config, join(o.weights, 'config.json'), o.weights.replace(/\/+$/, ''));
+        checkTensors(source, o.weights, programParams(outDir), facts);
+      } finally {
+        await source.close();
+      }
     }
-    for (const path of [o.save, o.dumpGrads]) if (path) await planSave(path, { outDir, weights: o.weights });
+    for (const path of [o.save, o.dumpGrads]) {
+      if (!path) continue;
+      checkDestination(path);
+      await planSave(path, { outDir, weights: o.weights });
+    }
+    if (o.save && o.dumpGrads && resolve(o.save) === resolve(o.dumpGrads)) throw errors.cannotWrite(o.dumpGrads, 'it is the --save path too; pass --dump-grads another path');
   } catch (e) {
     throw asUserError(e);
   }
