@@ -48,12 +48,15 @@ async function launchRanks(gpus: number): Promise<void> {
  * tokens (every id a run of `steps` steps reads is below the vocabulary), the weights' headers
  * and shapes, and the folders --save and --dump-grads write into.
  */
-export async function checkRunInputs(dir: string, o: { steps: number; tokens?: string; weights?: string; save?: string; dumpGrads?: string }): Promise<void> {
+export async function checkRunInputs(dir: string, o: RunInputs): Promise<void> {
   const { schedule, report } = readCompiledOut(dir);
   if (typeof report.flops_per_step !== 'number') throw errors.outFileInvalid(join(dir, 'report.json'), "missing field 'flops_per_step'");
   const vocab = schedule.sizes.V;
   if (vocab === undefined) throw errors.outFileInvalid(join(dir, 'schedule.json'), 'sizes has no V (the vocabulary size)');
-  checkBuild(dir, schedule.hash);
+  checkRanks(dir, schedule.world, o);
+  // A process that starts one per GPU leaves the build to its ranks: each checks it before it
+  // loads the addon, and a rank that fails there is named by the launcher.
+  if (!o.launching) checkBuild(dir, schedule.hash);
   if (o.tokens) {
     try {
       await checkTokenFile(o.tokens, { seq: report.tokens, vocab, steps: o.steps });
@@ -62,6 +65,28 @@ export async function checkRunInputs(dir: string, o: { steps: number; tokens?: s
     }
   }
   await checkWeightPaths(dir, { weights: o.weights, save: o.save, dumpGrads: o.dumpGrads });
+}
+
+interface RunInputs {
+  steps: number;
+  tokens?: string;
+  weights?: string;
+  save?: string;
+  dumpGrads?: string;
+  /** --gpus N: this process starts the ranks */
+  gpus?: number;
+  ranksPerGpu?: number;
+  /** this process is one rank of a launched world of this many */
+  distWorld?: number;
+  launching?: boolean;
+}
+
+/** The ranks asked for match the compiled world (the same rules, and words, as the ranks apply when they start). */
+function checkRanks(dir: string, world: number, o: RunInputs): void {
+  if (o.ranksPerGpu !== undefined && o.ranksPerGpu !== world) throw new UserError(`${dir} is compiled for sp ${world}: run it with --ranks-per-gpu ${world}, or compile with --sp ${o.ranksPerGpu}`);
+  if (o.distWorld !== undefined && o.distWorld !== world) throw new UserError(`${dir} is compiled for sp ${world} and started as ${o.distWorld} processes; start ${world} (--gpus ${world}) or compile with --sp ${o.distWorld}`);
+  if (o.gpus !== undefined && o.distWorld === undefined && o.gpus !== world) throw new UserError(`${dir} is compiled for sp ${world}: run it with --gpus ${world}, or compile with --sp ${o.gpus}`);
+  if (o.ranksPerGpu === undefined && o.gpus === undefined && o.distWorld === undefined && world !== 1) throw new UserError(`${dir} is compiled for sp ${world}: run it with --gpus ${world} (one process per GPU) or --ranks-per-gpu ${world} (one GPU)`);
 }
 
 /** The build under <dir>/build is finished and was made from the schedule with this hash. */
@@ -108,7 +133,10 @@ export function register(program: Command): void {
       }
       const isRank = dist.source !== 'single';
       // every input is checked before any GPU is touched (and before ranks start)
-      await checkRunInputs(dir.replace(/\/+$/, '') || dir, { steps, tokens: o.tokens, weights: o.weights, save: o.save, dumpGrads: o.dumpGrads });
+      await checkRunInputs(dir.replace(/\/+$/, '') || dir, {
+        steps, tokens: o.tokens, weights: o.weights, save: o.save, dumpGrads: o.dumpGrads,
+        gpus, ranksPerGpu, distWorld: isRank ? dist.world : undefined, launching: gpus !== undefined && !isRank,
+      });
       if (gpus !== undefined && !isRank) return launchRanks(gpus);
       await runTraining({
         dir, steps, tokens: o.tokens, weights: o.weights, save: o.save, dumpGrads: o.dumpGrads, lr,

@@ -1,6 +1,6 @@
 // schedule.json and report.json as files a reader can trust. Every read (build, inspect, run)
-// goes through here: the JSON schema of docs/schedule-json.md (checked with ajv), then what a
-// schema cannot say, in code:
+// goes through here: the JSON schema of docs/schedule-json.md (./json-schema.ts, checked with
+// ajv), then what a schema cannot say, in code:
 //   1. `world` is `config.sp * config.dp`; `chunk * chunks` is `config.seq`; `layers` is `sizes.L`.
 //   2. A buffer's `elems` is the product of its `shape`, its `bytes` what elems, slots and
 //      dtype take; buffer ids are unique.
@@ -13,15 +13,14 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { errors } from '../errors.js';
 import type { Report } from '../report.js';
 import type { ScheduleJson } from './export-json.js';
+import { schemaProblem, SCHEDULE_JSON_FORMAT, SCHEDULE_JSON_VERSION, shown } from './json-schema.js';
 import { bufferBytes } from './memory.js';
-import { STREAMS, type Affine, type Item, type Ref } from './types.js';
+import type { Affine, Item, Ref } from './types.js';
 
-export const SCHEDULE_JSON_FORMAT = 'fpdtc.schedule';
-export const SCHEDULE_JSON_VERSION = 1;
+export { SCHEDULE_JSON_FORMAT, SCHEDULE_JSON_VERSION } from './json-schema.js';
 
 // ---- the content hash ----
 
@@ -40,225 +39,6 @@ export function canonicalJson(x: unknown): string {
 export function scheduleHash(doc: object): string {
   const { hash: _hash, ...content } = doc as { hash?: unknown };
   return createHash('sha256').update(canonicalJson(content)).digest('hex');
-}
-
-// ---- schemas ----
-
-const int = (minimum?: number) => ({ type: 'integer', ...(minimum === undefined ? {} : { minimum }) });
-const num = (minimum?: number) => ({ type: 'number', ...(minimum === undefined ? {} : { minimum }) });
-const str = { type: 'string' };
-const strings = { type: 'array', items: str };
-const object = (required: string[], properties: Record<string, unknown>) => ({ type: 'object', required, properties });
-const mapOf = (values: unknown) => ({ type: 'object', additionalProperties: values });
-
-const configSchema = object(['seq', 'sp', 'chunk', 'offload', 'checkpoint', 'zero', 'fpdt', 'device', 'lr', 'seed'], {
-  seq: int(1),
-  sp: int(1),
-  dp: int(1),
-  chunk: { anyOf: [int(1), { const: 'auto' }] },
-  offload: { type: 'boolean' },
-  checkpoint: { enum: ['off', 'gpu', 'host'] },
-  zero: { enum: [0, 3] },
-  fpdt: { type: 'boolean' },
-  device: str,
-  hostMemGiB: { type: 'number', exclusiveMinimum: 0 },
-  keepAttention: { anyOf: [int(0), { const: 'auto' }] },
-  optimizer: { enum: ['gpu', 'host'] },
-  lr: num(0),
-  seed: int(),
-});
-
-const affineSchema = object(['c', 't'], { c: int(), t: mapOf(int()) });
-const refSchema = object(['buf', 'off', 'len'], { buf: str, off: affineSchema, len: int(1), slot: affineSchema });
-const attrValue = { anyOf: [{ type: ['number', 'string', 'boolean'] }, { type: 'array', items: { type: 'number' } }] };
-
-const itemSchemas = {
-  instr: object(['kind', 'id', 'stream', 'op', 'reads', 'writes', 'attrs', 'flops', 'bytes'], {
-    kind: { const: 'instr' },
-    id: str,
-    stream: { enum: STREAMS },
-    op: str,
-    reads: { type: 'array', items: { $ref: '#/$defs/ref' } },
-    writes: { type: 'array', items: { $ref: '#/$defs/ref' } },
-    attrs: mapOf(attrValue),
-    args: mapOf({ $ref: '#/$defs/affine' }),
-    flops: num(0),
-    bytes: num(0),
-  }),
-  event: object(['kind', 'id', 'stream', 'event'], {
-    kind: { enum: ['record', 'wait'] },
-    id: str,
-    stream: { enum: STREAMS },
-    event: str,
-    index: { $ref: '#/$defs/affine' },
-  }),
-  loop: object(['kind', 'id', 'var', 'from', 'to', 'role', 'body'], {
-    kind: { const: 'loop' },
-    id: str,
-    var: str,
-    from: { $ref: '#/$defs/affine' },
-    to: { $ref: '#/$defs/affine' },
-    role: { enum: ['layer', 'chunk', 'kv', 'q'] },
-    reverse: { type: 'boolean' },
-    body: { type: 'array', items: { $ref: '#/$defs/item' } },
-  }),
-};
-
-const bufferSchema = object(['id', 'space', 'dtype', 'elems', 'slots', 'kind', 'shape', 'bytes'], {
-  id: str,
-  space: { enum: ['gpu', 'host'] },
-  dtype: { enum: ['bf16', 'fp32', 'int32'] },
-  elems: int(1),
-  slots: int(1),
-  kind: { enum: ['param', 'gathered', 'grad', 'optim', 'ckpt', 'stash', 'act', 'chunk', 'attn', 'io'] },
-  value: str,
-  shape: { type: 'array', items: int(1) },
-  bytes: int(0),
-  offset: int(0),
-  live: { type: 'array', items: int(0), minItems: 2, maxItems: 2 },
-});
-
-const scheduleSchema = {
-  ...object(['format', 'version', 'hash', 'model', 'config', 'world', 'chunk', 'chunks', 'layers', 'sizes', 'streams', 'buffers', 'events', 'body'], {
-    format: { const: SCHEDULE_JSON_FORMAT },
-    version: { const: SCHEDULE_JSON_VERSION },
-    hash: { type: 'string', pattern: '^[0-9a-f]{64}$' },
-    model: str,
-    config: configSchema,
-    world: int(1),
-    chunk: int(1),
-    chunks: int(1),
-    layers: int(0),
-    sizes: mapOf(int(0)),
-    keptLayers: int(0),
-    streams: { const: STREAMS },
-    buffers: { type: 'array', items: bufferSchema },
-    events: mapOf(int(1)),
-    body: { type: 'array', items: { $ref: '#/$defs/item' } },
-  }),
-  $defs: {
-    affine: affineSchema,
-    ref: refSchema,
-    item: { type: 'object', required: ['kind'], properties: { kind: str }, discriminator: { propertyName: 'kind' }, oneOf: [itemSchemas.instr, itemSchemas.event, itemSchemas.loop] },
-  },
-};
-
-const breakdown = object(['params', 'grads', 'optimizer', 'checkpoints', 'working'], {
-  params: num(0),
-  grads: num(0),
-  optimizer: num(0),
-  checkpoints: num(0),
-  working: num(0),
-  comm: num(0),
-  total: num(0),
-});
-const arena = object(['size', 'peakLive', 'budget', 'breakdown'], { size: num(0), need: num(0), peakLive: num(0), budget: num(0), breakdown });
-const streamNumbers = object([...STREAMS], Object.fromEntries(STREAMS.map((s) => [s, num(0)])));
-
-const reportSchema = object(['model', 'params', 'tokens', 'layers', 'hidden', 'config'], {
-  model: str,
-  params: int(0),
-  tokens: int(1),
-  layers: int(0),
-  hidden: int(0),
-  flops_per_step: num(0),
-  flops_convention: str,
-  config: configSchema,
-  passes: strings,
-  skipped: strings,
-  chunk: int(1),
-  chunks: int(1),
-  kept_attention_layers: int(0),
-  device: str,
-  fits: { type: 'boolean' },
-  advice: str,
-  peak_gpu_bytes: num(0),
-  peak_host_bytes: num(0),
-  gpu_budget_bytes: num(0),
-  host_budget_bytes: num(0),
-  ranks: { type: 'array', items: { type: 'object' } },
-  predicted_step_s: num(0),
-  mfu: num(0),
-  exposed_copy_s: num(0),
-  exposed_comm_s: num(0),
-  attention_working_set: { type: 'object' },
-  memory: object(['device', 'fits', 'advice', 'gpu', 'host'], { device: str, fits: { type: 'boolean' }, advice: str, gpu: arena, host: arena, buffers: int(0) }),
-  timeline: object(['stepSeconds', 'peakFlops', 'exposedCopySeconds', 'exposedCommSeconds', 'utilization', 'windowLayers', 'layers', 'extrapolated', 'simulatedItems'], {
-    stepSeconds: num(0),
-    mfu: num(0),
-    modelFlops: num(0),
-    peakFlops: num(0),
-    exposedCopySeconds: num(0),
-    exposedCommSeconds: num(0),
-    busySeconds: streamNumbers,
-    utilization: streamNumbers,
-    windowLayers: int(0),
-    layers: int(0),
-    extrapolated: { type: 'boolean' },
-    simulatedItems: int(0),
-  }),
-});
-
-// Compiled on first use: most commands read neither file.
-let validators: { schedule: ValidateFunction; report: ValidateFunction } | undefined;
-function validator(which: 'schedule' | 'report'): ValidateFunction {
-  if (!validators) {
-    // strict: a schema mistake throws here, in tests, instead of being logged to a user's terminal
-    const ajv = new Ajv({ discriminator: true, allErrors: false, strict: true, allowUnionTypes: true });
-    validators = { schedule: ajv.compile(scheduleSchema), report: ajv.compile(reportSchema) };
-  }
-  return validators[which];
-}
-
-// ---- one line per failure ----
-
-/** `/buffers/3/elems` -> `buffers[3].elems` */
-function fieldPath(pointer: string): string {
-  const parts = pointer.split('/').slice(1).map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'));
-  return parts.map((p, i) => (/^\d+$/.test(p) ? `[${p}]` : `${i === 0 ? '' : '.'}${p}`)).join('');
-}
-
-function valueAt(doc: unknown, pointer: string): unknown {
-  let x = doc;
-  for (const p of pointer.split('/').slice(1)) x = (x as Record<string, unknown> | undefined)?.[p.replace(/~1/g, '/').replace(/~0/g, '~')];
-  return x;
-}
-
-/** A value as a short piece of a message. */
-export function shown(v: unknown): string {
-  const text = v === undefined ? 'missing' : JSON.stringify(v) ?? String(v);
-  return text.length > 40 ? `${text.slice(0, 37)}...` : text;
-}
-
-function describe(e: ErrorObject, doc: unknown): string {
-  const path = fieldPath(e.instancePath);
-  const at = valueAt(doc, e.instancePath);
-  const field = path || 'the file';
-  const p = e.params as Record<string, unknown>;
-  switch (e.keyword) {
-    case 'required':
-      return `${path ? `${path}: ` : ''}missing field '${String(p.missingProperty)}'`;
-    case 'type':
-      return `${field} is ${shown(at)}, expected ${String(p.type).replace(',', ' or ')}`;
-    case 'enum':
-      return `${field} is ${shown(at)}, expected one of ${(p.allowedValues as unknown[]).map((x) => JSON.stringify(x)).join(', ')}`;
-    case 'const':
-      return `${field} is ${shown(at)}, expected ${shown(p.allowedValue)}`;
-    case 'discriminator':
-      return `${path}.kind is ${shown(valueAt(at, '/kind'))}, expected one of "instr", "record", "wait", "loop"`;
-    case 'pattern':
-      return `${field} is ${shown(at)}, not a sha256 digest (64 hex digits)`;
-    case 'anyOf':
-      return `${field} is ${shown(at)}, which is none of the allowed forms`;
-    default:
-      return `${field} is ${shown(at)}: ${e.message ?? 'not allowed'}`;
-  }
-}
-
-function schemaProblem(which: 'schedule' | 'report', doc: unknown): string | undefined {
-  if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) return `the file holds ${shown(doc)}, not a JSON object`;
-  const v = validator(which);
-  return v(doc) ? undefined : describe(v.errors![0], doc);
 }
 
 /** JSON text -> value; a parse failure is one line naming the file. */

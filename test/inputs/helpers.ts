@@ -5,14 +5,24 @@ import { expect } from 'chai';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { reportError } from '../../compiler/cli/report-error.js';
+import { errors } from '../../compiler/errors.js';
+import { RuntimeError } from '../../runtime/errors.js';
 
 export interface Printed {
   code: number;
   text: string;
 }
 
-/** What `fpdtc` would print for an error, and its exit code. */
+/**
+ * What `fpdtc` would print for an error, and its exit code. A runtime error (runtime/errors.ts)
+ * is shown as the commands show it, through the catalog's `errors.runtime`, and must already be
+ * one line.
+ */
 export function printed(e: unknown): Printed {
+  if (e instanceof RuntimeError) {
+    expect(e.message, 'a runtime error').not.to.include('\n');
+    e = errors.runtime(e.message);
+  }
   let text = '';
   const write = process.stderr.write;
   const saved = process.env.FPDTC_DEBUG;

@@ -98,13 +98,13 @@ describe('out files: checked on every read', () => {
     const hash = () => (JSON.parse(text) as Doc).hash as string;
 
     it('run refuses a build of another schedule, a build that did not finish, and no build', async () => {
-      expect(await failsWithOneLine(() => checkRunInputs(dir, { steps: 1 }))).to.equal(`error: no built addon under ${dir}/build; run 'fpdtc build ${dir}' first`);
+      expect(await failsWithOneLine(() => checkRunInputs(dir, { steps: 1, ranksPerGpu: 2 }))).to.equal(`error: no built addon under ${dir}/build; run 'fpdtc build ${dir}' first`);
       record('0'.repeat(64));
-      expect(await failsWithOneLine(() => checkRunInputs(dir, { steps: 1 }))).to.equal(`error: ${dir}/build was built from another schedule (recompiled since); run 'fpdtc build ${dir}'`);
+      expect(await failsWithOneLine(() => checkRunInputs(dir, { steps: 1, ranksPerGpu: 2 }))).to.equal(`error: ${dir}/build was built from another schedule (recompiled since); run 'fpdtc build ${dir}'`);
       rmSync(join(dir, 'build', 'built-from.json'));
-      expect(await failsWithOneLine(() => checkRunInputs(dir, { steps: 1 }))).to.match(/build holds no finished build \(no built-from\.json/);
+      expect(await failsWithOneLine(() => checkRunInputs(dir, { steps: 1, ranksPerGpu: 2 }))).to.match(/build holds no finished build \(no built-from\.json/);
       record(hash());
-      await checkRunInputs(dir, { steps: 1 });
+      await checkRunInputs(dir, { steps: 1, ranksPerGpu: 2 });
     });
 
     it('a failed build leaves neither its record nor the old addon', async function () {
@@ -125,7 +125,7 @@ describe('out files: checked on every read', () => {
       }
       expect(snapshot(join(dir, 'build')).has('built-from.json')).to.equal(false);
       expect([...snapshot(join(dir, 'build')).keys()].filter((f) => f.endsWith('.node'))).to.deep.equal([]);
-      expect(await failsWithOneLine(() => checkRunInputs(dir, { steps: 1 }))).to.match(/holds no finished build/);
+      expect(await failsWithOneLine(() => checkRunInputs(dir, { steps: 1, ranksPerGpu: 2 }))).to.match(/holds no finished build/);
     });
 
     it('a new --arch clears the CMake cache so that it takes effect', () => {
@@ -144,7 +144,7 @@ describe('out files: checked on every read', () => {
       expect([jobs.code, jobs.stderr]).to.deep.equal([2, 'error: --jobs abc: expected a whole number of parallel jobs, at least 1\n']);
       record('1'.repeat(64));
       const before = snapshot(dir);
-      const run = runCli(['run', dir]);
+      const run = runCli(['run', dir, '--ranks-per-gpu', '2']);
       expect([run.code, run.stderr]).to.deep.equal([1, `error: ${dir}/build was built from another schedule (recompiled since); run 'fpdtc build ${dir}'\n`]);
       expectUnchanged(dir, before, 'run of a stale build');
     });
