@@ -147,6 +147,8 @@ export async function planSave(path: string, from: { outDir?: string; weights?: 
  */
 export async function checkWeightPaths(outDir: string, o: { weights?: string; save?: string; dumpGrads?: string }): Promise<void> {
   try {
+    // graph.json first: what follows reads the model from it
+    const params = o.weights || o.save || o.dumpGrads ? programParams(outDir) : [];
     if (o.weights) {
       // the index and every shard header are read (not the data), so a broken folder stops here
       const source = await WeightSource.open(o.weights);
@@ -154,7 +156,7 @@ export async function checkWeightPaths(outDir: string, o: { weights?: string; sa
         const config = await source.config();
         const facts = readModelFacts(outDir);
         if (config) checkHfConfig(facts, config, join(o.weights, 'config.json'), o.weights.replace(/\/+$/, ''));
-        checkTensors(source, o.weights, programParams(outDir), facts);
+        checkTensors(source, o.weights, params, facts);
       } finally {
         await source.close();
       }

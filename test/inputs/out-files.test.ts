@@ -81,6 +81,8 @@ describe('out files: checked on every read', () => {
   });
 
   it('inspect and build read them checked, before anything is rendered', async () => {
+    writeFileSync(join(dir, 'graph.json'), '{"format": "something else"}');
+    expect(await failsWithOneLine(() => buildProgramDir(dir))).to.match(/graph\.json: error: not the graph of a compiled model \(not an fpdtc graph/);
     writeFileSync(join(dir, 'schedule.json'), restamped((d) => (d.world = -3)));
     expect(await failsWithOneLine(() => loadInspection(dir))).to.match(/schedule\.json: error: world is -3/);
     writeFileSync(join(dir, 'report.json'), 'null');
