@@ -3,8 +3,10 @@
 // several stream interleavings, runs the unchunked forward and backward on the graph
 // interpreter (the autodiff graph, before sharding and chunking) with the same seeded weights
 // and tokens, and reports the largest relative error of the loss, of every parameter's
-// gradient and of every updated parameter. The library function behind `fpdtc check`.
-import { resolveConfig } from './config.js';
+// gradient and of every updated parameter. With dp groups, each group trains its own seeded
+// sequence and the reference is one rank on the batch of all of them (reference/batch.ts).
+// The library function behind `fpdtc check`.
+import { dpOf, resolveConfig } from './config.js';
 import type { ConfigOverrides } from './compile.js';
 import { UserError } from './errors.js';
 import { buildGraph, loadModel, validateConfig } from './frontend/index.js';
@@ -16,8 +18,8 @@ import { runGraphPasses } from './passes/pipeline.js';
 import { adamwStep } from './reference/cpu-adamw.js';
 import { executeStep, prepareExecution, type Order } from './reference/executor.js';
 import type { ArenaMode } from './reference/executor-layout.js';
-import { initParams, randomBatch } from './reference/init.js';
-import { interpret } from './reference/interpreter.js';
+import { concatBatch, interpretBatch } from './reference/batch.js';
+import { initParams, randomBatch, type Batch } from './reference/init.js';
 import { deviceProfile } from './schedule/devices.js';
 import { planMemory, verifyPlan } from './schedule/memory.js';
 import type { Schedule } from './schedule/types.js';
@@ -115,8 +117,9 @@ export function checkModel(model: Model, config: TrainConfig, opts: CheckOptions
   if (problems.length) throw new Error(`memory plan: ${problems[0]}`);
 
   const params = initParams(refGraph, seed);
-  const batch = randomBatch(config.seq, refGraph.sizes.V, seed);
-  const ref = interpret(refGraph, batch, params);
+  const batches = groupBatches(config, refGraph.sizes.V, seed);
+  const batch = concatBatch(batches);
+  const ref = interpretBatch(refGraph, batches, params);
   const updated = referenceUpdate(refGraph, params, ref.grads, s);
 
   const prep = prepareExecution(s, plan, lowered);
@@ -154,6 +157,11 @@ export function checkModel(model: Model, config: TrainConfig, opts: CheckOptions
     ok: maxError <= CHECK_LIMIT,
     limit: CHECK_LIMIT,
   };
+}
+
+/** One seeded sequence per dp group; group 0's is the sequence a run without dp checks. */
+export function groupBatches(config: TrainConfig, vocab: number, seed: number): Batch[] {
+  return Array.from({ length: dpOf(config) }, (_, g) => randomBatch(config.seq, vocab, g === 0 ? seed : seed + 104729 * g));
 }
 
 /** The reference AdamW step with the schedule's own hyperparameters. */

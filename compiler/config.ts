@@ -1,5 +1,5 @@
 // Training configuration: the model's defaults, overridden by flags, validated once.
-import { errors } from './errors.js';
+import { errors, UserError } from './errors.js';
 import type { Checkpoint, TrainConfig } from './ir/types.js';
 
 export type SizeLike = number | string;
@@ -29,6 +29,8 @@ export function formatSize(n: number): string {
 export interface TrainDefaults {
   seq?: SizeLike;
   sp?: number;
+  /** data-parallel degree: groups of sp ranks, each on its own sequence (default 1) */
+  dp?: number;
   chunk?: SizeLike | 'auto';
   offload?: boolean;
   checkpoint?: Checkpoint;
@@ -46,6 +48,7 @@ export interface TrainDefaults {
 export const BASE_CONFIG: TrainConfig = {
   seq: 4096,
   sp: 1,
+  dp: 1,
   chunk: 'auto',
   offload: true,
   checkpoint: 'host',
@@ -62,6 +65,7 @@ export function resolveConfig(defaults: TrainDefaults, overrides: TrainDefaults 
   return {
     seq: parseSize(pick('seq') ?? BASE_CONFIG.seq, 'seq'),
     sp: pick('sp') ?? BASE_CONFIG.sp,
+    dp: dataParallel(pick('dp')),
     chunk: chunk === undefined ? BASE_CONFIG.chunk : chunk === 'auto' ? 'auto' : parseSize(chunk, 'chunk'),
     offload: pick('offload') ?? BASE_CONFIG.offload,
     checkpoint: pick('checkpoint') ?? BASE_CONFIG.checkpoint,
@@ -75,3 +79,13 @@ export function resolveConfig(defaults: TrainDefaults, overrides: TrainDefaults 
     ...(overrides.hostMemGiB !== undefined ? { hostMemGiB: overrides.hostMemGiB } : {}),
   };
 }
+
+/** The data-parallel degree of a model file's `train.dp` or `--dp`: a whole number of at least 1. */
+function dataParallel(dp: number | undefined): number {
+  if (dp === undefined) return 1;
+  if (!Number.isSafeInteger(dp) || dp < 1) throw new UserError(`train.dp ${dp}: the data-parallel degree must be a whole number of at least 1`);
+  return dp;
+}
+
+/** Data-parallel groups of a resolved config (1 where the config predates dp). */
+export const dpOf = (c: { readonly dp?: number }): number => c.dp ?? 1;

@@ -19,6 +19,7 @@ export function register(program: Command): void {
     .argument('<model>', 'a model file or a name in models/ (tiny-llama)')
     .option('--seq <tokens>', 'global sequence length')
     .option('--sp <ranks>', 'sequence-parallel (Ulysses) degree')
+    .option('--dp <groups>', 'data-parallel degree: groups of sp ranks, each on its own sequence')
     .option('--chunk <tokens>', 'FPDT chunk size in global tokens')
     .option('--offload <on|off>', 'stream attention chunks to host memory')
     .option('--checkpoint <off|gpu|host>', 'where layer checkpoints live')
@@ -54,7 +55,8 @@ const sci = (x: number) => (Number.isFinite(x) ? x.toExponential(1) : 'NaN');
 /** The printout: one line per quantity, worst first within gradients and parameters. */
 export function formatCheck(r: CheckReport): string {
   const c = r.config;
-  const head = `${r.model}: seq ${c.seq}, sp ${c.sp}, chunk ${c.chunk}, offload ${c.offload ? 'on' : 'off'}, checkpoints ${c.checkpoint}, ZeRO-${c.zero}; ${r.orders.length} order${r.orders.length === 1 ? '' : 's'} (${r.orders.join(', ')})`;
+  const dp = (c.dp ?? 1) > 1 ? `dp ${c.dp} (a sequence each), ` : '';
+  const head = `${r.model}: seq ${c.seq}, ${dp}sp ${c.sp}, chunk ${c.chunk}, offload ${c.offload ? 'on' : 'off'}, checkpoints ${c.checkpoint}, ZeRO-${c.zero}; ${r.orders.length} order${r.orders.length === 1 ? '' : 's'} (${r.orders.join(', ')})`;
   const width = Math.max(...[...r.grads, ...r.params].map((x) => x.name.length));
   const rows = (what: string, xs: CheckReport['grads']) => xs.map((x) => `  ${what} ${x.name.padEnd(width)}  ${sci(x.error)}`);
   return [

@@ -9,6 +9,7 @@ import type { Checkpoint } from '../ir/types.js';
 export interface RawCompileFlags {
   seq?: string;
   sp?: string;
+  dp?: string;
   chunk?: string;
   offload?: string;
   checkpoint?: string;
@@ -27,6 +28,7 @@ export function parseCompileFlags(raw: RawCompileFlags): ConfigOverrides {
   const o: { -readonly [K in keyof ConfigOverrides]: ConfigOverrides[K] } = {};
   if (raw.seq !== undefined) o.seq = parseSize(raw.seq, 'seq');
   if (raw.sp !== undefined) o.sp = positiveInt('sp', raw.sp);
+  if (raw.dp !== undefined) o.dp = positiveInt('dp', raw.dp);
   if (raw.chunk !== undefined) o.chunk = raw.chunk === 'auto' ? 'auto' : parseSize(raw.chunk, 'chunk');
   if (raw.offload !== undefined) o.offload = onOff('offload', raw.offload);
   if (raw.checkpoint !== undefined) o.checkpoint = oneOf('checkpoint', raw.checkpoint, ['off', 'gpu', 'host'] as const) satisfies Checkpoint;

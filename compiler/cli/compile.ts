@@ -13,6 +13,7 @@ export function register(program: Command): void {
     .argument('<model>', 'a model file (models/llama70b.ts) or a name in models/ (llama70b)')
     .option('--seq <tokens>', 'global sequence length; K and M suffixes, e.g. 256K, 4M')
     .option('--sp <ranks>', 'sequence-parallel (Ulysses) degree')
+    .option('--dp <groups>', 'data-parallel degree: groups of sp ranks, each on its own sequence (world = dp x sp)')
     .option('--chunk <tokens|auto>', 'FPDT chunk size in global tokens, or auto')
     .option('--offload <on|off>', 'stream attention chunks to host memory')
     .option('--checkpoint <off|gpu|host>', 'where layer checkpoints live')

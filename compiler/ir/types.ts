@@ -79,6 +79,8 @@ export type Checkpoint = 'off' | 'gpu' | 'host';
 export interface TrainConfig {
   readonly seq: number;
   readonly sp: number;
+  /** data-parallel groups of `sp` ranks, each training its own sequence (absent: 1); rank r = group * sp + position */
+  readonly dp?: number;
   readonly chunk: number | 'auto';
   readonly offload: boolean;
   readonly checkpoint: Checkpoint;

@@ -10,6 +10,7 @@ import type { Node } from '../ir/types.js';
 import type { Affine, Ref } from '../schedule/types.js';
 import { aff, scaleAff, v } from '../schedule/types.js';
 import type { Bindings, HeadsBind } from './bindings.js';
+import { spanAttr } from './geometry.js';
 
 export interface AttnNames {
   /** prefix for the buffers this attention node owns */
@@ -203,6 +204,7 @@ export function emitAllToAll(n: Node, b: Bindings, cv: string): void {
     attrs: {
       dir: n.op,
       rows: geo.c,
+      ...spanAttr(geo.dp, 'sp'),
       ranks: geo.P,
       heads: kv ? geo.hqL * geo.P / geo.G : geo.hqL * geo.P,
       headDim: geo.d,

@@ -1,9 +1,13 @@
 // The numbers every lowering step needs: ranks, chunk sizes, head splits.
+import { dpOf } from '../config.js';
 import type { Graph } from '../ir/types.js';
+import type { CollectiveSpan } from '../schedule/types.js';
 
 export interface Geometry {
   /** sequence-parallel ranks */
   readonly P: number;
+  /** data-parallel groups of P ranks, each on its own sequence; the world is dp * P ranks */
+  readonly dp: number;
   /** global tokens per chunk, and per rank (c = C / P) */
   readonly C: number;
   readonly c: number;
@@ -37,5 +41,11 @@ export function geometry(g: Graph): Geometry {
     const [a, b] = kvHeadRange(r, hqL, G);
     kvL = Math.max(kvL, b - a);
   }
-  return { P, C, c: C / P, u: S / C, S, L, d: Dh, hqL, kvL, G };
+  return { P, dp: dpOf(g.config), C, c: C / P, u: S / C, S, L, d: Dh, hqL, kvL, G };
 }
+
+/**
+ * A collective's `span` attr: which ranks it runs over. Said only when there are dp groups, so
+ * that a schedule of one group prints as it always did.
+ */
+export const spanAttr = (dp: number, span: CollectiveSpan): { span?: CollectiveSpan } => (dp > 1 ? { span } : {});

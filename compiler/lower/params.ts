@@ -1,12 +1,15 @@
 // Parameter, gradient and optimizer-state buffers. Layer parameters are laid out one
 // layer after another, each layer's tensors concatenated in body order; under ZeRO-3 each
 // rank keeps 1/P of every layer (and of the global parameters) and gathers a layer into one
-// of two slots just before use.
+// of two slots just before use. P is the whole world (dp groups of sp ranks): a reduce-scatter
+// over every rank sums the gradients of all dp sequences and shards them in one collective.
 import type { Graph, Node } from '../ir/types.js';
 import { numel } from '../ir/types.js';
 import type { Affine } from '../schedule/types.js';
+import { dpOf } from '../config.js';
 import { aff, scaleAff, v } from '../schedule/types.js';
 import type { Emitter } from './emitter.js';
+import { spanAttr } from './geometry.js';
 
 export interface ParamLayout {
   /** stacked layer params in body order, with offsets inside one layer */
@@ -16,7 +19,9 @@ export interface ParamLayout {
   readonly nL: number;
   readonly nG: number;
   readonly zero3: boolean;
+  /** every rank: ZeRO-3 shards and gradient sums span the world, dp groups of sp */
   readonly P: number;
+  readonly dp: number;
 }
 
 const pad = (n: number, P: number) => Math.ceil(n / P) * P;
@@ -30,7 +35,8 @@ export function paramLayout(g: Graph, repeat: Node): ParamLayout {
     off += len;
     return e;
   });
-  const P = g.config.sp;
+  const dp = dpOf(g.config);
+  const P = g.config.sp * dp;
   const nL = pad(off, P);
   off = 0;
   const global = g.params
@@ -41,7 +47,7 @@ export function paramLayout(g: Graph, repeat: Node): ParamLayout {
       off += len;
       return e;
     });
-  return { layer, global, nL, nG: pad(off, P), zero3: g.config.zero === 3, P };
+  return { layer, global, nL, nG: pad(off, P), zero3: g.config.zero === 3, P, dp };
 }
 
 /** Declares every buffer of parameters, gradients and AdamW states. */
@@ -84,7 +90,7 @@ export function gatherLayer(e: Emitter, pl: ParamLayout, layer: Affine = v('l'))
     op: 'all_gather',
     reads: [e.ref('params.layers', scaleAff(layer, n), n)],
     writes: [e.ref('gathered.layer', 0, pl.nL, layer)],
-    attrs: { ranks: pl.P, n },
+    attrs: { ...spanAttr(pl.dp, 'world'), ranks: pl.P, n },
   });
 }
 
@@ -125,7 +131,7 @@ export function reduceLayerGrads(e: Emitter, pl: ParamLayout): void {
     op: pl.zero3 ? 'reduce_scatter' : 'all_reduce',
     reads: [e.whole('grads.acc_layer')],
     writes: [e.ref('grads.layers', scaleAff(v('l'), n), n)],
-    attrs: { ranks: pl.P, n: pl.nL },
+    attrs: { ...spanAttr(pl.dp, 'world'), ranks: pl.P, n: pl.nL },
   });
 }
 
@@ -133,7 +139,7 @@ export function emitGlobalGatherAndReduce(e: Emitter, pl: ParamLayout, phase: 'g
   const n = pl.zero3 ? pl.nG / pl.P : pl.nG;
   if (phase === 'gather') {
     if (!pl.zero3) return;
-    e.instr({ stream: 'comm', op: 'all_gather', reads: [e.whole('params.global')], writes: [e.whole('gathered.global')], attrs: { ranks: pl.P, n } });
+    e.instr({ stream: 'comm', op: 'all_gather', reads: [e.whole('params.global')], writes: [e.whole('gathered.global')], attrs: { ...spanAttr(pl.dp, 'world'), ranks: pl.P, n } });
     return;
   }
   e.instr({
@@ -141,7 +147,7 @@ export function emitGlobalGatherAndReduce(e: Emitter, pl: ParamLayout, phase: 'g
     op: pl.zero3 ? 'reduce_scatter' : 'all_reduce',
     reads: [e.whole('grads.acc_global')],
     writes: [e.whole('grads.global')],
-    attrs: { ranks: pl.P, n: pl.nG },
+    attrs: { ...spanAttr(pl.dp, 'world'), ranks: pl.P, n: pl.nG },
   });
 }
 

@@ -9,7 +9,7 @@ import { aff, scaleAff, v } from '../schedule/types.js';
 import { emitAllToAll, emitAttentionBwd, emitAttentionBwdPrep, emitAttentionFwd, stashChunk, type AttnNames } from './attention.js';
 import { Bindings } from './bindings.js';
 import { Emitter } from './emitter.js';
-import { geometry, type Geometry } from './geometry.js';
+import { geometry, spanAttr, type Geometry } from './geometry.js';
 import { declareParamBuffers, emitGlobalGatherAndReduce, emitOptimizer, globalParamRef, layerLoop, layerParamRef, paramLayout, reduceLayerGrads, type ParamLayout } from './params.js';
 import { emitTokenwise } from './tokenwise.js';
 
@@ -296,14 +296,16 @@ export function lowerStep(g: Graph, opts: LowerOptions = {}): Schedule {
     }
     k++;
   }
-  e.instr({ stream: 'comm', op: 'all_reduce', reads: [e.whole('io.loss')], writes: [e.whole('io.loss')], attrs: { ranks: geo.P, n: 1 } });
+  // the loss of every rank of every group: each divided its sum by the count of all dp sequences
+  const world = geo.P * geo.dp;
+  e.instr({ stream: 'comm', op: 'all_reduce', reads: [e.whole('io.loss')], writes: [e.whole('io.loss')], attrs: { ...spanAttr(geo.dp, 'world'), ranks: world, n: 1 } });
   emitGlobalGatherAndReduce(e, pl, 'reduce');
   emitOptimizer(e, g.config.lr, optimizerSpace === 'host');
 
   return {
     model: g.name,
     config: g.config,
-    world: geo.P,
+    world,
     chunk: geo.C,
     chunks: geo.u,
     layers: geo.L,

@@ -3,7 +3,9 @@
 // needs whole sequences, so its inputs cross a `seq_to_heads` all-to-all (heads split,
 // `heads/P`) and its output crosses back with `heads_to_seq`; the same for attention_bwd.
 // With fewer kv heads than ranks, each rank receives the kv heads its query heads use
-// (attribute `kvReplicate`). Under ZeRO-3 every parameter is split over the ranks (`zero3/P`).
+// (attribute `kvReplicate`). Under ZeRO-3 every parameter is split over all ranks: the P of one
+// sequence times the dp groups that each train their own (`zero3/(dp*P)`).
+import { dpOf } from '../config.js';
 import { errors } from '../errors.js';
 import type { Graph, Node, Region, Shard, Value } from '../ir/types.js';
 import type { GraphPass } from './pipeline.js';
@@ -107,7 +109,8 @@ export const shard: GraphPass = {
       if (v.role === 'param' || (v.role === 'grad' && v.type.dtype === 'fp32' && lead && lead.eval(g.sizes) !== S)) continue;
       if (P > 1 && lead && lead.toString() === 'S') ctx.values[id] = withShard(v, { kind: 'seq', ways: P });
     }
-    if (g.config.zero === 3) for (const p of g.params) ctx.values[p] = withShard(ctx.values[p], { kind: 'zero3', ways: P });
+    const world = P * dpOf(g.config);
+    if (g.config.zero === 3) for (const p of g.params) ctx.values[p] = withShard(ctx.values[p], { kind: 'zero3', ways: world });
     return { ...g, values: ctx.values, main: shardRegion(ctx, g.main) };
   },
 };

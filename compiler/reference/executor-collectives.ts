@@ -1,6 +1,7 @@
 // Collectives across the virtual ranks, in float64. Each takes every rank's input (in rank
 // order) and returns every rank's output; the executor runs one only when every rank's comm
-// stream has reached it.
+// stream has reached it. With dp groups, a collective of `span: 'sp'` runs in each group of
+// sp consecutive ranks on its own, one of `span: 'world'` (or no span) over all ranks.
 import type { Instr } from '../schedule/types.js';
 
 export const COLLECTIVES: ReadonlySet<string> = new Set(['all_to_all', 'all_gather', 'reduce_scatter', 'all_reduce']);
@@ -83,6 +84,24 @@ function headsToSeq(ins: readonly Float64Array[], g: A2A): Float64Array[] {
         }
     return out;
   });
+}
+
+/**
+ * Runs a collective over the ranks it spans: each group of `ranks` consecutive ranks for
+ * `span: 'sp'`, every rank otherwise. `ranks` must say how many ranks that is.
+ */
+export function runSpannedCollective(i: Instr, ins: readonly Float64Array[]): Float64Array[] {
+  const n = attr(i, 'ranks');
+  const grouped = i.attrs.span === 'sp';
+  if (i.attrs.span !== undefined && !grouped && i.attrs.span !== 'world') throw new Error(`executor: ${i.op} ${i.id} spans '${String(i.attrs.span)}', not sp or world`);
+  if (!grouped) {
+    if (n !== ins.length) throw new Error(`executor: ${i.op} ${i.id} says ${n} ranks but spans the world of ${ins.length}`);
+    return runCollective(i, ins);
+  }
+  if (ins.length % n !== 0) throw new Error(`executor: ${i.op} ${i.id} runs in groups of ${n} ranks, which do not divide the world of ${ins.length}`);
+  const out: Float64Array[] = [];
+  for (let g = 0; g < ins.length; g += n) out.push(...runCollective(i, ins.slice(g, g + n)));
+  return out;
 }
 
 export function runCollective(i: Instr, ins: readonly Float64Array[]): Float64Array[] {

@@ -8,7 +8,7 @@
 import { DTYPE_BYTES, type Graph } from '../ir/types.js';
 import { paramLayout, type ParamLayout } from '../lower/params.js';
 import type { MemoryPlan } from '../schedule/memory.js';
-import type { Buffer, Schedule } from '../schedule/types.js';
+import { groupPosition, groupsOf, type Buffer, type Schedule } from '../schedule/types.js';
 import type { ResolvedRef } from '../schedule/unroll.js';
 
 const CELL = 2;
@@ -105,6 +105,7 @@ export class RankMemory {
 
 export interface StepInputs {
   readonly params: Readonly<Record<string, Float64Array>>;
+  /** the sequences of all dp groups one after another (group g's at g * seq); one sequence when dp = 1 */
   readonly tokens: Int32Array;
   readonly labels: Int32Array;
 }
@@ -137,9 +138,16 @@ export function layoutOf(g: Graph): ParamLayout {
   return paramLayout(g, repeat);
 }
 
-/** Writes parameters (and their fp32 master copies, zero moments), tokens, labels and nvalid into rank r. */
+/**
+ * Writes parameters (and their fp32 master copies, zero moments), tokens, labels and nvalid into
+ * rank r: its ZeRO-3 shard of the world, its pieces of its group's sequence, and the count of
+ * labels over every group's sequence (the loss is the mean over all of them).
+ */
 export function loadRank(mem: RankMemory, s: Schedule, pl: ParamLayout, inputs: StepInputs, r: number): void {
-  const P = s.world;
+  const { sp: P, dp } = groupsOf(s);
+  const seq = s.config.seq;
+  if (inputs.tokens.length !== dp * seq || inputs.labels.length !== dp * seq)
+    throw new Error(`executor: ${dp} sequence(s) of ${seq} tokens needed, got ${inputs.tokens.length} tokens and ${inputs.labels.length} labels`);
   for (const part of ['layers', 'global'] as const) {
     const vecs = part === 'layers' ? Array.from({ length: s.layers }, (_, l) => layerVector(pl, inputs.params, l)) : [globalVector(pl, inputs.params)];
     const flat = concat(vecs.map((x) => shardOf(pl, x, r)));
@@ -148,8 +156,9 @@ export function loadRank(mem: RankMemory, s: Schedule, pl: ParamLayout, inputs: 
     mem.write(mem.whole(`optim.m.${part}`), new Float64Array(flat.length));
     mem.write(mem.whole(`optim.v.${part}`), new Float64Array(flat.length));
   }
-  const local = s.config.seq / P;
-  const rows = (src: Int32Array) => Float64Array.from({ length: local }, (_, t) => src[globalRow(t, r, s.chunk, P)]);
+  const local = seq / P;
+  const base = Math.floor(r / P) * seq;
+  const rows = (src: Int32Array) => Float64Array.from({ length: local }, (_, t) => src[base + globalRow(t, groupPosition(s, r), s.chunk, P)]);
   mem.write(mem.whole('io.tokens'), rows(inputs.tokens));
   mem.write(mem.whole('io.labels'), rows(inputs.labels));
   let valid = 0;

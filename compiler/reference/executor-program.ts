@@ -9,7 +9,7 @@
 // the buffer's next instance has already begun writing them (a prefetch into the next
 // iteration's slot is the buffer's own business, not a reuse by another buffer).
 import type { MemoryPlan } from '../schedule/memory.js';
-import { STREAMS, type Item, type Schedule } from '../schedule/types.js';
+import { groupPosition, STREAMS, type Item, type Schedule } from '../schedule/types.js';
 import { unroll, type DynItem } from '../schedule/unroll.js';
 
 export interface QueuedItem {
@@ -70,7 +70,8 @@ export function buildRankProgram(s: Schedule, plan: MemoryPlan, rank: number, co
   const queues: QueuedItem[][] = STREAMS.map(() => []);
   let collectiveCount = 0;
   let size = 0;
-  for (const d of unroll(s, { rank })) {
+  // `r` in the program is the rank's place in its sequence-parallel group
+  for (const d of unroll(s, { rank: groupPosition(s, rank) })) {
     size++;
     const p = pos.get(d.item.id)!;
     // instances end when the program leaves the interval the plan reserved (events take no

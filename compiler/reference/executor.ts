@@ -15,7 +15,7 @@ import type { ParamLayout } from '../lower/params.js';
 import type { MemoryPlan } from '../schedule/memory.js';
 import { STREAMS, type Schedule } from '../schedule/types.js';
 import type { DynInstr } from '../schedule/unroll.js';
-import { COLLECTIVES, runCollective } from './executor-collectives.js';
+import { COLLECTIVES, runSpannedCollective } from './executor-collectives.js';
 import { bufferHomes, layoutOf, loadRank, RankMemory, unpackState, type ArenaMode, type BufferHome, type StepInputs } from './executor-layout.js';
 import { runAdamW, runOp, type OpCall } from './executor-ops.js';
 import { buildRankProgram, type QueuedItem, type RankProgram } from './executor-program.js';
@@ -126,7 +126,7 @@ export function executeStep(prep: Prepared, inputs: StepInputs, opts: ExecuteOpt
       const comm = STREAMS.indexOf('comm');
       const items = ranks.map((st) => st.prog.queues[comm][st.heads[comm]]);
       const ins = items.map((q, r) => ranks[r].mem.read((q.dyn as DynInstr).reads[0]));
-      const outs = runCollective(d.item, ins);
+      const outs = runSpannedCollective(d.item, ins);
       items.forEach((q, r) => {
         ranks[r].mem.write((q.dyn as DynInstr).writes[0], outs[r]);
         opts.watch?.(r, q.dyn as DynInstr, [ins[r]], [outs[r]]);

@@ -7,7 +7,7 @@
 // A reference that covers its whole buffer prints as the buffer's name; a slot prints as
 // `buf@slot`; a window as `[off:+len]` with the offset in elements.
 import { DTYPE_BYTES } from '../ir/types.js';
-import { printAff, type Buffer, type Instr, type Item, type Ref, type Schedule } from './types.js';
+import { groupsOf, printAff, type Buffer, type Instr, type Item, type Ref, type Schedule } from './types.js';
 
 export interface ListingOptions {
   /** only the layer loops (one layer's forward and backward), not the rest of the step */
@@ -87,7 +87,9 @@ export function listSchedule(s: Schedule, opts: ListingOptions = {}): string {
   const bufs = new Map(s.buffers.map((b) => [b.id, b]));
   const out: string[] = [];
   if (opts.header ?? true) {
-    out.push(`schedule ${s.model}: ${s.world} rank${s.world === 1 ? '' : 's'}, ${s.layers} layers, ${s.chunks} chunks of ${s.chunk} tokens`);
+    const { sp, dp } = groupsOf(s);
+    const groups = dp > 1 ? ` (dp ${dp} x sp ${sp}: a sequence per group)` : '';
+    out.push(`schedule ${s.model}: ${s.world} rank${s.world === 1 ? '' : 's'}${groups}, ${s.layers} layers, ${s.chunks} chunks of ${s.chunk} tokens`);
     out.push('buffers:');
     for (const b of s.buffers) out.push(`  ${printBuffer(b)}`);
     out.push(`events: ${Object.entries(s.events).map(([k, n]) => `${k}[${n}]`).join(' ') || '-'}`);

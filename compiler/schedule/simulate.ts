@@ -19,7 +19,7 @@
 // from the 2-layer window.
 import { instrSeconds } from './cost.js';
 import type { DeviceProfile } from './devices.js';
-import { STREAMS, evalAff, type EventOp, type Item, type Instr, type Loop, type Schedule, type StreamName } from './types.js';
+import { STREAMS, evalAff, groupsOf, type EventOp, type Item, type Instr, type Loop, type Schedule, type StreamName } from './types.js';
 import { windowRange, type UnrollOptions } from './unroll.js';
 
 export interface Span {
@@ -249,7 +249,7 @@ interface Snapshot {
 
 /**
  * Predicted step of one rank: step time, busy and exposed time per stream, spans of a 2-layer
- * window, and MFU when `model` is given (model FLOPs / world ranks / (step * peak)).
+ * window, and MFU when `model` is given (model FLOPs of the dp sequences / world ranks / (step * peak)).
  */
 export function simulateStreams(s: Schedule, dev: DeviceProfile, opts: SimulateOptions = {}): Timeline {
   const base = { rank: opts.rank, window: opts.window ?? {} };
@@ -286,7 +286,8 @@ export function simulateStreams(s: Schedule, dev: DeviceProfile, opts: SimulateO
   const { items: _items, layerLoops: _loops, ...rest } = w;
   const out: Timeline = { ...rest, utilization, windowLayers, extrapolated, simulatedItems };
   if (!opts.model) return out;
-  const modelFlops = modelFlopsPerStep(opts.model);
+  // a step trains one sequence per dp group, over the whole world of ranks
+  const modelFlops = modelFlopsPerStep(opts.model) * groupsOf(s).dp;
   const mfu = w.stepSeconds > 0 ? modelFlops / s.world / (w.stepSeconds * dev.peakFlops) : 0;
   return { ...out, modelFlops, mfu };
 }

@@ -1,6 +1,12 @@
 // The schedule IR: one rank's program for one training step. Every rank runs the same
 // program; what differs by rank is the value of the variable `r` in offsets.
 //
+// With data parallelism (dp > 1) the world is dp groups of sp ranks, rank = group * sp + `r`:
+// `r` is always the rank's position in its sequence-parallel group, so a group's program is
+// the same whichever group runs it. A collective with `span: 'sp'` runs inside each group (the
+// Ulysses all-to-alls), one with `span: 'world'` over every rank (ZeRO-3, the loss); a schedule
+// with dp = 1 has no `span` (its group is the world).
+//
 // A program is a list of items in host issue order: instructions (each on one stream),
 // event records and waits, and loops that stay loops (layers, chunks, kv blocks). Streams
 // run their items in order; `wait E` on a stream orders everything after it behind the most
@@ -96,7 +102,7 @@ export type Item = Instr | EventOp | Loop;
 export interface Schedule {
   readonly model: string;
   readonly config: TrainConfig;
-  /** ranks in the sequence-parallel (and ZeRO) group */
+  /** every rank: dp groups of sp (ZeRO-3 shards over all of them) */
   readonly world: number;
   /** global tokens per chunk and chunks per sequence */
   readonly chunk: number;
@@ -111,6 +117,15 @@ export interface Schedule {
   /** the last layers that keep their attention tensors for backward instead of recomputing them */
   readonly keptLayers?: number;
 }
+
+/** Which ranks a collective spans, when the schedule has dp > 1 groups (attr `span`). */
+export type CollectiveSpan = 'sp' | 'world';
+
+/** Sequence-parallel ranks of a group, and groups (dp). */
+export const groupsOf = (s: Pick<Schedule, 'config'>): { sp: number; dp: number } => ({ sp: s.config.sp, dp: s.config.dp ?? 1 });
+
+/** The value of `r` on a rank: its position in its sequence-parallel group. */
+export const groupPosition = (s: Pick<Schedule, 'config'>, rank: number): number => rank % s.config.sp;
 
 // ---- affine helpers ----
 export const aff = (c: number, t: Record<string, number> = {}): Affine => ({ c, t });
