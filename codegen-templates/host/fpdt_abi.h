@@ -120,6 +120,10 @@ int fpdt_get_grad(const fpdt_program* p, int i, float* host, int64_t n);
  * rank); the program picks and permutes this rank's pieces itself.
  * labels[t] is the target at position t (FPDT_IGNORE_LABEL to skip); when
  * labels is NULL, labels[t] = tokens[t + 1] and the last position is skipped.
+ * A program compiled with dp groups takes the sequences of all groups one
+ * after another (n == dp * the sequence length; group g = rank / sp trains
+ * sequence g; default labels stop at each sequence's end) and its loss is the
+ * mean over the labels of all of them.
  */
 int fpdt_set_tokens(fpdt_program* p, const int32_t* tokens, const int32_t* labels, int64_t n);
 

@@ -20,6 +20,9 @@ typedef struct fpdt_comm {
   void* nccl;              /* ncclComm_t, for FPDT_COMM_NCCL */
   fpdt_local_world* local; /* for FPDT_COMM_LOCAL */
   int device;              /* the GPU of this process's ranks */
+  /* FPDT_COMM_NCCL with dp groups: the rank's sequence-parallel group, split from `nccl` by the
+     program (program_comm.cuh) and freed with it; NULL until then */
+  void* nccl_group;
 } fpdt_comm;
 
 /* What a rank publishes for one collective of the local world. */

@@ -59,7 +59,7 @@ function eventC(c: BodyCtx, event: string, index: Affine | undefined): string {
   const base = c.eventBase.get(event);
   if (base === undefined) throw new Error(`host codegen: event ${event} is not declared`);
   const n = c.schedule.events[event];
-  return index ? `p->events[${base} + ${modC(index, n)}]` : `p->events[${base}]`;
+  return index ? `p->events[${base} + ${modC(index, n, c.ar.rank)}]` : `p->events[${base}]`;
 }
 
 function instrC(c: BodyCtx, it: Instr): string[] {
@@ -88,8 +88,8 @@ export function bodyC(c: BodyCtx, items: readonly Item[], depth = 1): string[] {
     } else {
       const v = it.var;
       const head = it.reverse
-        ? `for (int64_t ${v} = ${affineC(it.to)} - 1; ${v} >= ${affineC(it.from)}; --${v})`
-        : `for (int64_t ${v} = ${affineC(it.from)}; ${v} < ${affineC(it.to)}; ++${v})`;
+        ? `for (int64_t ${v} = ${affineC(it.to, c.ar.rank)} - 1; ${v} >= ${affineC(it.from, c.ar.rank)}; --${v})`
+        : `for (int64_t ${v} = ${affineC(it.from, c.ar.rank)}; ${v} < ${affineC(it.to, c.ar.rank)}; ++${v})`;
       lines.push(`${pad}${head} {  // ${it.id} ${it.role}`);
       lines.push(...bodyC(c, it.body, depth + 1));
       lines.push(`${pad}}`);

@@ -72,7 +72,7 @@ const softmaxScale = (c: OpCtx) => f32(1 / Math.sqrt(num(c, 'd')));
 /** Hq, Hkv, q_head_base (the rank's first global q head), group of an attention block. */
 const attnHeads = (c: OpCtx): string => {
   const base = c.instr.args?.qHeadBase;
-  return `${num(c, 'hq')}, ${num(c, 'hkv')}, ${base ? `(int)${affineC(base)}` : '0'}, ${num(c, 'group')}`;
+  return `${num(c, 'hq')}, ${num(c, 'hkv')}, ${base ? `(int)${affineC(base, c.ar.rank)}` : '0'}, ${num(c, 'group')}`;
 };
 
 export const HOST_OPS: Readonly<Record<string, Emit>> = {
@@ -121,8 +121,8 @@ export const HOST_OPS: Readonly<Record<string, Emit>> = {
     `fpdt_host_ln_stats(${rd(c, 1)}, p->stat_mean, p->stat_rstd, ${num(c, 'rows')}, ${num(c, 'dim')}, ${f32(num(c, 'eps'))}, ${S(c)})`,
     `fpdt_layernorm_bwd(${rd(c, 1)}, ${rd(c, 2)}, ${rd(c, 0)}, p->stat_mean, p->stat_rstd, ${wr(c, 0)}, ${wr(c, 1, 'float*')}, ${wr(c, 2, 'float*')}, ${num(c, 'rows')}, ${S(c)})`,
   ],
-  rope: (c) => [`fpdt_rope_fwd(${rd(c, 0)}, ${wr(c, 0)}, ${num(c, 'rows')}, ${num(c, 'heads')}, ${affineC(c.instr.args!.pos0)}, ${S(c)})`],
-  rope_bwd: (c) => [`fpdt_rope_bwd(${rd(c, 0)}, ${wr(c, 0)}, ${num(c, 'rows')}, ${num(c, 'heads')}, ${affineC(c.instr.args!.pos0)}, ${S(c)})`],
+  rope: (c) => [`fpdt_rope_fwd(${rd(c, 0)}, ${wr(c, 0)}, ${num(c, 'rows')}, ${num(c, 'heads')}, ${affineC(c.instr.args!.pos0, c.ar.rank)}, ${S(c)})`],
+  rope_bwd: (c) => [`fpdt_rope_bwd(${rd(c, 0)}, ${wr(c, 0)}, ${num(c, 'rows')}, ${num(c, 'heads')}, ${affineC(c.instr.args!.pos0, c.ar.rank)}, ${S(c)})`],
   swiglu: (c) => [`fpdt_swiglu_fwd(${rd(c, 0)}, ${rd(c, 1)}, ${wr(c, 0)}, ${num(c, 'n') / c.sizes.F}, ${c.sizes.F}LL, ${S(c)})`],
   swiglu_bwd: (c) => [`fpdt_swiglu_bwd(${rd(c, 1)}, ${rd(c, 2)}, ${rd(c, 0)}, ${wr(c, 0)}, ${wr(c, 1)}, ${num(c, 'n') / c.sizes.F}, ${c.sizes.F}LL, ${S(c)})`],
   gelu: (c) => [`fpdt_gelu_fwd(${rd(c, 0)}, ${wr(c, 0)}, ${num(c, 'n')}LL, ${S(c)})`],

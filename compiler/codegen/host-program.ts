@@ -5,8 +5,8 @@ import { fileURLToPath } from 'node:url';
 import nunjucks from 'nunjucks';
 import type { Graph } from '../ir/types.js';
 import type { MemoryPlan } from '../schedule/memory.js';
-import type { Schedule } from '../schedule/types.js';
-import { arenasOf } from './host-c.js';
+import { groupsOf, type Schedule } from '../schedule/types.js';
+import { arenasOf, RANK_C, RANK_IN_GROUP_C } from './host-c.js';
 import { bodyC, eventLayout, pairLossInstrs, profileOps } from './host-body.js';
 import { hostParams } from './host-params.js';
 import { paramLayout } from '../lower/params.js';
@@ -48,7 +48,9 @@ function paramUnits(graph: Graph): { nL: number; nG: number } {
 }
 
 export function renderHostProgram({ schedule: s, plan, graph }: HostProgramInput): RenderedKernel[] {
-  const ar = arenasOf(s.buffers, plan);
+  // with dp groups the world is dp * sp ranks and `r` is a rank's place in its group
+  const { sp, dp } = groupsOf(s);
+  const ar = arenasOf(s.buffers, plan, dp > 1 ? RANK_IN_GROUP_C : RANK_C);
   const ev = eventLayout(s.events);
   const profOps = profileOps(s.body);
   const body = bodyC({ schedule: s, ar, eventBase: ev.base, loss: pairLossInstrs(s.body, new Map(), ar), profOps }, s.body).join('\n');
@@ -60,11 +62,13 @@ export function renderHostProgram({ schedule: s, plan, graph }: HostProgramInput
   const c = s.config;
   const data = {
     name: s.model,
-    description: `${s.model} seq=${c.seq} sp=${c.sp} chunk=${s.chunk}${c.offload ? ' offload' : ''}`,
+    description: `${s.model} seq=${c.seq} sp=${c.sp}${dp > 1 ? ` dp=${dp}` : ''} chunk=${s.chunk}${c.offload ? ' offload' : ''}`,
     gpuBytes: plan.gpu.size,
     hostBytes: plan.host.size,
     eventCount: ev.total,
     world: s.world,
+    sp,
+    dp,
     seq: s.sizes.S,
     vocab: s.sizes.V,
     statRows: normRows(s),

@@ -4,9 +4,11 @@
 //     them there (to sequence), and the local backend sums an all-reduce there. All-gather and
 //     reduce-scatter work in place, so the scratch is the largest all-to-all or all-reduce window;
 //   - what NCCL allocates on the GPU for its peers once the collectives run (channel buffers of
-//     each connection, set up at the first call, after the program measured its free memory).
+//     each connection, set up at the first call, after the program measured its free memory);
+//     with dp groups of sp > 1 ranks, the all-to-alls run on a second communicator (the group's,
+//     split from the world's), which sets up connections of its own: planned as much again.
 import { DTYPE_BYTES } from '../ir/types.js';
-import type { Item, Schedule } from './types.js';
+import { groupsOf, type Item, type Schedule } from './types.js';
 
 /** Ops that use the scratch (see codegen-templates/host/program_comm.cuh). */
 const USES_SCRATCH = new Set(['all_to_all', 'all_reduce']);
@@ -38,5 +40,7 @@ export function commMemory(s: Schedule): CommMemory {
   let most = 0;
   for (const it of instrs(s.body))
     if (USES_SCRATCH.has(it.op)) for (const r of [...it.reads, ...it.writes]) most = Math.max(most, r.len * (bytesOf.get(r.buf) ?? 0));
-  return { scratch: Math.ceil(most / 256) * 256, library: NCCL_PEER_BYTES };
+  const { sp, dp } = groupsOf(s);
+  const communicators = dp > 1 && sp > 1 ? 2 : 1;
+  return { scratch: Math.ceil(most / 256) * 256, library: communicators * NCCL_PEER_BYTES };
 }

@@ -90,13 +90,30 @@ export async function stepTokens(file: string | undefined, seq: number, vocab: n
   }
 }
 
+/**
+ * Step k's batch with dp groups: group g trains window dp*k + g, the groups' sequences one after
+ * another (as the program's fpdt_set_tokens takes them). With one group, step k's window.
+ */
+export async function stepBatch(file: string | undefined, seq: number, vocab: number, seed: number, k: number, dp: number): Promise<Int32Array> {
+  if (dp === 1) return stepTokens(file, seq, vocab, seed, k);
+  const out = new Int32Array(dp * seq);
+  for (let g = 0; g < dp; g++) out.set(await stepTokens(file, seq, vocab, seed, dp * k + g), g * seq);
+  return out;
+}
+
+/** How a compiled world is named in messages: `sp 2`, or `dp 2 x sp 2 (4 ranks)`. */
+const worldName = (world: number, dp: number) => (dp > 1 ? `dp ${dp} x sp ${world / dp} (${world} ranks)` : `sp ${world}`);
+
 const asUserError = (e: unknown): unknown => (e instanceof RuntimeError ? new UserError(e.message.split('\n')[0]) : e);
 
 /** The ranks of this process: one program, a local world, or this process's NCCL rank. */
-export async function openRanks(dir: string, world: number, config: Record<string, unknown>, o: Pick<RunOptions, 'ranksPerGpu' | 'dist'>): Promise<RankSet> {
-  if (o.ranksPerGpu !== undefined && o.ranksPerGpu !== world) throw new UserError(`${dir} is compiled for sp ${world}: run it with --ranks-per-gpu ${world}, or compile with --sp ${o.ranksPerGpu}`);
-  if (o.dist && o.dist.world !== world) throw new UserError(`${dir} is compiled for sp ${world} and started as ${o.dist.world} processes; start ${world} (--gpus ${world}) or compile with --sp ${o.dist.world}`);
-  if (o.ranksPerGpu === undefined && !o.dist && world !== 1) throw new UserError(`${dir} is compiled for sp ${world}: run it with --gpus ${world} (one process per GPU) or --ranks-per-gpu ${world} (one GPU)`);
+export async function openRanks(dir: string, world: number, config: Record<string, unknown>, o: Pick<RunOptions, 'ranksPerGpu' | 'dist'>, dp = 1): Promise<RankSet> {
+  // the world is dp groups of sp ranks; every rank is one program, whichever its group
+  const compiled = worldName(world, dp);
+  const other = dp > 1 ? 'with other --dp and --sp' : `with --sp ${o.ranksPerGpu ?? o.dist?.world}`;
+  if (o.ranksPerGpu !== undefined && o.ranksPerGpu !== world) throw new UserError(`${dir} is compiled for ${compiled}: run it with --ranks-per-gpu ${world}, or compile ${other}`);
+  if (o.dist && o.dist.world !== world) throw new UserError(`${dir} is compiled for ${compiled} and started as ${o.dist.world} processes; start ${world} (--gpus ${world}) or compile ${other}`);
+  if (o.ranksPerGpu === undefined && !o.dist && world !== 1) throw new UserError(`${dir} is compiled for ${compiled}: run it with --gpus ${world} (one process per GPU) or --ranks-per-gpu ${world} (one GPU)`);
   const d = o.dist;
   // Each start phase goes to the launcher (which names a rank that stalls or dies, and where)
   // and, with FPDTC_DEBUG=1, to stderr as a trace of how far this rank's start got.
@@ -150,11 +167,13 @@ function updateWatch(p: RankSet['programs'][number]): () => string {
 
 export async function runTraining(o: RunOptions): Promise<StepFigures[]> {
   const report = JSON.parse(readFileSync(join(o.dir, 'report.json'), 'utf8')) as ReportFields;
-  const sched = JSON.parse(readFileSync(join(o.dir, 'schedule.json'), 'utf8')) as { sizes: Record<string, number>; world: number };
+  const sched = JSON.parse(readFileSync(join(o.dir, 'schedule.json'), 'utf8')) as { sizes: Record<string, number>; world: number; config: { dp?: number } };
   const sizes = sched.sizes;
+  // dp groups each train their own sequence of report.tokens: a step takes dp windows
+  const dp = sched.config.dp ?? 1;
   let ranks: RankSet;
   try {
-    ranks = await openRanks(o.dir, sched.world, { seed: report.config.seed ?? 0, ...(o.lr !== undefined ? { lr: o.lr } : {}) }, o);
+    ranks = await openRanks(o.dir, sched.world, { seed: report.config.seed ?? 0, ...(o.lr !== undefined ? { lr: o.lr } : {}) }, o, dp);
   } catch (e) {
     throw asUserError(e);
   }
@@ -165,12 +184,12 @@ export async function runTraining(o: RunOptions): Promise<StepFigures[]> {
   const log = (l: string) => (writer ? o.log(l) : undefined);
   const figures: StepFigures[] = [];
   try {
-    if (ranks.world > 1) log(`ranks     ${ranks.world} (${ranks.backend === 'local' ? 'local backend, one GPU' : 'NCCL, one process per GPU'})`);
+    if (ranks.world > 1) log(`ranks     ${ranks.world}${dp > 1 ? ` (dp ${dp} x sp ${ranks.world / dp}, a sequence per group)` : ''} (${ranks.backend === 'local' ? 'local backend, one GPU' : 'NCCL, one process per GPU'})`);
     if (o.weights) log(`weights   ${await loadWeights(ranks, o.weights, o.dir)} tensors from ${o.weights}`);
     else log(`weights   seeded random init (seed ${report.config.seed ?? 0})`);
     const watch = process.env.FPDTC_DEBUG ? updateWatch(lead) : undefined;
     for (let k = 0; k < o.steps; k++) {
-      ranks.setTokens(await stepTokens(o.tokens, report.tokens, sizes.V, report.config.seed ?? 0, k));
+      ranks.setTokens(await stepBatch(o.tokens, report.tokens, sizes.V, report.config.seed ?? 0, k, dp));
       const started = Date.now();
       const progress = setInterval(() => log(`  step ${k + 1}: running, ${((Date.now() - started) / 1000).toFixed(0)} s`), 30_000);
       let loss: number;
@@ -189,7 +208,8 @@ export async function runTraining(o: RunOptions): Promise<StepFigures[]> {
       const ops = timings.filter((t) => t.name.startsWith('op:') && t.ms > 0).sort((a, b) => b.ms - a.ms);
       if (ops.length) log(`  op time     ${ops.slice(0, 12).map((t) => `${t.name.slice(3)} ${t.ms.toFixed(1)} ms`).join(', ')}`);
       const mem = lead.memory();
-      const f: StepFigures = { step: k + 1, loss, ms, tokens: report.tokens, mfu: mfu(report.flops_per_step / gpus, ms), plannedGpu: mem.plannedGpu, peakGpu: mem.peakGpuMeasured };
+      // report.json counts one sequence; a step trains dp of them
+      const f: StepFigures = { step: k + 1, loss, ms, tokens: report.tokens * dp, mfu: mfu((report.flops_per_step * dp) / gpus, ms), plannedGpu: mem.plannedGpu, peakGpu: mem.peakGpuMeasured };
       figures.push(f);
       log(formatStep(f));
     }

@@ -58,6 +58,7 @@ export class RankSet {
     return full;
   }
 
+  /** The step's tokens: one sequence, or with dp groups every group's one after another (each program takes its group's). */
   setTokens(tokens: Int32Array): void {
     for (const p of this.programs) p.setTokens(tokens);
   }

@@ -409,7 +409,7 @@ struct NcclInitJob {
 void settleNcclInit(Napi::Env env, Napi::Function, NcclInitJob* job) {
   if (job->status == FPDT_OK) {
     // fpdt_create takes the tagged communicator of fpdt_comm.h; ncclDestroy frees it
-    auto* desc = new fpdt_comm{FPDT_COMM_NCCL, job->comm, nullptr, job->device};
+    auto* desc = new fpdt_comm{FPDT_COMM_NCCL, job->comm, nullptr, job->device, nullptr};
     job->deferred.Resolve(Napi::External<void>::New(env, desc));
   } else {
     job->deferred.Reject(statusError(env, job->status, job->message).Value());
@@ -468,7 +468,7 @@ Napi::Value LocalWorld(const Napi::CallbackInfo& info) {
   fpdt_local_world* w = fpdt_local_world_create(ranks);
   if (!w)
     throw Napi::RangeError::New(info.Env(), "localWorld: ranks must be 1.." + std::to_string(FPDT_MAX_LOCAL_RANKS));
-  auto* desc = new fpdt_comm{FPDT_COMM_LOCAL, nullptr, w, 0};
+  auto* desc = new fpdt_comm{FPDT_COMM_LOCAL, nullptr, w, 0, nullptr};
   return Napi::External<void>::New(info.Env(), desc, [](Napi::Env, void* data) {
     auto* d = static_cast<fpdt_comm*>(data);
     fpdt_local_world_destroy(d->local);
@@ -485,6 +485,16 @@ Napi::Value NcclDestroy(const Napi::CallbackInfo& info) {
   auto* desc = static_cast<fpdt_comm*>(info[0].As<Napi::External<void>>().Data());
   if (!desc || desc->kind != FPDT_COMM_NCCL || !desc->nccl)
     throw Napi::TypeError::New(info.Env(), "ncclDestroy: expects the value of ncclInit(), once");
+  // the sequence-parallel group a program with dp groups split from it goes first
+  if (desc->nccl_group) {
+    auto group = static_cast<fpdt_nccl_comm>(desc->nccl_group);
+    desc->nccl_group = nullptr;
+    fpdt_nccl_result r = nccl->comm_destroy(group);
+    if (r != FPDT_NCCL_SUCCESS) {
+      int status = fpdt_nccl_describe(r, "ncclCommDestroy (sequence-parallel group)", nullptr, msg, sizeof msg);
+      throw statusError(info.Env(), status, msg);
+    }
+  }
   auto comm = static_cast<fpdt_nccl_comm>(desc->nccl);
   desc->nccl = nullptr;
   fpdt_nccl_result r = nccl->comm_destroy(comm);

@@ -48,6 +48,9 @@ void loadOnce(LoadedNccl& state) {
              bind(lib, "ncclGetErrorString", &t.get_error_string, e);
   t.get_last_error = reinterpret_cast<const char* (*)(fpdt_nccl_comm)>(
       fpdt_dl_symbol(lib, kLabel, kEnvVar, "ncclGetLastError", msg, sizeof msg));
+  // only a program with dp groups needs it; it says so when the library lacks it
+  t.comm_split = reinterpret_cast<decltype(t.comm_split)>(
+      fpdt_dl_symbol(lib, kLabel, kEnvVar, "ncclCommSplit", msg, sizeof msg));
 }
 
 const char* resultName(fpdt_nccl_result r) {

@@ -61,6 +61,10 @@ typedef struct fpdt_nccl {
   fpdt_nccl_result (*group_end)(void);
   const char* (*get_error_string)(fpdt_nccl_result result);
   const char* (*get_last_error)(fpdt_nccl_comm comm);  // optional: may be NULL
+  // ncclCommSplit (NCCL >= 2.18), for data parallelism's sequence-parallel groups; optional: NULL
+  // in older libraries. `config` is an ncclConfig_t*; NULL takes the parent's settings.
+  fpdt_nccl_result (*comm_split)(fpdt_nccl_comm comm, int color, int key, fpdt_nccl_comm* newcomm,
+                                 void* config);
 } fpdt_nccl;
 
 // Opens the library once per process (thread-safe). Returns the table, or

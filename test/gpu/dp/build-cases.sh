@@ -1,0 +1,29 @@
+#!/bin/bash
+# Builds, on a machine with nvcc, what test/gpu/dp/run-dp.sh runs on a GPU host, into .carry/dp:
+# gpu-llama at dp 1 x sp 1 (the reference), dp 2 x sp 1 and dp 2 x sp 2, and the bundled
+# `fpdtc run`. Run from the repository root: test/gpu/dp/build-cases.sh
+set -eu
+dest=.carry/dp
+mkdir -p "$dest"
+build() { # tag flags...
+  local tag=$1; shift
+  local work=/tmp/fpdt-dp/$tag
+  rm -rf "$work"
+  npx fpdtc compile test/gpu/models/gpu-llama.ts "$@" --out "$work" >"/tmp/fpdt-dp-$tag.log"
+  npx fpdtc build "$work/gpu-llama" --jobs 2 >>"/tmp/fpdt-dp-$tag.log"
+  rm -rf "${dest:?}/$tag" && mkdir -p "$dest/$tag/build"
+  cp "$work/gpu-llama/schedule.json" "$work/gpu-llama/report.json" "$work/gpu-llama/graph.json" "$dest/$tag/"
+  # the addon and the build record (the schedule hash it was built from), at the same places
+  local rel; rel=$(node -e "console.log(require(process.argv[1]).addon)" "$(realpath "$work/gpu-llama/build/built-from.json")")
+  mkdir -p "$dest/$tag/build/$(dirname "$rel")"
+  cp "$work/gpu-llama/build/$rel" "$dest/$tag/build/$rel" && cp "$work/gpu-llama/build/built-from.json" "$dest/$tag/build/"
+  echo "built $dest/$tag"
+}
+build dp1 --sp 1 --dp 1
+build dp2 --sp 1 --dp 2
+build dp2sp2 --sp 2 --dp 2
+npx esbuild test/gpu/run-entry.ts --bundle --platform=node --format=esm --outfile="$dest/run-entry.mjs" \
+  --banner:js="import { createRequire as __cr } from 'module'; const require = __cr(import.meta.url);" >/dev/null
+cp test/gpu/dp/check_dp.py test/gpu/dp/make_tokens.py "$dest/"
+[ -f .carry/node.xz ] || echo "note: the GPU host also needs .carry/node.xz (a node binary, as for test/gpu/x2)"
+echo "bundled $dest/run-entry.mjs"
