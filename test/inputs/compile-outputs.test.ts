@@ -108,6 +108,13 @@ describe('compile outputs: all or nothing', () => {
       expect(readFileSync(dir, 'utf8')).to.equal('not a folder');
     });
 
+    it('when --out is a file', async () => {
+      const file = join(root, 'out-file');
+      writeFileSync(file, 'mine');
+      expect(await failsWithOneLine(() => replaceOutputDir(file, 'm', outputs('new'), HASH))).to.match(/^error: cannot write .*out-file: (EEXIST|ENOTDIR)$/);
+      expect(readFileSync(file, 'utf8')).to.equal('mine');
+    });
+
     it('when an output would land outside --out', async () => {
       const line = await failsWithOneLine(() => replaceOutputDir(root, 'm', [{ name: '../../escape.txt', text: 'x' }], undefined));
       expect(line).to.match(/^error: refusing to write .*escape\.txt: it is outside the output folder/);
