@@ -300,7 +300,8 @@ function runLogged(
 }
 
 // `tsx runtime/build.ts <programDir> [--build-dir DIR] [--arch 90a] [--jobs N]`
-if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+// run as a script; not when bundled into another entry point (which shares its import.meta.url)
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url) && /build\.[cm]?[jt]s$/.test(process.argv[1])) {
   const argv = process.argv.slice(2);
   const flag = (name: string) => {
     const i = argv.indexOf(name);
