@@ -24,6 +24,9 @@ build dp2 --sp 1 --dp 2
 build dp2sp2 --sp 2 --dp 2
 npx esbuild test/gpu/run-entry.ts --bundle --platform=node --format=esm --outfile="$dest/run-entry.mjs" \
   --banner:js="import { createRequire as __cr } from 'module'; const require = __cr(import.meta.url);" >/dev/null
+# The bundle is started through a second module: runtime/build.ts runs its own command line when
+# the main module's path is its import.meta.url, which in a bundle is every module's.
+echo "await import('./run-entry.mjs');" > "$dest/fpdtc-run.mjs"
 cp test/gpu/dp/check_dp.py test/gpu/dp/make_tokens.py "$dest/"
 [ -f .carry/node.xz ] || echo "note: the GPU host also needs .carry/node.xz (a node binary, as for test/gpu/x2)"
 echo "bundled $dest/run-entry.mjs"

@@ -19,7 +19,7 @@ gpus=$(nvidia-smi -L | wc -l)
 run() { # log timeout args...
   local log=$1 t=$2; shift 2
   echo "== fpdtc run $*" >> "$log"
-  timeout "$t" /tmp/node $X/run-entry.mjs "$@" >> "$log" 2>&1
+  timeout "$t" /tmp/node $X/fpdtc-run.mjs "$@" >> "$log" 2>&1
   local rc=$?
   echo "rc=$rc" >> "$log"
   tail -3 "$log"
