@@ -43,7 +43,7 @@ static inline comm_span group_span(const fpdt_program* p) { return comm_span{p->
  * rendezvous: every rank already holds the world communicator and calls the split once in
  * fpdt_create. The group communicator lives beside the world's in fpdt_comm and is freed with it.
  */
-static int comm_open_group(fpdt_program* p, char* msg, size_t cap) {
+static inline int comm_open_group(fpdt_program* p, char* msg, size_t cap) {
   if (FPDT_DP == 1 || !comm_is(p, FPDT_COMM_NCCL) || p->comm->nccl_group) return FPDT_OK;
   if (!p->nccl->comm_split) {
     fpdt_set_msg(msg, cap, "NCCL error: this libnccl has no ncclCommSplit; %s needs NCCL 2.18 or later (FPDT_NCCL picks the library)", "data parallelism over NCCL");
