@@ -8,7 +8,7 @@
 // The library function behind `fpdtc check`.
 import { dpOf, resolveConfig } from './config.js';
 import type { ConfigOverrides } from './compile.js';
-import { UserError } from './errors.js';
+import { errors, UserError } from './errors.js';
 import { buildGraph, loadModel, validateConfig } from './frontend/index.js';
 import type { Graph, TrainConfig } from './ir/types.js';
 import { numel } from './ir/types.js';
@@ -42,6 +42,43 @@ export interface CheckOptions {
   readonly arena?: ArenaMode;
   /** rewrites the schedule before it runs (tests use it to break schedules on purpose) */
   readonly mutate?: (s: Schedule) => Schedule;
+  /** run even when the estimate says it takes longer than CHECK_MAX_SECONDS */
+  readonly force?: boolean;
+  /** receives a line as each part of a long check finishes (the CLI prints them) */
+  readonly onProgress?: (line: string) => void;
+  /** report progress when the estimate is at least this (default CHECK_PROGRESS_SECONDS) */
+  readonly progressAfterSeconds?: number;
+}
+
+/** A check estimated to take longer than this is refused unless forced. */
+export const CHECK_MAX_SECONDS = 300;
+/** Checks estimated to take at least this long report progress. */
+export const CHECK_PROGRESS_SECONDS = 10;
+
+/**
+ * CPU seconds per FLOP of one float64 run of the step (the interpreter or one interleaving of
+ * the executor), for the two terms of the FLOP convention: 6 * params * tokens and
+ * 6 * layers * S^2 * hidden. Fitted on a busy two-core machine with a 344K-parameter Llama
+ * at seq 512 to 4096 (4 to 80 s a run); a faster CPU only makes the estimate cautious.
+ */
+const CHECK_COST = { denseSecondsPerFlop: 2e-9, attentionSecondsPerFlop: 2.7e-9 } as const;
+
+/** Estimated seconds of `check`: the reference run and one run per interleaving. */
+export function estimateCheckSeconds(g: Graph, orders: number): { seconds: number; flopsPerRun: number } {
+  // every data-parallel group runs its own sequence
+  const groups = dpOf(g.config);
+  const seq = g.config.seq;
+  const dense = 6 * paramCount(g) * seq * groups;
+  const attention = 6 * (g.sizes.L ?? 1) * seq * seq * (g.sizes.D ?? 0) * groups;
+  const perRun = dense * CHECK_COST.denseSecondsPerFlop + attention * CHECK_COST.attentionSecondsPerFlop;
+  return { seconds: perRun * (orders + 1), flopsPerRun: dense + attention };
+}
+
+/** 40 s, 12 min, 5.3 h. */
+export function formatDuration(seconds: number): string {
+  if (seconds < 90) return `${Math.max(1, Math.round(seconds))} s`;
+  if (seconds < 5400) return `${Math.round(seconds / 60)} min`;
+  return `${(seconds / 3600).toFixed(1)} h`;
 }
 
 export interface TensorError {
@@ -106,6 +143,18 @@ export function checkModel(model: Model, config: TrainConfig, opts: CheckOptions
   const passes = graphPasses(config);
   const built = buildGraph(model, config, path);
   checkCpuLimits(built);
+  const orders = ordersFor(opts.orders ?? 4);
+  const estimate = estimateCheckSeconds(built, orders.length);
+  if (estimate.seconds > CHECK_MAX_SECONDS && !opts.force)
+    throw errors.checkTooSlow(built.name, config.seq, formatDuration(estimate.seconds), orders.length + 1, estimate.flopsPerRun, formatDuration(CHECK_MAX_SECONDS));
+  const progress = estimate.seconds >= (opts.progressAfterSeconds ?? CHECK_PROGRESS_SECONDS) ? opts.onProgress : undefined;
+  let since = performance.now();
+  const lap = () => {
+    const t = (performance.now() - since) / 1000;
+    since = performance.now();
+    return formatDuration(t);
+  };
+  progress?.(`check: about ${formatDuration(estimate.seconds)} for ${orders.length + 1} float64 runs of the step (the reference, then ${orders.length} interleaving${orders.length === 1 ? '' : 's'})`);
   const upTo = passes.findIndex((p) => p.name === 'autodiff');
   const refGraph = runGraphPasses(built, passes.slice(0, upTo + 1));
   const lowered = runGraphPasses(built, passes);
@@ -122,8 +171,9 @@ export function checkModel(model: Model, config: TrainConfig, opts: CheckOptions
   const ref = interpretBatch(refGraph, batches, params);
   const updated = referenceUpdate(refGraph, params, ref.grads, s);
 
+  progress?.(`check: reference done in ${lap()}`);
+
   const prep = prepareExecution(s, plan, lowered);
-  const orders = ordersFor(opts.orders ?? 4);
   let lossErr = 0;
   let lossSeen = NaN;
   const gradErr = new Map<string, number>();
@@ -132,6 +182,7 @@ export function checkModel(model: Model, config: TrainConfig, opts: CheckOptions
   const worst = (m: Map<string, number>, id: string, e: number) => m.set(id, Math.max(m.get(id) ?? 0, e));
   orders.forEach((order, k) => {
     const run = executeStep(prep, { params, tokens: batch.tokens, labels: batch.labels }, { order, seed: seed * 7919 + k, step: 1, arena: opts.arena });
+    progress?.(`check: interleaving ${k + 1} of ${orders.length} (${order}) done in ${lap()}`);
     if (races.length === 0) races.push(...run.reuseRaces.map((x) => `${order} order: ${x}`));
     for (const l of run.loss) {
       const e = relativeError([l], [ref.loss]);

@@ -18,6 +18,41 @@ export function parseSize(text: SizeLike, flag = 'seq'): number {
   return v;
 }
 
+/**
+ * The largest runs the planner takes. The schedule of one layer holds every pair of query and
+ * key chunks, so its size, the time to plan it and its printed forms grow with the square of
+ * the chunk count: 512 chunks take ~10-30 s and over a GiB, 1024 fail to print. Sequences stay
+ * far below 2^53 so that every byte count is exact.
+ */
+export const LIMITS = {
+  /** tokens in one sequence: 1024M */
+  seq: 2 ** 30,
+  /** chunks of one sequence */
+  chunks: 256,
+  /** any one size of a model (V, D, L, heads, ...) */
+  size: 2 ** 30,
+  /** sequence-parallel (and data-parallel) degree */
+  ranks: 65536,
+} as const;
+
+/**
+ * The divisor of `n` that is a multiple of `step` and at least `min`, closest to `target`
+ * (the larger one on a tie: fewer chunks); `n` itself when none is. Walks divisor pairs up
+ * to sqrt(n), so it is quick for any sequence the planner takes.
+ */
+export function nearestDivisor(n: number, target: number, step = 1, min = 1): number {
+  let best = n;
+  for (let d = 1; d * d <= n; d++) {
+    if (n % d !== 0) continue;
+    for (const c of [d, n / d]) {
+      if (c % step !== 0 || c < min) continue;
+      const better = Math.abs(c - target) < Math.abs(best - target) || (Math.abs(c - target) === Math.abs(best - target) && c > best);
+      if (better) best = c;
+    }
+  }
+  return best;
+}
+
 /** Prints sizes the way people write them: 65536 -> 64K, 4194304 -> 4M. */
 export function formatSize(n: number): string {
   if (n % 1024 ** 2 === 0) return `${n / 1024 ** 2}M`;
@@ -71,7 +106,8 @@ export function resolveConfig(defaults: TrainDefaults, overrides: TrainDefaults 
     checkpoint: pick('checkpoint') ?? BASE_CONFIG.checkpoint,
     zero: pick('zero') ?? BASE_CONFIG.zero,
     fpdt: pick('fpdt') ?? BASE_CONFIG.fpdt,
-    device: pick('device') ?? BASE_CONFIG.device,
+    // device names are case-insensitive (H200 and h200), whether from a flag or the model file
+    device: (pick('device') ?? BASE_CONFIG.device).toLowerCase(),
     lr: pick('lr') ?? BASE_CONFIG.lr,
     seed: pick('seed') ?? BASE_CONFIG.seed,
     ...(pick('keepAttention') !== undefined ? { keepAttention: pick('keepAttention') } : {}),

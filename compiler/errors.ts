@@ -49,6 +49,17 @@ export const errors = {
   ropeScaling: (where: string | undefined, problem: string) => new UserError(`rope scaling: ${problem}`, 1, where),
   missingSize: (model: string, name: string) => new UserError(`model ${model} uses size '${name}' but does not define it in sizes`),
   cannotImport: (file: string, message: string) => new UserError(`cannot load the model file: ${message}`, 1, file),
+  modelLoadTimedOut: (file: string, seconds: number) =>
+    new UserError(`the model file did not finish loading within ${seconds} s (an endless loop at its top level?); fix it, or allow more time with --eval-timeout SECONDS`, 1, file),
+  modelBuildTimedOut: (file: string, seconds: number, seq: number) =>
+    new UserError(`forward() did not finish within ${seconds} s building the graph at seq ${seq} (an endless loop?); fix it, or allow more time with --eval-timeout SECONDS`, 1, file),
+  modelLoadUnsettled: (file: string) =>
+    new UserError(`the model file never finished loading: its top level awaits something that never settles; remove that await`, 1, file),
+  modelLoadOutOfMemory: (file: string) => new UserError(`the model file ran out of memory while loading; look for a loop that keeps allocating at its top level`, 1, file),
+  modelCalledExit: (where: string, code: unknown) =>
+    new UserError(`the model file called process.exit(${code === undefined ? '' : String(code)}); a model file must not end fpdtc: remove the call, or throw an Error to stop with a message`, 1, where),
+  /** a field of the model file's sizes or train that breaks its rule */
+  modelField: (where: string, field: string, value: unknown, rule: string) => new UserError(`${field} is ${showValue(value)}; ${rule}`, 1, where),
 
   // --- configuration (exit 1) ---
   chunkNotDivisor: (chunk: number, seq: number, suggestion: number) =>
@@ -58,12 +69,30 @@ export const errors = {
 
   spExceedsSeq: (sp: number, seq: number) => new UserError(`--sp ${sp} is larger than seq ${seq}; every rank needs at least one token`),
   chunkExceedsSeq: (chunk: number, seq: number) => new UserError(`chunk ${chunk} is larger than seq ${seq}; use a chunk of at most ${seq}`),
+  seqTooLong: (seq: number, limit: number, limitText: string) =>
+    new UserError(`seq ${seq} is longer than the planner supports (at most ${limit} = ${limitText} tokens); pass a smaller --seq`),
+  tooManyChunks: (chunk: number, seq: number, limit: number, suggestion: number) =>
+    new UserError(`chunk ${chunk} cuts seq ${seq} into ${seq / chunk} chunks; the planner supports at most ${limit} (a layer's schedule grows with their square): use --chunk ${suggestion} or larger`),
+  tooManyRanks: (flag: string, n: number, limit: number) => new UserError(`--${flag} ${n} makes more ranks than the planner supports (at most ${limit})`),
+  keepAttentionAboveLayers: (n: number, layers: number) =>
+    new UserError(`--keep-attention ${n} is more than the model's ${layers} layers; pass at most ${layers}, or auto`),
+
+  // --- the process ---
+  /** a rank stopped by a signal (its launcher stops every rank when one fails) */
+  rankInterrupted: (rank: string, signal: string) => new UserError(`rank ${rank} interrupted by ${signal}`),
+  /** something (a model file's timer) called process.exit(0) before the command finished */
+  endedEarly: () => new UserError('fpdtc was ended before the command finished (by process.exit in a model file?); its outputs are incomplete: remove the call and run it again'),
 
   // --- the compiler itself (exit 1; a bug, not the user's mistake) ---
   internal: (pass: string, message: string) =>
     new UserError(`internal error: ${pass === 'input' ? 'the model\'s graph is ill-formed' : `failed after ${pass}`}: ${message}`),
 
   doesNotFit: (model: string, advice: string) => new UserError(`${model} does not fit: ${advice}`),
+  /** `fpdtc check` estimated to run too long on the CPU */
+  checkTooSlow: (model: string, seq: number, duration: string, runs: number, flopsPerRun: number, limit: string) =>
+    new UserError(
+      `checking ${model} at seq ${seq} would take about ${duration} on this CPU (${runs} float64 runs of ${flopsPerRun.toExponential(1)} FLOPs; more than ${limit}): use a smaller model or --seq, fewer --orders, or pass --force to run it anyway`,
+    ),
 
   // --- outputs ---
   cannotWrite: (path: string, reason: string) => new UserError(`cannot write ${path}: ${reason}`),
@@ -102,5 +131,17 @@ export const errors = {
   hfModelNotLlama: (path: string, model: string, why: string) =>
     new UserError(`${path}: the model (${model}) is not a Llama model (${why}), so it cannot be read from or written as a Hugging Face Llama folder; pass a path ending in .safetensors`),
 } as const;
+
+/** A value from a model file as it would be written there. */
+function showValue(v: unknown): string {
+  if (typeof v === 'string') return JSON.stringify(v);
+  if (typeof v === 'number' || typeof v === 'boolean' || v === undefined || v === null) return String(v);
+  if (typeof v === 'function') return 'a function';
+  try {
+    return JSON.stringify(v) ?? String(v);
+  } catch {
+    return String(v);
+  }
+}
 
 export const isUserError = (e: unknown): e is UserError => e instanceof UserError;

@@ -1,6 +1,7 @@
 // From the chunked graph to a verified schedule, its memory plan and its predicted step:
 // the part of `compile` after the graph passes. `--chunk auto` tries the chunk sizes that
 // divide the sequence and keeps the fastest one that fits.
+import { LIMITS } from './config.js';
 import { errors } from './errors.js';
 import type { Graph, TrainConfig } from './ir/types.js';
 import { graphPasses } from './passes/index.js';
@@ -56,10 +57,13 @@ export function offloadComparison(build: (c: TrainConfig) => Graph, config: Trai
   return { on: planFor(true), off: planFor(false) };
 }
 
-/** Chunk sizes worth trying: powers of two from 4K that divide seq and are multiples of sp, and seq itself. */
+/**
+ * Chunk sizes worth trying: powers of two from 4K that divide seq, are multiples of sp and cut
+ * it into no more chunks than the planner takes (LIMITS.chunks), and seq itself.
+ */
 export function chunkCandidates(seq: number, sp: number): number[] {
   const out: number[] = [];
-  for (let c = 4096; c < seq && c <= 1 << 20; c *= 2) if (seq % c === 0 && c % sp === 0) out.push(c);
+  for (let c = 4096; c < seq && c <= 1 << 20; c *= 2) if (seq % c === 0 && c % sp === 0 && seq / c <= LIMITS.chunks) out.push(c);
   out.push(seq);
   return out;
 }

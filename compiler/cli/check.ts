@@ -1,15 +1,17 @@
 // `fpdtc check <model> [compile flags]`: runs the compiled step on the float64 executor and
 // the plain model on the interpreter, prints the largest relative errors, exits 1 above the limit.
 import type { Command } from 'commander';
-import { check, type CheckReport } from '../check.js';
+import { check, CHECK_MAX_SECONDS, type CheckReport } from '../check.js';
 import { errors, UserError } from '../errors.js';
-import { parseCompileFlags, type RawCompileFlags } from './compile-flags.js';
+import { DEFAULT_EVAL_TIMEOUT_S } from '../frontend/index.js';
+import { applyEvalTimeout, parseCompileFlags, type RawCompileFlags } from './compile-flags.js';
 
 interface RawCheckFlags extends RawCompileFlags {
   seed?: string;
   orders?: string;
   arena?: string;
   verify?: boolean;
+  force?: boolean;
 }
 
 export function register(program: Command): void {
@@ -33,12 +35,22 @@ export function register(program: Command): void {
     .option('--orders <k>', 'stream interleavings to run (first in issue order)', '4')
     .option('--arena <planned|private>', 'buffers share bytes as the memory plan says, or each has its own', 'planned')
     .option('--no-verify', 'skip the schedule hazard checker (the executor still runs)')
+    .option('--force', `run even when the check is estimated to take more than ${CHECK_MAX_SECONDS / 60} minutes`)
+    .option('--eval-timeout <seconds>', `how long the model file's code may run, to load it and each time it builds a graph (default ${DEFAULT_EVAL_TIMEOUT_S})`)
     .action(async (model: string, raw: RawCheckFlags) => {
       const overrides = parseCompileFlags(raw);
+      applyEvalTimeout(raw);
       const seed = raw.seed === undefined ? undefined : wholeNumber('seed', raw.seed, 0);
       const orders = wholeNumber('orders', raw.orders ?? '4', 1);
       if (raw.arena !== 'planned' && raw.arena !== 'private') throw errors.badFlag('arena', String(raw.arena), 'expected planned or private');
-      const report = await check(model, overrides, { seed, orders, arena: raw.arena, verify: raw.verify !== false });
+      const report = await check(model, overrides, {
+        seed,
+        orders,
+        arena: raw.arena,
+        verify: raw.verify !== false,
+        force: raw.force === true,
+        onProgress: (line) => process.stderr.write(line + '\n'),
+      });
       process.stdout.write(formatCheck(report));
       if (!report.ok) throw new UserError(`check failed: max relative error ${sci(report.maxError)} is above ${sci(report.limit)}`);
     });

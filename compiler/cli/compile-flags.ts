@@ -3,6 +3,7 @@
 import { parseSize } from '../config.js';
 import type { ConfigOverrides } from '../compile.js';
 import { errors } from '../errors.js';
+import { MAX_EVAL_TIMEOUT_S, setEvalTimeout } from '../frontend/index.js';
 import type { Checkpoint } from '../ir/types.js';
 
 /** The options object commander hands over: every value is still the text the user typed. */
@@ -22,6 +23,7 @@ export interface RawCompileFlags {
   out?: string;
   dumpAfter?: string[];
   skip?: string[];
+  evalTimeout?: string;
 }
 
 export function parseCompileFlags(raw: RawCompileFlags): ConfigOverrides {
@@ -37,8 +39,16 @@ export function parseCompileFlags(raw: RawCompileFlags): ConfigOverrides {
   if (raw.device !== undefined) o.device = deviceName(raw.device);
   if (raw.keepAttention !== undefined) o.keepAttention = raw.keepAttention === 'auto' ? 'auto' : wholeNumber('keep-attention', raw.keepAttention);
   if (raw.optimizer !== undefined) o.optimizer = oneOf('optimizer', raw.optimizer, ['gpu', 'host'] as const);
-  if (raw.hostMem !== undefined) o.hostMemGiB = positiveNumber('host-mem', raw.hostMem, 'a positive number of GiB, e.g. 512');
+  if (raw.hostMem !== undefined) o.hostMemGiB = hostMemGiB(raw.hostMem);
   return o;
+}
+
+/** `--eval-timeout S`: how long the model file's code may run each time (loading, building a graph). */
+export function applyEvalTimeout(raw: RawCompileFlags): void {
+  if (raw.evalTimeout === undefined) return;
+  const n = /^\d+(\.\d+)?$/.test(raw.evalTimeout) ? Number(raw.evalTimeout) : NaN;
+  if (!(n >= 0.001 && n <= MAX_EVAL_TIMEOUT_S)) throw errors.badFlag('eval-timeout', raw.evalTimeout, `expected a number of seconds from 0.001 to ${MAX_EVAL_TIMEOUT_S}`);
+  setEvalTimeout(n);
 }
 
 /** `--dump-after a b`, `--dump-after a,b` and repeated flags all mean the list [a, b]. */
@@ -61,6 +71,16 @@ function wholeNumber(flag: string, v: string): number {
 function positiveNumber(flag: string, v: string, expected: string): number {
   const n = /^\d+(\.\d+)?$/.test(v) ? Number(v) : NaN;
   if (!(n > 0)) throw errors.badFlag(flag, v, `expected ${expected}`);
+  return n;
+}
+
+/** Pinned host memory per GPU: below a GiB no plan fits, and the advice would read "over by 0.0 GiB". */
+const HOST_MEM_GIB = { min: 1, max: 1 << 20 };
+
+function hostMemGiB(v: string): number {
+  const n = positiveNumber('host-mem', v, 'a positive number of GiB, e.g. 512');
+  if (n < HOST_MEM_GIB.min || n > HOST_MEM_GIB.max)
+    throw errors.badFlag('host-mem', v, `expected from ${HOST_MEM_GIB.min} to ${HOST_MEM_GIB.max} GiB of pinned host memory per GPU, e.g. 512`);
   return n;
 }
 

@@ -2,14 +2,16 @@
 import { basename, dirname } from 'node:path';
 import type { Command } from 'commander';
 import { compile, type CompileResult } from '../compile.js';
-import { displayPath } from '../frontend/index.js';
-import { parseCompileFlags, passList, type RawCompileFlags } from './compile-flags.js';
+import { DEFAULT_EVAL_TIMEOUT_S, displayPath } from '../frontend/index.js';
+import { applyEvalTimeout, parseCompileFlags, passList, type RawCompileFlags } from './compile-flags.js';
 import { formatCount, formatFlops, formatSeconds, formatTokens } from './format.js';
 
 export function register(program: Command): void {
   program
     .command('compile')
-    .description('plan a training step for a model file and write out/<model>/{graph.txt, graph.json, report.json}')
+    .description(
+      'plan a training step for a model file and write out/<model>/{graph.txt, graph.json, report.json, schedule.json, schedule.dot, trace.json} (and passes/NNN_<pass>.txt with --dump-after)',
+    )
     .argument('<model>', 'a model file (models/llama70b.ts) or a name in models/ (llama70b)')
     .option('--seq <tokens>', 'global sequence length; K and M suffixes, e.g. 256K, 4M')
     .option('--sp <ranks>', 'sequence-parallel (Ulysses) degree')
@@ -26,8 +28,10 @@ export function register(program: Command): void {
     .option('--out <dir>', 'output folder', 'out')
     .option('--dump-after <pass...>', "write the IR after these passes to passes/NNN_<pass>.txt ('all' for every pass)")
     .option('--skip <pass...>', 'passes not to run')
+    .option('--eval-timeout <seconds>', `how long the model file's code may run, to load it and each time it builds a graph (default ${DEFAULT_EVAL_TIMEOUT_S})`)
     .action(async (model: string, raw: RawCompileFlags) => {
       const overrides = parseCompileFlags(raw);
+      applyEvalTimeout(raw);
       const result = await compile(model, overrides, { outDir: raw.out, dumpAfter: passList(raw.dumpAfter), skip: passList(raw.skip) });
       process.stdout.write(summary(result));
       for (const note of result.notes) process.stderr.write(`${note}\n`);

@@ -2,6 +2,7 @@
 // this file only wires them up and turns errors into one line and an exit code.
 import { createRequire } from 'node:module';
 import { Command } from 'commander';
+import { errors } from '../errors.js';
 import { register as registerCompile } from './compile.js';
 import { reportError } from './report-error.js';
 
@@ -33,4 +34,35 @@ export async function main(argv: readonly string[]): Promise<number> {
   }
 }
 
+let finished = false;
+
+// Whatever escapes a command (a rejection nobody awaited, an error thrown from a timer) is
+// still one line and an exit code, never Node's stack dump.
+process.on('uncaughtException', (e) => exitNow(reportError(e)));
+process.on('unhandledRejection', (e) => exitNow(reportError(e)));
+
+// A rank that its launcher stops (SIGTERM, after another rank failed or the launcher was
+// interrupted) says so in one line. Only ranks listen: a listener replaces the default exit,
+// which a busy compile or check must keep, so that Ctrl-C stops it at once.
+if (process.env.RANK !== undefined) {
+  process.on('SIGTERM', () => {
+    process.stderr.write(errors.rankInterrupted(String(process.env.RANK), 'SIGTERM').line() + '\n');
+    exitNow(128 + 15);
+  });
+}
+
+// A model file runs inside this process: if something it started ends the process early
+// with exit code 0, the command did not finish, and that must not read as success.
+process.on('exit', (code) => {
+  if (finished || code !== 0) return;
+  process.stderr.write(errors.endedEarly().line() + '\n');
+  process.exitCode = 1;
+});
+
+function exitNow(code: number): never {
+  finished = true;
+  process.exit(code);
+}
+
 process.exitCode = await main(process.argv.slice(2));
+finished = true;

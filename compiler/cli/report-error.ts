@@ -1,7 +1,7 @@
 // Turns anything thrown by a command into what a person should see: one line and an exit
 // code (1 bad input, 2 bad usage). Stacks only with FPDTC_DEBUG=1.
 import { CommanderError } from 'commander';
-import { isUserError } from '../errors.js';
+import { isUserError, TypeErrors } from '../errors.js';
 
 /** Prints what went wrong as people should see it and returns the exit code. */
 export function reportError(e: unknown): number {
@@ -13,7 +13,8 @@ export function reportError(e: unknown): number {
     return 2;
   }
   if (isUserError(e)) {
-    process.stderr.write(e.line() + '\n');
+    // A message made from another error's text may carry that error's stack: keep the line.
+    process.stderr.write((e instanceof TypeErrors ? e.line() : firstLine(e.line())) + '\n');
     if (debug) printStacks(e);
     return e.exitCode;
   }
@@ -23,6 +24,8 @@ export function reportError(e: unknown): number {
   if (debug) printStacks(e);
   return 1;
 }
+
+const firstLine = (s: string) => s.split('\n')[0];
 
 function printStacks(e: unknown): void {
   for (let x: unknown = e; x instanceof Error; x = x.cause) process.stderr.write(`${x.stack}\n`);

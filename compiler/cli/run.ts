@@ -26,10 +26,21 @@ interface RunFlags {
   ranksPerGpu?: string;
 }
 
-function count(name: string, text: string | undefined): number | undefined {
+// Number() also reads '0x10', '1e3', '0b1' and '' (as 0): counts are written in decimal digits only.
+const wholeDecimal = (text: string): number => (/^\d+$/.test(text) ? Number(text) : NaN);
+
+function count(name: string, text: string | undefined, expected = 'a whole number, at least 1'): number | undefined {
   if (text === undefined) return undefined;
-  const n = Number(text);
-  if (!Number.isInteger(n) || n < 1) throw errors.badFlag(name, text, 'a whole number, at least 1');
+  const n = wholeDecimal(text);
+  if (!Number.isSafeInteger(n) || n < 1) throw errors.badFlag(name, text, expected);
+  return n;
+}
+
+/** A learning rate as people write one: 3e-4, 0.0003, 1E-5; finite and not negative. */
+function learningRate(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const n = /^(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/.test(text) ? Number(text) : NaN;
+  if (!Number.isFinite(n)) throw errors.badFlag('lr', text, 'a non-negative number, e.g. 3e-4');
   return n;
 }
 
@@ -118,10 +129,8 @@ export function register(program: Command): void {
     .option('--gpus <n>', 'ranks as one process per GPU over NCCL (the model\'s sp)')
     .option('--ranks-per-gpu <n>', 'ranks in this process on one GPU (the local backend; the model\'s sp)')
     .action(async (dir: string, o: RunFlags) => {
-      const steps = Number(o.steps);
-      if (!Number.isInteger(steps) || steps < 1) throw errors.badFlag('steps', o.steps, 'a whole number of steps, at least 1');
-      const lr = o.lr === undefined ? undefined : Number(o.lr);
-      if (lr !== undefined && !(lr >= 0)) throw errors.badFlag('lr', String(o.lr), 'a non-negative number');
+      const steps = count('steps', o.steps, 'a whole number of steps, at least 1')!;
+      const lr = learningRate(o.lr);
       const gpus = count('gpus', o.gpus);
       const ranksPerGpu = count('ranks-per-gpu', o.ranksPerGpu);
       if (gpus !== undefined && ranksPerGpu !== undefined) throw errors.badFlag('ranks-per-gpu', o.ranksPerGpu!, 'either --gpus or --ranks-per-gpu, not both');

@@ -8,12 +8,14 @@ import { writeFileAtomic } from '../atomic-write.js';
 import type { CheckResult, Diagnostic } from './typecheck.js';
 
 /** Bump when the check itself changes (options, globals), so old verdicts are ignored. */
-const CHECK_VERSION = 1;
+const CHECK_VERSION = 2;
 
 interface Entry {
   version: number;
   files: Record<string, string>;
   diagnostics: Diagnostic[];
+  /** how long the file's top level took to run, once it has run within the time limit */
+  loadMs?: number;
 }
 
 const sha = (data: string | Buffer) => createHash('sha256').update(data).digest('hex');
@@ -28,8 +30,8 @@ function hashFile(path: string): string | undefined {
 
 const entryPath = (cacheDir: string, modelPath: string) => join(cacheDir, `${sha(modelPath).slice(0, 24)}.json`);
 
-/** The cached diagnostics if nothing the check read has changed since, else undefined. */
-export function cachedVerdict(cacheDir: string, modelPath: string): readonly Diagnostic[] | undefined {
+/** The entry if nothing the check read has changed since, else undefined. */
+function currentEntry(cacheDir: string, modelPath: string): Entry | undefined {
   let entry: Entry;
   try {
     entry = JSON.parse(readFileSync(entryPath(cacheDir, modelPath), 'utf8')) as Entry;
@@ -38,7 +40,25 @@ export function cachedVerdict(cacheDir: string, modelPath: string): readonly Dia
   }
   if (entry.version !== CHECK_VERSION || !entry.files[modelPath]) return undefined;
   for (const [file, hash] of Object.entries(entry.files)) if (hashFile(file) !== hash) return undefined;
-  return entry.diagnostics;
+  return entry;
+}
+
+/** The cached diagnostics if nothing the check read has changed since, else undefined. */
+export function cachedVerdict(cacheDir: string, modelPath: string): readonly Diagnostic[] | undefined {
+  return currentEntry(cacheDir, modelPath)?.diagnostics;
+}
+
+/**
+ * How long the model file's top level took when it last ran, if nothing it reads has changed
+ * since: such a file need not be run under a time limit again.
+ */
+export function cachedLoadMs(cacheDir: string, modelPath: string): number | undefined {
+  return currentEntry(cacheDir, modelPath)?.loadMs;
+}
+
+export function storeLoadMs(cacheDir: string, modelPath: string, ms: number): void {
+  const entry = currentEntry(cacheDir, modelPath);
+  if (entry) write(cacheDir, modelPath, { ...entry, loadMs: ms });
 }
 
 export function storeVerdict(cacheDir: string, modelPath: string, result: CheckResult): void {
@@ -48,7 +68,10 @@ export function storeVerdict(cacheDir: string, modelPath: string, result: CheckR
     if (h === undefined) return; // a file vanished mid-check: do not record a verdict for it
     files[f] = h;
   }
-  const entry: Entry = { version: CHECK_VERSION, files, diagnostics: [...result.diagnostics] };
+  write(cacheDir, modelPath, { version: CHECK_VERSION, files, diagnostics: [...result.diagnostics] });
+}
+
+function write(cacheDir: string, modelPath: string, entry: Entry): void {
   try {
     writeFileAtomic(entryPath(cacheDir, modelPath), JSON.stringify(entry));
   } catch {

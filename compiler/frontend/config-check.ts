@@ -1,36 +1,33 @@
 // Checks that a training configuration fits the model before any graph is built, and says
 // what to change: Ulysses splits query heads and tokens over `sp` ranks, and FPDT cuts the
 // sequence into chunks that each rank holds chunk/sp tokens of.
+import { dpOf, formatSize, LIMITS, nearestDivisor } from '../config.js';
 import { errors } from '../errors.js';
 import type { TrainConfig } from '../ir/types.js';
 import { DEVICE_NAMES } from '../schedule/devices.js';
 
+export { nearestDivisor };
+
 export function validateConfig(config: TrainConfig, sizes: Readonly<Record<string, number>>): void {
   const { seq, sp, chunk } = config;
   if (!DEVICE_NAMES.includes(config.device)) throw errors.unknownDevice(config.device, DEVICE_NAMES);
+  if (seq > LIMITS.seq) throw errors.seqTooLong(seq, LIMITS.seq, formatSize(LIMITS.seq));
+  if (sp > LIMITS.ranks) throw errors.tooManyRanks('sp', sp, LIMITS.ranks);
+  // every rank of the world is planned and reported
+  if (dpOf(config) * sp > LIMITS.ranks) throw errors.tooManyRanks('dp', dpOf(config), Math.floor(LIMITS.ranks / sp));
+  const layers = sizes.L;
+  if (typeof config.keepAttention === 'number' && layers !== undefined && config.keepAttention > layers)
+    throw errors.keepAttentionAboveLayers(config.keepAttention, layers);
   const heads = sizes.Hq;
   if (heads !== undefined && heads % sp !== 0) throw errors.spNotDivisor('the query heads Hq', heads, sp);
   if (sp > seq) throw errors.spExceedsSeq(sp, seq);
   if (seq % sp !== 0) throw errors.spNotDivisor('seq', seq, sp);
-  if (chunk === 'auto') return;
+  // without FPDT the whole sequence is one chunk, whatever the chunk setting says
+  if (chunk === 'auto' || !config.fpdt) return;
   if (chunk > seq) throw errors.chunkExceedsSeq(chunk, seq);
-  if (seq % chunk !== 0) throw errors.chunkNotDivisor(chunk, seq, nearestDivisor(seq, chunk, sp));
+  // the smallest chunk that keeps the count within the planner's limit
+  const least = Math.ceil(seq / LIMITS.chunks);
+  if (seq % chunk !== 0) throw errors.chunkNotDivisor(chunk, seq, nearestDivisor(seq, chunk, sp, least));
   if (chunk % sp !== 0) throw errors.chunkNotDivisibleBySp(chunk, sp);
-}
-
-/**
- * The divisor of `n` that is a multiple of `step` and closest to `target` (the larger one
- * on a tie: fewer chunks). `step` must divide `n`, so `n` itself always qualifies.
- */
-export function nearestDivisor(n: number, target: number, step = 1): number {
-  let best = n;
-  for (let d = 1; d * d <= n; d++) {
-    if (n % d !== 0) continue;
-    for (const c of [d, n / d]) {
-      if (c % step !== 0) continue;
-      const better = Math.abs(c - target) < Math.abs(best - target) || (Math.abs(c - target) === Math.abs(best - target) && c > best);
-      if (better) best = c;
-    }
-  }
-  return best;
+  if (seq / chunk > LIMITS.chunks) throw errors.tooManyChunks(chunk, seq, LIMITS.chunks, nearestDivisor(seq, least, sp, least));
 }

@@ -8,6 +8,11 @@ import { errors } from '../errors.js';
 /** The repository's models/ folder, found from this file so it works from any cwd. */
 export const MODELS_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../../models');
 
+/** The name a model file outside this repository imports the DSL by (package.json "exports"). */
+export const DSL_PACKAGE = 'fpdtc/dsl';
+/** The DSL's entry file: what DSL_PACKAGE means, wherever the model file lives. */
+export const DSL_INDEX = resolve(dirname(fileURLToPath(import.meta.url)), '../dsl/index.ts');
+
 export function resolveModelPath(arg: string, cwd = process.cwd()): string {
   const withTs = arg.endsWith('.ts') ? arg : `${arg}.ts`;
   const candidates = [resolve(cwd, arg), resolve(cwd, withTs)];

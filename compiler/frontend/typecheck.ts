@@ -3,6 +3,7 @@
 // actually runs: loading TypeScript costs more than the rest of `fpdtc compile`.
 import { dirname, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { DSL_INDEX, DSL_PACKAGE } from './resolve.js';
 
 export interface Diagnostic {
   readonly file: string;
@@ -21,8 +22,10 @@ export interface CheckResult {
 const COMPILER_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '..') + sep;
 
 // Model files run under Node, but pulling in @types/node would triple the check time;
-// console is all a model file has a reason to use.
-const GLOBALS = `declare var console: { log(...a: unknown[]): void; warn(...a: unknown[]): void; error(...a: unknown[]): void };\n`;
+// console (and import.meta.url, to find a file beside the model) is all a model file has a
+// reason to use.
+const GLOBALS = `declare var console: { log(...a: unknown[]): void; warn(...a: unknown[]): void; error(...a: unknown[]): void };
+interface ImportMeta { readonly url: string }\n`;
 
 export async function typeCheckFile(path: string): Promise<CheckResult> {
   const { Project, ts } = await import('ts-morph');
@@ -30,8 +33,11 @@ export async function typeCheckFile(path: string): Promise<CheckResult> {
     skipAddingFilesFromTsConfig: true,
     compilerOptions: {
       target: ts.ScriptTarget.ES2022,
-      module: ts.ModuleKind.NodeNext,
-      moduleResolution: ts.ModuleResolutionKind.NodeNext,
+      // The runtime loads every model file as an ES module wherever it lives (model-hooks.ts),
+      // so the check does too, rather than guessing CommonJS from a missing package.json.
+      module: ts.ModuleKind.ESNext,
+      moduleResolution: ts.ModuleResolutionKind.Bundler,
+      paths: { [DSL_PACKAGE]: [DSL_INDEX] },
       strict: true,
       noEmit: true,
       skipLibCheck: true,

@@ -10,6 +10,7 @@
 //                        global     ops on whole tensors (loss seed, tied-weight gradient sums)
 // A forward value that a backward loop needs is recomputed inside that loop from the layer
 // input and the attention output, so no ffn-wide intermediate ever exists for more than a chunk.
+import { nearestDivisor } from '../config.js';
 import { errors } from '../errors.js';
 import type { Graph, Node, Region, Value } from '../ir/types.js';
 import type { GraphPass } from './pipeline.js';
@@ -161,12 +162,6 @@ export function resolveChunk(g: Graph): number {
   if (seq % chunk !== 0) throw errors.chunkNotDivisor(chunk, seq, nearestDivisor(seq, chunk, sp));
   if (chunk % sp !== 0) throw errors.chunkNotDivisibleBySp(chunk, sp);
   return chunk;
-}
-
-function nearestDivisor(n: number, near: number, multipleOf: number): number {
-  let best = n;
-  for (let d = multipleOf; d <= n; d += multipleOf) if (n % d === 0 && Math.abs(d - near) < Math.abs(best - near)) best = d;
-  return best;
 }
 
 export const chunk: GraphPass = {
