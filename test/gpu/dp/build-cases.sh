@@ -3,6 +3,7 @@
 # gpu-llama at dp 1 x sp 1 (the reference), dp 2 x sp 1 and dp 2 x sp 2, and the bundled
 # `fpdtc run`. Run from the repository root: test/gpu/dp/build-cases.sh
 set -eu
+. test/gpu/carry-build.sh
 dest=.carry/dp
 mkdir -p "$dest"
 build() { # tag flags...
@@ -11,12 +12,9 @@ build() { # tag flags...
   rm -rf "$work"
   npx fpdtc compile test/gpu/models/gpu-llama.ts "$@" --out "$work" >"/tmp/fpdt-dp-$tag.log"
   npx fpdtc build "$work/gpu-llama" --jobs 2 >>"/tmp/fpdt-dp-$tag.log"
-  rm -rf "${dest:?}/$tag" && mkdir -p "$dest/$tag/build"
+  rm -rf "${dest:?}/$tag" && mkdir -p "$dest/$tag"
   cp "$work/gpu-llama/schedule.json" "$work/gpu-llama/report.json" "$work/gpu-llama/graph.json" "$dest/$tag/"
-  # the addon and the build record (the schedule hash it was built from), at the same places
-  local rel; rel=$(node -e "console.log(require(process.argv[1]).addon)" "$(realpath "$work/gpu-llama/build/built-from.json")")
-  mkdir -p "$dest/$tag/build/$(dirname "$rel")"
-  cp "$work/gpu-llama/build/$rel" "$dest/$tag/build/$rel" && cp "$work/gpu-llama/build/built-from.json" "$dest/$tag/build/"
+  carry_build "$work/gpu-llama/build" "$dest/$tag/build"
   echo "built $dest/$tag"
 }
 build dp1 --sp 1 --dp 1

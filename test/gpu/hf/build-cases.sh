@@ -5,16 +5,7 @@
 # into .carry/hf/<case>/ (schedule.json, report.json, graph.json, build/<addon>.node), plus the
 # bundled `fpdtc run` (run-entry.mjs) and cases.json. Usage: build-cases.sh [case ...]
 set -eu
-# the built addon and its build record (the schedule hash it was built from), at the same places
-carry_build() { # from to
-  mkdir -p "$2"
-  if [ -f "$1/built-from.json" ]; then
-    local rel; rel=$(node -e "console.log(require(process.argv[1]).addon)" "$(realpath "$1/built-from.json")")
-    mkdir -p "$2/$(dirname "$rel")" && cp "$1/$rel" "$2/$rel" && cp "$1/built-from.json" "$2/"
-  else
-    cp "$(find "$1" -name '*.node' | head -1)" "$2/"
-  fi
-}
+. test/gpu/carry-build.sh
 here=test/gpu/hf
 dest=.carry/hf
 work=/tmp/fpdt-hf

@@ -3,16 +3,7 @@
 # the test models at SP 1 and SP 2 (one of them with a replicated kv head), Llama-3-8B over two
 # GPUs at 128K and 256K tokens, and the bundled `fpdtc run`. Usage: build-cases.sh [tag ...]
 set -eu
-# the built addon and its build record (the schedule hash it was built from), at the same places
-carry_build() { # from to
-  mkdir -p "$2"
-  if [ -f "$1/built-from.json" ]; then
-    local rel; rel=$(node -e "console.log(require(process.argv[1]).addon)" "$(realpath "$1/built-from.json")")
-    mkdir -p "$2/$(dirname "$rel")" && cp "$1/$rel" "$2/$rel" && cp "$1/built-from.json" "$2/"
-  else
-    cp "$(find "$1" -name '*.node' | head -1)" "$2/"
-  fi
-}
+. test/gpu/carry-build.sh
 dest=.carry/x2
 mkdir -p "$dest"
 build() { # tag model flags...
