@@ -18,6 +18,13 @@ function fmtSeconds(s) {
 
 const fmtUs = (us) => fmtSeconds(us / 1e6);
 
+/** Token counts as they are written in model files: 4M, 64K (binary), else the number. */
+function fmtTokens(n) {
+  if (n >= 1 << 20 && n % (1 << 20) === 0) return n / (1 << 20) + 'M';
+  if (n >= 1024 && n % 1024 === 0) return n / 1024 + 'K';
+  return String(n);
+}
+
 function fmtCount(n) {
   if (n >= 1e15) return (n / 1e15).toFixed(2) + 'P';
   if (n >= 1e12) return (n / 1e12).toFixed(2) + 'T';

@@ -8,7 +8,7 @@ function drawDataflowSection(d, el, noteEl) {
     return e;
   };
   noteEl.textContent = 'Instructions of the first forward and the first backward layer loop, with the buffers they read and write: ' +
-    d.instrsDrawn + ' of ' + d.instrsTotal + ' instructions drawn' + (d.instrsDrawn < d.instrsTotal ? ' (capped to keep the page small; the rest follow in program order)' : '') +
+    d.instrsDrawn + ' of ' + d.instrsTotal + ' instructions drawn' + (d.instrsDrawn < d.instrsTotal ? ' (capped at ' + d.maxNodes + ' nodes to keep the page small: the first instructions of each loop, in program order)' : '') +
     '. Boxes: instructions (stream, and the loops they repeat in); rounded: buffers (space, kind, slots); thick border: collectives.';
   const svg = make('svg', { width: d.width, height: d.height, viewBox: '0 0 ' + d.width + ' ' + d.height });
   const defs = make('defs', {});

@@ -6,7 +6,7 @@ function drawHeader(h, el) {
   const rows = [
     ['model', h.model + (h.params ? ' (' + fmtCount(h.params) + ' params)' : '')],
     ['sizes', sizes],
-    ['sequence', fmtCount(h.seq) + ' tokens, ' + h.chunks + ' chunks of ' + fmtCount(h.chunk)],
+    ['sequence', fmtTokens(h.seq) + ' tokens, ' + h.chunks + ' chunks of ' + fmtTokens(h.chunk)],
     ['ranks', 'sp ' + h.sp + ' × dp ' + h.dp + ' = ' + h.world],
     ['offload', (h.offload ? 'on' : 'off') + ', checkpoints ' + h.checkpoint + ', ZeRO-' + h.zero],
     ['device', h.device],

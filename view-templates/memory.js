@@ -19,7 +19,10 @@ function drawMemorySection(m, t, el, liveEl) {
     el.append(title, legend, canvas);
     const { ctx, width } = fitCanvas(canvas, H);
     const plotW = width - LEFT - 8;
-    const yMax = Math.max(sp.budget, sp.peak.bytes + sp.beside) * 1.05 || 1;
+    // a budget far above the usage would flatten it: then the plot scales to the usage and says so
+    const top = sp.peak.bytes + sp.beside;
+    const budgetShown = sp.budget <= 4 * top;
+    const yMax = (budgetShown ? Math.max(sp.budget, top) : top) * 1.08 || 1;
     const X = (p) => LEFT + (p / Math.max(1, m.positions)) * plotW;
     const Y = (b) => TOP + (1 - b / yMax) * (H - TOP - BOTTOM);
     // stacked steps: kind k's band lies between the sums of kinds before it and through it
@@ -54,10 +57,16 @@ function drawMemorySection(m, t, el, liveEl) {
     ctx.textBaseline = 'middle';
     for (let j = 0; j <= 4; j++) ctx.fillText(fmtBytes((yMax * j) / 4), 2, Y((yMax * j) / 4));
     ctx.fillText('program position →', LEFT + plotW - 110, H - 8);
-    ctx.setLineDash([6, 4]);
-    ctx.strokeStyle = '#d62728';
-    ctx.beginPath(); ctx.moveTo(LEFT, Y(sp.budget)); ctx.lineTo(LEFT + plotW, Y(sp.budget)); ctx.stroke();
-    ctx.setLineDash([]);
+    if (budgetShown) {
+      ctx.setLineDash([6, 4]);
+      ctx.strokeStyle = '#d62728';
+      ctx.beginPath(); ctx.moveTo(LEFT, Y(sp.budget)); ctx.lineTo(LEFT + plotW, Y(sp.budget)); ctx.stroke();
+      ctx.setLineDash([]);
+    } else {
+      ctx.fillStyle = '#d62728';
+      ctx.fillText('budget ' + fmtBytes(sp.budget) + ' is above the scale', LEFT + plotW - 220, TOP + 6);
+    }
+    canvas.dataset.budgetShown = String(budgetShown);
     const px = X(sp.peak.position);
     ctx.strokeStyle = '#000';
     ctx.beginPath(); ctx.moveTo(px, Y(sp.peak.bytes + sp.beside) - 6); ctx.lineTo(px, H - BOTTOM); ctx.stroke();

@@ -16,17 +16,7 @@ function drawTimelineSection(t, h, canvas, noteEl) {
   const byStream = t.streams.map(() => []);
   for (let k = 0; k < n; k++) byStream[S[k * F + 1]].push(k);
   for (const list of byStream) list.sort((a, b) => S[a * F + 2] - S[b * F + 2]);
-  const starts = Array.from({ length: n }, (_, k) => S[k * F + 2]).sort((a, b) => a - b);
-  const layerBands = t.bands.filter((b) => b.role === 'layer');
-  // the stretch after a drawn layer that its next, simulated but not drawn, iterations took
-  const hidden = [];
-  for (const b of layerBands) {
-    if (b.simulated <= 1) continue;
-    let lo = 0, hi = starts.length;
-    while (lo < hi) { const m = (lo + hi) >> 1; if (starts[m] < b.end) lo = m + 1; else hi = m; }
-    const next = lo < starts.length ? starts[lo] : t.windowEnd;
-    if (next > b.end) hidden.push({ start: b.end, end: next, band: b });
-  }
+  const hidden = t.hidden;
   let view = { t0: 0, t1: Math.max(t.windowEnd, 1e-3) };
 
   const dirOf = (b) => (b.reverse ? 'backward' : 'forward');
@@ -79,7 +69,7 @@ function drawTimelineSection(t, h, canvas, noteEl) {
       ctx.fillRect(x0, AXIS_H + 1, x1 - x0, height - AXIS_H - 1);
       ctx.strokeStyle = '#ccc';
       for (let x = x0 - height; x < x1; x += 8) { ctx.beginPath(); ctx.moveTo(Math.max(x, x0), AXIS_H + Math.max(0, x0 - x)); ctx.lineTo(Math.min(x + height, x1), AXIS_H + Math.min(height, x1 - x)); ctx.stroke(); }
-      if (x1 - x0 > 60) { ctx.fillStyle = '#666'; ctx.fillText('layer ' + (g.band.reverse ? g.band.index - 1 : g.band.index + 1) + ' simulated, not drawn', x0 + 3, AXIS_H + BAND_H / 2, x1 - x0 - 6); }
+      if (x1 - x0 > 60) { ctx.fillStyle = '#666'; ctx.fillText(g.layers + ' layer iteration' + (g.layers === 1 ? '' : 's') + ' simulated, not drawn', x0 + 3, AXIS_H + BAND_H / 2, x1 - x0 - 6); }
     }
     // lanes
     const counts = {};
@@ -121,6 +111,7 @@ function drawTimelineSection(t, h, canvas, noteEl) {
     canvas.dataset.lanes = String(t.streams.length);
     canvas.dataset.viewStart = String(view.t0);
     canvas.dataset.viewEnd = String(view.t1);
+    canvas.dataset.layout = JSON.stringify({ labelWidth: LABEL_W, lanesTop, laneHeight: LANE_H });
   }
 
   const timeAt = (px) => view.t0 + ((px - LABEL_W) / (canvas.clientWidth - LABEL_W)) * (view.t1 - view.t0);

@@ -1,7 +1,8 @@
 // One layer's dataflow for the page: the instructions of the first forward and the first
 // backward layer loop with the buffers they read and write, laid out by dagre here so that the
 // page only draws boxes and paths at the computed positions. Capped at MAX_NODES nodes (the
-// instructions in program order until the cap), and the data says when it was cut.
+// instructions of each loop in program order until its share of the cap), and the data says
+// when it was cut.
 import dagre from '@dagrejs/dagre';
 import type { Buffer, Schedule } from '../schedule/types.js';
 import type { InstrInfo, LoopInfo, ProgramIndex } from './program-index.js';
@@ -39,6 +40,7 @@ export interface DataflowData {
   /** instructions of the layer loops, and how many are drawn */
   readonly instrsTotal: number;
   readonly instrsDrawn: number;
+  readonly maxNodes: number;
   readonly loops: readonly string[];
 }
 
@@ -62,13 +64,16 @@ export function dataflowData(s: Schedule, index: ProgramIndex): DataflowData {
   const bufs = new Map(s.buffers.map((b) => [b.id, b]));
   const chosen: InstrInfo[] = [];
   const bufNodes = new Set<string>();
-  for (const i of inLayer) {
-    const touched = [...i.instr.reads, ...i.instr.writes].map((r) => r.buf).filter((b) => !bufNodes.has(b));
-    const added = new Set(touched).size;
-    if (chosen.length + bufNodes.size + 1 + added > MAX_NODES) break;
-    chosen.push(i);
-    touched.forEach((b) => bufNodes.add(b));
-  }
+  // each layer loop gets its share of the cap, so backward shows even when forward alone would fill it
+  loopIds.forEach((loopId, k) => {
+    const limit = Math.floor((MAX_NODES * (k + 1)) / loopIds.length);
+    for (const i of inLayer.filter((x) => x.loops.includes(loopId))) {
+      const touched = new Set([...i.instr.reads, ...i.instr.writes].map((r) => r.buf).filter((b) => !bufNodes.has(b)));
+      if (chosen.length + bufNodes.size + 1 + touched.size > limit) break;
+      chosen.push(i);
+      touched.forEach((b) => bufNodes.add(b));
+    }
+  });
   const g = new dagre.graphlib.Graph<{ width?: number; height?: number }, { x: number; y: number; width: number; height: number }, { points?: { x: number; y: number }[] }>({ multigraph: false });
   g.setGraph({ rankdir: 'TB', nodesep: 14, ranksep: 28, marginx: 8, marginy: 8 });
   g.setDefaultEdgeLabel(() => ({}));
@@ -103,6 +108,7 @@ export function dataflowData(s: Schedule, index: ProgramIndex): DataflowData {
     height: round(graph.height ?? 0),
     instrsTotal: inLayer.length,
     instrsDrawn: chosen.length,
+    maxNodes: MAX_NODES,
     loops: loopIds,
   };
 }

@@ -4,7 +4,8 @@
 // Layer loops are never unrolled: the simulator runs a window of them and extrapolates, and the
 // bands carry the trip counts so the page can say which iteration stands for how many.
 import type { DeviceProfile } from '../schedule/devices.js';
-import { simulateWindow, type Span } from '../schedule/simulate.js';
+import { simulateWindow, walkWindow, type Span } from '../schedule/simulate.js';
+import type { UnrollOptions } from '../schedule/unroll.js';
 import { STREAMS, type Ref, type Schedule, type StreamName } from '../schedule/types.js';
 import type { ProgramIndex } from './program-index.js';
 
@@ -46,6 +47,13 @@ export interface ExposedGap {
   readonly cause: 'copy' | 'comm';
 }
 
+/** A stretch of the window the simulator ran without keeping spans: layer iterations not drawn. */
+export interface HiddenStretch {
+  readonly start: number;
+  readonly end: number;
+  readonly layers: number;
+}
+
 export interface TimelineData {
   readonly streams: readonly StreamName[];
   readonly instrs: readonly InstrRow[];
@@ -53,6 +61,7 @@ export interface TimelineData {
   readonly spans: readonly number[];
   readonly bands: readonly LoopBand[];
   readonly exposed: readonly ExposedGap[];
+  readonly hidden: readonly HiddenStretch[];
   /** µs: where the drawn window ends */
   readonly windowEnd: number;
   readonly extrapolated: boolean;
@@ -119,7 +128,7 @@ function loopBands(spans: readonly Span[], index: ProgramIndex, layerCosts: read
  * The simulator blames the stream whose record gated the wait; the stream whose span ends right
  * where compute resumes is that stream in every schedule we emit.
  */
-export function exposedGaps(spans: readonly Span[]): ExposedGap[] {
+export function exposedGaps(spans: readonly Span[], hidden: readonly HiddenStretch[] = []): ExposedGap[] {
   const compute = spans.filter((s) => s.stream === 'compute').sort((a, b) => a.start - b.start);
   const others = spans.filter((s) => s.stream !== 'compute').sort((a, b) => a.end - b.end);
   const ends = others.map((s) => s.end);
@@ -137,29 +146,82 @@ export function exposedGaps(spans: readonly Span[]): ExposedGap[] {
         else hi = mid;
       }
       const by = others[lo - 1];
-      if (by && by.end > free + eps) out.push({ start: round(free), end: round(c.start), cause: by.stream === 'comm' ? 'comm' : 'copy' });
+      const inHidden = hidden.some((h) => h.start < c.start * US && h.end > free * US);
+      if (by && by.end > free + eps && !inHidden) out.push({ start: round(free), end: round(c.start), cause: by.stream === 'comm' ? 'comm' : 'copy' });
     }
     free = Math.max(free, c.end);
   }
   return out;
 }
 
+/**
+ * Where the simulator ran layer iterations whose spans it does not keep (every iteration but the
+ * first of the first forward and the first backward layer loop; see simulate.ts). The same walk
+ * in the same order tells kept from not kept, so each run of unkept instructions lies between
+ * the kept spans around it.
+ */
+export function hiddenStretches(s: Schedule, spans: readonly Span[], window: UnrollOptions['window'], endSeconds: number): HiddenStretch[] {
+  const out: HiddenStretch[] = [];
+  let layerK = -1;
+  let traced = false;
+  const tracedKinds = new Set<boolean>();
+  let kept = 0;
+  let keptEnd = 0;
+  let hiddenInstrs = 0;
+  let hiddenLayers = 0;
+  walkWindow(
+    s,
+    { window },
+    (it) => {
+      if (it.kind !== 'instr') return;
+      const keep = layerK < 0 || (layerK === 0 && traced);
+      if (!keep) {
+        hiddenInstrs++;
+        return;
+      }
+      if (hiddenInstrs > 0) {
+        const after = spans[kept]?.start ?? keptEnd;
+        if (after > keptEnd) out.push({ start: round(keptEnd), end: round(after), layers: hiddenLayers });
+        hiddenInstrs = 0;
+        hiddenLayers = 0;
+      }
+      keptEnd = Math.max(keptEnd, spans[kept]?.end ?? 0);
+      kept++;
+    },
+    (loop, k) => {
+      layerK = k;
+      if (k === 0) {
+        traced = !tracedKinds.has(!!loop.reverse);
+        tracedKinds.add(!!loop.reverse);
+      }
+      if (k >= 0 && !(k === 0 && traced)) hiddenLayers++;
+    },
+  );
+  // unkept iterations at the very end run until the window does
+  if (hiddenInstrs > 0 && endSeconds > keptEnd) out.push({ start: round(keptEnd), end: round(endSeconds), layers: hiddenLayers });
+  return out;
+}
+
 export function timelineData(s: Schedule, dev: DeviceProfile, index: ProgramIndex): TimelineData {
   const extrapolated = s.layers > SIMULATED_LAYERS;
-  const w = simulateWindow(s, dev, { window: extrapolated ? { layer: SIMULATED_LAYERS } : {} });
+  const window = extrapolated ? { layer: SIMULATED_LAYERS } : {};
+  const w = simulateWindow(s, dev, { window });
+  const hidden = hiddenStretches(s, w.spans, window, w.stepSeconds);
   const { rows, rowOf } = instrRows(index);
   const spans: number[] = [];
   for (const sp of w.spans) {
     const row = rowOf.get(sp.id) ?? -1;
     spans.push(row, STREAMS.indexOf(sp.stream), round(sp.start), round(sp.end), sp.layer ?? -1, sp.chunk ?? -1, sp.kv ?? -1, sp.q ?? -1);
   }
-  const windowEnd = w.spans.reduce((m, x) => Math.max(m, x.end), 0);
+  // the window's own step (simulateWindow does not extrapolate)
+  const windowEnd = w.stepSeconds;
   return {
     streams: [...STREAMS],
     instrs: rows,
     spans,
     bands: loopBands(w.spans, index, w.layerLoops.map((l) => l.step)),
-    exposed: exposedGaps(w.spans),
+    exposed: exposedGaps(w.spans, hidden),
+    hidden,
     windowEnd: round(windowEnd),
     extrapolated,
     layers: s.layers,

@@ -72,6 +72,12 @@ describe('view/timeline-data', () => {
     expect(layers.map((b) => [b.index, b.trips, b.simulated, !!b.reverse])).to.deep.equal([[0, 6, 2, false], [5, 6, 2, true]]);
     for (const b of layers) expect(b.extrapolatedEach).to.be.above(0);
     expect(t.bands.filter((b) => b.role === 'chunk').length).to.equal(8);
+    // the second simulated iteration of each layer loop is not drawn, and the page is told where it ran
+    expect(t.hidden.map((h) => h.layers)).to.deep.equal([1, 1]);
+    for (const h of t.hidden) {
+      expect(h.end).to.be.above(h.start);
+      expect(t.exposed.some((g) => g.start < h.end && g.end > h.start)).to.equal(false);
+    }
   });
 });
 
