@@ -49,6 +49,15 @@ function drawMemorySection(m, t, el, liveEl) {
         ctx.fillRect(x0, Y(total + sp.beside), Math.max(1, x1 - x0), Y(total) - Y(total + sp.beside));
       }
     }
+    // layer loops along the positions: a position inside one stands for every iteration
+    ctx.font = '10px system-ui, sans-serif';
+    for (const l of m.layerLoops) {
+      const x0 = X(l.first), x1 = X(l.last + 1);
+      ctx.fillStyle = l.reverse ? 'rgba(230,150,60,0.10)' : 'rgba(80,120,170,0.10)';
+      ctx.fillRect(x0, TOP, x1 - x0, H - TOP - BOTTOM);
+      ctx.fillStyle = '#555';
+      if (x1 - x0 > 60) ctx.fillText((l.reverse ? 'backward' : 'forward') + ' layers ×' + l.trips, x0 + 3, H - BOTTOM + 9, x1 - x0 - 6);
+    }
     // axes, budget, peak
     ctx.strokeStyle = '#888';
     ctx.beginPath(); ctx.moveTo(LEFT, TOP); ctx.lineTo(LEFT, H - BOTTOM); ctx.lineTo(LEFT + plotW, H - BOTTOM); ctx.stroke();

@@ -2,6 +2,7 @@
 // size, live [first, last]) summed per kind at every position where something changes, per
 // space, with the peak and the budget. Bytes reserved, not bytes touched: what the plan holds.
 import type { MemoryPlan, Placement, Space } from '../schedule/memory.js';
+import type { ProgramIndex } from './program-index.js';
 
 export interface SpaceUsage {
   readonly space: Space;
@@ -26,8 +27,17 @@ export interface BufferRow {
   readonly last: number;
 }
 
+/** A layer loop's positions, so the plot can say which part of the step a position is in. */
+export interface LoopRange {
+  readonly first: number;
+  readonly last: number;
+  readonly trips: number;
+  readonly reverse: boolean;
+}
+
 export interface MemoryData {
   readonly positions: number;
+  readonly layerLoops: readonly LoopRange[];
   readonly spaces: readonly SpaceUsage[];
   readonly buffers: readonly BufferRow[];
 }
@@ -61,9 +71,11 @@ export function spaceUsage(placements: readonly Placement[], space: Space, budge
   return { space, budget, beside, kinds, at, bytes, peak };
 }
 
-export function memoryData(plan: MemoryPlan): MemoryData {
+export function memoryData(plan: MemoryPlan, index?: ProgramIndex): MemoryData {
+  const layerLoops = (index?.loops ?? []).filter((l) => l.role === 'layer' && l.trips > 0).map((l) => ({ first: l.first, last: l.last, trips: l.trips, reverse: l.reverse }));
   return {
     positions: plan.positions,
+    layerLoops,
     spaces: [spaceUsage(plan.placements, 'gpu', plan.gpu.budget, plan.gpu.breakdown.comm), spaceUsage(plan.placements, 'host', plan.host.budget, 0)],
     buffers: plan.placements.map((p) => ({ buf: p.buf, space: p.space, kind: p.kind, size: p.size, offset: p.offset, first: p.live[0], last: p.live[1] })),
   };

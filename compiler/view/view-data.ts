@@ -86,7 +86,7 @@ export function viewDataOf(s: Schedule, memory: MemorySummary, timeline: Timelin
   return {
     header: headerData(s, memory, timeline, params),
     timeline: timelineData(s, dev, index),
-    memory: memoryData(planMemory(s, dev)),
+    memory: memoryData(planMemory(s, dev), index),
     dataflow: dataflowData(s, index),
   };
 }

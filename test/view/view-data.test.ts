@@ -1,7 +1,7 @@
 // The view's data functions, on the fixture schedules and one real compile: what the page draws
 // must be what the simulator and the memory plan computed, and stay small.
 import { expect } from 'chai';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { compile } from '../../compiler/compile.js';
@@ -9,11 +9,12 @@ import { planMemory, type Placement } from '../../compiler/schedule/memory.js';
 import { simulateWindow } from '../../compiler/schedule/simulate.js';
 import { deviceProfile } from '../../compiler/schedule/devices.js';
 import { dataflowData, MAX_NODES } from '../../compiler/view/dataflow-data.js';
-import { spaceUsage } from '../../compiler/view/memory-data.js';
+import { memoryData, spaceUsage } from '../../compiler/view/memory-data.js';
 import { indexProgram } from '../../compiler/view/program-index.js';
 import { renderViewPage, scriptSafeJson } from '../../compiler/view/render-page.js';
 import { exposedGaps, SPAN_FIELDS, timelineData } from '../../compiler/view/timeline-data.js';
 import { loadViewData } from '../../compiler/view/view-data.js';
+import { runCli } from '../cli/run-cli.js';
 import { buffer, fpdtLike, instr, record, ref, roundDevice, scheduleOf, wait } from '../schedule/fixtures.js';
 
 const ms = 1e-3;
@@ -90,6 +91,15 @@ describe('view/memory-data', () => {
     expect(u.bytes).to.deep.equal([[0, 100], [50, 100], [80, 100], [30, 100], [0, 100], [0, 0]]);
     expect(u.peak).to.deep.equal({ position: 4, bytes: 180 });
   });
+
+  it('places the layer loops along the positions', () => {
+    const s = fpdtLike({ layers: 3 });
+    const index = indexProgram(s);
+    const m = memoryData(planMemory(s, deviceProfile('h200')), index);
+    expect(m.layerLoops.map((l) => [l.trips, l.reverse])).to.deep.equal([[3, false], [3, true]]);
+    expect(m.layerLoops[0].last).to.be.below(m.layerLoops[1].first);
+    expect(m.layerLoops[1].last).to.equal(m.positions - 1);
+  });
 });
 
 describe('view/dataflow-data', () => {
@@ -127,6 +137,14 @@ describe('view/render-page', () => {
       expect(html).to.not.match(/<script[^>]+src=|<link[^>]+href=|<img|fetch\(|XMLHttpRequest|url\(http/);
       expect(html).to.include('<canvas id="timeline"');
       expect(html.length).to.be.below(1e6);
+      const cli = runCli(['view', r.modelOutDir]);
+      expect(cli.code, cli.stderr).to.equal(0);
+      expect(cli.stdout).to.equal(`wrote ${join(r.modelOutDir, 'view.html')}\n`);
+      expect(statSync(join(r.modelOutDir, 'view.html')).size).to.equal(Buffer.byteLength(html));
+      const missing = runCli(['view', join(dir, 'nothing')]);
+      expect(missing.code).to.not.equal(0);
+      expect(missing.stderr.trim().split('\n')).to.have.length(1);
+      expect(missing.stderr).to.include('fpdtc compile');
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
