@@ -34,7 +34,12 @@ async function openView(browser: Browser, path: string): Promise<{ page: Page; e
   });
   page.on('pageerror', (e) => errors.push(String(e)));
   await page.goto(pathToFileURL(path).href, { waitUntil: 'load' });
-  await page.waitForSelector('body[data-drawn="true"]', { timeout: 10_000 });
+  try {
+    await page.waitForSelector('body[data-drawn="true"]', { timeout: 10_000 });
+  } catch (e) {
+    // a page that never finishes drawing has usually thrown: say what
+    throw new Error(`${(e as Error).message}; page errors: ${errors.join(' | ') || 'none'}`);
+  }
   return { page, errors };
 }
 
