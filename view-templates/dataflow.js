@@ -31,9 +31,17 @@ function drawDataflowSection(d, el, noteEl) {
     t1.textContent = n.label;
     const t2 = make('text', { x: 8, y: 25, 'font-size': 10, fill: '#666' });
     t2.textContent = n.detail;
-    g.append(t1, t2);
+    const title = make('title', {});
+    title.textContent = (isBuf ? 'buffer ' : 'instruction ') + n.label + ' (' + n.detail + ')';
+    g.append(title, t1, t2);
     svg.append(g);
   }
   el.append(svg);
+  // the graph is wider than the page: start where the layer's first instruction is
+  const first = d.nodes.find((n) => n.kind === 'instr');
+  if (first) {
+    el.scrollLeft = Math.max(0, first.x - el.clientWidth / 3);
+    el.scrollTop = Math.max(0, first.y - 60);
+  }
   el.dataset.nodes = String(d.nodes.length);
 }
