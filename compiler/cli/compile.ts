@@ -42,7 +42,8 @@ export function register(program: Command): void {
 function summary({ report: r, files }: CompileResult): string {
   const c = r.config;
   const passes = (r.passes as readonly string[] | undefined) ?? [];
-  const run = [`sp ${c.sp}`, `chunk ${c.chunk === 'auto' ? 'auto' : formatTokens(c.chunk)}`, `offload ${c.offload ? 'on' : 'off'}`, `ZeRO-${c.zero}`, `checkpoints ${c.checkpoint}`, c.device];
+  const dp = (c as { dp?: number }).dp ?? 1;
+  const run = [dp > 1 ? `dp ${dp} x sp ${c.sp}` : `sp ${c.sp}`, `chunk ${c.chunk === 'auto' ? 'auto' : formatTokens(c.chunk)}`, `offload ${c.offload ? 'on' : 'off'}`, `ZeRO-${c.zero}`, `checkpoints ${c.checkpoint}`, c.device];
   const shown = files.filter((f) => !f.includes('/passes/'));
   const dumps = files.length - shown.length;
   const where = shown.length ? `${displayPath(dirname(shown[0]))}/{${shown.map((f) => basename(f)).join(', ')}}` : '(nothing written)';

@@ -64,13 +64,15 @@ export async function checkRunInputs(dir: string, o: RunInputs): Promise<void> {
   if (typeof report.flops_per_step !== 'number') throw errors.outFileInvalid(join(dir, 'report.json'), "missing field 'flops_per_step'");
   const vocab = schedule.sizes.V;
   if (vocab === undefined) throw errors.outFileInvalid(join(dir, 'schedule.json'), 'sizes has no V (the vocabulary size)');
-  checkRanks(dir, schedule.world, o);
+  const dp = (schedule.config as { dp?: number }).dp ?? 1;
+  checkRanks(dir, schedule.world, dp, o);
   // A process that starts one per GPU leaves the build to its ranks: each checks it before it
   // loads the addon, and a rank that fails there is named by the launcher.
   if (!o.launching) checkBuild(dir, schedule.hash);
   if (o.tokens) {
     try {
-      await checkTokenFile(o.tokens, { seq: report.tokens, vocab, steps: o.steps });
+      // each of the dp groups reads its own window at every step
+      await checkTokenFile(o.tokens, { seq: report.tokens, vocab, steps: o.steps * dp });
     } catch (e) {
       throw e instanceof RuntimeError ? errors.runtime(e.message) : e;
     }
@@ -93,11 +95,13 @@ interface RunInputs {
 }
 
 /** The ranks asked for match the compiled world (the same rules, and words, as the ranks apply when they start). */
-function checkRanks(dir: string, world: number, o: RunInputs): void {
-  if (o.ranksPerGpu !== undefined && o.ranksPerGpu !== world) throw new UserError(`${dir} is compiled for sp ${world}: run it with --ranks-per-gpu ${world}, or compile with --sp ${o.ranksPerGpu}`);
-  if (o.distWorld !== undefined && o.distWorld !== world) throw new UserError(`${dir} is compiled for sp ${world} and started as ${o.distWorld} processes; start ${world} (--gpus ${world}) or compile with --sp ${o.distWorld}`);
-  if (o.gpus !== undefined && o.distWorld === undefined && o.gpus !== world) throw new UserError(`${dir} is compiled for sp ${world}: run it with --gpus ${world}, or compile with --sp ${o.gpus}`);
-  if (o.ranksPerGpu === undefined && o.gpus === undefined && o.distWorld === undefined && world !== 1) throw new UserError(`${dir} is compiled for sp ${world}: run it with --gpus ${world} (one process per GPU) or --ranks-per-gpu ${world} (one GPU)`);
+function checkRanks(dir: string, world: number, dp: number, o: RunInputs): void {
+  const name = dp > 1 ? `dp ${dp} x sp ${world / dp} (${world} ranks)` : `sp ${world}`;
+  const recompile = (n: number) => (dp > 1 ? `compile for ${n} ranks (--dp and --sp)` : `compile with --sp ${n}`);
+  if (o.ranksPerGpu !== undefined && o.ranksPerGpu !== world) throw new UserError(`${dir} is compiled for ${name}: run it with --ranks-per-gpu ${world}, or ${recompile(o.ranksPerGpu)}`);
+  if (o.distWorld !== undefined && o.distWorld !== world) throw new UserError(`${dir} is compiled for ${name} and started as ${o.distWorld} processes; start ${world} (--gpus ${world}) or ${recompile(o.distWorld)}`);
+  if (o.gpus !== undefined && o.distWorld === undefined && o.gpus !== world) throw new UserError(`${dir} is compiled for ${name}: run it with --gpus ${world}, or ${recompile(o.gpus)}`);
+  if (o.ranksPerGpu === undefined && o.gpus === undefined && o.distWorld === undefined && world !== 1) throw new UserError(`${dir} is compiled for ${name}: run it with --gpus ${world} (one process per GPU) or --ranks-per-gpu ${world} (one GPU)`);
 }
 
 /** The build under <dir>/build is finished and was made from the schedule with this hash. */
