@@ -1,16 +1,75 @@
-// Token files: flat little-endian uint32 (.bin and anything not .npy) or
-// NumPy .npy arrays of uint32 / int32 / int64, 1-D. Values come back as
+// Token files: flat little-endian uint32 (.bin and anything not .npy),
+// NumPy .npy arrays of uint32 / int32 / int64, 1-D, or an indexed dataset
+// (PREFIX.bin + PREFIX.idx, runtime/indexed-dataset.ts). Values come back as
 // Int32Array, the ABI's token type; reads can be slices of a large file.
+import { existsSync } from "node:fs";
 import { open, type FileHandle } from "node:fs/promises";
 
 import { runtimeErrors } from "./errors.js";
+import { IndexedDataset } from "./indexed-dataset.js";
 
-export type TokenDtype = "uint32" | "int32" | "int64";
+export type TokenDtype = "uint16" | "uint32" | "int32" | "int64";
+
+/** What a run reads tokens from: a stream of `length` ids, read by window. */
+export interface TokenSource {
+  readonly path: string;
+  readonly dtype: TokenDtype;
+  readonly length: number;
+  read(start: number, count: number): Promise<Int32Array>;
+  close(): Promise<void>;
+}
+
+/**
+ * The --tokens source: an indexed dataset for PREFIX (no such file, but PREFIX.bin or PREFIX.idx
+ * exists), PREFIX.bin or PREFIX.idx with its sibling, or else a flat or .npy token file.
+ */
+export async function openTokenSource(path: string): Promise<TokenSource> {
+  const stem = path.replace(/\.(bin|idx)$/, "");
+  if (stem !== path && existsSync(`${stem}.bin`) && existsSync(`${stem}.idx`)) return IndexedDataset.open(stem);
+  if (path.endsWith(".idx") || (!existsSync(path) && (existsSync(`${path}.bin`) || existsSync(`${path}.idx`)))) return IndexedDataset.open(stem);
+  return TokenFile.open(path);
+}
+
+/**
+ * Which window step k reads of `windows`: k mod windows in order, or with a seed a seeded
+ * permutation of the windows, a new one each pass over the file (epoch), the same for every run
+ * with that seed.
+ */
+export function windowIndex(k: number, windows: number, seed?: number): number {
+  if (seed === undefined) return k % windows;
+  const epoch = Math.floor(k / windows);
+  if (!shuffled || shuffled.windows !== windows || shuffled.seed !== seed || shuffled.epoch !== epoch) shuffled = { windows, seed, epoch, order: windowPermutation(windows, seed, epoch) };
+  return shuffled.order[k % windows];
+}
+
+/** The last permutation made: a run asks for the same one step after step. */
+let shuffled: { windows: number; seed: number; epoch: number; order: Uint32Array } | undefined;
+
+/** Fisher-Yates over [0, n) driven by a 32-bit xorshift seeded from seed and epoch. */
+export function windowPermutation(n: number, seed: number, epoch: number): Uint32Array {
+  const order = new Uint32Array(n);
+  for (let i = 0; i < n; i++) order[i] = i;
+  let x = (Math.imul(seed ^ 0x9e3779b9, 0x85ebca6b) ^ Math.imul(epoch + 1, 0xc2b2ae35)) >>> 0 || 1;
+  const next = () => {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    return (x >>>= 0);
+  };
+  for (let i = n - 1; i > 0; i--) {
+    // two draws make 53 bits, so the pick stays uniform for any file's window count
+    const j = Math.floor(((next() * 2 ** 21 + (next() >>> 11)) / 2 ** 53) * (i + 1));
+    const t = order[i];
+    order[i] = order[j];
+    order[j] = t;
+  }
+  return order;
+}
 const NPY_DTYPES: Record<string, TokenDtype> = { "<u4": "uint32", "<i4": "int32", "<i8": "int64" };
-const BYTES: Record<TokenDtype, number> = { uint32: 4, int32: 4, int64: 8 };
+const BYTES: Record<TokenDtype, number> = { uint16: 2, uint32: 4, int32: 4, int64: 8 };
 const NPY_MAGIC = "\x93NUMPY";
 
-export class TokenFile {
+export class TokenFile implements TokenSource {
   private constructor(
     readonly path: string,
     private readonly fh: FileHandle,
@@ -49,7 +108,7 @@ export class TokenFile {
   }
 
   /** Tokens [start, start + count) as int32; errors name the first bad value's index. */
-  async read(start = 0, count = this.length - start): Promise<Int32Array> {
+  async read(start = 0, count: number = this.length - start): Promise<Int32Array> {
     if (!Number.isInteger(start) || !Number.isInteger(count) || start < 0 || count < 0 || start + count > this.length) {
       throw runtimeErrors.badFile(this.path, `tokens [${start}, ${start + count}) are outside the file's ${this.length} tokens`, "use a smaller sequence or a longer token file");
     }
@@ -73,15 +132,20 @@ const SCAN_PIECE = 1 << 24;
  * one step of tokens, and every id the run will read below `vocab` (the first offending index is
  * named). Reads only the windows the run uses, a piece at a time.
  */
-export async function checkTokenFile(path: string, o: { seq: number; vocab: number; steps: number }): Promise<{ length: number; dtype: TokenDtype }> {
-  const file = await TokenFile.open(path);
+export async function checkTokenFile(path: string, o: { seq: number; vocab: number; steps: number; seed?: number }): Promise<{ length: number; dtype: TokenDtype }> {
+  const file = await openTokenSource(path);
   try {
-    if (file.length < o.seq) throw runtimeErrors.tooFewTokens(path, file.length, o.seq);
-    const used = Math.min(o.steps, Math.floor(file.length / o.seq)) * o.seq;
-    for (let start = 0; start < used; start += SCAN_PIECE) {
-      const ids = await file.read(start, Math.min(SCAN_PIECE, used - start));
-      for (let i = 0; i < ids.length; i++) if (ids[i] >= o.vocab) throw runtimeErrors.tokenNotInVocab(path, start + i, ids[i], o.vocab);
-    }
+    if (file.length < o.seq) throw runtimeErrors.tooFewTokens(file.path, file.length, o.seq);
+    const windows = Math.floor(file.length / o.seq);
+    // the windows the run reads, in file order: the first ones, or with a seed the seed's picks
+    const used = o.seed === undefined || o.steps >= windows
+      ? [[0, Math.min(o.steps, windows) * o.seq]]
+      : Array.from({ length: o.steps }, (_, k) => windowIndex(k, windows, o.seed)).sort((a, b) => a - b).map((w) => [w * o.seq, (w + 1) * o.seq]);
+    for (const [from, to] of used)
+      for (let start = from; start < to; start += SCAN_PIECE) {
+        const ids = await file.read(start, Math.min(SCAN_PIECE, to - start));
+        for (let i = 0; i < ids.length; i++) if (ids[i] >= o.vocab) throw runtimeErrors.tokenNotInVocab(file.path, start + i, ids[i], o.vocab);
+      }
     return { length: file.length, dtype: file.dtype };
   } finally {
     await file.close();

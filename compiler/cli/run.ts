@@ -2,8 +2,8 @@
 // compiler/train/, this file parses flags and picks the ranks: one GPU, a local world
 // (--ranks-per-gpu N), or one process per GPU over NCCL (--gpus N starts them here; under
 // torchrun, srun or mpirun the launcher environment says which rank this process is).
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { accessSync, constants, existsSync, statSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { readBuildRecord } from '../../runtime/build.js';
 import { parseDistEnv } from '../../runtime/dist-env.js';
@@ -12,7 +12,8 @@ import { RuntimeError } from '../../runtime/errors.js';
 import { checkTokenFile } from '../../runtime/tokens.js';
 import { errors, UserError } from '../errors.js';
 import { readCompiledOut } from '../schedule/json.js';
-import { runTraining } from '../train/loop.js';
+import { runTraining, type LrSchedule } from '../train/loop.js';
+import { SCHEDULE_KINDS, type ScheduleKind } from '../train/schedule.js';
 import { checkWeightPaths } from '../train/weights.js';
 
 interface RunFlags {
@@ -22,6 +23,12 @@ interface RunFlags {
   save?: string;
   dumpGrads?: string;
   lr?: string;
+  warmup?: string;
+  schedule?: string;
+  minLr?: string;
+  totalSteps?: string;
+  metrics?: string;
+  seed?: string;
   gpus?: string;
   ranksPerGpu?: string;
 }
@@ -37,11 +44,30 @@ function count(name: string, text: string | undefined, expected = 'a whole numbe
 }
 
 /** A learning rate as people write one: 3e-4, 0.0003, 1E-5; finite and not negative. */
-function learningRate(text: string | undefined): number | undefined {
+function learningRate(text: string | undefined, flag = 'lr'): number | undefined {
   if (text === undefined) return undefined;
   const n = /^(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/.test(text) ? Number(text) : NaN;
-  if (!Number.isFinite(n)) throw errors.badFlag('lr', text, 'a non-negative number, e.g. 3e-4');
+  if (!Number.isFinite(n)) throw errors.badFlag(flag, text, 'a non-negative number, e.g. 3e-4');
   return n;
+}
+
+/** A count that may be 0 (warmup steps, a seed). */
+function wholeOrZero(name: string, text: string | undefined, expected: string): number | undefined {
+  if (text === undefined) return undefined;
+  const n = wholeDecimal(text);
+  if (!Number.isSafeInteger(n)) throw errors.badFlag(name, text, expected);
+  return n;
+}
+
+/** --warmup, --schedule, --min-lr, --total-steps: the flags' own rules (min-lr against the peak is checked with the compiled lr). */
+function scheduleFlags(o: RunFlags, steps: number): LrSchedule {
+  const warmup = wholeOrZero('warmup', o.warmup, 'a whole number of steps (0 for none)') ?? 0;
+  const kind = (o.schedule ?? 'constant') as ScheduleKind;
+  if (!SCHEDULE_KINDS.includes(kind)) throw errors.badFlag('schedule', o.schedule!, `one of ${SCHEDULE_KINDS.join(', ')}`);
+  const minLr = learningRate(o.minLr, 'min-lr') ?? 0;
+  const totalSteps = count('total-steps', o.totalSteps, 'a whole number of steps, at least 1') ?? steps;
+  if (o.totalSteps !== undefined && warmup > totalSteps) throw errors.badFlag('warmup', o.warmup!, `longer than --total-steps ${totalSteps}; warm up over fewer steps`);
+  return { warmup, kind, minLr, totalSteps };
 }
 
 /** Starts `gpus` copies of this command, one per GPU; each sees RANK/WORLD_SIZE/LOCAL_RANK. */
@@ -57,7 +83,8 @@ async function launchRanks(gpus: number): Promise<void> {
  * What `run` reads, checked in seconds before the addon loads: report.json and schedule.json
  * (schema, hash, against each other), the build (finished, and made from this schedule), the
  * tokens (every id a run of `steps` steps reads is below the vocabulary), the weights' headers
- * and shapes, and the folders --save and --dump-grads write into.
+ * and shapes, the folders --save, --dump-grads and --metrics write into, and --min-lr against
+ * the peak rate (--lr, or the compiled one).
  */
 export async function checkRunInputs(dir: string, o: RunInputs): Promise<void> {
   const { schedule, report } = readCompiledOut(dir);
@@ -72,12 +99,28 @@ export async function checkRunInputs(dir: string, o: RunInputs): Promise<void> {
   if (o.tokens) {
     try {
       // each of the dp groups reads its own window at every step
-      await checkTokenFile(o.tokens, { seq: report.tokens, vocab, steps: o.steps * dp });
+      await checkTokenFile(o.tokens, { seq: report.tokens, vocab, steps: o.steps * dp, seed: o.seed });
     } catch (e) {
       throw e instanceof RuntimeError ? errors.runtime(e.message) : e;
     }
   }
   await checkWeightPaths(dir, { weights: o.weights, save: o.save, dumpGrads: o.dumpGrads });
+  if (o.metrics) checkMetricsPath(o.metrics);
+  const peak = o.lr ?? (report.config as { lr?: number }).lr;
+  if (o.minLr !== undefined && peak !== undefined && o.minLr > peak) throw errors.badFlag('min-lr', String(o.minLr), `above the peak learning rate ${peak}${o.lr === undefined ? ' (the compiled lr; pass --lr)' : ''}`);
+}
+
+/** The --metrics file can be appended to: its folder exists and is writable, and it is not a folder. */
+function checkMetricsPath(path: string): void {
+  const folder = dirname(resolve(path));
+  if (!existsSync(folder)) throw errors.cannotWrite(path, `its folder ${folder} does not exist; create it first`);
+  if (!statSync(folder).isDirectory()) throw errors.cannotWrite(path, `${folder} is not a folder`);
+  try {
+    accessSync(folder, constants.W_OK);
+  } catch {
+    throw errors.cannotWrite(path, `its folder ${folder} is not writable`);
+  }
+  if (existsSync(path) && !statSync(path).isFile()) throw errors.cannotWrite(path, 'it is not a file; pass a file path for --metrics');
 }
 
 interface RunInputs {
@@ -86,6 +129,13 @@ interface RunInputs {
   weights?: string;
   save?: string;
   dumpGrads?: string;
+  /** --metrics: a JSON-lines file appended to at each step */
+  metrics?: string;
+  /** --seed: the token windows in a seeded order */
+  seed?: number;
+  /** --lr and --min-lr, when given */
+  lr?: number;
+  minLr?: number;
   /** --gpus N: this process starts the ranks */
   gpus?: number;
   ranksPerGpu?: number;
@@ -129,12 +179,20 @@ export function register(program: Command): void {
     .option('--weights <path>', 'initial weights: a .safetensors file or a Hugging Face folder (config.json checked against the model); default seeded random init')
     .option('--save <path>', 'write the weights after the last step: a .safetensors file, or any other path as a Hugging Face folder')
     .option('--dump-grads <path>', 'write the gradients of the last step: a .safetensors file or a folder, as --save')
-    .option('--lr <x>', 'learning rate')
+    .option('--lr <x>', 'peak learning rate (default: the compiled lr)')
+    .option('--warmup <steps>', 'linear warmup from 0: step k of the first STEPS gets lr*k/STEPS', '0')
+    .option('--schedule <kind>', 'after warmup: constant, cosine or linear decay to --min-lr', 'constant')
+    .option('--min-lr <x>', 'where cosine and linear decay end (default 0)')
+    .option('--total-steps <n>', 'the step at which decay reaches --min-lr (default --steps)')
+    .option('--metrics <file>', 'append one JSON line per step (loss, lr, tokens/s, MFU, memory) to FILE')
+    .option('--seed <n>', 'read the token windows in a seeded random order (default: in order)')
     .option('--gpus <n>', 'ranks as one process per GPU over NCCL (the model\'s sp)')
     .option('--ranks-per-gpu <n>', 'ranks in this process on one GPU (the local backend; the model\'s sp)')
     .action(async (dir: string, o: RunFlags) => {
       const steps = count('steps', o.steps, 'a whole number of steps, at least 1')!;
       const lr = learningRate(o.lr);
+      const schedule = scheduleFlags(o, steps);
+      const seed = wholeOrZero('seed', o.seed, 'a whole number');
       const gpus = count('gpus', o.gpus);
       const ranksPerGpu = count('ranks-per-gpu', o.ranksPerGpu);
       if (gpus !== undefined && ranksPerGpu !== undefined) throw errors.badFlag('ranks-per-gpu', o.ranksPerGpu!, 'either --gpus or --ranks-per-gpu, not both');
@@ -148,11 +206,13 @@ export function register(program: Command): void {
       // every input is checked before any GPU is touched (and before ranks start)
       await checkRunInputs(dir.replace(/\/+$/, '') || dir, {
         steps, tokens: o.tokens, weights: o.weights, save: o.save, dumpGrads: o.dumpGrads,
+        metrics: o.metrics, seed, lr, minLr: o.minLr === undefined ? undefined : schedule.minLr,
         gpus, ranksPerGpu, distWorld: isRank ? dist.world : undefined, launching: gpus !== undefined && !isRank,
       });
       if (gpus !== undefined && !isRank) return launchRanks(gpus);
       await runTraining({
         dir, steps, tokens: o.tokens, weights: o.weights, save: o.save, dumpGrads: o.dumpGrads, lr,
+        schedule, metrics: o.metrics, seed,
         ranksPerGpu: isRank ? undefined : ranksPerGpu,
         dist: isRank ? dist : undefined,
         log: (l) => process.stdout.write(l + '\n'),

@@ -1,17 +1,21 @@
 // The training loop behind `fpdtc run`: load the built addon, set weights and tokens, step,
 // and print per-step loss, step time, tokens/s, MFU and planned vs measured GPU memory.
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { DistEnv } from '../../runtime/dist-env.js';
 import { loadAddon } from '../../runtime/load.js';
 import { RuntimeError, runtimeErrors } from '../../runtime/errors.js';
 import { reportStartPhase, type StartPhase } from '../../runtime/launcher.js';
 import { joinWorld } from '../../runtime/rendezvous.js';
-import { TokenFile } from '../../runtime/tokens.js';
+import { openTokenSource, windowIndex } from '../../runtime/tokens.js';
 import { UserError } from '../errors.js';
 import { formatStep, mfu, type StepFigures } from './report.js';
 import { RankSet } from './ranks.js';
+import { learningRate, type ScheduleOptions } from './schedule.js';
 import { loadWeights, saveGathered } from './weights.js';
+
+/** The schedule flags; the peak is --lr or the compiled lr. */
+export type LrSchedule = Omit<ScheduleOptions, 'peak'>;
 
 export interface RunOptions {
   dir: string;
@@ -21,6 +25,12 @@ export interface RunOptions {
   save?: string;
   dumpGrads?: string;
   lr?: number;
+  /** --warmup, --schedule, --min-lr, --total-steps; without it the rate stays the compiled one */
+  schedule?: LrSchedule;
+  /** --metrics: one JSON line per step, appended by rank 0 */
+  metrics?: string;
+  /** --seed: the token windows in a seeded order */
+  seed?: number;
   /** the local backend: this many ranks in this process on one GPU */
   ranksPerGpu?: number;
   /** the NCCL backend: this process's place in the world (see runtime/dist-env.ts) */
@@ -68,19 +78,22 @@ export function randomTokens(n: number, vocab: number, seed: number, step = 0): 
   return out;
 }
 
-/** Where step k's window of `seq` tokens starts in a file of `length` tokens (windows wrap). */
-export function tokenWindowStart(length: number, seq: number, k: number): number {
+/**
+ * Where step k's window of `seq` tokens starts in a file of `length` tokens (windows wrap): in
+ * order, or with `shuffle` (--seed) in that seed's order of the same windows.
+ */
+export function tokenWindowStart(length: number, seq: number, k: number, shuffle?: number): number {
   const windows = Math.floor(length / seq);
   if (windows < 1) throw new UserError(`the token file holds ${length} tokens; one step needs ${seq}`);
-  return (k % windows) * seq;
+  return windowIndex(k, windows, shuffle) * seq;
 }
 
 /** Step k's tokens: its window of the token file, read for this step alone, or seeded random tokens. */
-export async function stepTokens(file: string | undefined, seq: number, vocab: number, seed: number, k: number): Promise<Int32Array> {
+export async function stepTokens(file: string | undefined, seq: number, vocab: number, seed: number, k: number, shuffle?: number): Promise<Int32Array> {
   if (!file) return randomTokens(seq, vocab, seed, k);
-  const f = await TokenFile.open(file);
+  const f = await openTokenSource(file);
   try {
-    const start = tokenWindowStart(f.length, seq, k);
+    const start = tokenWindowStart(f.length, seq, k, shuffle);
     const ids = await f.read(start, seq);
     const bad = ids.findIndex((id) => id >= vocab);
     if (bad >= 0) throw runtimeErrors.tokenNotInVocab(file, start + bad, ids[bad], vocab);
@@ -94,10 +107,10 @@ export async function stepTokens(file: string | undefined, seq: number, vocab: n
  * Step k's batch with dp groups: group g trains window dp*k + g, the groups' sequences one after
  * another (as the program's fpdt_set_tokens takes them). With one group, step k's window.
  */
-export async function stepBatch(file: string | undefined, seq: number, vocab: number, seed: number, k: number, dp: number): Promise<Int32Array> {
-  if (dp === 1) return stepTokens(file, seq, vocab, seed, k);
+export async function stepBatch(file: string | undefined, seq: number, vocab: number, seed: number, k: number, dp: number, shuffle?: number): Promise<Int32Array> {
+  if (dp === 1) return stepTokens(file, seq, vocab, seed, k, shuffle);
   const out = new Int32Array(dp * seq);
-  for (let g = 0; g < dp; g++) out.set(await stepTokens(file, seq, vocab, seed, dp * k + g), g * seq);
+  for (let g = 0; g < dp; g++) out.set(await stepTokens(file, seq, vocab, seed, dp * k + g, shuffle), g * seq);
   return out;
 }
 
@@ -165,6 +178,23 @@ function updateWatch(p: RankSet['programs'][number]): () => string {
   };
 }
 
+/** One --metrics line: a step's figures as JSON, appended (and so on disk) before the next step starts. */
+export function metricsLine(f: StepFigures, lr: number, now = new Date()): string {
+  return JSON.stringify({
+    step: f.step, loss: f.loss, lr, tokens: f.tokens, step_ms: f.ms, tokens_per_s: f.tokens / (f.ms / 1e3), mfu: f.mfu,
+    peak_gpu_bytes: f.peakGpu, planned_gpu_bytes: f.plannedGpu, time: now.toISOString(),
+  });
+}
+
+/** 42 s, 3m 05s, 2h 07m: an ETA as people read one. */
+export function formatDuration(ms: number): string {
+  const s = Math.round(ms / 1000);
+  if (s < 60) return `${s} s`;
+  const pad = (n: number) => String(n).padStart(2, '0');
+  if (s < 3600) return `${Math.floor(s / 60)}m ${pad(s % 60)}s`;
+  return `${Math.floor(s / 3600)}h ${pad(Math.floor(s / 60) % 60)}m`;
+}
+
 export async function runTraining(o: RunOptions): Promise<StepFigures[]> {
   const report = JSON.parse(readFileSync(join(o.dir, 'report.json'), 'utf8')) as ReportFields;
   const sched = JSON.parse(readFileSync(join(o.dir, 'schedule.json'), 'utf8')) as { sizes: Record<string, number>; world: number; config: { dp?: number } };
@@ -188,8 +218,13 @@ export async function runTraining(o: RunOptions): Promise<StepFigures[]> {
     if (o.weights) log(`weights   ${await loadWeights(ranks, o.weights, o.dir)} tensors from ${o.weights}`);
     else log(`weights   seeded random init (seed ${report.config.seed ?? 0})`);
     const watch = process.env.FPDTC_DEBUG ? updateWatch(lead) : undefined;
+    const schedule: ScheduleOptions = { peak: o.lr ?? report.config.lr, ...(o.schedule ?? { warmup: 0, kind: 'constant', minLr: 0, totalSteps: o.steps }) };
+    const metrics = writer ? o.metrics : undefined;
+    let totalMs = 0;
     for (let k = 0; k < o.steps; k++) {
-      ranks.setTokens(await stepBatch(o.tokens, report.tokens, sizes.V, report.config.seed ?? 0, k, dp));
+      ranks.setTokens(await stepBatch(o.tokens, report.tokens, sizes.V, report.config.seed ?? 0, k, dp, o.seed));
+      const lr = learningRate(k + 1, schedule);
+      for (const p of ranks.programs) p.setLearningRate(lr);
       const started = Date.now();
       const progress = setInterval(() => log(`  step ${k + 1}: running, ${((Date.now() - started) / 1000).toFixed(0)} s`), 30_000);
       let loss: number;
@@ -211,7 +246,11 @@ export async function runTraining(o: RunOptions): Promise<StepFigures[]> {
       // report.json counts one sequence; a step trains dp of them
       const f: StepFigures = { step: k + 1, loss, ms, tokens: report.tokens * dp, mfu: mfu((report.flops_per_step * dp) / gpus, ms), plannedGpu: mem.plannedGpu, peakGpu: mem.peakGpuMeasured };
       figures.push(f);
-      log(formatStep(f));
+      totalMs += ms;
+      // on a terminal the line also says when the run should end: steps left at the mean step time
+      const eta = process.stdout.isTTY && k + 1 < o.steps ? `  ETA ${formatDuration(((o.steps - k - 1) * totalMs) / (k + 1))}` : '';
+      log(`${formatStep(f)}  lr ${lr.toExponential(3)}${eta}`);
+      if (metrics) appendFileSync(metrics, metricsLine(f, lr) + '\n');
     }
     if (await saveGathered(ranks, o.dist, { params: o.save, grads: o.dumpGrads }, { outDir: o.dir, weights: o.weights })) {
       if (o.save) log(`saved     weights to ${o.save}`);

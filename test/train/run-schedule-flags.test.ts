@@ -1,0 +1,59 @@
+// `fpdtc run`'s overnight flags: the schedule flags' usage errors (exit 2, one line), the
+// --metrics and --min-lr checks made before the GPU, the metrics line, and the ETA's form.
+import { expect } from 'chai';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { checkRunInputs } from '../../compiler/cli/run.js';
+import { compile } from '../../compiler/compile.js';
+import { formatDuration, metricsLine } from '../../compiler/train/loop.js';
+import { runCli } from '../cli/run-cli.js';
+import { failsWithOneLine } from '../inputs/helpers.js';
+
+describe('fpdtc run: schedule, metrics and progress flags', () => {
+  let root: string;
+  let dir: string;
+  before(async () => {
+    root = mkdtempSync(join(tmpdir(), 'fpdtc-run-flags-'));
+    dir = (await compile('tiny-llama', {}, { outDir: join(root, 'out'), typeCheck: false })).modelOutDir;
+  });
+  after(() => rmSync(root, { recursive: true, force: true }));
+
+  it('bad schedule values are one usage line, exit 2, before anything is read', () => {
+    const cases: [string[], string][] = [
+      [['--schedule', 'step'], '--schedule step: one of constant, cosine, linear'],
+      [['--warmup', '-3'], '--warmup -3: a whole number of steps (0 for none)'],
+      [['--min-lr', 'x'], '--min-lr x: a non-negative number, e.g. 3e-4'],
+      [['--total-steps', '0'], '--total-steps 0: a whole number of steps, at least 1'],
+      [['--warmup', '20', '--total-steps', '10'], '--warmup 20: longer than --total-steps 10; warm up over fewer steps'],
+      [['--seed', '1.5'], '--seed 1.5: a whole number'],
+    ];
+    for (const [flags, line] of cases) {
+      const r = runCli(['run', 'out/no-such-model', ...flags]);
+      expect(r.code, flags.join(' ')).to.equal(2);
+      expect(r.stderr.trim()).to.equal(`error: ${line}`);
+    }
+  });
+
+  it('--metrics needs a writable folder and --min-lr at most the peak, checked with the other inputs', async () => {
+    // launching: the ranks would check the build, so these checks run without one
+    const check = (o: object) => failsWithOneLine(() => checkRunInputs(dir, { steps: 1, gpus: 2, launching: true, ...o }));
+    expect(await check({ metrics: join(root, 'nowhere', 'm.jsonl') })).to.equal(`error: cannot write ${join(root, 'nowhere', 'm.jsonl')}: its folder ${join(root, 'nowhere')} does not exist; create it first`);
+    mkdirSync(join(root, 'a-folder'));
+    expect(await check({ metrics: join(root, 'a-folder') })).to.match(/a-folder: it is not a file; pass a file path for --metrics$/);
+    expect(await check({ lr: 1e-4, minLr: 2e-4 })).to.equal('error: --min-lr 0.0002: above the peak learning rate 0.0001');
+    expect(await check({ minLr: 10 })).to.match(/^error: --min-lr 10: above the peak learning rate [\d.e-]+ \(the compiled lr; pass --lr\)$/);
+    await checkRunInputs(dir, { steps: 1, gpus: 2, launching: true, metrics: join(root, 'm.jsonl'), lr: 1e-3, minLr: 1e-5 });
+  });
+
+  it('a metrics line holds the step figures, the lr, tokens/s and the time', () => {
+    const line = metricsLine({ step: 3, loss: 2.5, ms: 500, tokens: 1024, mfu: 0.25, plannedGpu: 100, peakGpu: 90 }, 1e-4, new Date(Date.UTC(2026, 0, 2, 3, 4, 5)));
+    expect(JSON.parse(line)).to.deep.equal({
+      step: 3, loss: 2.5, lr: 1e-4, tokens: 1024, step_ms: 500, tokens_per_s: 2048, mfu: 0.25, peak_gpu_bytes: 90, planned_gpu_bytes: 100, time: '2026-01-02T03:04:05.000Z',
+    });
+  });
+
+  it('ETAs read as seconds, minutes or hours', () => {
+    expect([42_000, 185_000, 7_620_000].map(formatDuration)).to.deep.equal(['42 s', '3m 05s', '2h 07m']);
+  });
+});
