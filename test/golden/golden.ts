@@ -1,16 +1,22 @@
-// Golden files: the expected text lives in test/golden/<name>.txt. UPDATE_GOLDEN=1 rewrites
-// it; on a mismatch the actual text is written beside it as <name>.actual for diffing.
+// Golden files: the expected text lives in a file (test/golden/<name>.txt for the IR goldens).
+// UPDATE_GOLDEN=1 rewrites it; on a mismatch, or when the file is missing (a missing golden fails:
+// it is never written silently), the actual text is written beside it as <file>.actual.
 import { expect } from 'chai';
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const GOLDEN_DIR = dirname(fileURLToPath(import.meta.url));
 
 export function expectGolden(name: string, actual: string): void {
-  const expectedPath = join(GOLDEN_DIR, `${name}.txt`);
-  const actualPath = join(GOLDEN_DIR, `${name}.actual`);
-  if (process.env.UPDATE_GOLDEN === '1') {
+  expectGoldenFile(join(GOLDEN_DIR, `${name}.txt`), actual, join(GOLDEN_DIR, `${name}.actual`));
+}
+
+/** The same for a golden file anywhere (the schedule listing, the generated host program, ...). */
+export function expectGoldenFile(expectedPath: string, actual: string, actualPath = `${expectedPath}.actual`): void {
+  const name = basename(expectedPath);
+  if (process.env.UPDATE_GOLDEN) {
+    mkdirSync(dirname(expectedPath), { recursive: true });
     writeFileSync(expectedPath, actual);
     rmSync(actualPath, { force: true });
     return;

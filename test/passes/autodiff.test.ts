@@ -2,7 +2,6 @@
 // with the recomputed layer, fp32 parameter gradients in params order), purity, and
 // whole-model gradients from the float64 interpreter vs finite differences of the loss.
 import { expect } from 'chai';
-import { existsSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { resolveConfig } from '../../compiler/config.js';
@@ -10,6 +9,7 @@ import { causalLM, defineModel, llamaLayer, type Model } from '../../compiler/ds
 import { printGraph } from '../../compiler/ir/printer.js';
 import { allNodes, type Graph, type Node } from '../../compiler/ir/types.js';
 import { verifyGraph } from '../../compiler/ir/verify.js';
+import { expectGoldenFile } from '../golden/golden.js';
 import { autodiff } from '../../compiler/passes/autodiff.js';
 import { graphPasses } from '../../compiler/passes/index.js';
 import { runGraphPasses } from '../../compiler/passes/pipeline.js';
@@ -30,20 +30,7 @@ const tiedLlama = defineModel({
   forward: (m) => causalLM(m, { norm: 'rms', tiedEmbeddings: true, layer: (x, l) => llamaLayer(x, l, { ropeTheta: 10000 }) }),
 });
 
-function expectGolden(name: string, text: string): void {
-  const file = join(here, 'golden', name);
-  if (process.env.UPDATE_GOLDEN) {
-    mkdirSync(dirname(file), { recursive: true });
-    writeFileSync(file, text);
-    return;
-  }
-  const want = existsSync(file) ? readFileSync(file, 'utf8') : '';
-  if (text !== want) {
-    writeFileSync(file + '.actual', text);
-    expect.fail(`${name} differs from the golden file; see ${file}.actual (UPDATE_GOLDEN=1 to accept)`);
-  }
-  if (existsSync(file + '.actual')) unlinkSync(file + '.actual');
-}
+const expectGolden = (name: string, text: string): void => expectGoldenFile(join(here, 'golden', name), text);
 
 const nodesOf = (g: Graph, op: string): Node[] => [...allNodes(g.main)].filter((n) => n.op === op);
 
