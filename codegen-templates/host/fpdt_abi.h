@@ -22,9 +22,7 @@
  *  - Parameters are ZeRO-3 shards: parameter i is a tensor of `shape`
  *    flattened in row-major order; this rank owns elements
  *    [shard_offset, shard_offset + shard_len) of it. Host buffers passed to
- *    set/get functions hold exactly that shard. One-dimensional parameters
- *    (norm weights, biases) are replicated in fp32: every rank's shard is the
- *    whole tensor (offset 0), the same on every rank.
+ *    set/get functions hold exactly that shard.
  */
 #ifndef FPDT_ABI_H
 #define FPDT_ABI_H

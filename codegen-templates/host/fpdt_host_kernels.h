@@ -5,7 +5,7 @@
 #ifdef __cplusplus
 extern "C" {
 #endif
-cudaError_t fpdt_host_bias_add(void* y, const float* b, int rows, int cols, cudaStream_t s);
+cudaError_t fpdt_host_bias_add(void* y, const void* b, int rows, int cols, cudaStream_t s);
 cudaError_t fpdt_host_bias_grad(const void* dy, float* db, int rows, int cols, cudaStream_t s);
 cudaError_t fpdt_host_rms_stats(const void* x, float* rstd, int rows, int dim, float eps, cudaStream_t s);
 cudaError_t fpdt_host_ln_stats(const void* x, float* mean, float* rstd, int rows, int dim, float eps, cudaStream_t s);

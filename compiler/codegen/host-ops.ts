@@ -23,11 +23,6 @@ const S = (c: OpCtx) => `p->s[${['compute', 'h2d', 'd2h', 'comm'].indexOf(c.inst
 const rd = (c: OpCtx, k: number, cast = 'const void*') => `(${cast})${refC(c.ar, c.instr.reads[k])}`;
 const wr = (c: OpCtx, k: number, cast = 'void*') => `(${cast})${refC(c.ar, c.instr.writes[k])}`;
 const dtypeOf = (c: OpCtx, side: 'reads' | 'writes', k: number): DType => c.ar.buffers.get(c.instr[side][k].buf)!.dtype;
-/** A read of the fp32 small part (norm weights, biases): the kernels take it as `const float*`. */
-const rdF32 = (c: OpCtx, k: number): string => {
-  if (dtypeOf(c, 'reads', k) !== 'fp32') throw new Error(`host codegen: ${c.instr.op} ${c.instr.id} reads its weight from ${c.instr.reads[k].buf}, not fp32`);
-  return rd(c, k, 'const float*');
-};
 const num = (c: OpCtx, k: string): number => {
   const x = c.instr.attrs[k];
   if (typeof x !== 'number') throw new Error(`host codegen: ${c.instr.op} ${c.instr.id} has no numeric attribute '${k}'`);
@@ -101,7 +96,7 @@ export const HOST_OPS: Readonly<Record<string, Emit>> = {
   linear: (c) => {
     const [rows, inF, outF] = [num(c, 'rows'), num(c, 'in'), num(c, 'out')];
     const calls = [gemm(c, 0, 1, rows, outF, inF, rd(c, 0), inF, rd(c, 1), inF, 0, wr(c, 0), outF, dtypeOf(c, 'writes', 0))];
-    if (flag(c, 'bias')) calls.push(`fpdt_host_bias_add(${wr(c, 0)}, ${rdF32(c, 2)}, ${rows}, ${outF}, ${S(c)})`);
+    if (flag(c, 'bias')) calls.push(`fpdt_host_bias_add(${wr(c, 0)}, ${rd(c, 2)}, ${rows}, ${outF}, ${S(c)})`);
     return calls;
   },
   // dx[rows, in] = dy[rows, out] · w[out, in]
@@ -115,16 +110,16 @@ export const HOST_OPS: Readonly<Record<string, Emit>> = {
     return [gemm(c, 1, 0, outF, inF, rows, rd(c, 0), outF, rd(c, 1), inF, 1, wr(c, 0), inF, dtypeOf(c, 'writes', 0))];
   },
   linear_db: (c) => [`fpdt_host_bias_grad(${rd(c, 0)}, ${wr(c, 0, 'float*')}, ${num(c, 'rows')}, ${num(c, 'out')}, ${S(c)})`],
-  rmsnorm: (c) => [`fpdt_rmsnorm_fwd(${rd(c, 0)}, ${rdF32(c, 1)}, ${wr(c, 0)}, p->stat_rstd, ${num(c, 'rows')}, ${S(c)})`],
-  layernorm: (c) => [`fpdt_layernorm_fwd(${rd(c, 0)}, ${rdF32(c, 1)}, ${rdF32(c, 2)}, ${wr(c, 0)}, p->stat_mean, p->stat_rstd, ${num(c, 'rows')}, ${S(c)})`],
+  rmsnorm: (c) => [`fpdt_rmsnorm_fwd(${rd(c, 0)}, ${rd(c, 1)}, ${wr(c, 0)}, p->stat_rstd, ${num(c, 'rows')}, ${S(c)})`],
+  layernorm: (c) => [`fpdt_layernorm_fwd(${rd(c, 0)}, ${rd(c, 1)}, ${rd(c, 2)}, ${wr(c, 0)}, p->stat_mean, p->stat_rstd, ${num(c, 'rows')}, ${S(c)})`],
   // The schedule keeps no statistics: they are recomputed from x (one cheap pass) before the backward.
   rmsnorm_bwd: (c) => [
     `fpdt_host_rms_stats(${rd(c, 1)}, p->stat_rstd, ${num(c, 'rows')}, ${num(c, 'dim')}, ${f32(num(c, 'eps'))}, ${S(c)})`,
-    `fpdt_rmsnorm_bwd(${rd(c, 1)}, ${rdF32(c, 2)}, ${rd(c, 0)}, p->stat_rstd, ${wr(c, 0)}, ${wr(c, 1, 'float*')}, ${num(c, 'rows')}, ${S(c)})`,
+    `fpdt_rmsnorm_bwd(${rd(c, 1)}, ${rd(c, 2)}, ${rd(c, 0)}, p->stat_rstd, ${wr(c, 0)}, ${wr(c, 1, 'float*')}, ${num(c, 'rows')}, ${S(c)})`,
   ],
   layernorm_bwd: (c) => [
     `fpdt_host_ln_stats(${rd(c, 1)}, p->stat_mean, p->stat_rstd, ${num(c, 'rows')}, ${num(c, 'dim')}, ${f32(num(c, 'eps'))}, ${S(c)})`,
-    `fpdt_layernorm_bwd(${rd(c, 1)}, ${rdF32(c, 2)}, ${rd(c, 0)}, p->stat_mean, p->stat_rstd, ${wr(c, 0)}, ${wr(c, 1, 'float*')}, ${wr(c, 2, 'float*')}, ${num(c, 'rows')}, ${S(c)})`,
+    `fpdt_layernorm_bwd(${rd(c, 1)}, ${rd(c, 2)}, ${rd(c, 0)}, p->stat_mean, p->stat_rstd, ${wr(c, 0)}, ${wr(c, 1, 'float*')}, ${wr(c, 2, 'float*')}, ${num(c, 'rows')}, ${S(c)})`,
   ],
   rope: (c) => [`fpdt_rope_fwd(${rd(c, 0)}, ${wr(c, 0)}, ${num(c, 'rows')}, ${num(c, 'heads')}, ${affineC(c.instr.args!.pos0, c.ar.rank)}, ${S(c)})`],
   rope_bwd: (c) => [`fpdt_rope_bwd(${rd(c, 0)}, ${wr(c, 0)}, ${num(c, 'rows')}, ${num(c, 'heads')}, ${affineC(c.instr.args!.pos0, c.ar.rank)}, ${S(c)})`],
@@ -162,8 +157,7 @@ export const HOST_OPS: Readonly<Record<string, Emit>> = {
     `fpdt_attn_bwd(${rd(c, 0)}, ${rd(c, 1)}, ${rd(c, 2)}, ${rd(c, 3)}, ${rd(c, 4, 'const float*')}, ${rd(c, 5, 'const float*')}, ${wr(c, 0, 'float*')}, ${wr(c, 1, 'float*')}, ${wr(c, 2, 'float*')}, ${num(c, 'lq')}, ${num(c, 'lk')}, ${attnHeads(c)}, ${softmaxScale(c)}, ${flag(c, 'causal')}, ${S(c)})`,
   ],
   attn_bwd_finalize: (c) => [0, 1, 2].map((k) => `fpdt_cast_f32_bf16(${rd(c, k, 'const float*')}, ${wr(c, k)}, ${c.instr.writes[k].len}LL, ${S(c)})`),
-  // three writes: the small part, its own master, has no bf16 copy
   adamw: (c) => [
-    `fpdt_adamw(${wr(c, 0, 'float*')}, ${rd(c, 0, 'const float*')}, ${wr(c, 1, 'float*')}, ${wr(c, 2, 'float*')}, ${c.instr.writes.length > 3 ? wr(c, 3) : 'NULL'}, ${num(c, 'n')}LL, p->lr, ${f32(num(c, 'beta1'))}, ${f32(num(c, 'beta2'))}, ${f32(num(c, 'eps'))}, ${f32(num(c, 'weightDecay'))}, 1.0f, p->step, ${S(c)})`,
+    `fpdt_adamw(${wr(c, 0, 'float*')}, ${rd(c, 0, 'const float*')}, ${wr(c, 1, 'float*')}, ${wr(c, 2, 'float*')}, ${wr(c, 3)}, ${num(c, 'n')}LL, p->lr, ${f32(num(c, 'beta1'))}, ${f32(num(c, 'beta2'))}, ${f32(num(c, 'eps'))}, ${f32(num(c, 'weightDecay'))}, 1.0f, p->step, ${S(c)})`,
   ],
 };

@@ -1,7 +1,6 @@
 // The parameter table of the C ABI: one entry per tensor with its Hugging Face name, shape,
 // init, and where it lives: a window of the stacked layer buffers (params/grads/master
-// `.layers`, layer l at l·nL), of the global ones, or of the small part (`.small`: fp32,
-// replicated, layer l's at l·nS, the global ones after the layers). Offsets are those of
+// `.layers`, layer l at l·nL) or of the global ones. Offsets are those of
 // compiler/lower/params.ts paramLayout, so the program and the lowering agree.
 import type { Graph } from '../ir/types.js';
 import { paramLayout } from '../lower/params.js';
@@ -9,7 +8,7 @@ import { paramLayout } from '../lower/params.js';
 export interface HostParam {
   readonly name: string;
   readonly shape: readonly number[];
-  readonly part: 'layers' | 'global' | 'small';
+  readonly part: 'layers' | 'global';
   /** element offset inside the part's buffer, and length */
   readonly offset: number;
   readonly len: number;
@@ -35,20 +34,8 @@ export function hostParams(g: Graph): HostParam[] {
     return l === undefined ? n : n.replace('{i}', String(l));
   };
   const out: HostParam[] = [];
-  // each layer's tensors in the graph's order, whichever part holds them
-  const stacked = repeat.inputs.slice(1);
   for (let l = 0; l < L; l++)
-    for (const id of stacked) {
-      const big = pl.layer.find((x) => x.id === id);
-      const small = pl.smallLayer.find((x) => x.id === id);
-      const [part, offset, len] = big ? (['layers', l * pl.nL + big.off, big.len] as const) : (['small', l * pl.nS + small!.off, small!.len] as const);
-      out.push({ name: nameOf(id, l), shape: shapeOf(id).slice(1), part, offset, len, init: initOf(g, id) });
-    }
-  for (const id of g.params.filter((p) => !stacked.includes(p))) {
-    const big = pl.global.find((x) => x.id === id);
-    const small = pl.smallGlobal.find((x) => x.id === id);
-    const [part, offset, len] = big ? (['global', big.off, big.len] as const) : (['small', pl.smallGlobalAt + small!.off, small!.len] as const);
-    out.push({ name: nameOf(id), shape: shapeOf(id), part, offset, len, init: initOf(g, id) });
-  }
+    for (const p of pl.layer) out.push({ name: nameOf(p.id, l), shape: shapeOf(p.id).slice(1), part: 'layers', offset: l * pl.nL + p.off, len: p.len, init: initOf(g, p.id) });
+  for (const p of pl.global) out.push({ name: nameOf(p.id), shape: shapeOf(p.id), part: 'global', offset: p.off, len: p.len, init: initOf(g, p.id) });
   return out;
 }

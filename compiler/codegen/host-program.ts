@@ -82,12 +82,11 @@ export function renderHostProgram({ schedule: s, plan, graph }: HostProgramInput
     seed: c.seed ?? 0,
     params: hostParams(graph).map((x) => ({ ...x, std: floatC(x.init.std) })),
     at: {
-      // the small part (fp32, replicated) is its own master, always on the GPU
-      params: { ...part('params'), small: offsetOf(plan, 'params.small') },
-      master: { ...part('optim.master'), small: offsetOf(plan, 'params.small') },
+      params: part('params'),
+      master: part('optim.master'),
       masterOnHost: { layers: onHost('optim.master.layers'), global: onHost('optim.master.global') },
-      gradBytes: { layers: bytesOf(plan, 'grads.layers'), global: bytesOf(plan, 'grads.global'), small: bytesOf(plan, 'grads.small') },
-      grads: { ...part('grads'), small: offsetOf(plan, 'grads.small') },
+      gradBytes: { layers: bytesOf(plan, 'grads.layers'), global: bytesOf(plan, 'grads.global') },
+      grads: part('grads'),
       tokens: offsetOf(plan, 'io.tokens'),
       labels: offsetOf(plan, 'io.labels'),
       nvalid: offsetOf(plan, 'io.nvalid'),

@@ -21,14 +21,14 @@ export const launcherPrototypes: Readonly<Record<string, readonly string[]>> = {
     `cudaError_t fpdt_attn_bwd_delta(const void* o, const void* dout, float* delta, int L, int H, ${S})`,
   ],
   'norm_rms.cu': [
-    `cudaError_t fpdt_rmsnorm_fwd(const void* x, const float* w, void* y, float* rstd, int rows, ${S})`,
-    'cudaError_t fpdt_rmsnorm_bwd(const void* x, const float* w, const void* dy, const float* rstd, void* dx, ' +
+    `cudaError_t fpdt_rmsnorm_fwd(const void* x, const void* w, void* y, float* rstd, int rows, ${S})`,
+    'cudaError_t fpdt_rmsnorm_bwd(const void* x, const void* w, const void* dy, const float* rstd, void* dx, ' +
       `float* dw, int rows, ${S})`,
   ],
   'norm_layer.cu': [
-    'cudaError_t fpdt_layernorm_fwd(const void* x, const float* w, const float* b, void* y, float* mean, float* rstd, ' +
+    'cudaError_t fpdt_layernorm_fwd(const void* x, const void* w, const void* b, void* y, float* mean, float* rstd, ' +
       `int rows, ${S})`,
-    'cudaError_t fpdt_layernorm_bwd(const void* x, const float* w, const void* dy, const float* mean, ' +
+    'cudaError_t fpdt_layernorm_bwd(const void* x, const void* w, const void* dy, const float* mean, ' +
       `const float* rstd, void* dx, float* dw, float* db, int rows, ${S})`,
   ],
   'rope.cu': [

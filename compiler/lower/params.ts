@@ -3,11 +3,6 @@
 // rank keeps 1/P of every layer (and of the global parameters) and gathers a layer into one
 // of two slots just before use. P is the whole world (dp groups of sp ranks): a reduce-scatter
 // over every rank sums the gradients of all dp sequences and shards them in one collective.
-//
-// One-dimensional parameters (norm weights and biases, linear biases) are the "small" part:
-// fp32, replicated on every rank and read by the kernels as fp32, so that they keep the
-// precision an fp32 master gives them (a bf16 copy of a norm weight costs more accuracy after
-// AdamW steps than anything else in the step). They are a few thousand elements per layer.
 import type { Graph, Node } from '../ir/types.js';
 import { numel } from '../ir/types.js';
 import type { Affine } from '../schedule/types.js';
@@ -17,17 +12,9 @@ import type { Emitter } from './emitter.js';
 import { spanAttr } from './geometry.js';
 
 export interface ParamLayout {
-  /** stacked layer params of two or more dimensions (per layer) in body order, with offsets inside one layer */
+  /** stacked layer params in body order, with offsets inside one layer */
   readonly layer: readonly { id: string; off: number; len: number }[];
   readonly global: readonly { id: string; off: number; len: number }[];
-  /** one-dimensional layer params: offsets inside one layer's nS elements of `params.small` */
-  readonly smallLayer: readonly { id: string; off: number; len: number }[];
-  /** one-dimensional global params: offsets after the L layers' small params (at smallGlobalAt) */
-  readonly smallGlobal: readonly { id: string; off: number; len: number }[];
-  readonly nS: number;
-  readonly smallGlobalAt: number;
-  /** elements of the whole small part (at least one, so that its buffers exist) */
-  readonly nSmall: number;
   /** elements of one layer (padded to a multiple of P) and of the global group (padded) */
   readonly nL: number;
   readonly nG: number;
@@ -39,46 +26,28 @@ export interface ParamLayout {
 
 const pad = (n: number, P: number) => Math.ceil(n / P) * P;
 
-/** Consecutive offsets for tensors of the given lengths, in order. */
-function pack(ids: readonly string[], lenOf: (id: string) => number): { entries: { id: string; off: number; len: number }[]; total: number } {
-  let off = 0;
-  const entries = ids.map((id) => {
-    const e = { id, off, len: lenOf(id) };
-    off += e.len;
-    return e;
-  });
-  return { entries, total: off };
-}
-
 export function paramLayout(g: Graph, repeat: Node): ParamLayout {
   const stacked = repeat.inputs.slice(1);
-  const L = g.sizes[String(repeat.attrs.count)];
-  const dims = (id: string) => g.values[id].type.shape.length;
-  const globals = g.params.filter((p) => !stacked.includes(p));
-  const layerLen = (id: string) => numel(g.values[id].type, g.sizes) / L;
-  const globalLen = (id: string) => numel(g.values[id].type, g.sizes);
-  // a stacked parameter has the layer dimension first: one dimension more than each layer's copy
-  const layer = pack(stacked.filter((id) => dims(id) > 2), layerLen);
-  const smallLayer = pack(stacked.filter((id) => dims(id) <= 2), layerLen);
-  const global = pack(globals.filter((id) => dims(id) > 1), globalLen);
-  const smallGlobal = pack(globals.filter((id) => dims(id) <= 1), globalLen);
+  let off = 0;
+  const layer = stacked.map((id) => {
+    const len = numel(g.values[id].type, g.sizes) / g.sizes[String(repeat.attrs.count)];
+    const e = { id, off, len };
+    off += len;
+    return e;
+  });
   const dp = dpOf(g.config);
   const P = g.config.sp * dp;
-  const smallGlobalAt = L * smallLayer.total;
-  return {
-    layer: layer.entries,
-    global: global.entries,
-    smallLayer: smallLayer.entries,
-    smallGlobal: smallGlobal.entries,
-    nS: smallLayer.total,
-    smallGlobalAt,
-    nSmall: Math.max(1, smallGlobalAt + smallGlobal.total),
-    nL: pad(layer.total, P),
-    nG: pad(global.total, P),
-    zero3: g.config.zero === 3,
-    P,
-    dp,
-  };
+  const nL = pad(off, P);
+  off = 0;
+  const global = g.params
+    .filter((p) => !stacked.includes(p))
+    .map((id) => {
+      const len = numel(g.values[id].type, g.sizes);
+      const e = { id, off, len };
+      off += len;
+      return e;
+    });
+  return { layer, global, nL, nG: pad(off, P), zero3: g.config.zero === 3, P, dp };
 }
 
 /** Declares every buffer of parameters, gradients and AdamW states. */
@@ -98,50 +67,16 @@ export function declareParamBuffers(e: Emitter, pl: ParamLayout, L: number, opti
     e.buffer(`optim.${s}.layers`, optimizerSpace, 'fp32', [L, shard(pl.nL)], 'optim');
     e.buffer(`optim.${s}.global`, optimizerSpace, 'fp32', [shard(pl.nG)], 'optim');
   }
-  // the small part is its own fp32 master; its moments stay on the GPU (they are tiny)
-  e.buffer('params.small', 'gpu', 'fp32', [pl.nSmall], 'param');
-  e.buffer('grads.small', 'gpu', 'fp32', [pl.nSmall], 'grad');
-  for (const s of ['m', 'v']) e.buffer(`optim.${s}.small`, 'gpu', 'fp32', [pl.nSmall], 'optim');
-}
-
-/** Where layer `l`'s copy of a small stacked parameter (or its gradient) lives, if it is small. */
-function smallLayerRef(pl: ParamLayout, id: string, buf: 'params.small' | 'grads.small'): { buf: string; off: Affine; len: number } | undefined {
-  const p = pl.smallLayer.find((x) => x.id === id);
-  return p && { buf, off: { c: p.off, t: { l: pl.nS } }, len: p.len };
-}
-
-function smallGlobalRef(pl: ParamLayout, id: string, buf: 'params.small' | 'grads.small'): { buf: string; off: Affine; len: number } | undefined {
-  const p = pl.smallGlobal.find((x) => x.id === id);
-  return p && { buf, off: aff(pl.smallGlobalAt + p.off), len: p.len };
 }
 
 /** Where layer `l`'s copy of a stacked parameter is read from. */
 export function layerParamRef(e: Emitter, pl: ParamLayout, id: string): { buf: string; off: Affine; len: number; slot?: Affine } {
-  const small = smallLayerRef(pl, id, 'params.small');
-  if (small) return small;
   const p = pl.layer.find((x) => x.id === id)!;
   if (pl.zero3) return { buf: 'gathered.layer', off: aff(p.off), len: p.len, slot: v('l') };
   return { buf: 'params.layers', off: { c: p.off, t: { l: pl.nL } }, len: p.len };
 }
 
-/** Where layer `l`'s gradient of a stacked parameter accumulates. */
-export function layerGradRef(pl: ParamLayout, id: string): { buf: string; off: Affine; len: number } {
-  const small = smallLayerRef(pl, id, 'grads.small');
-  if (small) return small;
-  const p = pl.layer.find((x) => x.id === id)!;
-  return { buf: 'grads.acc_layer', off: aff(p.off), len: p.len };
-}
-
-export function globalGradRef(pl: ParamLayout, id: string): { buf: string; off: Affine; len: number } | undefined {
-  const small = smallGlobalRef(pl, id, 'grads.small');
-  if (small) return small;
-  const p = pl.global.find((x) => x.id === id);
-  return p && { buf: 'grads.acc_global', off: aff(p.off), len: p.len };
-}
-
 export function globalParamRef(pl: ParamLayout, id: string): { buf: string; off: Affine; len: number } {
-  const small = smallGlobalRef(pl, id, 'params.small');
-  if (small) return small;
   const p = pl.global.find((x) => x.id === id)!;
   return { buf: pl.zero3 ? 'gathered.global' : 'params.global', off: aff(p.off), len: p.len };
 }
@@ -207,16 +142,6 @@ export function emitGlobalGatherAndReduce(e: Emitter, pl: ParamLayout, phase: 'g
     e.instr({ stream: 'comm', op: 'all_gather', reads: [e.whole('params.global')], writes: [e.whole('gathered.global')], attrs: { ...spanAttr(pl.dp, 'world'), ranks: pl.P, n } });
     return;
   }
-  // The small part's gradients of every layer are summed in one all-reduce here rather than
-  // one per layer: they are a few thousand elements per layer, so a collective per layer would
-  // cost its latency L times for nothing, and nothing reads them before the optimizer.
-  e.instr({
-    stream: 'comm',
-    op: 'all_reduce',
-    reads: [e.whole('grads.small')],
-    writes: [e.whole('grads.small')],
-    attrs: { ...spanAttr(pl.dp, 'world'), ranks: pl.P, n: pl.nSmall },
-  });
   e.instr({
     stream: 'comm',
     op: pl.zero3 ? 'reduce_scatter' : 'all_reduce',
@@ -234,18 +159,10 @@ export const OPTIMIZER_PIECE = 1 << 24;
 /**
  * AdamW on this rank's shards: fp32 master weights, moments, and the bf16 copy used next step.
  * With the states in host memory they stream through two GPU slots piece by piece: a piece's
- * states come in while the previous piece updates, and go back out after. The small part
- * updates in place on every rank alike (its parameters are their own master, no bf16 copy).
+ * states come in while the previous piece updates, and go back out after.
  */
 export function emitOptimizer(e: Emitter, lr: number, statesOnHost: boolean): void {
   const states = ['master', 'm', 'v'];
-  e.instr({
-    stream: 'compute',
-    op: 'adamw',
-    reads: [e.whole('grads.small')],
-    writes: [e.whole('params.small'), e.whole('optim.m.small'), e.whole('optim.v.small')],
-    attrs: { n: e.buffers.get('params.small')!.elems, lr, ...ADAMW },
-  });
   for (const part of ['layers', 'global']) {
     const n = e.buffers.get(`params.${part}`)!.elems;
     if (!statesOnHost) {

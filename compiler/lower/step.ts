@@ -10,7 +10,7 @@ import { emitAllToAll, emitAttentionBwd, emitAttentionBwdPrep, emitAttentionFwd,
 import { Bindings } from './bindings.js';
 import { Emitter } from './emitter.js';
 import { geometry, spanAttr, type Geometry } from './geometry.js';
-import { declareParamBuffers, emitGlobalGatherAndReduce, emitOptimizer, globalGradRef, globalParamRef, layerGradRef, layerLoop, layerParamRef, paramLayout, reduceLayerGrads, type ParamLayout } from './params.js';
+import { declareParamBuffers, emitGlobalGatherAndReduce, emitOptimizer, globalParamRef, layerLoop, layerParamRef, paramLayout, reduceLayerGrads, type ParamLayout } from './params.js';
 import { emitTokenwise } from './tokenwise.js';
 
 const IO = { nvalid: 'io.nvalid' };
@@ -173,7 +173,10 @@ function lowerLayerBackward(s: StepCtx, n: Node, fwd: Node): void {
   else b.set(body.params[1], { kind: 'tok', buf: 'act.xck', row: D, full: true, base: aff(0) });
   body.params.slice(2).forEach((p, k) => b.set(p, { kind: 'flat', ...layerParamRef(e, pl, fwd.inputs[1 + k]) }));
   b.set(body.results[0], { kind: 'tok', buf: 'act.dcarry', row: D, full: true, base: aff(0), slot: v('l') });
-  body.results.slice(1).forEach((r, k) => b.set(r, { kind: 'flat', ...layerGradRef(pl, fwd.inputs[1 + k]) }));
+  body.results.slice(1).forEach((r, k) => {
+    const p = pl.layer[k];
+    b.set(r, { kind: 'flat', buf: 'grads.acc_layer', off: aff(p.off), len: p.len });
+  });
   const attnB = body.nodes.find((x) => x.op === 'attention_bwd');
   const attnF = body.nodes.find((x) => x.op === 'attention');
   bindRegionValues(g, body, b, 'b.', new Set(attnF ? attnF.inputs.slice(1) : []));
@@ -249,7 +252,7 @@ export function lowerStep(g: Graph, opts: LowerOptions = {}): Schedule {
   const s: StepCtx = { g, geo, e, b, pl, space, ckptSpace, keep };
 
   // main-region bindings
-  for (const p of [...pl.global, ...pl.smallGlobal]) b.set(p.id, { kind: 'flat', ...globalParamRef(pl, p.id) });
+  for (const p of pl.global) b.set(p.id, { kind: 'flat', ...globalParamRef(pl, p.id) });
   b.set(g.inputs[0], { kind: 'tok', buf: 'io.tokens', row: 1, full: true, base: aff(0) });
   b.set(g.inputs[1], { kind: 'tok', buf: 'io.labels', row: 1, full: true, base: aff(0) });
   b.set(repeat.inputs[0], { kind: 'tok', buf: 'act.carry', row: D, full: true, base: aff(0), slot: aff(0) });
@@ -258,8 +261,8 @@ export function lowerStep(g: Graph, opts: LowerOptions = {}): Schedule {
   b.set(repeatBwd.outputs[0], { kind: 'tok', buf: 'act.dcarry', row: D, full: true, base: aff(0), slot: aff(0) });
   b.set(g.outputs[0], { kind: 'flat', buf: 'io.loss', off: aff(0), len: 1 });
   g.params.forEach((p, k) => {
-    const gp = globalGradRef(pl, p);
-    if (gp) b.set(g.outputs[1 + k], { kind: 'flat', ...gp });
+    const gp = pl.global.find((x) => x.id === p);
+    if (gp) b.set(g.outputs[1 + k], { kind: 'flat', buf: 'grads.acc_global', off: aff(gp.off), len: gp.len });
   });
   // gradient sums of whole tensors share the accumulator of their result
   for (const n of [...g.main.nodes].reverse()) {
@@ -270,8 +273,6 @@ export function lowerStep(g: Graph, opts: LowerOptions = {}): Schedule {
 
   e.fill(e.whole('io.loss'), 0);
   e.fill(e.whole('grads.acc_global'), 0);
-  // every layer's small gradients accumulate in place until one all-reduce before the optimizer
-  e.fill(e.whole('grads.small'), 0);
   emitGlobalGatherAndReduce(e, pl, 'gather');
   const nodes = g.main.nodes;
   for (let k = 0; k < nodes.length; ) {

@@ -123,14 +123,6 @@ function layerVector(pl: ParamLayout, params: Readonly<Record<string, Float64Arr
   return out;
 }
 
-/** The small part: every layer's one-dimensional params, then the global ones (padding zero). */
-function smallVector(pl: ParamLayout, params: Readonly<Record<string, Float64Array>>, L: number): Float64Array {
-  const out = new Float64Array(pl.nSmall);
-  for (let l = 0; l < L; l++) for (const p of pl.smallLayer) out.set(params[p.id].subarray(l * p.len, (l + 1) * p.len), l * pl.nS + p.off);
-  for (const p of pl.smallGlobal) out.set(params[p.id], pl.smallGlobalAt + p.off);
-  return out;
-}
-
 function globalVector(pl: ParamLayout, params: Readonly<Record<string, Float64Array>>): Float64Array {
   const out = new Float64Array(pl.nG);
   for (const p of pl.global) out.set(params[p.id], p.off);
@@ -164,9 +156,6 @@ export function loadRank(mem: RankMemory, s: Schedule, pl: ParamLayout, inputs: 
     mem.write(mem.whole(`optim.m.${part}`), new Float64Array(flat.length));
     mem.write(mem.whole(`optim.v.${part}`), new Float64Array(flat.length));
   }
-  // replicated: every rank holds the whole small part, its own fp32 master
-  mem.write(mem.whole('params.small'), smallVector(pl, inputs.params, s.layers));
-  for (const x of ['m', 'v']) mem.write(mem.whole(`optim.${x}.small`), new Float64Array(pl.nSmall));
   const local = seq / P;
   const base = Math.floor(r / P) * seq;
   const rows = (src: Int32Array) => Float64Array.from({ length: local }, (_, t) => src[base + globalRow(t, groupPosition(s, r), s.chunk, P)]);
@@ -190,28 +179,9 @@ function concat(xs: readonly Float64Array[]): Float64Array {
 /**
  * Reassembles per-parameter tensors from the ranks' `<prefix>.layers` / `<prefix>.global`
  * buffers: one record stitched from the ZeRO-3 shards, or, for full copies, one record per
- * rank, so that a caller sees ranks that disagree. The small part (`<prefix>.small`) is
- * replicated even under ZeRO-3, so there every rank's record shares the stitched shards and
- * has its own small tensors.
+ * rank, so that a caller sees ranks that disagree.
  */
 export function unpackState(mems: readonly RankMemory[], s: Schedule, pl: ParamLayout, prefix: string): Record<string, Float64Array>[] {
-  const views = bigViews(mems, s, pl, prefix);
-  const small = mems.map((m) => smallRecord(pl, m.read(m.whole(`${prefix}.small`)), s.layers));
-  return small.map((x, r) => ({ ...views[pl.zero3 ? 0 : r], ...x }));
-}
-
-function smallRecord(pl: ParamLayout, x: Float64Array, L: number): Record<string, Float64Array> {
-  const out: Record<string, Float64Array> = {};
-  for (const p of pl.smallLayer) {
-    const t = new Float64Array(p.len * L);
-    for (let l = 0; l < L; l++) t.set(x.subarray(l * pl.nS + p.off, l * pl.nS + p.off + p.len), l * p.len);
-    out[p.id] = t;
-  }
-  for (const p of pl.smallGlobal) out[p.id] = x.slice(pl.smallGlobalAt + p.off, pl.smallGlobalAt + p.off + p.len);
-  return out;
-}
-
-function bigViews(mems: readonly RankMemory[], s: Schedule, pl: ParamLayout, prefix: string): Record<string, Float64Array>[] {
   const perRank = mems.map((m) => ({ layers: m.read(m.whole(`${prefix}.layers`)), global: m.read(m.whole(`${prefix}.global`)) }));
   // One full vector per layer (and for globals) per "view": ZeRO-3 has one view, stitched from
   // all ranks; full copies give one view per rank.

@@ -183,8 +183,7 @@ export function runAdamW(c: OpCall, step: number): Float64Array[] {
     eps: num(c, 'eps'),
     weightDecay: num(c, 'weightDecay'),
   });
-  // the small part is its own master: no bf16 copy to write
-  return c.instr.writes.length === 3 ? [master, m, v] : [master, m, v, master.slice()];
+  return [master, m, v, master.slice()];
 }
 
 export const hasRule = (op: string): boolean => op in RULES || op === 'adamw';

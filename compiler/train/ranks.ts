@@ -54,8 +54,6 @@ export class RankSet {
     for (const p of this.programs) {
       const mine = p.params()[i];
       if (mine.shardLength > 0) full.set(what === 'params' ? p.getParam(i) : p.getGrad(i), mine.shardOffset);
-      // a replicated tensor (the small part, or no ZeRO-3): every rank holds the same whole copy
-      if (mine.shardLength === full.length) break;
     }
     return full;
   }

@@ -21,8 +21,6 @@ export function packShards(ranks: RankSet, kinds: ShardKind[]): Buffer {
       for (const prog of ranks.programs) {
         const info = prog.params()[p.index];
         if (info.shardLength === 0) continue;
-        // a replicated tensor (the small part, or no ZeRO-3) is the same on every rank: one copy
-        if (list.some(([o, n]) => o === info.shardOffset && n === info.shardLength)) continue;
         list.push([info.shardOffset, info.shardLength]);
         data.push(kind === 'params' ? prog.getParam(p.index) : prog.getGrad(p.index));
       }

@@ -1,5 +1,5 @@
 """Where the AdamW weight error of norm weights comes from: transformers in float32 against itself
-with the norm weights rounded to bf16 in the forward (as fpdtc's kernels read them before one-dimensional parameters became fp32), and against
+with the norm weights rounded to bf16 in the forward (as fpdtc's kernels read them), and against
 bf16 autocast with and without that rounding. Prints, per variant, the worst norm-weight and the
 worst other-tensor error after one AdamW step (relative to the reference's change in that step),
 and the gradient errors. Usage: norm_precision.py CASES_JSON"""

@@ -179,9 +179,8 @@ def check_norm(lib, tag, spec):
     H, eps = spec["hidden"], spec["eps"]
     for rows in [1, 7, 300]:
         x, dy = rnd(rows, H, scale=2.0), rnd(rows, H)
-        # norm weights and biases are fp32 (the small, replicated part of the parameters)
-        w = (1 + 0.3 * torch.randn(H, device=dev)).to(f32)
-        b = (0.3 * torch.randn(H, device=dev)).to(f32)
+        w = (1 + 0.3 * torch.randn(H, device=dev)).to(bf)
+        b = (0.3 * torch.randn(H, device=dev)).to(bf)
         xd, wd, bd = x.double().requires_grad_(), w.double().requires_grad_(), b.double().requires_grad_()
         y, dx, dw0, db0 = poison(rows, H, dtype=bf), poison(rows, H, dtype=bf), rnd(H, dtype=f32), rnd(H, dtype=f32)
         dw, db = dw0.clone(), db0.clone()
