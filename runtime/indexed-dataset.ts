@@ -15,6 +15,7 @@
 import { open, type FileHandle } from "node:fs/promises";
 
 import { runtimeErrors } from "./errors.js";
+import { readFully } from "./read-fully.js";
 
 export const MMIDIDX_MAGIC = "MMIDIDX\x00\x00";
 const HEADER_BYTES = 9 + 8 + 1 + 8 + 8;
@@ -117,12 +118,3 @@ async function readIndex(path: string, fh: FileHandle): Promise<{ dtype: number;
   return { dtype, length: tokens };
 }
 
-async function readFully(fh: FileHandle, target: Uint8Array, position: number): Promise<number> {
-  let done = 0;
-  while (done < target.length) {
-    const { bytesRead } = await fh.read(target, done, Math.min(1 << 30, target.length - done), position + done);
-    if (bytesRead === 0) break;
-    done += bytesRead;
-  }
-  return done;
-}

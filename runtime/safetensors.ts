@@ -7,12 +7,11 @@ import { open, type FileHandle } from "node:fs/promises";
 
 import { firstLine, runtimeErrors } from "./errors.js";
 import { bf16ToF32, f16ToF32, f32ToBf16, f32ToF16 } from "./numeric.js";
+import { IO_PIECE_BYTES, readFully } from "./read-fully.js";
 
 export type Dtype = "F32" | "BF16" | "F16" | "I32";
 export const DTYPE_BYTES: Record<Dtype, number> = { F32: 4, BF16: 2, F16: 2, I32: 4 };
 const MAX_HEADER_BYTES = 100 * 1024 * 1024;
-/** fs reads are capped near 2 GiB; larger tensors are read in pieces. */
-const IO_PIECE_BYTES = 1 << 30;
 
 export interface TensorEntry {
   name: string;
@@ -48,16 +47,6 @@ function isDtype(value: unknown): value is Dtype {
   return typeof value === "string" && value in DTYPE_BYTES;
 }
 
-async function readFully(fh: FileHandle, target: Uint8Array, position: number): Promise<number> {
-  let done = 0;
-  while (done < target.length) {
-    const length = Math.min(IO_PIECE_BYTES, target.length - done);
-    const { bytesRead } = await fh.read(target, done, length, position + done);
-    if (bytesRead === 0) break;
-    done += bytesRead;
-  }
-  return done;
-}
 
 async function writeFully(fh: FileHandle, source: Uint8Array, position: number): Promise<void> {
   let done = 0;

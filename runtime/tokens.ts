@@ -7,6 +7,7 @@ import { open, type FileHandle } from "node:fs/promises";
 
 import { runtimeErrors } from "./errors.js";
 import { IndexedDataset } from "./indexed-dataset.js";
+import { readFully } from "./read-fully.js";
 
 export type TokenDtype = "uint16" | "uint32" | "int32" | "int64";
 
@@ -192,15 +193,6 @@ function trimPartialChar(bytes: Uint8Array): Uint8Array {
 
 const startsWith = (bytes: Uint8Array, prefix: string) => bytes.length >= prefix.length && [...prefix].every((ch, i) => bytes[i] === ch.charCodeAt(0));
 
-async function readFully(fh: FileHandle, target: Uint8Array, position: number): Promise<number> {
-  let done = 0;
-  while (done < target.length) {
-    const { bytesRead } = await fh.read(target, done, Math.min(1 << 30, target.length - done), position + done);
-    if (bytesRead === 0) break;
-    done += bytesRead;
-  }
-  return done;
-}
 
 function toInt32(path: string, dtype: TokenDtype, buffer: ArrayBuffer, base: number): Int32Array {
   const bad = (i: number, value: bigint | number) =>

@@ -10,21 +10,10 @@ import { compile } from '../../compiler/compile.js';
 import { UserError } from '../../compiler/errors.js';
 import { checkHfConfig, parseLlamaConfig, readModelFacts } from '../../compiler/train/hf-config.js';
 import { runCli } from './run-cli.js';
+import { tinyLlamaConfig } from '../train/hf-fixtures.js';
 
-const tinyConfig = (extra: Record<string, unknown> = {}) => ({
-  architectures: ['LlamaForCausalLM'],
-  model_type: 'llama',
-  vocab_size: 64,
-  hidden_size: 48,
-  num_hidden_layers: 2,
-  num_attention_heads: 12,
-  num_key_value_heads: 2,
-  intermediate_size: 64,
-  rope_theta: 500000.0,
-  rms_norm_eps: 1e-5,
-  max_position_embeddings: 96,
-  ...extra,
-});
+// tiny-llama's sizes with a context length and Llama 3's theta (the generated file must carry both)
+const tinyConfig = (extra: Record<string, unknown> = {}) => ({ ...tinyLlamaConfig(), rope_theta: 500000.0, max_position_embeddings: 96, ...extra });
 const LLAMA3 = { rope_type: 'llama3', factor: 8.0, low_freq_factor: 1.0, high_freq_factor: 4.0, original_max_position_embeddings: 8192 };
 
 describe('fpdtc import-hf', () => {
