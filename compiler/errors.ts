@@ -108,6 +108,11 @@ export const errors = {
   staleBuild: (dir: string) => new UserError(`${dir}/build was built from another schedule (recompiled since); run 'fpdtc build ${dir}'`),
   cannotReadOut: (path: string, why: string) => new UserError(`cannot read ${path} (${why}); pass the folder 'fpdtc compile' wrote (out/<model>)`),
   fileExists: (path: string) => new UserError(`${path} exists; pass --force to overwrite it, or another --out`),
+  /** the JSON-lines file `fpdtc run --metrics` writes, read by `fpdtc plot` */
+  metricsUnreadable: (path: string, why: string) => new UserError(`cannot read ${path} (${why}); pass the file that 'fpdtc run --metrics FILE' wrote`),
+  metricsEmpty: (path: string) => new UserError(`the file holds no steps; pass the file that 'fpdtc run --metrics FILE' wrote, after at least one step`, 1, path),
+  metricsBadLine: (path: string, line: number, what: string) =>
+    new UserError(`${what}; each line must be one JSON record with step and loss, as 'fpdtc run --metrics' writes them`, 1, `${path}:${line}`),
 
   // --- weights and Hugging Face folders (exit 1) ---
   weightsMissingTensor: (path: string, name: string, count: number) => new UserError(`${path}: no tensor '${name}' (the model needs ${count} tensors)`),

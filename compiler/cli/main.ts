@@ -13,6 +13,7 @@ SUBCOMMANDS.push((await import('./build.js')).register);
 SUBCOMMANDS.push((await import('./run.js')).register);
 SUBCOMMANDS.push((await import('./import-hf.js')).register);
 SUBCOMMANDS.push((await import('./view.js')).register);
+SUBCOMMANDS.push((await import('./plot.js')).register);
 
 export function buildProgram(): Command {
   const { version } = createRequire(import.meta.url)('../../package.json') as { version: string };
