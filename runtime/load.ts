@@ -6,7 +6,7 @@ import { resolve } from "node:path";
 import { RuntimeError, runtimeErrors } from "./errors.js";
 
 /** FPDT_ABI_VERSION of codegen-templates/host/fpdt_abi.h. */
-export const ABI_VERSION = 2;
+export const ABI_VERSION = 3;
 
 export interface ParamInfo {
   index: number;
@@ -16,6 +16,11 @@ export interface ParamInfo {
   shardOffset: number;
   shardLength: number;
 }
+
+/** AdamW's moments, by torch's names (fpdt_state of fpdt_abi.h). */
+export type Moment = "exp_avg" | "exp_avg_sq";
+export const MOMENTS: readonly Moment[] = ["exp_avg", "exp_avg_sq"];
+const MOMENT_INDEX: Record<Moment, number> = { exp_avg: 0, exp_avg_sq: 1 };
 
 export interface MemoryReport {
   plannedGpu: number;
@@ -39,6 +44,10 @@ interface NativeProgram {
   setParam(i: number, values: Float32Array): void;
   getParam(i: number): Float32Array;
   getGrad(i: number): Float32Array;
+  getState(i: number, which: number): Float32Array;
+  setState(i: number, which: number, values: Float32Array): void;
+  getStep(): number;
+  setStep(step: number): void;
   setTokens(tokens: Int32Array, labels: Int32Array | null): void;
   setLearningRate(lr: number): void;
   step(): Promise<number>;
@@ -190,6 +199,26 @@ export class Program {
   getGrad(param: number | string): Float32Array {
     const i = this.indexOf(param);
     return wrapNative(() => this.native.getGrad(i));
+  }
+
+  /** This rank's shard of one of AdamW's moments of a parameter. */
+  getState(param: number | string, moment: Moment): Float32Array {
+    const i = this.indexOf(param);
+    return wrapNative(() => this.native.getState(i, MOMENT_INDEX[moment]));
+  }
+
+  setState(param: number | string, moment: Moment, values: Float32Array): void {
+    const i = this.indexOf(param);
+    wrapNative(() => this.native.setState(i, MOMENT_INDEX[moment], values));
+  }
+
+  /** AdamW steps taken (its bias correction counts from them). */
+  getStep(): number {
+    return wrapNative(() => this.native.getStep());
+  }
+
+  setStep(step: number): void {
+    wrapNative(() => this.native.setStep(step));
   }
 
   /** The whole global sequence; labels default to the next token. */

@@ -36,7 +36,7 @@ extern "C" {
 
 /* Bumped on any incompatible change; the runtime refuses a program whose
  * fpdt_abi_version() differs from the header it was built with. */
-#define FPDT_ABI_VERSION 2
+#define FPDT_ABI_VERSION 3
 
 /* Largest tensor rank fpdt_param_info reports. */
 #define FPDT_MAX_DIMS 8
@@ -77,9 +77,10 @@ const char* fpdt_program_name(void);
  * Creates the program of rank `rank` out of `world`, allocates its GPU and
  * pinned host memory (as planned at compile time) and initializes its
  * parameters deterministically from the config's seed.
- *   config_json: run-time settings as JSON (learning rate, betas, weight
- *                decay, seed, ...); the keys a program accepts are listed in
- *                its manifest. Unknown keys are an FPDT_ERR_CONFIG.
+ *   config_json: run-time settings as JSON: lr, beta1, beta2, eps,
+ *                weight_decay (AdamW; each defaults to the compiled value)
+ *                and seed (the initial weights). Unknown keys are an
+ *                FPDT_ERR_CONFIG.
  *   comm:        an fpdt_comm (fpdt_comm.h) of `world` ranks: NCCL, or a
  *                local world of ranks in one process on one GPU; owned by
  *                the caller and outliving the program; NULL is allowed only
@@ -113,6 +114,24 @@ int fpdt_get_param(const fpdt_program* p, int i, float* host, int64_t n);
 
 /* Gradient shard of parameter i from the last fpdt_step (fp32, reduced over ranks). */
 int fpdt_get_grad(const fpdt_program* p, int i, float* host, int64_t n);
+
+/* AdamW's two moments, as fpdt_get_state / fpdt_set_state name them (torch's names). */
+typedef enum fpdt_state {
+  FPDT_STATE_EXP_AVG = 0,    /* first moment m */
+  FPDT_STATE_EXP_AVG_SQ = 1  /* second moment v */
+} fpdt_state;
+
+/*
+ * This rank's shard of one AdamW moment of parameter i (fp32, the layout of the
+ * parameter's shard); n must equal shard_len. Saving a run is every parameter,
+ * both moments and the step count; resuming sets all of them back.
+ */
+int fpdt_get_state(const fpdt_program* p, int i, int which, float* host, int64_t n);
+int fpdt_set_state(fpdt_program* p, int i, int which, const float* host, int64_t n);
+
+/* AdamW steps taken so far (its bias correction counts from them): read to save, set to resume. */
+int fpdt_get_step(const fpdt_program* p, int* step);
+int fpdt_set_step(fpdt_program* p, int step);
 
 /*
  * Sets the sample for the next step. `tokens` holds the whole global sequence

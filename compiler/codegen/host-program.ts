@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import nunjucks from 'nunjucks';
 import type { Graph } from '../ir/types.js';
 import type { MemoryPlan } from '../schedule/memory.js';
-import { groupsOf, type Schedule } from '../schedule/types.js';
+import { groupsOf, type Item, type Schedule } from '../schedule/types.js';
 import { arenasOf, RANK_C, RANK_IN_GROUP_C } from './host-c.js';
 import { bodyC, eventLayout, pairLossInstrs, profileOps } from './host-body.js';
 import { hostParams } from './host-params.js';
@@ -47,6 +47,25 @@ function paramUnits(graph: Graph): { nL: number; nG: number } {
   return { nL: pl.nL, nG: pl.nG };
 }
 
+/** AdamW's betas, eps and weight decay as the schedule's updates carry them: the program's defaults. */
+function adamwDefaults(items: readonly Item[]): Record<'beta1' | 'beta2' | 'eps' | 'weightDecay', string> {
+  const find = (list: readonly Item[]): Item | undefined => {
+    for (const it of list) {
+      const hit = it.kind === 'loop' ? find(it.body) : it.kind === 'instr' && it.op === 'adamw' ? it : undefined;
+      if (hit) return hit;
+    }
+    return undefined;
+  };
+  const update = find(items);
+  if (!update || update.kind !== 'instr') throw new Error('host codegen: the schedule has no adamw update');
+  const attr = (k: string) => {
+    const x = update.attrs?.[k];
+    if (typeof x !== 'number') throw new Error(`host codegen: the adamw update has no numeric ${k}`);
+    return floatC(x);
+  };
+  return { beta1: attr('beta1'), beta2: attr('beta2'), eps: attr('eps'), weightDecay: attr('weightDecay') };
+}
+
 export function renderHostProgram({ schedule: s, plan, graph }: HostProgramInput): RenderedKernel[] {
   // with dp groups the world is dp * sp ranks and `r` is a rank's place in its group
   const { sp, dp } = groupsOf(s);
@@ -79,12 +98,17 @@ export function renderHostProgram({ schedule: s, plan, graph }: HostProgramInput
     commScratchBytes: plan.comm.scratch,
     commLibraryBytes: plan.comm.library,
     lr: floatC(c.lr),
+    adamw: adamwDefaults(s.body),
     seed: c.seed ?? 0,
     params: hostParams(graph).map((x) => ({ ...x, std: floatC(x.init.std) })),
     at: {
       params: part('params'),
       master: part('optim.master'),
       masterOnHost: { layers: onHost('optim.master.layers'), global: onHost('optim.master.global') },
+      m: part('optim.m'),
+      v: part('optim.v'),
+      mOnHost: { layers: onHost('optim.m.layers'), global: onHost('optim.m.global') },
+      vOnHost: { layers: onHost('optim.v.layers'), global: onHost('optim.v.global') },
       gradBytes: { layers: bytesOf(plan, 'grads.layers'), global: bytesOf(plan, 'grads.global') },
       grads: part('grads'),
       tokens: offsetOf(plan, 'io.tokens'),

@@ -60,6 +60,10 @@ class Program : public Napi::ObjectWrap<Program> {
                            InstanceMethod("setParam", &Program::SetParam),
                            InstanceMethod("getParam", &Program::GetParam),
                            InstanceMethod("getGrad", &Program::GetGrad),
+                           InstanceMethod("getState", &Program::GetState),
+                           InstanceMethod("setState", &Program::SetState),
+                           InstanceMethod("getStep", &Program::GetStep),
+                           InstanceMethod("setStep", &Program::SetStep),
                            InstanceMethod("setTokens", &Program::SetTokens),
                            InstanceMethod("setLearningRate", &Program::SetLearningRate),
                            InstanceMethod("step", &Program::Step),
@@ -156,6 +160,41 @@ class Program : public Napi::ObjectWrap<Program> {
 
   Napi::Value GetParam(const Napi::CallbackInfo& info) { return readShard(info, "getParam", fpdt_get_param); }
   Napi::Value GetGrad(const Napi::CallbackInfo& info) { return readShard(info, "getGrad", fpdt_get_grad); }
+
+  // AdamW moment `which` (FPDT_STATE_EXP_AVG or FPDT_STATE_EXP_AVG_SQ) of parameter i's shard.
+  Napi::Value GetState(const Napi::CallbackInfo& info) {
+    fpdt_program* p = live(info, "getState");
+    int i = intArg(info, 0, "parameter index");
+    int which = intArg(info, 1, "moment (0: exp_avg, 1: exp_avg_sq)");
+    int64_t len = shardLength(info, p, i);
+    Napi::Float32Array out = Napi::Float32Array::New(info.Env(), (size_t)len);
+    check(info.Env(), fpdt_get_state(p, i, which, out.Data(), len));
+    return out;
+  }
+
+  Napi::Value SetState(const Napi::CallbackInfo& info) {
+    fpdt_program* p = live(info, "setState");
+    int i = intArg(info, 0, "parameter index");
+    int which = intArg(info, 1, "moment (0: exp_avg, 1: exp_avg_sq)");
+    if (info.Length() < 3 || !info[2].IsTypedArray() ||
+        info[2].As<Napi::TypedArray>().TypedArrayType() != napi_float32_array)
+      throw Napi::TypeError::New(info.Env(), "Program.setState: values must be a Float32Array");
+    Napi::Float32Array values = info[2].As<Napi::Float32Array>();
+    check(info.Env(), fpdt_set_state(p, i, which, values.Data(), (int64_t)values.ElementLength()));
+    return info.Env().Undefined();
+  }
+
+  Napi::Value GetStep(const Napi::CallbackInfo& info) {
+    int step = 0;
+    check(info.Env(), fpdt_get_step(live(info, "getStep"), &step));
+    return Napi::Number::New(info.Env(), step);
+  }
+
+  Napi::Value SetStep(const Napi::CallbackInfo& info) {
+    fpdt_program* p = live(info, "setStep");
+    check(info.Env(), fpdt_set_step(p, intArg(info, 0, "step count")));
+    return info.Env().Undefined();
+  }
 
   // One parameter's shard (its values or its gradient) as a fresh Float32Array.
   Napi::Value readShard(const Napi::CallbackInfo& info, const char* what,

@@ -45,7 +45,7 @@ describe("runtime addon (stub program)", function () {
   });
 
   it("loads and reports the program's ABI version and name", () => {
-    expect(addon.native.abiVersion()).to.equal(2);
+    expect(addon.native.abiVersion()).to.equal(3);
     expect(addon.programName).to.contain("stub");
   });
 
@@ -69,6 +69,14 @@ describe("runtime addon (stub program)", function () {
     const loss = await program.step();
     expect(loss).to.be.greaterThan(0);
     expect(Array.from(program.getGrad("norm"))).to.deep.equal([1, 2, 3]);
+    // optimizer state round-trips through the ABI: moments by name, the step count
+    expect(program.getStep()).to.equal(1);
+    program.setState("norm", "exp_avg_sq", new Float32Array([4, 5, 6]));
+    expect(Array.from(program.getState("norm", "exp_avg_sq"))).to.deep.equal([4, 5, 6]);
+    expect(Array.from(program.getState("norm", "exp_avg"))).to.deep.equal([0, 0, 0]);
+    program.setStep(7);
+    expect(program.getStep()).to.equal(7);
+    expect(() => program!.setState("norm", "exp_avg", new Float32Array(2))).to.throw(RuntimeError, /2 were given/);
     program.destroy();
   });
 

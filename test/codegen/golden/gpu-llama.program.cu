@@ -44,6 +44,7 @@ struct fpdt_program {
   float* stat_mean;
   float* stat_rstd;
   float lr, inv_nvalid, loss;
+  float beta1, beta2, eps, weight_decay; /* AdamW: the compiled values unless the config sets them */
   double seed, step_ms;
   size_t free0, min_free;
   /* FPDT_PROFILE_COMM=1: each all-to-all of a step between a pair of timing events */
@@ -100,6 +101,9 @@ static const int NPARAMS = 21;
 /* byte offsets in the GPU arena of [layers, global] parameters (bf16), master weights and gradients (fp32) */
 static const int64_t PARAM_AT[2] = { 21252096LL, 33319936LL };
 static const int64_t MASTER_AT[2] = { 9445376LL, 29123584LL };
+/* AdamW's moments [exp_avg, exp_avg_sq][layers, global] (fp32, the masters' shard layout) and whether each is on the host */
+static const int64_t MOMENT_AT[2][2] = { { 4722688LL, 28073984LL }, { 14168064LL, 30173184LL } };
+static const int MOMENT_ON_HOST[2][2] = { { 0, 0 }, { 0, 0 } };
 static const int64_t GRAD_AT[2] = { 0LL, 27024384LL };
 static const int64_t GRAD_BYTES[2] = { 4722688LL, 1049600LL };
 /* 1 where the fp32 master weights live in the pinned host arena (AdamW states on the host): they
@@ -2722,11 +2726,11 @@ static int issue_step(fpdt_program* p) {
   FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[768 + 0LL], 0), "w_i275_8");
   FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[768 + 1LL], 0), "w_i275_9");
   FPDT_PROF(0, 26, 0);
-  FPDT_CK(fpdt_adamw((float*)(p->gpu + 9445376LL), (const float*)(p->gpu + 0LL), (float*)(p->gpu + 4722688LL), (float*)(p->gpu + 14168064LL), (void*)(p->gpu + 21252096LL), 1180672LL, p->lr, 0.9f, 0.95f, 1e-8f, 0.1f, 1.0f, p->step, p->s[0]), "i275 adamw");
+  FPDT_CK(fpdt_adamw((float*)(p->gpu + 9445376LL), (const float*)(p->gpu + 0LL), (float*)(p->gpu + 4722688LL), (float*)(p->gpu + 14168064LL), (void*)(p->gpu + 21252096LL), 1180672LL, p->lr, p->beta1, p->beta2, p->eps, p->weight_decay, 1.0f, p->step, p->s[0]), "i275 adamw");
   FPDT_PROF(0, 26, 1);
   FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[772], 0), "w_i276_0");
   FPDT_PROF(0, 26, 0);
-  FPDT_CK(fpdt_adamw((float*)(p->gpu + 29123584LL), (const float*)(p->gpu + 27024384LL), (float*)(p->gpu + 28073984LL), (float*)(p->gpu + 30173184LL), (void*)(p->gpu + 33319936LL), 262400LL, p->lr, 0.9f, 0.95f, 1e-8f, 0.1f, 1.0f, p->step, p->s[0]), "i276 adamw");
+  FPDT_CK(fpdt_adamw((float*)(p->gpu + 29123584LL), (const float*)(p->gpu + 27024384LL), (float*)(p->gpu + 28073984LL), (float*)(p->gpu + 30173184LL), (void*)(p->gpu + 33319936LL), 262400LL, p->lr, p->beta1, p->beta2, p->eps, p->weight_decay, 1.0f, p->step, p->s[0]), "i276 adamw");
   FPDT_PROF(0, 26, 1);
   return FPDT_OK;
 }
@@ -2739,8 +2743,12 @@ extern "C" const char* fpdt_last_create_error(void) { return create_error; }
 static int config_key(void* ctx, const char* key, double v, char* msg, size_t cap) {
   fpdt_program* p = (fpdt_program*)ctx;
   if (!strcmp(key, "lr")) p->lr = (float)v;
+  else if (!strcmp(key, "beta1")) p->beta1 = (float)v;
+  else if (!strcmp(key, "beta2")) p->beta2 = (float)v;
+  else if (!strcmp(key, "eps")) p->eps = (float)v;
+  else if (!strcmp(key, "weight_decay")) p->weight_decay = (float)v;
   else if (!strcmp(key, "seed")) p->seed = v;
-  else { fpdt_set_msg(msg, cap, "config: unknown key '%s' (known: lr, seed)", key); return -1; }
+  else { fpdt_set_msg(msg, cap, "config: unknown key '%s' (known: lr, beta1, beta2, eps, weight_decay, seed)", key); return -1; }
   return 0;
 }
 
@@ -2836,6 +2844,7 @@ extern "C" int fpdt_create(const char* config_json, int rank, int world, void* c
   }
   fpdt_program* p = new fpdt_program();
   p->rank = rank; p->world = world; p->lr = 0.0003f; p->seed = 1234;
+  p->beta1 = 0.9f; p->beta2 = 0.95f; p->eps = 1e-8f; p->weight_decay = 0.1f;
   p->comm = c;
   p->device = c ? c->device : 0;
   if (c && c->kind == FPDT_COMM_NCCL) {
@@ -2986,6 +2995,56 @@ extern "C" int fpdt_get_grad(const fpdt_program* cp, int i, float* host, int64_t
   FPDT_CK(cudaSetDevice(p->device), "fpdt_get_grad");
   FPDT_CK(cudaMemcpyAsync(host, (float*)(p->gpu + GRAD_AT[e->part]) + at, n * sizeof(float), cudaMemcpyDeviceToHost, p->s[0]), "fpdt_get_grad");
   FPDT_CK(cudaStreamSynchronize(p->s[0]), "fpdt_get_grad");
+  return FPDT_OK;
+}
+
+/* Shard element `at` of a part's AdamW moment `which`, in the GPU or the pinned host arena. */
+static float* moment_of(const fpdt_program* p, int which, int part, int64_t at) {
+  return (float*)((MOMENT_ON_HOST[which][part] ? p->host : p->gpu) + MOMENT_AT[which][part]) + at;
+}
+
+static int check_state(const fpdt_program* p, int i, int which, int64_t n, int64_t* at) {
+  if (which != FPDT_STATE_EXP_AVG && which != FPDT_STATE_EXP_AVG_SQ) return fail((fpdt_program*)p, FPDT_ERR_INVALID_ARGUMENT, "optimizer state: 'which' is not %s", "FPDT_STATE_EXP_AVG or FPDT_STATE_EXP_AVG_SQ");
+  return check_param(p, i, n, at);
+}
+
+extern "C" int fpdt_get_state(const fpdt_program* cp, int i, int which, float* host, int64_t n) {
+  fpdt_program* p = (fpdt_program*)cp;
+  if (!p) return FPDT_ERR_INVALID_ARGUMENT;
+  int64_t at;
+  FPDT_TRY(check_state(p, i, which, n, &at));
+  if (n == 0) return FPDT_OK;
+  if (!host) return FPDT_ERR_INVALID_ARGUMENT;
+  const int part = PARAMS[i].part;
+  FPDT_CK(cudaSetDevice(p->device), "fpdt_get_state");
+  FPDT_CK(cudaMemcpyAsync(host, moment_of(p, which, part, at), n * sizeof(float), MOMENT_ON_HOST[which][part] ? cudaMemcpyHostToHost : cudaMemcpyDeviceToHost, p->s[0]), "fpdt_get_state");
+  FPDT_CK(cudaStreamSynchronize(p->s[0]), "fpdt_get_state");
+  return FPDT_OK;
+}
+
+extern "C" int fpdt_set_state(fpdt_program* p, int i, int which, const float* host, int64_t n) {
+  if (!p) return FPDT_ERR_INVALID_ARGUMENT;
+  int64_t at;
+  FPDT_TRY(check_state(p, i, which, n, &at));
+  if (n == 0) return FPDT_OK;
+  if (!host) return FPDT_ERR_INVALID_ARGUMENT;
+  const int part = PARAMS[i].part;
+  FPDT_CK(cudaSetDevice(p->device), "fpdt_set_state");
+  FPDT_CK(cudaMemcpyAsync(moment_of(p, which, part, at), host, n * sizeof(float), MOMENT_ON_HOST[which][part] ? cudaMemcpyHostToHost : cudaMemcpyHostToDevice, p->s[0]), "fpdt_set_state");
+  FPDT_CK(cudaStreamSynchronize(p->s[0]), "fpdt_set_state");
+  return FPDT_OK;
+}
+
+extern "C" int fpdt_get_step(const fpdt_program* p, int* step) {
+  if (!p || !step) return FPDT_ERR_INVALID_ARGUMENT;
+  *step = p->step;
+  return FPDT_OK;
+}
+
+extern "C" int fpdt_set_step(fpdt_program* p, int step) {
+  if (!p) return FPDT_ERR_INVALID_ARGUMENT;
+  if (step < 0) return fail(p, FPDT_ERR_INVALID_ARGUMENT, "fpdt_set_step: %s", "the step count cannot be negative");
+  p->step = step;
   return FPDT_OK;
 }
 
