@@ -96,6 +96,10 @@ export const errors = {
 
   // --- outputs ---
   cannotWrite: (path: string, reason: string) => new UserError(`cannot write ${path}: ${reason}`),
+  stoppedBySignal: (signal: string, step: number, ckpt: string) => new UserError(`stopped by ${signal} after step ${step}; checkpoint ${ckpt}: continue with --resume ${ckpt}`),
+  checkpointUnreadable: (path: string, what: string, fix: string) => new UserError(`checkpoint ${path}: ${what}; ${fix}`),
+  checkpointMismatch: (ckpt: string, field: string, saved: string, now: string, fix: string) =>
+    new UserError(`checkpoint ${ckpt} was written with ${field} ${saved}, this run has ${now}; ${fix}`),
   /** a model name that cannot be a folder name under --out */
   badModelName: (file: string, name: string) =>
     new UserError(`the model's name ${JSON.stringify(name)} cannot name its output folder; use letters, digits, '.', '_' and '-', not starting with '.'`, 1, file),

@@ -12,7 +12,10 @@ import { RuntimeError } from '../../runtime/errors.js';
 import { checkTokenFile } from '../../runtime/tokens.js';
 import { errors, UserError } from '../errors.js';
 import { readCompiledOut } from '../schedule/json.js';
-import { runTraining, type LrSchedule } from '../train/loop.js';
+import { checkResumable, readTrainerState, resolveCheckpoint } from '../train/checkpoint.js';
+import { llamaProblem, readModelFacts } from '../train/hf-config.js';
+import { runTraining, perStep, type LrSchedule } from '../train/loop.js';
+import { openTokenSource } from '../../runtime/tokens.js';
 import { SCHEDULE_KINDS, type ScheduleKind } from '../train/schedule.js';
 import { checkWeightPaths } from '../train/weights.js';
 
@@ -29,6 +32,13 @@ interface RunFlags {
   totalSteps?: string;
   metrics?: string;
   seed?: string;
+  betas?: string;
+  eps?: string;
+  weightDecay?: string;
+  saveEvery?: string;
+  checkpointDir?: string;
+  keepCheckpoints?: string;
+  resume?: string;
   gpus?: string;
   ranksPerGpu?: string;
 }
@@ -70,6 +80,54 @@ function scheduleFlags(o: RunFlags, steps: number): LrSchedule {
   return { warmup, kind, minLr, totalSteps };
 }
 
+/** --betas B1,B2, --eps, --weight-decay: AdamW's settings, each in its own range. */
+function optimizerFlags(o: RunFlags): { beta1?: number; beta2?: number; eps?: number; weight_decay?: number } {
+  const out: { beta1?: number; beta2?: number; eps?: number; weight_decay?: number } = {};
+  if (o.betas !== undefined) {
+    const parts = o.betas.split(',').map((x) => learningRate(x.trim(), 'betas'));
+    if (parts.length !== 2 || parts.some((b) => b === undefined || b >= 1)) throw errors.badFlag('betas', o.betas, 'two numbers in [0, 1) separated by a comma, e.g. 0.9,0.95');
+    [out.beta1, out.beta2] = parts as number[];
+  }
+  if (o.eps !== undefined) {
+    out.eps = learningRate(o.eps, 'eps');
+    if (!(out.eps! > 0)) throw errors.badFlag('eps', o.eps, 'a positive number, e.g. 1e-8');
+  }
+  if (o.weightDecay !== undefined) out.weight_decay = learningRate(o.weightDecay, 'weight-decay');
+  return out;
+}
+
+/** --save-every, --checkpoint-dir, --keep-checkpoints: where and how often (undefined: no checkpoints). */
+function checkpointFlags(o: RunFlags): { every: number; dir: string; keep: number } | undefined {
+  const every = count('save-every', o.saveEvery, 'a whole number of steps, at least 1');
+  const keep = count('keep-checkpoints', o.keepCheckpoints, 'a whole number, at least 1') ?? 3;
+  if (every !== undefined && !o.checkpointDir) throw errors.badFlag('save-every', o.saveEvery!, 'needs --checkpoint-dir DIR (where the checkpoints go)');
+  if (!o.checkpointDir) {
+    if (o.keepCheckpoints !== undefined) throw errors.badFlag('keep-checkpoints', o.keepCheckpoints, 'needs --checkpoint-dir DIR');
+    return undefined;
+  }
+  return { every: every ?? Number.MAX_SAFE_INTEGER, dir: o.checkpointDir, keep };
+}
+
+/** The checkpoint folder is there or can be made: its parent exists and is writable. */
+function checkCheckpointDir(dir: string): void {
+  if (existsSync(dir)) {
+    if (!statSync(dir).isDirectory()) throw errors.cannotWrite(dir, 'it is a file; pass a folder for --checkpoint-dir');
+    try {
+      accessSync(dir, constants.W_OK);
+    } catch {
+      throw errors.cannotWrite(dir, 'the folder is not writable');
+    }
+    return;
+  }
+  const parent = dirname(resolve(dir));
+  if (!existsSync(parent) || !statSync(parent).isDirectory()) throw errors.cannotWrite(dir, `its folder ${parent} does not exist; create it first`);
+  try {
+    accessSync(parent, constants.W_OK);
+  } catch {
+    throw errors.cannotWrite(dir, `its folder ${parent} is not writable`);
+  }
+}
+
 /** Starts `gpus` copies of this command, one per GPU; each sees RANK/WORLD_SIZE/LOCAL_RANK. */
 async function launchRanks(gpus: number): Promise<void> {
   try {
@@ -104,8 +162,21 @@ export async function checkRunInputs(dir: string, o: RunInputs): Promise<void> {
       throw e instanceof RuntimeError ? errors.runtime(e.message) : e;
     }
   }
-  await checkWeightPaths(dir, { weights: o.weights, save: o.save, dumpGrads: o.dumpGrads });
+  if (o.resume && o.weights) throw errors.badFlag('weights', o.weights, 'either --weights or --resume (a checkpoint holds its weights)');
+  await checkWeightPaths(dir, { weights: o.weights, save: o.save, dumpGrads: o.dumpGrads && perStep(o.dumpGrads) ? o.dumpGrads.replaceAll('{step}', '1') : o.dumpGrads });
   if (o.metrics) checkMetricsPath(o.metrics);
+  if (o.checkpointDir) checkCheckpointDir(o.checkpointDir);
+  if (o.resume) {
+    const saved = readTrainerState(o.resume);
+    let length: number | null = null;
+    if (o.tokens) {
+      const f = await openTokenSource(o.tokens);
+      length = f.length;
+      await f.close();
+    }
+    checkResumable(o.resume, saved, { model: report.model as string, schedule_hash: schedule.hash, world: schedule.world, dp, seq: report.tokens as number, tokens: { length, seed: o.seed ?? null } });
+    if (saved.step >= o.steps) throw errors.badFlag('steps', String(o.steps), `the checkpoint is after step ${saved.step} already; --steps is the step the run ends at, pass more than ${saved.step}`);
+  }
   const peak = o.lr ?? (report.config as { lr?: number }).lr;
   if (o.minLr !== undefined && peak !== undefined && o.minLr > peak) throw errors.badFlag('min-lr', String(o.minLr), `above the peak learning rate ${peak}${o.lr === undefined ? ' (the compiled lr; pass --lr)' : ''}`);
 }
@@ -133,6 +204,9 @@ interface RunInputs {
   metrics?: string;
   /** --seed: the token windows in a seeded order */
   seed?: number;
+  /** --checkpoint-dir, and --resume's checkpoint folder (resolved) */
+  checkpointDir?: string;
+  resume?: string;
   /** --lr and --min-lr, when given */
   lr?: number;
   minLr?: number;
@@ -178,7 +252,7 @@ export function register(program: Command): void {
     .option('--tokens <file>', 'tokens: flat little-endian uint32 (.bin) or .npy; default seeded random tokens')
     .option('--weights <path>', 'initial weights: a .safetensors file or a Hugging Face folder (config.json checked against the model); default seeded random init')
     .option('--save <path>', 'write the weights after the last step: a .safetensors file, or any other path as a Hugging Face folder')
-    .option('--dump-grads <path>', 'write the gradients of the last step: a .safetensors file or a folder, as --save')
+    .option('--dump-grads <path>', "write the gradients of the last step: a .safetensors file or a folder, as --save; with '{step}' in the path, every step's")
     .option('--lr <x>', 'peak learning rate (default: the compiled lr)')
     .option('--warmup <steps>', 'linear warmup from 0: step k of the first STEPS gets lr*k/STEPS', '0')
     .option('--schedule <kind>', 'after warmup: constant, cosine or linear decay to --min-lr', 'constant')
@@ -186,6 +260,13 @@ export function register(program: Command): void {
     .option('--total-steps <n>', 'the step at which decay reaches --min-lr (default --steps)')
     .option('--metrics <file>', 'append one JSON line per step (loss, lr, tokens/s, MFU, memory) to FILE')
     .option('--seed <n>', 'read the token windows in a seeded random order (default: in order)')
+    .option('--betas <b1,b2>', "AdamW's betas (default: the compiled 0.9,0.95)")
+    .option('--eps <x>', "AdamW's eps (default: the compiled 1e-8)")
+    .option('--weight-decay <x>', "AdamW's decoupled weight decay (default: the compiled 0.1)")
+    .option('--checkpoint-dir <dir>', 'write checkpoints here (weights, AdamW moments, step, data position): every --save-every steps, after the last step, and on SIGTERM/SIGINT after the step in flight')
+    .option('--save-every <n>', 'a checkpoint every N steps (needs --checkpoint-dir)')
+    .option('--keep-checkpoints <k>', 'keep the newest K checkpoints (default 3)')
+    .option('--resume <ckpt>', "continue from a checkpoint: its folder, a checkpoint dir, or 'latest' (of --checkpoint-dir); --steps is where the run ends")
     .option('--gpus <n>', 'ranks as one process per GPU over NCCL (the model\'s sp)')
     .option('--ranks-per-gpu <n>', 'ranks in this process on one GPU (the local backend; the model\'s sp)')
     .action(async (dir: string, o: RunFlags) => {
@@ -193,6 +274,10 @@ export function register(program: Command): void {
       const lr = learningRate(o.lr);
       const schedule = scheduleFlags(o, steps);
       const seed = wholeOrZero('seed', o.seed, 'a whole number');
+      const optimizer = optimizerFlags(o);
+      const ck = checkpointFlags(o);
+      // 'latest' names the checkpoint dir's newest; ranks resolve it alike (the launcher passes the flag on)
+      const resume = o.resume === undefined ? undefined : resolveCheckpoint(o.resume, o.checkpointDir);
       const gpus = count('gpus', o.gpus);
       const ranksPerGpu = count('ranks-per-gpu', o.ranksPerGpu);
       if (gpus !== undefined && ranksPerGpu !== undefined) throw errors.badFlag('ranks-per-gpu', o.ranksPerGpu!, 'either --gpus or --ranks-per-gpu, not both');
@@ -206,13 +291,14 @@ export function register(program: Command): void {
       // every input is checked before any GPU is touched (and before ranks start)
       await checkRunInputs(dir.replace(/\/+$/, '') || dir, {
         steps, tokens: o.tokens, weights: o.weights, save: o.save, dumpGrads: o.dumpGrads,
-        metrics: o.metrics, seed, lr, minLr: o.minLr === undefined ? undefined : schedule.minLr,
+        metrics: o.metrics, seed, lr, minLr: o.minLr === undefined ? undefined : schedule.minLr, checkpointDir: ck?.dir, resume,
         gpus, ranksPerGpu, distWorld: isRank ? dist.world : undefined, launching: gpus !== undefined && !isRank,
       });
       if (gpus !== undefined && !isRank) return launchRanks(gpus);
       await runTraining({
         dir, steps, tokens: o.tokens, weights: o.weights, save: o.save, dumpGrads: o.dumpGrads, lr,
-        schedule, metrics: o.metrics, seed,
+        schedule, metrics: o.metrics, seed, optimizer, resume, argv: process.argv.slice(2),
+        checkpoints: ck && { ...ck, weights: llamaProblem(readModelFacts(dir)) ? 'model.safetensors' : 'model', outDir: dir, from: o.weights ?? (resume ? join(resume, 'model') : undefined) },
         ranksPerGpu: isRank ? undefined : ranksPerGpu,
         dist: isRank ? dist : undefined,
         log: (l) => process.stdout.write(l + '\n'),

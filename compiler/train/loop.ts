@@ -8,10 +8,11 @@ import { RuntimeError, runtimeErrors } from '../../runtime/errors.js';
 import { reportStartPhase, type StartPhase } from '../../runtime/launcher.js';
 import { joinWorld } from '../../runtime/rendezvous.js';
 import { openTokenSource, windowIndex } from '../../runtime/tokens.js';
-import { UserError } from '../errors.js';
+import { errors, UserError } from '../errors.js';
 import { formatStep, mfu, type StepFigures } from './report.js';
 import { RankSet } from './ranks.js';
 import { learningRate, type ScheduleOptions } from './schedule.js';
+import { checkResumable, readTrainerState, restoreCheckpoint, saveCheckpoint, type CheckpointTarget, type TrainerState } from './checkpoint.js';
 import { loadWeights, saveGathered } from './weights.js';
 
 /** The schedule flags; the peak is --lr or the compiled lr. */
@@ -31,12 +32,22 @@ export interface RunOptions {
   metrics?: string;
   /** --seed: the token windows in a seeded order */
   seed?: number;
+  /** --betas, --eps, --weight-decay: AdamW's settings (default: the compiled ones) */
+  optimizer?: { beta1?: number; beta2?: number; eps?: number; weight_decay?: number };
+  /** --save-every N --checkpoint-dir DIR --keep-checkpoints K */
+  checkpoints?: CheckpointTarget & { every: number };
+  /** --resume: a checkpoint folder (resolved); the run continues after its step */
+  resume?: string;
+  /** the command line, kept in each checkpoint */
+  argv?: string[];
   /** the local backend: this many ranks in this process on one GPU */
   ranksPerGpu?: number;
   /** the NCCL backend: this process's place in the world (see runtime/dist-env.ts) */
   dist?: DistEnv;
   log: (line: string) => void;
 }
+
+const definedOnly = <T extends object>(x: T) => Object.fromEntries(Object.entries(x).filter(([, v]) => v !== undefined));
 
 interface ReportFields {
   model: string;
@@ -195,15 +206,50 @@ export function formatDuration(ms: number): string {
   return `${Math.floor(s / 3600)}h ${pad(Math.floor(s / 60) % 60)}m`;
 }
 
+/** --dump-grads with `{step}` in the path writes every step's gradients, the step number put in. */
+export const perStep = (path: string) => path.includes('{step}');
+export const stepPath = (path: string, step: number) => path.replaceAll('{step}', String(step));
+
+/** The number of tokens a token file holds (its data position is relative to it). */
+async function tokenCount(file: string): Promise<number> {
+  const f = await openTokenSource(file);
+  try {
+    return f.length;
+  } finally {
+    await f.close();
+  }
+}
+
+/**
+ * SIGTERM or SIGINT while checkpoints are on: finish the step in flight, write a checkpoint, stop
+ * (a second signal stops at once). Ranks of an NCCL world stop at once, as their launcher expects.
+ */
+function stopAfterStep(): { signal?: string; dispose: () => void } {
+  const state: { signal?: string; dispose: () => void } = { dispose: () => {} };
+  const on = (sig: NodeJS.Signals) => () => {
+    if (state.signal) process.exit(128 + (sig === 'SIGINT' ? 2 : 15));
+    state.signal = sig;
+    process.stderr.write(`${sig}: finishing the step in flight, then writing a checkpoint (again to stop at once)\n`);
+  };
+  const term = on('SIGTERM'), int = on('SIGINT');
+  process.on('SIGTERM', term);
+  process.on('SIGINT', int);
+  state.dispose = () => {
+    process.off('SIGTERM', term);
+    process.off('SIGINT', int);
+  };
+  return state;
+}
+
 export async function runTraining(o: RunOptions): Promise<StepFigures[]> {
   const report = JSON.parse(readFileSync(join(o.dir, 'report.json'), 'utf8')) as ReportFields;
-  const sched = JSON.parse(readFileSync(join(o.dir, 'schedule.json'), 'utf8')) as { sizes: Record<string, number>; world: number; config: { dp?: number } };
+  const sched = JSON.parse(readFileSync(join(o.dir, 'schedule.json'), 'utf8')) as { sizes: Record<string, number>; world: number; hash: string; config: { dp?: number } };
   const sizes = sched.sizes;
   // dp groups each train their own sequence of report.tokens: a step takes dp windows
   const dp = sched.config.dp ?? 1;
   let ranks: RankSet;
   try {
-    ranks = await openRanks(o.dir, sched.world, { seed: report.config.seed ?? 0, ...(o.lr !== undefined ? { lr: o.lr } : {}) }, o, dp);
+    ranks = await openRanks(o.dir, sched.world, { seed: report.config.seed ?? 0, ...(o.lr !== undefined ? { lr: o.lr } : {}), ...definedOnly(o.optimizer ?? {}) }, o, dp);
   } catch (e) {
     throw asUserError(e);
   }
@@ -213,15 +259,25 @@ export async function runTraining(o: RunOptions): Promise<StepFigures[]> {
   const writer = !o.dist || o.dist.rank === 0;
   const log = (l: string) => (writer ? o.log(l) : undefined);
   const figures: StepFigures[] = [];
+  let stop: ReturnType<typeof stopAfterStep> | undefined;
   try {
     if (ranks.world > 1) log(`ranks     ${ranks.world}${dp > 1 ? ` (dp ${dp} x sp ${ranks.world / dp}, a sequence per group)` : ''} (${ranks.backend === 'local' ? 'local backend, one GPU' : 'NCCL, one process per GPU'})`);
-    if (o.weights) log(`weights   ${await loadWeights(ranks, o.weights, o.dir)} tensors from ${o.weights}`);
+    const identity = { model: report.model, schedule_hash: sched.hash, world: sched.world, dp, seq: report.tokens, tokens: { length: o.tokens ? await tokenCount(o.tokens) : null, seed: o.seed ?? null } };
+    let first = 0;
+    if (o.resume) {
+      const saved = readTrainerState(o.resume);
+      checkResumable(o.resume, saved, identity);
+      await restoreCheckpoint(ranks, o.dist, o.resume, saved, o.dir);
+      first = saved.step;
+      log(`resumed   from ${o.resume} after step ${first} (weights, AdamW moments, step count)`);
+    } else if (o.weights) log(`weights   ${await loadWeights(ranks, o.weights, o.dir)} tensors from ${o.weights}`);
     else log(`weights   seeded random init (seed ${report.config.seed ?? 0})`);
+    stop = o.checkpoints && !o.dist ? stopAfterStep() : undefined;
     const watch = process.env.FPDTC_DEBUG ? updateWatch(lead) : undefined;
     const schedule: ScheduleOptions = { peak: o.lr ?? report.config.lr, ...(o.schedule ?? { warmup: 0, kind: 'constant', minLr: 0, totalSteps: o.steps }) };
     const metrics = writer ? o.metrics : undefined;
     let totalMs = 0;
-    for (let k = 0; k < o.steps; k++) {
+    for (let k = first; k < o.steps; k++) {
       ranks.setTokens(await stepBatch(o.tokens, report.tokens, sizes.V, report.config.seed ?? 0, k, dp, o.seed));
       const lr = learningRate(k + 1, schedule);
       for (const p of ranks.programs) p.setLearningRate(lr);
@@ -248,17 +304,31 @@ export async function runTraining(o: RunOptions): Promise<StepFigures[]> {
       figures.push(f);
       totalMs += ms;
       // on a terminal the line also says when the run should end: steps left at the mean step time
-      const eta = process.stdout.isTTY && k + 1 < o.steps ? `  ETA ${formatDuration(((o.steps - k - 1) * totalMs) / (k + 1))}` : '';
+      const eta = process.stdout.isTTY && k + 1 < o.steps ? `  ETA ${formatDuration(((o.steps - k - 1) * totalMs) / (k + 1 - first))}` : '';
       log(`${formatStep(f)}  lr ${lr.toExponential(3)}${eta}`);
       if (metrics) appendFileSync(metrics, metricsLine(f, lr) + '\n');
+      if (o.dumpGrads && perStep(o.dumpGrads) && (await saveGathered(ranks, o.dist, { grads: stepPath(o.dumpGrads, k + 1) }, { outDir: o.dir, weights: o.weights }))) log(`saved     gradients to ${stepPath(o.dumpGrads, k + 1)}`);
+      const ck = o.checkpoints;
+      if (ck && ((k + 1) % ck.every === 0 || k + 1 === o.steps || stop?.signal)) {
+        const state: TrainerState = {
+          format: 'fpdtc checkpoint', version: 1, step: k + 1, ...identity, weights: ck.weights,
+          lr: { ...schedule }, optimizer: { ...definedOnly(o.optimizer ?? {}) }, loss,
+          rng: 'none at run time: the data order is a function of the step and --seed', time: new Date().toISOString(), flags: o.argv ?? [],
+        };
+        const saved = await saveCheckpoint(ranks, o.dist, state, ck);
+        if (saved) log(`saved     checkpoint ${saved}`);
+        if (stop?.signal) throw errors.stoppedBySignal(stop.signal, k + 1, saved ?? ck.dir);
+      }
     }
-    if (await saveGathered(ranks, o.dist, { params: o.save, grads: o.dumpGrads }, { outDir: o.dir, weights: o.weights })) {
+    const lastGrads = o.dumpGrads && !perStep(o.dumpGrads) ? o.dumpGrads : undefined;
+    if (await saveGathered(ranks, o.dist, { params: o.save, grads: lastGrads }, { outDir: o.dir, weights: o.weights })) {
       if (o.save) log(`saved     weights to ${o.save}`);
-      if (o.dumpGrads) log(`saved     gradients to ${o.dumpGrads}`);
+      if (lastGrads) log(`saved     gradients to ${lastGrads}`);
     }
   } catch (e) {
     throw asUserError(e);
   } finally {
+    stop?.dispose();
     ranks.destroy();
   }
   return figures;

@@ -1,7 +1,7 @@
 // `fpdtc run`'s overnight flags: the schedule flags' usage errors (exit 2, one line), the
 // --metrics and --min-lr checks made before the GPU, the metrics line, and the ETA's form.
 import { expect } from 'chai';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { checkRunInputs } from '../../compiler/cli/run.js';
@@ -44,6 +44,39 @@ describe('fpdtc run: schedule, metrics and progress flags', () => {
     expect(await check({ lr: 1e-4, minLr: 2e-4 })).to.equal('error: --min-lr 0.0002: above the peak learning rate 0.0001');
     expect(await check({ minLr: 10 })).to.match(/^error: --min-lr 10: above the peak learning rate [\d.e-]+ \(the compiled lr; pass --lr\)$/);
     await checkRunInputs(dir, { steps: 1, gpus: 2, launching: true, metrics: join(root, 'm.jsonl'), lr: 1e-3, minLr: 1e-5 });
+  });
+
+  it('optimizer and checkpoint flags: usage errors are one line, exit 2', () => {
+    const cases: [string[], string][] = [
+      [['--betas', '0.9'], '--betas 0.9: two numbers in [0, 1) separated by a comma, e.g. 0.9,0.95'],
+      [['--betas', '0.9,1.5'], '--betas 0.9,1.5: two numbers in [0, 1) separated by a comma, e.g. 0.9,0.95'],
+      [['--eps', '0'], '--eps 0: a positive number, e.g. 1e-8'],
+      [['--weight-decay', '-1'], '--weight-decay -1: a non-negative number, e.g. 3e-4'],
+      [['--save-every', '10'], '--save-every 10: needs --checkpoint-dir DIR (where the checkpoints go)'],
+      [['--save-every', '0', '--checkpoint-dir', root], '--save-every 0: a whole number of steps, at least 1'],
+      [['--keep-checkpoints', '2'], '--keep-checkpoints 2: needs --checkpoint-dir DIR'],
+      [['--resume', 'latest'], "--resume latest: 'latest' needs --checkpoint-dir (where the checkpoints are)"],
+    ];
+    for (const [flags, line] of cases) {
+      const r = runCli(['run', 'out/no-such-model', ...flags]);
+      expect(r.code, flags.join(' ')).to.equal(2);
+      expect(r.stderr.trim()).to.equal(`error: ${line}`);
+    }
+  });
+
+  it('--checkpoint-dir and --resume are checked with the other inputs, before the GPU', async () => {
+    const check = (o: object) => failsWithOneLine(() => checkRunInputs(dir, { steps: 4, gpus: 2, launching: true, ...o }));
+    expect(await check({ checkpointDir: join(root, 'no', 'such') })).to.equal(`error: cannot write ${join(root, 'no', 'such')}: its folder ${join(root, 'no')} does not exist; create it first`);
+    const ck = join(root, 'ck', 'step-00000004');
+    mkdirSync(ck, { recursive: true });
+    const { schedule } = JSON.parse(JSON.stringify({ schedule: (await import('../../compiler/schedule/json.js')).readCompiledOut(dir).schedule }));
+    const trainer = { format: 'fpdtc checkpoint', version: 1, step: 4, model: 'tiny-llama', schedule_hash: schedule.hash, world: schedule.world, dp: 1, seq: schedule.sizes.S, tokens: { length: null, seed: null } };
+    writeFileSync(join(ck, 'trainer.json'), JSON.stringify(trainer));
+    expect(await check({ resume: ck, weights: join(root, 'w.safetensors') })).to.equal(`error: --weights ${join(root, 'w.safetensors')}: either --weights or --resume (a checkpoint holds its weights)`);
+    expect(await check({ resume: ck })).to.equal('error: --steps 4: the checkpoint is after step 4 already; --steps is the step the run ends at, pass more than 4');
+    expect(await check({ resume: ck, steps: 8, seed: 2 })).to.equal(`error: checkpoint ${ck} was written with seed none, this run has 2; resume with no --seed`);
+    writeFileSync(join(ck, 'trainer.json'), JSON.stringify({ ...trainer, schedule_hash: 'other' }));
+    expect(await check({ resume: ck, steps: 8 })).to.match(/was written with schedule_hash other, this run has \w+; resume with the out dir the checkpoint was written by$/);
   });
 
   it('a metrics line holds the step figures, the lr, tokens/s and the time', () => {
