@@ -4,9 +4,9 @@
 // of its own; bad-input.test.ts covers the other errors in-process.
 import { expect } from 'chai';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
+import { makeTempDir, removeTempDir } from '../temp-dir.js';
 import { ROOT, type CliResult } from './run-cli.js';
 
 const SIZES = `sizes: { V: 64, D: 48, L: 2, Hq: 12, Hkv: 2, Dh: 4, F: 64 }, train: { seq: 96, sp: 2, chunk: 24 }`;
@@ -48,11 +48,13 @@ function oneLine(r: CliResult, code: number, pattern: RegExp): void {
 
 describe('model files through fpdtc (subprocess)', function () {
   this.timeout(120_000);
-  const tmp = mkdtempSync(join(tmpdir(), 'fpdtc-bad-input-'));
-  const out = join(tmp, 'out');
+  let tmp = '';
   const runs: Record<string, Run> = {};
+  after(() => removeTempDir(tmp));
 
   before(async () => {
+    tmp = makeTempDir('fpdtc-bad-input-');
+    const out = join(tmp, 'out');
     // a folder with no package.json, the DSL by its package name
     const byName = model(join(tmp, 'plain'), 'by-name');
     // a folder whose package.json does not say "type": "module", the DSL by absolute and relative paths

@@ -3,8 +3,7 @@
 // bad-input-models.test.ts runs what only a process shows (hangs, process.exit, signals).
 import { expect } from 'chai';
 import { Command } from 'commander';
-import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { check } from '../../compiler/check.js';
 import { applyEvalTimeout, parseCompileFlags } from '../../compiler/cli/compile-flags.js';
@@ -18,14 +17,17 @@ import { DEFAULT_EVAL_TIMEOUT_S, setEvalTimeout, validateConfig } from '../../co
 import { validateModelDefinition } from '../../compiler/frontend/model-check.js';
 import type { ModelDefinition } from '../../compiler/dsl/index.js';
 import { chunkCandidates } from '../../compiler/plan.js';
+import { makeTempDir, removeTempDir } from '../temp-dir.js';
 import { ROOT } from './run-cli.js';
 
 const DSL = JSON.stringify(join(ROOT, 'compiler', 'dsl', 'index.js'));
 const SIZES = `{ V: 64, D: 48, L: 2, Hq: 12, Hkv: 2, Dh: 4, F: 64 }`;
 const FORWARD = `(m) => causalLM(m, { norm: 'rms', layer: (x, l) => llamaLayer(x, l, { ropeTheta: 10000 }) })`;
 
-const dir = mkdtempSync(join(tmpdir(), 'fpdtc-bad-input-'));
+let dir = '';
 let files = 0;
+before(() => (dir = makeTempDir('fpdtc-bad-input-')));
+after(() => removeTempDir(dir));
 
 /** A model file with the given sizes, train and forward (as source text). */
 function modelFile(o: { sizes?: string; train?: string; forward?: string } = {}): string {

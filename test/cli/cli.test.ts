@@ -1,16 +1,17 @@
 // The command as a subprocess: exit codes, one-line errors, files written. Kept to a few
 // runs because each starts Node; the library tests cover every error message.
 import { expect } from 'chai';
-import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { makeTempDir, removeTempDir } from '../temp-dir.js';
 import { runCli } from './run-cli.js';
 
 describe('fpdtc (subprocess)', () => {
   let out: string;
   before(() => {
-    out = mkdtempSync(join(tmpdir(), 'fpdtc-cli-'));
+    out = makeTempDir('fpdtc-cli-');
   });
+  after(() => removeTempDir(out));
 
   it('compiles a model by bare name, dumps IR, prints a summary', () => {
     const r = runCli(['compile', 'tiny-llama', '--out', out, '--seq', '192', '--dump-after', 'all']);

@@ -1,18 +1,19 @@
 // The library function behind `fpdtc compile`: what it writes and what the report says.
 import { expect } from 'chai';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { compile } from '../../compiler/compile.js';
 import { graphFromJson } from '../../compiler/ir/json.js';
 import { printGraph } from '../../compiler/ir/printer.js';
 import { buildReport } from '../../compiler/report.js';
+import { makeTempDir, removeTempDir } from '../temp-dir.js';
 
 describe('compile', () => {
   let out: string;
   before(() => {
-    out = mkdtempSync(join(tmpdir(), 'fpdtc-compile-'));
+    out = makeTempDir('fpdtc-compile-');
   });
+  after(() => removeTempDir(out));
 
   it('writes the graph, report and schedule files for tiny-llama', async () => {
     const r = await compile('models/tiny-llama.ts', {}, { outDir: out });

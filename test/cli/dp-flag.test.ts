@@ -1,9 +1,8 @@
 // `--dp N` on compile and check: the check of dp 2 x sp 2 passes and says so, a bad degree is a
 // usage error naming the flag.
 import { expect } from 'chai';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { withTempDir } from '../temp-dir.js';
 import { runCli } from './run-cli.js';
 
 describe('--dp', () => {
@@ -22,13 +21,13 @@ describe('--dp', () => {
     }
   });
 
-  it('compile names dp x sp; run names the world and the ranks it needs', () => {
-    const out = mkdtempSync(join(tmpdir(), 'fpdt-dp-'));
-    const c = runCli(['compile', 'tiny-llama', '--dp', '2', '--sp', '2', '--out', out]);
-    expect(c.code, c.stderr).to.equal(0);
-    expect(c.stdout).to.include('(dp 2 x sp 2, chunk');
-    const r = runCli(['run', join(out, 'tiny-llama'), '--ranks-per-gpu', '2']);
-    expect(r.code).to.equal(1);
-    expect(r.stderr.trim()).to.equal(`error: ${join(out, 'tiny-llama')} is compiled for dp 2 x sp 2 (4 ranks): run it with --ranks-per-gpu 4, or compile for 2 ranks (--dp and --sp)`);
-  });
+  it('compile names dp x sp; run names the world and the ranks it needs', () =>
+    withTempDir('fpdt-dp-', (out) => {
+      const c = runCli(['compile', 'tiny-llama', '--dp', '2', '--sp', '2', '--out', out]);
+      expect(c.code, c.stderr).to.equal(0);
+      expect(c.stdout).to.include('(dp 2 x sp 2, chunk');
+      const r = runCli(['run', join(out, 'tiny-llama'), '--ranks-per-gpu', '2']);
+      expect(r.code).to.equal(1);
+      expect(r.stderr.trim()).to.equal(`error: ${join(out, 'tiny-llama')} is compiled for dp 2 x sp 2 (4 ranks): run it with --ranks-per-gpu 4, or compile for 2 ranks (--dp and --sp)`);
+    }));
 });

@@ -3,14 +3,14 @@
 // into main.ts, and a bad input exits 1 with one line).
 import { expect } from 'chai';
 import { Command } from 'commander';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { defaultPlotPath, parseMetrics, plotMetrics, plotSummary, register } from '../../compiler/cli/plot.js';
 import { metricsLine } from '../../compiler/train/loop.js';
 import type { StepFigures } from '../../compiler/train/report.js';
 import { niceAxis, renderMetricsPlot, tickFormatter } from '../../compiler/view/metrics-plot.js';
 import { failsWithOneLine } from '../inputs/helpers.js';
+import { makeTempDir, removeTempDir } from '../temp-dir.js';
 import { runCli } from './run-cli.js';
 
 /** Lines as `fpdtc run --metrics` writes them: loss falls 8.6 -> 2.1, lr warms up to 1e-3. */
@@ -31,8 +31,9 @@ const ticks = (g: string, axis: 'x' | 'y') => [...g.matchAll(new RegExp(`class="
 describe('fpdtc plot', () => {
   let dir: string;
   before(() => {
-    dir = mkdtempSync(join(tmpdir(), 'fpdtc-plot-'));
+    dir = makeTempDir('fpdtc-plot-');
   });
+  after(() => removeTempDir(dir));
   const file = (name: string, text: string) => {
     const path = join(dir, name);
     writeFileSync(path, text);

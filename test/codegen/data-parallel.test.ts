@@ -4,31 +4,38 @@
 // collectives keep all-to-alls inside the group. With nvcc, it builds (npm run test:build).
 // A dp 1 program carries none of it (its golden file is unchanged).
 import { expect } from 'chai';
-import { existsSync, mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { compile } from '../../compiler/compile.js';
 import { loadCompiled, renderProgramSources, writeProgramSources } from '../../compiler/codegen/host-files.js';
 import { commMemory, NCCL_PEER_BYTES } from '../../compiler/schedule/comm-memory.js';
 import { buildAddon, findExecutable } from '../../runtime/build.js';
+import { makeTempDir, removeTempDir } from '../temp-dir.js';
 
 const model = join(import.meta.dirname, '..', 'gpu', 'models', 'gpu-llama.ts');
 
 describe('host program with dp groups', function () {
   this.timeout(300_000);
-  const out = mkdtempSync(join(tmpdir(), 'fpdt-dp-'));
-  const dir = join(out, 'gpu-llama');
-  const out1 = mkdtempSync(join(tmpdir(), 'fpdt-dp1-'));
+  let out = '';
+  let dir = '';
+  let out1 = '';
   let program = '';
   let comm = '';
   let single = '';
   before(async () => {
+    out = makeTempDir('fpdt-dp-');
+    dir = join(out, 'gpu-llama');
+    out1 = makeTempDir('fpdt-dp1-');
     await compile(model, { sp: 2, dp: 2 }, { outDir: out, typeCheck: false });
     await compile(model, { sp: 2 }, { outDir: out1, typeCheck: false });
     const files = renderProgramSources(loadCompiled(dir));
     program = files.find((f) => f.file === 'program.cu')!.text;
     comm = files.find((f) => f.file === 'program_comm.cuh')!.text;
     single = renderProgramSources(loadCompiled(join(out1, 'gpu-llama'))).find((f) => f.file === 'program.cu')!.text;
+  });
+  after(() => {
+    removeTempDir(out);
+    removeTempDir(out1);
   });
 
   it('knows the world, the groups and the group size', () => {

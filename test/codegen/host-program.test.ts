@@ -3,27 +3,35 @@
 // missing GPU in one line; the same model compiled for sp 2 (collectives, shards, token layout)
 // renders and builds too. GPU runs live in test/gpu/ (run-on-h200.sh, run-sp-on-h200.sh).
 import { expect } from 'chai';
-import { existsSync, mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { compile } from '../../compiler/compile.js';
 import { loadCompiled, renderProgramSources, writeProgramSources } from '../../compiler/codegen/host-files.js';
 import { findExecutable, buildAddon } from '../../runtime/build.js';
 import { Program } from '../../runtime/load.js';
 import { expectGoldenFile } from '../golden/golden.js';
+import { makeTempDir, removeTempDir } from '../temp-dir.js';
 
 const model = join(import.meta.dirname, '..', 'gpu', 'models', 'gpu-llama.ts');
 const golden = join(import.meta.dirname, 'golden', 'gpu-llama.program.cu');
 
 describe('host program codegen', function () {
   this.timeout(300_000);
-  const out = mkdtempSync(join(tmpdir(), 'fpdt-host-'));
-  const dir = join(out, 'gpu-llama');
-  const out2 = mkdtempSync(join(tmpdir(), 'fpdt-host-sp2-'));
-  const dir2 = join(out2, 'gpu-llama');
+  let out = '';
+  let dir = '';
+  let out2 = '';
+  let dir2 = '';
   before(async () => {
+    out = makeTempDir('fpdt-host-');
+    dir = join(out, 'gpu-llama');
+    out2 = makeTempDir('fpdt-host-sp2-');
+    dir2 = join(out2, 'gpu-llama');
     await compile(model, {}, { outDir: out, typeCheck: false });
     await compile(model, { sp: 2 }, { outDir: out2, typeCheck: false });
+  });
+  after(() => {
+    removeTempDir(out);
+    removeTempDir(out2);
   });
 
   it('renders collectives, shards and the token layout for sp 2', () => {

@@ -4,11 +4,11 @@
 // lands) or a plain cudaMemset races with them. That race once let loaded weights reach the
 // bf16 copy only in part, at random: wrong, irreproducible gradients with `--weights`.
 import { expect } from 'chai';
-import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { compile } from '../../compiler/compile.js';
 import { loadCompiled, renderProgramSources } from '../../compiler/codegen/host-files.js';
+import { withTempDir } from '../temp-dir.js';
 
 const root = join(import.meta.dirname, '..', '..');
 const model = join(root, 'test', 'gpu', 'models', 'gpu-llama.ts');
@@ -34,11 +34,12 @@ describe('stream order of generated programs and the runtime', function () {
 
   it('no rendered source of gpu-llama (sp 1 and sp 2) uses the legacy default stream', async () => {
     for (const sp of [1, 2]) {
-      const out = mkdtempSync(join(tmpdir(), 'fpdt-streams-'));
-      await compile(model, { sp }, { outDir: out, typeCheck: false });
-      for (const f of renderProgramSources(loadCompiled(join(out, 'gpu-llama')))) {
-        expect(legacyStreamCalls(f.text), `${f.file} (sp ${sp})`).to.deep.equal([]);
-      }
+      await withTempDir('fpdt-streams-', async (out) => {
+        await compile(model, { sp }, { outDir: out, typeCheck: false });
+        for (const f of renderProgramSources(loadCompiled(join(out, 'gpu-llama')))) {
+          expect(legacyStreamCalls(f.text), `${f.file} (sp ${sp})`).to.deep.equal([]);
+        }
+      });
     }
   });
 

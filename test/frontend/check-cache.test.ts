@@ -1,15 +1,23 @@
 import { expect } from 'chai';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cachedVerdict, storeVerdict } from '../../compiler/frontend/check-cache.js';
+import { makeTempDir, removeTempDir } from '../temp-dir.js';
 
 describe('type-check verdict cache', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'fpdtc-cache-'));
-  const model = join(dir, 'model.ts');
-  const dsl = join(dir, 'dsl.ts');
-  const cache = join(dir, 'cache');
-  const diagnostics = [{ file: model, line: 3, col: 7, message: 'nope' }];
+  let dir = '';
+  let model = '';
+  let dsl = '';
+  let cache = '';
+  let diagnostics: { file: string; line: number; col: number; message: string }[] = [];
+  before(() => {
+    dir = makeTempDir('fpdtc-cache-');
+    model = join(dir, 'model.ts');
+    dsl = join(dir, 'dsl.ts');
+    cache = join(dir, 'cache');
+    diagnostics = [{ file: model, line: 3, col: 7, message: 'nope' }];
+  });
+  after(() => removeTempDir(dir));
 
   beforeEach(() => {
     writeFileSync(model, 'export default 1;\n');

@@ -1,10 +1,8 @@
 // Each bad model file stops with one line that says where and what, and exit code 1.
 import { expect } from 'chai';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { compile, type ConfigOverrides, type CompileOptions } from '../../compiler/compile.js';
 import { UserError } from '../../compiler/errors.js';
+import { makeTempDir, removeTempDir } from '../temp-dir.js';
 
 const FIX = 'test/fixtures/models';
 
@@ -21,8 +19,9 @@ async function failure(model: string, overrides: ConfigOverrides = {}, opts: Com
 
 let OUT: string;
 before(() => {
-  OUT = mkdtempSync(join(tmpdir(), 'fpdtc-errors-'));
+  OUT = makeTempDir('fpdtc-errors-');
 });
+after(() => removeTempDir(OUT));
 
 describe('bad model files', () => {
   it('a missing file', async () => {

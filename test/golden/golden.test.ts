@@ -1,16 +1,23 @@
 // The golden helper itself: a missing golden file fails (and leaves the actual text to compare),
 // a matching one passes and clears an old .actual, a different one fails naming the line.
 import { expect } from 'chai';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { makeTempDir, removeTempDir } from '../temp-dir.js';
 import { expectGoldenFile } from './golden.js';
 
 describe('golden files', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'fpdt-golden-'));
+  let dir = '';
   const saved = process.env.UPDATE_GOLDEN;
-  before(() => delete process.env.UPDATE_GOLDEN);
-  after(() => (saved === undefined ? delete process.env.UPDATE_GOLDEN : (process.env.UPDATE_GOLDEN = saved)));
+  before(() => {
+    dir = makeTempDir('fpdt-golden-');
+    delete process.env.UPDATE_GOLDEN;
+  });
+  after(() => {
+    removeTempDir(dir);
+    if (saved === undefined) delete process.env.UPDATE_GOLDEN;
+    else process.env.UPDATE_GOLDEN = saved;
+  });
 
   it('a missing golden file fails and is not written', () => {
     const path = join(dir, 'missing.txt');

@@ -3,12 +3,11 @@
 // rank fails, stops the others and names the failing rank; a bad launcher environment is one
 // clear error.
 import { expect } from 'chai';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { compile } from '../../compiler/compile.js';
 import { spawnSync } from 'node:child_process';
 import { ROOT } from '../cli/run-cli.js';
+import { makeTempDir, removeTempDir } from '../temp-dir.js';
 
 const DIST_VARS = ['RANK', 'WORLD_SIZE', 'LOCAL_RANK', 'LOCAL_WORLD_SIZE', 'SLURM_PROCID', 'SLURM_NTASKS', 'SLURM_LOCALID', 'MASTER_ADDR', 'MASTER_PORT'];
 
@@ -24,12 +23,15 @@ const model = join(import.meta.dirname, '..', 'gpu', 'models', 'gpu-llama.ts');
 
 describe('fpdtc run with ranks', function () {
   this.timeout(120_000);
-  const out = mkdtempSync(join(tmpdir(), 'fpdt-run-ranks-'));
-  const dir = join(out, 'gpu-llama');
+  let out = '';
+  let dir = '';
   const clean = {};
   before(async () => {
+    out = makeTempDir('fpdt-run-ranks-');
+    dir = join(out, 'gpu-llama');
     await compile(model, { sp: 2 }, { outDir: out, typeCheck: false });
   });
+  after(() => removeTempDir(out));
 
   it('asks for --gpus or --ranks-per-gpu when the model is compiled for sp 2', () => {
     const r = runCli(['run', dir], clean);

@@ -91,8 +91,11 @@ describe('fpdtc view in a browser @browser', function () {
     browser = await puppeteer.launch({ executablePath: CHROMIUM, headless: true, args: ['--no-sandbox', '--disable-gpu'] });
   });
   after(async () => {
-    await browser?.close();
-    rmSync(out, { recursive: true, force: true });
+    try {
+      await browser?.close();
+    } finally {
+      if (out) rmSync(out, { recursive: true, force: true });
+    }
   });
 
   for (const model of ['tiny-llama', 'llama70b']) {
