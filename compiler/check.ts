@@ -15,6 +15,7 @@ import { numel } from './ir/types.js';
 import { graphPasses } from './passes/index.js';
 import { lower } from './passes/lower.js';
 import { runGraphPasses } from './passes/pipeline.js';
+import { resolveAutoChunk } from './plan.js';
 import { adamwStep } from './reference/cpu-adamw.js';
 import { executeStep, prepareExecution, type Order } from './reference/executor.js';
 import type { ArenaMode } from './reference/executor-layout.js';
@@ -136,13 +137,25 @@ export function ordersFor(k: number): Order[] {
   return Array.from({ length: Math.max(1, k) }, (_, i) => (i === 0 ? 'program' : i % 2 === 1 ? 'priority' : 'random'));
 }
 
-/** Checks a loaded model at a resolved config. */
-export function checkModel(model: Model, config: TrainConfig, opts: CheckOptions = {}, path = model.def.name): CheckReport {
+/**
+ * The configuration `check` runs at: validated, with `--chunk auto` resolved exactly as
+ * `compile` resolves it (plan.ts resolveAutoChunk), so that check proves the step compile writes.
+ */
+export function checkedConfig(model: Model, config: TrainConfig, path = model.def.name): TrainConfig {
   validateConfig(config, model.def.sizes);
+  return resolveAutoChunk((c) => buildGraph(model, c, path), config);
+}
+
+/** Checks a loaded model at a resolved config. */
+export function checkModel(model: Model, requested: TrainConfig, opts: CheckOptions = {}, path = model.def.name): CheckReport {
+  validateConfig(requested, model.def.sizes);
+  // refuse what a CPU cannot check before `auto` plans the model at its candidate chunks
+  const first = buildGraph(model, requested, path);
+  checkCpuLimits(first);
+  const config = checkedConfig(model, requested, path);
+  const built = config === requested ? first : buildGraph(model, config, path);
   const seed = opts.seed ?? config.seed;
   const passes = graphPasses(config);
-  const built = buildGraph(model, config, path);
-  checkCpuLimits(built);
   const orders = ordersFor(opts.orders ?? 4);
   const estimate = estimateCheckSeconds(built, orders.length);
   if (estimate.seconds > CHECK_MAX_SECONDS && !opts.force)

@@ -14,7 +14,7 @@ import type { Graph } from './ir/types.js';
 import { graphPasses } from './passes/index.js';
 import { PassError, runGraphPasses, type GraphPass } from './passes/pipeline.js';
 import { buildReport, type Report } from './report.js';
-import { offloadComparison, planGraph, searchChunk, type Planned } from './plan.js';
+import { offloadComparison, planGraph, resolveAutoChunk, type Planned } from './plan.js';
 import { scheduleOutputs } from './schedule/export-files.js';
 import { scheduleHash } from './schedule/json.js';
 
@@ -65,8 +65,9 @@ export async function compile(modelPathOrName: string, overrides: ConfigOverride
   checkPassNames(passes, opts);
 
   const build = (c: typeof config) => buildGraph(model, c, path);
-  let chosen = config;
-  if (config.chunk === 'auto' && config.fpdt && !opts.skip?.length) chosen = { ...config, chunk: searchChunk(build, config).graph.config.chunk };
+  // --chunk auto: the policy's choice, planned with every pass whatever --skip says, so that
+  // the chunk does not depend on what is dumped or skipped (and check checks the same one)
+  const chosen = resolveAutoChunk(build, config);
   const dumps: Dump[] = [];
   let graph: Graph;
   try {

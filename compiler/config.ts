@@ -35,23 +35,8 @@ export const LIMITS = {
   ranks: 65536,
 } as const;
 
-/**
- * The divisor of `n` that is a multiple of `step` and at least `min`, closest to `target`
- * (the larger one on a tie: fewer chunks); `n` itself when none is. Walks divisor pairs up
- * to sqrt(n), so it is quick for any sequence the planner takes.
- */
-export function nearestDivisor(n: number, target: number, step = 1, min = 1): number {
-  let best = n;
-  for (let d = 1; d * d <= n; d++) {
-    if (n % d !== 0) continue;
-    for (const c of [d, n / d]) {
-      if (c % step !== 0 || c < min) continue;
-      const better = Math.abs(c - target) < Math.abs(best - target) || (Math.abs(c - target) === Math.abs(best - target) && c > best);
-      if (better) best = c;
-    }
-  }
-  return best;
-}
+// The chunk policy (schedule/chunk-policy.ts) owns nearestDivisor; re-exported for older imports.
+export { nearestDivisor } from './schedule/chunk-policy.js';
 
 /** Prints sizes the way people write them: 65536 -> 64K, 4194304 -> 4M. */
 export function formatSize(n: number): string {

@@ -1,7 +1,7 @@
 // From the chunked graph to a verified schedule, its memory plan and its predicted step:
-// the part of `compile` after the graph passes. `--chunk auto` tries the chunk sizes that
-// divide the sequence and keeps the fastest one that fits.
-import { LIMITS } from './config.js';
+// the part of `compile` after the graph passes. `--chunk auto` is resolved here, for compile
+// and check alike: the chunk policy (schedule/chunk-policy.ts) says which chunks to try and
+// which to keep; this file plans them.
 import { errors } from './errors.js';
 import type { Graph, TrainConfig } from './ir/types.js';
 import { graphPasses } from './passes/index.js';
@@ -10,6 +10,7 @@ import { lowerStep } from './lower/step.js';
 import { PassError, runGraphPasses } from './passes/pipeline.js';
 import { countParams } from './report.js';
 import { deviceProfile, type DeviceProfile } from './schedule/devices.js';
+import { chooseChunk } from './schedule/chunk-policy.js';
 import { planMemory } from './schedule/memory.js';
 import { summarizeSchedule, type ScheduleSummary } from './schedule/summary.js';
 import type { Schedule } from './schedule/types.js';
@@ -57,32 +58,25 @@ export function offloadComparison(build: (c: TrainConfig) => Graph, config: Trai
   return { on: planFor(true), off: planFor(false) };
 }
 
-/**
- * Chunk sizes worth trying: powers of two from 4K that divide seq, are multiples of sp and cut
- * it into no more chunks than the planner takes (LIMITS.chunks), and seq itself.
- */
-export function chunkCandidates(seq: number, sp: number): number[] {
-  const out: number[] = [];
-  for (let c = 4096; c < seq && c <= 1 << 20; c *= 2) if (seq % c === 0 && c % sp === 0 && seq / c <= LIMITS.chunks) out.push(c);
-  out.push(seq);
-  return out;
-}
+// the candidates `auto` tries; the policy owns them
+export { chunkCandidates } from './schedule/chunk-policy.js';
 
-/** Runs the graph passes and plans for each candidate chunk; keeps the fastest plan that fits. */
-export function searchChunk(build: (c: TrainConfig) => Graph, config: TrainConfig): Planned {
-  let best: Planned | undefined;
-  let smallest: Planned | undefined;
-  for (const chunk of chunkCandidates(config.seq, config.sp)) {
+/**
+ * The configuration with `--chunk auto` replaced by the chunk the policy chooses, each
+ * candidate planned in full; any other configuration as it is. `compile` and `check` both
+ * call it, so that check proves the step compile writes.
+ */
+export function resolveAutoChunk(build: (c: TrainConfig) => Graph, config: TrainConfig): TrainConfig {
+  if (config.chunk !== 'auto' || !config.fpdt) return config;
+  const chunk = chooseChunk(config.seq, config.sp, (chunk) => {
     const c = { ...config, chunk };
-    let p: Planned;
     try {
-      p = planGraph(runGraphPasses(build(c), graphPasses(c)));
+      const { summary } = planGraph(runGraphPasses(build(c), graphPasses(c)));
+      return { fits: summary.memory.fits, stepSeconds: summary.timeline.stepSeconds };
     } catch (e) {
-      if (e instanceof PassError) continue;
+      if (e instanceof PassError) return undefined;
       throw e;
     }
-    if (!smallest) smallest = p;
-    if (p.summary.memory.fits && (!best || p.summary.timeline.stepSeconds < best.summary.timeline.stepSeconds)) best = p;
-  }
-  return best ?? smallest!;
+  });
+  return { ...config, chunk };
 }

@@ -22,7 +22,7 @@ export function register(program: Command): void {
     .option('--seq <tokens>', 'global sequence length')
     .option('--sp <ranks>', 'sequence-parallel (Ulysses) degree')
     .option('--dp <groups>', 'data-parallel degree: groups of sp ranks, each on its own sequence')
-    .option('--chunk <tokens>', 'FPDT chunk size in global tokens')
+    .option('--chunk <tokens|auto>', 'FPDT chunk size in global tokens, or auto (the chunk compile picks)')
     .option('--offload <on|off>', 'stream attention chunks to host memory')
     .option('--checkpoint <off|gpu|host>', 'where layer checkpoints live')
     .option('--zero <0|3>', 'ZeRO stage')

@@ -1,9 +1,11 @@
 // Checks that a training configuration fits the model before any graph is built, and says
 // what to change: Ulysses splits query heads and tokens over `sp` ranks, and FPDT cuts the
 // sequence into chunks that each rank holds chunk/sp tokens of.
-import { dpOf, formatSize, LIMITS, nearestDivisor } from '../config.js';
+// The chunk rules themselves are the chunk policy's (schedule/chunk-policy.ts).
+import { dpOf, formatSize, LIMITS } from '../config.js';
 import { errors } from '../errors.js';
 import type { TrainConfig } from '../ir/types.js';
+import { checkChunk, nearestDivisor } from '../schedule/chunk-policy.js';
 import { DEVICE_NAMES } from '../schedule/devices.js';
 
 export { nearestDivisor };
@@ -22,12 +24,8 @@ export function validateConfig(config: TrainConfig, sizes: Readonly<Record<strin
   if (heads !== undefined && heads % sp !== 0) throw errors.spNotDivisor('the query heads Hq', heads, sp);
   if (sp > seq) throw errors.spExceedsSeq(sp, seq);
   if (seq % sp !== 0) throw errors.spNotDivisor('seq', seq, sp);
-  // without FPDT the whole sequence is one chunk, whatever the chunk setting says
+  // without FPDT the whole sequence is one chunk, whatever the chunk setting says;
+  // auto is chosen later, among allowed chunks only (plan.ts resolveAutoChunk)
   if (chunk === 'auto' || !config.fpdt) return;
-  if (chunk > seq) throw errors.chunkExceedsSeq(chunk, seq);
-  // the smallest chunk that keeps the count within the planner's limit
-  const least = Math.ceil(seq / LIMITS.chunks);
-  if (seq % chunk !== 0) throw errors.chunkNotDivisor(chunk, seq, nearestDivisor(seq, chunk, sp, least));
-  if (chunk % sp !== 0) throw errors.chunkNotDivisibleBySp(chunk, sp);
-  if (seq / chunk > LIMITS.chunks) throw errors.tooManyChunks(chunk, seq, LIMITS.chunks, nearestDivisor(seq, least, sp, least));
+  checkChunk(chunk, seq, sp);
 }

@@ -10,9 +10,8 @@
 //                        global     ops on whole tensors (loss seed, tied-weight gradient sums)
 // A forward value that a backward loop needs is recomputed inside that loop from the layer
 // input and the attention output, so no ffn-wide intermediate ever exists for more than a chunk.
-import { nearestDivisor } from '../config.js';
-import { errors } from '../errors.js';
 import type { Graph, Node, Region, Value } from '../ir/types.js';
+import { configuredChunk } from '../schedule/chunk-policy.js';
 import type { GraphPass } from './pipeline.js';
 
 const isTokShape = (g: Graph, id: string): boolean => g.values[id]?.type.shape[0]?.toString() === 'S';
@@ -155,13 +154,12 @@ function partitionMain(g: Graph, r: Region, regions: (n: Node) => Node): Region 
   return { ...r, nodes: out };
 }
 
-/** The chunk the configuration asks for, validated against the sequence and the ranks. */
+/**
+ * The chunk the configuration asks for, checked by the chunk policy. `auto` must be resolved
+ * before the passes run (compile and check do, through plan.ts resolveAutoChunk).
+ */
 export function resolveChunk(g: Graph): number {
-  const { seq, sp, fpdt } = g.config;
-  const chunk = !fpdt ? seq : g.config.chunk === 'auto' ? Math.min(seq, 65536) : g.config.chunk;
-  if (seq % chunk !== 0) throw errors.chunkNotDivisor(chunk, seq, nearestDivisor(seq, chunk, sp));
-  if (chunk % sp !== 0) throw errors.chunkNotDivisibleBySp(chunk, sp);
-  return chunk;
+  return configuredChunk(g.config);
 }
 
 export const chunk: GraphPass = {
