@@ -6,7 +6,7 @@ import { resolve } from "node:path";
 import { RuntimeError, runtimeErrors } from "./errors.js";
 
 /** FPDT_ABI_VERSION of codegen-templates/host/fpdt_abi.h. */
-export const ABI_VERSION = 3;
+export const ABI_VERSION = 4;
 
 export interface ParamInfo {
   index: number;
@@ -33,6 +33,21 @@ export interface Timing {
   ms: number;
 }
 
+/**
+ * One instruction of the last step as it ran (fpdt_trace_event, named): `instr` indexes the
+ * program's table of instructions (a loop's iterations share one), `id` and `op` are its
+ * schedule.json id and op, `stream` 0 compute, 1 h2d, 2 d2h, 3 comm; milliseconds from the
+ * step's start. Events come in the order the step issued the instructions.
+ */
+export interface MeasuredInstr {
+  instr: number;
+  id: string;
+  op: string;
+  stream: number;
+  startMs: number;
+  endMs: number;
+}
+
 /** A communicator for fpdt_create (NCCL from ncclInit, or a local world), opaque to JavaScript. */
 export type NcclComm = { readonly __ncclComm: unique symbol };
 /** The local world of `localWorld(n)`: n ranks of this process on GPU 0. */
@@ -54,6 +69,7 @@ interface NativeProgram {
   stepSync(): number;
   memory(): MemoryReport;
   timings(): Timing[];
+  trace(): MeasuredInstr[];
   destroy(): void;
 }
 
@@ -245,6 +261,11 @@ export class Program {
 
   timings(): Timing[] {
     return wrapNative(() => this.native.timings());
+  }
+
+  /** The last step's instructions one by one; empty unless created with config `{ trace: 1 }` (or FPDT_PROFILE=1). */
+  trace(): MeasuredInstr[] {
+    return wrapNative(() => this.native.trace());
   }
 
   destroy(): void {

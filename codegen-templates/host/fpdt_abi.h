@@ -36,7 +36,7 @@ extern "C" {
 
 /* Bumped on any incompatible change; the runtime refuses a program whose
  * fpdt_abi_version() differs from the header it was built with. */
-#define FPDT_ABI_VERSION 3
+#define FPDT_ABI_VERSION 4
 
 /* Largest tensor rank fpdt_param_info reports. */
 #define FPDT_MAX_DIMS 8
@@ -67,6 +67,15 @@ typedef struct fpdt_timing {
   double ms;
 } fpdt_timing;
 
+/* One instruction of the last step as it ran on its stream (CUDA events, milliseconds from the
+ * step's start, when the first stream began the step). */
+typedef struct fpdt_trace_event {
+  int instr;  /* the instruction: an index for fpdt_trace_instr (a loop's iterations share one) */
+  int stream; /* 0 compute, 1 h2d, 2 d2h, 3 comm */
+  int op;     /* the op's row in the program's profile (the "op:<name>" timings) */
+  double start_ms, end_ms;
+} fpdt_trace_event;
+
 /* FPDT_ABI_VERSION of the header the program was compiled against. */
 int fpdt_abi_version(void);
 
@@ -78,9 +87,10 @@ const char* fpdt_program_name(void);
  * pinned host memory (as planned at compile time) and initializes its
  * parameters deterministically from the config's seed.
  *   config_json: run-time settings as JSON: lr, beta1, beta2, eps,
- *                weight_decay (AdamW; each defaults to the compiled value)
- *                and seed (the initial weights). Unknown keys are an
- *                FPDT_ERR_CONFIG.
+ *                weight_decay (AdamW; each defaults to the compiled value),
+ *                seed (the initial weights) and trace (1: time every
+ *                instruction, as FPDT_PROFILE=1 does; see fpdt_trace).
+ *                Unknown keys are an FPDT_ERR_CONFIG.
  *   comm:        an fpdt_comm (fpdt_comm.h) of `world` ranks: NCCL, or a
  *                local world of ranks in one process on one GPU; owned by
  *                the caller and outliving the program; NULL is allowed only
@@ -169,6 +179,25 @@ int fpdt_memory(const fpdt_program* p, size_t* planned_gpu, size_t* peak_gpu_mea
  * may be NULL when capacity is 0) and the number available to *count.
  */
 int fpdt_timings(const fpdt_program* p, fpdt_timing* out, int capacity, int* count);
+
+/*
+ * The last step's instructions one by one, in the order the step issued
+ * them, when the program was created with tracing on (config "trace": 1, or
+ * FPDT_PROFILE=1 in the environment); *count is 0 otherwise. Writes up to
+ * `capacity` events to `out` (NULL when capacity is 0) and the number
+ * available to *count. A step times at most its first 65536 instructions
+ * (FPDT_PROF_MAX of the program); later ones have no event. The k-th event is
+ * the k-th instruction issued, so walking the schedule's loops in order gives
+ * each event's loop iteration.
+ */
+int fpdt_trace(const fpdt_program* p, fpdt_trace_event* out, int capacity, int* count);
+
+/*
+ * Names traced instruction `instr` (0 <= instr < the program's count): its
+ * id in schedule.json (e.g. "i275") and its op (e.g. "adamw"), static strings.
+ * Either output may be NULL. FPDT_ERR_INVALID_ARGUMENT outside the table.
+ */
+int fpdt_trace_instr(const fpdt_program* p, int instr, const char** id, const char** op);
 
 /* Frees everything; p may be NULL. Does not destroy the caller's comm. */
 void fpdt_destroy(fpdt_program* p);

@@ -31,6 +31,7 @@ interface RunFlags {
   minLr?: string;
   totalSteps?: string;
   metrics?: string;
+  trace?: string;
   seed?: string;
   betas?: string;
   eps?: string;
@@ -141,7 +142,7 @@ async function launchRanks(gpus: number): Promise<void> {
  * What `run` reads, checked in seconds before the addon loads: report.json and schedule.json
  * (schema, hash, against each other), the build (finished, and made from this schedule), the
  * tokens (every id a run of `steps` steps reads is below the vocabulary), the weights' headers
- * and shapes, the folders --save, --dump-grads and --metrics write into, and --min-lr against
+ * and shapes, the folders --save, --dump-grads, --metrics and --trace write into, and --min-lr against
  * the peak rate (--lr, or the compiled one).
  */
 export async function checkRunInputs(dir: string, o: RunInputs): Promise<void> {
@@ -164,7 +165,8 @@ export async function checkRunInputs(dir: string, o: RunInputs): Promise<void> {
   }
   if (o.resume && o.weights) throw errors.badFlag('weights', o.weights, 'either --weights or --resume (a checkpoint holds its weights)');
   await checkWeightPaths(dir, { weights: o.weights, save: o.save, dumpGrads: o.dumpGrads && perStep(o.dumpGrads) ? o.dumpGrads.replaceAll('{step}', '1') : o.dumpGrads });
-  if (o.metrics) checkMetricsPath(o.metrics);
+  if (o.metrics) checkFilePath(o.metrics, 'metrics');
+  if (o.trace) checkFilePath(o.trace, 'trace');
   if (o.checkpointDir) checkCheckpointDir(o.checkpointDir);
   if (o.resume) {
     const saved = readTrainerState(o.resume);
@@ -181,8 +183,8 @@ export async function checkRunInputs(dir: string, o: RunInputs): Promise<void> {
   if (o.minLr !== undefined && peak !== undefined && o.minLr > peak) throw errors.badFlag('min-lr', String(o.minLr), `above the peak learning rate ${peak}${o.lr === undefined ? ' (the compiled lr; pass --lr)' : ''}`);
 }
 
-/** The --metrics file can be appended to: its folder exists and is writable, and it is not a folder. */
-function checkMetricsPath(path: string): void {
+/** The --metrics or --trace file can be written: its folder exists and is writable, and it is not a folder. */
+function checkFilePath(path: string, flag: string): void {
   const folder = dirname(resolve(path));
   if (!existsSync(folder)) throw errors.cannotWrite(path, `its folder ${folder} does not exist; create it first`);
   if (!statSync(folder).isDirectory()) throw errors.cannotWrite(path, `${folder} is not a folder`);
@@ -191,7 +193,7 @@ function checkMetricsPath(path: string): void {
   } catch {
     throw errors.cannotWrite(path, `its folder ${folder} is not writable`);
   }
-  if (existsSync(path) && !statSync(path).isFile()) throw errors.cannotWrite(path, 'it is not a file; pass a file path for --metrics');
+  if (existsSync(path) && !statSync(path).isFile()) throw errors.cannotWrite(path, `it is not a file; pass a file path for --${flag}`);
 }
 
 interface RunInputs {
@@ -202,6 +204,8 @@ interface RunInputs {
   dumpGrads?: string;
   /** --metrics: a JSON-lines file appended to at each step */
   metrics?: string;
+  /** --trace: the Chrome trace written after the last step */
+  trace?: string;
   /** --seed: the token windows in a seeded order */
   seed?: number;
   /** --checkpoint-dir, and --resume's checkpoint folder (resolved) */
@@ -259,6 +263,7 @@ export function register(program: Command): void {
     .option('--min-lr <x>', 'where cosine and linear decay end (default 0)')
     .option('--total-steps <n>', 'the step at which decay reaches --min-lr (default --steps)')
     .option('--metrics <file>', 'append one JSON line per step (loss, lr, tokens/s, MFU, memory) to FILE')
+    .option('--trace <file>', "write the last step as measured on the GPU to FILE, a Chrome trace with the tracks of the compiled trace.json (Perfetto, chrome://tracing); times every instruction")
     .option('--seed <n>', 'read the token windows in a seeded random order (default: in order)')
     .option('--betas <b1,b2>', "AdamW's betas (default: the compiled 0.9,0.95)")
     .option('--eps <x>', "AdamW's eps (default: the compiled 1e-8)")
@@ -291,13 +296,13 @@ export function register(program: Command): void {
       // every input is checked before any GPU is touched (and before ranks start)
       await checkRunInputs(dir.replace(/\/+$/, '') || dir, {
         steps, tokens: o.tokens, weights: o.weights, save: o.save, dumpGrads: o.dumpGrads,
-        metrics: o.metrics, seed, lr, minLr: o.minLr === undefined ? undefined : schedule.minLr, checkpointDir: ck?.dir, resume,
+        metrics: o.metrics, trace: o.trace, seed, lr, minLr: o.minLr === undefined ? undefined : schedule.minLr, checkpointDir: ck?.dir, resume,
         gpus, ranksPerGpu, distWorld: isRank ? dist.world : undefined, launching: gpus !== undefined && !isRank,
       });
       if (gpus !== undefined && !isRank) return launchRanks(gpus);
       await runTraining({
         dir, steps, tokens: o.tokens, weights: o.weights, save: o.save, dumpGrads: o.dumpGrads, lr,
-        schedule, metrics: o.metrics, seed, optimizer, resume, argv: process.argv.slice(2),
+        schedule, metrics: o.metrics, trace: o.trace, seed, optimizer, resume, argv: process.argv.slice(2),
         checkpoints: ck && { ...ck, weights: llamaProblem(readModelFacts(dir)) ? 'model.safetensors' : 'model', outDir: dir, from: o.weights ?? (resume ? join(resume, 'model') : undefined) },
         ranksPerGpu: isRank ? undefined : ranksPerGpu,
         dist: isRank ? dist : undefined,

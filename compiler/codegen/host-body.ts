@@ -44,6 +44,8 @@ export interface BodyCtx {
   readonly loss: ReadonlyMap<string, string>;
   /** op name -> its index in the program's profile table (FPDT_PROFILE=1 times ops by name) */
   readonly profOps: ReadonlyMap<string, number>;
+  /** each instruction's index in tracedInstrs: the `instr` of its trace events (fpdt_trace) */
+  readonly traceIndex: ReadonlyMap<Instr, number>;
 }
 
 /** The ops of a schedule in first-appearance order: the rows of the program's profile. */
@@ -51,6 +53,19 @@ export function profileOps(items: readonly Item[], out = new Map<string, number>
   for (const it of items) {
     if (it.kind === 'loop') profileOps(it.body, out);
     else if (it.kind === 'instr' && !out.has(it.op)) out.set(it.op, out.size);
+  }
+  return out;
+}
+
+/**
+ * The schedule's instructions in program order, each once (a loop's body once, whatever its trip
+ * count): the program's table of traced instructions. A trace event names its instruction by its
+ * index here; events come in issue order, so walking the loops recovers each one's iteration.
+ */
+export function tracedInstrs(items: readonly Item[], out: Instr[] = []): Instr[] {
+  for (const it of items) {
+    if (it.kind === 'loop') tracedInstrs(it.body, out);
+    else if (it.kind === 'instr') out.push(it);
   }
   return out;
 }
@@ -68,10 +83,12 @@ function instrC(c: BodyCtx, it: Instr): string[] {
   const calls = emit({ instr: it, ar: c.ar, sizes: c.schedule.sizes, world: c.schedule.world, lossRef: c.loss.get(it.id) });
   const where = `${it.id} ${it.op}`;
   const checked = calls.map((call) => (STATUS_CALLS.some((f) => call.startsWith(f + '(')) ? `FPDT_TRY(${call});` : `FPDT_CK(${call}, "${where}");`));
-  // timed between two events on its stream when the program profiles (FPDT_PROFILE=1)
+  // timed between two events on its stream when the program profiles or traces (FPDT_PROFILE=1, config trace)
   const k = c.profOps.get(it.op)!;
   const s = STREAM_INDEX[it.stream];
-  return [`FPDT_PROF(${s}, ${k}, 0);`, ...checked, `FPDT_PROF(${s}, ${k}, 1);`];
+  const n = c.traceIndex.get(it);
+  if (n === undefined) throw new Error(`host codegen: instruction ${it.id} is not in the trace table`);
+  return [`FPDT_PROF(${s}, ${k}, ${n}, 0);`, ...checked, `FPDT_PROF(${s}, ${k}, ${n}, 1);`];
 }
 
 /** C lines for a list of items, indented by `depth`. */

@@ -7,7 +7,7 @@ import type { Graph } from '../ir/types.js';
 import type { MemoryPlan } from '../schedule/memory.js';
 import { groupsOf, type Item, type Schedule } from '../schedule/types.js';
 import { arenasOf, RANK_C, RANK_IN_GROUP_C } from './host-c.js';
-import { bodyC, eventLayout, pairLossInstrs, profileOps } from './host-body.js';
+import { bodyC, eventLayout, pairLossInstrs, profileOps, tracedInstrs } from './host-body.js';
 import { hostParams } from './host-params.js';
 import { paramLayout } from '../lower/params.js';
 import { normRows } from './host-spec.js';
@@ -72,7 +72,9 @@ export function renderHostProgram({ schedule: s, plan, graph }: HostProgramInput
   const ar = arenasOf(s.buffers, plan, dp > 1 ? RANK_IN_GROUP_C : RANK_C);
   const ev = eventLayout(s.events);
   const profOps = profileOps(s.body);
-  const body = bodyC({ schedule: s, ar, eventBase: ev.base, loss: pairLossInstrs(s.body, new Map(), ar), profOps }, s.body).join('\n');
+  const traced = tracedInstrs(s.body);
+  const traceIndex = new Map(traced.map((it, i) => [it, i]));
+  const body = bodyC({ schedule: s, ar, eventBase: ev.base, loss: pairLossInstrs(s.body, new Map(), ar), profOps, traceIndex }, s.body).join('\n');
   const part = (prefix: string) => ({ layers: offsetOf(plan, `${prefix}.layers`), global: offsetOf(plan, `${prefix}.global`) });
   const onHost = (buf: string) => (plan.placements.find((x) => x.buf === buf)?.space === 'host' ? 1 : 0);
   // AdamW states kept in pinned host memory (--optimizer host): where the master weights are, and
@@ -119,6 +121,7 @@ export function renderHostProgram({ schedule: s, plan, graph }: HostProgramInput
     hostStates: hostStates.map((x) => ({ buf: x.buf, offset: x.offset, size: x.size })),
     body,
     profOps: [...profOps.keys()],
+    traced: traced.map((it) => ({ id: it.id, op: profOps.get(it.op)! })),
   };
   return [
     { file: 'program.cu', text: env.render('program.cu.njk', data) },

@@ -14,6 +14,9 @@ import { RankSet } from './ranks.js';
 import { learningRate, type ScheduleOptions } from './schedule.js';
 import { checkResumable, readTrainerState, restoreCheckpoint, saveCheckpoint, type CheckpointTarget, type TrainerState } from './checkpoint.js';
 import { loadWeights, saveGathered } from './weights.js';
+import { writeFileAtomic } from '../atomic-write.js';
+import { readScheduleJson, scheduleFromJson } from '../schedule/export-json.js';
+import { measuredTraceText } from './measured-trace.js';
 
 /** The schedule flags; the peak is --lr or the compiled lr. */
 export type LrSchedule = Omit<ScheduleOptions, 'peak'>;
@@ -40,6 +43,8 @@ export interface RunOptions {
   resume?: string;
   /** the command line, kept in each checkpoint */
   argv?: string[];
+  /** --trace: the last step's measured timeline as a Chrome trace (rank 0; every rank of a local world) */
+  trace?: string;
   /** the local backend: this many ranks in this process on one GPU */
   ranksPerGpu?: number;
   /** the NCCL backend: this process's place in the world (see runtime/dist-env.ts) */
@@ -249,7 +254,7 @@ export async function runTraining(o: RunOptions): Promise<StepFigures[]> {
   const dp = sched.config.dp ?? 1;
   let ranks: RankSet;
   try {
-    ranks = await openRanks(o.dir, sched.world, { seed: report.config.seed ?? 0, ...(o.lr !== undefined ? { lr: o.lr } : {}), ...definedOnly(o.optimizer ?? {}) }, o, dp);
+    ranks = await openRanks(o.dir, sched.world, { seed: report.config.seed ?? 0, ...(o.lr !== undefined ? { lr: o.lr } : {}), ...definedOnly(o.optimizer ?? {}), ...(o.trace ? { trace: 1 } : {}) }, o, dp);
   } catch (e) {
     throw asUserError(e);
   }
@@ -324,6 +329,14 @@ export async function runTraining(o: RunOptions): Promise<StepFigures[]> {
     if (await saveGathered(ranks, o.dist, { params: o.save, grads: lastGrads }, { outDir: o.dir, weights: o.weights })) {
       if (o.save) log(`saved     weights to ${o.save}`);
       if (lastGrads) log(`saved     gradients to ${lastGrads}`);
+    }
+    const last = figures.at(-1);
+    if (o.trace && writer && last) {
+      // the programs traced every step (config trace); the events of the last one are still there
+      const traced = ranks.programs.map((p, i) => ({ rank: (o.dist?.rank ?? 0) + i, events: p.trace() }));
+      const s = scheduleFromJson(readScheduleJson(readFileSync(join(o.dir, 'schedule.json'), 'utf8'), join(o.dir, 'schedule.json')));
+      writeFileAtomic(o.trace, measuredTraceText(s, traced, { model: report.model, step: last.step, date: new Date().toISOString(), stepMs: last.ms }));
+      log(`trace     step ${last.step} as measured to ${o.trace} (beside the predicted ${join(o.dir, 'trace.json')})`);
     }
   } catch (e) {
     throw asUserError(e);

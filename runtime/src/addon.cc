@@ -70,6 +70,7 @@ class Program : public Napi::ObjectWrap<Program> {
                            InstanceMethod("stepSync", &Program::StepSync),
                            InstanceMethod("memory", &Program::Memory),
                            InstanceMethod("timings", &Program::Timings),
+                           InstanceMethod("trace", &Program::Trace),
                            InstanceMethod("destroy", &Program::Destroy),
                        });
   }
@@ -274,6 +275,41 @@ class Program : public Napi::ObjectWrap<Program> {
       t.Set("name", Napi::String::New(env, entries[i].name ? entries[i].name : ""));
       t.Set("ms", Napi::Number::New(env, entries[i].ms));
       out.Set(i, t);
+    }
+    return out;
+  }
+
+  // The last step's instructions in issue order: [{instr, id, op, stream, startMs, endMs}], each
+  // named by the program's table (fpdt_trace_instr); empty unless the program traces.
+  Napi::Value Trace(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    fpdt_program* p = live(info, "trace");
+    int count = 0;
+    check(env, fpdt_trace(p, nullptr, 0, &count));
+    std::vector<fpdt_trace_event> events((size_t)(count > 0 ? count : 0));
+    check(env, fpdt_trace(p, events.data(), count, &count));
+    // a loop's iterations share an instruction: its names are made into JS strings once
+    std::vector<std::pair<Napi::Value, Napi::Value>> names;
+    Napi::Array out = Napi::Array::New(env);
+    for (int i = 0; i < count && i < (int)events.size(); i++) {
+      const fpdt_trace_event& e = events[i];
+      if (e.instr < 0) throw Napi::Error::New(env, "Program.trace: the program gave a negative instruction index");
+      if ((size_t)e.instr >= names.size()) names.resize((size_t)e.instr + 1);
+      auto& name = names[(size_t)e.instr];
+      if (name.first.IsEmpty()) {
+        const char* id = nullptr;
+        const char* op = nullptr;
+        check(env, fpdt_trace_instr(p, e.instr, &id, &op));
+        name = {Napi::String::New(env, id ? id : ""), Napi::String::New(env, op ? op : "")};
+      }
+      Napi::Object t = Napi::Object::New(env);
+      t.Set("instr", Napi::Number::New(env, e.instr));
+      t.Set("id", name.first);
+      t.Set("op", name.second);
+      t.Set("stream", Napi::Number::New(env, e.stream));
+      t.Set("startMs", Napi::Number::New(env, e.start_ms));
+      t.Set("endMs", Napi::Number::New(env, e.end_ms));
+      out.Set((uint32_t)i, t);
     }
     return out;
   }

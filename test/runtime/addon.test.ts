@@ -45,7 +45,7 @@ describe("runtime addon (stub program)", function () {
   });
 
   it("loads and reports the program's ABI version and name", () => {
-    expect(addon.native.abiVersion()).to.equal(3);
+    expect(addon.native.abiVersion()).to.equal(4);
     expect(addon.programName).to.contain("stub");
   });
 
@@ -69,6 +69,11 @@ describe("runtime addon (stub program)", function () {
     const loss = await program.step();
     expect(loss).to.be.greaterThan(0);
     expect(Array.from(program.getGrad("norm"))).to.deep.equal([1, 2, 3]);
+    // the stub's trace: the whole step as one event of instruction 0, named "step"
+    const [event, ...more] = program.trace();
+    expect(more).to.have.length(0);
+    expect(event).to.include({ instr: 0, id: "step", op: "step", stream: 0, startMs: 0 });
+    expect(event.endMs).to.be.at.least(0);
     // optimizer state round-trips through the ABI: moments by name, the step count
     expect(program.getStep()).to.equal(1);
     program.setState("norm", "exp_avg_sq", new Float32Array([4, 5, 6]));

@@ -27,6 +27,7 @@
 #define FPDT_COMM_LIBRARY_BYTES 0LL  /* NCCL's own buffers, as planned */
 #define FPDT_GEMM_WORKSPACE (32LL << 20)
 #define FPDT_PROF_OPS 27
+#define FPDT_TRACED 277  /* the schedule's instructions, each once (loops not unrolled) */
 
 struct fpdt_program {
   int rank, world, device, step, has_tokens;
@@ -53,16 +54,303 @@ struct fpdt_program {
   double* a2a_call_bytes;
   FILE* a2a_log; /* FPDT_PROFILE_COMM_FILE: one line per all-to-all of every step */
   double a2a_bytes, a2a_ms, a2a_MB;
-  /* FPDT_PROFILE=1: every instruction between two timing events on its stream, summed by op */
+  /* FPDT_PROFILE=1 or config trace: every instruction between two timing events on its stream,
+     summed by op, and the last step's events kept one by one for fpdt_trace */
   int prof, prof_n;
   cudaEvent_t* prof_ev;
   int* prof_op;
+  int* prof_instr; /* per event: the instruction's index in TRACED, and its stream */
+  int* prof_stream;
   double prof_ms[FPDT_PROF_OPS], prof_count[FPDT_PROF_OPS];
+  fpdt_trace_event* trace; /* the last step's instructions in issue order (at most FPDT_PROF_MAX) */
+  int trace_n;
   char err[512];
 };
 #define FPDT_A2A_PROFILED 16384
 #define FPDT_PROF_MAX 65536 /* instructions timed per step; later ones are not */
 static const char* const PROF_OPS[FPDT_PROF_OPS] = { "fill", "all_gather", "embedding", "copy", "rmsnorm", "linear", "rope", "all_to_all", "attn_init", "attn_fwd_block", "attn_finalize", "add", "swiglu", "cross_entropy", "cross_entropy_bwd", "linear_dx", "linear_dw", "rmsnorm_bwd", "swiglu_bwd", "attn_bwd_prep", "attn_bwd_block", "attn_bwd_finalize", "rope_bwd", "reduce_scatter", "embedding_bwd", "all_reduce", "adamw",  };
+/* The traced instructions in program order: schedule id and index in PROF_OPS. A trace event's
+   `instr` indexes this table; instructions of a loop share their entry over its iterations. */
+typedef struct fpdt_traced_instr { const char* id; int op; } fpdt_traced_instr;
+static const fpdt_traced_instr TRACED[FPDT_TRACED] = {
+  {"i0", 0},
+  {"i1", 0},
+  {"i2", 1},
+  {"i3", 2},
+  {"i4", 1},
+  {"i5", 1},
+  {"i6", 3},
+  {"i7", 4},
+  {"i8", 5},
+  {"i9", 6},
+  {"i10", 5},
+  {"i11", 6},
+  {"i12", 5},
+  {"i13", 7},
+  {"i14", 3},
+  {"i15", 7},
+  {"i16", 3},
+  {"i17", 3},
+  {"i18", 7},
+  {"i19", 3},
+  {"i20", 3},
+  {"i21", 8},
+  {"i22", 3},
+  {"i23", 3},
+  {"i24", 9},
+  {"i25", 9},
+  {"i26", 10},
+  {"i27", 3},
+  {"i28", 3},
+  {"i29", 7},
+  {"i30", 3},
+  {"i31", 5},
+  {"i32", 11},
+  {"i33", 4},
+  {"i34", 5},
+  {"i35", 5},
+  {"i36", 12},
+  {"i37", 5},
+  {"i38", 11},
+  {"i39", 3},
+  {"i40", 4},
+  {"i41", 5},
+  {"i42", 6},
+  {"i43", 5},
+  {"i44", 6},
+  {"i45", 5},
+  {"i46", 7},
+  {"i47", 3},
+  {"i48", 7},
+  {"i49", 3},
+  {"i50", 3},
+  {"i51", 7},
+  {"i52", 3},
+  {"i53", 3},
+  {"i54", 8},
+  {"i55", 3},
+  {"i56", 3},
+  {"i57", 9},
+  {"i58", 9},
+  {"i59", 10},
+  {"i60", 3},
+  {"i61", 3},
+  {"i62", 7},
+  {"i63", 3},
+  {"i64", 5},
+  {"i65", 11},
+  {"i66", 4},
+  {"i67", 5},
+  {"i68", 5},
+  {"i69", 12},
+  {"i70", 5},
+  {"i71", 11},
+  {"i72", 0},
+  {"i73", 4},
+  {"i74", 5},
+  {"i75", 13},
+  {"i76", 14},
+  {"i77", 15},
+  {"i78", 16},
+  {"i79", 17},
+  {"i80", 1},
+  {"i81", 1},
+  {"i82", 0},
+  {"i83", 3},
+  {"i84", 3},
+  {"i85", 5},
+  {"i86", 11},
+  {"i87", 4},
+  {"i88", 5},
+  {"i89", 5},
+  {"i90", 12},
+  {"i91", 15},
+  {"i92", 16},
+  {"i93", 18},
+  {"i94", 15},
+  {"i95", 16},
+  {"i96", 15},
+  {"i97", 16},
+  {"i98", 11},
+  {"i99", 17},
+  {"i100", 11},
+  {"i101", 15},
+  {"i102", 16},
+  {"i103", 7},
+  {"i104", 3},
+  {"i105", 3},
+  {"i106", 19},
+  {"i107", 3},
+  {"i108", 3},
+  {"i109", 3},
+  {"i110", 0},
+  {"i111", 0},
+  {"i112", 3},
+  {"i113", 3},
+  {"i114", 3},
+  {"i115", 3},
+  {"i116", 0},
+  {"i117", 20},
+  {"i118", 3},
+  {"i119", 3},
+  {"i120", 3},
+  {"i121", 3},
+  {"i122", 3},
+  {"i123", 0},
+  {"i124", 20},
+  {"i125", 21},
+  {"i126", 4},
+  {"i127", 7},
+  {"i128", 7},
+  {"i129", 7},
+  {"i130", 15},
+  {"i131", 16},
+  {"i132", 22},
+  {"i133", 15},
+  {"i134", 16},
+  {"i135", 11},
+  {"i136", 22},
+  {"i137", 15},
+  {"i138", 16},
+  {"i139", 11},
+  {"i140", 17},
+  {"i141", 11},
+  {"i142", 3},
+  {"i143", 3},
+  {"i144", 0},
+  {"i145", 0},
+  {"i146", 3},
+  {"i147", 3},
+  {"i148", 3},
+  {"i149", 3},
+  {"i150", 3},
+  {"i151", 20},
+  {"i152", 3},
+  {"i153", 3},
+  {"i154", 3},
+  {"i155", 3},
+  {"i156", 3},
+  {"i157", 3},
+  {"i158", 20},
+  {"i159", 21},
+  {"i160", 4},
+  {"i161", 7},
+  {"i162", 7},
+  {"i163", 7},
+  {"i164", 15},
+  {"i165", 16},
+  {"i166", 22},
+  {"i167", 15},
+  {"i168", 16},
+  {"i169", 11},
+  {"i170", 22},
+  {"i171", 15},
+  {"i172", 16},
+  {"i173", 11},
+  {"i174", 17},
+  {"i175", 11},
+  {"i176", 23},
+  {"i177", 0},
+  {"i178", 3},
+  {"i179", 3},
+  {"i180", 5},
+  {"i181", 11},
+  {"i182", 4},
+  {"i183", 5},
+  {"i184", 5},
+  {"i185", 12},
+  {"i186", 15},
+  {"i187", 16},
+  {"i188", 18},
+  {"i189", 15},
+  {"i190", 16},
+  {"i191", 15},
+  {"i192", 16},
+  {"i193", 11},
+  {"i194", 17},
+  {"i195", 11},
+  {"i196", 15},
+  {"i197", 16},
+  {"i198", 7},
+  {"i199", 3},
+  {"i200", 3},
+  {"i201", 19},
+  {"i202", 3},
+  {"i203", 3},
+  {"i204", 3},
+  {"i205", 0},
+  {"i206", 0},
+  {"i207", 3},
+  {"i208", 3},
+  {"i209", 3},
+  {"i210", 3},
+  {"i211", 0},
+  {"i212", 20},
+  {"i213", 3},
+  {"i214", 3},
+  {"i215", 3},
+  {"i216", 3},
+  {"i217", 3},
+  {"i218", 0},
+  {"i219", 20},
+  {"i220", 21},
+  {"i221", 4},
+  {"i222", 7},
+  {"i223", 7},
+  {"i224", 7},
+  {"i225", 15},
+  {"i226", 16},
+  {"i227", 22},
+  {"i228", 15},
+  {"i229", 16},
+  {"i230", 11},
+  {"i231", 22},
+  {"i232", 15},
+  {"i233", 16},
+  {"i234", 11},
+  {"i235", 17},
+  {"i236", 11},
+  {"i237", 3},
+  {"i238", 3},
+  {"i239", 0},
+  {"i240", 0},
+  {"i241", 3},
+  {"i242", 3},
+  {"i243", 3},
+  {"i244", 3},
+  {"i245", 3},
+  {"i246", 20},
+  {"i247", 3},
+  {"i248", 3},
+  {"i249", 3},
+  {"i250", 3},
+  {"i251", 3},
+  {"i252", 3},
+  {"i253", 20},
+  {"i254", 21},
+  {"i255", 4},
+  {"i256", 7},
+  {"i257", 7},
+  {"i258", 7},
+  {"i259", 15},
+  {"i260", 16},
+  {"i261", 22},
+  {"i262", 15},
+  {"i263", 16},
+  {"i264", 11},
+  {"i265", 22},
+  {"i266", 15},
+  {"i267", 16},
+  {"i268", 11},
+  {"i269", 17},
+  {"i270", 11},
+  {"i271", 23},
+  {"i272", 24},
+  {"i273", 25},
+  {"i274", 23},
+  {"i275", 26},
+  {"i276", 26},
+};
 
 typedef struct fpdt_param_entry {
   const char* name;
@@ -126,10 +414,12 @@ static int fail_cuda(fpdt_program* p, cudaError_t e, const char* where) {
 }
 #define FPDT_CK(call, where) do { cudaError_t e_ = (call); if (e_ != cudaSuccess) return fail_cuda(p, e_, where); } while (0)
 #define FPDT_TRY(call) do { int st_ = (call); if (st_ != FPDT_OK) return st_; } while (0)
-/* start (end = 0) or end (end = 1) of an instruction of `op` on `stream`, when profiling */
-#define FPDT_PROF(stream, op, end) do { \
+/* start (end = 0) or end (end = 1) of instruction `instr` (TRACED) of `op` on `stream`, when profiling */
+#define FPDT_PROF(stream, op, instr, end) do { \
     if (p->prof && p->prof_n < 2 * FPDT_PROF_MAX) { \
       FPDT_CK(cudaEventRecord(p->prof_ev[p->prof_n], p->s[stream]), "profile"); \
+      p->prof_instr[p->prof_n] = (instr); \
+      p->prof_stream[p->prof_n] = (stream); \
       p->prof_op[p->prof_n++] = (op); \
     } } while (0)
 static int fpdt_gemm_call(fpdt_program* p, int status) {
@@ -155,30 +445,30 @@ static void shard_of(const fpdt_program* p, const fpdt_param_entry* e, int64_t* 
 
 /* The schedule, in issue order. */
 static int issue_step(fpdt_program* p) {
-  FPDT_PROF(0, 0, 0);
+  FPDT_PROF(0, 0, 0, 0);
   FPDT_CK(cudaMemsetAsync((void*)(p->gpu + 41611008LL), 0, 4LL, p->s[0]), "i0 fill");
-  FPDT_PROF(0, 0, 1);
+  FPDT_PROF(0, 0, 0, 1);
   FPDT_CK(cudaEventRecord(p->events[754], p->s[0]), "r_i0_e375");
-  FPDT_PROF(0, 0, 0);
+  FPDT_PROF(0, 0, 1, 0);
   FPDT_CK(cudaMemsetAsync((void*)(p->gpu + 25974784LL), 0, 1049600LL, p->s[0]), "i1 fill");
-  FPDT_PROF(0, 0, 1);
+  FPDT_PROF(0, 0, 1, 1);
   FPDT_CK(cudaEventRecord(p->events[756], p->s[0]), "r_i1_e377");
-  FPDT_PROF(3, 1, 0);
+  FPDT_PROF(3, 1, 2, 0);
   FPDT_TRY(fpdt_all_gather(p, (const void*)(p->gpu + 33319936LL), (void*)(p->gpu + 33844736LL), 262400LL, 2, "i2 all_gather"));
-  FPDT_PROF(3, 1, 1);
+  FPDT_PROF(3, 1, 2, 1);
   FPDT_CK(cudaEventRecord(p->events[0], p->s[3]), "r_i2_e0");
   FPDT_CK(cudaEventRecord(p->events[773], p->s[3]), "r_i2_e388");
   FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[0], 0), "w_i3_0");
   for (int64_t i = 0LL; i < 4LL; ++i) {  // L0 chunk
-    FPDT_PROF(0, 2, 0);
+    FPDT_PROF(0, 2, 3, 0);
     FPDT_CK(fpdt_embedding_fwd((const int*)(p->gpu + 41602560LL + 256LL * i * 4LL), (const void*)(p->gpu + 33844736LL), (void*)(p->gpu + 31222784LL + 0LL * 524288LL + 65536LL * i * 2LL), 256, p->s[0]), "i3 embedding");
-    FPDT_PROF(0, 2, 1);
+    FPDT_PROF(0, 2, 3, 1);
     FPDT_CK(cudaEventRecord(p->events[19 + 0LL], p->s[0]), "r_i3_e10");
     FPDT_CK(cudaEventRecord(p->events[492], p->s[0]), "r_i3_e222");
   }
-  FPDT_PROF(3, 1, 0);
+  FPDT_PROF(3, 1, 4, 0);
   FPDT_TRY(fpdt_all_gather(p, (const void*)(p->gpu + 21252096LL), (void*)(p->gpu + 23613440LL + 0LL * 1180672LL), 590336LL, 2, "i4 all_gather"));
-  FPDT_PROF(3, 1, 1);
+  FPDT_PROF(3, 1, 4, 1);
   FPDT_CK(cudaEventRecord(p->events[23 + 0LL], p->s[3]), "r_i4_e12");
   FPDT_CK(cudaEventRecord(p->events[764 + 0LL], p->s[3]), "r_i4_e383");
   for (int64_t l = 0LL; l < 1LL; ++l) {  // L3 layer
@@ -191,203 +481,203 @@ static int issue_step(fpdt_program* p) {
     FPDT_CK(cudaStreamWaitEvent(p->s[3], p->events[13 + fpdt_mod((l + 1LL), 2LL)], 0), "w_i5_6");
     FPDT_CK(cudaStreamWaitEvent(p->s[3], p->events[15 + fpdt_mod((l + 1LL), 2LL)], 0), "w_i5_7");
     FPDT_CK(cudaStreamWaitEvent(p->s[3], p->events[17 + fpdt_mod((l + 1LL), 2LL)], 0), "w_i5_8");
-    FPDT_PROF(3, 1, 0);
+    FPDT_PROF(3, 1, 5, 0);
     FPDT_TRY(fpdt_all_gather(p, (const void*)(p->gpu + 21252096LL + (590336LL * l + 590336LL) * 2LL), (void*)(p->gpu + 23613440LL + fpdt_mod((l + 1LL), 2LL) * 1180672LL), 590336LL, 2, "i5 all_gather"));
-    FPDT_PROF(3, 1, 1);
+    FPDT_PROF(3, 1, 5, 1);
     FPDT_CK(cudaEventRecord(p->events[25 + fpdt_mod((l + 1LL), 2LL)], p->s[3]), "r_i5_e13");
     FPDT_CK(cudaEventRecord(p->events[766 + fpdt_mod((l + 1LL), 2LL)], p->s[3]), "r_i5_e384");
     FPDT_CK(cudaStreamWaitEvent(p->s[2], p->events[19 + fpdt_mod(l, 2LL)], 0), "w_i6_0");
     FPDT_CK(cudaStreamWaitEvent(p->s[2], p->events[21 + fpdt_mod(l, 2LL)], 0), "w_i6_1");
-    FPDT_PROF(2, 3, 0);
+    FPDT_PROF(2, 3, 6, 0);
     FPDT_CK(cudaMemcpyAsync((void*)(p->host + 0LL + 262144LL * l * 2LL), (const void*)(p->gpu + 31222784LL + fpdt_mod(l, 2LL) * 524288LL), 524288LL, cudaMemcpyDeviceToHost, p->s[2]), "i6 copy");
-    FPDT_PROF(2, 3, 1);
+    FPDT_PROF(2, 3, 6, 1);
     FPDT_CK(cudaEventRecord(p->events[74 + fpdt_mod(l, 2LL)], p->s[2]), "r_i6_e45");
     FPDT_CK(cudaEventRecord(p->events[172 + fpdt_mod(l, 2LL)], p->s[2]), "r_i6_e102");
     FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[23 + fpdt_mod(l, 2LL)], 0), "w_i7_0");
     FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[25 + fpdt_mod(l, 2LL)], 0), "w_i7_1");
     FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[74 + fpdt_mod((l + 1LL), 2LL)], 0), "w_i38_0");
     for (int64_t i = 0LL; i < 4LL; ++i) {  // L2 chunk
-      FPDT_PROF(0, 4, 0);
+      FPDT_PROF(0, 4, 7, 0);
       FPDT_CK(fpdt_rmsnorm_fwd((const void*)(p->gpu + 31222784LL + fpdt_mod(l, 2LL) * 524288LL + 65536LL * i * 2LL), (const void*)(p->gpu + 23613440LL + fpdt_mod(l, 2LL) * 1180672LL), (void*)(p->gpu + 34631680LL), p->stat_rstd, 256, p->s[0]), "i7 rmsnorm");
-      FPDT_PROF(0, 4, 1);
+      FPDT_PROF(0, 4, 7, 1);
       FPDT_CK(cudaEventRecord(p->events[1 + fpdt_mod(l, 2LL)], p->s[0]), "r_i7_e1");
       FPDT_CK(cudaEventRecord(p->events[499], p->s[0]), "r_i7_e229");
-      FPDT_PROF(0, 5, 0);
+      FPDT_PROF(0, 5, 8, 0);
       FPDT_TRY(fpdt_gemm_call(p, fpdt_gemm_bf16(p->gemm, p->s[0], 0, 1, 256, 256, 256, 1.0f, (const void*)(p->gpu + 34631680LL), 256, (const void*)(p->gpu + 23613440LL + fpdt_mod(l, 2LL) * 1180672LL + 512LL * 2LL), 256, 0.0f, (void*)(p->gpu + 35418112LL), 256, FPDT_GEMM_OUT_BF16)));
-      FPDT_PROF(0, 5, 1);
+      FPDT_PROF(0, 5, 8, 1);
       FPDT_CK(cudaEventRecord(p->events[3 + fpdt_mod(l, 2LL)], p->s[0]), "r_i8_e2");
       FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[27], 0), "w_i9_0");
-      FPDT_PROF(0, 6, 0);
+      FPDT_PROF(0, 6, 9, 0);
       FPDT_CK(fpdt_rope_fwd((const void*)(p->gpu + 35418112LL), (void*)(p->gpu + 35549184LL), 256, 4, (256LL * i + 256LL * p->rank), p->s[0]), "i9 rope");
-      FPDT_PROF(0, 6, 1);
+      FPDT_PROF(0, 6, 9, 1);
       FPDT_CK(cudaEventRecord(p->events[30], p->s[0]), "r_i9_e17");
-      FPDT_PROF(0, 5, 0);
+      FPDT_PROF(0, 5, 10, 0);
       FPDT_TRY(fpdt_gemm_call(p, fpdt_gemm_bf16(p->gemm, p->s[0], 0, 1, 256, 128, 256, 1.0f, (const void*)(p->gpu + 34631680LL), 256, (const void*)(p->gpu + 23613440LL + fpdt_mod(l, 2LL) * 1180672LL + 66048LL * 2LL), 256, 0.0f, (void*)(p->gpu + 35942400LL), 128, FPDT_GEMM_OUT_BF16)));
-      FPDT_PROF(0, 5, 1);
+      FPDT_PROF(0, 5, 10, 1);
       FPDT_CK(cudaEventRecord(p->events[5 + fpdt_mod(l, 2LL)], p->s[0]), "r_i10_e3");
       FPDT_CK(cudaEventRecord(p->events[358], p->s[0]), "r_i10_e155");
       FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[28], 0), "w_i11_0");
-      FPDT_PROF(0, 6, 0);
+      FPDT_PROF(0, 6, 11, 0);
       FPDT_CK(fpdt_rope_fwd((const void*)(p->gpu + 35942400LL), (void*)(p->gpu + 36007936LL), 256, 2, (256LL * i + 256LL * p->rank), p->s[0]), "i11 rope");
-      FPDT_PROF(0, 6, 1);
+      FPDT_PROF(0, 6, 11, 1);
       FPDT_CK(cudaEventRecord(p->events[34], p->s[0]), "r_i11_e21");
       FPDT_CK(cudaEventRecord(p->events[359], p->s[0]), "r_i11_e156");
       FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[29], 0), "w_i12_2");
-      FPDT_PROF(0, 5, 0);
+      FPDT_PROF(0, 5, 12, 0);
       FPDT_TRY(fpdt_gemm_call(p, fpdt_gemm_bf16(p->gemm, p->s[0], 0, 1, 256, 128, 256, 1.0f, (const void*)(p->gpu + 34631680LL), 256, (const void*)(p->gpu + 23613440LL + fpdt_mod(l, 2LL) * 1180672LL + 98816LL * 2LL), 256, 0.0f, (void*)(p->gpu + 36139008LL), 128, FPDT_GEMM_OUT_BF16)));
-      FPDT_PROF(0, 5, 1);
+      FPDT_PROF(0, 5, 12, 1);
       FPDT_CK(cudaEventRecord(p->events[7 + fpdt_mod(l, 2LL)], p->s[0]), "r_i12_e4");
       FPDT_CK(cudaEventRecord(p->events[42], p->s[0]), "r_i12_e26");
       FPDT_CK(cudaEventRecord(p->events[500], p->s[0]), "r_i12_e230");
       FPDT_CK(cudaStreamWaitEvent(p->s[3], p->events[30], 0), "w_i13_0");
       FPDT_CK(cudaStreamWaitEvent(p->s[3], p->events[31], 0), "w_i13_1");
-      FPDT_PROF(3, 7, 0);
+      FPDT_PROF(3, 7, 13, 0);
       FPDT_TRY(fpdt_all_to_all(p, 1, (const void*)(p->gpu + 35549184LL), (void*)(p->gpu + 35680256LL), fpdt_a2a_geom{256, 1, 4, 64, 4, 1, 4}, 2, "i13 all_to_all"));
-      FPDT_PROF(3, 7, 1);
+      FPDT_PROF(3, 7, 13, 1);
       FPDT_CK(cudaEventRecord(p->events[27], p->s[3]), "r_i13_e14");
       FPDT_CK(cudaEventRecord(p->events[33], p->s[3]), "r_i13_e20");
       FPDT_CK(cudaStreamWaitEvent(p->s[2], p->events[33], 0), "w_i14_0");
-      FPDT_PROF(2, 3, 0);
+      FPDT_PROF(2, 3, 14, 0);
       FPDT_CK(cudaMemcpyAsync((void*)(p->host + 3145728LL + (262144LL * l + 65536LL * i) * 2LL), (const void*)(p->gpu + 35680256LL), 131072LL, cudaMemcpyDeviceToHost, p->s[2]), "i14 copy");
-      FPDT_PROF(2, 3, 1);
+      FPDT_PROF(2, 3, 14, 1);
       FPDT_CK(cudaEventRecord(p->events[31], p->s[2]), "r_i14_e18");
       FPDT_CK(cudaEventRecord(p->events[322 + fpdt_mod((4LL * l + i), 8LL)], p->s[2]), "r_i14_e144");
       FPDT_CK(cudaStreamWaitEvent(p->s[3], p->events[34], 0), "w_i15_0");
       FPDT_CK(cudaStreamWaitEvent(p->s[3], p->events[35], 0), "w_i15_1");
-      FPDT_PROF(3, 7, 0);
+      FPDT_PROF(3, 7, 15, 0);
       FPDT_TRY(fpdt_all_to_all(p, 1, (const void*)(p->gpu + 36007936LL), (void*)(p->gpu + 36073472LL), fpdt_a2a_geom{256, 1, 2, 64, 2, 2, 4}, 2, "i15 all_to_all"));
-      FPDT_PROF(3, 7, 1);
+      FPDT_PROF(3, 7, 15, 1);
       FPDT_CK(cudaEventRecord(p->events[28], p->s[3]), "r_i15_e15");
       FPDT_CK(cudaEventRecord(p->events[37], p->s[3]), "r_i15_e24");
       FPDT_CK(cudaStreamWaitEvent(p->s[2], p->events[38 + fpdt_mod(i, 4LL)], 0), "w_i16_1");
       FPDT_CK(cudaStreamWaitEvent(p->s[2], p->events[37], 0), "w_i16_0");
-      FPDT_PROF(2, 3, 0);
+      FPDT_PROF(2, 3, 16, 0);
       FPDT_CK(cudaMemcpyAsync((void*)(p->host + 7340032LL + 32768LL * i * 2LL), (const void*)(p->gpu + 36073472LL), 65536LL, cudaMemcpyDeviceToHost, p->s[2]), "i16 copy");
-      FPDT_PROF(2, 3, 1);
+      FPDT_PROF(2, 3, 16, 1);
       FPDT_CK(cudaEventRecord(p->events[50 + fpdt_mod(i, 4LL)], p->s[2]), "r_i16_e31");
-      FPDT_PROF(2, 3, 0);
+      FPDT_PROF(2, 3, 17, 0);
       FPDT_CK(cudaMemcpyAsync((void*)(p->host + 6291456LL + (131072LL * l + 32768LL * i) * 2LL), (const void*)(p->gpu + 36073472LL), 65536LL, cudaMemcpyDeviceToHost, p->s[2]), "i17 copy");
-      FPDT_PROF(2, 3, 1);
+      FPDT_PROF(2, 3, 17, 1);
       FPDT_CK(cudaEventRecord(p->events[35], p->s[2]), "r_i17_e22");
       FPDT_CK(cudaEventRecord(p->events[282 + fpdt_mod((4LL * l + i), 8LL)], p->s[2]), "r_i17_e136");
       FPDT_CK(cudaStreamWaitEvent(p->s[3], p->events[42], 0), "w_i18_0");
       FPDT_CK(cudaStreamWaitEvent(p->s[3], p->events[43], 0), "w_i18_1");
-      FPDT_PROF(3, 7, 0);
+      FPDT_PROF(3, 7, 18, 0);
       FPDT_TRY(fpdt_all_to_all(p, 1, (const void*)(p->gpu + 36139008LL), (void*)(p->gpu + 36204544LL), fpdt_a2a_geom{256, 1, 2, 64, 2, 2, 4}, 2, "i18 all_to_all"));
-      FPDT_PROF(3, 7, 1);
+      FPDT_PROF(3, 7, 18, 1);
       FPDT_CK(cudaEventRecord(p->events[29], p->s[3]), "r_i18_e16");
       FPDT_CK(cudaEventRecord(p->events[45], p->s[3]), "r_i18_e29");
       FPDT_CK(cudaStreamWaitEvent(p->s[2], p->events[46 + fpdt_mod(i, 4LL)], 0), "w_i19_1");
       FPDT_CK(cudaStreamWaitEvent(p->s[2], p->events[45], 0), "w_i19_0");
-      FPDT_PROF(2, 3, 0);
+      FPDT_PROF(2, 3, 19, 0);
       FPDT_CK(cudaMemcpyAsync((void*)(p->host + 7602176LL + 32768LL * i * 2LL), (const void*)(p->gpu + 36204544LL), 65536LL, cudaMemcpyDeviceToHost, p->s[2]), "i19 copy");
-      FPDT_PROF(2, 3, 1);
+      FPDT_PROF(2, 3, 19, 1);
       FPDT_CK(cudaEventRecord(p->events[56 + fpdt_mod(i, 4LL)], p->s[2]), "r_i19_e33");
-      FPDT_PROF(2, 3, 0);
+      FPDT_PROF(2, 3, 20, 0);
       FPDT_CK(cudaMemcpyAsync((void*)(p->host + 6815744LL + (131072LL * l + 32768LL * i) * 2LL), (const void*)(p->gpu + 36204544LL), 65536LL, cudaMemcpyDeviceToHost, p->s[2]), "i20 copy");
-      FPDT_PROF(2, 3, 1);
+      FPDT_PROF(2, 3, 20, 1);
       FPDT_CK(cudaEventRecord(p->events[43], p->s[2]), "r_i20_e27");
       FPDT_CK(cudaEventRecord(p->events[302 + fpdt_mod((4LL * l + i), 8LL)], p->s[2]), "r_i20_e140");
-      FPDT_PROF(0, 8, 0);
+      FPDT_PROF(0, 8, 21, 0);
       FPDT_CK(fpdt_attn_acc_init((float*)(p->gpu + 32795648LL), (float*)(p->gpu + 41254400LL), 256, 4, p->s[0]), "i21 attn_init");
-      FPDT_PROF(0, 8, 1);
+      FPDT_PROF(0, 8, 21, 1);
       FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[33], 0), "w_i24_0");
       for (int64_t j = 0LL; j < i; ++j) {  // L1 kv
         FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[50 + fpdt_mod(j, 4LL)], 0), "w_i22_0");
         FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[54 + fpdt_mod(j, 2LL)], 0), "w_i22_1");
-        FPDT_PROF(1, 3, 0);
+        FPDT_PROF(1, 3, 22, 0);
         FPDT_CK(cudaMemcpyAsync((void*)(p->gpu + 35024896LL + fpdt_mod(j, 2LL) * 65536LL), (const void*)(p->host + 7340032LL + 32768LL * j * 2LL), 65536LL, cudaMemcpyHostToDevice, p->s[1]), "i22 copy");
-        FPDT_PROF(1, 3, 1);
+        FPDT_PROF(1, 3, 22, 1);
         FPDT_CK(cudaEventRecord(p->events[38 + fpdt_mod(j, 4LL)], p->s[1]), "r_i22_e25");
         FPDT_CK(cudaEventRecord(p->events[62 + fpdt_mod(j, 2LL)], p->s[1]), "r_i22_e35");
         FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[56 + fpdt_mod(j, 4LL)], 0), "w_i23_0");
         FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[60 + fpdt_mod(j, 2LL)], 0), "w_i23_1");
-        FPDT_PROF(1, 3, 0);
+        FPDT_PROF(1, 3, 23, 0);
         FPDT_CK(cudaMemcpyAsync((void*)(p->gpu + 35811328LL + fpdt_mod(j, 2LL) * 65536LL), (const void*)(p->host + 7602176LL + 32768LL * j * 2LL), 65536LL, cudaMemcpyHostToDevice, p->s[1]), "i23 copy");
-        FPDT_PROF(1, 3, 1);
+        FPDT_PROF(1, 3, 23, 1);
         FPDT_CK(cudaEventRecord(p->events[46 + fpdt_mod(j, 4LL)], p->s[1]), "r_i23_e30");
         FPDT_CK(cudaEventRecord(p->events[64 + fpdt_mod(j, 2LL)], p->s[1]), "r_i23_e36");
         FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[64 + fpdt_mod(j, 2LL)], 0), "w_i24_2");
-        FPDT_PROF(0, 9, 0);
+        FPDT_PROF(0, 9, 24, 0);
         FPDT_CK(fpdt_attn_fwd((const void*)(p->gpu + 35680256LL), (const void*)(p->gpu + 35024896LL + fpdt_mod(j, 2LL) * 65536LL), (const void*)(p->gpu + 35811328LL + fpdt_mod(j, 2LL) * 65536LL), (float*)(p->gpu + 32795648LL), (float*)(p->gpu + 41254400LL), NULL, 256, 256, 4, 2, (int)4LL * p->rank, 2, 0.125f, 0, 1, p->s[0]), "i24 attn_fwd_block");
-        FPDT_PROF(0, 9, 1);
+        FPDT_PROF(0, 9, 24, 1);
         FPDT_CK(cudaEventRecord(p->events[54 + fpdt_mod(j, 2LL)], p->s[0]), "r_i24_e32");
         FPDT_CK(cudaEventRecord(p->events[60 + fpdt_mod(j, 2LL)], p->s[0]), "r_i24_e34");
       }
       FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[45], 0), "w_i25_2");
-      FPDT_PROF(0, 9, 0);
+      FPDT_PROF(0, 9, 25, 0);
       FPDT_CK(fpdt_attn_fwd((const void*)(p->gpu + 35680256LL), (const void*)(p->gpu + 36073472LL), (const void*)(p->gpu + 36204544LL), (float*)(p->gpu + 32795648LL), (float*)(p->gpu + 41254400LL), NULL, 256, 256, 4, 2, (int)4LL * p->rank, 2, 0.125f, 1, 1, p->s[0]), "i25 attn_fwd_block");
-      FPDT_PROF(0, 9, 1);
+      FPDT_PROF(0, 9, 25, 1);
       FPDT_CK(cudaEventRecord(p->events[32], p->s[0]), "r_i25_e19");
       FPDT_CK(cudaEventRecord(p->events[36], p->s[0]), "r_i25_e23");
       FPDT_CK(cudaEventRecord(p->events[44], p->s[0]), "r_i25_e28");
       FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[68], 0), "w_i26_2");
       FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[67], 0), "w_i26_1");
-      FPDT_PROF(0, 10, 0);
+      FPDT_PROF(0, 10, 26, 0);
       FPDT_CK(fpdt_attn_finalize((const float*)(p->gpu + 32795648LL), (void*)(p->gpu + 34500608LL), 256, 4, p->s[0]), "i26 attn_finalize");
       FPDT_CK(cudaMemcpyAsync((void*)(p->gpu + 41250304LL), (const void*)(p->gpu + 41254400LL), 4096LL, cudaMemcpyDeviceToDevice, p->s[0]), "i26 attn_finalize");
-      FPDT_PROF(0, 10, 1);
+      FPDT_PROF(0, 10, 26, 1);
       FPDT_CK(cudaEventRecord(p->events[69], p->s[0]), "r_i26_e40");
       FPDT_CK(cudaEventRecord(p->events[70], p->s[0]), "r_i26_e41");
       FPDT_CK(cudaStreamWaitEvent(p->s[2], p->events[69], 0), "w_i27_0");
-      FPDT_PROF(2, 3, 0);
+      FPDT_PROF(2, 3, 27, 0);
       FPDT_CK(cudaMemcpyAsync((void*)(p->host + 2097152LL + (262144LL * l + 65536LL * i) * 2LL), (const void*)(p->gpu + 34500608LL), 131072LL, cudaMemcpyDeviceToHost, p->s[2]), "i27 copy");
-      FPDT_PROF(2, 3, 1);
+      FPDT_PROF(2, 3, 27, 1);
       FPDT_CK(cudaEventRecord(p->events[66], p->s[2]), "r_i27_e37");
       FPDT_CK(cudaEventRecord(p->events[244 + fpdt_mod((4LL * l + i), 8LL)], p->s[2]), "r_i27_e126");
       FPDT_CK(cudaStreamWaitEvent(p->s[2], p->events[70], 0), "w_i28_0");
-      FPDT_PROF(2, 3, 0);
+      FPDT_PROF(2, 3, 28, 0);
       FPDT_CK(cudaMemcpyAsync((void*)(p->host + 8388608LL + (4096LL * l + 1024LL * i) * 4LL), (const void*)(p->gpu + 41250304LL), 4096LL, cudaMemcpyDeviceToHost, p->s[2]), "i28 copy");
-      FPDT_PROF(2, 3, 1);
+      FPDT_PROF(2, 3, 28, 1);
       FPDT_CK(cudaEventRecord(p->events[68], p->s[2]), "r_i28_e39");
       FPDT_CK(cudaEventRecord(p->events[362 + fpdt_mod((4LL * l + i), 8LL)], p->s[2]), "r_i28_e159");
       FPDT_CK(cudaStreamWaitEvent(p->s[3], p->events[69], 0), "w_i29_0");
       FPDT_CK(cudaStreamWaitEvent(p->s[3], p->events[71], 0), "w_i29_1");
-      FPDT_PROF(3, 7, 0);
+      FPDT_PROF(3, 7, 29, 0);
       FPDT_TRY(fpdt_all_to_all(p, 0, (const void*)(p->gpu + 34500608LL), (void*)(p->gpu + 34369536LL), fpdt_a2a_geom{256, 1, 4, 64, 4, 1, 4}, 2, "i29 all_to_all"));
-      FPDT_PROF(3, 7, 1);
+      FPDT_PROF(3, 7, 29, 1);
       FPDT_CK(cudaEventRecord(p->events[67], p->s[3]), "r_i29_e38");
       FPDT_CK(cudaEventRecord(p->events[73], p->s[3]), "r_i29_e44");
       FPDT_CK(cudaStreamWaitEvent(p->s[2], p->events[73], 0), "w_i30_0");
-      FPDT_PROF(2, 3, 0);
+      FPDT_PROF(2, 3, 30, 0);
       FPDT_CK(cudaMemcpyAsync((void*)(p->host + 1048576LL + (262144LL * l + 65536LL * i) * 2LL), (const void*)(p->gpu + 34369536LL), 131072LL, cudaMemcpyDeviceToHost, p->s[2]), "i30 copy");
-      FPDT_PROF(2, 3, 1);
+      FPDT_PROF(2, 3, 30, 1);
       FPDT_CK(cudaEventRecord(p->events[71], p->s[2]), "r_i30_e42");
       FPDT_CK(cudaEventRecord(p->events[194 + fpdt_mod((4LL * l + i), 8LL)], p->s[2]), "r_i30_e110");
       FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[73], 0), "w_i31_0");
-      FPDT_PROF(0, 5, 0);
+      FPDT_PROF(0, 5, 31, 0);
       FPDT_TRY(fpdt_gemm_call(p, fpdt_gemm_bf16(p->gemm, p->s[0], 0, 1, 256, 256, 256, 1.0f, (const void*)(p->gpu + 34369536LL), 256, (const void*)(p->gpu + 23613440LL + fpdt_mod(l, 2LL) * 1180672LL + 131584LL * 2LL), 256, 0.0f, (void*)(p->gpu + 34762752LL), 256, FPDT_GEMM_OUT_BF16)));
-      FPDT_PROF(0, 5, 1);
+      FPDT_PROF(0, 5, 31, 1);
       FPDT_CK(cudaEventRecord(p->events[9 + fpdt_mod(l, 2LL)], p->s[0]), "r_i31_e5");
       FPDT_CK(cudaEventRecord(p->events[72], p->s[0]), "r_i31_e43");
       FPDT_CK(cudaEventRecord(p->events[503], p->s[0]), "r_i31_e233");
-      FPDT_PROF(0, 11, 0);
+      FPDT_PROF(0, 11, 32, 0);
       FPDT_CK(fpdt_add_bf16((const void*)(p->gpu + 31222784LL + fpdt_mod(l, 2LL) * 524288LL + 65536LL * i * 2LL), (const void*)(p->gpu + 34762752LL), (void*)(p->gpu + 34893824LL), 65536LL, p->s[0]), "i32 add");
-      FPDT_PROF(0, 11, 1);
+      FPDT_PROF(0, 11, 32, 1);
       FPDT_CK(cudaEventRecord(p->events[188 + fpdt_mod(l, 2LL)], p->s[0]), "r_i32_e107");
       FPDT_CK(cudaEventRecord(p->events[504], p->s[0]), "r_i32_e234");
-      FPDT_PROF(0, 4, 0);
+      FPDT_PROF(0, 4, 33, 0);
       FPDT_CK(fpdt_rmsnorm_fwd((const void*)(p->gpu + 34893824LL), (const void*)(p->gpu + 23613440LL + fpdt_mod(l, 2LL) * 1180672LL + 256LL * 2LL), (void*)(p->gpu + 35155968LL), p->stat_rstd, 256, p->s[0]), "i33 rmsnorm");
-      FPDT_PROF(0, 4, 1);
+      FPDT_PROF(0, 4, 33, 1);
       FPDT_CK(cudaEventRecord(p->events[11 + fpdt_mod(l, 2LL)], p->s[0]), "r_i33_e6");
-      FPDT_PROF(0, 5, 0);
+      FPDT_PROF(0, 5, 34, 0);
       FPDT_TRY(fpdt_gemm_call(p, fpdt_gemm_bf16(p->gemm, p->s[0], 0, 1, 256, 512, 256, 1.0f, (const void*)(p->gpu + 35155968LL), 256, (const void*)(p->gpu + 23613440LL + fpdt_mod(l, 2LL) * 1180672LL + 197120LL * 2LL), 256, 0.0f, (void*)(p->gpu + 32533504LL), 512, FPDT_GEMM_OUT_BF16)));
-      FPDT_PROF(0, 5, 1);
+      FPDT_PROF(0, 5, 34, 1);
       FPDT_CK(cudaEventRecord(p->events[13 + fpdt_mod(l, 2LL)], p->s[0]), "r_i34_e7");
-      FPDT_PROF(0, 5, 0);
+      FPDT_PROF(0, 5, 35, 0);
       FPDT_TRY(fpdt_gemm_call(p, fpdt_gemm_bf16(p->gemm, p->s[0], 0, 1, 256, 512, 256, 1.0f, (const void*)(p->gpu + 35155968LL), 256, (const void*)(p->gpu + 23613440LL + fpdt_mod(l, 2LL) * 1180672LL + 328192LL * 2LL), 256, 0.0f, (void*)(p->gpu + 33057792LL), 512, FPDT_GEMM_OUT_BF16)));
-      FPDT_PROF(0, 5, 1);
+      FPDT_PROF(0, 5, 35, 1);
       FPDT_CK(cudaEventRecord(p->events[15 + fpdt_mod(l, 2LL)], p->s[0]), "r_i35_e8");
-      FPDT_PROF(0, 12, 0);
+      FPDT_PROF(0, 12, 36, 0);
       FPDT_CK(fpdt_swiglu_fwd((const void*)(p->gpu + 32533504LL), (const void*)(p->gpu + 33057792LL), (void*)(p->gpu + 32271360LL), 256, 512LL, p->s[0]), "i36 swiglu");
-      FPDT_PROF(0, 12, 1);
-      FPDT_PROF(0, 5, 0);
+      FPDT_PROF(0, 12, 36, 1);
+      FPDT_PROF(0, 5, 37, 0);
       FPDT_TRY(fpdt_gemm_call(p, fpdt_gemm_bf16(p->gemm, p->s[0], 0, 1, 256, 256, 512, 1.0f, (const void*)(p->gpu + 32271360LL), 512, (const void*)(p->gpu + 23613440LL + fpdt_mod(l, 2LL) * 1180672LL + 459264LL * 2LL), 512, 0.0f, (void*)(p->gpu + 35287040LL), 256, FPDT_GEMM_OUT_BF16)));
-      FPDT_PROF(0, 5, 1);
+      FPDT_PROF(0, 5, 37, 1);
       FPDT_CK(cudaEventRecord(p->events[17 + fpdt_mod(l, 2LL)], p->s[0]), "r_i37_e9");
-      FPDT_PROF(0, 11, 0);
+      FPDT_PROF(0, 11, 38, 0);
       FPDT_CK(fpdt_add_bf16((const void*)(p->gpu + 34893824LL), (const void*)(p->gpu + 35287040LL), (void*)(p->gpu + 31222784LL + fpdt_mod((l + 1LL), 2LL) * 524288LL + 65536LL * i * 2LL), 65536LL, p->s[0]), "i38 add");
-      FPDT_PROF(0, 11, 1);
+      FPDT_PROF(0, 11, 38, 1);
       FPDT_CK(cudaEventRecord(p->events[21 + fpdt_mod((l + 1LL), 2LL)], p->s[0]), "r_i38_e11");
     }
   }
@@ -409,9 +699,9 @@ static int issue_step(fpdt_program* p) {
     FPDT_CK(cudaStreamWaitEvent(p->s[2], p->events[19 + fpdt_mod(l, 2LL)], 0), "w_i39_0");
     FPDT_CK(cudaStreamWaitEvent(p->s[2], p->events[21 + fpdt_mod(l, 2LL)], 0), "w_i39_1");
     FPDT_CK(cudaStreamWaitEvent(p->s[2], p->events[76 + fpdt_mod(l, 2LL)], 0), "w_i39_2");
-    FPDT_PROF(2, 3, 0);
+    FPDT_PROF(2, 3, 39, 0);
     FPDT_CK(cudaMemcpyAsync((void*)(p->host + 0LL + 262144LL * l * 2LL), (const void*)(p->gpu + 31222784LL + fpdt_mod(l, 2LL) * 524288LL), 524288LL, cudaMemcpyDeviceToHost, p->s[2]), "i39 copy");
-    FPDT_PROF(2, 3, 1);
+    FPDT_PROF(2, 3, 39, 1);
     FPDT_CK(cudaEventRecord(p->events[125 + fpdt_mod(l, 2LL)], p->s[2]), "r_i39_e78");
     FPDT_CK(cudaEventRecord(p->events[174 + fpdt_mod(l, 2LL)], p->s[2]), "r_i39_e103");
     FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[23 + fpdt_mod(l, 2LL)], 0), "w_i40_0");
@@ -419,201 +709,201 @@ static int issue_step(fpdt_program* p) {
     FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[74 + fpdt_mod((l + 1LL), 2LL)], 0), "w_i71_0");
     FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[125 + fpdt_mod((l + 1LL), 2LL)], 0), "w_i71_1");
     for (int64_t i = 0LL; i < 4LL; ++i) {  // L5 chunk
-      FPDT_PROF(0, 4, 0);
+      FPDT_PROF(0, 4, 40, 0);
       FPDT_CK(fpdt_rmsnorm_fwd((const void*)(p->gpu + 31222784LL + fpdt_mod(l, 2LL) * 524288LL + 65536LL * i * 2LL), (const void*)(p->gpu + 23613440LL + fpdt_mod(l, 2LL) * 1180672LL), (void*)(p->gpu + 34631680LL), p->stat_rstd, 256, p->s[0]), "i40 rmsnorm");
-      FPDT_PROF(0, 4, 1);
+      FPDT_PROF(0, 4, 40, 1);
       FPDT_CK(cudaEventRecord(p->events[127 + fpdt_mod(l, 2LL)], p->s[0]), "r_i40_e79");
       FPDT_CK(cudaEventRecord(p->events[501], p->s[0]), "r_i40_e231");
-      FPDT_PROF(0, 5, 0);
+      FPDT_PROF(0, 5, 41, 0);
       FPDT_TRY(fpdt_gemm_call(p, fpdt_gemm_bf16(p->gemm, p->s[0], 0, 1, 256, 256, 256, 1.0f, (const void*)(p->gpu + 34631680LL), 256, (const void*)(p->gpu + 23613440LL + fpdt_mod(l, 2LL) * 1180672LL + 512LL * 2LL), 256, 0.0f, (void*)(p->gpu + 35418112LL), 256, FPDT_GEMM_OUT_BF16)));
-      FPDT_PROF(0, 5, 1);
+      FPDT_PROF(0, 5, 41, 1);
       FPDT_CK(cudaEventRecord(p->events[129 + fpdt_mod(l, 2LL)], p->s[0]), "r_i41_e80");
       FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[78], 0), "w_i42_1");
-      FPDT_PROF(0, 6, 0);
+      FPDT_PROF(0, 6, 42, 0);
       FPDT_CK(fpdt_rope_fwd((const void*)(p->gpu + 35418112LL), (void*)(p->gpu + 35549184LL), 256, 4, (256LL * i + 256LL * p->rank), p->s[0]), "i42 rope");
-      FPDT_PROF(0, 6, 1);
+      FPDT_PROF(0, 6, 42, 1);
       FPDT_CK(cudaEventRecord(p->events[81], p->s[0]), "r_i42_e50");
-      FPDT_PROF(0, 5, 0);
+      FPDT_PROF(0, 5, 43, 0);
       FPDT_TRY(fpdt_gemm_call(p, fpdt_gemm_bf16(p->gemm, p->s[0], 0, 1, 256, 128, 256, 1.0f, (const void*)(p->gpu + 34631680LL), 256, (const void*)(p->gpu + 23613440LL + fpdt_mod(l, 2LL) * 1180672LL + 66048LL * 2LL), 256, 0.0f, (void*)(p->gpu + 35942400LL), 128, FPDT_GEMM_OUT_BF16)));
-      FPDT_PROF(0, 5, 1);
+      FPDT_PROF(0, 5, 43, 1);
       FPDT_CK(cudaEventRecord(p->events[131 + fpdt_mod(l, 2LL)], p->s[0]), "r_i43_e81");
       FPDT_CK(cudaEventRecord(p->events[360], p->s[0]), "r_i43_e157");
       FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[79], 0), "w_i44_1");
-      FPDT_PROF(0, 6, 0);
+      FPDT_PROF(0, 6, 44, 0);
       FPDT_CK(fpdt_rope_fwd((const void*)(p->gpu + 35942400LL), (void*)(p->gpu + 36007936LL), 256, 2, (256LL * i + 256LL * p->rank), p->s[0]), "i44 rope");
-      FPDT_PROF(0, 6, 1);
+      FPDT_PROF(0, 6, 44, 1);
       FPDT_CK(cudaEventRecord(p->events[85], p->s[0]), "r_i44_e54");
       FPDT_CK(cudaEventRecord(p->events[361], p->s[0]), "r_i44_e158");
       FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[80], 0), "w_i45_3");
-      FPDT_PROF(0, 5, 0);
+      FPDT_PROF(0, 5, 45, 0);
       FPDT_TRY(fpdt_gemm_call(p, fpdt_gemm_bf16(p->gemm, p->s[0], 0, 1, 256, 128, 256, 1.0f, (const void*)(p->gpu + 34631680LL), 256, (const void*)(p->gpu + 23613440LL + fpdt_mod(l, 2LL) * 1180672LL + 98816LL * 2LL), 256, 0.0f, (void*)(p->gpu + 36139008LL), 128, FPDT_GEMM_OUT_BF16)));
-      FPDT_PROF(0, 5, 1);
+      FPDT_PROF(0, 5, 45, 1);
       FPDT_CK(cudaEventRecord(p->events[93], p->s[0]), "r_i45_e59");
       FPDT_CK(cudaEventRecord(p->events[133 + fpdt_mod(l, 2LL)], p->s[0]), "r_i45_e82");
       FPDT_CK(cudaEventRecord(p->events[502], p->s[0]), "r_i45_e232");
       FPDT_CK(cudaStreamWaitEvent(p->s[3], p->events[81], 0), "w_i46_0");
       FPDT_CK(cudaStreamWaitEvent(p->s[3], p->events[82], 0), "w_i46_3");
-      FPDT_PROF(3, 7, 0);
+      FPDT_PROF(3, 7, 46, 0);
       FPDT_TRY(fpdt_all_to_all(p, 1, (const void*)(p->gpu + 35549184LL), (void*)(p->gpu + 35680256LL), fpdt_a2a_geom{256, 1, 4, 64, 4, 1, 4}, 2, "i46 all_to_all"));
-      FPDT_PROF(3, 7, 1);
+      FPDT_PROF(3, 7, 46, 1);
       FPDT_CK(cudaEventRecord(p->events[78], p->s[3]), "r_i46_e47");
       FPDT_CK(cudaEventRecord(p->events[84], p->s[3]), "r_i46_e53");
       FPDT_CK(cudaStreamWaitEvent(p->s[2], p->events[84], 0), "w_i47_0");
-      FPDT_PROF(2, 3, 0);
+      FPDT_PROF(2, 3, 47, 0);
       FPDT_CK(cudaMemcpyAsync((void*)(p->host + 3145728LL + (262144LL * l + 65536LL * i) * 2LL), (const void*)(p->gpu + 35680256LL), 131072LL, cudaMemcpyDeviceToHost, p->s[2]), "i47 copy");
-      FPDT_PROF(2, 3, 1);
+      FPDT_PROF(2, 3, 47, 1);
       FPDT_CK(cudaEventRecord(p->events[82], p->s[2]), "r_i47_e51");
       FPDT_CK(cudaEventRecord(p->events[330 + fpdt_mod((4LL * l + i), 8LL)], p->s[2]), "r_i47_e145");
       FPDT_CK(cudaStreamWaitEvent(p->s[3], p->events[85], 0), "w_i48_0");
       FPDT_CK(cudaStreamWaitEvent(p->s[3], p->events[86], 0), "w_i48_3");
-      FPDT_PROF(3, 7, 0);
+      FPDT_PROF(3, 7, 48, 0);
       FPDT_TRY(fpdt_all_to_all(p, 1, (const void*)(p->gpu + 36007936LL), (void*)(p->gpu + 36073472LL), fpdt_a2a_geom{256, 1, 2, 64, 2, 2, 4}, 2, "i48 all_to_all"));
-      FPDT_PROF(3, 7, 1);
+      FPDT_PROF(3, 7, 48, 1);
       FPDT_CK(cudaEventRecord(p->events[79], p->s[3]), "r_i48_e48");
       FPDT_CK(cudaEventRecord(p->events[88], p->s[3]), "r_i48_e57");
       FPDT_CK(cudaStreamWaitEvent(p->s[2], p->events[38 + fpdt_mod(i, 4LL)], 0), "w_i49_1");
       FPDT_CK(cudaStreamWaitEvent(p->s[2], p->events[89 + fpdt_mod(i, 4LL)], 0), "w_i49_2");
       FPDT_CK(cudaStreamWaitEvent(p->s[2], p->events[88], 0), "w_i49_0");
-      FPDT_PROF(2, 3, 0);
+      FPDT_PROF(2, 3, 49, 0);
       FPDT_CK(cudaMemcpyAsync((void*)(p->host + 7340032LL + 32768LL * i * 2LL), (const void*)(p->gpu + 36073472LL), 65536LL, cudaMemcpyDeviceToHost, p->s[2]), "i49 copy");
-      FPDT_PROF(2, 3, 1);
+      FPDT_PROF(2, 3, 49, 1);
       FPDT_CK(cudaEventRecord(p->events[101 + fpdt_mod(i, 4LL)], p->s[2]), "r_i49_e64");
-      FPDT_PROF(2, 3, 0);
+      FPDT_PROF(2, 3, 50, 0);
       FPDT_CK(cudaMemcpyAsync((void*)(p->host + 6291456LL + (131072LL * l + 32768LL * i) * 2LL), (const void*)(p->gpu + 36073472LL), 65536LL, cudaMemcpyDeviceToHost, p->s[2]), "i50 copy");
-      FPDT_PROF(2, 3, 1);
+      FPDT_PROF(2, 3, 50, 1);
       FPDT_CK(cudaEventRecord(p->events[86], p->s[2]), "r_i50_e55");
       FPDT_CK(cudaEventRecord(p->events[290 + fpdt_mod((4LL * l + i), 8LL)], p->s[2]), "r_i50_e137");
       FPDT_CK(cudaStreamWaitEvent(p->s[3], p->events[93], 0), "w_i51_0");
       FPDT_CK(cudaStreamWaitEvent(p->s[3], p->events[94], 0), "w_i51_3");
-      FPDT_PROF(3, 7, 0);
+      FPDT_PROF(3, 7, 51, 0);
       FPDT_TRY(fpdt_all_to_all(p, 1, (const void*)(p->gpu + 36139008LL), (void*)(p->gpu + 36204544LL), fpdt_a2a_geom{256, 1, 2, 64, 2, 2, 4}, 2, "i51 all_to_all"));
-      FPDT_PROF(3, 7, 1);
+      FPDT_PROF(3, 7, 51, 1);
       FPDT_CK(cudaEventRecord(p->events[80], p->s[3]), "r_i51_e49");
       FPDT_CK(cudaEventRecord(p->events[96], p->s[3]), "r_i51_e62");
       FPDT_CK(cudaStreamWaitEvent(p->s[2], p->events[46 + fpdt_mod(i, 4LL)], 0), "w_i52_1");
       FPDT_CK(cudaStreamWaitEvent(p->s[2], p->events[97 + fpdt_mod(i, 4LL)], 0), "w_i52_2");
       FPDT_CK(cudaStreamWaitEvent(p->s[2], p->events[96], 0), "w_i52_0");
-      FPDT_PROF(2, 3, 0);
+      FPDT_PROF(2, 3, 52, 0);
       FPDT_CK(cudaMemcpyAsync((void*)(p->host + 7602176LL + 32768LL * i * 2LL), (const void*)(p->gpu + 36204544LL), 65536LL, cudaMemcpyDeviceToHost, p->s[2]), "i52 copy");
-      FPDT_PROF(2, 3, 1);
+      FPDT_PROF(2, 3, 52, 1);
       FPDT_CK(cudaEventRecord(p->events[107 + fpdt_mod(i, 4LL)], p->s[2]), "r_i52_e66");
-      FPDT_PROF(2, 3, 0);
+      FPDT_PROF(2, 3, 53, 0);
       FPDT_CK(cudaMemcpyAsync((void*)(p->host + 6815744LL + (131072LL * l + 32768LL * i) * 2LL), (const void*)(p->gpu + 36204544LL), 65536LL, cudaMemcpyDeviceToHost, p->s[2]), "i53 copy");
-      FPDT_PROF(2, 3, 1);
+      FPDT_PROF(2, 3, 53, 1);
       FPDT_CK(cudaEventRecord(p->events[94], p->s[2]), "r_i53_e60");
       FPDT_CK(cudaEventRecord(p->events[310 + fpdt_mod((4LL * l + i), 8LL)], p->s[2]), "r_i53_e141");
-      FPDT_PROF(0, 8, 0);
+      FPDT_PROF(0, 8, 54, 0);
       FPDT_CK(fpdt_attn_acc_init((float*)(p->gpu + 32795648LL), (float*)(p->gpu + 41254400LL), 256, 4, p->s[0]), "i54 attn_init");
-      FPDT_PROF(0, 8, 1);
+      FPDT_PROF(0, 8, 54, 1);
       FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[84], 0), "w_i57_0");
       for (int64_t j = 0LL; j < i; ++j) {  // L4 kv
         FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[50 + fpdt_mod(j, 4LL)], 0), "w_i55_0");
         FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[101 + fpdt_mod(j, 4LL)], 0), "w_i55_1");
         FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[54 + fpdt_mod(j, 2LL)], 0), "w_i55_2");
         FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[105 + fpdt_mod(j, 2LL)], 0), "w_i55_3");
-        FPDT_PROF(1, 3, 0);
+        FPDT_PROF(1, 3, 55, 0);
         FPDT_CK(cudaMemcpyAsync((void*)(p->gpu + 35024896LL + fpdt_mod(j, 2LL) * 65536LL), (const void*)(p->host + 7340032LL + 32768LL * j * 2LL), 65536LL, cudaMemcpyHostToDevice, p->s[1]), "i55 copy");
-        FPDT_PROF(1, 3, 1);
+        FPDT_PROF(1, 3, 55, 1);
         FPDT_CK(cudaEventRecord(p->events[89 + fpdt_mod(j, 4LL)], p->s[1]), "r_i55_e58");
         FPDT_CK(cudaEventRecord(p->events[113 + fpdt_mod(j, 2LL)], p->s[1]), "r_i55_e68");
         FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[56 + fpdt_mod(j, 4LL)], 0), "w_i56_0");
         FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[107 + fpdt_mod(j, 4LL)], 0), "w_i56_1");
         FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[60 + fpdt_mod(j, 2LL)], 0), "w_i56_2");
         FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[111 + fpdt_mod(j, 2LL)], 0), "w_i56_3");
-        FPDT_PROF(1, 3, 0);
+        FPDT_PROF(1, 3, 56, 0);
         FPDT_CK(cudaMemcpyAsync((void*)(p->gpu + 35811328LL + fpdt_mod(j, 2LL) * 65536LL), (const void*)(p->host + 7602176LL + 32768LL * j * 2LL), 65536LL, cudaMemcpyHostToDevice, p->s[1]), "i56 copy");
-        FPDT_PROF(1, 3, 1);
+        FPDT_PROF(1, 3, 56, 1);
         FPDT_CK(cudaEventRecord(p->events[97 + fpdt_mod(j, 4LL)], p->s[1]), "r_i56_e63");
         FPDT_CK(cudaEventRecord(p->events[115 + fpdt_mod(j, 2LL)], p->s[1]), "r_i56_e69");
         FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[62 + fpdt_mod(j, 2LL)], 0), "w_i57_1");
         FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[64 + fpdt_mod(j, 2LL)], 0), "w_i57_3");
         FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[115 + fpdt_mod(j, 2LL)], 0), "w_i57_4");
-        FPDT_PROF(0, 9, 0);
+        FPDT_PROF(0, 9, 57, 0);
         FPDT_CK(fpdt_attn_fwd((const void*)(p->gpu + 35680256LL), (const void*)(p->gpu + 35024896LL + fpdt_mod(j, 2LL) * 65536LL), (const void*)(p->gpu + 35811328LL + fpdt_mod(j, 2LL) * 65536LL), (float*)(p->gpu + 32795648LL), (float*)(p->gpu + 41254400LL), NULL, 256, 256, 4, 2, (int)4LL * p->rank, 2, 0.125f, 0, 1, p->s[0]), "i57 attn_fwd_block");
-        FPDT_PROF(0, 9, 1);
+        FPDT_PROF(0, 9, 57, 1);
         FPDT_CK(cudaEventRecord(p->events[105 + fpdt_mod(j, 2LL)], p->s[0]), "r_i57_e65");
         FPDT_CK(cudaEventRecord(p->events[111 + fpdt_mod(j, 2LL)], p->s[0]), "r_i57_e67");
       }
       FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[96], 0), "w_i58_2");
-      FPDT_PROF(0, 9, 0);
+      FPDT_PROF(0, 9, 58, 0);
       FPDT_CK(fpdt_attn_fwd((const void*)(p->gpu + 35680256LL), (const void*)(p->gpu + 36073472LL), (const void*)(p->gpu + 36204544LL), (float*)(p->gpu + 32795648LL), (float*)(p->gpu + 41254400LL), NULL, 256, 256, 4, 2, (int)4LL * p->rank, 2, 0.125f, 1, 1, p->s[0]), "i58 attn_fwd_block");
-      FPDT_PROF(0, 9, 1);
+      FPDT_PROF(0, 9, 58, 1);
       FPDT_CK(cudaEventRecord(p->events[83], p->s[0]), "r_i58_e52");
       FPDT_CK(cudaEventRecord(p->events[87], p->s[0]), "r_i58_e56");
       FPDT_CK(cudaEventRecord(p->events[95], p->s[0]), "r_i58_e61");
       FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[119], 0), "w_i59_5");
       FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[118], 0), "w_i59_3");
-      FPDT_PROF(0, 10, 0);
+      FPDT_PROF(0, 10, 59, 0);
       FPDT_CK(fpdt_attn_finalize((const float*)(p->gpu + 32795648LL), (void*)(p->gpu + 34500608LL), 256, 4, p->s[0]), "i59 attn_finalize");
       FPDT_CK(cudaMemcpyAsync((void*)(p->gpu + 41250304LL), (const void*)(p->gpu + 41254400LL), 4096LL, cudaMemcpyDeviceToDevice, p->s[0]), "i59 attn_finalize");
-      FPDT_PROF(0, 10, 1);
+      FPDT_PROF(0, 10, 59, 1);
       FPDT_CK(cudaEventRecord(p->events[120], p->s[0]), "r_i59_e73");
       FPDT_CK(cudaEventRecord(p->events[121], p->s[0]), "r_i59_e74");
       FPDT_CK(cudaStreamWaitEvent(p->s[2], p->events[120], 0), "w_i60_0");
-      FPDT_PROF(2, 3, 0);
+      FPDT_PROF(2, 3, 60, 0);
       FPDT_CK(cudaMemcpyAsync((void*)(p->host + 2097152LL + (262144LL * l + 65536LL * i) * 2LL), (const void*)(p->gpu + 34500608LL), 131072LL, cudaMemcpyDeviceToHost, p->s[2]), "i60 copy");
-      FPDT_PROF(2, 3, 1);
+      FPDT_PROF(2, 3, 60, 1);
       FPDT_CK(cudaEventRecord(p->events[117], p->s[2]), "r_i60_e70");
       FPDT_CK(cudaEventRecord(p->events[252 + fpdt_mod((4LL * l + i), 8LL)], p->s[2]), "r_i60_e127");
       FPDT_CK(cudaStreamWaitEvent(p->s[2], p->events[121], 0), "w_i61_0");
-      FPDT_PROF(2, 3, 0);
+      FPDT_PROF(2, 3, 61, 0);
       FPDT_CK(cudaMemcpyAsync((void*)(p->host + 8388608LL + (4096LL * l + 1024LL * i) * 4LL), (const void*)(p->gpu + 41250304LL), 4096LL, cudaMemcpyDeviceToHost, p->s[2]), "i61 copy");
-      FPDT_PROF(2, 3, 1);
+      FPDT_PROF(2, 3, 61, 1);
       FPDT_CK(cudaEventRecord(p->events[119], p->s[2]), "r_i61_e72");
       FPDT_CK(cudaEventRecord(p->events[370 + fpdt_mod((4LL * l + i), 8LL)], p->s[2]), "r_i61_e160");
       FPDT_CK(cudaStreamWaitEvent(p->s[3], p->events[120], 0), "w_i62_0");
       FPDT_CK(cudaStreamWaitEvent(p->s[3], p->events[122], 0), "w_i62_3");
-      FPDT_PROF(3, 7, 0);
+      FPDT_PROF(3, 7, 62, 0);
       FPDT_TRY(fpdt_all_to_all(p, 0, (const void*)(p->gpu + 34500608LL), (void*)(p->gpu + 34369536LL), fpdt_a2a_geom{256, 1, 4, 64, 4, 1, 4}, 2, "i62 all_to_all"));
-      FPDT_PROF(3, 7, 1);
+      FPDT_PROF(3, 7, 62, 1);
       FPDT_CK(cudaEventRecord(p->events[118], p->s[3]), "r_i62_e71");
       FPDT_CK(cudaEventRecord(p->events[124], p->s[3]), "r_i62_e77");
       FPDT_CK(cudaStreamWaitEvent(p->s[2], p->events[124], 0), "w_i63_0");
-      FPDT_PROF(2, 3, 0);
+      FPDT_PROF(2, 3, 63, 0);
       FPDT_CK(cudaMemcpyAsync((void*)(p->host + 1048576LL + (262144LL * l + 65536LL * i) * 2LL), (const void*)(p->gpu + 34369536LL), 131072LL, cudaMemcpyDeviceToHost, p->s[2]), "i63 copy");
-      FPDT_PROF(2, 3, 1);
+      FPDT_PROF(2, 3, 63, 1);
       FPDT_CK(cudaEventRecord(p->events[122], p->s[2]), "r_i63_e75");
       FPDT_CK(cudaEventRecord(p->events[202 + fpdt_mod((4LL * l + i), 8LL)], p->s[2]), "r_i63_e111");
       FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[124], 0), "w_i64_0");
-      FPDT_PROF(0, 5, 0);
+      FPDT_PROF(0, 5, 64, 0);
       FPDT_TRY(fpdt_gemm_call(p, fpdt_gemm_bf16(p->gemm, p->s[0], 0, 1, 256, 256, 256, 1.0f, (const void*)(p->gpu + 34369536LL), 256, (const void*)(p->gpu + 23613440LL + fpdt_mod(l, 2LL) * 1180672LL + 131584LL * 2LL), 256, 0.0f, (void*)(p->gpu + 34762752LL), 256, FPDT_GEMM_OUT_BF16)));
-      FPDT_PROF(0, 5, 1);
+      FPDT_PROF(0, 5, 64, 1);
       FPDT_CK(cudaEventRecord(p->events[123], p->s[0]), "r_i64_e76");
       FPDT_CK(cudaEventRecord(p->events[135 + fpdt_mod(l, 2LL)], p->s[0]), "r_i64_e83");
       FPDT_CK(cudaEventRecord(p->events[505], p->s[0]), "r_i64_e235");
-      FPDT_PROF(0, 11, 0);
+      FPDT_PROF(0, 11, 65, 0);
       FPDT_CK(fpdt_add_bf16((const void*)(p->gpu + 31222784LL + fpdt_mod(l, 2LL) * 524288LL + 65536LL * i * 2LL), (const void*)(p->gpu + 34762752LL), (void*)(p->gpu + 34893824LL), 65536LL, p->s[0]), "i65 add");
-      FPDT_PROF(0, 11, 1);
+      FPDT_PROF(0, 11, 65, 1);
       FPDT_CK(cudaEventRecord(p->events[190 + fpdt_mod(l, 2LL)], p->s[0]), "r_i65_e108");
       FPDT_CK(cudaEventRecord(p->events[506], p->s[0]), "r_i65_e236");
-      FPDT_PROF(0, 4, 0);
+      FPDT_PROF(0, 4, 66, 0);
       FPDT_CK(fpdt_rmsnorm_fwd((const void*)(p->gpu + 34893824LL), (const void*)(p->gpu + 23613440LL + fpdt_mod(l, 2LL) * 1180672LL + 256LL * 2LL), (void*)(p->gpu + 35155968LL), p->stat_rstd, 256, p->s[0]), "i66 rmsnorm");
-      FPDT_PROF(0, 4, 1);
+      FPDT_PROF(0, 4, 66, 1);
       FPDT_CK(cudaEventRecord(p->events[137 + fpdt_mod(l, 2LL)], p->s[0]), "r_i66_e84");
-      FPDT_PROF(0, 5, 0);
+      FPDT_PROF(0, 5, 67, 0);
       FPDT_TRY(fpdt_gemm_call(p, fpdt_gemm_bf16(p->gemm, p->s[0], 0, 1, 256, 512, 256, 1.0f, (const void*)(p->gpu + 35155968LL), 256, (const void*)(p->gpu + 23613440LL + fpdt_mod(l, 2LL) * 1180672LL + 197120LL * 2LL), 256, 0.0f, (void*)(p->gpu + 32533504LL), 512, FPDT_GEMM_OUT_BF16)));
-      FPDT_PROF(0, 5, 1);
+      FPDT_PROF(0, 5, 67, 1);
       FPDT_CK(cudaEventRecord(p->events[139 + fpdt_mod(l, 2LL)], p->s[0]), "r_i67_e85");
-      FPDT_PROF(0, 5, 0);
+      FPDT_PROF(0, 5, 68, 0);
       FPDT_TRY(fpdt_gemm_call(p, fpdt_gemm_bf16(p->gemm, p->s[0], 0, 1, 256, 512, 256, 1.0f, (const void*)(p->gpu + 35155968LL), 256, (const void*)(p->gpu + 23613440LL + fpdt_mod(l, 2LL) * 1180672LL + 328192LL * 2LL), 256, 0.0f, (void*)(p->gpu + 33057792LL), 512, FPDT_GEMM_OUT_BF16)));
-      FPDT_PROF(0, 5, 1);
+      FPDT_PROF(0, 5, 68, 1);
       FPDT_CK(cudaEventRecord(p->events[141 + fpdt_mod(l, 2LL)], p->s[0]), "r_i68_e86");
-      FPDT_PROF(0, 12, 0);
+      FPDT_PROF(0, 12, 69, 0);
       FPDT_CK(fpdt_swiglu_fwd((const void*)(p->gpu + 32533504LL), (const void*)(p->gpu + 33057792LL), (void*)(p->gpu + 32271360LL), 256, 512LL, p->s[0]), "i69 swiglu");
-      FPDT_PROF(0, 12, 1);
-      FPDT_PROF(0, 5, 0);
+      FPDT_PROF(0, 12, 69, 1);
+      FPDT_PROF(0, 5, 70, 0);
       FPDT_TRY(fpdt_gemm_call(p, fpdt_gemm_bf16(p->gemm, p->s[0], 0, 1, 256, 256, 512, 1.0f, (const void*)(p->gpu + 32271360LL), 512, (const void*)(p->gpu + 23613440LL + fpdt_mod(l, 2LL) * 1180672LL + 459264LL * 2LL), 512, 0.0f, (void*)(p->gpu + 35287040LL), 256, FPDT_GEMM_OUT_BF16)));
-      FPDT_PROF(0, 5, 1);
+      FPDT_PROF(0, 5, 70, 1);
       FPDT_CK(cudaEventRecord(p->events[143 + fpdt_mod(l, 2LL)], p->s[0]), "r_i70_e87");
-      FPDT_PROF(0, 11, 0);
+      FPDT_PROF(0, 11, 71, 0);
       FPDT_CK(fpdt_add_bf16((const void*)(p->gpu + 34893824LL), (const void*)(p->gpu + 35287040LL), (void*)(p->gpu + 31222784LL + fpdt_mod((l + 1LL), 2LL) * 524288LL + 65536LL * i * 2LL), 65536LL, p->s[0]), "i71 add");
-      FPDT_PROF(0, 11, 1);
+      FPDT_PROF(0, 11, 71, 1);
       FPDT_CK(cudaEventRecord(p->events[76 + fpdt_mod((l + 1LL), 2LL)], p->s[0]), "r_i71_e46");
     }
   }
-  FPDT_PROF(0, 0, 0);
+  FPDT_PROF(0, 0, 72, 0);
   FPDT_CK(fpdt_fill_f32((float*)(p->gpu + 41610752LL), 1.0f, 1LL, p->s[0]), "i72 fill");
-  FPDT_PROF(0, 0, 1);
+  FPDT_PROF(0, 0, 72, 1);
   FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[0], 0), "w_i73_0");
   FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[62 + 0LL], 0), "w_i73_1");
   FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[62 + 1LL], 0), "w_i73_2");
@@ -628,34 +918,34 @@ static int issue_step(fpdt_program* p) {
   FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[117], 0), "w_i76_6");
   FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[118], 0), "w_i76_7");
   for (int64_t i = 0LL; i < 4LL; ++i) {  // L7 chunk
-    FPDT_PROF(0, 4, 0);
+    FPDT_PROF(0, 4, 73, 0);
     FPDT_CK(fpdt_rmsnorm_fwd((const void*)(p->gpu + 31222784LL + 0LL * 524288LL + 65536LL * i * 2LL), (const void*)(p->gpu + 33844736LL + 131072LL * 2LL), (void*)(p->gpu + 35024896LL), p->stat_rstd, 256, p->s[0]), "i73 rmsnorm");
-    FPDT_PROF(0, 4, 1);
-    FPDT_PROF(0, 5, 0);
+    FPDT_PROF(0, 4, 73, 1);
+    FPDT_PROF(0, 5, 74, 0);
     FPDT_TRY(fpdt_gemm_call(p, fpdt_gemm_bf16(p->gemm, p->s[0], 0, 1, 256, 512, 256, 1.0f, (const void*)(p->gpu + 35024896LL), 256, (const void*)(p->gpu + 33844736LL + 131328LL * 2LL), 256, 0.0f, (void*)(p->gpu + 34631680LL), 512, FPDT_GEMM_OUT_BF16)));
-    FPDT_PROF(0, 5, 1);
+    FPDT_PROF(0, 5, 74, 1);
     FPDT_CK(cudaEventRecord(p->events[497], p->s[0]), "r_i74_e227");
-    FPDT_PROF(0, 13, 0);
-    FPDT_PROF(0, 13, 1);
+    FPDT_PROF(0, 13, 75, 0);
+    FPDT_PROF(0, 13, 75, 1);
     FPDT_CK(cudaEventRecord(p->events[755], p->s[0]), "r_i75_e376");
-    FPDT_PROF(0, 14, 0);
+    FPDT_PROF(0, 14, 76, 0);
     FPDT_CK(fpdt_xent_bf16((const void*)(p->gpu + 34631680LL), (const int*)(p->gpu + 41598464LL + 256LL * i * 4LL), (float*)(p->gpu + 41611008LL), (void*)(p->gpu + 34369536LL), 256, p->inv_nvalid, p->s[0]), "i76 cross_entropy_bwd");
-    FPDT_PROF(0, 14, 1);
+    FPDT_PROF(0, 14, 76, 1);
     FPDT_CK(cudaEventRecord(p->events[495], p->s[0]), "r_i76_e225");
     FPDT_CK(cudaEventRecord(p->events[498], p->s[0]), "r_i76_e228");
-    FPDT_PROF(0, 15, 0);
+    FPDT_PROF(0, 15, 77, 0);
     FPDT_TRY(fpdt_gemm_call(p, fpdt_gemm_bf16(p->gemm, p->s[0], 0, 0, 256, 256, 512, 1.0f, (const void*)(p->gpu + 34369536LL), 512, (const void*)(p->gpu + 33844736LL + 131328LL * 2LL), 256, 0.0f, (void*)(p->gpu + 34893824LL), 256, FPDT_GEMM_OUT_BF16)));
-    FPDT_PROF(0, 15, 1);
+    FPDT_PROF(0, 15, 77, 1);
     FPDT_CK(cudaEventRecord(p->events[493], p->s[0]), "r_i77_e223");
-    FPDT_PROF(0, 16, 0);
+    FPDT_PROF(0, 16, 78, 0);
     FPDT_TRY(fpdt_gemm_call(p, fpdt_gemm_bf16(p->gemm, p->s[0], 1, 0, 512, 256, 256, 1.0f, (const void*)(p->gpu + 34369536LL), 512, (const void*)(p->gpu + 35024896LL), 256, 1.0f, (void*)(p->gpu + 25974784LL + 131328LL * 4LL), 256, FPDT_GEMM_OUT_F32)));
-    FPDT_PROF(0, 16, 1);
+    FPDT_PROF(0, 16, 78, 1);
     FPDT_CK(cudaEventRecord(p->events[496], p->s[0]), "r_i78_e226");
     FPDT_CK(cudaEventRecord(p->events[757], p->s[0]), "r_i78_e378");
-    FPDT_PROF(0, 17, 0);
+    FPDT_PROF(0, 17, 79, 0);
     FPDT_CK(fpdt_host_rms_stats((const void*)(p->gpu + 31222784LL + 0LL * 524288LL + 65536LL * i * 2LL), p->stat_rstd, 256, 256, 0.00001f, p->s[0]), "i79 rmsnorm_bwd");
     FPDT_CK(fpdt_rmsnorm_bwd((const void*)(p->gpu + 31222784LL + 0LL * 524288LL + 65536LL * i * 2LL), (const void*)(p->gpu + 33844736LL + 131072LL * 2LL), (const void*)(p->gpu + 34893824LL), p->stat_rstd, (void*)(p->gpu + 32271360LL + 0LL * 524288LL + 65536LL * i * 2LL), (float*)(p->gpu + 25974784LL + 131072LL * 4LL), 256, p->s[0]), "i79 rmsnorm_bwd");
-    FPDT_PROF(0, 17, 1);
+    FPDT_PROF(0, 17, 79, 1);
     FPDT_CK(cudaEventRecord(p->events[192 + 0LL], p->s[0]), "r_i79_e109");
     FPDT_CK(cudaEventRecord(p->events[494], p->s[0]), "r_i79_e224");
     FPDT_CK(cudaEventRecord(p->events[758], p->s[0]), "r_i79_e379");
@@ -678,9 +968,9 @@ static int issue_step(fpdt_program* p) {
   FPDT_CK(cudaStreamWaitEvent(p->s[3], p->events[139 + 1LL], 0), "w_i80_15");
   FPDT_CK(cudaStreamWaitEvent(p->s[3], p->events[141 + 1LL], 0), "w_i80_16");
   FPDT_CK(cudaStreamWaitEvent(p->s[3], p->events[143 + 1LL], 0), "w_i80_17");
-  FPDT_PROF(3, 1, 0);
+  FPDT_PROF(3, 1, 80, 0);
   FPDT_TRY(fpdt_all_gather(p, (const void*)(p->gpu + 21252096LL + 590336LL * 2LL), (void*)(p->gpu + 23613440LL + 1LL * 1180672LL), 590336LL, 2, "i80 all_gather"));
-  FPDT_PROF(3, 1, 1);
+  FPDT_PROF(3, 1, 80, 1);
   FPDT_CK(cudaEventRecord(p->events[218 + 1LL], p->s[3]), "r_i80_e114");
   FPDT_CK(cudaEventRecord(p->events[768 + 1LL], p->s[3]), "r_i80_e385");
   FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[19 + 0LL], 0), "w_i83_14");
@@ -828,15 +1118,15 @@ static int issue_step(fpdt_program* p) {
     FPDT_CK(cudaStreamWaitEvent(p->s[3], p->events[165 + fpdt_mod((l + -1LL), 2LL)], 0), "w_i81_28");
     FPDT_CK(cudaStreamWaitEvent(p->s[3], p->events[167 + fpdt_mod((l + -1LL), 2LL)], 0), "w_i81_29");
     FPDT_CK(cudaStreamWaitEvent(p->s[3], p->events[169 + fpdt_mod((l + -1LL), 2LL)], 0), "w_i81_30");
-    FPDT_PROF(3, 1, 0);
+    FPDT_PROF(3, 1, 81, 0);
     FPDT_TRY(fpdt_all_gather(p, (const void*)(p->gpu + 21252096LL + (590336LL * l + -590336LL) * 2LL), (void*)(p->gpu + 23613440LL + fpdt_mod((l + -1LL), 2LL) * 1180672LL), 590336LL, 2, "i81 all_gather"));
-    FPDT_PROF(3, 1, 1);
+    FPDT_PROF(3, 1, 81, 1);
     FPDT_CK(cudaEventRecord(p->events[220 + fpdt_mod((l + -1LL), 2LL)], p->s[3]), "r_i81_e115");
     FPDT_CK(cudaEventRecord(p->events[770 + fpdt_mod((l + -1LL), 2LL)], p->s[3]), "r_i81_e386");
     FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[171], 0), "w_i82_0");
-    FPDT_PROF(0, 0, 0);
+    FPDT_PROF(0, 0, 82, 0);
     FPDT_CK(cudaMemsetAsync((void*)(p->gpu + 18890752LL), 0, 2361344LL, p->s[0]), "i82 fill");
-    FPDT_PROF(0, 0, 1);
+    FPDT_PROF(0, 0, 82, 1);
     FPDT_CK(cudaEventRecord(p->events[526], p->s[0]), "r_i82_e256");
     FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[172 + fpdt_mod(l, 2LL)], 0), "w_i83_0");
     FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[174 + fpdt_mod(l, 2LL)], 0), "w_i83_1");
@@ -852,9 +1142,9 @@ static int issue_step(fpdt_program* p) {
     FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[184 + 1LL], 0), "w_i83_11");
     FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[184 + 2LL], 0), "w_i83_12");
     FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[184 + 3LL], 0), "w_i83_13");
-    FPDT_PROF(1, 3, 0);
+    FPDT_PROF(1, 3, 83, 0);
     FPDT_CK(cudaMemcpyAsync((void*)(p->gpu + 31222784LL), (const void*)(p->host + 0LL + 262144LL * l * 2LL), 524288LL, cudaMemcpyHostToDevice, p->s[1]), "i83 copy");
-    FPDT_PROF(1, 3, 1);
+    FPDT_PROF(1, 3, 83, 1);
     FPDT_CK(cudaEventRecord(p->events[222], p->s[1]), "r_i83_e116");
     FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[23 + fpdt_mod(l, 2LL)], 0), "w_i85_1");
     FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[25 + fpdt_mod(l, 2LL)], 0), "w_i85_2");
@@ -866,85 +1156,85 @@ static int issue_step(fpdt_program* p) {
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[194 + fpdt_mod((4LL * l + i), 8LL)], 0), "w_i84_0");
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[202 + fpdt_mod((4LL * l + i), 8LL)], 0), "w_i84_1");
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[210 + fpdt_mod(i, 4LL)], 0), "w_i84_2");
-      FPDT_PROF(1, 3, 0);
+      FPDT_PROF(1, 3, 84, 0);
       FPDT_CK(cudaMemcpyAsync((void*)(p->gpu + 31747072LL + 65536LL * i * 2LL), (const void*)(p->host + 1048576LL + (262144LL * l + 65536LL * i) * 2LL), 131072LL, cudaMemcpyHostToDevice, p->s[1]), "i84 copy");
-      FPDT_PROF(1, 3, 1);
+      FPDT_PROF(1, 3, 84, 1);
       FPDT_CK(cudaEventRecord(p->events[214 + fpdt_mod(i, 4LL)], p->s[1]), "r_i84_e113");
       FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[214 + fpdt_mod(i, 4LL)], 0), "w_i85_0");
-      FPDT_PROF(0, 5, 0);
+      FPDT_PROF(0, 5, 85, 0);
       FPDT_TRY(fpdt_gemm_call(p, fpdt_gemm_bf16(p->gemm, p->s[0], 0, 1, 256, 256, 256, 1.0f, (const void*)(p->gpu + 31747072LL + 65536LL * i * 2LL), 256, (const void*)(p->gpu + 23613440LL + fpdt_mod(l, 2LL) * 1180672LL + 131584LL * 2LL), 256, 0.0f, (void*)(p->gpu + 38039040LL), 256, FPDT_GEMM_OUT_BF16)));
-      FPDT_PROF(0, 5, 1);
-      FPDT_PROF(0, 11, 0);
+      FPDT_PROF(0, 5, 85, 1);
+      FPDT_PROF(0, 11, 86, 0);
       FPDT_CK(fpdt_add_bf16((const void*)(p->gpu + 31222784LL + 65536LL * i * 2LL), (const void*)(p->gpu + 38039040LL), (void*)(p->gpu + 40660480LL), 65536LL, p->s[0]), "i86 add");
-      FPDT_PROF(0, 11, 1);
+      FPDT_PROF(0, 11, 86, 1);
       FPDT_CK(cudaEventRecord(p->events[176 + fpdt_mod(i, 4LL)], p->s[0]), "r_i86_e104");
-      FPDT_PROF(0, 4, 0);
+      FPDT_PROF(0, 4, 87, 0);
       FPDT_CK(fpdt_rmsnorm_fwd((const void*)(p->gpu + 40660480LL), (const void*)(p->gpu + 23613440LL + fpdt_mod(l, 2LL) * 1180672LL + 256LL * 2LL), (void*)(p->gpu + 40791552LL), p->stat_rstd, 256, p->s[0]), "i87 rmsnorm");
-      FPDT_PROF(0, 4, 1);
-      FPDT_PROF(0, 5, 0);
+      FPDT_PROF(0, 4, 87, 1);
+      FPDT_PROF(0, 5, 88, 0);
       FPDT_TRY(fpdt_gemm_call(p, fpdt_gemm_bf16(p->gemm, p->s[0], 0, 1, 256, 512, 256, 1.0f, (const void*)(p->gpu + 40791552LL), 256, (const void*)(p->gpu + 23613440LL + fpdt_mod(l, 2LL) * 1180672LL + 197120LL * 2LL), 256, 0.0f, (void*)(p->gpu + 36204032LL), 512, FPDT_GEMM_OUT_BF16)));
-      FPDT_PROF(0, 5, 1);
-      FPDT_PROF(0, 5, 0);
+      FPDT_PROF(0, 5, 88, 1);
+      FPDT_PROF(0, 5, 89, 0);
       FPDT_TRY(fpdt_gemm_call(p, fpdt_gemm_bf16(p->gemm, p->s[0], 0, 1, 256, 512, 256, 1.0f, (const void*)(p->gpu + 40791552LL), 256, (const void*)(p->gpu + 23613440LL + fpdt_mod(l, 2LL) * 1180672LL + 328192LL * 2LL), 256, 0.0f, (void*)(p->gpu + 36990464LL), 512, FPDT_GEMM_OUT_BF16)));
-      FPDT_PROF(0, 5, 1);
-      FPDT_PROF(0, 12, 0);
+      FPDT_PROF(0, 5, 89, 1);
+      FPDT_PROF(0, 12, 90, 0);
       FPDT_CK(fpdt_swiglu_fwd((const void*)(p->gpu + 36204032LL), (const void*)(p->gpu + 36990464LL), (void*)(p->gpu + 34893312LL), 256, 512LL, p->s[0]), "i90 swiglu");
-      FPDT_PROF(0, 12, 1);
-      FPDT_PROF(0, 15, 0);
+      FPDT_PROF(0, 12, 90, 1);
+      FPDT_PROF(0, 15, 91, 0);
       FPDT_TRY(fpdt_gemm_call(p, fpdt_gemm_bf16(p->gemm, p->s[0], 0, 0, 256, 512, 256, 1.0f, (const void*)(p->gpu + 32271360LL + fpdt_mod((l + 1LL), 2LL) * 524288LL + 65536LL * i * 2LL), 256, (const void*)(p->gpu + 23613440LL + fpdt_mod(l, 2LL) * 1180672LL + 459264LL * 2LL), 512, 0.0f, (void*)(p->gpu + 35155456LL), 512, FPDT_GEMM_OUT_BF16)));
-      FPDT_PROF(0, 15, 1);
+      FPDT_PROF(0, 15, 91, 1);
       FPDT_CK(cudaEventRecord(p->events[145 + fpdt_mod(l, 2LL)], p->s[0]), "r_i91_e88");
-      FPDT_PROF(0, 16, 0);
+      FPDT_PROF(0, 16, 92, 0);
       FPDT_TRY(fpdt_gemm_call(p, fpdt_gemm_bf16(p->gemm, p->s[0], 1, 0, 256, 512, 256, 1.0f, (const void*)(p->gpu + 32271360LL + fpdt_mod((l + 1LL), 2LL) * 524288LL + 65536LL * i * 2LL), 256, (const void*)(p->gpu + 34893312LL), 512, 1.0f, (void*)(p->gpu + 18890752LL + 459264LL * 4LL), 512, FPDT_GEMM_OUT_F32)));
-      FPDT_PROF(0, 16, 1);
+      FPDT_PROF(0, 16, 92, 1);
       FPDT_CK(cudaEventRecord(p->events[513], p->s[0]), "r_i92_e243");
-      FPDT_PROF(0, 18, 0);
+      FPDT_PROF(0, 18, 93, 0);
       FPDT_CK(fpdt_swiglu_bwd((const void*)(p->gpu + 36204032LL), (const void*)(p->gpu + 36990464LL), (const void*)(p->gpu + 35155456LL), (void*)(p->gpu + 35417600LL), (void*)(p->gpu + 35679744LL), 256, 512LL, p->s[0]), "i93 swiglu_bwd");
-      FPDT_PROF(0, 18, 1);
-      FPDT_PROF(0, 15, 0);
+      FPDT_PROF(0, 18, 93, 1);
+      FPDT_PROF(0, 15, 94, 0);
       FPDT_TRY(fpdt_gemm_call(p, fpdt_gemm_bf16(p->gemm, p->s[0], 0, 0, 256, 256, 512, 1.0f, (const void*)(p->gpu + 35679744LL), 512, (const void*)(p->gpu + 23613440LL + fpdt_mod(l, 2LL) * 1180672LL + 328192LL * 2LL), 256, 0.0f, (void*)(p->gpu + 39480832LL), 256, FPDT_GEMM_OUT_BF16)));
-      FPDT_PROF(0, 15, 1);
+      FPDT_PROF(0, 15, 94, 1);
       FPDT_CK(cudaEventRecord(p->events[147 + fpdt_mod(l, 2LL)], p->s[0]), "r_i94_e89");
-      FPDT_PROF(0, 16, 0);
+      FPDT_PROF(0, 16, 95, 0);
       FPDT_TRY(fpdt_gemm_call(p, fpdt_gemm_bf16(p->gemm, p->s[0], 1, 0, 512, 256, 256, 1.0f, (const void*)(p->gpu + 35679744LL), 512, (const void*)(p->gpu + 40791552LL), 256, 1.0f, (void*)(p->gpu + 18890752LL + 328192LL * 4LL), 256, FPDT_GEMM_OUT_F32)));
-      FPDT_PROF(0, 16, 1);
+      FPDT_PROF(0, 16, 95, 1);
       FPDT_CK(cudaEventRecord(p->events[514], p->s[0]), "r_i95_e244");
-      FPDT_PROF(0, 15, 0);
+      FPDT_PROF(0, 15, 96, 0);
       FPDT_TRY(fpdt_gemm_call(p, fpdt_gemm_bf16(p->gemm, p->s[0], 0, 0, 256, 256, 512, 1.0f, (const void*)(p->gpu + 35417600LL), 512, (const void*)(p->gpu + 23613440LL + fpdt_mod(l, 2LL) * 1180672LL + 197120LL * 2LL), 256, 0.0f, (void*)(p->gpu + 39611904LL), 256, FPDT_GEMM_OUT_BF16)));
-      FPDT_PROF(0, 15, 1);
+      FPDT_PROF(0, 15, 96, 1);
       FPDT_CK(cudaEventRecord(p->events[149 + fpdt_mod(l, 2LL)], p->s[0]), "r_i96_e90");
-      FPDT_PROF(0, 16, 0);
+      FPDT_PROF(0, 16, 97, 0);
       FPDT_TRY(fpdt_gemm_call(p, fpdt_gemm_bf16(p->gemm, p->s[0], 1, 0, 512, 256, 256, 1.0f, (const void*)(p->gpu + 35417600LL), 512, (const void*)(p->gpu + 40791552LL), 256, 1.0f, (void*)(p->gpu + 18890752LL + 197120LL * 4LL), 256, FPDT_GEMM_OUT_F32)));
-      FPDT_PROF(0, 16, 1);
+      FPDT_PROF(0, 16, 97, 1);
       FPDT_CK(cudaEventRecord(p->events[515], p->s[0]), "r_i97_e245");
-      FPDT_PROF(0, 11, 0);
+      FPDT_PROF(0, 11, 98, 0);
       FPDT_CK(fpdt_add_bf16((const void*)(p->gpu + 39480832LL), (const void*)(p->gpu + 39611904LL), (void*)(p->gpu + 39742976LL), 65536LL, p->s[0]), "i98 add");
-      FPDT_PROF(0, 11, 1);
-      FPDT_PROF(0, 17, 0);
+      FPDT_PROF(0, 11, 98, 1);
+      FPDT_PROF(0, 17, 99, 0);
       FPDT_CK(fpdt_host_rms_stats((const void*)(p->gpu + 40660480LL), p->stat_rstd, 256, 256, 0.00001f, p->s[0]), "i99 rmsnorm_bwd");
       FPDT_CK(fpdt_rmsnorm_bwd((const void*)(p->gpu + 40660480LL), (const void*)(p->gpu + 23613440LL + fpdt_mod(l, 2LL) * 1180672LL + 256LL * 2LL), (const void*)(p->gpu + 39742976LL), p->stat_rstd, (void*)(p->gpu + 39349760LL), (float*)(p->gpu + 18890752LL + 256LL * 4LL), 256, p->s[0]), "i99 rmsnorm_bwd");
-      FPDT_PROF(0, 17, 1);
+      FPDT_PROF(0, 17, 99, 1);
       FPDT_CK(cudaEventRecord(p->events[151 + fpdt_mod(l, 2LL)], p->s[0]), "r_i99_e91");
       FPDT_CK(cudaEventRecord(p->events[516], p->s[0]), "r_i99_e246");
-      FPDT_PROF(0, 11, 0);
+      FPDT_PROF(0, 11, 100, 0);
       FPDT_CK(fpdt_add_bf16((const void*)(p->gpu + 32271360LL + fpdt_mod((l + 1LL), 2LL) * 524288LL + 65536LL * i * 2LL), (const void*)(p->gpu + 39349760LL), (void*)(p->gpu + 33844736LL + 65536LL * i * 2LL), 65536LL, p->s[0]), "i100 add");
-      FPDT_PROF(0, 11, 1);
+      FPDT_PROF(0, 11, 100, 1);
       FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[223], 0), "w_i101_4");
-      FPDT_PROF(0, 15, 0);
+      FPDT_PROF(0, 15, 101, 0);
       FPDT_TRY(fpdt_gemm_call(p, fpdt_gemm_bf16(p->gemm, p->s[0], 0, 0, 256, 256, 256, 1.0f, (const void*)(p->gpu + 33844736LL + 65536LL * i * 2LL), 256, (const void*)(p->gpu + 23613440LL + fpdt_mod(l, 2LL) * 1180672LL + 131584LL * 2LL), 256, 0.0f, (void*)(p->gpu + 38563328LL), 256, FPDT_GEMM_OUT_BF16)));
-      FPDT_PROF(0, 15, 1);
+      FPDT_PROF(0, 15, 101, 1);
       FPDT_CK(cudaEventRecord(p->events[153 + fpdt_mod(l, 2LL)], p->s[0]), "r_i101_e92");
       FPDT_CK(cudaEventRecord(p->events[224], p->s[0]), "r_i101_e118");
-      FPDT_PROF(0, 16, 0);
+      FPDT_PROF(0, 16, 102, 0);
       FPDT_TRY(fpdt_gemm_call(p, fpdt_gemm_bf16(p->gemm, p->s[0], 1, 0, 256, 256, 256, 1.0f, (const void*)(p->gpu + 33844736LL + 65536LL * i * 2LL), 256, (const void*)(p->gpu + 31747072LL + 65536LL * i * 2LL), 256, 1.0f, (void*)(p->gpu + 18890752LL + 131584LL * 4LL), 256, FPDT_GEMM_OUT_F32)));
-      FPDT_PROF(0, 16, 1);
+      FPDT_PROF(0, 16, 102, 1);
       FPDT_CK(cudaEventRecord(p->events[210 + fpdt_mod(i, 4LL)], p->s[0]), "r_i102_e112");
       FPDT_CK(cudaEventRecord(p->events[517], p->s[0]), "r_i102_e247");
       FPDT_CK(cudaStreamWaitEvent(p->s[3], p->events[224], 0), "w_i103_0");
       FPDT_CK(cudaStreamWaitEvent(p->s[3], p->events[225], 0), "w_i103_1");
-      FPDT_PROF(3, 7, 0);
+      FPDT_PROF(3, 7, 103, 0);
       FPDT_TRY(fpdt_all_to_all(p, 1, (const void*)(p->gpu + 38563328LL), (void*)(p->gpu + 38432256LL), fpdt_a2a_geom{256, 1, 4, 64, 4, 1, 4}, 2, "i103 all_to_all"));
-      FPDT_PROF(3, 7, 1);
+      FPDT_PROF(3, 7, 103, 1);
       FPDT_CK(cudaEventRecord(p->events[223], p->s[3]), "r_i103_e117");
       FPDT_CK(cudaEventRecord(p->events[227], p->s[3]), "r_i103_e121");
       FPDT_CK(cudaStreamWaitEvent(p->s[2], p->events[228 + fpdt_mod(i, 4LL)], 0), "w_i104_1");
@@ -952,24 +1242,24 @@ static int issue_step(fpdt_program* p) {
       FPDT_CK(cudaStreamWaitEvent(p->s[2], p->events[236 + fpdt_mod(i, 4LL)], 0), "w_i104_3");
       FPDT_CK(cudaStreamWaitEvent(p->s[2], p->events[240 + fpdt_mod(i, 4LL)], 0), "w_i104_4");
       FPDT_CK(cudaStreamWaitEvent(p->s[2], p->events[227], 0), "w_i104_0");
-      FPDT_PROF(2, 3, 0);
+      FPDT_PROF(2, 3, 104, 0);
       FPDT_CK(cudaMemcpyAsync((void*)(p->host + 7340032LL + 65536LL * i * 2LL), (const void*)(p->gpu + 38432256LL), 131072LL, cudaMemcpyDeviceToHost, p->s[2]), "i104 copy");
-      FPDT_PROF(2, 3, 1);
+      FPDT_PROF(2, 3, 104, 1);
       FPDT_CK(cudaEventRecord(p->events[225], p->s[2]), "r_i104_e119");
       FPDT_CK(cudaEventRecord(p->events[346 + fpdt_mod(i, 4LL)], p->s[2]), "r_i104_e150");
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[244 + fpdt_mod((4LL * l + i), 8LL)], 0), "w_i105_0");
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[252 + fpdt_mod((4LL * l + i), 8LL)], 0), "w_i105_1");
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[260 + fpdt_mod(i, 2LL)], 0), "w_i105_2");
-      FPDT_PROF(1, 3, 0);
+      FPDT_PROF(1, 3, 105, 0);
       FPDT_CK(cudaMemcpyAsync((void*)(p->gpu + 36466176LL + fpdt_mod(i, 2LL) * 131072LL), (const void*)(p->host + 2097152LL + (262144LL * l + 65536LL * i) * 2LL), 131072LL, cudaMemcpyHostToDevice, p->s[1]), "i105 copy");
-      FPDT_PROF(1, 3, 1);
+      FPDT_PROF(1, 3, 105, 1);
       FPDT_CK(cudaEventRecord(p->events[262 + fpdt_mod(i, 2LL)], p->s[1]), "r_i105_e129");
       FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[227], 0), "w_i106_0");
       FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[262 + fpdt_mod(i, 2LL)], 0), "w_i106_1");
       FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[264], 0), "w_i106_2");
-      FPDT_PROF(0, 19, 0);
+      FPDT_PROF(0, 19, 106, 0);
       FPDT_CK(fpdt_attn_bwd_delta((const void*)(p->gpu + 36466176LL + fpdt_mod(i, 2LL) * 131072LL), (const void*)(p->gpu + 38432256LL), (float*)(p->gpu + 41606656LL), 256, 4, p->s[0]), "i106 attn_bwd_prep");
-      FPDT_PROF(0, 19, 1);
+      FPDT_PROF(0, 19, 106, 1);
       FPDT_CK(cudaEventRecord(p->events[226], p->s[0]), "r_i106_e120");
       FPDT_CK(cudaEventRecord(p->events[260 + fpdt_mod(i, 2LL)], p->s[0]), "r_i106_e128");
       FPDT_CK(cudaEventRecord(p->events[265], p->s[0]), "r_i106_e131");
@@ -978,9 +1268,9 @@ static int issue_step(fpdt_program* p) {
       FPDT_CK(cudaStreamWaitEvent(p->s[2], p->events[274 + fpdt_mod(i, 4LL)], 0), "w_i107_3");
       FPDT_CK(cudaStreamWaitEvent(p->s[2], p->events[278 + fpdt_mod(i, 4LL)], 0), "w_i107_4");
       FPDT_CK(cudaStreamWaitEvent(p->s[2], p->events[265], 0), "w_i107_0");
-      FPDT_PROF(2, 3, 0);
+      FPDT_PROF(2, 3, 107, 0);
       FPDT_CK(cudaMemcpyAsync((void*)(p->host + 8437760LL + 1024LL * i * 4LL), (const void*)(p->gpu + 41606656LL), 4096LL, cudaMemcpyDeviceToHost, p->s[2]), "i107 copy");
-      FPDT_PROF(2, 3, 1);
+      FPDT_PROF(2, 3, 107, 1);
       FPDT_CK(cudaEventRecord(p->events[264], p->s[2]), "r_i107_e130");
       FPDT_CK(cudaEventRecord(p->events[386 + fpdt_mod(i, 4LL)], p->s[2]), "r_i107_e165");
     }
@@ -1001,24 +1291,24 @@ static int issue_step(fpdt_program* p) {
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[290 + fpdt_mod((4LL * l + j), 8LL)], 0), "w_i108_1");
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[300 + fpdt_mod(j, 2LL)], 0), "w_i108_3");
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[298 + fpdt_mod(j, 2LL)], 0), "w_i108_2");
-      FPDT_PROF(1, 3, 0);
+      FPDT_PROF(1, 3, 108, 0);
       FPDT_CK(cudaMemcpyAsync((void*)(p->gpu + 38170112LL + fpdt_mod(j, 2LL) * 65536LL), (const void*)(p->host + 6291456LL + (131072LL * l + 32768LL * j) * 2LL), 65536LL, cudaMemcpyHostToDevice, p->s[1]), "i108 copy");
-      FPDT_PROF(1, 3, 1);
+      FPDT_PROF(1, 3, 108, 1);
       FPDT_CK(cudaEventRecord(p->events[414 + fpdt_mod(j, 2LL)], p->s[1]), "r_i108_e178");
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[302 + fpdt_mod((4LL * l + j), 8LL)], 0), "w_i109_0");
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[310 + fpdt_mod((4LL * l + j), 8LL)], 0), "w_i109_1");
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[320 + fpdt_mod(j, 2LL)], 0), "w_i109_3");
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[318 + fpdt_mod(j, 2LL)], 0), "w_i109_2");
-      FPDT_PROF(1, 3, 0);
+      FPDT_PROF(1, 3, 109, 0);
       FPDT_CK(cudaMemcpyAsync((void*)(p->gpu + 38301184LL + fpdt_mod(j, 2LL) * 65536LL), (const void*)(p->host + 6815744LL + (131072LL * l + 32768LL * j) * 2LL), 65536LL, cudaMemcpyHostToDevice, p->s[1]), "i109 copy");
-      FPDT_PROF(1, 3, 1);
+      FPDT_PROF(1, 3, 109, 1);
       FPDT_CK(cudaEventRecord(p->events[418 + fpdt_mod(j, 2LL)], p->s[1]), "r_i109_e180");
-      FPDT_PROF(0, 0, 0);
+      FPDT_PROF(0, 0, 110, 0);
       FPDT_CK(cudaMemsetAsync((void*)(p->gpu + 40398336LL), 0, 131072LL, p->s[0]), "i110 fill");
-      FPDT_PROF(0, 0, 1);
-      FPDT_PROF(0, 0, 0);
+      FPDT_PROF(0, 0, 110, 1);
+      FPDT_PROF(0, 0, 111, 0);
       FPDT_CK(cudaMemsetAsync((void*)(p->gpu + 40529408LL), 0, 131072LL, p->s[0]), "i111 fill");
-      FPDT_PROF(0, 0, 1);
+      FPDT_PROF(0, 0, 111, 1);
       FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[414 + fpdt_mod(j, 2LL)], 0), "w_i117_4");
       FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[416 + fpdt_mod(j, 2LL)], 0), "w_i117_5");
       FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[418 + fpdt_mod(j, 2LL)], 0), "w_i117_6");
@@ -1030,18 +1320,18 @@ static int issue_step(fpdt_program* p) {
         FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[342 + fpdt_mod(i, 2LL)], 0), "w_i112_4");
         FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[344 + fpdt_mod(i, 2LL)], 0), "w_i112_5");
         FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[338 + fpdt_mod(i, 2LL)], 0), "w_i112_2");
-        FPDT_PROF(1, 3, 0);
+        FPDT_PROF(1, 3, 112, 0);
         FPDT_CK(cudaMemcpyAsync((void*)(p->gpu + 36728320LL + fpdt_mod(i, 2LL) * 131072LL), (const void*)(p->host + 3145728LL + (262144LL * l + 65536LL * i) * 2LL), 131072LL, cudaMemcpyHostToDevice, p->s[1]), "i112 copy");
-        FPDT_PROF(1, 3, 1);
+        FPDT_PROF(1, 3, 112, 1);
         FPDT_CK(cudaEventRecord(p->events[406 + fpdt_mod(i, 2LL)], p->s[1]), "r_i112_e174");
         FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[346 + fpdt_mod(i, 4LL)], 0), "w_i113_0");
         FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[352 + fpdt_mod(i, 2LL)], 0), "w_i113_2");
         FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[354 + fpdt_mod(i, 2LL)], 0), "w_i113_3");
         FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[356 + fpdt_mod(i, 2LL)], 0), "w_i113_4");
         FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[350 + fpdt_mod(i, 2LL)], 0), "w_i113_1");
-        FPDT_PROF(1, 3, 0);
+        FPDT_PROF(1, 3, 113, 0);
         FPDT_CK(cudaMemcpyAsync((void*)(p->gpu + 35941888LL + fpdt_mod(i, 2LL) * 131072LL), (const void*)(p->host + 7340032LL + 65536LL * i * 2LL), 131072LL, cudaMemcpyHostToDevice, p->s[1]), "i113 copy");
-        FPDT_PROF(1, 3, 1);
+        FPDT_PROF(1, 3, 113, 1);
         FPDT_CK(cudaEventRecord(p->events[228 + fpdt_mod(i, 4LL)], p->s[1]), "r_i113_e122");
         FPDT_CK(cudaEventRecord(p->events[422 + fpdt_mod(i, 2LL)], p->s[1]), "r_i113_e182");
         FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[362 + fpdt_mod((4LL * l + i), 8LL)], 0), "w_i114_0");
@@ -1050,27 +1340,27 @@ static int issue_step(fpdt_program* p) {
         FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[382 + fpdt_mod(i, 2LL)], 0), "w_i114_4");
         FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[384 + fpdt_mod(i, 2LL)], 0), "w_i114_5");
         FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[378 + fpdt_mod(i, 2LL)], 0), "w_i114_2");
-        FPDT_PROF(1, 3, 0);
+        FPDT_PROF(1, 3, 114, 0);
         FPDT_CK(cudaMemcpyAsync((void*)(p->gpu + 41586176LL + fpdt_mod(i, 2LL) * 4096LL), (const void*)(p->host + 8388608LL + (4096LL * l + 1024LL * i) * 4LL), 4096LL, cudaMemcpyHostToDevice, p->s[1]), "i114 copy");
-        FPDT_PROF(1, 3, 1);
+        FPDT_PROF(1, 3, 114, 1);
         FPDT_CK(cudaEventRecord(p->events[430 + fpdt_mod(i, 2LL)], p->s[1]), "r_i114_e186");
         FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[386 + fpdt_mod(i, 4LL)], 0), "w_i115_0");
         FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[392 + fpdt_mod(i, 2LL)], 0), "w_i115_2");
         FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[394 + fpdt_mod(i, 2LL)], 0), "w_i115_3");
         FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[396 + fpdt_mod(i, 2LL)], 0), "w_i115_4");
         FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[390 + fpdt_mod(i, 2LL)], 0), "w_i115_1");
-        FPDT_PROF(1, 3, 0);
+        FPDT_PROF(1, 3, 115, 0);
         FPDT_CK(cudaMemcpyAsync((void*)(p->gpu + 41577984LL + fpdt_mod(i, 2LL) * 4096LL), (const void*)(p->host + 8437760LL + 1024LL * i * 4LL), 4096LL, cudaMemcpyHostToDevice, p->s[1]), "i115 copy");
-        FPDT_PROF(1, 3, 1);
+        FPDT_PROF(1, 3, 115, 1);
         FPDT_CK(cudaEventRecord(p->events[266 + fpdt_mod(i, 4LL)], p->s[1]), "r_i115_e132");
         FPDT_CK(cudaEventRecord(p->events[438 + fpdt_mod(i, 2LL)], p->s[1]), "r_i115_e190");
         FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[400 + fpdt_mod(i, 2LL)], 0), "w_i116_1");
         FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[402 + fpdt_mod(i, 2LL)], 0), "w_i116_2");
         FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[404 + fpdt_mod(i, 2LL)], 0), "w_i116_3");
         FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[398 + fpdt_mod(i, 2LL)], 0), "w_i116_0");
-        FPDT_PROF(0, 0, 0);
+        FPDT_PROF(0, 0, 116, 0);
         FPDT_CK(cudaMemsetAsync((void*)(p->gpu + 34369024LL + fpdt_mod(i, 2LL) * 262144LL), 0, 262144LL, p->s[0]), "i116 fill");
-        FPDT_PROF(0, 0, 1);
+        FPDT_PROF(0, 0, 116, 1);
         FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[408 + fpdt_mod(i, 2LL)], 0), "w_i117_1");
         FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[410 + fpdt_mod(i, 2LL)], 0), "w_i117_2");
         FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[412 + fpdt_mod(i, 2LL)], 0), "w_i117_3");
@@ -1084,9 +1374,9 @@ static int issue_step(fpdt_program* p) {
         FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[442 + fpdt_mod(i, 2LL)], 0), "w_i117_18");
         FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[444 + fpdt_mod(i, 2LL)], 0), "w_i117_19");
         FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[438 + fpdt_mod(i, 2LL)], 0), "w_i117_16");
-        FPDT_PROF(0, 20, 0);
+        FPDT_PROF(0, 20, 117, 0);
         FPDT_CK(fpdt_attn_bwd((const void*)(p->gpu + 36728320LL + fpdt_mod(i, 2LL) * 131072LL), (const void*)(p->gpu + 38170112LL + fpdt_mod(j, 2LL) * 65536LL), (const void*)(p->gpu + 38301184LL + fpdt_mod(j, 2LL) * 65536LL), (const void*)(p->gpu + 35941888LL + fpdt_mod(i, 2LL) * 131072LL), (const float*)(p->gpu + 41586176LL + fpdt_mod(i, 2LL) * 4096LL), (const float*)(p->gpu + 41577984LL + fpdt_mod(i, 2LL) * 4096LL), (float*)(p->gpu + 34369024LL + fpdt_mod(i, 2LL) * 262144LL), (float*)(p->gpu + 40398336LL), (float*)(p->gpu + 40529408LL), 256, 256, 4, 2, (int)4LL * p->rank, 2, 0.125f, 0, p->s[0]), "i117 attn_bwd_block");
-        FPDT_PROF(0, 20, 1);
+        FPDT_PROF(0, 20, 117, 1);
         FPDT_CK(cudaEventRecord(p->events[338 + fpdt_mod(i, 2LL)], p->s[0]), "r_i117_e146");
         FPDT_CK(cudaEventRecord(p->events[350 + fpdt_mod(i, 2LL)], p->s[0]), "r_i117_e151");
         FPDT_CK(cudaEventRecord(p->events[378 + fpdt_mod(i, 2LL)], p->s[0]), "r_i117_e161");
@@ -1100,9 +1390,9 @@ static int issue_step(fpdt_program* p) {
         FPDT_CK(cudaStreamWaitEvent(p->s[2], p->events[454 + fpdt_mod(i, 4LL)], 0), "w_i118_6");
         FPDT_CK(cudaStreamWaitEvent(p->s[2], p->events[458 + fpdt_mod(i, 4LL)], 0), "w_i118_7");
         FPDT_CK(cudaStreamWaitEvent(p->s[2], p->events[446 + fpdt_mod(i, 2LL)], 0), "w_i118_0");
-        FPDT_PROF(2, 3, 0);
+        FPDT_PROF(2, 3, 118, 0);
         FPDT_CK(cudaMemcpyAsync((void*)(p->host + 4194304LL + 65536LL * i * 4LL), (const void*)(p->gpu + 34369024LL + fpdt_mod(i, 2LL) * 262144LL), 262144LL, cudaMemcpyDeviceToHost, p->s[2]), "i118 copy");
-        FPDT_PROF(2, 3, 1);
+        FPDT_PROF(2, 3, 118, 1);
         FPDT_CK(cudaEventRecord(p->events[398 + fpdt_mod(i, 2LL)], p->s[2]), "r_i118_e170");
         FPDT_CK(cudaEventRecord(p->events[480 + fpdt_mod(i, 4LL)], p->s[2]), "r_i118_e218");
       }
@@ -1112,18 +1402,18 @@ static int issue_step(fpdt_program* p) {
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[342 + fpdt_mod(j, 2LL)], 0), "w_i119_4");
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[344 + fpdt_mod(j, 2LL)], 0), "w_i119_5");
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[340 + fpdt_mod(j, 2LL)], 0), "w_i119_3");
-      FPDT_PROF(1, 3, 0);
+      FPDT_PROF(1, 3, 119, 0);
       FPDT_CK(cudaMemcpyAsync((void*)(p->gpu + 36728320LL + fpdt_mod(j, 2LL) * 131072LL), (const void*)(p->host + 3145728LL + (262144LL * l + 65536LL * j) * 2LL), 131072LL, cudaMemcpyHostToDevice, p->s[1]), "i119 copy");
-      FPDT_PROF(1, 3, 1);
+      FPDT_PROF(1, 3, 119, 1);
       FPDT_CK(cudaEventRecord(p->events[408 + fpdt_mod(j, 2LL)], p->s[1]), "r_i119_e175");
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[346 + fpdt_mod(j, 4LL)], 0), "w_i120_0");
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[350 + fpdt_mod(j, 2LL)], 0), "w_i120_1");
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[354 + fpdt_mod(j, 2LL)], 0), "w_i120_3");
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[356 + fpdt_mod(j, 2LL)], 0), "w_i120_4");
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[352 + fpdt_mod(j, 2LL)], 0), "w_i120_2");
-      FPDT_PROF(1, 3, 0);
+      FPDT_PROF(1, 3, 120, 0);
       FPDT_CK(cudaMemcpyAsync((void*)(p->gpu + 35941888LL + fpdt_mod(j, 2LL) * 131072LL), (const void*)(p->host + 7340032LL + 65536LL * j * 2LL), 131072LL, cudaMemcpyHostToDevice, p->s[1]), "i120 copy");
-      FPDT_PROF(1, 3, 1);
+      FPDT_PROF(1, 3, 120, 1);
       FPDT_CK(cudaEventRecord(p->events[232 + fpdt_mod(j, 4LL)], p->s[1]), "r_i120_e123");
       FPDT_CK(cudaEventRecord(p->events[424 + fpdt_mod(j, 2LL)], p->s[1]), "r_i120_e183");
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[362 + fpdt_mod((4LL * l + j), 8LL)], 0), "w_i121_0");
@@ -1132,27 +1422,27 @@ static int issue_step(fpdt_program* p) {
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[382 + fpdt_mod(j, 2LL)], 0), "w_i121_4");
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[384 + fpdt_mod(j, 2LL)], 0), "w_i121_5");
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[380 + fpdt_mod(j, 2LL)], 0), "w_i121_3");
-      FPDT_PROF(1, 3, 0);
+      FPDT_PROF(1, 3, 121, 0);
       FPDT_CK(cudaMemcpyAsync((void*)(p->gpu + 41586176LL + fpdt_mod(j, 2LL) * 4096LL), (const void*)(p->host + 8388608LL + (4096LL * l + 1024LL * j) * 4LL), 4096LL, cudaMemcpyHostToDevice, p->s[1]), "i121 copy");
-      FPDT_PROF(1, 3, 1);
+      FPDT_PROF(1, 3, 121, 1);
       FPDT_CK(cudaEventRecord(p->events[432 + fpdt_mod(j, 2LL)], p->s[1]), "r_i121_e187");
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[386 + fpdt_mod(j, 4LL)], 0), "w_i122_0");
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[390 + fpdt_mod(j, 2LL)], 0), "w_i122_1");
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[394 + fpdt_mod(j, 2LL)], 0), "w_i122_3");
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[396 + fpdt_mod(j, 2LL)], 0), "w_i122_4");
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[392 + fpdt_mod(j, 2LL)], 0), "w_i122_2");
-      FPDT_PROF(1, 3, 0);
+      FPDT_PROF(1, 3, 122, 0);
       FPDT_CK(cudaMemcpyAsync((void*)(p->gpu + 41577984LL + fpdt_mod(j, 2LL) * 4096LL), (const void*)(p->host + 8437760LL + 1024LL * j * 4LL), 4096LL, cudaMemcpyHostToDevice, p->s[1]), "i122 copy");
-      FPDT_PROF(1, 3, 1);
+      FPDT_PROF(1, 3, 122, 1);
       FPDT_CK(cudaEventRecord(p->events[270 + fpdt_mod(j, 4LL)], p->s[1]), "r_i122_e133");
       FPDT_CK(cudaEventRecord(p->events[440 + fpdt_mod(j, 2LL)], p->s[1]), "r_i122_e191");
       FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[398 + fpdt_mod(j, 2LL)], 0), "w_i123_0");
       FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[400 + fpdt_mod(j, 2LL)], 0), "w_i123_1");
       FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[402 + fpdt_mod(j, 2LL)], 0), "w_i123_2");
       FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[404 + fpdt_mod(j, 2LL)], 0), "w_i123_3");
-      FPDT_PROF(0, 0, 0);
+      FPDT_PROF(0, 0, 123, 0);
       FPDT_CK(cudaMemsetAsync((void*)(p->gpu + 34369024LL + fpdt_mod(j, 2LL) * 262144LL), 0, 262144LL, p->s[0]), "i123 fill");
-      FPDT_PROF(0, 0, 1);
+      FPDT_PROF(0, 0, 123, 1);
       FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[406 + fpdt_mod(j, 2LL)], 0), "w_i124_0");
       FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[410 + fpdt_mod(j, 2LL)], 0), "w_i124_2");
       FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[412 + fpdt_mod(j, 2LL)], 0), "w_i124_3");
@@ -1168,9 +1458,9 @@ static int issue_step(fpdt_program* p) {
       FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[442 + fpdt_mod(j, 2LL)], 0), "w_i124_18");
       FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[444 + fpdt_mod(j, 2LL)], 0), "w_i124_19");
       FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[440 + fpdt_mod(j, 2LL)], 0), "w_i124_17");
-      FPDT_PROF(0, 20, 0);
+      FPDT_PROF(0, 20, 124, 0);
       FPDT_CK(fpdt_attn_bwd((const void*)(p->gpu + 36728320LL + fpdt_mod(j, 2LL) * 131072LL), (const void*)(p->gpu + 38170112LL + fpdt_mod(j, 2LL) * 65536LL), (const void*)(p->gpu + 38301184LL + fpdt_mod(j, 2LL) * 65536LL), (const void*)(p->gpu + 35941888LL + fpdt_mod(j, 2LL) * 131072LL), (const float*)(p->gpu + 41586176LL + fpdt_mod(j, 2LL) * 4096LL), (const float*)(p->gpu + 41577984LL + fpdt_mod(j, 2LL) * 4096LL), (float*)(p->gpu + 34369024LL + fpdt_mod(j, 2LL) * 262144LL), (float*)(p->gpu + 40398336LL), (float*)(p->gpu + 40529408LL), 256, 256, 4, 2, (int)4LL * p->rank, 2, 0.125f, 1, p->s[0]), "i124 attn_bwd_block");
-      FPDT_PROF(0, 20, 1);
+      FPDT_PROF(0, 20, 124, 1);
       FPDT_CK(cudaEventRecord(p->events[298 + fpdt_mod(j, 2LL)], p->s[0]), "r_i124_e138");
       FPDT_CK(cudaEventRecord(p->events[318 + fpdt_mod(j, 2LL)], p->s[0]), "r_i124_e142");
       FPDT_CK(cudaEventRecord(p->events[340 + fpdt_mod(j, 2LL)], p->s[0]), "r_i124_e147");
@@ -1179,88 +1469,88 @@ static int issue_step(fpdt_program* p) {
       FPDT_CK(cudaEventRecord(p->events[392 + fpdt_mod(j, 2LL)], p->s[0]), "r_i124_e167");
       FPDT_CK(cudaEventRecord(p->events[448 + fpdt_mod(j, 2LL)], p->s[0]), "r_i124_e195");
       FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[466], 0), "w_i125_6");
-      FPDT_PROF(0, 21, 0);
+      FPDT_PROF(0, 21, 125, 0);
       FPDT_CK(fpdt_cast_f32_bf16((const float*)(p->gpu + 34369024LL + fpdt_mod(j, 2LL) * 262144LL), (void*)(p->gpu + 40136192LL), 65536LL, p->s[0]), "i125 attn_bwd_finalize");
       FPDT_CK(fpdt_cast_f32_bf16((const float*)(p->gpu + 40398336LL), (void*)(p->gpu + 41381376LL), 32768LL, p->s[0]), "i125 attn_bwd_finalize");
       FPDT_CK(fpdt_cast_f32_bf16((const float*)(p->gpu + 40529408LL), (void*)(p->gpu + 41512448LL), 32768LL, p->s[0]), "i125 attn_bwd_finalize");
-      FPDT_PROF(0, 21, 1);
+      FPDT_PROF(0, 21, 125, 1);
       FPDT_CK(cudaEventRecord(p->events[468], p->s[0]), "r_i125_e206");
       FPDT_CK(cudaEventRecord(p->events[471], p->s[0]), "r_i125_e209");
       FPDT_CK(cudaEventRecord(p->events[474], p->s[0]), "r_i125_e212");
       FPDT_CK(cudaEventRecord(p->events[488 + fpdt_mod(j, 2LL)], p->s[0]), "r_i125_e220");
-      FPDT_PROF(0, 4, 0);
+      FPDT_PROF(0, 4, 126, 0);
       FPDT_CK(fpdt_rmsnorm_fwd((const void*)(p->gpu + 31222784LL + 65536LL * j * 2LL), (const void*)(p->gpu + 23613440LL + fpdt_mod(l, 2LL) * 1180672LL), (void*)(p->gpu + 37907968LL), p->stat_rstd, 256, p->s[0]), "i126 rmsnorm");
-      FPDT_PROF(0, 4, 1);
+      FPDT_PROF(0, 4, 126, 1);
       FPDT_CK(cudaStreamWaitEvent(p->s[3], p->events[468], 0), "w_i127_0");
-      FPDT_PROF(3, 7, 0);
+      FPDT_PROF(3, 7, 127, 0);
       FPDT_TRY(fpdt_all_to_all(p, 0, (const void*)(p->gpu + 40136192LL), (void*)(p->gpu + 40005120LL), fpdt_a2a_geom{256, 1, 4, 64, 4, 1, 4}, 2, "i127 all_to_all"));
-      FPDT_PROF(3, 7, 1);
+      FPDT_PROF(3, 7, 127, 1);
       FPDT_CK(cudaEventRecord(p->events[462], p->s[3]), "r_i127_e200");
       FPDT_CK(cudaEventRecord(p->events[479], p->s[3]), "r_i127_e217");
       FPDT_CK(cudaStreamWaitEvent(p->s[3], p->events[471], 0), "w_i128_0");
-      FPDT_PROF(3, 7, 0);
+      FPDT_PROF(3, 7, 128, 0);
       FPDT_TRY(fpdt_all_to_all(p, 0, (const void*)(p->gpu + 41381376LL), (void*)(p->gpu + 41315840LL), fpdt_a2a_geom{256, 1, 2, 64, 2, 2, 4}, 2, "i128 all_to_all"));
-      FPDT_PROF(3, 7, 1);
+      FPDT_PROF(3, 7, 128, 1);
       FPDT_CK(cudaEventRecord(p->events[464], p->s[3]), "r_i128_e202");
       FPDT_CK(cudaEventRecord(p->events[478], p->s[3]), "r_i128_e216");
       FPDT_CK(cudaStreamWaitEvent(p->s[3], p->events[474], 0), "w_i129_0");
-      FPDT_PROF(3, 7, 0);
+      FPDT_PROF(3, 7, 129, 0);
       FPDT_TRY(fpdt_all_to_all(p, 0, (const void*)(p->gpu + 41512448LL), (void*)(p->gpu + 41446912LL), fpdt_a2a_geom{256, 1, 2, 64, 2, 2, 4}, 2, "i129 all_to_all"));
-      FPDT_PROF(3, 7, 1);
+      FPDT_PROF(3, 7, 129, 1);
       FPDT_CK(cudaEventRecord(p->events[466], p->s[3]), "r_i129_e204");
       FPDT_CK(cudaEventRecord(p->events[477], p->s[3]), "r_i129_e215");
       FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[477], 0), "w_i130_0");
-      FPDT_PROF(0, 15, 0);
+      FPDT_PROF(0, 15, 130, 0);
       FPDT_TRY(fpdt_gemm_call(p, fpdt_gemm_bf16(p->gemm, p->s[0], 0, 0, 256, 256, 128, 1.0f, (const void*)(p->gpu + 41446912LL), 128, (const void*)(p->gpu + 23613440LL + fpdt_mod(l, 2LL) * 1180672LL + 98816LL * 2LL), 256, 0.0f, (void*)(p->gpu + 38694400LL), 256, FPDT_GEMM_OUT_BF16)));
-      FPDT_PROF(0, 15, 1);
+      FPDT_PROF(0, 15, 130, 1);
       FPDT_CK(cudaEventRecord(p->events[155 + fpdt_mod(l, 2LL)], p->s[0]), "r_i130_e93");
-      FPDT_PROF(0, 16, 0);
+      FPDT_PROF(0, 16, 131, 0);
       FPDT_TRY(fpdt_gemm_call(p, fpdt_gemm_bf16(p->gemm, p->s[0], 1, 0, 128, 256, 256, 1.0f, (const void*)(p->gpu + 41446912LL), 128, (const void*)(p->gpu + 37907968LL), 256, 1.0f, (void*)(p->gpu + 18890752LL + 98816LL * 4LL), 256, FPDT_GEMM_OUT_F32)));
-      FPDT_PROF(0, 16, 1);
+      FPDT_PROF(0, 16, 131, 1);
       FPDT_CK(cudaEventRecord(p->events[475], p->s[0]), "r_i131_e213");
       FPDT_CK(cudaEventRecord(p->events[518], p->s[0]), "r_i131_e248");
       FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[478], 0), "w_i132_0");
-      FPDT_PROF(0, 22, 0);
+      FPDT_PROF(0, 22, 132, 0);
       FPDT_CK(fpdt_rope_bwd((const void*)(p->gpu + 41315840LL), (void*)(p->gpu + 41250304LL), 256, 2, (256LL * j + 256LL * p->rank), p->s[0]), "i132 rope_bwd");
-      FPDT_PROF(0, 22, 1);
+      FPDT_PROF(0, 22, 132, 1);
       FPDT_CK(cudaEventRecord(p->events[472], p->s[0]), "r_i132_e210");
-      FPDT_PROF(0, 15, 0);
+      FPDT_PROF(0, 15, 133, 0);
       FPDT_TRY(fpdt_gemm_call(p, fpdt_gemm_bf16(p->gemm, p->s[0], 0, 0, 256, 256, 128, 1.0f, (const void*)(p->gpu + 41250304LL), 128, (const void*)(p->gpu + 23613440LL + fpdt_mod(l, 2LL) * 1180672LL + 66048LL * 2LL), 256, 0.0f, (void*)(p->gpu + 38825472LL), 256, FPDT_GEMM_OUT_BF16)));
-      FPDT_PROF(0, 15, 1);
+      FPDT_PROF(0, 15, 133, 1);
       FPDT_CK(cudaEventRecord(p->events[157 + fpdt_mod(l, 2LL)], p->s[0]), "r_i133_e94");
-      FPDT_PROF(0, 16, 0);
+      FPDT_PROF(0, 16, 134, 0);
       FPDT_TRY(fpdt_gemm_call(p, fpdt_gemm_bf16(p->gemm, p->s[0], 1, 0, 128, 256, 256, 1.0f, (const void*)(p->gpu + 41250304LL), 128, (const void*)(p->gpu + 37907968LL), 256, 1.0f, (void*)(p->gpu + 18890752LL + 66048LL * 4LL), 256, FPDT_GEMM_OUT_F32)));
-      FPDT_PROF(0, 16, 1);
+      FPDT_PROF(0, 16, 134, 1);
       FPDT_CK(cudaEventRecord(p->events[519], p->s[0]), "r_i134_e249");
-      FPDT_PROF(0, 11, 0);
+      FPDT_PROF(0, 11, 135, 0);
       FPDT_CK(fpdt_add_bf16((const void*)(p->gpu + 38694400LL), (const void*)(p->gpu + 38825472LL), (void*)(p->gpu + 38956544LL), 65536LL, p->s[0]), "i135 add");
-      FPDT_PROF(0, 11, 1);
+      FPDT_PROF(0, 11, 135, 1);
       FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[479], 0), "w_i136_0");
-      FPDT_PROF(0, 22, 0);
+      FPDT_PROF(0, 22, 136, 0);
       FPDT_CK(fpdt_rope_bwd((const void*)(p->gpu + 40005120LL), (void*)(p->gpu + 39874048LL), 256, 4, (256LL * j + 256LL * p->rank), p->s[0]), "i136 rope_bwd");
-      FPDT_PROF(0, 22, 1);
+      FPDT_PROF(0, 22, 136, 1);
       FPDT_CK(cudaEventRecord(p->events[469], p->s[0]), "r_i136_e207");
-      FPDT_PROF(0, 15, 0);
+      FPDT_PROF(0, 15, 137, 0);
       FPDT_TRY(fpdt_gemm_call(p, fpdt_gemm_bf16(p->gemm, p->s[0], 0, 0, 256, 256, 256, 1.0f, (const void*)(p->gpu + 39874048LL), 256, (const void*)(p->gpu + 23613440LL + fpdt_mod(l, 2LL) * 1180672LL + 512LL * 2LL), 256, 0.0f, (void*)(p->gpu + 39087616LL), 256, FPDT_GEMM_OUT_BF16)));
-      FPDT_PROF(0, 15, 1);
+      FPDT_PROF(0, 15, 137, 1);
       FPDT_CK(cudaEventRecord(p->events[159 + fpdt_mod(l, 2LL)], p->s[0]), "r_i137_e95");
-      FPDT_PROF(0, 16, 0);
+      FPDT_PROF(0, 16, 138, 0);
       FPDT_TRY(fpdt_gemm_call(p, fpdt_gemm_bf16(p->gemm, p->s[0], 1, 0, 256, 256, 256, 1.0f, (const void*)(p->gpu + 39874048LL), 256, (const void*)(p->gpu + 37907968LL), 256, 1.0f, (void*)(p->gpu + 18890752LL + 512LL * 4LL), 256, FPDT_GEMM_OUT_F32)));
-      FPDT_PROF(0, 16, 1);
+      FPDT_PROF(0, 16, 138, 1);
       FPDT_CK(cudaEventRecord(p->events[520], p->s[0]), "r_i138_e250");
-      FPDT_PROF(0, 11, 0);
+      FPDT_PROF(0, 11, 139, 0);
       FPDT_CK(fpdt_add_bf16((const void*)(p->gpu + 38956544LL), (const void*)(p->gpu + 39087616LL), (void*)(p->gpu + 39218688LL), 65536LL, p->s[0]), "i139 add");
-      FPDT_PROF(0, 11, 1);
-      FPDT_PROF(0, 17, 0);
+      FPDT_PROF(0, 11, 139, 1);
+      FPDT_PROF(0, 17, 140, 0);
       FPDT_CK(fpdt_host_rms_stats((const void*)(p->gpu + 31222784LL + 65536LL * j * 2LL), p->stat_rstd, 256, 256, 0.00001f, p->s[0]), "i140 rmsnorm_bwd");
       FPDT_CK(fpdt_rmsnorm_bwd((const void*)(p->gpu + 31222784LL + 65536LL * j * 2LL), (const void*)(p->gpu + 23613440LL + fpdt_mod(l, 2LL) * 1180672LL), (const void*)(p->gpu + 39218688LL), p->stat_rstd, (void*)(p->gpu + 40267264LL), (float*)(p->gpu + 18890752LL), 256, p->s[0]), "i140 rmsnorm_bwd");
-      FPDT_PROF(0, 17, 1);
+      FPDT_PROF(0, 17, 140, 1);
       FPDT_CK(cudaEventRecord(p->events[161 + fpdt_mod(l, 2LL)], p->s[0]), "r_i140_e96");
       FPDT_CK(cudaEventRecord(p->events[180 + fpdt_mod(j, 4LL)], p->s[0]), "r_i140_e105");
       FPDT_CK(cudaEventRecord(p->events[521], p->s[0]), "r_i140_e251");
-      FPDT_PROF(0, 11, 0);
+      FPDT_PROF(0, 11, 141, 0);
       FPDT_CK(fpdt_add_bf16((const void*)(p->gpu + 33844736LL + 65536LL * j * 2LL), (const void*)(p->gpu + 40267264LL), (void*)(p->gpu + 32271360LL + fpdt_mod(l, 2LL) * 524288LL + 65536LL * j * 2LL), 65536LL, p->s[0]), "i141 add");
-      FPDT_PROF(0, 11, 1);
+      FPDT_PROF(0, 11, 141, 1);
     }
     FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[462], 0), "w_i159_2");
     FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[464], 0), "w_i159_4");
@@ -1279,24 +1569,24 @@ static int issue_step(fpdt_program* p) {
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[290 + fpdt_mod((4LL * l + j), 8LL)], 0), "w_i142_1");
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[298 + fpdt_mod(j, 2LL)], 0), "w_i142_2");
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[300 + fpdt_mod(j, 2LL)], 0), "w_i142_3");
-      FPDT_PROF(1, 3, 0);
+      FPDT_PROF(1, 3, 142, 0);
       FPDT_CK(cudaMemcpyAsync((void*)(p->gpu + 38170112LL + fpdt_mod(j, 2LL) * 65536LL), (const void*)(p->host + 6291456LL + (131072LL * l + 32768LL * j) * 2LL), 65536LL, cudaMemcpyHostToDevice, p->s[1]), "i142 copy");
-      FPDT_PROF(1, 3, 1);
+      FPDT_PROF(1, 3, 142, 1);
       FPDT_CK(cudaEventRecord(p->events[416 + fpdt_mod(j, 2LL)], p->s[1]), "r_i142_e179");
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[302 + fpdt_mod((4LL * l + j), 8LL)], 0), "w_i143_0");
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[310 + fpdt_mod((4LL * l + j), 8LL)], 0), "w_i143_1");
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[318 + fpdt_mod(j, 2LL)], 0), "w_i143_2");
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[320 + fpdt_mod(j, 2LL)], 0), "w_i143_3");
-      FPDT_PROF(1, 3, 0);
+      FPDT_PROF(1, 3, 143, 0);
       FPDT_CK(cudaMemcpyAsync((void*)(p->gpu + 38301184LL + fpdt_mod(j, 2LL) * 65536LL), (const void*)(p->host + 6815744LL + (131072LL * l + 32768LL * j) * 2LL), 65536LL, cudaMemcpyHostToDevice, p->s[1]), "i143 copy");
-      FPDT_PROF(1, 3, 1);
+      FPDT_PROF(1, 3, 143, 1);
       FPDT_CK(cudaEventRecord(p->events[420 + fpdt_mod(j, 2LL)], p->s[1]), "r_i143_e181");
-      FPDT_PROF(0, 0, 0);
+      FPDT_PROF(0, 0, 144, 0);
       FPDT_CK(cudaMemsetAsync((void*)(p->gpu + 40398336LL), 0, 131072LL, p->s[0]), "i144 fill");
-      FPDT_PROF(0, 0, 1);
-      FPDT_PROF(0, 0, 0);
+      FPDT_PROF(0, 0, 144, 1);
+      FPDT_PROF(0, 0, 145, 0);
       FPDT_CK(cudaMemsetAsync((void*)(p->gpu + 40529408LL), 0, 131072LL, p->s[0]), "i145 fill");
-      FPDT_PROF(0, 0, 1);
+      FPDT_PROF(0, 0, 145, 1);
       FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[414 + fpdt_mod(j, 2LL)], 0), "w_i151_4");
       FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[416 + fpdt_mod(j, 2LL)], 0), "w_i151_5");
       FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[418 + fpdt_mod(j, 2LL)], 0), "w_i151_6");
@@ -1308,18 +1598,18 @@ static int issue_step(fpdt_program* p) {
         FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[340 + fpdt_mod(i, 2LL)], 0), "w_i146_3");
         FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[344 + fpdt_mod(i, 2LL)], 0), "w_i146_5");
         FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[342 + fpdt_mod(i, 2LL)], 0), "w_i146_4");
-        FPDT_PROF(1, 3, 0);
+        FPDT_PROF(1, 3, 146, 0);
         FPDT_CK(cudaMemcpyAsync((void*)(p->gpu + 36728320LL + fpdt_mod(i, 2LL) * 131072LL), (const void*)(p->host + 3145728LL + (262144LL * l + 65536LL * i) * 2LL), 131072LL, cudaMemcpyHostToDevice, p->s[1]), "i146 copy");
-        FPDT_PROF(1, 3, 1);
+        FPDT_PROF(1, 3, 146, 1);
         FPDT_CK(cudaEventRecord(p->events[410 + fpdt_mod(i, 2LL)], p->s[1]), "r_i146_e176");
         FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[346 + fpdt_mod(i, 4LL)], 0), "w_i147_0");
         FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[350 + fpdt_mod(i, 2LL)], 0), "w_i147_1");
         FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[352 + fpdt_mod(i, 2LL)], 0), "w_i147_2");
         FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[356 + fpdt_mod(i, 2LL)], 0), "w_i147_4");
         FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[354 + fpdt_mod(i, 2LL)], 0), "w_i147_3");
-        FPDT_PROF(1, 3, 0);
+        FPDT_PROF(1, 3, 147, 0);
         FPDT_CK(cudaMemcpyAsync((void*)(p->gpu + 35941888LL + fpdt_mod(i, 2LL) * 131072LL), (const void*)(p->host + 7340032LL + 65536LL * i * 2LL), 131072LL, cudaMemcpyHostToDevice, p->s[1]), "i147 copy");
-        FPDT_PROF(1, 3, 1);
+        FPDT_PROF(1, 3, 147, 1);
         FPDT_CK(cudaEventRecord(p->events[236 + fpdt_mod(i, 4LL)], p->s[1]), "r_i147_e124");
         FPDT_CK(cudaEventRecord(p->events[426 + fpdt_mod(i, 2LL)], p->s[1]), "r_i147_e184");
         FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[362 + fpdt_mod((4LL * l + i), 8LL)], 0), "w_i148_0");
@@ -1328,18 +1618,18 @@ static int issue_step(fpdt_program* p) {
         FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[380 + fpdt_mod(i, 2LL)], 0), "w_i148_3");
         FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[384 + fpdt_mod(i, 2LL)], 0), "w_i148_5");
         FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[382 + fpdt_mod(i, 2LL)], 0), "w_i148_4");
-        FPDT_PROF(1, 3, 0);
+        FPDT_PROF(1, 3, 148, 0);
         FPDT_CK(cudaMemcpyAsync((void*)(p->gpu + 41586176LL + fpdt_mod(i, 2LL) * 4096LL), (const void*)(p->host + 8388608LL + (4096LL * l + 1024LL * i) * 4LL), 4096LL, cudaMemcpyHostToDevice, p->s[1]), "i148 copy");
-        FPDT_PROF(1, 3, 1);
+        FPDT_PROF(1, 3, 148, 1);
         FPDT_CK(cudaEventRecord(p->events[434 + fpdt_mod(i, 2LL)], p->s[1]), "r_i148_e188");
         FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[386 + fpdt_mod(i, 4LL)], 0), "w_i149_0");
         FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[390 + fpdt_mod(i, 2LL)], 0), "w_i149_1");
         FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[392 + fpdt_mod(i, 2LL)], 0), "w_i149_2");
         FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[396 + fpdt_mod(i, 2LL)], 0), "w_i149_4");
         FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[394 + fpdt_mod(i, 2LL)], 0), "w_i149_3");
-        FPDT_PROF(1, 3, 0);
+        FPDT_PROF(1, 3, 149, 0);
         FPDT_CK(cudaMemcpyAsync((void*)(p->gpu + 41577984LL + fpdt_mod(i, 2LL) * 4096LL), (const void*)(p->host + 8437760LL + 1024LL * i * 4LL), 4096LL, cudaMemcpyHostToDevice, p->s[1]), "i149 copy");
-        FPDT_PROF(1, 3, 1);
+        FPDT_PROF(1, 3, 149, 1);
         FPDT_CK(cudaEventRecord(p->events[274 + fpdt_mod(i, 4LL)], p->s[1]), "r_i149_e134");
         FPDT_CK(cudaEventRecord(p->events[442 + fpdt_mod(i, 2LL)], p->s[1]), "r_i149_e192");
         FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[480 + fpdt_mod(i, 4LL)], 0), "w_i150_0");
@@ -1352,9 +1642,9 @@ static int issue_step(fpdt_program* p) {
         FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[484 + fpdt_mod(i, 4LL)], 0), "w_i150_1");
         FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[450 + fpdt_mod(i, 2LL)], 0), "w_i150_6");
         FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[402 + fpdt_mod(i, 2LL)], 0), "w_i150_7");
-        FPDT_PROF(1, 3, 0);
+        FPDT_PROF(1, 3, 150, 0);
         FPDT_CK(cudaMemcpyAsync((void*)(p->gpu + 34369024LL + fpdt_mod(i, 2LL) * 262144LL), (const void*)(p->host + 4194304LL + 65536LL * i * 4LL), 262144LL, cudaMemcpyHostToDevice, p->s[1]), "i150 copy");
-        FPDT_PROF(1, 3, 1);
+        FPDT_PROF(1, 3, 150, 1);
         FPDT_CK(cudaEventRecord(p->events[400 + fpdt_mod(i, 2LL)], p->s[1]), "r_i150_e171");
         FPDT_CK(cudaEventRecord(p->events[454 + fpdt_mod(i, 4LL)], p->s[1]), "r_i150_e198");
         FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[406 + fpdt_mod(i, 2LL)], 0), "w_i151_0");
@@ -1373,9 +1663,9 @@ static int issue_step(fpdt_program* p) {
         FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[404 + fpdt_mod(i, 2LL)], 0), "w_i151_23");
         FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[400 + fpdt_mod(i, 2LL)], 0), "w_i151_21");
         FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[402 + fpdt_mod(i, 2LL)], 0), "w_i151_22");
-        FPDT_PROF(0, 20, 0);
+        FPDT_PROF(0, 20, 151, 0);
         FPDT_CK(fpdt_attn_bwd((const void*)(p->gpu + 36728320LL + fpdt_mod(i, 2LL) * 131072LL), (const void*)(p->gpu + 38170112LL + fpdt_mod(j, 2LL) * 65536LL), (const void*)(p->gpu + 38301184LL + fpdt_mod(j, 2LL) * 65536LL), (const void*)(p->gpu + 35941888LL + fpdt_mod(i, 2LL) * 131072LL), (const float*)(p->gpu + 41586176LL + fpdt_mod(i, 2LL) * 4096LL), (const float*)(p->gpu + 41577984LL + fpdt_mod(i, 2LL) * 4096LL), (float*)(p->gpu + 34369024LL + fpdt_mod(i, 2LL) * 262144LL), (float*)(p->gpu + 40398336LL), (float*)(p->gpu + 40529408LL), 256, 256, 4, 2, (int)4LL * p->rank, 2, 0.125f, 0, p->s[0]), "i151 attn_bwd_block");
-        FPDT_PROF(0, 20, 1);
+        FPDT_PROF(0, 20, 151, 1);
         FPDT_CK(cudaEventRecord(p->events[342 + fpdt_mod(i, 2LL)], p->s[0]), "r_i151_e148");
         FPDT_CK(cudaEventRecord(p->events[354 + fpdt_mod(i, 2LL)], p->s[0]), "r_i151_e153");
         FPDT_CK(cudaEventRecord(p->events[382 + fpdt_mod(i, 2LL)], p->s[0]), "r_i151_e163");
@@ -1389,9 +1679,9 @@ static int issue_step(fpdt_program* p) {
         FPDT_CK(cudaStreamWaitEvent(p->s[2], p->events[400 + fpdt_mod(i, 2LL)], 0), "w_i152_2");
         FPDT_CK(cudaStreamWaitEvent(p->s[2], p->events[450 + fpdt_mod(i, 2LL)], 0), "w_i152_3");
         FPDT_CK(cudaStreamWaitEvent(p->s[2], p->events[454 + fpdt_mod(i, 4LL)], 0), "w_i152_7");
-        FPDT_PROF(2, 3, 0);
+        FPDT_PROF(2, 3, 152, 0);
         FPDT_CK(cudaMemcpyAsync((void*)(p->host + 4194304LL + 65536LL * i * 4LL), (const void*)(p->gpu + 34369024LL + fpdt_mod(i, 2LL) * 262144LL), 262144LL, cudaMemcpyDeviceToHost, p->s[2]), "i152 copy");
-        FPDT_PROF(2, 3, 1);
+        FPDT_PROF(2, 3, 152, 1);
         FPDT_CK(cudaEventRecord(p->events[402 + fpdt_mod(i, 2LL)], p->s[2]), "r_i152_e172");
         FPDT_CK(cudaEventRecord(p->events[484 + fpdt_mod(i, 4LL)], p->s[2]), "r_i152_e219");
       }
@@ -1401,18 +1691,18 @@ static int issue_step(fpdt_program* p) {
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[340 + fpdt_mod(j, 2LL)], 0), "w_i153_3");
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[342 + fpdt_mod(j, 2LL)], 0), "w_i153_4");
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[344 + fpdt_mod(j, 2LL)], 0), "w_i153_5");
-      FPDT_PROF(1, 3, 0);
+      FPDT_PROF(1, 3, 153, 0);
       FPDT_CK(cudaMemcpyAsync((void*)(p->gpu + 36728320LL + fpdt_mod(j, 2LL) * 131072LL), (const void*)(p->host + 3145728LL + (262144LL * l + 65536LL * j) * 2LL), 131072LL, cudaMemcpyHostToDevice, p->s[1]), "i153 copy");
-      FPDT_PROF(1, 3, 1);
+      FPDT_PROF(1, 3, 153, 1);
       FPDT_CK(cudaEventRecord(p->events[412 + fpdt_mod(j, 2LL)], p->s[1]), "r_i153_e177");
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[346 + fpdt_mod(j, 4LL)], 0), "w_i154_0");
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[350 + fpdt_mod(j, 2LL)], 0), "w_i154_1");
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[352 + fpdt_mod(j, 2LL)], 0), "w_i154_2");
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[354 + fpdt_mod(j, 2LL)], 0), "w_i154_3");
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[356 + fpdt_mod(j, 2LL)], 0), "w_i154_4");
-      FPDT_PROF(1, 3, 0);
+      FPDT_PROF(1, 3, 154, 0);
       FPDT_CK(cudaMemcpyAsync((void*)(p->gpu + 35941888LL + fpdt_mod(j, 2LL) * 131072LL), (const void*)(p->host + 7340032LL + 65536LL * j * 2LL), 131072LL, cudaMemcpyHostToDevice, p->s[1]), "i154 copy");
-      FPDT_PROF(1, 3, 1);
+      FPDT_PROF(1, 3, 154, 1);
       FPDT_CK(cudaEventRecord(p->events[240 + fpdt_mod(j, 4LL)], p->s[1]), "r_i154_e125");
       FPDT_CK(cudaEventRecord(p->events[428 + fpdt_mod(j, 2LL)], p->s[1]), "r_i154_e185");
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[362 + fpdt_mod((4LL * l + j), 8LL)], 0), "w_i155_0");
@@ -1421,18 +1711,18 @@ static int issue_step(fpdt_program* p) {
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[380 + fpdt_mod(j, 2LL)], 0), "w_i155_3");
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[382 + fpdt_mod(j, 2LL)], 0), "w_i155_4");
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[384 + fpdt_mod(j, 2LL)], 0), "w_i155_5");
-      FPDT_PROF(1, 3, 0);
+      FPDT_PROF(1, 3, 155, 0);
       FPDT_CK(cudaMemcpyAsync((void*)(p->gpu + 41586176LL + fpdt_mod(j, 2LL) * 4096LL), (const void*)(p->host + 8388608LL + (4096LL * l + 1024LL * j) * 4LL), 4096LL, cudaMemcpyHostToDevice, p->s[1]), "i155 copy");
-      FPDT_PROF(1, 3, 1);
+      FPDT_PROF(1, 3, 155, 1);
       FPDT_CK(cudaEventRecord(p->events[436 + fpdt_mod(j, 2LL)], p->s[1]), "r_i155_e189");
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[386 + fpdt_mod(j, 4LL)], 0), "w_i156_0");
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[390 + fpdt_mod(j, 2LL)], 0), "w_i156_1");
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[392 + fpdt_mod(j, 2LL)], 0), "w_i156_2");
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[394 + fpdt_mod(j, 2LL)], 0), "w_i156_3");
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[396 + fpdt_mod(j, 2LL)], 0), "w_i156_4");
-      FPDT_PROF(1, 3, 0);
+      FPDT_PROF(1, 3, 156, 0);
       FPDT_CK(cudaMemcpyAsync((void*)(p->gpu + 41577984LL + fpdt_mod(j, 2LL) * 4096LL), (const void*)(p->host + 8437760LL + 1024LL * j * 4LL), 4096LL, cudaMemcpyHostToDevice, p->s[1]), "i156 copy");
-      FPDT_PROF(1, 3, 1);
+      FPDT_PROF(1, 3, 156, 1);
       FPDT_CK(cudaEventRecord(p->events[278 + fpdt_mod(j, 4LL)], p->s[1]), "r_i156_e135");
       FPDT_CK(cudaEventRecord(p->events[444 + fpdt_mod(j, 2LL)], p->s[1]), "r_i156_e193");
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[480 + fpdt_mod(j, 4LL)], 0), "w_i157_0");
@@ -1444,9 +1734,9 @@ static int issue_step(fpdt_program* p) {
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[450 + fpdt_mod(j, 2LL)], 0), "w_i157_6");
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[402 + fpdt_mod(j, 2LL)], 0), "w_i157_7");
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[490 + fpdt_mod(j, 2LL)], 0), "w_i157_9");
-      FPDT_PROF(1, 3, 0);
+      FPDT_PROF(1, 3, 157, 0);
       FPDT_CK(cudaMemcpyAsync((void*)(p->gpu + 34369024LL + fpdt_mod(j, 2LL) * 262144LL), (const void*)(p->host + 4194304LL + 65536LL * j * 4LL), 262144LL, cudaMemcpyHostToDevice, p->s[1]), "i157 copy");
-      FPDT_PROF(1, 3, 1);
+      FPDT_PROF(1, 3, 157, 1);
       FPDT_CK(cudaEventRecord(p->events[404 + fpdt_mod(j, 2LL)], p->s[1]), "r_i157_e173");
       FPDT_CK(cudaEventRecord(p->events[458 + fpdt_mod(j, 4LL)], p->s[1]), "r_i157_e199");
       FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[406 + fpdt_mod(j, 2LL)], 0), "w_i158_0");
@@ -1467,9 +1757,9 @@ static int issue_step(fpdt_program* p) {
       FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[400 + fpdt_mod(j, 2LL)], 0), "w_i158_21");
       FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[402 + fpdt_mod(j, 2LL)], 0), "w_i158_22");
       FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[404 + fpdt_mod(j, 2LL)], 0), "w_i158_23");
-      FPDT_PROF(0, 20, 0);
+      FPDT_PROF(0, 20, 158, 0);
       FPDT_CK(fpdt_attn_bwd((const void*)(p->gpu + 36728320LL + fpdt_mod(j, 2LL) * 131072LL), (const void*)(p->gpu + 38170112LL + fpdt_mod(j, 2LL) * 65536LL), (const void*)(p->gpu + 38301184LL + fpdt_mod(j, 2LL) * 65536LL), (const void*)(p->gpu + 35941888LL + fpdt_mod(j, 2LL) * 131072LL), (const float*)(p->gpu + 41586176LL + fpdt_mod(j, 2LL) * 4096LL), (const float*)(p->gpu + 41577984LL + fpdt_mod(j, 2LL) * 4096LL), (float*)(p->gpu + 34369024LL + fpdt_mod(j, 2LL) * 262144LL), (float*)(p->gpu + 40398336LL), (float*)(p->gpu + 40529408LL), 256, 256, 4, 2, (int)4LL * p->rank, 2, 0.125f, 1, p->s[0]), "i158 attn_bwd_block");
-      FPDT_PROF(0, 20, 1);
+      FPDT_PROF(0, 20, 158, 1);
       FPDT_CK(cudaEventRecord(p->events[300 + fpdt_mod(j, 2LL)], p->s[0]), "r_i158_e139");
       FPDT_CK(cudaEventRecord(p->events[320 + fpdt_mod(j, 2LL)], p->s[0]), "r_i158_e143");
       FPDT_CK(cudaEventRecord(p->events[344 + fpdt_mod(j, 2LL)], p->s[0]), "r_i158_e149");
@@ -1478,88 +1768,88 @@ static int issue_step(fpdt_program* p) {
       FPDT_CK(cudaEventRecord(p->events[396 + fpdt_mod(j, 2LL)], p->s[0]), "r_i158_e169");
       FPDT_CK(cudaEventRecord(p->events[452 + fpdt_mod(j, 2LL)], p->s[0]), "r_i158_e197");
       FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[467], 0), "w_i159_7");
-      FPDT_PROF(0, 21, 0);
+      FPDT_PROF(0, 21, 159, 0);
       FPDT_CK(fpdt_cast_f32_bf16((const float*)(p->gpu + 34369024LL + fpdt_mod(j, 2LL) * 262144LL), (void*)(p->gpu + 40136192LL), 65536LL, p->s[0]), "i159 attn_bwd_finalize");
       FPDT_CK(fpdt_cast_f32_bf16((const float*)(p->gpu + 40398336LL), (void*)(p->gpu + 41381376LL), 32768LL, p->s[0]), "i159 attn_bwd_finalize");
       FPDT_CK(fpdt_cast_f32_bf16((const float*)(p->gpu + 40529408LL), (void*)(p->gpu + 41512448LL), 32768LL, p->s[0]), "i159 attn_bwd_finalize");
-      FPDT_PROF(0, 21, 1);
+      FPDT_PROF(0, 21, 159, 1);
       FPDT_CK(cudaEventRecord(p->events[490 + fpdt_mod(j, 2LL)], p->s[0]), "r_i159_e221");
       FPDT_CK(cudaEventRecord(p->events[507], p->s[0]), "r_i159_e237");
       FPDT_CK(cudaEventRecord(p->events[508], p->s[0]), "r_i159_e238");
       FPDT_CK(cudaEventRecord(p->events[509], p->s[0]), "r_i159_e239");
-      FPDT_PROF(0, 4, 0);
+      FPDT_PROF(0, 4, 160, 0);
       FPDT_CK(fpdt_rmsnorm_fwd((const void*)(p->gpu + 31222784LL + 65536LL * j * 2LL), (const void*)(p->gpu + 23613440LL + fpdt_mod(l, 2LL) * 1180672LL), (void*)(p->gpu + 37907968LL), p->stat_rstd, 256, p->s[0]), "i160 rmsnorm");
-      FPDT_PROF(0, 4, 1);
+      FPDT_PROF(0, 4, 160, 1);
       FPDT_CK(cudaStreamWaitEvent(p->s[3], p->events[507], 0), "w_i161_0");
-      FPDT_PROF(3, 7, 0);
+      FPDT_PROF(3, 7, 161, 0);
       FPDT_TRY(fpdt_all_to_all(p, 0, (const void*)(p->gpu + 40136192LL), (void*)(p->gpu + 40005120LL), fpdt_a2a_geom{256, 1, 4, 64, 4, 1, 4}, 2, "i161 all_to_all"));
-      FPDT_PROF(3, 7, 1);
+      FPDT_PROF(3, 7, 161, 1);
       FPDT_CK(cudaEventRecord(p->events[463], p->s[3]), "r_i161_e201");
       FPDT_CK(cudaEventRecord(p->events[512], p->s[3]), "r_i161_e242");
       FPDT_CK(cudaStreamWaitEvent(p->s[3], p->events[508], 0), "w_i162_0");
-      FPDT_PROF(3, 7, 0);
+      FPDT_PROF(3, 7, 162, 0);
       FPDT_TRY(fpdt_all_to_all(p, 0, (const void*)(p->gpu + 41381376LL), (void*)(p->gpu + 41315840LL), fpdt_a2a_geom{256, 1, 2, 64, 2, 2, 4}, 2, "i162 all_to_all"));
-      FPDT_PROF(3, 7, 1);
+      FPDT_PROF(3, 7, 162, 1);
       FPDT_CK(cudaEventRecord(p->events[465], p->s[3]), "r_i162_e203");
       FPDT_CK(cudaEventRecord(p->events[511], p->s[3]), "r_i162_e241");
       FPDT_CK(cudaStreamWaitEvent(p->s[3], p->events[509], 0), "w_i163_0");
-      FPDT_PROF(3, 7, 0);
+      FPDT_PROF(3, 7, 163, 0);
       FPDT_TRY(fpdt_all_to_all(p, 0, (const void*)(p->gpu + 41512448LL), (void*)(p->gpu + 41446912LL), fpdt_a2a_geom{256, 1, 2, 64, 2, 2, 4}, 2, "i163 all_to_all"));
-      FPDT_PROF(3, 7, 1);
+      FPDT_PROF(3, 7, 163, 1);
       FPDT_CK(cudaEventRecord(p->events[467], p->s[3]), "r_i163_e205");
       FPDT_CK(cudaEventRecord(p->events[510], p->s[3]), "r_i163_e240");
       FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[510], 0), "w_i164_0");
-      FPDT_PROF(0, 15, 0);
+      FPDT_PROF(0, 15, 164, 0);
       FPDT_TRY(fpdt_gemm_call(p, fpdt_gemm_bf16(p->gemm, p->s[0], 0, 0, 256, 256, 128, 1.0f, (const void*)(p->gpu + 41446912LL), 128, (const void*)(p->gpu + 23613440LL + fpdt_mod(l, 2LL) * 1180672LL + 98816LL * 2LL), 256, 0.0f, (void*)(p->gpu + 38694400LL), 256, FPDT_GEMM_OUT_BF16)));
-      FPDT_PROF(0, 15, 1);
+      FPDT_PROF(0, 15, 164, 1);
       FPDT_CK(cudaEventRecord(p->events[163 + fpdt_mod(l, 2LL)], p->s[0]), "r_i164_e97");
-      FPDT_PROF(0, 16, 0);
+      FPDT_PROF(0, 16, 165, 0);
       FPDT_TRY(fpdt_gemm_call(p, fpdt_gemm_bf16(p->gemm, p->s[0], 1, 0, 128, 256, 256, 1.0f, (const void*)(p->gpu + 41446912LL), 128, (const void*)(p->gpu + 37907968LL), 256, 1.0f, (void*)(p->gpu + 18890752LL + 98816LL * 4LL), 256, FPDT_GEMM_OUT_F32)));
-      FPDT_PROF(0, 16, 1);
+      FPDT_PROF(0, 16, 165, 1);
       FPDT_CK(cudaEventRecord(p->events[476], p->s[0]), "r_i165_e214");
       FPDT_CK(cudaEventRecord(p->events[522], p->s[0]), "r_i165_e252");
       FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[511], 0), "w_i166_0");
-      FPDT_PROF(0, 22, 0);
+      FPDT_PROF(0, 22, 166, 0);
       FPDT_CK(fpdt_rope_bwd((const void*)(p->gpu + 41315840LL), (void*)(p->gpu + 41250304LL), 256, 2, (256LL * j + 256LL * p->rank), p->s[0]), "i166 rope_bwd");
-      FPDT_PROF(0, 22, 1);
+      FPDT_PROF(0, 22, 166, 1);
       FPDT_CK(cudaEventRecord(p->events[473], p->s[0]), "r_i166_e211");
-      FPDT_PROF(0, 15, 0);
+      FPDT_PROF(0, 15, 167, 0);
       FPDT_TRY(fpdt_gemm_call(p, fpdt_gemm_bf16(p->gemm, p->s[0], 0, 0, 256, 256, 128, 1.0f, (const void*)(p->gpu + 41250304LL), 128, (const void*)(p->gpu + 23613440LL + fpdt_mod(l, 2LL) * 1180672LL + 66048LL * 2LL), 256, 0.0f, (void*)(p->gpu + 38825472LL), 256, FPDT_GEMM_OUT_BF16)));
-      FPDT_PROF(0, 15, 1);
+      FPDT_PROF(0, 15, 167, 1);
       FPDT_CK(cudaEventRecord(p->events[165 + fpdt_mod(l, 2LL)], p->s[0]), "r_i167_e98");
-      FPDT_PROF(0, 16, 0);
+      FPDT_PROF(0, 16, 168, 0);
       FPDT_TRY(fpdt_gemm_call(p, fpdt_gemm_bf16(p->gemm, p->s[0], 1, 0, 128, 256, 256, 1.0f, (const void*)(p->gpu + 41250304LL), 128, (const void*)(p->gpu + 37907968LL), 256, 1.0f, (void*)(p->gpu + 18890752LL + 66048LL * 4LL), 256, FPDT_GEMM_OUT_F32)));
-      FPDT_PROF(0, 16, 1);
+      FPDT_PROF(0, 16, 168, 1);
       FPDT_CK(cudaEventRecord(p->events[523], p->s[0]), "r_i168_e253");
-      FPDT_PROF(0, 11, 0);
+      FPDT_PROF(0, 11, 169, 0);
       FPDT_CK(fpdt_add_bf16((const void*)(p->gpu + 38694400LL), (const void*)(p->gpu + 38825472LL), (void*)(p->gpu + 38956544LL), 65536LL, p->s[0]), "i169 add");
-      FPDT_PROF(0, 11, 1);
+      FPDT_PROF(0, 11, 169, 1);
       FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[512], 0), "w_i170_0");
-      FPDT_PROF(0, 22, 0);
+      FPDT_PROF(0, 22, 170, 0);
       FPDT_CK(fpdt_rope_bwd((const void*)(p->gpu + 40005120LL), (void*)(p->gpu + 39874048LL), 256, 4, (256LL * j + 256LL * p->rank), p->s[0]), "i170 rope_bwd");
-      FPDT_PROF(0, 22, 1);
+      FPDT_PROF(0, 22, 170, 1);
       FPDT_CK(cudaEventRecord(p->events[470], p->s[0]), "r_i170_e208");
-      FPDT_PROF(0, 15, 0);
+      FPDT_PROF(0, 15, 171, 0);
       FPDT_TRY(fpdt_gemm_call(p, fpdt_gemm_bf16(p->gemm, p->s[0], 0, 0, 256, 256, 256, 1.0f, (const void*)(p->gpu + 39874048LL), 256, (const void*)(p->gpu + 23613440LL + fpdt_mod(l, 2LL) * 1180672LL + 512LL * 2LL), 256, 0.0f, (void*)(p->gpu + 39087616LL), 256, FPDT_GEMM_OUT_BF16)));
-      FPDT_PROF(0, 15, 1);
+      FPDT_PROF(0, 15, 171, 1);
       FPDT_CK(cudaEventRecord(p->events[167 + fpdt_mod(l, 2LL)], p->s[0]), "r_i171_e99");
-      FPDT_PROF(0, 16, 0);
+      FPDT_PROF(0, 16, 172, 0);
       FPDT_TRY(fpdt_gemm_call(p, fpdt_gemm_bf16(p->gemm, p->s[0], 1, 0, 256, 256, 256, 1.0f, (const void*)(p->gpu + 39874048LL), 256, (const void*)(p->gpu + 37907968LL), 256, 1.0f, (void*)(p->gpu + 18890752LL + 512LL * 4LL), 256, FPDT_GEMM_OUT_F32)));
-      FPDT_PROF(0, 16, 1);
+      FPDT_PROF(0, 16, 172, 1);
       FPDT_CK(cudaEventRecord(p->events[524], p->s[0]), "r_i172_e254");
-      FPDT_PROF(0, 11, 0);
+      FPDT_PROF(0, 11, 173, 0);
       FPDT_CK(fpdt_add_bf16((const void*)(p->gpu + 38956544LL), (const void*)(p->gpu + 39087616LL), (void*)(p->gpu + 39218688LL), 65536LL, p->s[0]), "i173 add");
-      FPDT_PROF(0, 11, 1);
-      FPDT_PROF(0, 17, 0);
+      FPDT_PROF(0, 11, 173, 1);
+      FPDT_PROF(0, 17, 174, 0);
       FPDT_CK(fpdt_host_rms_stats((const void*)(p->gpu + 31222784LL + 65536LL * j * 2LL), p->stat_rstd, 256, 256, 0.00001f, p->s[0]), "i174 rmsnorm_bwd");
       FPDT_CK(fpdt_rmsnorm_bwd((const void*)(p->gpu + 31222784LL + 65536LL * j * 2LL), (const void*)(p->gpu + 23613440LL + fpdt_mod(l, 2LL) * 1180672LL), (const void*)(p->gpu + 39218688LL), p->stat_rstd, (void*)(p->gpu + 40267264LL), (float*)(p->gpu + 18890752LL), 256, p->s[0]), "i174 rmsnorm_bwd");
-      FPDT_PROF(0, 17, 1);
+      FPDT_PROF(0, 17, 174, 1);
       FPDT_CK(cudaEventRecord(p->events[169 + fpdt_mod(l, 2LL)], p->s[0]), "r_i174_e100");
       FPDT_CK(cudaEventRecord(p->events[184 + fpdt_mod(j, 4LL)], p->s[0]), "r_i174_e106");
       FPDT_CK(cudaEventRecord(p->events[525], p->s[0]), "r_i174_e255");
-      FPDT_PROF(0, 11, 0);
+      FPDT_PROF(0, 11, 175, 0);
       FPDT_CK(fpdt_add_bf16((const void*)(p->gpu + 33844736LL + 65536LL * j * 2LL), (const void*)(p->gpu + 40267264LL), (void*)(p->gpu + 32271360LL + fpdt_mod(l, 2LL) * 524288LL + 65536LL * j * 2LL), 65536LL, p->s[0]), "i175 add");
-      FPDT_PROF(0, 11, 1);
+      FPDT_PROF(0, 11, 175, 1);
     }
     FPDT_CK(cudaStreamWaitEvent(p->s[3], p->events[513], 0), "w_i176_0");
     FPDT_CK(cudaStreamWaitEvent(p->s[3], p->events[514], 0), "w_i176_1");
@@ -1575,9 +1865,9 @@ static int issue_step(fpdt_program* p) {
     FPDT_CK(cudaStreamWaitEvent(p->s[3], p->events[524], 0), "w_i176_11");
     FPDT_CK(cudaStreamWaitEvent(p->s[3], p->events[525], 0), "w_i176_12");
     FPDT_CK(cudaStreamWaitEvent(p->s[3], p->events[526], 0), "w_i176_13");
-    FPDT_PROF(3, 23, 0);
+    FPDT_PROF(3, 23, 176, 0);
     FPDT_TRY(fpdt_reduce_scatter(p, (const void*)(p->gpu + 18890752LL), (void*)(p->gpu + 0LL + 590336LL * l * 4LL), 590336LL, 4, "i176 reduce_scatter"));
-    FPDT_PROF(3, 23, 1);
+    FPDT_PROF(3, 23, 176, 1);
     FPDT_CK(cudaEventRecord(p->events[171], p->s[3]), "r_i176_e101");
     FPDT_CK(cudaEventRecord(p->events[760 + fpdt_mod(l, 2LL)], p->s[3]), "r_i176_e381");
   }
@@ -1738,9 +2028,9 @@ static int issue_step(fpdt_program* p) {
   FPDT_CK(cudaStreamWaitEvent(p->s[3], p->events[525], 0), "w_i271_12");
   for (int64_t l = 1LL - 1; l >= 0LL; --l) {  // L19 layer
     FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[527], 0), "w_i177_1");
-    FPDT_PROF(0, 0, 0);
+    FPDT_PROF(0, 0, 177, 0);
     FPDT_CK(cudaMemsetAsync((void*)(p->gpu + 18890752LL), 0, 2361344LL, p->s[0]), "i177 fill");
-    FPDT_PROF(0, 0, 1);
+    FPDT_PROF(0, 0, 177, 1);
     FPDT_CK(cudaEventRecord(p->events[753], p->s[0]), "r_i177_e374");
     FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[172 + fpdt_mod(l, 2LL)], 0), "w_i178_0");
     FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[174 + fpdt_mod(l, 2LL)], 0), "w_i178_1");
@@ -1756,9 +2046,9 @@ static int issue_step(fpdt_program* p) {
     FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[536 + 1LL], 0), "w_i178_23");
     FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[536 + 2LL], 0), "w_i178_24");
     FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[536 + 3LL], 0), "w_i178_25");
-    FPDT_PROF(1, 3, 0);
+    FPDT_PROF(1, 3, 178, 0);
     FPDT_CK(cudaMemcpyAsync((void*)(p->gpu + 31222784LL), (const void*)(p->host + 0LL + 262144LL * l * 2LL), 524288LL, cudaMemcpyHostToDevice, p->s[1]), "i178 copy");
-    FPDT_PROF(1, 3, 1);
+    FPDT_PROF(1, 3, 178, 1);
     FPDT_CK(cudaEventRecord(p->events[548], p->s[1]), "r_i178_e263");
     FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[23 + fpdt_mod(l, 2LL)], 0), "w_i180_2");
     FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[25 + fpdt_mod(l, 2LL)], 0), "w_i180_3");
@@ -1771,81 +2061,81 @@ static int issue_step(fpdt_program* p) {
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[202 + fpdt_mod((4LL * l + i), 8LL)], 0), "w_i179_1");
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[210 + fpdt_mod(i, 4LL)], 0), "w_i179_2");
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[540 + fpdt_mod(i, 4LL)], 0), "w_i179_3");
-      FPDT_PROF(1, 3, 0);
+      FPDT_PROF(1, 3, 179, 0);
       FPDT_CK(cudaMemcpyAsync((void*)(p->gpu + 31747072LL + 65536LL * i * 2LL), (const void*)(p->host + 1048576LL + (262144LL * l + 65536LL * i) * 2LL), 131072LL, cudaMemcpyHostToDevice, p->s[1]), "i179 copy");
-      FPDT_PROF(1, 3, 1);
+      FPDT_PROF(1, 3, 179, 1);
       FPDT_CK(cudaEventRecord(p->events[544 + fpdt_mod(i, 4LL)], p->s[1]), "r_i179_e262");
       FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[214 + fpdt_mod(i, 4LL)], 0), "w_i180_0");
       FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[544 + fpdt_mod(i, 4LL)], 0), "w_i180_1");
-      FPDT_PROF(0, 5, 0);
+      FPDT_PROF(0, 5, 180, 0);
       FPDT_TRY(fpdt_gemm_call(p, fpdt_gemm_bf16(p->gemm, p->s[0], 0, 1, 256, 256, 256, 1.0f, (const void*)(p->gpu + 31747072LL + 65536LL * i * 2LL), 256, (const void*)(p->gpu + 23613440LL + fpdt_mod(l, 2LL) * 1180672LL + 131584LL * 2LL), 256, 0.0f, (void*)(p->gpu + 38039040LL), 256, FPDT_GEMM_OUT_BF16)));
-      FPDT_PROF(0, 5, 1);
-      FPDT_PROF(0, 11, 0);
+      FPDT_PROF(0, 5, 180, 1);
+      FPDT_PROF(0, 11, 181, 0);
       FPDT_CK(fpdt_add_bf16((const void*)(p->gpu + 31222784LL + 65536LL * i * 2LL), (const void*)(p->gpu + 38039040LL), (void*)(p->gpu + 40660480LL), 65536LL, p->s[0]), "i181 add");
-      FPDT_PROF(0, 11, 1);
+      FPDT_PROF(0, 11, 181, 1);
       FPDT_CK(cudaEventRecord(p->events[528 + fpdt_mod(i, 4LL)], p->s[0]), "r_i181_e258");
-      FPDT_PROF(0, 4, 0);
+      FPDT_PROF(0, 4, 182, 0);
       FPDT_CK(fpdt_rmsnorm_fwd((const void*)(p->gpu + 40660480LL), (const void*)(p->gpu + 23613440LL + fpdt_mod(l, 2LL) * 1180672LL + 256LL * 2LL), (void*)(p->gpu + 40791552LL), p->stat_rstd, 256, p->s[0]), "i182 rmsnorm");
-      FPDT_PROF(0, 4, 1);
-      FPDT_PROF(0, 5, 0);
+      FPDT_PROF(0, 4, 182, 1);
+      FPDT_PROF(0, 5, 183, 0);
       FPDT_TRY(fpdt_gemm_call(p, fpdt_gemm_bf16(p->gemm, p->s[0], 0, 1, 256, 512, 256, 1.0f, (const void*)(p->gpu + 40791552LL), 256, (const void*)(p->gpu + 23613440LL + fpdt_mod(l, 2LL) * 1180672LL + 197120LL * 2LL), 256, 0.0f, (void*)(p->gpu + 36204032LL), 512, FPDT_GEMM_OUT_BF16)));
-      FPDT_PROF(0, 5, 1);
-      FPDT_PROF(0, 5, 0);
+      FPDT_PROF(0, 5, 183, 1);
+      FPDT_PROF(0, 5, 184, 0);
       FPDT_TRY(fpdt_gemm_call(p, fpdt_gemm_bf16(p->gemm, p->s[0], 0, 1, 256, 512, 256, 1.0f, (const void*)(p->gpu + 40791552LL), 256, (const void*)(p->gpu + 23613440LL + fpdt_mod(l, 2LL) * 1180672LL + 328192LL * 2LL), 256, 0.0f, (void*)(p->gpu + 36990464LL), 512, FPDT_GEMM_OUT_BF16)));
-      FPDT_PROF(0, 5, 1);
-      FPDT_PROF(0, 12, 0);
+      FPDT_PROF(0, 5, 184, 1);
+      FPDT_PROF(0, 12, 185, 0);
       FPDT_CK(fpdt_swiglu_fwd((const void*)(p->gpu + 36204032LL), (const void*)(p->gpu + 36990464LL), (void*)(p->gpu + 34893312LL), 256, 512LL, p->s[0]), "i185 swiglu");
-      FPDT_PROF(0, 12, 1);
-      FPDT_PROF(0, 15, 0);
+      FPDT_PROF(0, 12, 185, 1);
+      FPDT_PROF(0, 15, 186, 0);
       FPDT_TRY(fpdt_gemm_call(p, fpdt_gemm_bf16(p->gemm, p->s[0], 0, 0, 256, 512, 256, 1.0f, (const void*)(p->gpu + 32271360LL + fpdt_mod((l + 1LL), 2LL) * 524288LL + 65536LL * i * 2LL), 256, (const void*)(p->gpu + 23613440LL + fpdt_mod(l, 2LL) * 1180672LL + 459264LL * 2LL), 512, 0.0f, (void*)(p->gpu + 35155456LL), 512, FPDT_GEMM_OUT_BF16)));
-      FPDT_PROF(0, 15, 1);
-      FPDT_PROF(0, 16, 0);
+      FPDT_PROF(0, 15, 186, 1);
+      FPDT_PROF(0, 16, 187, 0);
       FPDT_TRY(fpdt_gemm_call(p, fpdt_gemm_bf16(p->gemm, p->s[0], 1, 0, 256, 512, 256, 1.0f, (const void*)(p->gpu + 32271360LL + fpdt_mod((l + 1LL), 2LL) * 524288LL + 65536LL * i * 2LL), 256, (const void*)(p->gpu + 34893312LL), 512, 1.0f, (void*)(p->gpu + 18890752LL + 459264LL * 4LL), 512, FPDT_GEMM_OUT_F32)));
-      FPDT_PROF(0, 16, 1);
+      FPDT_PROF(0, 16, 187, 1);
       FPDT_CK(cudaEventRecord(p->events[740], p->s[0]), "r_i187_e361");
-      FPDT_PROF(0, 18, 0);
+      FPDT_PROF(0, 18, 188, 0);
       FPDT_CK(fpdt_swiglu_bwd((const void*)(p->gpu + 36204032LL), (const void*)(p->gpu + 36990464LL), (const void*)(p->gpu + 35155456LL), (void*)(p->gpu + 35417600LL), (void*)(p->gpu + 35679744LL), 256, 512LL, p->s[0]), "i188 swiglu_bwd");
-      FPDT_PROF(0, 18, 1);
-      FPDT_PROF(0, 15, 0);
+      FPDT_PROF(0, 18, 188, 1);
+      FPDT_PROF(0, 15, 189, 0);
       FPDT_TRY(fpdt_gemm_call(p, fpdt_gemm_bf16(p->gemm, p->s[0], 0, 0, 256, 256, 512, 1.0f, (const void*)(p->gpu + 35679744LL), 512, (const void*)(p->gpu + 23613440LL + fpdt_mod(l, 2LL) * 1180672LL + 328192LL * 2LL), 256, 0.0f, (void*)(p->gpu + 39480832LL), 256, FPDT_GEMM_OUT_BF16)));
-      FPDT_PROF(0, 15, 1);
-      FPDT_PROF(0, 16, 0);
+      FPDT_PROF(0, 15, 189, 1);
+      FPDT_PROF(0, 16, 190, 0);
       FPDT_TRY(fpdt_gemm_call(p, fpdt_gemm_bf16(p->gemm, p->s[0], 1, 0, 512, 256, 256, 1.0f, (const void*)(p->gpu + 35679744LL), 512, (const void*)(p->gpu + 40791552LL), 256, 1.0f, (void*)(p->gpu + 18890752LL + 328192LL * 4LL), 256, FPDT_GEMM_OUT_F32)));
-      FPDT_PROF(0, 16, 1);
+      FPDT_PROF(0, 16, 190, 1);
       FPDT_CK(cudaEventRecord(p->events[741], p->s[0]), "r_i190_e362");
-      FPDT_PROF(0, 15, 0);
+      FPDT_PROF(0, 15, 191, 0);
       FPDT_TRY(fpdt_gemm_call(p, fpdt_gemm_bf16(p->gemm, p->s[0], 0, 0, 256, 256, 512, 1.0f, (const void*)(p->gpu + 35417600LL), 512, (const void*)(p->gpu + 23613440LL + fpdt_mod(l, 2LL) * 1180672LL + 197120LL * 2LL), 256, 0.0f, (void*)(p->gpu + 39611904LL), 256, FPDT_GEMM_OUT_BF16)));
-      FPDT_PROF(0, 15, 1);
-      FPDT_PROF(0, 16, 0);
+      FPDT_PROF(0, 15, 191, 1);
+      FPDT_PROF(0, 16, 192, 0);
       FPDT_TRY(fpdt_gemm_call(p, fpdt_gemm_bf16(p->gemm, p->s[0], 1, 0, 512, 256, 256, 1.0f, (const void*)(p->gpu + 35417600LL), 512, (const void*)(p->gpu + 40791552LL), 256, 1.0f, (void*)(p->gpu + 18890752LL + 197120LL * 4LL), 256, FPDT_GEMM_OUT_F32)));
-      FPDT_PROF(0, 16, 1);
+      FPDT_PROF(0, 16, 192, 1);
       FPDT_CK(cudaEventRecord(p->events[742], p->s[0]), "r_i192_e363");
-      FPDT_PROF(0, 11, 0);
+      FPDT_PROF(0, 11, 193, 0);
       FPDT_CK(fpdt_add_bf16((const void*)(p->gpu + 39480832LL), (const void*)(p->gpu + 39611904LL), (void*)(p->gpu + 39742976LL), 65536LL, p->s[0]), "i193 add");
-      FPDT_PROF(0, 11, 1);
-      FPDT_PROF(0, 17, 0);
+      FPDT_PROF(0, 11, 193, 1);
+      FPDT_PROF(0, 17, 194, 0);
       FPDT_CK(fpdt_host_rms_stats((const void*)(p->gpu + 40660480LL), p->stat_rstd, 256, 256, 0.00001f, p->s[0]), "i194 rmsnorm_bwd");
       FPDT_CK(fpdt_rmsnorm_bwd((const void*)(p->gpu + 40660480LL), (const void*)(p->gpu + 23613440LL + fpdt_mod(l, 2LL) * 1180672LL + 256LL * 2LL), (const void*)(p->gpu + 39742976LL), p->stat_rstd, (void*)(p->gpu + 39349760LL), (float*)(p->gpu + 18890752LL + 256LL * 4LL), 256, p->s[0]), "i194 rmsnorm_bwd");
-      FPDT_PROF(0, 17, 1);
+      FPDT_PROF(0, 17, 194, 1);
       FPDT_CK(cudaEventRecord(p->events[743], p->s[0]), "r_i194_e364");
-      FPDT_PROF(0, 11, 0);
+      FPDT_PROF(0, 11, 195, 0);
       FPDT_CK(fpdt_add_bf16((const void*)(p->gpu + 32271360LL + fpdt_mod((l + 1LL), 2LL) * 524288LL + 65536LL * i * 2LL), (const void*)(p->gpu + 39349760LL), (void*)(p->gpu + 33844736LL + 65536LL * i * 2LL), 65536LL, p->s[0]), "i195 add");
-      FPDT_PROF(0, 11, 1);
+      FPDT_PROF(0, 11, 195, 1);
       FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[549], 0), "w_i196_5");
-      FPDT_PROF(0, 15, 0);
+      FPDT_PROF(0, 15, 196, 0);
       FPDT_TRY(fpdt_gemm_call(p, fpdt_gemm_bf16(p->gemm, p->s[0], 0, 0, 256, 256, 256, 1.0f, (const void*)(p->gpu + 33844736LL + 65536LL * i * 2LL), 256, (const void*)(p->gpu + 23613440LL + fpdt_mod(l, 2LL) * 1180672LL + 131584LL * 2LL), 256, 0.0f, (void*)(p->gpu + 38563328LL), 256, FPDT_GEMM_OUT_BF16)));
-      FPDT_PROF(0, 15, 1);
+      FPDT_PROF(0, 15, 196, 1);
       FPDT_CK(cudaEventRecord(p->events[550], p->s[0]), "r_i196_e265");
-      FPDT_PROF(0, 16, 0);
+      FPDT_PROF(0, 16, 197, 0);
       FPDT_TRY(fpdt_gemm_call(p, fpdt_gemm_bf16(p->gemm, p->s[0], 1, 0, 256, 256, 256, 1.0f, (const void*)(p->gpu + 33844736LL + 65536LL * i * 2LL), 256, (const void*)(p->gpu + 31747072LL + 65536LL * i * 2LL), 256, 1.0f, (void*)(p->gpu + 18890752LL + 131584LL * 4LL), 256, FPDT_GEMM_OUT_F32)));
-      FPDT_PROF(0, 16, 1);
+      FPDT_PROF(0, 16, 197, 1);
       FPDT_CK(cudaEventRecord(p->events[540 + fpdt_mod(i, 4LL)], p->s[0]), "r_i197_e261");
       FPDT_CK(cudaEventRecord(p->events[744], p->s[0]), "r_i197_e365");
       FPDT_CK(cudaStreamWaitEvent(p->s[3], p->events[550], 0), "w_i198_0");
       FPDT_CK(cudaStreamWaitEvent(p->s[3], p->events[551], 0), "w_i198_3");
-      FPDT_PROF(3, 7, 0);
+      FPDT_PROF(3, 7, 198, 0);
       FPDT_TRY(fpdt_all_to_all(p, 1, (const void*)(p->gpu + 38563328LL), (void*)(p->gpu + 38432256LL), fpdt_a2a_geom{256, 1, 4, 64, 4, 1, 4}, 2, "i198 all_to_all"));
-      FPDT_PROF(3, 7, 1);
+      FPDT_PROF(3, 7, 198, 1);
       FPDT_CK(cudaEventRecord(p->events[549], p->s[3]), "r_i198_e264");
       FPDT_CK(cudaEventRecord(p->events[553], p->s[3]), "r_i198_e268");
       FPDT_CK(cudaStreamWaitEvent(p->s[2], p->events[228 + fpdt_mod(i, 4LL)], 0), "w_i199_1");
@@ -1857,26 +2147,26 @@ static int issue_step(fpdt_program* p) {
       FPDT_CK(cudaStreamWaitEvent(p->s[2], p->events[562 + fpdt_mod(i, 4LL)], 0), "w_i199_7");
       FPDT_CK(cudaStreamWaitEvent(p->s[2], p->events[566 + fpdt_mod(i, 4LL)], 0), "w_i199_8");
       FPDT_CK(cudaStreamWaitEvent(p->s[2], p->events[553], 0), "w_i199_0");
-      FPDT_PROF(2, 3, 0);
+      FPDT_PROF(2, 3, 199, 0);
       FPDT_CK(cudaMemcpyAsync((void*)(p->host + 7340032LL + 65536LL * i * 2LL), (const void*)(p->gpu + 38432256LL), 131072LL, cudaMemcpyDeviceToHost, p->s[2]), "i199 copy");
-      FPDT_PROF(2, 3, 1);
+      FPDT_PROF(2, 3, 199, 1);
       FPDT_CK(cudaEventRecord(p->events[551], p->s[2]), "r_i199_e266");
       FPDT_CK(cudaEventRecord(p->events[608 + fpdt_mod(i, 4LL)], p->s[2]), "r_i199_e289");
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[244 + fpdt_mod((4LL * l + i), 8LL)], 0), "w_i200_0");
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[252 + fpdt_mod((4LL * l + i), 8LL)], 0), "w_i200_1");
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[260 + fpdt_mod(i, 2LL)], 0), "w_i200_2");
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[570 + fpdt_mod(i, 2LL)], 0), "w_i200_3");
-      FPDT_PROF(1, 3, 0);
+      FPDT_PROF(1, 3, 200, 0);
       FPDT_CK(cudaMemcpyAsync((void*)(p->gpu + 36466176LL + fpdt_mod(i, 2LL) * 131072LL), (const void*)(p->host + 2097152LL + (262144LL * l + 65536LL * i) * 2LL), 131072LL, cudaMemcpyHostToDevice, p->s[1]), "i200 copy");
-      FPDT_PROF(1, 3, 1);
+      FPDT_PROF(1, 3, 200, 1);
       FPDT_CK(cudaEventRecord(p->events[572 + fpdt_mod(i, 2LL)], p->s[1]), "r_i200_e274");
       FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[262 + fpdt_mod(i, 2LL)], 0), "w_i201_1");
       FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[553], 0), "w_i201_0");
       FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[572 + fpdt_mod(i, 2LL)], 0), "w_i201_2");
       FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[574], 0), "w_i201_4");
-      FPDT_PROF(0, 19, 0);
+      FPDT_PROF(0, 19, 201, 0);
       FPDT_CK(fpdt_attn_bwd_delta((const void*)(p->gpu + 36466176LL + fpdt_mod(i, 2LL) * 131072LL), (const void*)(p->gpu + 38432256LL), (float*)(p->gpu + 41606656LL), 256, 4, p->s[0]), "i201 attn_bwd_prep");
-      FPDT_PROF(0, 19, 1);
+      FPDT_PROF(0, 19, 201, 1);
       FPDT_CK(cudaEventRecord(p->events[552], p->s[0]), "r_i201_e267");
       FPDT_CK(cudaEventRecord(p->events[570 + fpdt_mod(i, 2LL)], p->s[0]), "r_i201_e273");
       FPDT_CK(cudaEventRecord(p->events[575], p->s[0]), "r_i201_e276");
@@ -1889,9 +2179,9 @@ static int issue_step(fpdt_program* p) {
       FPDT_CK(cudaStreamWaitEvent(p->s[2], p->events[584 + fpdt_mod(i, 4LL)], 0), "w_i202_7");
       FPDT_CK(cudaStreamWaitEvent(p->s[2], p->events[588 + fpdt_mod(i, 4LL)], 0), "w_i202_8");
       FPDT_CK(cudaStreamWaitEvent(p->s[2], p->events[575], 0), "w_i202_0");
-      FPDT_PROF(2, 3, 0);
+      FPDT_PROF(2, 3, 202, 0);
       FPDT_CK(cudaMemcpyAsync((void*)(p->host + 8437760LL + 1024LL * i * 4LL), (const void*)(p->gpu + 41606656LL), 4096LL, cudaMemcpyDeviceToHost, p->s[2]), "i202 copy");
-      FPDT_PROF(2, 3, 1);
+      FPDT_PROF(2, 3, 202, 1);
       FPDT_CK(cudaEventRecord(p->events[574], p->s[2]), "r_i202_e275");
       FPDT_CK(cudaEventRecord(p->events[628 + fpdt_mod(i, 4LL)], p->s[2]), "r_i202_e298");
     }
@@ -1914,9 +2204,9 @@ static int issue_step(fpdt_program* p) {
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[300 + fpdt_mod(j, 2LL)], 0), "w_i203_3");
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[594 + fpdt_mod(j, 2LL)], 0), "w_i203_5");
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[592 + fpdt_mod(j, 2LL)], 0), "w_i203_4");
-      FPDT_PROF(1, 3, 0);
+      FPDT_PROF(1, 3, 203, 0);
       FPDT_CK(cudaMemcpyAsync((void*)(p->gpu + 38170112LL + fpdt_mod(j, 2LL) * 65536LL), (const void*)(p->host + 6291456LL + (131072LL * l + 32768LL * j) * 2LL), 65536LL, cudaMemcpyHostToDevice, p->s[1]), "i203 copy");
-      FPDT_PROF(1, 3, 1);
+      FPDT_PROF(1, 3, 203, 1);
       FPDT_CK(cudaEventRecord(p->events[656 + fpdt_mod(j, 2LL)], p->s[1]), "r_i203_e311");
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[302 + fpdt_mod((4LL * l + j), 8LL)], 0), "w_i204_0");
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[310 + fpdt_mod((4LL * l + j), 8LL)], 0), "w_i204_1");
@@ -1924,16 +2214,16 @@ static int issue_step(fpdt_program* p) {
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[320 + fpdt_mod(j, 2LL)], 0), "w_i204_3");
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[598 + fpdt_mod(j, 2LL)], 0), "w_i204_5");
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[596 + fpdt_mod(j, 2LL)], 0), "w_i204_4");
-      FPDT_PROF(1, 3, 0);
+      FPDT_PROF(1, 3, 204, 0);
       FPDT_CK(cudaMemcpyAsync((void*)(p->gpu + 38301184LL + fpdt_mod(j, 2LL) * 65536LL), (const void*)(p->host + 6815744LL + (131072LL * l + 32768LL * j) * 2LL), 65536LL, cudaMemcpyHostToDevice, p->s[1]), "i204 copy");
-      FPDT_PROF(1, 3, 1);
+      FPDT_PROF(1, 3, 204, 1);
       FPDT_CK(cudaEventRecord(p->events[660 + fpdt_mod(j, 2LL)], p->s[1]), "r_i204_e313");
-      FPDT_PROF(0, 0, 0);
+      FPDT_PROF(0, 0, 205, 0);
       FPDT_CK(cudaMemsetAsync((void*)(p->gpu + 40398336LL), 0, 131072LL, p->s[0]), "i205 fill");
-      FPDT_PROF(0, 0, 1);
-      FPDT_PROF(0, 0, 0);
+      FPDT_PROF(0, 0, 205, 1);
+      FPDT_PROF(0, 0, 206, 0);
       FPDT_CK(cudaMemsetAsync((void*)(p->gpu + 40529408LL), 0, 131072LL, p->s[0]), "i206 fill");
-      FPDT_PROF(0, 0, 1);
+      FPDT_PROF(0, 0, 206, 1);
       FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[414 + fpdt_mod(j, 2LL)], 0), "w_i212_8");
       FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[416 + fpdt_mod(j, 2LL)], 0), "w_i212_9");
       FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[656 + fpdt_mod(j, 2LL)], 0), "w_i212_10");
@@ -1953,9 +2243,9 @@ static int issue_step(fpdt_program* p) {
         FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[604 + fpdt_mod(i, 2LL)], 0), "w_i207_8");
         FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[606 + fpdt_mod(i, 2LL)], 0), "w_i207_9");
         FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[600 + fpdt_mod(i, 2LL)], 0), "w_i207_6");
-        FPDT_PROF(1, 3, 0);
+        FPDT_PROF(1, 3, 207, 0);
         FPDT_CK(cudaMemcpyAsync((void*)(p->gpu + 36728320LL + fpdt_mod(i, 2LL) * 131072LL), (const void*)(p->host + 3145728LL + (262144LL * l + 65536LL * i) * 2LL), 131072LL, cudaMemcpyHostToDevice, p->s[1]), "i207 copy");
-        FPDT_PROF(1, 3, 1);
+        FPDT_PROF(1, 3, 207, 1);
         FPDT_CK(cudaEventRecord(p->events[648 + fpdt_mod(i, 2LL)], p->s[1]), "r_i207_e307");
         FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[346 + fpdt_mod(i, 4LL)], 0), "w_i208_0");
         FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[608 + fpdt_mod(i, 4LL)], 0), "w_i208_1");
@@ -1967,9 +2257,9 @@ static int issue_step(fpdt_program* p) {
         FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[616 + fpdt_mod(i, 2LL)], 0), "w_i208_8");
         FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[618 + fpdt_mod(i, 2LL)], 0), "w_i208_9");
         FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[612 + fpdt_mod(i, 2LL)], 0), "w_i208_6");
-        FPDT_PROF(1, 3, 0);
+        FPDT_PROF(1, 3, 208, 0);
         FPDT_CK(cudaMemcpyAsync((void*)(p->gpu + 35941888LL + fpdt_mod(i, 2LL) * 131072LL), (const void*)(p->host + 7340032LL + 65536LL * i * 2LL), 131072LL, cudaMemcpyHostToDevice, p->s[1]), "i208 copy");
-        FPDT_PROF(1, 3, 1);
+        FPDT_PROF(1, 3, 208, 1);
         FPDT_CK(cudaEventRecord(p->events[554 + fpdt_mod(i, 4LL)], p->s[1]), "r_i208_e269");
         FPDT_CK(cudaEventRecord(p->events[664 + fpdt_mod(i, 2LL)], p->s[1]), "r_i208_e315");
         FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[362 + fpdt_mod((4LL * l + i), 8LL)], 0), "w_i209_0");
@@ -1982,9 +2272,9 @@ static int issue_step(fpdt_program* p) {
         FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[624 + fpdt_mod(i, 2LL)], 0), "w_i209_8");
         FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[626 + fpdt_mod(i, 2LL)], 0), "w_i209_9");
         FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[620 + fpdt_mod(i, 2LL)], 0), "w_i209_6");
-        FPDT_PROF(1, 3, 0);
+        FPDT_PROF(1, 3, 209, 0);
         FPDT_CK(cudaMemcpyAsync((void*)(p->gpu + 41586176LL + fpdt_mod(i, 2LL) * 4096LL), (const void*)(p->host + 8388608LL + (4096LL * l + 1024LL * i) * 4LL), 4096LL, cudaMemcpyHostToDevice, p->s[1]), "i209 copy");
-        FPDT_PROF(1, 3, 1);
+        FPDT_PROF(1, 3, 209, 1);
         FPDT_CK(cudaEventRecord(p->events[672 + fpdt_mod(i, 2LL)], p->s[1]), "r_i209_e319");
         FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[386 + fpdt_mod(i, 4LL)], 0), "w_i210_0");
         FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[628 + fpdt_mod(i, 4LL)], 0), "w_i210_1");
@@ -1996,9 +2286,9 @@ static int issue_step(fpdt_program* p) {
         FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[636 + fpdt_mod(i, 2LL)], 0), "w_i210_8");
         FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[638 + fpdt_mod(i, 2LL)], 0), "w_i210_9");
         FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[632 + fpdt_mod(i, 2LL)], 0), "w_i210_6");
-        FPDT_PROF(1, 3, 0);
+        FPDT_PROF(1, 3, 210, 0);
         FPDT_CK(cudaMemcpyAsync((void*)(p->gpu + 41577984LL + fpdt_mod(i, 2LL) * 4096LL), (const void*)(p->host + 8437760LL + 1024LL * i * 4LL), 4096LL, cudaMemcpyHostToDevice, p->s[1]), "i210 copy");
-        FPDT_PROF(1, 3, 1);
+        FPDT_PROF(1, 3, 210, 1);
         FPDT_CK(cudaEventRecord(p->events[576 + fpdt_mod(i, 4LL)], p->s[1]), "r_i210_e277");
         FPDT_CK(cudaEventRecord(p->events[680 + fpdt_mod(i, 2LL)], p->s[1]), "r_i210_e323");
         FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[398 + fpdt_mod(i, 2LL)], 0), "w_i211_0");
@@ -2009,9 +2299,9 @@ static int issue_step(fpdt_program* p) {
         FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[644 + fpdt_mod(i, 2LL)], 0), "w_i211_6");
         FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[646 + fpdt_mod(i, 2LL)], 0), "w_i211_7");
         FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[640 + fpdt_mod(i, 2LL)], 0), "w_i211_4");
-        FPDT_PROF(0, 0, 0);
+        FPDT_PROF(0, 0, 211, 0);
         FPDT_CK(cudaMemsetAsync((void*)(p->gpu + 34369024LL + fpdt_mod(i, 2LL) * 262144LL), 0, 262144LL, p->s[0]), "i211 fill");
-        FPDT_PROF(0, 0, 1);
+        FPDT_PROF(0, 0, 211, 1);
         FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[406 + fpdt_mod(i, 2LL)], 0), "w_i212_0");
         FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[408 + fpdt_mod(i, 2LL)], 0), "w_i212_1");
         FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[410 + fpdt_mod(i, 2LL)], 0), "w_i212_2");
@@ -2041,9 +2331,9 @@ static int issue_step(fpdt_program* p) {
         FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[684 + fpdt_mod(i, 2LL)], 0), "w_i212_38");
         FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[686 + fpdt_mod(i, 2LL)], 0), "w_i212_39");
         FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[680 + fpdt_mod(i, 2LL)], 0), "w_i212_36");
-        FPDT_PROF(0, 20, 0);
+        FPDT_PROF(0, 20, 212, 0);
         FPDT_CK(fpdt_attn_bwd((const void*)(p->gpu + 36728320LL + fpdt_mod(i, 2LL) * 131072LL), (const void*)(p->gpu + 38170112LL + fpdt_mod(j, 2LL) * 65536LL), (const void*)(p->gpu + 38301184LL + fpdt_mod(j, 2LL) * 65536LL), (const void*)(p->gpu + 35941888LL + fpdt_mod(i, 2LL) * 131072LL), (const float*)(p->gpu + 41586176LL + fpdt_mod(i, 2LL) * 4096LL), (const float*)(p->gpu + 41577984LL + fpdt_mod(i, 2LL) * 4096LL), (float*)(p->gpu + 34369024LL + fpdt_mod(i, 2LL) * 262144LL), (float*)(p->gpu + 40398336LL), (float*)(p->gpu + 40529408LL), 256, 256, 4, 2, (int)4LL * p->rank, 2, 0.125f, 0, p->s[0]), "i212 attn_bwd_block");
-        FPDT_PROF(0, 20, 1);
+        FPDT_PROF(0, 20, 212, 1);
         FPDT_CK(cudaEventRecord(p->events[600 + fpdt_mod(i, 2LL)], p->s[0]), "r_i212_e285");
         FPDT_CK(cudaEventRecord(p->events[612 + fpdt_mod(i, 2LL)], p->s[0]), "r_i212_e290");
         FPDT_CK(cudaEventRecord(p->events[620 + fpdt_mod(i, 2LL)], p->s[0]), "r_i212_e294");
@@ -2065,9 +2355,9 @@ static int issue_step(fpdt_program* p) {
         FPDT_CK(cudaStreamWaitEvent(p->s[2], p->events[696 + fpdt_mod(i, 4LL)], 0), "w_i213_14");
         FPDT_CK(cudaStreamWaitEvent(p->s[2], p->events[700 + fpdt_mod(i, 4LL)], 0), "w_i213_15");
         FPDT_CK(cudaStreamWaitEvent(p->s[2], p->events[688 + fpdt_mod(i, 2LL)], 0), "w_i213_6");
-        FPDT_PROF(2, 3, 0);
+        FPDT_PROF(2, 3, 213, 0);
         FPDT_CK(cudaMemcpyAsync((void*)(p->host + 4194304LL + 65536LL * i * 4LL), (const void*)(p->gpu + 34369024LL + fpdt_mod(i, 2LL) * 262144LL), 262144LL, cudaMemcpyDeviceToHost, p->s[2]), "i213 copy");
-        FPDT_PROF(2, 3, 1);
+        FPDT_PROF(2, 3, 213, 1);
         FPDT_CK(cudaEventRecord(p->events[640 + fpdt_mod(i, 2LL)], p->s[2]), "r_i213_e303");
         FPDT_CK(cudaEventRecord(p->events[722 + fpdt_mod(i, 4LL)], p->s[2]), "r_i213_e351");
       }
@@ -2081,9 +2371,9 @@ static int issue_step(fpdt_program* p) {
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[604 + fpdt_mod(j, 2LL)], 0), "w_i214_8");
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[606 + fpdt_mod(j, 2LL)], 0), "w_i214_9");
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[602 + fpdt_mod(j, 2LL)], 0), "w_i214_7");
-      FPDT_PROF(1, 3, 0);
+      FPDT_PROF(1, 3, 214, 0);
       FPDT_CK(cudaMemcpyAsync((void*)(p->gpu + 36728320LL + fpdt_mod(j, 2LL) * 131072LL), (const void*)(p->host + 3145728LL + (262144LL * l + 65536LL * j) * 2LL), 131072LL, cudaMemcpyHostToDevice, p->s[1]), "i214 copy");
-      FPDT_PROF(1, 3, 1);
+      FPDT_PROF(1, 3, 214, 1);
       FPDT_CK(cudaEventRecord(p->events[650 + fpdt_mod(j, 2LL)], p->s[1]), "r_i214_e308");
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[346 + fpdt_mod(j, 4LL)], 0), "w_i215_0");
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[608 + fpdt_mod(j, 4LL)], 0), "w_i215_1");
@@ -2095,9 +2385,9 @@ static int issue_step(fpdt_program* p) {
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[616 + fpdt_mod(j, 2LL)], 0), "w_i215_8");
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[618 + fpdt_mod(j, 2LL)], 0), "w_i215_9");
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[614 + fpdt_mod(j, 2LL)], 0), "w_i215_7");
-      FPDT_PROF(1, 3, 0);
+      FPDT_PROF(1, 3, 215, 0);
       FPDT_CK(cudaMemcpyAsync((void*)(p->gpu + 35941888LL + fpdt_mod(j, 2LL) * 131072LL), (const void*)(p->host + 7340032LL + 65536LL * j * 2LL), 131072LL, cudaMemcpyHostToDevice, p->s[1]), "i215 copy");
-      FPDT_PROF(1, 3, 1);
+      FPDT_PROF(1, 3, 215, 1);
       FPDT_CK(cudaEventRecord(p->events[558 + fpdt_mod(j, 4LL)], p->s[1]), "r_i215_e270");
       FPDT_CK(cudaEventRecord(p->events[666 + fpdt_mod(j, 2LL)], p->s[1]), "r_i215_e316");
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[362 + fpdt_mod((4LL * l + j), 8LL)], 0), "w_i216_0");
@@ -2110,9 +2400,9 @@ static int issue_step(fpdt_program* p) {
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[624 + fpdt_mod(j, 2LL)], 0), "w_i216_8");
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[626 + fpdt_mod(j, 2LL)], 0), "w_i216_9");
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[622 + fpdt_mod(j, 2LL)], 0), "w_i216_7");
-      FPDT_PROF(1, 3, 0);
+      FPDT_PROF(1, 3, 216, 0);
       FPDT_CK(cudaMemcpyAsync((void*)(p->gpu + 41586176LL + fpdt_mod(j, 2LL) * 4096LL), (const void*)(p->host + 8388608LL + (4096LL * l + 1024LL * j) * 4LL), 4096LL, cudaMemcpyHostToDevice, p->s[1]), "i216 copy");
-      FPDT_PROF(1, 3, 1);
+      FPDT_PROF(1, 3, 216, 1);
       FPDT_CK(cudaEventRecord(p->events[674 + fpdt_mod(j, 2LL)], p->s[1]), "r_i216_e320");
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[386 + fpdt_mod(j, 4LL)], 0), "w_i217_0");
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[628 + fpdt_mod(j, 4LL)], 0), "w_i217_1");
@@ -2124,9 +2414,9 @@ static int issue_step(fpdt_program* p) {
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[636 + fpdt_mod(j, 2LL)], 0), "w_i217_8");
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[638 + fpdt_mod(j, 2LL)], 0), "w_i217_9");
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[634 + fpdt_mod(j, 2LL)], 0), "w_i217_7");
-      FPDT_PROF(1, 3, 0);
+      FPDT_PROF(1, 3, 217, 0);
       FPDT_CK(cudaMemcpyAsync((void*)(p->gpu + 41577984LL + fpdt_mod(j, 2LL) * 4096LL), (const void*)(p->host + 8437760LL + 1024LL * j * 4LL), 4096LL, cudaMemcpyHostToDevice, p->s[1]), "i217 copy");
-      FPDT_PROF(1, 3, 1);
+      FPDT_PROF(1, 3, 217, 1);
       FPDT_CK(cudaEventRecord(p->events[580 + fpdt_mod(j, 4LL)], p->s[1]), "r_i217_e278");
       FPDT_CK(cudaEventRecord(p->events[682 + fpdt_mod(j, 2LL)], p->s[1]), "r_i217_e324");
       FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[398 + fpdt_mod(j, 2LL)], 0), "w_i218_0");
@@ -2137,9 +2427,9 @@ static int issue_step(fpdt_program* p) {
       FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[642 + fpdt_mod(j, 2LL)], 0), "w_i218_5");
       FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[644 + fpdt_mod(j, 2LL)], 0), "w_i218_6");
       FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[646 + fpdt_mod(j, 2LL)], 0), "w_i218_7");
-      FPDT_PROF(0, 0, 0);
+      FPDT_PROF(0, 0, 218, 0);
       FPDT_CK(cudaMemsetAsync((void*)(p->gpu + 34369024LL + fpdt_mod(j, 2LL) * 262144LL), 0, 262144LL, p->s[0]), "i218 fill");
-      FPDT_PROF(0, 0, 1);
+      FPDT_PROF(0, 0, 218, 1);
       FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[406 + fpdt_mod(j, 2LL)], 0), "w_i219_0");
       FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[408 + fpdt_mod(j, 2LL)], 0), "w_i219_1");
       FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[410 + fpdt_mod(j, 2LL)], 0), "w_i219_2");
@@ -2175,9 +2465,9 @@ static int issue_step(fpdt_program* p) {
       FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[684 + fpdt_mod(j, 2LL)], 0), "w_i219_38");
       FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[686 + fpdt_mod(j, 2LL)], 0), "w_i219_39");
       FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[682 + fpdt_mod(j, 2LL)], 0), "w_i219_37");
-      FPDT_PROF(0, 20, 0);
+      FPDT_PROF(0, 20, 219, 0);
       FPDT_CK(fpdt_attn_bwd((const void*)(p->gpu + 36728320LL + fpdt_mod(j, 2LL) * 131072LL), (const void*)(p->gpu + 38170112LL + fpdt_mod(j, 2LL) * 65536LL), (const void*)(p->gpu + 38301184LL + fpdt_mod(j, 2LL) * 65536LL), (const void*)(p->gpu + 35941888LL + fpdt_mod(j, 2LL) * 131072LL), (const float*)(p->gpu + 41586176LL + fpdt_mod(j, 2LL) * 4096LL), (const float*)(p->gpu + 41577984LL + fpdt_mod(j, 2LL) * 4096LL), (float*)(p->gpu + 34369024LL + fpdt_mod(j, 2LL) * 262144LL), (float*)(p->gpu + 40398336LL), (float*)(p->gpu + 40529408LL), 256, 256, 4, 2, (int)4LL * p->rank, 2, 0.125f, 1, p->s[0]), "i219 attn_bwd_block");
-      FPDT_PROF(0, 20, 1);
+      FPDT_PROF(0, 20, 219, 1);
       FPDT_CK(cudaEventRecord(p->events[592 + fpdt_mod(j, 2LL)], p->s[0]), "r_i219_e281");
       FPDT_CK(cudaEventRecord(p->events[596 + fpdt_mod(j, 2LL)], p->s[0]), "r_i219_e283");
       FPDT_CK(cudaEventRecord(p->events[602 + fpdt_mod(j, 2LL)], p->s[0]), "r_i219_e286");
@@ -2186,84 +2476,84 @@ static int issue_step(fpdt_program* p) {
       FPDT_CK(cudaEventRecord(p->events[634 + fpdt_mod(j, 2LL)], p->s[0]), "r_i219_e300");
       FPDT_CK(cudaEventRecord(p->events[690 + fpdt_mod(j, 2LL)], p->s[0]), "r_i219_e328");
       FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[708], 0), "w_i220_14");
-      FPDT_PROF(0, 21, 0);
+      FPDT_PROF(0, 21, 220, 0);
       FPDT_CK(fpdt_cast_f32_bf16((const float*)(p->gpu + 34369024LL + fpdt_mod(j, 2LL) * 262144LL), (void*)(p->gpu + 40136192LL), 65536LL, p->s[0]), "i220 attn_bwd_finalize");
       FPDT_CK(fpdt_cast_f32_bf16((const float*)(p->gpu + 40398336LL), (void*)(p->gpu + 41381376LL), 32768LL, p->s[0]), "i220 attn_bwd_finalize");
       FPDT_CK(fpdt_cast_f32_bf16((const float*)(p->gpu + 40529408LL), (void*)(p->gpu + 41512448LL), 32768LL, p->s[0]), "i220 attn_bwd_finalize");
-      FPDT_PROF(0, 21, 1);
+      FPDT_PROF(0, 21, 220, 1);
       FPDT_CK(cudaEventRecord(p->events[710], p->s[0]), "r_i220_e339");
       FPDT_CK(cudaEventRecord(p->events[713], p->s[0]), "r_i220_e342");
       FPDT_CK(cudaEventRecord(p->events[716], p->s[0]), "r_i220_e345");
       FPDT_CK(cudaEventRecord(p->events[730 + fpdt_mod(j, 2LL)], p->s[0]), "r_i220_e353");
-      FPDT_PROF(0, 4, 0);
+      FPDT_PROF(0, 4, 221, 0);
       FPDT_CK(fpdt_rmsnorm_fwd((const void*)(p->gpu + 31222784LL + 65536LL * j * 2LL), (const void*)(p->gpu + 23613440LL + fpdt_mod(l, 2LL) * 1180672LL), (void*)(p->gpu + 37907968LL), p->stat_rstd, 256, p->s[0]), "i221 rmsnorm");
-      FPDT_PROF(0, 4, 1);
+      FPDT_PROF(0, 4, 221, 1);
       FPDT_CK(cudaStreamWaitEvent(p->s[3], p->events[710], 0), "w_i222_0");
-      FPDT_PROF(3, 7, 0);
+      FPDT_PROF(3, 7, 222, 0);
       FPDT_TRY(fpdt_all_to_all(p, 0, (const void*)(p->gpu + 40136192LL), (void*)(p->gpu + 40005120LL), fpdt_a2a_geom{256, 1, 4, 64, 4, 1, 4}, 2, "i222 all_to_all"));
-      FPDT_PROF(3, 7, 1);
+      FPDT_PROF(3, 7, 222, 1);
       FPDT_CK(cudaEventRecord(p->events[704], p->s[3]), "r_i222_e333");
       FPDT_CK(cudaEventRecord(p->events[721], p->s[3]), "r_i222_e350");
       FPDT_CK(cudaStreamWaitEvent(p->s[3], p->events[713], 0), "w_i223_0");
-      FPDT_PROF(3, 7, 0);
+      FPDT_PROF(3, 7, 223, 0);
       FPDT_TRY(fpdt_all_to_all(p, 0, (const void*)(p->gpu + 41381376LL), (void*)(p->gpu + 41315840LL), fpdt_a2a_geom{256, 1, 2, 64, 2, 2, 4}, 2, "i223 all_to_all"));
-      FPDT_PROF(3, 7, 1);
+      FPDT_PROF(3, 7, 223, 1);
       FPDT_CK(cudaEventRecord(p->events[706], p->s[3]), "r_i223_e335");
       FPDT_CK(cudaEventRecord(p->events[720], p->s[3]), "r_i223_e349");
       FPDT_CK(cudaStreamWaitEvent(p->s[3], p->events[716], 0), "w_i224_0");
-      FPDT_PROF(3, 7, 0);
+      FPDT_PROF(3, 7, 224, 0);
       FPDT_TRY(fpdt_all_to_all(p, 0, (const void*)(p->gpu + 41512448LL), (void*)(p->gpu + 41446912LL), fpdt_a2a_geom{256, 1, 2, 64, 2, 2, 4}, 2, "i224 all_to_all"));
-      FPDT_PROF(3, 7, 1);
+      FPDT_PROF(3, 7, 224, 1);
       FPDT_CK(cudaEventRecord(p->events[708], p->s[3]), "r_i224_e337");
       FPDT_CK(cudaEventRecord(p->events[719], p->s[3]), "r_i224_e348");
       FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[719], 0), "w_i225_0");
-      FPDT_PROF(0, 15, 0);
+      FPDT_PROF(0, 15, 225, 0);
       FPDT_TRY(fpdt_gemm_call(p, fpdt_gemm_bf16(p->gemm, p->s[0], 0, 0, 256, 256, 128, 1.0f, (const void*)(p->gpu + 41446912LL), 128, (const void*)(p->gpu + 23613440LL + fpdt_mod(l, 2LL) * 1180672LL + 98816LL * 2LL), 256, 0.0f, (void*)(p->gpu + 38694400LL), 256, FPDT_GEMM_OUT_BF16)));
-      FPDT_PROF(0, 15, 1);
-      FPDT_PROF(0, 16, 0);
+      FPDT_PROF(0, 15, 225, 1);
+      FPDT_PROF(0, 16, 226, 0);
       FPDT_TRY(fpdt_gemm_call(p, fpdt_gemm_bf16(p->gemm, p->s[0], 1, 0, 128, 256, 256, 1.0f, (const void*)(p->gpu + 41446912LL), 128, (const void*)(p->gpu + 37907968LL), 256, 1.0f, (void*)(p->gpu + 18890752LL + 98816LL * 4LL), 256, FPDT_GEMM_OUT_F32)));
-      FPDT_PROF(0, 16, 1);
+      FPDT_PROF(0, 16, 226, 1);
       FPDT_CK(cudaEventRecord(p->events[717], p->s[0]), "r_i226_e346");
       FPDT_CK(cudaEventRecord(p->events[745], p->s[0]), "r_i226_e366");
       FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[720], 0), "w_i227_0");
-      FPDT_PROF(0, 22, 0);
+      FPDT_PROF(0, 22, 227, 0);
       FPDT_CK(fpdt_rope_bwd((const void*)(p->gpu + 41315840LL), (void*)(p->gpu + 41250304LL), 256, 2, (256LL * j + 256LL * p->rank), p->s[0]), "i227 rope_bwd");
-      FPDT_PROF(0, 22, 1);
+      FPDT_PROF(0, 22, 227, 1);
       FPDT_CK(cudaEventRecord(p->events[714], p->s[0]), "r_i227_e343");
-      FPDT_PROF(0, 15, 0);
+      FPDT_PROF(0, 15, 228, 0);
       FPDT_TRY(fpdt_gemm_call(p, fpdt_gemm_bf16(p->gemm, p->s[0], 0, 0, 256, 256, 128, 1.0f, (const void*)(p->gpu + 41250304LL), 128, (const void*)(p->gpu + 23613440LL + fpdt_mod(l, 2LL) * 1180672LL + 66048LL * 2LL), 256, 0.0f, (void*)(p->gpu + 38825472LL), 256, FPDT_GEMM_OUT_BF16)));
-      FPDT_PROF(0, 15, 1);
-      FPDT_PROF(0, 16, 0);
+      FPDT_PROF(0, 15, 228, 1);
+      FPDT_PROF(0, 16, 229, 0);
       FPDT_TRY(fpdt_gemm_call(p, fpdt_gemm_bf16(p->gemm, p->s[0], 1, 0, 128, 256, 256, 1.0f, (const void*)(p->gpu + 41250304LL), 128, (const void*)(p->gpu + 37907968LL), 256, 1.0f, (void*)(p->gpu + 18890752LL + 66048LL * 4LL), 256, FPDT_GEMM_OUT_F32)));
-      FPDT_PROF(0, 16, 1);
+      FPDT_PROF(0, 16, 229, 1);
       FPDT_CK(cudaEventRecord(p->events[746], p->s[0]), "r_i229_e367");
-      FPDT_PROF(0, 11, 0);
+      FPDT_PROF(0, 11, 230, 0);
       FPDT_CK(fpdt_add_bf16((const void*)(p->gpu + 38694400LL), (const void*)(p->gpu + 38825472LL), (void*)(p->gpu + 38956544LL), 65536LL, p->s[0]), "i230 add");
-      FPDT_PROF(0, 11, 1);
+      FPDT_PROF(0, 11, 230, 1);
       FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[721], 0), "w_i231_0");
-      FPDT_PROF(0, 22, 0);
+      FPDT_PROF(0, 22, 231, 0);
       FPDT_CK(fpdt_rope_bwd((const void*)(p->gpu + 40005120LL), (void*)(p->gpu + 39874048LL), 256, 4, (256LL * j + 256LL * p->rank), p->s[0]), "i231 rope_bwd");
-      FPDT_PROF(0, 22, 1);
+      FPDT_PROF(0, 22, 231, 1);
       FPDT_CK(cudaEventRecord(p->events[711], p->s[0]), "r_i231_e340");
-      FPDT_PROF(0, 15, 0);
+      FPDT_PROF(0, 15, 232, 0);
       FPDT_TRY(fpdt_gemm_call(p, fpdt_gemm_bf16(p->gemm, p->s[0], 0, 0, 256, 256, 256, 1.0f, (const void*)(p->gpu + 39874048LL), 256, (const void*)(p->gpu + 23613440LL + fpdt_mod(l, 2LL) * 1180672LL + 512LL * 2LL), 256, 0.0f, (void*)(p->gpu + 39087616LL), 256, FPDT_GEMM_OUT_BF16)));
-      FPDT_PROF(0, 15, 1);
-      FPDT_PROF(0, 16, 0);
+      FPDT_PROF(0, 15, 232, 1);
+      FPDT_PROF(0, 16, 233, 0);
       FPDT_TRY(fpdt_gemm_call(p, fpdt_gemm_bf16(p->gemm, p->s[0], 1, 0, 256, 256, 256, 1.0f, (const void*)(p->gpu + 39874048LL), 256, (const void*)(p->gpu + 37907968LL), 256, 1.0f, (void*)(p->gpu + 18890752LL + 512LL * 4LL), 256, FPDT_GEMM_OUT_F32)));
-      FPDT_PROF(0, 16, 1);
+      FPDT_PROF(0, 16, 233, 1);
       FPDT_CK(cudaEventRecord(p->events[747], p->s[0]), "r_i233_e368");
-      FPDT_PROF(0, 11, 0);
+      FPDT_PROF(0, 11, 234, 0);
       FPDT_CK(fpdt_add_bf16((const void*)(p->gpu + 38956544LL), (const void*)(p->gpu + 39087616LL), (void*)(p->gpu + 39218688LL), 65536LL, p->s[0]), "i234 add");
-      FPDT_PROF(0, 11, 1);
-      FPDT_PROF(0, 17, 0);
+      FPDT_PROF(0, 11, 234, 1);
+      FPDT_PROF(0, 17, 235, 0);
       FPDT_CK(fpdt_host_rms_stats((const void*)(p->gpu + 31222784LL + 65536LL * j * 2LL), p->stat_rstd, 256, 256, 0.00001f, p->s[0]), "i235 rmsnorm_bwd");
       FPDT_CK(fpdt_rmsnorm_bwd((const void*)(p->gpu + 31222784LL + 65536LL * j * 2LL), (const void*)(p->gpu + 23613440LL + fpdt_mod(l, 2LL) * 1180672LL), (const void*)(p->gpu + 39218688LL), p->stat_rstd, (void*)(p->gpu + 40267264LL), (float*)(p->gpu + 18890752LL), 256, p->s[0]), "i235 rmsnorm_bwd");
-      FPDT_PROF(0, 17, 1);
+      FPDT_PROF(0, 17, 235, 1);
       FPDT_CK(cudaEventRecord(p->events[532 + fpdt_mod(j, 4LL)], p->s[0]), "r_i235_e259");
       FPDT_CK(cudaEventRecord(p->events[748], p->s[0]), "r_i235_e369");
-      FPDT_PROF(0, 11, 0);
+      FPDT_PROF(0, 11, 236, 0);
       FPDT_CK(fpdt_add_bf16((const void*)(p->gpu + 33844736LL + 65536LL * j * 2LL), (const void*)(p->gpu + 40267264LL), (void*)(p->gpu + 32271360LL + fpdt_mod(l, 2LL) * 524288LL + 65536LL * j * 2LL), 65536LL, p->s[0]), "i236 add");
-      FPDT_PROF(0, 11, 1);
+      FPDT_PROF(0, 11, 236, 1);
     }
     FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[704], 0), "w_i254_6");
     FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[706], 0), "w_i254_10");
@@ -2284,9 +2574,9 @@ static int issue_step(fpdt_program* p) {
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[300 + fpdt_mod(j, 2LL)], 0), "w_i237_3");
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[592 + fpdt_mod(j, 2LL)], 0), "w_i237_4");
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[594 + fpdt_mod(j, 2LL)], 0), "w_i237_5");
-      FPDT_PROF(1, 3, 0);
+      FPDT_PROF(1, 3, 237, 0);
       FPDT_CK(cudaMemcpyAsync((void*)(p->gpu + 38170112LL + fpdt_mod(j, 2LL) * 65536LL), (const void*)(p->host + 6291456LL + (131072LL * l + 32768LL * j) * 2LL), 65536LL, cudaMemcpyHostToDevice, p->s[1]), "i237 copy");
-      FPDT_PROF(1, 3, 1);
+      FPDT_PROF(1, 3, 237, 1);
       FPDT_CK(cudaEventRecord(p->events[658 + fpdt_mod(j, 2LL)], p->s[1]), "r_i237_e312");
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[302 + fpdt_mod((4LL * l + j), 8LL)], 0), "w_i238_0");
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[310 + fpdt_mod((4LL * l + j), 8LL)], 0), "w_i238_1");
@@ -2294,16 +2584,16 @@ static int issue_step(fpdt_program* p) {
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[320 + fpdt_mod(j, 2LL)], 0), "w_i238_3");
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[596 + fpdt_mod(j, 2LL)], 0), "w_i238_4");
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[598 + fpdt_mod(j, 2LL)], 0), "w_i238_5");
-      FPDT_PROF(1, 3, 0);
+      FPDT_PROF(1, 3, 238, 0);
       FPDT_CK(cudaMemcpyAsync((void*)(p->gpu + 38301184LL + fpdt_mod(j, 2LL) * 65536LL), (const void*)(p->host + 6815744LL + (131072LL * l + 32768LL * j) * 2LL), 65536LL, cudaMemcpyHostToDevice, p->s[1]), "i238 copy");
-      FPDT_PROF(1, 3, 1);
+      FPDT_PROF(1, 3, 238, 1);
       FPDT_CK(cudaEventRecord(p->events[662 + fpdt_mod(j, 2LL)], p->s[1]), "r_i238_e314");
-      FPDT_PROF(0, 0, 0);
+      FPDT_PROF(0, 0, 239, 0);
       FPDT_CK(cudaMemsetAsync((void*)(p->gpu + 40398336LL), 0, 131072LL, p->s[0]), "i239 fill");
-      FPDT_PROF(0, 0, 1);
-      FPDT_PROF(0, 0, 0);
+      FPDT_PROF(0, 0, 239, 1);
+      FPDT_PROF(0, 0, 240, 0);
       FPDT_CK(cudaMemsetAsync((void*)(p->gpu + 40529408LL), 0, 131072LL, p->s[0]), "i240 fill");
-      FPDT_PROF(0, 0, 1);
+      FPDT_PROF(0, 0, 240, 1);
       FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[414 + fpdt_mod(j, 2LL)], 0), "w_i246_8");
       FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[416 + fpdt_mod(j, 2LL)], 0), "w_i246_9");
       FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[656 + fpdt_mod(j, 2LL)], 0), "w_i246_10");
@@ -2323,9 +2613,9 @@ static int issue_step(fpdt_program* p) {
         FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[602 + fpdt_mod(i, 2LL)], 0), "w_i241_7");
         FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[606 + fpdt_mod(i, 2LL)], 0), "w_i241_9");
         FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[604 + fpdt_mod(i, 2LL)], 0), "w_i241_8");
-        FPDT_PROF(1, 3, 0);
+        FPDT_PROF(1, 3, 241, 0);
         FPDT_CK(cudaMemcpyAsync((void*)(p->gpu + 36728320LL + fpdt_mod(i, 2LL) * 131072LL), (const void*)(p->host + 3145728LL + (262144LL * l + 65536LL * i) * 2LL), 131072LL, cudaMemcpyHostToDevice, p->s[1]), "i241 copy");
-        FPDT_PROF(1, 3, 1);
+        FPDT_PROF(1, 3, 241, 1);
         FPDT_CK(cudaEventRecord(p->events[652 + fpdt_mod(i, 2LL)], p->s[1]), "r_i241_e309");
         FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[346 + fpdt_mod(i, 4LL)], 0), "w_i242_0");
         FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[608 + fpdt_mod(i, 4LL)], 0), "w_i242_1");
@@ -2337,9 +2627,9 @@ static int issue_step(fpdt_program* p) {
         FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[614 + fpdt_mod(i, 2LL)], 0), "w_i242_7");
         FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[618 + fpdt_mod(i, 2LL)], 0), "w_i242_9");
         FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[616 + fpdt_mod(i, 2LL)], 0), "w_i242_8");
-        FPDT_PROF(1, 3, 0);
+        FPDT_PROF(1, 3, 242, 0);
         FPDT_CK(cudaMemcpyAsync((void*)(p->gpu + 35941888LL + fpdt_mod(i, 2LL) * 131072LL), (const void*)(p->host + 7340032LL + 65536LL * i * 2LL), 131072LL, cudaMemcpyHostToDevice, p->s[1]), "i242 copy");
-        FPDT_PROF(1, 3, 1);
+        FPDT_PROF(1, 3, 242, 1);
         FPDT_CK(cudaEventRecord(p->events[562 + fpdt_mod(i, 4LL)], p->s[1]), "r_i242_e271");
         FPDT_CK(cudaEventRecord(p->events[668 + fpdt_mod(i, 2LL)], p->s[1]), "r_i242_e317");
         FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[362 + fpdt_mod((4LL * l + i), 8LL)], 0), "w_i243_0");
@@ -2352,9 +2642,9 @@ static int issue_step(fpdt_program* p) {
         FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[622 + fpdt_mod(i, 2LL)], 0), "w_i243_7");
         FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[626 + fpdt_mod(i, 2LL)], 0), "w_i243_9");
         FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[624 + fpdt_mod(i, 2LL)], 0), "w_i243_8");
-        FPDT_PROF(1, 3, 0);
+        FPDT_PROF(1, 3, 243, 0);
         FPDT_CK(cudaMemcpyAsync((void*)(p->gpu + 41586176LL + fpdt_mod(i, 2LL) * 4096LL), (const void*)(p->host + 8388608LL + (4096LL * l + 1024LL * i) * 4LL), 4096LL, cudaMemcpyHostToDevice, p->s[1]), "i243 copy");
-        FPDT_PROF(1, 3, 1);
+        FPDT_PROF(1, 3, 243, 1);
         FPDT_CK(cudaEventRecord(p->events[676 + fpdt_mod(i, 2LL)], p->s[1]), "r_i243_e321");
         FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[386 + fpdt_mod(i, 4LL)], 0), "w_i244_0");
         FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[628 + fpdt_mod(i, 4LL)], 0), "w_i244_1");
@@ -2366,9 +2656,9 @@ static int issue_step(fpdt_program* p) {
         FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[634 + fpdt_mod(i, 2LL)], 0), "w_i244_7");
         FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[638 + fpdt_mod(i, 2LL)], 0), "w_i244_9");
         FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[636 + fpdt_mod(i, 2LL)], 0), "w_i244_8");
-        FPDT_PROF(1, 3, 0);
+        FPDT_PROF(1, 3, 244, 0);
         FPDT_CK(cudaMemcpyAsync((void*)(p->gpu + 41577984LL + fpdt_mod(i, 2LL) * 4096LL), (const void*)(p->host + 8437760LL + 1024LL * i * 4LL), 4096LL, cudaMemcpyHostToDevice, p->s[1]), "i244 copy");
-        FPDT_PROF(1, 3, 1);
+        FPDT_PROF(1, 3, 244, 1);
         FPDT_CK(cudaEventRecord(p->events[584 + fpdt_mod(i, 4LL)], p->s[1]), "r_i244_e279");
         FPDT_CK(cudaEventRecord(p->events[684 + fpdt_mod(i, 2LL)], p->s[1]), "r_i244_e325");
         FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[480 + fpdt_mod(i, 4LL)], 0), "w_i245_0");
@@ -2391,9 +2681,9 @@ static int issue_step(fpdt_program* p) {
         FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[726 + fpdt_mod(i, 4LL)], 0), "w_i245_3");
         FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[692 + fpdt_mod(i, 2LL)], 0), "w_i245_16");
         FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[644 + fpdt_mod(i, 2LL)], 0), "w_i245_17");
-        FPDT_PROF(1, 3, 0);
+        FPDT_PROF(1, 3, 245, 0);
         FPDT_CK(cudaMemcpyAsync((void*)(p->gpu + 34369024LL + fpdt_mod(i, 2LL) * 262144LL), (const void*)(p->host + 4194304LL + 65536LL * i * 4LL), 262144LL, cudaMemcpyHostToDevice, p->s[1]), "i245 copy");
-        FPDT_PROF(1, 3, 1);
+        FPDT_PROF(1, 3, 245, 1);
         FPDT_CK(cudaEventRecord(p->events[642 + fpdt_mod(i, 2LL)], p->s[1]), "r_i245_e304");
         FPDT_CK(cudaEventRecord(p->events[696 + fpdt_mod(i, 4LL)], p->s[1]), "r_i245_e331");
         FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[406 + fpdt_mod(i, 2LL)], 0), "w_i246_0");
@@ -2432,9 +2722,9 @@ static int issue_step(fpdt_program* p) {
         FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[646 + fpdt_mod(i, 2LL)], 0), "w_i246_47");
         FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[642 + fpdt_mod(i, 2LL)], 0), "w_i246_45");
         FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[644 + fpdt_mod(i, 2LL)], 0), "w_i246_46");
-        FPDT_PROF(0, 20, 0);
+        FPDT_PROF(0, 20, 246, 0);
         FPDT_CK(fpdt_attn_bwd((const void*)(p->gpu + 36728320LL + fpdt_mod(i, 2LL) * 131072LL), (const void*)(p->gpu + 38170112LL + fpdt_mod(j, 2LL) * 65536LL), (const void*)(p->gpu + 38301184LL + fpdt_mod(j, 2LL) * 65536LL), (const void*)(p->gpu + 35941888LL + fpdt_mod(i, 2LL) * 131072LL), (const float*)(p->gpu + 41586176LL + fpdt_mod(i, 2LL) * 4096LL), (const float*)(p->gpu + 41577984LL + fpdt_mod(i, 2LL) * 4096LL), (float*)(p->gpu + 34369024LL + fpdt_mod(i, 2LL) * 262144LL), (float*)(p->gpu + 40398336LL), (float*)(p->gpu + 40529408LL), 256, 256, 4, 2, (int)4LL * p->rank, 2, 0.125f, 0, p->s[0]), "i246 attn_bwd_block");
-        FPDT_PROF(0, 20, 1);
+        FPDT_PROF(0, 20, 246, 1);
         FPDT_CK(cudaEventRecord(p->events[604 + fpdt_mod(i, 2LL)], p->s[0]), "r_i246_e287");
         FPDT_CK(cudaEventRecord(p->events[616 + fpdt_mod(i, 2LL)], p->s[0]), "r_i246_e292");
         FPDT_CK(cudaEventRecord(p->events[624 + fpdt_mod(i, 2LL)], p->s[0]), "r_i246_e296");
@@ -2456,9 +2746,9 @@ static int issue_step(fpdt_program* p) {
         FPDT_CK(cudaStreamWaitEvent(p->s[2], p->events[642 + fpdt_mod(i, 2LL)], 0), "w_i247_8");
         FPDT_CK(cudaStreamWaitEvent(p->s[2], p->events[692 + fpdt_mod(i, 2LL)], 0), "w_i247_9");
         FPDT_CK(cudaStreamWaitEvent(p->s[2], p->events[696 + fpdt_mod(i, 4LL)], 0), "w_i247_15");
-        FPDT_PROF(2, 3, 0);
+        FPDT_PROF(2, 3, 247, 0);
         FPDT_CK(cudaMemcpyAsync((void*)(p->host + 4194304LL + 65536LL * i * 4LL), (const void*)(p->gpu + 34369024LL + fpdt_mod(i, 2LL) * 262144LL), 262144LL, cudaMemcpyDeviceToHost, p->s[2]), "i247 copy");
-        FPDT_PROF(2, 3, 1);
+        FPDT_PROF(2, 3, 247, 1);
         FPDT_CK(cudaEventRecord(p->events[644 + fpdt_mod(i, 2LL)], p->s[2]), "r_i247_e305");
         FPDT_CK(cudaEventRecord(p->events[726 + fpdt_mod(i, 4LL)], p->s[2]), "r_i247_e352");
       }
@@ -2472,9 +2762,9 @@ static int issue_step(fpdt_program* p) {
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[602 + fpdt_mod(j, 2LL)], 0), "w_i248_7");
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[604 + fpdt_mod(j, 2LL)], 0), "w_i248_8");
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[606 + fpdt_mod(j, 2LL)], 0), "w_i248_9");
-      FPDT_PROF(1, 3, 0);
+      FPDT_PROF(1, 3, 248, 0);
       FPDT_CK(cudaMemcpyAsync((void*)(p->gpu + 36728320LL + fpdt_mod(j, 2LL) * 131072LL), (const void*)(p->host + 3145728LL + (262144LL * l + 65536LL * j) * 2LL), 131072LL, cudaMemcpyHostToDevice, p->s[1]), "i248 copy");
-      FPDT_PROF(1, 3, 1);
+      FPDT_PROF(1, 3, 248, 1);
       FPDT_CK(cudaEventRecord(p->events[654 + fpdt_mod(j, 2LL)], p->s[1]), "r_i248_e310");
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[346 + fpdt_mod(j, 4LL)], 0), "w_i249_0");
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[608 + fpdt_mod(j, 4LL)], 0), "w_i249_1");
@@ -2486,9 +2776,9 @@ static int issue_step(fpdt_program* p) {
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[614 + fpdt_mod(j, 2LL)], 0), "w_i249_7");
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[616 + fpdt_mod(j, 2LL)], 0), "w_i249_8");
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[618 + fpdt_mod(j, 2LL)], 0), "w_i249_9");
-      FPDT_PROF(1, 3, 0);
+      FPDT_PROF(1, 3, 249, 0);
       FPDT_CK(cudaMemcpyAsync((void*)(p->gpu + 35941888LL + fpdt_mod(j, 2LL) * 131072LL), (const void*)(p->host + 7340032LL + 65536LL * j * 2LL), 131072LL, cudaMemcpyHostToDevice, p->s[1]), "i249 copy");
-      FPDT_PROF(1, 3, 1);
+      FPDT_PROF(1, 3, 249, 1);
       FPDT_CK(cudaEventRecord(p->events[566 + fpdt_mod(j, 4LL)], p->s[1]), "r_i249_e272");
       FPDT_CK(cudaEventRecord(p->events[670 + fpdt_mod(j, 2LL)], p->s[1]), "r_i249_e318");
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[362 + fpdt_mod((4LL * l + j), 8LL)], 0), "w_i250_0");
@@ -2501,9 +2791,9 @@ static int issue_step(fpdt_program* p) {
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[622 + fpdt_mod(j, 2LL)], 0), "w_i250_7");
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[624 + fpdt_mod(j, 2LL)], 0), "w_i250_8");
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[626 + fpdt_mod(j, 2LL)], 0), "w_i250_9");
-      FPDT_PROF(1, 3, 0);
+      FPDT_PROF(1, 3, 250, 0);
       FPDT_CK(cudaMemcpyAsync((void*)(p->gpu + 41586176LL + fpdt_mod(j, 2LL) * 4096LL), (const void*)(p->host + 8388608LL + (4096LL * l + 1024LL * j) * 4LL), 4096LL, cudaMemcpyHostToDevice, p->s[1]), "i250 copy");
-      FPDT_PROF(1, 3, 1);
+      FPDT_PROF(1, 3, 250, 1);
       FPDT_CK(cudaEventRecord(p->events[678 + fpdt_mod(j, 2LL)], p->s[1]), "r_i250_e322");
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[386 + fpdt_mod(j, 4LL)], 0), "w_i251_0");
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[628 + fpdt_mod(j, 4LL)], 0), "w_i251_1");
@@ -2515,9 +2805,9 @@ static int issue_step(fpdt_program* p) {
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[634 + fpdt_mod(j, 2LL)], 0), "w_i251_7");
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[636 + fpdt_mod(j, 2LL)], 0), "w_i251_8");
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[638 + fpdt_mod(j, 2LL)], 0), "w_i251_9");
-      FPDT_PROF(1, 3, 0);
+      FPDT_PROF(1, 3, 251, 0);
       FPDT_CK(cudaMemcpyAsync((void*)(p->gpu + 41577984LL + fpdt_mod(j, 2LL) * 4096LL), (const void*)(p->host + 8437760LL + 1024LL * j * 4LL), 4096LL, cudaMemcpyHostToDevice, p->s[1]), "i251 copy");
-      FPDT_PROF(1, 3, 1);
+      FPDT_PROF(1, 3, 251, 1);
       FPDT_CK(cudaEventRecord(p->events[588 + fpdt_mod(j, 4LL)], p->s[1]), "r_i251_e280");
       FPDT_CK(cudaEventRecord(p->events[686 + fpdt_mod(j, 2LL)], p->s[1]), "r_i251_e326");
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[480 + fpdt_mod(j, 4LL)], 0), "w_i252_0");
@@ -2539,9 +2829,9 @@ static int issue_step(fpdt_program* p) {
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[692 + fpdt_mod(j, 2LL)], 0), "w_i252_16");
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[644 + fpdt_mod(j, 2LL)], 0), "w_i252_17");
       FPDT_CK(cudaStreamWaitEvent(p->s[1], p->events[732 + fpdt_mod(j, 2LL)], 0), "w_i252_19");
-      FPDT_PROF(1, 3, 0);
+      FPDT_PROF(1, 3, 252, 0);
       FPDT_CK(cudaMemcpyAsync((void*)(p->gpu + 34369024LL + fpdt_mod(j, 2LL) * 262144LL), (const void*)(p->host + 4194304LL + 65536LL * j * 4LL), 262144LL, cudaMemcpyHostToDevice, p->s[1]), "i252 copy");
-      FPDT_PROF(1, 3, 1);
+      FPDT_PROF(1, 3, 252, 1);
       FPDT_CK(cudaEventRecord(p->events[646 + fpdt_mod(j, 2LL)], p->s[1]), "r_i252_e306");
       FPDT_CK(cudaEventRecord(p->events[700 + fpdt_mod(j, 4LL)], p->s[1]), "r_i252_e332");
       FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[406 + fpdt_mod(j, 2LL)], 0), "w_i253_0");
@@ -2586,9 +2876,9 @@ static int issue_step(fpdt_program* p) {
       FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[642 + fpdt_mod(j, 2LL)], 0), "w_i253_45");
       FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[644 + fpdt_mod(j, 2LL)], 0), "w_i253_46");
       FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[646 + fpdt_mod(j, 2LL)], 0), "w_i253_47");
-      FPDT_PROF(0, 20, 0);
+      FPDT_PROF(0, 20, 253, 0);
       FPDT_CK(fpdt_attn_bwd((const void*)(p->gpu + 36728320LL + fpdt_mod(j, 2LL) * 131072LL), (const void*)(p->gpu + 38170112LL + fpdt_mod(j, 2LL) * 65536LL), (const void*)(p->gpu + 38301184LL + fpdt_mod(j, 2LL) * 65536LL), (const void*)(p->gpu + 35941888LL + fpdt_mod(j, 2LL) * 131072LL), (const float*)(p->gpu + 41586176LL + fpdt_mod(j, 2LL) * 4096LL), (const float*)(p->gpu + 41577984LL + fpdt_mod(j, 2LL) * 4096LL), (float*)(p->gpu + 34369024LL + fpdt_mod(j, 2LL) * 262144LL), (float*)(p->gpu + 40398336LL), (float*)(p->gpu + 40529408LL), 256, 256, 4, 2, (int)4LL * p->rank, 2, 0.125f, 1, p->s[0]), "i253 attn_bwd_block");
-      FPDT_PROF(0, 20, 1);
+      FPDT_PROF(0, 20, 253, 1);
       FPDT_CK(cudaEventRecord(p->events[594 + fpdt_mod(j, 2LL)], p->s[0]), "r_i253_e282");
       FPDT_CK(cudaEventRecord(p->events[598 + fpdt_mod(j, 2LL)], p->s[0]), "r_i253_e284");
       FPDT_CK(cudaEventRecord(p->events[606 + fpdt_mod(j, 2LL)], p->s[0]), "r_i253_e288");
@@ -2597,84 +2887,84 @@ static int issue_step(fpdt_program* p) {
       FPDT_CK(cudaEventRecord(p->events[638 + fpdt_mod(j, 2LL)], p->s[0]), "r_i253_e302");
       FPDT_CK(cudaEventRecord(p->events[694 + fpdt_mod(j, 2LL)], p->s[0]), "r_i253_e330");
       FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[709], 0), "w_i254_15");
-      FPDT_PROF(0, 21, 0);
+      FPDT_PROF(0, 21, 254, 0);
       FPDT_CK(fpdt_cast_f32_bf16((const float*)(p->gpu + 34369024LL + fpdt_mod(j, 2LL) * 262144LL), (void*)(p->gpu + 40136192LL), 65536LL, p->s[0]), "i254 attn_bwd_finalize");
       FPDT_CK(fpdt_cast_f32_bf16((const float*)(p->gpu + 40398336LL), (void*)(p->gpu + 41381376LL), 32768LL, p->s[0]), "i254 attn_bwd_finalize");
       FPDT_CK(fpdt_cast_f32_bf16((const float*)(p->gpu + 40529408LL), (void*)(p->gpu + 41512448LL), 32768LL, p->s[0]), "i254 attn_bwd_finalize");
-      FPDT_PROF(0, 21, 1);
+      FPDT_PROF(0, 21, 254, 1);
       FPDT_CK(cudaEventRecord(p->events[732 + fpdt_mod(j, 2LL)], p->s[0]), "r_i254_e354");
       FPDT_CK(cudaEventRecord(p->events[734], p->s[0]), "r_i254_e355");
       FPDT_CK(cudaEventRecord(p->events[735], p->s[0]), "r_i254_e356");
       FPDT_CK(cudaEventRecord(p->events[736], p->s[0]), "r_i254_e357");
-      FPDT_PROF(0, 4, 0);
+      FPDT_PROF(0, 4, 255, 0);
       FPDT_CK(fpdt_rmsnorm_fwd((const void*)(p->gpu + 31222784LL + 65536LL * j * 2LL), (const void*)(p->gpu + 23613440LL + fpdt_mod(l, 2LL) * 1180672LL), (void*)(p->gpu + 37907968LL), p->stat_rstd, 256, p->s[0]), "i255 rmsnorm");
-      FPDT_PROF(0, 4, 1);
+      FPDT_PROF(0, 4, 255, 1);
       FPDT_CK(cudaStreamWaitEvent(p->s[3], p->events[734], 0), "w_i256_0");
-      FPDT_PROF(3, 7, 0);
+      FPDT_PROF(3, 7, 256, 0);
       FPDT_TRY(fpdt_all_to_all(p, 0, (const void*)(p->gpu + 40136192LL), (void*)(p->gpu + 40005120LL), fpdt_a2a_geom{256, 1, 4, 64, 4, 1, 4}, 2, "i256 all_to_all"));
-      FPDT_PROF(3, 7, 1);
+      FPDT_PROF(3, 7, 256, 1);
       FPDT_CK(cudaEventRecord(p->events[705], p->s[3]), "r_i256_e334");
       FPDT_CK(cudaEventRecord(p->events[739], p->s[3]), "r_i256_e360");
       FPDT_CK(cudaStreamWaitEvent(p->s[3], p->events[735], 0), "w_i257_0");
-      FPDT_PROF(3, 7, 0);
+      FPDT_PROF(3, 7, 257, 0);
       FPDT_TRY(fpdt_all_to_all(p, 0, (const void*)(p->gpu + 41381376LL), (void*)(p->gpu + 41315840LL), fpdt_a2a_geom{256, 1, 2, 64, 2, 2, 4}, 2, "i257 all_to_all"));
-      FPDT_PROF(3, 7, 1);
+      FPDT_PROF(3, 7, 257, 1);
       FPDT_CK(cudaEventRecord(p->events[707], p->s[3]), "r_i257_e336");
       FPDT_CK(cudaEventRecord(p->events[738], p->s[3]), "r_i257_e359");
       FPDT_CK(cudaStreamWaitEvent(p->s[3], p->events[736], 0), "w_i258_0");
-      FPDT_PROF(3, 7, 0);
+      FPDT_PROF(3, 7, 258, 0);
       FPDT_TRY(fpdt_all_to_all(p, 0, (const void*)(p->gpu + 41512448LL), (void*)(p->gpu + 41446912LL), fpdt_a2a_geom{256, 1, 2, 64, 2, 2, 4}, 2, "i258 all_to_all"));
-      FPDT_PROF(3, 7, 1);
+      FPDT_PROF(3, 7, 258, 1);
       FPDT_CK(cudaEventRecord(p->events[709], p->s[3]), "r_i258_e338");
       FPDT_CK(cudaEventRecord(p->events[737], p->s[3]), "r_i258_e358");
       FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[737], 0), "w_i259_0");
-      FPDT_PROF(0, 15, 0);
+      FPDT_PROF(0, 15, 259, 0);
       FPDT_TRY(fpdt_gemm_call(p, fpdt_gemm_bf16(p->gemm, p->s[0], 0, 0, 256, 256, 128, 1.0f, (const void*)(p->gpu + 41446912LL), 128, (const void*)(p->gpu + 23613440LL + fpdt_mod(l, 2LL) * 1180672LL + 98816LL * 2LL), 256, 0.0f, (void*)(p->gpu + 38694400LL), 256, FPDT_GEMM_OUT_BF16)));
-      FPDT_PROF(0, 15, 1);
-      FPDT_PROF(0, 16, 0);
+      FPDT_PROF(0, 15, 259, 1);
+      FPDT_PROF(0, 16, 260, 0);
       FPDT_TRY(fpdt_gemm_call(p, fpdt_gemm_bf16(p->gemm, p->s[0], 1, 0, 128, 256, 256, 1.0f, (const void*)(p->gpu + 41446912LL), 128, (const void*)(p->gpu + 37907968LL), 256, 1.0f, (void*)(p->gpu + 18890752LL + 98816LL * 4LL), 256, FPDT_GEMM_OUT_F32)));
-      FPDT_PROF(0, 16, 1);
+      FPDT_PROF(0, 16, 260, 1);
       FPDT_CK(cudaEventRecord(p->events[718], p->s[0]), "r_i260_e347");
       FPDT_CK(cudaEventRecord(p->events[749], p->s[0]), "r_i260_e370");
       FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[738], 0), "w_i261_0");
-      FPDT_PROF(0, 22, 0);
+      FPDT_PROF(0, 22, 261, 0);
       FPDT_CK(fpdt_rope_bwd((const void*)(p->gpu + 41315840LL), (void*)(p->gpu + 41250304LL), 256, 2, (256LL * j + 256LL * p->rank), p->s[0]), "i261 rope_bwd");
-      FPDT_PROF(0, 22, 1);
+      FPDT_PROF(0, 22, 261, 1);
       FPDT_CK(cudaEventRecord(p->events[715], p->s[0]), "r_i261_e344");
-      FPDT_PROF(0, 15, 0);
+      FPDT_PROF(0, 15, 262, 0);
       FPDT_TRY(fpdt_gemm_call(p, fpdt_gemm_bf16(p->gemm, p->s[0], 0, 0, 256, 256, 128, 1.0f, (const void*)(p->gpu + 41250304LL), 128, (const void*)(p->gpu + 23613440LL + fpdt_mod(l, 2LL) * 1180672LL + 66048LL * 2LL), 256, 0.0f, (void*)(p->gpu + 38825472LL), 256, FPDT_GEMM_OUT_BF16)));
-      FPDT_PROF(0, 15, 1);
-      FPDT_PROF(0, 16, 0);
+      FPDT_PROF(0, 15, 262, 1);
+      FPDT_PROF(0, 16, 263, 0);
       FPDT_TRY(fpdt_gemm_call(p, fpdt_gemm_bf16(p->gemm, p->s[0], 1, 0, 128, 256, 256, 1.0f, (const void*)(p->gpu + 41250304LL), 128, (const void*)(p->gpu + 37907968LL), 256, 1.0f, (void*)(p->gpu + 18890752LL + 66048LL * 4LL), 256, FPDT_GEMM_OUT_F32)));
-      FPDT_PROF(0, 16, 1);
+      FPDT_PROF(0, 16, 263, 1);
       FPDT_CK(cudaEventRecord(p->events[750], p->s[0]), "r_i263_e371");
-      FPDT_PROF(0, 11, 0);
+      FPDT_PROF(0, 11, 264, 0);
       FPDT_CK(fpdt_add_bf16((const void*)(p->gpu + 38694400LL), (const void*)(p->gpu + 38825472LL), (void*)(p->gpu + 38956544LL), 65536LL, p->s[0]), "i264 add");
-      FPDT_PROF(0, 11, 1);
+      FPDT_PROF(0, 11, 264, 1);
       FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[739], 0), "w_i265_0");
-      FPDT_PROF(0, 22, 0);
+      FPDT_PROF(0, 22, 265, 0);
       FPDT_CK(fpdt_rope_bwd((const void*)(p->gpu + 40005120LL), (void*)(p->gpu + 39874048LL), 256, 4, (256LL * j + 256LL * p->rank), p->s[0]), "i265 rope_bwd");
-      FPDT_PROF(0, 22, 1);
+      FPDT_PROF(0, 22, 265, 1);
       FPDT_CK(cudaEventRecord(p->events[712], p->s[0]), "r_i265_e341");
-      FPDT_PROF(0, 15, 0);
+      FPDT_PROF(0, 15, 266, 0);
       FPDT_TRY(fpdt_gemm_call(p, fpdt_gemm_bf16(p->gemm, p->s[0], 0, 0, 256, 256, 256, 1.0f, (const void*)(p->gpu + 39874048LL), 256, (const void*)(p->gpu + 23613440LL + fpdt_mod(l, 2LL) * 1180672LL + 512LL * 2LL), 256, 0.0f, (void*)(p->gpu + 39087616LL), 256, FPDT_GEMM_OUT_BF16)));
-      FPDT_PROF(0, 15, 1);
-      FPDT_PROF(0, 16, 0);
+      FPDT_PROF(0, 15, 266, 1);
+      FPDT_PROF(0, 16, 267, 0);
       FPDT_TRY(fpdt_gemm_call(p, fpdt_gemm_bf16(p->gemm, p->s[0], 1, 0, 256, 256, 256, 1.0f, (const void*)(p->gpu + 39874048LL), 256, (const void*)(p->gpu + 37907968LL), 256, 1.0f, (void*)(p->gpu + 18890752LL + 512LL * 4LL), 256, FPDT_GEMM_OUT_F32)));
-      FPDT_PROF(0, 16, 1);
+      FPDT_PROF(0, 16, 267, 1);
       FPDT_CK(cudaEventRecord(p->events[751], p->s[0]), "r_i267_e372");
-      FPDT_PROF(0, 11, 0);
+      FPDT_PROF(0, 11, 268, 0);
       FPDT_CK(fpdt_add_bf16((const void*)(p->gpu + 38956544LL), (const void*)(p->gpu + 39087616LL), (void*)(p->gpu + 39218688LL), 65536LL, p->s[0]), "i268 add");
-      FPDT_PROF(0, 11, 1);
-      FPDT_PROF(0, 17, 0);
+      FPDT_PROF(0, 11, 268, 1);
+      FPDT_PROF(0, 17, 269, 0);
       FPDT_CK(fpdt_host_rms_stats((const void*)(p->gpu + 31222784LL + 65536LL * j * 2LL), p->stat_rstd, 256, 256, 0.00001f, p->s[0]), "i269 rmsnorm_bwd");
       FPDT_CK(fpdt_rmsnorm_bwd((const void*)(p->gpu + 31222784LL + 65536LL * j * 2LL), (const void*)(p->gpu + 23613440LL + fpdt_mod(l, 2LL) * 1180672LL), (const void*)(p->gpu + 39218688LL), p->stat_rstd, (void*)(p->gpu + 40267264LL), (float*)(p->gpu + 18890752LL), 256, p->s[0]), "i269 rmsnorm_bwd");
-      FPDT_PROF(0, 17, 1);
+      FPDT_PROF(0, 17, 269, 1);
       FPDT_CK(cudaEventRecord(p->events[536 + fpdt_mod(j, 4LL)], p->s[0]), "r_i269_e260");
       FPDT_CK(cudaEventRecord(p->events[752], p->s[0]), "r_i269_e373");
-      FPDT_PROF(0, 11, 0);
+      FPDT_PROF(0, 11, 270, 0);
       FPDT_CK(fpdt_add_bf16((const void*)(p->gpu + 33844736LL + 65536LL * j * 2LL), (const void*)(p->gpu + 40267264LL), (void*)(p->gpu + 32271360LL + fpdt_mod(l, 2LL) * 524288LL + 65536LL * j * 2LL), 65536LL, p->s[0]), "i270 add");
-      FPDT_PROF(0, 11, 1);
+      FPDT_PROF(0, 11, 270, 1);
     }
     FPDT_CK(cudaStreamWaitEvent(p->s[3], p->events[740], 0), "w_i271_13");
     FPDT_CK(cudaStreamWaitEvent(p->s[3], p->events[741], 0), "w_i271_14");
@@ -2690,30 +2980,30 @@ static int issue_step(fpdt_program* p) {
     FPDT_CK(cudaStreamWaitEvent(p->s[3], p->events[751], 0), "w_i271_24");
     FPDT_CK(cudaStreamWaitEvent(p->s[3], p->events[752], 0), "w_i271_25");
     FPDT_CK(cudaStreamWaitEvent(p->s[3], p->events[753], 0), "w_i271_26");
-    FPDT_PROF(3, 23, 0);
+    FPDT_PROF(3, 23, 271, 0);
     FPDT_TRY(fpdt_reduce_scatter(p, (const void*)(p->gpu + 18890752LL), (void*)(p->gpu + 0LL + 590336LL * l * 4LL), 590336LL, 4, "i271 reduce_scatter"));
-    FPDT_PROF(3, 23, 1);
+    FPDT_PROF(3, 23, 271, 1);
     FPDT_CK(cudaEventRecord(p->events[527], p->s[3]), "r_i271_e257");
     FPDT_CK(cudaEventRecord(p->events[762 + fpdt_mod(l, 2LL)], p->s[3]), "r_i271_e382");
   }
   for (int64_t i = 0LL; i < 4LL; ++i) {  // L20 chunk
-    FPDT_PROF(0, 24, 0);
+    FPDT_PROF(0, 24, 272, 0);
     FPDT_CK(fpdt_embedding_bwd((const int*)(p->gpu + 41602560LL + 256LL * i * 4LL), (const void*)(p->gpu + 32271360LL + 0LL * 524288LL + 65536LL * i * 2LL), (float*)(p->gpu + 25974784LL), 256, p->s[0]), "i272 embedding_bwd");
-    FPDT_PROF(0, 24, 1);
+    FPDT_PROF(0, 24, 272, 1);
     FPDT_CK(cudaEventRecord(p->events[759], p->s[0]), "r_i272_e380");
   }
   FPDT_CK(cudaStreamWaitEvent(p->s[3], p->events[755], 0), "w_i273_1");
   FPDT_CK(cudaStreamWaitEvent(p->s[3], p->events[754], 0), "w_i273_0");
-  FPDT_PROF(3, 25, 0);
+  FPDT_PROF(3, 25, 273, 0);
   FPDT_TRY(fpdt_all_reduce(p, (const void*)(p->gpu + 41611008LL), (void*)(p->gpu + 41611008LL), 1LL, 4, "i273 all_reduce"));
-  FPDT_PROF(3, 25, 1);
+  FPDT_PROF(3, 25, 273, 1);
   FPDT_CK(cudaStreamWaitEvent(p->s[3], p->events[757], 0), "w_i274_1");
   FPDT_CK(cudaStreamWaitEvent(p->s[3], p->events[758], 0), "w_i274_2");
   FPDT_CK(cudaStreamWaitEvent(p->s[3], p->events[759], 0), "w_i274_3");
   FPDT_CK(cudaStreamWaitEvent(p->s[3], p->events[756], 0), "w_i274_0");
-  FPDT_PROF(3, 23, 0);
+  FPDT_PROF(3, 23, 274, 0);
   FPDT_TRY(fpdt_reduce_scatter(p, (const void*)(p->gpu + 25974784LL), (void*)(p->gpu + 27024384LL), 262400LL, 4, "i274 reduce_scatter"));
-  FPDT_PROF(3, 23, 1);
+  FPDT_PROF(3, 23, 274, 1);
   FPDT_CK(cudaEventRecord(p->events[772], p->s[3]), "r_i274_e387");
   FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[760 + 0LL], 0), "w_i275_0");
   FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[760 + 1LL], 0), "w_i275_1");
@@ -2725,13 +3015,13 @@ static int issue_step(fpdt_program* p) {
   FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[770 + 1LL], 0), "w_i275_11");
   FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[768 + 0LL], 0), "w_i275_8");
   FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[768 + 1LL], 0), "w_i275_9");
-  FPDT_PROF(0, 26, 0);
+  FPDT_PROF(0, 26, 275, 0);
   FPDT_CK(fpdt_adamw((float*)(p->gpu + 9445376LL), (const float*)(p->gpu + 0LL), (float*)(p->gpu + 4722688LL), (float*)(p->gpu + 14168064LL), (void*)(p->gpu + 21252096LL), 1180672LL, p->lr, p->beta1, p->beta2, p->eps, p->weight_decay, 1.0f, p->step, p->s[0]), "i275 adamw");
-  FPDT_PROF(0, 26, 1);
+  FPDT_PROF(0, 26, 275, 1);
   FPDT_CK(cudaStreamWaitEvent(p->s[0], p->events[772], 0), "w_i276_0");
-  FPDT_PROF(0, 26, 0);
+  FPDT_PROF(0, 26, 276, 0);
   FPDT_CK(fpdt_adamw((float*)(p->gpu + 29123584LL), (const float*)(p->gpu + 27024384LL), (float*)(p->gpu + 28073984LL), (float*)(p->gpu + 30173184LL), (void*)(p->gpu + 33319936LL), 262400LL, p->lr, p->beta1, p->beta2, p->eps, p->weight_decay, 1.0f, p->step, p->s[0]), "i276 adamw");
-  FPDT_PROF(0, 26, 1);
+  FPDT_PROF(0, 26, 276, 1);
   return FPDT_OK;
 }
 
@@ -2748,7 +3038,8 @@ static int config_key(void* ctx, const char* key, double v, char* msg, size_t ca
   else if (!strcmp(key, "eps")) p->eps = (float)v;
   else if (!strcmp(key, "weight_decay")) p->weight_decay = (float)v;
   else if (!strcmp(key, "seed")) p->seed = v;
-  else { fpdt_set_msg(msg, cap, "config: unknown key '%s' (known: lr, beta1, beta2, eps, weight_decay, seed)", key); return -1; }
+  else if (!strcmp(key, "trace")) p->prof = v != 0; /* as FPDT_PROFILE=1: fpdt_trace gets the last step's events */
+  else { fpdt_set_msg(msg, cap, "config: unknown key '%s' (known: lr, beta1, beta2, eps, weight_decay, seed, trace)", key); return -1; }
   return 0;
 }
 
@@ -2765,8 +3056,11 @@ static void release(fpdt_program* p) {
   if (p->prof_ev) {
     for (int i = 0; i < 2 * FPDT_PROF_MAX; i++) if (p->prof_ev[i]) cudaEventDestroy(p->prof_ev[i]);
     free(p->prof_ev);
-    free(p->prof_op);
   }
+  free(p->prof_op);
+  free(p->prof_instr);
+  free(p->prof_stream);
+  free(p->trace);
   if (p->a2a_ev) {
     for (int i = 0; i < 2 * FPDT_A2A_PROFILED; i++) if (p->a2a_ev[i]) cudaEventDestroy(p->a2a_ev[i]);
     free(p->a2a_ev);
@@ -2898,11 +3192,19 @@ extern "C" int fpdt_create(const char* config_json, int rank, int world, void* c
     }
     for (int i = 0; p->a2a_ev && i < 2 * FPDT_A2A_PROFILED; i++) CREATE_CK(cudaEventCreate(&p->a2a_ev[i]), "creating timing events");
   }
-  if (getenv("FPDT_PROFILE") && !strcmp(getenv("FPDT_PROFILE"), "1")) {
+  if (p->prof || (getenv("FPDT_PROFILE") && !strcmp(getenv("FPDT_PROFILE"), "1"))) {
     p->prof = 1;
     p->prof_ev = (cudaEvent_t*)calloc(2 * FPDT_PROF_MAX, sizeof(cudaEvent_t));
     p->prof_op = (int*)calloc(2 * FPDT_PROF_MAX, sizeof(int));
-    for (int i = 0; p->prof_ev && i < 2 * FPDT_PROF_MAX; i++) CREATE_CK(cudaEventCreate(&p->prof_ev[i]), "creating timing events");
+    p->prof_instr = (int*)calloc(2 * FPDT_PROF_MAX, sizeof(int));
+    p->prof_stream = (int*)calloc(2 * FPDT_PROF_MAX, sizeof(int));
+    p->trace = (fpdt_trace_event*)calloc(FPDT_PROF_MAX, sizeof(fpdt_trace_event));
+    if (!p->prof_ev || !p->prof_op || !p->prof_instr || !p->prof_stream || !p->trace) {
+      fpdt_set_msg(create_error, sizeof create_error, "fpdt_create: %s", "out of host memory for the profile's events (FPDT_PROFILE or trace)");
+      release(p);
+      return FPDT_ERR_OUT_OF_MEMORY;
+    }
+    for (int i = 0; i < 2 * FPDT_PROF_MAX; i++) CREATE_CK(cudaEventCreate(&p->prof_ev[i]), "creating timing events");
   }
   status = fpdt_gemm_create(&p->gemm, FPDT_GEMM_WORKSPACE, create_error, sizeof create_error);
   if (status != FPDT_OK) { release(p); return status; }
@@ -3101,6 +3403,7 @@ extern "C" int fpdt_step(fpdt_program* p, float* loss) {
   p->err[0] = 0;
   p->step += 1;
   FPDT_CK(cudaSetDevice(p->device), "fpdt_step");
+  p->prof_n = 0; /* a failed step may have left events */
   FPDT_CK(cudaEventRecord(p->t0, p->s[0]), "step start");
   for (int i = 1; i < 4; i++) FPDT_CK(cudaStreamWaitEvent(p->s[i], p->t0, 0), "step start");
   const int issued = issue_step(p);
@@ -3121,11 +3424,15 @@ extern "C" int fpdt_step(fpdt_program* p, float* loss) {
   p->step_ms = ms;
   if (p->prof) {
     for (int k = 0; k < FPDT_PROF_OPS; k++) p->prof_ms[k] = p->prof_count[k] = 0;
+    p->trace_n = 0;
     for (int i = 0; i + 1 < p->prof_n; i += 2) {
-      float one = 0.f;
+      float one = 0.f, at = 0.f;
       FPDT_CK(cudaEventElapsedTime(&one, p->prof_ev[i], p->prof_ev[i + 1]), "profile");
+      FPDT_CK(cudaEventElapsedTime(&at, p->t0, p->prof_ev[i]), "profile");
       p->prof_ms[p->prof_op[i]] += one;
       p->prof_count[p->prof_op[i]] += 1;
+      /* the end as start + duration: one short interval keeps the precision a long one loses */
+      p->trace[p->trace_n++] = fpdt_trace_event{ p->prof_instr[i], p->prof_stream[i], p->prof_op[i], (double)at, (double)at + one };
     }
     p->prof_n = 0;
   }
@@ -3186,5 +3493,20 @@ extern "C" int fpdt_timings(const fpdt_program* p, fpdt_timing* out, int capacit
     out[1].name = "all_to_all"; out[1].ms = p->a2a_ms;
     out[2].name = "all_to_all_MB"; out[2].ms = p->a2a_MB;
   }
+  return FPDT_OK;
+}
+
+extern "C" int fpdt_trace(const fpdt_program* p, fpdt_trace_event* out, int capacity, int* count) {
+  if (!p || !count) return FPDT_ERR_INVALID_ARGUMENT;
+  *count = p->prof ? p->trace_n : 0;
+  for (int i = 0; out && i < *count && i < capacity; i++) out[i] = p->trace[i];
+  return FPDT_OK;
+}
+
+extern "C" int fpdt_trace_instr(const fpdt_program* p, int instr, const char** id, const char** op) {
+  if (!p) return FPDT_ERR_INVALID_ARGUMENT;
+  if (instr < 0 || instr >= FPDT_TRACED) return fail((fpdt_program*)p, FPDT_ERR_INVALID_ARGUMENT, "fpdt_trace_instr: %s", "instr is not an index of the program's traced instructions");
+  if (id) *id = TRACED[instr].id;
+  if (op) *op = PROF_OPS[TRACED[instr].op];
   return FPDT_OK;
 }
