@@ -8,10 +8,13 @@ FILE`), exactly as a user would:
   - one step with lr 0, twice, dumping gradients: every tensor within max(2e-2, 3 x the error of
     transformers under bf16 autocast) of float32 transformers, the loss within 5e-3, and the two
     runs within 1e-2 of each other;
-  - 1, 2 and 3 AdamW steps with lr > 0, saving the weights: against torch.optim.AdamW with the
-    same betas, eps and weight decay, each tensor after each step within max(2e-2, 3 x bf16
-    autocast's) of the reference, relative to the tensor's change over the three steps;
-  - the saved folder loads back into transformers (from_pretrained) and gives the reference loss.
+  - 3 AdamW steps with lr > 0 in one run, checkpointed after every step, every step's gradients
+    dumped: torch.optim.AdamW (same betas, eps, weight decay) fed fpdtc's gradients gives each
+    tensor's weights within 2e-2 of its change over the steps and the moments within 1e-4; against
+    transformers' own AdamW run, the whole model within max(2e-2, 3 x bf16 autocast's), each
+    tensor reported; resuming from the step-2 checkpoint gives step 3's loss and weights again;
+  - the last checkpoint's folder loads back into transformers (from_pretrained) with the
+    reference loss.
 A failing check names the tensor and both errors. Prints one JSON line per case, then a table.
 
 Usage: parity.py CARRY NODE [case ...]   (CARRY holds cases.json, run-entry.mjs and the cases)
@@ -278,43 +281,140 @@ def run_case(case, spec, carry, fpdtc):
     res["grad_bf16_worst"] = worst(bf_err)
     res["repeat_worst"] = worst(repeat_err)
 
-    # AdamW steps: weights after each step, and the saved folder back in transformers
-    step_err, step_bf = [], []
-    for k in range(1, steps + 1):
-        dest = os.path.join(work, f"after{k}" + (".safetensors" if neox else ""))
-        losses = fpdtc.run(case_dir, case["sp"], "--weights", weights, "--tokens", tok_file, "--steps", str(k), "--lr", str(lr), "--save", dest)
-        if k == steps:
-            res["losses_fpdtc"], res["losses_hf_fp32"] = losses, ref_losses
+    # AdamW: one run of `steps` steps that checkpoints after every step and dumps every step's
+    # gradients. (1) The optimizer alone: torch.optim.AdamW fed fpdtc's own gradients from the
+    # same initial weights must give the checkpointed weights and moments. (2) End to end against
+    # transformers' own gradients: the whole model within max(2e-2, 3 x bf16 autocast's); per
+    # tensor reported both ways (see results/hf-parity.md for why a per-tensor gate is a coin
+    # flip under AdamW's first steps). (3) Resuming from the step-2 checkpoint gives step 3 again.
+    # (4) The last checkpoint's weights folder loads back into transformers.
+    ck = os.path.join(work, "ck")
+    gpat = os.path.join(work, "g{step}.safetensors")
+    losses = fpdtc.run(case_dir, case["sp"], "--weights", weights, "--tokens", tok_file, "--steps", str(steps), "--lr", str(lr),
+                       "--checkpoint-dir", ck, "--save-every", "1", "--keep-checkpoints", str(steps), "--dump-grads", gpat)
+    res["losses_fpdtc"], res["losses_hf_fp32"] = losses, ref_losses
+    wname = "model.safetensors" if neox else "model"
+
+    def ck_weights(k):
+        path = os.path.join(ck, f"step-{k:08d}", wname)
         if neox:
-            ours = load_file(dest)
-        else:
-            from transformers import LlamaForCausalLM
-            try:
-                back = LlamaForCausalLM.from_pretrained(dest, dtype=torch.float32)
-            except TypeError:
-                back = LlamaForCausalLM.from_pretrained(dest, torch_dtype=torch.float32)
-            ours = named_values(back, "params", to_ours)
-            if k == steps:
-                with torch.no_grad():
-                    res["reloaded_loss"] = float(back.cuda()(input_ids=windows[0][None], labels=windows[0][None]).loss)
-                res["reference_loss_after"] = ref_final
-                res["reloaded_loss_rel"] = abs(res["reloaded_loss"] - ref_final) / abs(ref_final)
-                if not res["reloaded_loss_rel"] <= 5e-3:
-                    fail(f"saved folder in transformers: loss {res['reloaded_loss']:.6f} vs reference {ref_final:.6f}")
-            del back
+            return load_file(path), None
+        from transformers import LlamaForCausalLM
+        try:
+            back = LlamaForCausalLM.from_pretrained(path, dtype=torch.float32)
+        except TypeError:
+            back = LlamaForCausalLM.from_pretrained(path, torch_dtype=torch.float32)
+        return named_values(back, "params", to_ours), back
+
+    def ck_moments(k):
+        d = os.path.join(ck, f"step-{k:08d}", "optimizer")
+        out = {}
+        for f in sorted(os.listdir(d)):
+            from safetensors import safe_open
+            with safe_open(os.path.join(d, f), "pt") as h:
+                shards = json.loads(h.metadata()["shards"])
+                for name, (off, n) in shards.items():
+                    for m in ("exp_avg", "exp_avg_sq"):
+                        full = out.setdefault((name, m), torch.zeros(init[name].numel()))
+                        full[off:off + n] = h.get_tensor(f"{name}.{m}")
+        return out
+
+    ours_after = []
+    for k in range(1, steps + 1):
+        w, back = ck_weights(k)
+        ours_after.append(w)
+        if k == steps and back is not None:
+            with torch.no_grad():
+                res["reloaded_loss"] = float(back.cuda()(input_ids=windows[0][None], labels=windows[0][None]).loss)
+            res["reference_loss_after"] = ref_final
+            res["reloaded_loss_rel"] = abs(res["reloaded_loss"] - ref_final) / abs(ref_final)
+            if not res["reloaded_loss_rel"] <= 5e-3:
+                fail(f"saved folder in transformers: loss {res['reloaded_loss']:.6f} vs reference {ref_final:.6f}")
+        del back
+
+    # (1) torch.optim.AdamW on fpdtc's gradients
+    chain = {n: torch.nn.Parameter(v.clone().double()) for n, v in init.items()}
+    opt = torch.optim.AdamW(list(chain.values()), lr=lr, betas=BETAS, eps=EPS, weight_decay=WD)
+    chain_after = []
+    for k in range(1, steps + 1):
+        gk = load_file(gpat.replace("{step}", str(k)))
+        for n, p in chain.items():
+            p.grad = gk[n].double()
+        opt.step()
+        chain_after.append({n: p.detach().float().clone() for n, p in chain.items()})
+    opt_err = {}
+    for k in range(1, steps + 1):
+        for n, ref in chain_after[k - 1].items():
+            moved = (chain_after[-1][n] - init[n]).norm().clamp_min(1e-30)
+            e = float((ours_after[k - 1][n].float() - ref).norm() / moved)
+            opt_err[n] = max(opt_err.get(n, 0.0), e)
+            if not e <= 2e-2:
+                fail(f"AdamW on fpdtc's gradients, step {k}, {n}: weights {e:.3e} from torch.optim.AdamW (relative to the change over {steps} steps; > 2e-2)")
+    mom = ck_moments(steps)
+    mom_err = {}
+    for n, p in chain.items():
+        st = opt.state[p]
+        for m in ("exp_avg", "exp_avg_sq"):
+            e = rel(mom[(n, m)], st[m].flatten())
+            mom_err[f"{n}.{m}"] = e
+            if not e <= 1e-4:
+                fail(f"AdamW moment {m} of {n} after step {steps}: {e:.3e} from torch.optim.AdamW's (> 1e-4)")
+    res["optimizer_worst"] = worst(opt_err)
+    res["moments_worst"] = worst(mom_err)
+
+    # (2) end to end against transformers: the whole model gated, every tensor reported
+    step_err, step_bf, whole, whole_bf, ours_over, bf_over = [], [], [], [], [], []
+    for k in range(1, steps + 1):
         e, eb = {}, {}
+        num = num_bf = den = 0.0
         for name_, ref in ref_after[k - 1].items():
-            moved = (ref_after[-1][name_] - init[name_]).norm().clamp_min(1e-30)
-            e[name_] = float((ours[name_].float() - ref).norm() / moved)
-            eb[name_] = float((bf_after[k - 1][name_] - ref).norm() / moved)
-            tol = max(2e-2, 3 * eb[name_])
-            if not e[name_] <= tol:
-                fail(f"weights after step {k}, {name_}: fpdtc {e[name_]:.3e}, transformers bf16 autocast {eb[name_]:.3e} (tolerance {tol:.3e}, relative to the change over {steps} steps)")
+            change = (ref_after[-1][name_] - init[name_]).norm()
+            moved = change.clamp_min(1e-30)
+            d_ours = (ours_after[k - 1][name_].float() - ref).norm()
+            d_bf = (bf_after[k - 1][name_] - ref).norm()
+            e[name_], eb[name_] = float(d_ours / moved), float(d_bf / moved)
+            num, num_bf, den = num + float(d_ours) ** 2, num_bf + float(d_bf) ** 2, den + float(change) ** 2
+        w, wb = math.sqrt(num / den), math.sqrt(num_bf / den)
+        whole.append(w)
+        whole_bf.append(wb)
+        tol = max(2e-2, 3 * wb)
+        if not w <= tol:
+            fail(f"weights after step {k}, whole model: fpdtc {w:.3e}, transformers bf16 autocast {wb:.3e} (tolerance {tol:.3e}, relative to the change over {steps} steps)")
+        ours_over.append(sorted(n for n in e if e[n] > max(2e-2, 3 * eb[n])))
+        bf_over.append(sorted(n for n in e if eb[n] > max(2e-2, 3 * e[n])))
         res[f"weight_errors_step{k}"] = {n: [round(e[n], 5), round(eb[n], 5)] for n in e}
         step_err.append(worst(e))
         step_bf.append(worst(eb))
     res["weights_worst_per_step"] = step_err
     res["weights_bf16_worst_per_step"] = step_bf
+    res["weights_whole_per_step"] = whole
+    res["weights_whole_bf16_per_step"] = whole_bf
+    res["tensors_ours_over_3x_bf16"] = ours_over
+    res["tensors_bf16_over_3x_ours"] = bf_over
+
+    # (3) resume from the step before the last: the same last loss as printed, the same weights
+    resumed = os.path.join(work, "resumed" + (".safetensors" if neox else ""))
+    rl = fpdtc.run(case_dir, case["sp"], "--resume", os.path.join(ck, f"step-{steps - 1:08d}"), "--tokens", tok_file, "--steps", str(steps), "--lr", str(lr), "--save", resumed)
+    res["resume_losses"] = rl
+    if len(rl) != 1 or f"{rl[0]:.4f}" != f"{losses[-1]:.4f}":
+        fail(f"resumed at step {steps - 1}: step {steps} loss {rl} vs {losses[-1]:.4f} straight through")
+    if neox:
+        rw = load_file(resumed)
+    else:
+        from transformers import LlamaForCausalLM
+        try:
+            rb = LlamaForCausalLM.from_pretrained(resumed, dtype=torch.float32)
+        except TypeError:
+            rb = LlamaForCausalLM.from_pretrained(resumed, torch_dtype=torch.float32)
+        rw = named_values(rb, "params", to_ours)
+        del rb
+    res_err = {}
+    for n in init:
+        moved = (ours_after[-1][n] - init[n]).norm().clamp_min(1e-30)
+        res_err[n] = float((rw[n].float() - ours_after[-1][n].float()).norm() / moved)
+        if not res_err[n] <= 1e-2:
+            fail(f"resumed run's weights after step {steps}, {n}: {res_err[n]:.3e} from the straight run's (relative to the change; > 1e-2)")
+    res["resume_worst"] = worst(res_err)
     res["pass"] = not res["failures"]
     return res
 
@@ -344,14 +444,16 @@ def main():
         print(line, flush=True)
         jl.write(line + "\n")
         jl.flush()
-    print("\ncase                             loss rel   grad worst (bf16 there)        repeat    w after 1/2/3 (bf16)            pass")
+    print("\ncase                             loss rel   grad worst (bf16 there)        repeat    whole model after 1/2/3 (bf16)  pass")
     for r in results:
         if "grad_worst" not in r:
             print(f"{r['case']:32s} {'-':>9s}  {r['failures'][0][:90]}")
             continue
         gw = r["grad_worst"]
-        ws = "/".join(f"{e[1]:.1e}" for e in r["weights_worst_per_step"]) + " (" + "/".join(f"{e[1]:.1e}" for e in r["weights_bf16_worst_per_step"]) + ")"
+        ws = "/".join(f"{e:.1e}" for e in r["weights_whole_per_step"]) + " (" + "/".join(f"{e:.1e}" for e in r["weights_whole_bf16_per_step"]) + ")"
         print(f"{r['case']:32s} {r['loss_rel']:9.1e}  {gw[1]:.2e} ({r['grad_bf16_at_worst']:.1e}) {gw[0][-28:]:28s} {r['repeat_worst'][1]:.1e}  {ws:30s} {'ok' if r['pass'] else 'FAIL'}")
+        print(f"    AdamW on fpdtc's grads: worst {r['optimizer_worst'][1]:.1e} ({r['optimizer_worst'][0]}), moments {r['moments_worst'][1]:.1e}; resumed: {r['resume_worst'][1]:.1e}; "
+              f"tensors over 3x the other: fpdtc {[len(x) for x in r['tensors_ours_over_3x_bf16']]}, bf16 {[len(x) for x in r['tensors_bf16_over_3x_ours']]}")
         for f in r["failures"][:6]:
             print(f"    {f}")
     sys.exit(0 if results and all(r["pass"] for r in results) else 1)

@@ -1,7 +1,7 @@
 #!/bin/bash
 # Runs on a host of two H200s (no Node there): the carried node and what build-cases.sh put in
-# .carry/x2. Parts (all by default but l12 and opthost): steps (the test models three ways, check_steps.py), a2a (plain
-# NCCL all-to-all), 8b128 / 8b256 (Llama-3-8B over two GPUs). Logs and JSON lines go to $OUT.
+# .carry/x2. Parts (all by default but l12, opthost and resume): steps (the test models three ways, check_steps.py), a2a (plain
+# NCCL all-to-all), 8b128 / 8b256 (Llama-3-8B over two GPUs), resume (checkpoint and resume over NCCL). Logs and JSON lines go to $OUT.
 set -u
 OUT=${OUT:-/tmp/fpdt-out}
 mkdir -p "$OUT"
@@ -40,6 +40,27 @@ if [[ " $parts " == *" 8b128 "* ]]; then
 fi
 if [[ " $parts " == *" 8b256 "* ]]; then
   FPDT_PROFILE_COMM=1 run "$OUT/llama8b-256k.log" 560 $X/llama8b-256k-sp2 --gpus 2 --steps 2
+fi
+# resume (two GPUs, NCCL): 4 steps straight with a checkpoint every 2 against 2 steps + resume + 2
+# steps: each rank writes its moments, rank 0 the gathered weights; losses and weights compared
+if [[ " $parts " == *" resume "* ]]; then
+  d=/tmp/x2-resume; rm -rf $d; mkdir -p $d
+  m=${RESUME_MODEL:-gpu-llama}
+  run $d/straight.log 120 $X/$m-sp2 --gpus 2 --steps 4 --lr 1e-3 --checkpoint-dir $d/ck --save-every 2 --save $d/straight.safetensors
+  run $d/resumed.log 120 $X/$m-sp2 --gpus 2 --steps 4 --lr 1e-3 --resume $d/ck/step-00000002 --save $d/resumed.safetensors
+  run $d/again.log 120 $X/$m-sp2 --gpus 2 --steps 4 --lr 1e-3 --checkpoint-dir $d/ck --resume latest
+  cat $d/*.log >> "$OUT/resume-runs.log"; ls -R $d/ck >> "$OUT/resume-runs.log"
+  python3 - $d <<'PY' 2>&1 | tee -a "$OUT/resume.jsonl"
+import json, re, sys
+from safetensors.torch import load_file
+d = sys.argv[1]
+loss = lambda f: {int(a): b for a, b in re.findall(r"^step (\d+)\s+loss (\S+)", open(f).read(), re.M)}
+s, r, a = loss(f"{d}/straight.log"), loss(f"{d}/resumed.log"), loss(f"{d}/again.log")
+ws, wr = load_file(f"{d}/straight.safetensors"), load_file(f"{d}/resumed.safetensors")
+err = max(float((ws[n] - wr[n]).norm() / ws[n].norm().clamp_min(1e-30)) for n in ws)
+ok = bool(s) and all(r.get(k) == s[k] for k in (3, 4)) and list(r) == [3, 4] and a == {}
+print(json.dumps({"straight": s, "resumed": r, "resume_latest_after_end": a, "weights_rel_max": err, "pass": ok and err < 1e-3}))
+PY
 fi
 # l12 (one GPU): Llama-3-8B's layer at 12 layers, past 2^31 parameter elements on one rank, 3 steps
 if [[ " $parts " == *" l12 "* ]]; then
