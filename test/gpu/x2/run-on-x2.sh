@@ -54,7 +54,8 @@ if [[ " $parts " == *" resume "* ]]; then
 import json, re, sys
 from safetensors.torch import load_file
 d = sys.argv[1]
-loss = lambda f: {int(a): b for a, b in re.findall(r"^step (\d+)\s+loss (\S+)", open(f).read(), re.M)}
+# the launcher prefixes each rank's lines with [rank N]
+loss = lambda f: {int(a): b for a, b in re.findall(r"^(?:\[rank \d+\] )?step (\d+)\s+loss (\S+)", open(f).read(), re.M)}
 s, r, a = loss(f"{d}/straight.log"), loss(f"{d}/resumed.log"), loss(f"{d}/again.log")
 ws, wr = load_file(f"{d}/straight.safetensors"), load_file(f"{d}/resumed.safetensors")
 err = max(float((ws[n] - wr[n]).norm() / ws[n].norm().clamp_min(1e-30)) for n in ws)
