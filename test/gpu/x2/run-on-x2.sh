@@ -1,7 +1,7 @@
 #!/bin/bash
 # Runs on a host of two H200s (no Node there): the carried node and what build-cases.sh put in
 # .carry/x2. Parts (all by default but l12, opthost and resume): steps (the test models three ways, check_steps.py), a2a (plain
-# NCCL all-to-all), 8b128 / 8b256 (Llama-3-8B over two GPUs), resume (checkpoint and resume over NCCL). Logs and JSON lines go to $OUT.
+# NCCL all-to-all), 8b128 / 8b256 (Llama-3-8B over two GPUs), resume (checkpoint and resume over NCCL), trace (--trace). Logs and JSON lines go to $OUT.
 set -u
 OUT=${OUT:-/tmp/fpdt-out}
 mkdir -p "$OUT"
@@ -62,6 +62,20 @@ err = max(float((ws[n] - wr[n]).norm() / ws[n].norm().clamp_min(1e-30)) for n in
 ok = bool(s) and all(r.get(k) == s[k] for k in (3, 4)) and list(r) == [3, 4] and a == {}
 print(json.dumps({"straight": s, "resumed": r, "resume_latest_after_end": a, "weights_rel_max": err, "pass": ok and err < 1e-3}))
 PY
+fi
+# trace: the measured timeline of a step (--trace) on one rank and a local world of two, and on
+# Llama-3-8B at 128K over two GPUs (TRACE_8B=1); traces go to $OUT gzipped, a summary to trace.txt
+if [[ " $parts " == *" trace "* ]]; then
+  d=/tmp/x2-trace; rm -rf $d; mkdir -p $d
+  run $d/t1.log 60 $X/gpu-llama-sp1 --steps 3 --trace $d/gpu-llama-sp1.trace.json
+  run $d/t2.log 60 $X/gpu-llama-sp2 --ranks-per-gpu 2 --steps 3 --trace $d/gpu-llama-sp2.trace.json
+  [ -n "${TRACE_8B:-}" ] && run $d/t8b.log 220 $X/llama8b-128k-sp2 --gpus 2 --steps 2 --trace $d/llama8b-128k.trace.json
+  cat $d/*.log >> "$OUT/trace-runs.log"
+  for f in $d/*.trace.json; do
+    python3 -c "import json,sys; t=json.load(open(sys.argv[1])); x=[e for e in t['traceEvents'] if e.get('ph')=='X']; print(sys.argv[1], len(x), {k: v for k, v in t.get('otherData', {}).items()})" $f >> "$OUT/trace.txt" 2>&1
+    gzip -c $f > "$OUT/$(basename $f).gz"
+  done
+  cat "$OUT/trace.txt"
 fi
 # l12 (one GPU): Llama-3-8B's layer at 12 layers, past 2^31 parameter elements on one rank, 3 steps
 if [[ " $parts " == *" l12 "* ]]; then
