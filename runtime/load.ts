@@ -6,7 +6,7 @@ import { resolve } from "node:path";
 import { RuntimeError, runtimeErrors } from "./errors.js";
 
 /** FPDT_ABI_VERSION of codegen-templates/host/fpdt_abi.h. */
-export const ABI_VERSION = 4;
+export const ABI_VERSION = 5;
 
 export interface ParamInfo {
   index: number;
@@ -62,6 +62,7 @@ interface NativeProgram {
   getState(i: number, which: number): Float32Array;
   setState(i: number, which: number, values: Float32Array): void;
   getStep(): number;
+  gradNorm(): number;
   setStep(step: number): void;
   setTokens(tokens: Int32Array, labels: Int32Array | null): void;
   setLearningRate(lr: number): void;
@@ -226,6 +227,11 @@ export class Program {
   setState(param: number | string, moment: Moment, values: Float32Array): void {
     const i = this.indexOf(param);
     wrapNative(() => this.native.setState(i, MOMENT_INDEX[moment], values));
+  }
+
+  /** The global gradient norm of the last step, before clipping (over every rank's shards). */
+  gradNorm(): number {
+    return wrapNative(() => this.native.gradNorm());
   }
 
   /** AdamW steps taken (its bias correction counts from them). */

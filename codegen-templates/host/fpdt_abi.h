@@ -36,7 +36,7 @@ extern "C" {
 
 /* Bumped on any incompatible change; the runtime refuses a program whose
  * fpdt_abi_version() differs from the header it was built with. */
-#define FPDT_ABI_VERSION 4
+#define FPDT_ABI_VERSION 5
 
 /* Largest tensor rank fpdt_param_info reports. */
 #define FPDT_MAX_DIMS 8
@@ -87,7 +87,9 @@ const char* fpdt_program_name(void);
  * pinned host memory (as planned at compile time) and initializes its
  * parameters deterministically from the config's seed.
  *   config_json: run-time settings as JSON: lr, beta1, beta2, eps,
- *                weight_decay (AdamW; each defaults to the compiled value),
+ *                weight_decay, max_grad_norm (AdamW and clipping by the
+ *                global gradient norm, 0 = off; each defaults to the
+ *                compiled value),
  *                seed (the initial weights) and trace (1: time every
  *                instruction, as FPDT_PROFILE=1 does; see fpdt_trace).
  *                Unknown keys are an FPDT_ERR_CONFIG.
@@ -138,6 +140,9 @@ typedef enum fpdt_state {
  */
 int fpdt_get_state(const fpdt_program* p, int i, int which, float* host, int64_t n);
 int fpdt_set_state(fpdt_program* p, int i, int which, const float* host, int64_t n);
+
+/* The global gradient norm of the last step (before clipping), over every rank's shards. */
+int fpdt_grad_norm(const fpdt_program* p, float* norm);
 
 /* AdamW steps taken so far (its bias correction counts from them): read to save, set to resume. */
 int fpdt_get_step(const fpdt_program* p, int* step);

@@ -36,6 +36,7 @@ interface RunFlags {
   betas?: string;
   eps?: string;
   weightDecay?: string;
+  clipGradNorm?: string;
   saveEvery?: string;
   checkpointDir?: string;
   keepCheckpoints?: string;
@@ -82,8 +83,8 @@ function scheduleFlags(o: RunFlags, steps: number): LrSchedule {
 }
 
 /** --betas B1,B2, --eps, --weight-decay: AdamW's settings, each in its own range. */
-function optimizerFlags(o: RunFlags): { beta1?: number; beta2?: number; eps?: number; weight_decay?: number } {
-  const out: { beta1?: number; beta2?: number; eps?: number; weight_decay?: number } = {};
+function optimizerFlags(o: RunFlags): { beta1?: number; beta2?: number; eps?: number; weight_decay?: number; max_grad_norm?: number } {
+  const out: { beta1?: number; beta2?: number; eps?: number; weight_decay?: number; max_grad_norm?: number } = {};
   if (o.betas !== undefined) {
     const parts = o.betas.split(',').map((x) => learningRate(x.trim(), 'betas'));
     if (parts.length !== 2 || parts.some((b) => b === undefined || b >= 1)) throw errors.badFlag('betas', o.betas, 'two numbers in [0, 1) separated by a comma, e.g. 0.9,0.95');
@@ -94,6 +95,10 @@ function optimizerFlags(o: RunFlags): { beta1?: number; beta2?: number; eps?: nu
     if (!(out.eps! > 0)) throw errors.badFlag('eps', o.eps, 'a positive number, e.g. 1e-8');
   }
   if (o.weightDecay !== undefined) out.weight_decay = learningRate(o.weightDecay, 'weight-decay');
+  if (o.clipGradNorm !== undefined) {
+    out.max_grad_norm = learningRate(o.clipGradNorm, 'clip-grad-norm');
+    if (!(out.max_grad_norm! > 0)) throw errors.badFlag('clip-grad-norm', o.clipGradNorm, 'a positive number, e.g. 1.0');
+  }
   return out;
 }
 
@@ -268,6 +273,7 @@ export function register(program: Command): void {
     .option('--betas <b1,b2>', "AdamW's betas (default: the compiled 0.9,0.95)")
     .option('--eps <x>', "AdamW's eps (default: the compiled 1e-8)")
     .option('--weight-decay <x>', "AdamW's decoupled weight decay (default: the compiled 0.1)")
+    .option('--clip-grad-norm <x>', 'scale the gradients so that their global norm (over all ranks, computed on the GPU) is at most X, as torch.nn.utils.clip_grad_norm_')
     .option('--checkpoint-dir <dir>', 'write checkpoints here (weights, AdamW moments, step, data position): every --save-every steps, after the last step, and on SIGTERM/SIGINT after the step in flight')
     .option('--save-every <n>', 'a checkpoint every N steps (needs --checkpoint-dir)')
     .option('--keep-checkpoints <k>', 'keep the newest K checkpoints (default 3)')

@@ -158,6 +158,7 @@ export const HOST_OPS: Readonly<Record<string, Emit>> = {
   ],
   attn_bwd_finalize: (c) => [0, 1, 2].map((k) => `fpdt_cast_f32_bf16(${rd(c, k, 'const float*')}, ${wr(c, k)}, ${c.instr.writes[k].len}LL, ${S(c)})`),
   adamw: (c) => [
-    `fpdt_adamw(${wr(c, 0, 'float*')}, ${rd(c, 0, 'const float*')}, ${wr(c, 1, 'float*')}, ${wr(c, 2, 'float*')}, ${wr(c, 3)}, ${num(c, 'n')}LL, p->lr, p->beta1, p->beta2, p->eps, p->weight_decay, 1.0f, p->step, ${S(c)})`,
+    `fpdt_adamw(${wr(c, 0, 'float*')}, ${rd(c, 0, 'const float*')}, ${wr(c, 1, 'float*')}, ${wr(c, 2, 'float*')}, ${wr(c, 3)}, ${num(c, 'n')}LL, p->lr, p->beta1, p->beta2, p->eps, p->weight_decay, ${rd(c, 1, 'const float*')}, p->max_grad_norm, p->step, ${S(c)})`,
   ],
+  grad_sumsq: (c) => [`fpdt_sqnorm_acc(${rd(c, 0, 'const float*')}, ${c.instr.reads[0].len}LL, ${wr(c, 0, 'float*')}, ${S(c)})`],
 };

@@ -48,7 +48,7 @@ function paramUnits(graph: Graph): { nL: number; nG: number } {
 }
 
 /** AdamW's betas, eps and weight decay as the schedule's updates carry them: the program's defaults. */
-function adamwDefaults(items: readonly Item[]): Record<'beta1' | 'beta2' | 'eps' | 'weightDecay', string> {
+function adamwDefaults(items: readonly Item[]): Record<'beta1' | 'beta2' | 'eps' | 'weightDecay' | 'maxGradNorm', string> {
   const find = (list: readonly Item[]): Item | undefined => {
     for (const it of list) {
       const hit = it.kind === 'loop' ? find(it.body) : it.kind === 'instr' && it.op === 'adamw' ? it : undefined;
@@ -63,7 +63,7 @@ function adamwDefaults(items: readonly Item[]): Record<'beta1' | 'beta2' | 'eps'
     if (typeof x !== 'number') throw new Error(`host codegen: the adamw update has no numeric ${k}`);
     return floatC(x);
   };
-  return { beta1: attr('beta1'), beta2: attr('beta2'), eps: attr('eps'), weightDecay: attr('weightDecay') };
+  return { beta1: attr('beta1'), beta2: attr('beta2'), eps: attr('eps'), weightDecay: attr('weightDecay'), maxGradNorm: attr('maxGradNorm') };
 }
 
 export function renderHostProgram({ schedule: s, plan, graph }: HostProgramInput): RenderedKernel[] {
@@ -113,6 +113,7 @@ export function renderHostProgram({ schedule: s, plan, graph }: HostProgramInput
       vOnHost: { layers: onHost('optim.v.layers'), global: onHost('optim.v.global') },
       gradBytes: { layers: bytesOf(plan, 'grads.layers'), global: bytesOf(plan, 'grads.global') },
       grads: part('grads'),
+      gradsq: offsetOf(plan, 'io.gradsq'),
       tokens: offsetOf(plan, 'io.tokens'),
       labels: offsetOf(plan, 'io.labels'),
       nvalid: offsetOf(plan, 'io.nvalid'),

@@ -56,8 +56,9 @@ export const launcherPrototypes: Readonly<Record<string, readonly string[]>> = {
   ],
   'optimizer.cu': [
     'cudaError_t fpdt_adamw(float* params, const float* grads, float* m, float* v, void* bf16_out, long long n, ' +
-      'float lr, float beta1, float beta2, float eps, float weight_decay, float grad_scale, int step, ' +
+      'float lr, float beta1, float beta2, float eps, float weight_decay, const float* sqnorm, float max_norm, int step, ' +
       S + ')',
+    `cudaError_t fpdt_sqnorm_acc(const float* x, long long n, float* acc, ${S})`,
   ],
   'elementwise.cu': [
     `cudaError_t fpdt_cast_bf16_f32(const void* x, float* y, long long n, ${S})`,

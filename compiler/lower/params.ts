@@ -151,7 +151,25 @@ export function emitGlobalGatherAndReduce(e: Emitter, pl: ParamLayout, phase: 'g
   });
 }
 
-const ADAMW = { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1 };
+/** AdamW's defaults (torch's names in the program's config) and no clipping (maxGradNorm 0). */
+const ADAMW = { beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0.1, maxGradNorm: 0 };
+
+/**
+ * The global gradient norm for clipping (and for the step's report): each rank adds its gradient
+ * shards' sum of squares into io.gradsq, then, with the shards spread over the ranks (ZeRO-3), the
+ * ranks sum theirs. Without ZeRO-3 every rank holds every gradient whole, and its own sum is the
+ * global one. The update reads io.gradsq and scales when the run sets a maximum norm.
+ */
+export function emitGradNorm(e: Emitter, pl: ParamLayout, world: number): void {
+  e.buffer('io.gradsq', 'gpu', 'fp32', [1], 'io');
+  e.fill(e.whole('io.gradsq'), 0);
+  for (const part of ['layers', 'global']) {
+    e.instr({ stream: 'compute', op: 'grad_sumsq', reads: [e.whole(`grads.${part}`), e.whole('io.gradsq')], writes: [e.whole('io.gradsq')], attrs: {} });
+  }
+  if (pl.zero3 && world > 1) {
+    e.instr({ stream: 'comm', op: 'all_reduce', reads: [e.whole('io.gradsq')], writes: [e.whole('io.gradsq')], attrs: { ...spanAttr(pl.dp, 'world'), ranks: world, n: 1 } });
+  }
+}
 
 /** Elements of optimizer state streamed through the GPU at a time when the states live on the host. */
 export const OPTIMIZER_PIECE = 1 << 24;
@@ -169,7 +187,7 @@ export function emitOptimizer(e: Emitter, lr: number, statesOnHost: boolean): vo
       e.instr({
         stream: 'compute',
         op: 'adamw',
-        reads: [e.whole(`grads.${part}`)],
+        reads: [e.whole(`grads.${part}`), e.whole('io.gradsq')],
         writes: [...states.map((x) => e.whole(`optim.${x}.${part}`)), e.whole(`params.${part}`)],
         attrs: { n, lr, ...ADAMW },
       });
@@ -185,7 +203,7 @@ export function emitOptimizer(e: Emitter, lr: number, statesOnHost: boolean): vo
       e.instr({
         stream: 'compute',
         op: 'adamw',
-        reads: [e.ref(`grads.${part}`, off, len)],
+        reads: [e.ref(`grads.${part}`, off, len), e.whole('io.gradsq')],
         writes: [...slots, e.ref(`params.${part}`, off, len)],
         attrs: { n: len, lr, ...ADAMW },
       });

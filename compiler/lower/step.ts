@@ -10,7 +10,7 @@ import { emitAllToAll, emitAttentionBwd, emitAttentionBwdPrep, emitAttentionFwd,
 import { Bindings } from './bindings.js';
 import { Emitter } from './emitter.js';
 import { geometry, spanAttr, type Geometry } from './geometry.js';
-import { declareParamBuffers, emitGlobalGatherAndReduce, emitOptimizer, globalParamRef, layerLoop, layerParamRef, paramLayout, reduceLayerGrads, type ParamLayout } from './params.js';
+import { declareParamBuffers, emitGlobalGatherAndReduce, emitGradNorm, emitOptimizer, globalParamRef, layerLoop, layerParamRef, paramLayout, reduceLayerGrads, type ParamLayout } from './params.js';
 import { emitTokenwise } from './tokenwise.js';
 
 const IO = { nvalid: 'io.nvalid' };
@@ -300,6 +300,7 @@ export function lowerStep(g: Graph, opts: LowerOptions = {}): Schedule {
   const world = geo.P * geo.dp;
   e.instr({ stream: 'comm', op: 'all_reduce', reads: [e.whole('io.loss')], writes: [e.whole('io.loss')], attrs: { ...spanAttr(geo.dp, 'world'), ranks: world, n: 1 } });
   emitGlobalGatherAndReduce(e, pl, 'reduce');
+  emitGradNorm(e, pl, world);
   emitOptimizer(e, g.config.lr, optimizerSpace === 'host');
 
   return {

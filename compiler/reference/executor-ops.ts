@@ -158,6 +158,7 @@ const RULES: Readonly<Record<string, Rule>> = {
   attn_bwd_prep: (c) => [M.attentionDelta(c.ins[1], c.ins[0], num(c, 'rows'), num(c, 'heads'), num(c, 'd'))],
   attn_bwd_block: attnBwdBlock,
   attn_bwd_finalize: (c) => [c.ins[0].slice(), c.ins[1].slice(), c.ins[2].slice()],
+  grad_sumsq: (c) => [Float64Array.of(c.ins[1][0] + c.ins[0].reduce((a, x) => a + x * x, 0))],
 };
 
 /** Runs one non-collective, non-optimizer instruction. */
@@ -171,7 +172,8 @@ export function runOp(c: OpCall): Float64Array[] {
 
 /** One AdamW step on fp32 master weights; the bf16 parameters become a copy of them. */
 export function runAdamW(c: OpCall, step: number): Float64Array[] {
-  const [grad] = c.ins;
+  const [raw, sqnorm] = c.ins;
+  const grad = clipped(raw, sqnorm?.[0], num(c, 'maxGradNorm'));
   const master = c.current(0);
   const m = c.current(1);
   const v = c.current(2);
@@ -184,6 +186,17 @@ export function runAdamW(c: OpCall, step: number): Float64Array[] {
     weightDecay: num(c, 'weightDecay'),
   });
   return [master, m, v, master.slice()];
+}
+
+/** torch.nn.utils.clip_grad_norm_: gradients times max / (norm + 1e-6) when that is below 1. */
+export function clipScale(sqnorm: number | undefined, maxNorm: number): number {
+  if (!(maxNorm > 0) || sqnorm === undefined) return 1;
+  return Math.min(1, maxNorm / (Math.sqrt(sqnorm) + 1e-6));
+}
+
+function clipped(g: Float64Array, sqnorm: number | undefined, maxNorm: number): Float64Array {
+  const k = clipScale(sqnorm, maxNorm);
+  return k === 1 ? g : g.map((x) => x * k);
 }
 
 export const hasRule = (op: string): boolean => op in RULES || op === 'adamw';

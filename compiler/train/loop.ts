@@ -36,7 +36,7 @@ export interface RunOptions {
   /** --seed: the token windows in a seeded order */
   seed?: number;
   /** --betas, --eps, --weight-decay: AdamW's settings (default: the compiled ones) */
-  optimizer?: { beta1?: number; beta2?: number; eps?: number; weight_decay?: number };
+  optimizer?: { beta1?: number; beta2?: number; eps?: number; weight_decay?: number; max_grad_norm?: number };
   /** --save-every N --checkpoint-dir DIR --keep-checkpoints K */
   checkpoints?: CheckpointTarget & { every: number };
   /** --resume: a checkpoint folder (resolved); the run continues after its step */
@@ -197,7 +197,7 @@ function updateWatch(p: RankSet['programs'][number]): () => string {
 /** One --metrics line: a step's figures as JSON, appended (and so on disk) before the next step starts. */
 export function metricsLine(f: StepFigures, lr: number, now = new Date()): string {
   return JSON.stringify({
-    step: f.step, loss: f.loss, lr, tokens: f.tokens, step_ms: f.ms, tokens_per_s: f.tokens / (f.ms / 1e3), mfu: f.mfu,
+    step: f.step, loss: f.loss, lr, ...(f.gradNorm === undefined ? {} : { grad_norm: f.gradNorm }), tokens: f.tokens, step_ms: f.ms, tokens_per_s: f.tokens / (f.ms / 1e3), mfu: f.mfu,
     peak_gpu_bytes: f.peakGpu, planned_gpu_bytes: f.plannedGpu, time: now.toISOString(),
   });
 }
@@ -305,7 +305,7 @@ export async function runTraining(o: RunOptions): Promise<StepFigures[]> {
       if (ops.length) log(`  op time     ${ops.slice(0, 12).map((t) => `${t.name.slice(3)} ${t.ms.toFixed(1)} ms`).join(', ')}`);
       const mem = lead.memory();
       // report.json counts one sequence; a step trains dp of them
-      const f: StepFigures = { step: k + 1, loss, ms, tokens: report.tokens * dp, mfu: mfu((report.flops_per_step * dp) / gpus, ms), plannedGpu: mem.plannedGpu, peakGpu: mem.peakGpuMeasured };
+      const f: StepFigures = { step: k + 1, loss, gradNorm: lead.gradNorm(), ms, tokens: report.tokens * dp, mfu: mfu((report.flops_per_step * dp) / gpus, ms), plannedGpu: mem.plannedGpu, peakGpu: mem.peakGpuMeasured };
       figures.push(f);
       totalMs += ms;
       // on a terminal the line also says when the run should end: steps left at the mean step time

@@ -63,6 +63,7 @@ class Program : public Napi::ObjectWrap<Program> {
                            InstanceMethod("getState", &Program::GetState),
                            InstanceMethod("setState", &Program::SetState),
                            InstanceMethod("getStep", &Program::GetStep),
+                           InstanceMethod("gradNorm", &Program::GradNorm),
                            InstanceMethod("setStep", &Program::SetStep),
                            InstanceMethod("setTokens", &Program::SetTokens),
                            InstanceMethod("setLearningRate", &Program::SetLearningRate),
@@ -183,6 +184,12 @@ class Program : public Napi::ObjectWrap<Program> {
     Napi::Float32Array values = info[2].As<Napi::Float32Array>();
     check(info.Env(), fpdt_set_state(p, i, which, values.Data(), (int64_t)values.ElementLength()));
     return info.Env().Undefined();
+  }
+
+  Napi::Value GradNorm(const Napi::CallbackInfo& info) {
+    float norm = 0;
+    check(info.Env(), fpdt_grad_norm(live(info, "gradNorm"), &norm));
+    return Napi::Number::New(info.Env(), norm);
   }
 
   Napi::Value GetStep(const Napi::CallbackInfo& info) {
