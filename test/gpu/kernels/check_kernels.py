@@ -292,10 +292,16 @@ def check_optimizer_elementwise(lib, tag):
         pr = pd * (1 - lr * wd) - lr * (md / (1 - b1 ** step)) / ((vd / (1 - b2 ** step)).sqrt() + eps)
         out = poison(n, dtype=bf)
         p0 = p.clone()
-        call(lib, "fpdt_adamw", P(p), P(g), P(m), P(v), P(out), LL(n), F(lr), F(b1), F(b2), F(eps), F(wd), F(gs),
-             I(step))
+        # clipping: a global norm of 2 - 1e-6 against a maximum of 1 scales the gradients by gs = 0.5
+        sq = torch.full((1,), (2.0 - 1e-6) ** 2, dtype=f32, device=dev)
+        call(lib, "fpdt_adamw", P(p), P(g), P(m), P(v), P(out), LL(n), F(lr), F(b1), F(b2), F(eps), F(wd), P(sq),
+             F(1.0), I(step))
         check(f"{tag} adamw n={n} step={step}", {"dp": (p - p0, pr - p0.double()), "m": (m, md), "v": (v, vd)}, 1e-3)
         check(f"{tag} adamw bf16 copy n={n} step={step}", {"bf16": (out, pr)}, 1e-2)
+    for n in [1, 1001, 1 << 20]:
+        x, acc = rnd(n, dtype=f32), torch.full((1,), 0.25, dtype=f32, device=dev)
+        call(lib, "fpdt_sqnorm_acc", P(x), LL(n), P(acc))
+        check(f"{tag} sqnorm_acc n={n}", {"acc": (acc - 0.25, (x.double() ** 2).sum().reshape(1))}, 1e-5)
     for n in [1, 1001, 1 << 20]:
         a, b = rnd(n), rnd(n)
         y32, y16, ysum, acc0 = poison(n), poison(n, dtype=bf), poison(n, dtype=bf), rnd(n, dtype=f32)
