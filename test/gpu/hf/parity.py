@@ -14,7 +14,10 @@ FILE`), exactly as a user would:
     transformers' own AdamW run, the whole model within max(2e-2, 3 x bf16 autocast's), each
     tensor reported; resuming from the step-2 checkpoint gives step 3's loss and weights again;
   - the last checkpoint's folder loads back into transformers (from_pretrained) with the
-    reference loss.
+    reference loss;
+  - 3 steps with warmup, cosine decay and --clip-grad-norm (half of transformers' step-1 norm):
+    torch.optim.AdamW + clip_grad_norm_ + LambdaLR fed fpdtc's gradients gives its weights, and
+    the gradient norm fpdtc prints is the dumped gradients' and transformers' float32 one.
 A failing check names the tensor and both errors. Prints one JSON line per case, then a table.
 
 Usage: parity.py CARRY NODE [case ...]   (CARRY holds cases.json, run-entry.mjs and the cases)
@@ -185,7 +188,8 @@ class Fpdtc:
     def __init__(self, node, entry, log):
         self.node, self.entry, self.log = node, entry, log
 
-    def run(self, case_dir, sp, *args):
+    def run_text(self, case_dir, sp, *args):
+        """Runs `fpdtc run CASE args` (with the case's ranks); its whole stdout."""
         cmd = [self.node, self.entry, case_dir, *args] + (["--ranks-per-gpu", str(sp)] if sp > 1 else [])
         t = time.time()
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
@@ -193,7 +197,11 @@ class Fpdtc:
         self.log.flush()
         if p.returncode != 0:
             raise RuntimeError(f"fpdtc run failed (rc {p.returncode}): {(p.stderr or p.stdout).strip().splitlines()[-1:]}")
-        return [float(x) for x in re.findall(r"step \d+\s+loss ([-\d.e+]+|nan)", p.stdout)]
+        return p.stdout
+
+    def run(self, case_dir, sp, *args):
+        """The losses the run printed, step by step."""
+        return [float(x) for x in re.findall(r"step \d+\s+loss ([-\d.e+]+|nan)", self.run_text(case_dir, sp, *args))]
 
 
 def worst(errs):
@@ -296,7 +304,10 @@ def run_case(case, spec, carry, fpdtc):
     wname = "model.safetensors" if neox else "model"
 
     def ck_weights(k):
-        path = os.path.join(ck, f"step-{k:08d}", wname)
+        return ck_weights_at(ck, k)
+
+    def ck_weights_at(root, k):
+        path = os.path.join(root, f"step-{k:08d}", wname)
         if neox:
             return load_file(path), None
         from transformers import LlamaForCausalLM
@@ -319,6 +330,7 @@ def run_case(case, spec, carry, fpdtc):
                         full[off:off + n] = h.get_tensor(f"{name}.{m}")
         return out
 
+    sched_moved = {}
     ours_after = []
     for k in range(1, steps + 1):
         w, back = ck_weights(k)
@@ -415,6 +427,58 @@ def run_case(case, spec, carry, fpdtc):
         if not res_err[n] <= 1e-2:
             fail(f"resumed run's weights after step {steps}, {n}: {res_err[n]:.3e} from the straight run's (relative to the change; > 1e-2)")
     res["resume_worst"] = worst(res_err)
+
+    # (5) the learning-rate schedule and clipping by the global norm, against torch.optim.AdamW +
+    # torch.nn.utils.clip_grad_norm_ + LambdaLR fed fpdtc's own gradients (the maximum norm is
+    # half of transformers' step-1 norm, so that clipping acts), and fpdtc's printed gradient norm
+    # against the norm of the gradients it dumped and against transformers' float32 norm
+    ref_norm = math.sqrt(sum(float(g.double().pow(2).sum()) for g in ref_g.values()))
+    clip = 0.5 * ref_norm
+    sched = {"warmup": 1, "kind": "cosine", "min": lr / 10}
+    ck2, gpat2 = os.path.join(work, "ck-sched"), os.path.join(work, "gs{step}.safetensors")
+    out = fpdtc.run_text(case_dir, case["sp"], "--weights", weights, "--tokens", tok_file, "--steps", str(steps), "--lr", str(lr),
+                         "--warmup", str(sched["warmup"]), "--schedule", sched["kind"], "--min-lr", str(sched["min"]),
+                         "--clip-grad-norm", f"{clip:.6g}", "--checkpoint-dir", ck2, "--save-every", "1", "--keep-checkpoints", str(steps), "--dump-grads", gpat2)
+    printed_norms = [float(x) for x in re.findall(r"gnorm ([-\d.e+]+)", out)]
+
+    def lr_at(k):  # compiler/train/schedule.ts, 1-based steps
+        if k <= sched["warmup"]:
+            return lr * k / sched["warmup"]
+        p_ = min(1.0, (k - sched["warmup"]) / max(1, steps - sched["warmup"]))
+        return sched["min"] + (lr - sched["min"]) * (1 + math.cos(math.pi * p_)) / 2
+
+    chain2 = {n: torch.nn.Parameter(v.clone().double()) for n, v in init.items()}
+    opt2 = torch.optim.AdamW(list(chain2.values()), lr=lr, betas=BETAS, eps=EPS, weight_decay=WD)
+    lam = torch.optim.lr_scheduler.LambdaLR(opt2, lambda i: lr_at(i + 1) / lr)
+    sched_err, norm_err = {}, []
+    for k in range(1, steps + 1):
+        gk = load_file(gpat2.replace("{step}", str(k)))
+        for n, p in chain2.items():
+            p.grad = gk[n].double()
+        total = float(torch.nn.utils.clip_grad_norm_(list(chain2.values()), clip))
+        if k <= len(printed_norms):
+            norm_err.append(abs(printed_norms[k - 1] - total) / total)
+        opt2.step()
+        lam.step()
+        w, _ = (load_file(os.path.join(ck2, f"step-{k:08d}", "model.safetensors")), None) if neox else ck_weights_at(ck2, k)
+        for n, p in chain2.items():
+            moved = (p.detach().float() - init[n]).norm().clamp_min(1e-30) if k == 1 else sched_moved[n]
+            if k == 1:
+                sched_moved[n] = moved
+            sched_err[n] = max(sched_err.get(n, 0.0), float((w[n].float() - p.detach().float()).norm() / moved))
+    res["sched_clip"] = {"max_norm": clip, "printed_norms": printed_norms, "hf_fp32_norm_step1": ref_norm,
+                         "printed_vs_dumped_worst": max(norm_err) if norm_err else None,
+                         "step1_norm_vs_hf_fp32": abs(printed_norms[0] - ref_norm) / ref_norm if printed_norms else None,
+                         "weights_worst": worst(sched_err)}
+    if len(printed_norms) != steps:
+        fail(f"schedule+clipping run printed {len(printed_norms)} gradient norms for {steps} steps")
+    elif max(norm_err) > 1e-3:
+        fail(f"printed gradient norm {max(norm_err):.2e} from the norm of the dumped gradients (> 1e-3)")
+    elif res["sched_clip"]["step1_norm_vs_hf_fp32"] > 2e-2:
+        fail(f"step-1 gradient norm {printed_norms[0]:.5g} vs transformers fp32 {ref_norm:.5g}")
+    for n, e in sched_err.items():
+        if not e <= 2e-2:
+            fail(f"schedule+clipping, {n}: weights {e:.3e} from torch (AdamW + clip_grad_norm_ + LambdaLR on fpdtc's gradients; > 2e-2 of the step-1 change)")
     res["pass"] = not res["failures"]
     return res
 
@@ -454,6 +518,9 @@ def main():
         print(f"{r['case']:32s} {r['loss_rel']:9.1e}  {gw[1]:.2e} ({r['grad_bf16_at_worst']:.1e}) {gw[0][-28:]:28s} {r['repeat_worst'][1]:.1e}  {ws:30s} {'ok' if r['pass'] else 'FAIL'}")
         print(f"    AdamW on fpdtc's grads: worst {r['optimizer_worst'][1]:.1e} ({r['optimizer_worst'][0]}), moments {r['moments_worst'][1]:.1e}; resumed: {r['resume_worst'][1]:.1e}; "
               f"tensors over 3x the other: fpdtc {[len(x) for x in r['tensors_ours_over_3x_bf16']]}, bf16 {[len(x) for x in r['tensors_bf16_over_3x_ours']]}")
+        sc = r.get("sched_clip", {})
+        if sc:
+            print(f"    schedule+clipping (max norm {sc['max_norm']:.3g}): weights {sc['weights_worst'][1]:.1e} from torch; printed norm vs dumped {sc['printed_vs_dumped_worst']:.1e}, step 1 vs transformers fp32 {sc['step1_norm_vs_hf_fp32']:.1e}")
         for f in r["failures"][:6]:
             print(f"    {f}")
     sys.exit(0 if results and all(r["pass"] for r in results) else 1)
