@@ -202,6 +202,12 @@ export function metricsLine(f: StepFigures, lr: number, now = new Date()): strin
   });
 }
 
+/** The line printed every 30 s inside a long step: how long it has run, and, after a first step, about how long is left. */
+export function stepProgress(step: number, elapsedMs: number, meanStepMs?: number): string {
+  const left = meanStepMs === undefined ? '' : meanStepMs > elapsedMs ? ` of about ${formatDuration(meanStepMs)} (${formatDuration(meanStepMs - elapsedMs)} left)` : ` (longer than the mean ${formatDuration(meanStepMs)} so far)`;
+  return `  step ${step}: running, ${formatDuration(elapsedMs)}${left}`;
+}
+
 /** 42 s, 3m 05s, 2h 07m: an ETA as people read one. */
 export function formatDuration(ms: number): string {
   const s = Math.round(ms / 1000);
@@ -287,7 +293,7 @@ export async function runTraining(o: RunOptions): Promise<StepFigures[]> {
       const lr = learningRate(k + 1, schedule);
       for (const p of ranks.programs) p.setLearningRate(lr);
       const started = Date.now();
-      const progress = setInterval(() => log(`  step ${k + 1}: running, ${((Date.now() - started) / 1000).toFixed(0)} s`), 30_000);
+      const progress = setInterval(() => log(stepProgress(k + 1, Date.now() - started, figures.length ? totalMs / figures.length : undefined)), 30_000);
       let loss: number;
       try {
         loss = await ranks.step();

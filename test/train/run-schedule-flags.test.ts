@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { checkRunInputs } from '../../compiler/cli/run.js';
 import { compile } from '../../compiler/compile.js';
-import { formatDuration, metricsLine } from '../../compiler/train/loop.js';
+import { formatDuration, metricsLine, stepProgress } from '../../compiler/train/loop.js';
 import { runCli } from '../cli/run-cli.js';
 import { failsWithOneLine } from '../inputs/helpers.js';
 
@@ -84,6 +84,12 @@ describe('fpdtc run: schedule, metrics and progress flags', () => {
     expect(JSON.parse(line)).to.deep.equal({
       step: 3, loss: 2.5, lr: 1e-4, tokens: 1024, step_ms: 500, tokens_per_s: 2048, mfu: 0.25, peak_gpu_bytes: 90, planned_gpu_bytes: 100, time: '2026-01-02T03:04:05.000Z',
     });
+  });
+
+  it('a long step says how long it has run and, after a first step, about how long is left', () => {
+    expect(stepProgress(1, 30_000)).to.equal('  step 1: running, 30 s');
+    expect(stepProgress(3, 60_000, 157_000)).to.equal('  step 3: running, 1m 00s of about 2m 37s (1m 37s left)');
+    expect(stepProgress(3, 200_000, 157_000)).to.equal('  step 3: running, 3m 20s (longer than the mean 2m 37s so far)');
   });
 
   it('ETAs read as seconds, minutes or hours', () => {
