@@ -1,7 +1,7 @@
 """Several steps of one model three ways (one rank; SP 2 with the local backend on one GPU; SP 2
 over NCCL, one process per GPU), all from the same seeded init and tokens through `fpdtc run`:
   - the loss changes from step to step (the update reaches the next step, the token window moves);
-  - the per-step losses agree across the three (5e-3 relative);
+  - the per-step losses and printed global gradient norms agree across the three (5e-3 relative);
   - the last step's gradients agree with one rank's (2e-2 per tensor);
   - every tensor moved from its initial value (each rank's ZeRO-3 shard was updated), and the
     weights after the last step agree within 0.1 of their change per tensor. AdamW's first steps
@@ -19,6 +19,11 @@ from safetensors.torch import load_file
 
 def losses(log):
     return [float(x) for x in re.findall(r"step \d+\s+loss ([-\d.e+]+|nan)", open(log).read())]
+
+
+def grad_norms(log):
+    """The global gradient norm each step printed (gnorm), when the program reports it."""
+    return [float(x) for x in re.findall(r"gnorm ([-\d.e+]+)", open(log).read())]
 
 
 def rel(a, b):
@@ -44,6 +49,15 @@ def main(*args):
         for k in range(1, len(ls)):
             if not abs(ls[k] - ls[k - 1]) > 1e-4 * abs(ls[k - 1]):
                 fails.append(f"{lab}: loss did not change from step {k} to {k + 1} ({ls[k - 1]} -> {ls[k]})")
+    # the global gradient norm (all ranks' shards, all-reduced on the GPU) is the same however the
+    # model is split; with --clip-grad-norm it sets every rank's update
+    norms = [grad_norms(runs[i]) for i in range(0, len(runs), 3)]
+    for lab, ns in zip(labels, norms):
+        out[f"grad norms {lab}"] = ns
+    for lab, ns in zip(labels[1:], norms[1:]):
+        for k, (a, b) in enumerate(zip(ns, norms[0])):
+            if not abs(a - b) <= 5e-3 * abs(b):
+                fails.append(f"{lab}: step {k + 1} gradient norm {a} vs one rank {b}")
     ref_l, ref_g, ref_w = got[0]
     for lab, (ls, g, w) in zip(labels[1:], got[1:]):
         for k, (a, b) in enumerate(zip(ls, ref_l)):

@@ -22,11 +22,13 @@ if [[ " $parts " == *" steps "* ]]; then
   for m in ${STEP_MODELS:-gpu-llama gpu-gpt gpu-llama-mqa}; do
     d=/tmp/x2-$m; rm -rf $d; mkdir -p $d
     run $d/init.log 60 $X/$m-sp1 --steps 1 --lr 0 --save $d/init.safetensors
-    run $d/one.log 60 $X/$m-sp1 --steps 3 --lr 1e-3 --dump-grads $d/g1.safetensors --save $d/w1.safetensors
-    run $d/local.log 60 $X/$m-sp2 --ranks-per-gpu 2 --steps 3 --lr 1e-3 --dump-grads $d/g2.safetensors --save $d/w2.safetensors
+    # clipped at a norm the gradients pass: the update of every rank depends on the global norm
+    clip=${CLIP:-0.5}
+    run $d/one.log 60 $X/$m-sp1 --steps 3 --lr 1e-3 --clip-grad-norm $clip --dump-grads $d/g1.safetensors --save $d/w1.safetensors
+    run $d/local.log 60 $X/$m-sp2 --ranks-per-gpu 2 --steps 3 --lr 1e-3 --clip-grad-norm $clip --dump-grads $d/g2.safetensors --save $d/w2.safetensors
     nccl=()
     if [ "$(nvidia-smi -L | wc -l)" -ge 2 ]; then
-      FPDT_PROFILE_COMM=1 run $d/nccl.log 90 $X/$m-sp2 --gpus 2 --steps 3 --lr 1e-3 --dump-grads $d/g3.safetensors --save $d/w3.safetensors
+      FPDT_PROFILE_COMM=1 run $d/nccl.log 90 $X/$m-sp2 --gpus 2 --steps 3 --lr 1e-3 --clip-grad-norm $clip --dump-grads $d/g3.safetensors --save $d/w3.safetensors
       nccl=($d/nccl.log $d/g3.safetensors $d/w3.safetensors)
     fi
     cat $d/*.log >> "$OUT/steps-runs.log"
