@@ -12,19 +12,17 @@ import { errors, UserError } from './errors.js';
 import { buildGraph, loadModel, validateConfig } from './frontend/index.js';
 import type { Graph, TrainConfig } from './ir/types.js';
 import { numel } from './ir/types.js';
+import { runScheduleStages } from './lower/pipeline.js';
 import { graphPasses } from './passes/index.js';
-import { lower } from './passes/lower.js';
 import { runGraphPasses } from './passes/pipeline.js';
 import { resolveAutoChunk } from './plan.js';
 import { adamwStep } from './reference/cpu-adamw.js';
+import { clipScale } from './reference/executor-ops.js';
 import { executeStep, prepareExecution, type Order } from './reference/executor.js';
 import type { ArenaMode } from './reference/executor-layout.js';
 import { concatBatch, interpretBatch } from './reference/batch.js';
 import { initParams, randomBatch, type Batch } from './reference/init.js';
-import { deviceProfile } from './schedule/devices.js';
-import { planMemory, verifyPlan } from './schedule/memory.js';
 import type { Schedule } from './schedule/types.js';
-import { verifySchedule } from './schedule/verify.js';
 import type { Model } from './dsl/index.js';
 
 /** Above this the run is not a proof but an accident of rounding. */
@@ -43,6 +41,8 @@ export interface CheckOptions {
   readonly arena?: ArenaMode;
   /** rewrites the schedule before it runs (tests use it to break schedules on purpose) */
   readonly mutate?: (s: Schedule) => Schedule;
+  /** clip by the global gradient norm at this maximum (as `fpdtc run --clip-grad-norm`), in the schedule and the reference */
+  readonly maxGradNorm?: number;
   /** run even when the estimate says it takes longer than CHECK_MAX_SECONDS */
   readonly force?: boolean;
   /** receives a line as each part of a long check finishes (the CLI prints them) */
@@ -171,12 +171,18 @@ export function checkModel(model: Model, requested: TrainConfig, opts: CheckOpti
   const upTo = passes.findIndex((p) => p.name === 'autodiff');
   const refGraph = runGraphPasses(built, passes.slice(0, upTo + 1));
   const lowered = runGraphPasses(built, passes);
-  let s = lower.run(lowered);
-  if (opts.mutate) s = opts.mutate(s);
-  if (opts.verify !== false) verifySchedule(s);
-  const plan = planMemory(s, deviceProfile(config.device, { hostMemGiB: config.hostMemGiB }));
-  const problems = verifyPlan(plan);
-  if (problems.length) throw new Error(`memory plan: ${problems[0]}`);
+  // compile's schedule stages up to the hazard check, the schedule rewritten after sync
+  const rewrite = (s: Schedule): Schedule => {
+    if (opts.maxGradNorm !== undefined) s = withMaxGradNorm(s, opts.maxGradNorm);
+    return opts.mutate ? opts.mutate(s) : s;
+  };
+  const staged = runScheduleStages(lowered, {
+    until: 'hazards',
+    skip: opts.verify === false ? ['hazards'] : [],
+    after: (stage, st) => (stage === 'sync' ? { ...st, schedule: rewrite(st.schedule!) } : st),
+  });
+  const s = staged.schedule!;
+  const plan = staged.plan!;
 
   const params = initParams(refGraph, seed);
   const batches = groupBatches(config, refGraph.sizes.V, seed);
@@ -231,16 +237,26 @@ export function groupBatches(config: TrainConfig, vocab: number, seed: number): 
 /** The reference AdamW step with the schedule's own hyperparameters. */
 function referenceUpdate(g: Graph, params: Readonly<Record<string, Float64Array>>, grads: Readonly<Record<string, Float64Array>>, s: Schedule): Record<string, Float64Array> {
   const attrs = findAdamW(s);
+  // clipping scales every gradient by one factor, from the norm over all of them
+  const sq = g.params.reduce((a, p) => a + grads[p].reduce((b, x) => b + x * x, 0), 0);
+  const k = clipScale(sq, attrs.maxGradNorm);
   const out: Record<string, Float64Array> = {};
   for (const p of g.params) {
     const x = params[p].slice();
-    adamwStep(x, grads[p], new Float64Array(x.length), new Float64Array(x.length), { ...attrs, step: 1 });
+    adamwStep(x, k === 1 ? grads[p] : grads[p].map((y) => y * k), new Float64Array(x.length), new Float64Array(x.length), { ...attrs, step: 1 });
     out[p] = x;
   }
   return out;
 }
 
-function findAdamW(s: Schedule): { lr: number; beta1: number; beta2: number; eps: number; weightDecay: number } {
+/** The schedule with every AdamW update clipping at `max` (0: off). */
+export function withMaxGradNorm(s: Schedule, max: number): Schedule {
+  const map = (items: Schedule['body']): Schedule['body'] =>
+    items.map((x) => (x.kind === 'loop' ? { ...x, body: map(x.body) } : x.kind === 'instr' && x.op === 'adamw' ? { ...x, attrs: { ...x.attrs, maxGradNorm: max } } : x));
+  return { ...s, body: map(s.body) };
+}
+
+function findAdamW(s: Schedule): { lr: number; beta1: number; beta2: number; eps: number; weightDecay: number; maxGradNorm: number } {
   // the update may sit in a loop (optimizer states streamed from the host)
   const find = (items: Schedule['body']): Schedule['body'][number] | undefined => {
     for (const x of items) {
@@ -255,7 +271,7 @@ function findAdamW(s: Schedule): { lr: number; beta1: number; beta2: number; eps
   const it = find(s.body);
   if (!it || it.kind !== 'instr') throw new Error('check: the schedule has no AdamW step');
   const a = it.attrs as Record<string, number>;
-  return { lr: a.lr, beta1: a.beta1, beta2: a.beta2, eps: a.eps, weightDecay: a.weightDecay };
+  return { lr: a.lr, beta1: a.beta1, beta2: a.beta2, eps: a.eps, weightDecay: a.weightDecay, maxGradNorm: a.maxGradNorm ?? 0 };
 }
 
 /** Loads a model file (or a name in models/) and checks it at its defaults overridden by `overrides`. */

@@ -1,5 +1,9 @@
 // `compile`: model file -> verified graph -> out/<model>/{graph.txt, graph.json, report.json, ...}.
 // The library function behind `fpdtc compile`; the CLI only parses flags and prints.
+// It reads as its list of stages, each timed (`--timings`): load, build, the graph passes
+// (passes/), the schedule stages lower, sync, plan, hazards and simulate (lower/pipeline.ts),
+// offload-compare, report, write. Every graph pass and schedule stage is verified after it
+// runs and can be dumped by name (`--dump-after`).
 // The outputs appear together or not at all: they are written into a hidden sibling folder
 // that replaces out/<model> in one rename (see replaceOutputDir).
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -11,12 +15,14 @@ import { buildGraph, displayPath, loadModel, validateConfig } from './frontend/i
 import { printGraphJson } from './ir/json.js';
 import { printGraph } from './ir/printer.js';
 import type { Graph } from './ir/types.js';
+import { dumpableStages } from './lower/pipeline.js';
 import { graphPasses } from './passes/index.js';
 import { PassError, runGraphPasses, type GraphPass } from './passes/pipeline.js';
 import { buildReport, type Report } from './report.js';
 import { offloadComparison, planGraph, resolveAutoChunk, type Planned } from './plan.js';
 import { scheduleOutputs } from './schedule/export-files.js';
 import { scheduleHash } from './schedule/json.js';
+import { StageTimer, type Timings } from './timings.js';
 
 /** Flags that override the model's default run. */
 export type ConfigOverrides = TrainDefaults & { hostMemGiB?: number };
@@ -24,7 +30,7 @@ export type ConfigOverrides = TrainDefaults & { hostMemGiB?: number };
 export interface CompileOptions {
   /** output root; the model's files go to <outDir>/<model name>/ (default: out) */
   outDir?: string;
-  /** pass names (or 'all', 'input') whose output IR is written to passes/NNN_<pass>.txt */
+  /** pass or schedule stage names (or 'all', 'input') whose output is written to passes/NNN_<name>.txt */
   dumpAfter?: readonly string[];
   /** pass names not to run */
   skip?: readonly string[];
@@ -47,6 +53,8 @@ export interface CompileResult {
   readonly planned?: Planned;
   /** things people should know that are not errors (a previous build dropped), one line each */
   readonly notes: readonly string[];
+  /** wall time of each stage, in the order they ran */
+  readonly timings: Timings;
 }
 
 interface Dump {
@@ -56,26 +64,50 @@ interface Dump {
 }
 
 export async function compile(modelPathOrName: string, overrides: ConfigOverrides = {}, opts: CompileOptions = {}): Promise<CompileResult> {
+  const timer = new StageTimer();
   const outRoot = resolve(opts.outDir ?? 'out');
-  const { model, path } = await loadModel(modelPathOrName, { cacheDir: join(outRoot, '.cache', 'typecheck'), typeCheck: opts.typeCheck });
+  const { model, path } = await timer.timeAsync('load', () => loadModel(modelPathOrName, { cacheDir: join(outRoot, '.cache', 'typecheck'), typeCheck: opts.typeCheck }));
   checkModelName(model.name, path);
   const config = resolveConfig(model.def.train ?? {}, overrides);
   validateConfig(config, model.def.sizes);
   const passes = graphPasses(config);
   checkPassNames(passes, opts);
-
   const build = (c: typeof config) => buildGraph(model, c, path);
+  const dumps: Dump[] = [];
+  const dump = (index: number, pass: string, text: string) => dumps.push({ index, pass, text });
+  // A pipeline with passes skipped stops at the graph: there is no schedule to plan.
+  const scheduled = !opts.skip?.length;
+
   // --chunk auto: the policy's choice, planned with every pass whatever --skip says, so that
   // the chunk does not depend on what is dumped or skipped (and check checks the same one)
-  const chosen = resolveAutoChunk(build, config);
-  const dumps: Dump[] = [];
-  let graph: Graph;
+  const chosen = config.chunk === 'auto' ? timer.time('auto-chunk', () => resolveAutoChunk(build, config)) : config;
+  const input = timer.time('build', () => build(chosen));
+  const graph = runTimedPasses(input, passes, opts, dump, timer);
+  const planned = scheduled ? planGraph(graph, { dumpAfter: opts.dumpAfter, dump, firstIndex: passes.length + 1, timer }) : undefined;
+  const attention = planned && timer.time('offload-compare', () => offloadComparison(build, graph.config));
+  const report = timer.time('report', () => compileReport(graph, passes, opts.skip, planned, attention));
+  checkModelName(graph.name, path);
+  const modelOutDir = join(outRoot, graph.name);
+  const { files, notes } = opts.write === false ? { files: [], notes: [] } : timer.time('write', () => writeOutputs(outRoot, graph, report, dumps, planned));
+  const timings = timer.done();
+
+  if (planned && !planned.summary.memory.fits) {
+    const err = errors.doesNotFit(graph.name, planned.summary.memory.advice);
+    (err as { result?: unknown }).result = { graph, report, files, modelPath: path, modelOutDir, notes, timings };
+    throw err;
+  }
+  return { graph, report, files, modelPath: path, modelOutDir, notes, timings, ...(planned ? { planned } : {}) };
+}
+
+/** The graph passes, one timing each: its run, its verification and its dump (passes/pipeline.ts). */
+function runTimedPasses(input: Graph, passes: readonly GraphPass[], opts: CompileOptions, dump: (index: number, pass: string, text: string) => void, timer: StageTimer): Graph {
+  // the pipeline verifies and dumps between runs: a pass's lap ends where the next one starts
+  const mark = timer.laps('verify input', 'graph passes');
+  const timed = passes.map((p) => ({ name: p.name, run: (g: Graph) => (mark(p.name), p.run(g)) }));
+  // the schedule stages' dumps are theirs to write
+  const dumpAfter = opts.dumpAfter?.filter((n) => !(dumpableStages as readonly string[]).includes(n));
   try {
-    graph = runGraphPasses(build(chosen), passes, {
-      dumpAfter: opts.dumpAfter,
-      skip: opts.skip,
-      dump: (index, pass, text) => dumps.push({ index, pass, text }),
-    });
+    return runGraphPasses(input, timed, { dumpAfter, skip: opts.skip, dump });
   } catch (e) {
     if (e instanceof PassError) {
       const out = errors.internal(e.pass, e.cause.message);
@@ -83,34 +115,28 @@ export async function compile(modelPathOrName: string, overrides: ConfigOverride
       throw out;
     }
     throw e;
+  } finally {
+    mark();
   }
-  const ran = passes.filter((p) => !opts.skip?.includes(p.name)).map((p) => p.name);
-  // A pipeline with passes skipped stops at the graph: there is no schedule to plan.
-  const planned = opts.skip?.length ? undefined : planGraph(graph);
-  const extras = planned ? scheduleReport(planned, offloadComparison(build, graph.config)) : {};
-  const report = buildReport(graph, { passes: planned ? [...ran, 'lower'] : ran, ...(opts.skip?.length ? { skipped: [...opts.skip] } : {}), ...extras });
+}
 
-  checkModelName(graph.name, path);
-  const modelOutDir = join(outRoot, graph.name);
-  let files: string[] = [];
-  let notes: string[] = [];
-  if (opts.write !== false) {
-    const outputs = [
-      { name: 'graph.txt', text: printGraph(graph) },
-      { name: 'graph.json', text: printGraphJson(graph) },
-      { name: 'report.json', text: JSON.stringify(report, null, 2) + '\n' },
-      ...dumps.map((d) => ({ name: join('passes', `${String(d.index).padStart(3, '0')}_${d.pass}.txt`), text: d.text })),
-      ...(planned ? scheduleOutputs({ schedule: planned.schedule, plan: planned.summary.plan, timeline: planned.summary.full }) : []),
-    ];
-    const schedule = outputs.find((o) => o.name === 'schedule.json');
-    ({ files, notes } = replaceOutputDir(outRoot, graph.name, outputs, schedule && scheduleHash(JSON.parse(schedule.text))));
-  }
-  if (planned && !planned.summary.memory.fits) {
-    const err = errors.doesNotFit(graph.name, planned.summary.memory.advice);
-    (err as { result?: unknown }).result = { graph, report, files, modelPath: path, modelOutDir, notes };
-    throw err;
-  }
-  return { graph, report, files, modelPath: path, modelOutDir, notes, ...(planned ? { planned } : {}) };
+function compileReport(graph: Graph, passes: readonly GraphPass[], skip: readonly string[] | undefined, planned: Planned | undefined, attention: ReturnType<typeof offloadComparison> | undefined): Report {
+  const ran = passes.filter((p) => !skip?.includes(p.name)).map((p) => p.name);
+  const extras = planned && attention ? scheduleReport(planned, attention) : {};
+  return buildReport(graph, { passes: planned ? [...ran, 'lower'] : ran, ...(skip?.length ? { skipped: [...skip] } : {}), ...extras });
+}
+
+/** Renders every output and swaps them in for out/<model> at once (replaceOutputDir). */
+function writeOutputs(outRoot: string, graph: Graph, report: Report, dumps: readonly Dump[], planned: Planned | undefined): { files: string[]; notes: string[] } {
+  const outputs = [
+    { name: 'graph.txt', text: printGraph(graph) },
+    { name: 'graph.json', text: printGraphJson(graph) },
+    { name: 'report.json', text: JSON.stringify(report, null, 2) + '\n' },
+    ...dumps.map((d) => ({ name: join('passes', `${String(d.index).padStart(3, '0')}_${d.pass}.txt`), text: d.text })),
+    ...(planned ? scheduleOutputs({ schedule: planned.schedule, plan: planned.summary.plan, timeline: planned.summary.full }) : []),
+  ];
+  const schedule = outputs.find((o) => o.name === 'schedule.json');
+  return replaceOutputDir(outRoot, graph.name, outputs, schedule && scheduleHash(JSON.parse(schedule.text)));
 }
 
 /** report.json's fields about the schedule, memory plan and predicted step. */
@@ -152,12 +178,13 @@ function scheduleReport(p: Planned, attention: ReturnType<typeof offloadComparis
 }
 
 function checkPassNames(passes: readonly GraphPass[], opts: CompileOptions): void {
-  const known = passes.map((p) => p.name);
-  const check = (flag: string, names: readonly string[] | undefined, extra: string[]) => {
-    for (const n of names ?? []) if (!known.includes(n) && !extra.includes(n)) throw errors.unknownPass(flag, n, [...extra, ...known]);
+  const names = passes.map((p) => p.name);
+  const check = (flag: string, given: readonly string[] | undefined, known: readonly string[]) => {
+    for (const n of given ?? []) if (!known.includes(n)) throw errors.unknownPass(flag, n, known);
   };
-  check('dump-after', opts.dumpAfter, ['all', 'input']);
-  check('skip', opts.skip, []);
+  // the schedule stages dump too; skipping any graph pass already drops them all
+  check('dump-after', opts.dumpAfter, ['all', 'input', ...names, ...dumpableStages]);
+  check('skip', opts.skip, names);
 }
 
 /** Model names become folder names under --out: letters, digits, '.', '_', '-', not starting with '.'. */

@@ -1,20 +1,17 @@
-// From the chunked graph to a verified schedule, its memory plan and its predicted step:
-// the part of `compile` after the graph passes. `--chunk auto` is resolved here, for compile
-// and check alike: the chunk policy (schedule/chunk-policy.ts) says which chunks to try and
-// which to keep; this file plans them.
+// From the chunked graph to a verified schedule, its memory plan and its predicted step: the
+// schedule stages (lower/pipeline.ts) for compile and check alike. `--chunk auto` is resolved
+// here: the chunk policy (schedule/chunk-policy.ts) says which chunks to try and which to
+// keep; this file plans them with the same stages.
 import { errors } from './errors.js';
 import type { Graph, TrainConfig } from './ir/types.js';
+import { runScheduleStages, scheduleSummary, StageError, type ScheduleStageOptions } from './lower/pipeline.js';
 import { graphPasses } from './passes/index.js';
-import { lower } from './passes/lower.js';
-import { lowerStep } from './lower/step.js';
 import { PassError, runGraphPasses } from './passes/pipeline.js';
-import { countParams } from './report.js';
 import { deviceProfile, type DeviceProfile } from './schedule/devices.js';
 import { chooseChunk } from './schedule/chunk-policy.js';
 import { planMemory } from './schedule/memory.js';
-import { summarizeSchedule, type ScheduleSummary } from './schedule/summary.js';
+import type { ScheduleSummary } from './schedule/summary.js';
 import type { Schedule } from './schedule/types.js';
-import { ScheduleError, VERIFY_WINDOW, verifySchedule } from './schedule/verify.js';
 
 export interface Planned {
   readonly graph: Graph;
@@ -23,17 +20,16 @@ export interface Planned {
   readonly device: DeviceProfile;
 }
 
-/** Lowers, plans and simulates; the schedule is checked for hazards in the planned arena bytes. */
-export function planGraph(g: Graph): Planned {
-  const device = deviceProfile(g.config.device, { hostMemGiB: g.config.hostMemGiB });
+/** Runs every schedule stage: lowered, synchronized, planned, checked for hazards, simulated. */
+export function planGraph(g: Graph, opts: Pick<ScheduleStageOptions, 'dumpAfter' | 'dump' | 'firstIndex' | 'timer'> = {}): Planned {
   try {
-    const schedule = lower.run(g);
-    const summary = summarizeSchedule(schedule, device, { params: countParams(g), layers: g.sizes.L, seq: g.sizes.S, hidden: g.sizes.D });
-    verifySchedule(schedule, { window: VERIFY_WINDOW, placements: summary.plan.placements });
-    return { graph: g, schedule, summary, device };
+    const s = runScheduleStages(g, opts);
+    return { graph: g, schedule: s.schedule!, summary: scheduleSummary(s), device: s.device };
   } catch (e) {
-    if (e instanceof ScheduleError || (e instanceof Error && !(e as { exitCode?: number }).exitCode)) throw errors.internal('lower', (e as Error).message);
-    throw e;
+    if (!(e instanceof StageError)) throw e;
+    const out = errors.internal(e.stage, e.cause.message);
+    out.cause = e;
+    throw out;
   }
 }
 
@@ -51,9 +47,9 @@ export function offloadComparison(build: (c: TrainConfig) => Graph, config: Trai
   const planFor = (offload: boolean) => {
     // the same layers keep attention in both, so only the streamed state differs
     const c = { ...config, offload, keepAttention: 0 };
-    // memory only: no need to synchronize streams
-    const schedule = lowerStep(runGraphPasses(build(c), graphPasses(c)));
-    return attentionWorkingSet({ schedule });
+    // memory only: lowering's own plan, no need to synchronize streams
+    const { schedule, loweredPlan } = runScheduleStages(runGraphPasses(build(c), graphPasses(c)), { until: 'lower' });
+    return attentionWorkingSet({ schedule: schedule! }, loweredPlan);
   };
   return { on: planFor(true), off: planFor(false) };
 }

@@ -24,6 +24,8 @@ export interface RawCompileFlags {
   dumpAfter?: string[];
   skip?: string[];
   evalTimeout?: string;
+  /** print each stage's time (compile only) */
+  timings?: boolean;
 }
 
 export function parseCompileFlags(raw: RawCompileFlags): ConfigOverrides {

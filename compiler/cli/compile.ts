@@ -3,6 +3,7 @@ import { basename, dirname } from 'node:path';
 import type { Command } from 'commander';
 import { compile, type CompileResult } from '../compile.js';
 import { DEFAULT_EVAL_TIMEOUT_S, displayPath } from '../frontend/index.js';
+import type { Timings } from '../timings.js';
 import { applyEvalTimeout, parseCompileFlags, passList, type RawCompileFlags } from './compile-flags.js';
 import { formatCount, formatFlops, formatSeconds, formatTokens } from './format.js';
 
@@ -26,14 +27,19 @@ export function register(program: Command): void {
     .option('--optimizer <gpu|host>', 'where the fp32 AdamW states live (host: streamed through the GPU at the update)')
     .option('--keep-attention <auto|layers>', 'layers that keep attention tensors in host memory for backward instead of recomputing (auto: as many as host memory allows)')
     .option('--out <dir>', 'output folder', 'out')
-    .option('--dump-after <pass...>', "write the IR after these passes to passes/NNN_<pass>.txt ('all' for every pass)")
+    .option(
+      '--dump-after <pass...>',
+      "write the IR after these graph passes or schedule stages to passes/NNN_<name>.txt ('all' for every one): lower and sync write the schedule listing, plan the memory plan, simulate the predicted step",
+    )
     .option('--skip <pass...>', 'passes not to run')
     .option('--eval-timeout <seconds>', `how long the model file's code may run, to load it and each time it builds a graph (default ${DEFAULT_EVAL_TIMEOUT_S})`)
+    .option('--timings', 'print the time of each stage (the graph passes one by one, lowering, sync, memory plan, hazard check, simulation, writing) and the total')
     .action(async (model: string, raw: RawCompileFlags) => {
       const overrides = parseCompileFlags(raw);
       applyEvalTimeout(raw);
       const result = await compile(model, overrides, { outDir: raw.out, dumpAfter: passList(raw.dumpAfter), skip: passList(raw.skip) });
       process.stdout.write(summary(result));
+      if (raw.timings) process.stdout.write(formatTimings(result.timings));
       for (const note of result.notes) process.stderr.write(`${note}\n`);
     });
 }
@@ -70,4 +76,25 @@ function planLines(r: CompileResult['report']): string[] {
     `  memory      GPU ${gib(r.peak_gpu_bytes)} of ${gib(r.gpu_budget_bytes)}, pinned host ${gib(r.peak_host_bytes)} of ${gib(r.host_budget_bytes)} per rank${r.fits ? '' : ' (does not fit)'}`,
     `  predicted   ${Number(r.predicted_step_s).toFixed(2)} s per step${mfu}, ${Number(r.exposed_copy_s).toFixed(2)} s of copies exposed; attention kept for ${kept} of ${r.layers} layers`,
   ];
+}
+
+/**
+ * One line per stage, in the order they ran, the graph passes indented under their group's
+ * line; the total is the whole compile (the lines leave out only a few cheap checks).
+ */
+export function formatTimings(t: Timings): string {
+  const ms = (s: number) => `${(s * 1e3).toFixed(1).padStart(8)} ms`;
+  const width = Math.max(16, ...t.stages.map((x) => x.stage.length + (x.group ? 2 : 0)), ...t.stages.map((x) => x.group?.length ?? 0)) + 2;
+  const out = ['timings'];
+  let group: string | undefined;
+  for (const x of t.stages) {
+    if (x.group && x.group !== group) {
+      const members = t.stages.filter((y) => y.group === x.group);
+      out.push(`  ${x.group.padEnd(width)}${ms(members.reduce((a, y) => a + y.seconds, 0))}`);
+    }
+    group = x.group;
+    out.push(x.group ? `    ${x.stage.padEnd(width - 2)}${ms(x.seconds)}` : `  ${x.stage.padEnd(width)}${ms(x.seconds)}`);
+  }
+  out.push(`  ${'total'.padEnd(width)}${ms(t.totalSeconds)}`, '');
+  return out.join('\n');
 }

@@ -5,7 +5,7 @@ import { countParams } from '../../compiler/report.js';
 import { deviceProfile } from '../../compiler/schedule/devices.js';
 import { planMemory } from '../../compiler/schedule/memory.js';
 import { simulateStreams } from '../../compiler/schedule/simulate.js';
-import { graphOf, scheduleOf } from './helpers.js';
+import { graphOf, scheduleOf, syncedSchedule as scheduleOfGraph } from './helpers.js';
 
 const GiB = 2 ** 30;
 
@@ -69,6 +69,3 @@ describe('FPDT plans', () => {
     expect(full.exposedCopySeconds / full.stepSeconds).to.be.lessThan(0.05);
   });
 });
-
-import { lower } from '../../compiler/passes/lower.js';
-const scheduleOfGraph = (g: ReturnType<typeof graphOf>) => lower.run(g);

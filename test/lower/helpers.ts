@@ -1,8 +1,8 @@
 // Builds schedules of the shipped models for tests, the way `compile` does.
 import { resolveConfig, type TrainDefaults } from '../../compiler/config.js';
 import type { Model } from '../../compiler/dsl/index.js';
+import { runScheduleStages } from '../../compiler/lower/pipeline.js';
 import { graphPasses } from '../../compiler/passes/index.js';
-import { lower } from '../../compiler/passes/lower.js';
 import { runGraphPasses } from '../../compiler/passes/pipeline.js';
 import type { Schedule } from '../../compiler/schedule/types.js';
 import gpt67 from '../../models/gpt6.7b.js';
@@ -20,6 +20,9 @@ export function graphOf(name: string, over: TrainDefaults & { hostMemGiB?: numbe
   return runGraphPasses(m.build(cfg), graphPasses(cfg));
 }
 
+/** The schedule after the lower and sync stages, as compile makes it. */
+export const syncedSchedule = (g: ReturnType<typeof graphOf>): Schedule => runScheduleStages(g, { until: 'sync' }).schedule!;
+
 export function scheduleOf(name: string, over: TrainDefaults & { hostMemGiB?: number } = {}): Schedule {
-  return lower.run(graphOf(name, over));
+  return syncedSchedule(graphOf(name, over));
 }

@@ -99,8 +99,7 @@ describe('schedule verification in planned arena bytes', () => {
     const { syncStreams } = await import('../../compiler/schedule/sync.js');
     const { planMemory } = await import('../../compiler/schedule/memory.js');
     const { deviceProfile } = await import('../../compiler/schedule/devices.js');
-    const { graphOf } = await import('./helpers.js');
-    const { lower } = await import('../../compiler/passes/lower.js');
+    const { graphOf, syncedSchedule } = await import('./helpers.js');
     let races = 0;
     for (const model of ['tiny-llama', 'tiny-gpt'])
       for (const sp of [1, 2, 4])
@@ -114,8 +113,8 @@ describe('schedule verification in planned arena bytes', () => {
             expect((e as Error).message).to.match(/reusing the bytes of/);
             races++;
           }
-          // the pass pipeline's own sync knows the plan: no race
-          verifySchedule(lower.run(g), { placements: plan.placements });
+          // the schedule stages' sync knows the plan: no race
+          verifySchedule(syncedSchedule(g), { placements: plan.placements });
         }
     expect(races, 'configurations where ignoring the plan races').to.be.greaterThan(0);
   });
