@@ -1,14 +1,29 @@
 #!/bin/bash
-# Runs on a host of two H200s: the HF parity suite, the two-GPU step checks (steps, resume, opthost) and
-# the data-parallel checks, from a carried .carry/bundle.tar.xz (hf, x2, dp builds) and .carry/node.xz.
-# Every log ends in $OUT/logs.tgz (the device tool returns few files).
+# Runs on a host of two H200s, from a carried .carry/bundle.tar.xz (the builds each part needs) and
+# .carry/node.xz. PARTS (default "hf x2 dp"): hf = the HF parity suite; x2 = the two-GPU step checks
+# (steps, resume, opthost); dp = the data-parallel checks; sm90 = the Hopper attention prototype's
+# check and bench (test/gpu/kernels/sm90, its .so carried). Every log ends in $OUT/logs.tgz (the
+# device tool returns few files).
 set -u; mkdir -p $OUT
+parts=" ${PARTS:-hf x2 dp} "
 tar -xJf .carry/bundle.tar.xz -C .carry && xz -dc .carry/node.xz > /tmp/node && chmod +x /tmp/node
-git log -1 --format=%h 2>/dev/null
-timeout 200 bash test/gpu/hf/run-on-h200.sh > $OUT/hf.txt 2>&1; echo "hf rc=$?"
-tail -25 $OUT/parity.txt
-timeout 220 bash test/gpu/x2/run-on-x2.sh steps resume opthost > $OUT/x2.txt 2>&1; echo "x2 rc=$?"
-cat $OUT/steps.jsonl $OUT/resume.jsonl 2>/dev/null | cut -c1-400; tail -3 $OUT/opthost.jsonl | cut -c1-300
-timeout 120 bash test/gpu/dp/run-dp.sh > $OUT/dp.txt 2>&1; echo "dp rc=$?"
-cut -c1-300 $OUT/dp.jsonl
+if [[ $parts == *" sm90 "* ]]; then
+  export PYTHONUNBUFFERED=1
+  timeout 60 python3 test/gpu/kernels/sm90/check.py --quick > $OUT/sm90-check.log 2>&1; echo "sm90 check rc=$?"
+  tail -30 $OUT/sm90-check.log
+  timeout 150 python3 test/gpu/kernels/sm90/bench.py > $OUT/sm90-bench.log 2>&1; echo "sm90 bench rc=$?"
+  tail -15 $OUT/sm90-bench.log
+fi
+if [[ $parts == *" hf "* ]]; then
+  timeout 200 bash test/gpu/hf/run-on-h200.sh > $OUT/hf.txt 2>&1; echo "hf rc=$?"
+  tail -32 $OUT/parity.txt
+fi
+if [[ $parts == *" x2 "* ]]; then
+  timeout 220 bash test/gpu/x2/run-on-x2.sh ${X2_PARTS:-steps resume opthost} > $OUT/x2.txt 2>&1; echo "x2 rc=$?"
+  cat $OUT/steps.jsonl $OUT/resume.jsonl $OUT/opthost.jsonl 2>/dev/null | cut -c1-500
+fi
+if [[ $parts == *" dp "* ]]; then
+  timeout 120 bash test/gpu/dp/run-dp.sh > $OUT/dp.txt 2>&1; echo "dp rc=$?"
+  cut -c1-300 $OUT/dp.jsonl
+fi
 cd $OUT && tar czf /tmp/logs.tgz . && rm -rf $OUT/* && mv /tmp/logs.tgz $OUT/
