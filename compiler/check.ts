@@ -5,6 +5,9 @@
 // and tokens, and reports the largest relative error of the loss, of every parameter's
 // gradient and of every updated parameter. With dp groups, each group trains its own seeded
 // sequence and the reference is one rank on the batch of all of them (reference/batch.ts).
+// With packed documents (`packed`), each window holds seeded documents of random lengths and
+// the reference is the token-weighted sum over its documents, each run on its own by the
+// unpacked graph of its length (reference/packed.ts).
 // The library function behind `fpdtc check`.
 import { dpOf, resolveConfig } from './config.js';
 import type { ConfigOverrides } from './compile.js';
@@ -22,6 +25,7 @@ import { executeStep, prepareExecution, type Order } from './reference/executor.
 import type { ArenaMode } from './reference/executor-layout.js';
 import { concatBatch, interpretBatch } from './reference/batch.js';
 import { initParams, randomBatch, type Batch } from './reference/init.js';
+import { concatPacked, documentsOf, interpretDocuments, packedBatch, type PackedBatch } from './reference/packed.js';
 import type { Schedule } from './schedule/types.js';
 import type { Model } from './dsl/index.js';
 
@@ -99,6 +103,8 @@ export interface CheckReport {
   readonly maxError: number;
   /** the executor's first findings of bytes reused while still in use (see executor.ts) */
   readonly reuseRaces: readonly string[];
+  /** packed documents: how many the windows held (the reference ran each on its own) */
+  readonly documents?: number;
   readonly ok: boolean;
   readonly limit: number;
 }
@@ -185,9 +191,22 @@ export function checkModel(model: Model, requested: TrainConfig, opts: CheckOpti
   const plan = staged.plan!;
 
   const params = initParams(refGraph, seed);
-  const batches = groupBatches(config, refGraph.sizes.V, seed);
-  const batch = concatBatch(batches);
-  const ref = interpretBatch(refGraph, batches, params);
+  let batch: Batch | PackedBatch;
+  let ref: ReturnType<typeof interpretBatch>;
+  let documents: number | undefined;
+  if (config.packed) {
+    // one unpacked graph per document length, differentiated as the reference graph is
+    const graphs = new Map<number, Graph>();
+    const graphAt = (n: number) => graphs.get(n) ?? graphs.set(n, runGraphPasses(buildGraph(model, { ...config, seq: n, packed: false }, path), passes.slice(0, upTo + 1))).get(n)!;
+    const windows = packedWindows(config, s.chunk, refGraph.sizes.V, seed);
+    batch = concatPacked(windows);
+    ref = interpretDocuments(graphAt, windows, params);
+    documents = windows.reduce((n, w) => n + documentsOf(w.docs).length, 0);
+  } else {
+    const batches = groupBatches(config, refGraph.sizes.V, seed);
+    batch = concatBatch(batches);
+    ref = interpretBatch(refGraph, batches, params);
+  }
   const updated = referenceUpdate(refGraph, params, ref.grads, s);
 
   progress?.(`check: reference done in ${lap()}`);
@@ -200,7 +219,7 @@ export function checkModel(model: Model, requested: TrainConfig, opts: CheckOpti
   const races: string[] = [];
   const worst = (m: Map<string, number>, id: string, e: number) => m.set(id, Math.max(m.get(id) ?? 0, e));
   orders.forEach((order, k) => {
-    const run = executeStep(prep, { params, tokens: batch.tokens, labels: batch.labels }, { order, seed: seed * 7919 + k, step: 1, arena: opts.arena });
+    const run = executeStep(prep, { params, ...batch }, { order, seed: seed * 7919 + k, step: 1, arena: opts.arena });
     progress?.(`check: interleaving ${k + 1} of ${orders.length} (${order}) done in ${lap()}`);
     if (races.length === 0) races.push(...run.reuseRaces.map((x) => `${order} order: ${x}`));
     for (const l of run.loss) {
@@ -224,6 +243,7 @@ export function checkModel(model: Model, requested: TrainConfig, opts: CheckOpti
     params: upd,
     maxError,
     reuseRaces: races,
+    ...(documents !== undefined ? { documents } : {}),
     ok: maxError <= CHECK_LIMIT,
     limit: CHECK_LIMIT,
   };
@@ -232,6 +252,11 @@ export function checkModel(model: Model, requested: TrainConfig, opts: CheckOpti
 /** One seeded sequence per dp group; group 0's is the sequence a run without dp checks. */
 export function groupBatches(config: TrainConfig, vocab: number, seed: number): Batch[] {
   return Array.from({ length: dpOf(config) }, (_, g) => randomBatch(config.seq, vocab, g === 0 ? seed : seed + 104729 * g));
+}
+
+/** One seeded window of packed documents per dp group (reference/packed.ts), cut for the schedule's chunk. */
+export function packedWindows(config: TrainConfig, chunk: number, vocab: number, seed: number): PackedBatch[] {
+  return Array.from({ length: dpOf(config) }, (_, g) => packedBatch(config.seq, vocab, chunk, config.sp, g === 0 ? seed : seed + 104729 * g));
 }
 
 /** The reference AdamW step with the schedule's own hyperparameters. */

@@ -61,6 +61,8 @@ export interface TrainDefaults {
   keepAttention?: number | 'auto';
   /** where the fp32 AdamW states live (default gpu) */
   optimizer?: 'gpu' | 'host';
+  /** windows of packed documents: positions restart and attention stays inside each document (default off) */
+  packed?: boolean;
   lr?: number;
   seed?: number;
 }
@@ -97,6 +99,8 @@ export function resolveConfig(defaults: TrainDefaults, overrides: TrainDefaults 
     seed: pick('seed') ?? BASE_CONFIG.seed,
     ...(pick('keepAttention') !== undefined ? { keepAttention: pick('keepAttention') } : {}),
     ...(pick('optimizer') !== undefined ? { optimizer: pick('optimizer') } : {}),
+    // only said when on, so that a schedule without packing prints as it always did
+    ...(pick('packed') === true ? { packed: true } : {}),
     ...(overrides.hostMemGiB !== undefined ? { hostMemGiB: overrides.hostMemGiB } : {}),
   };
 }

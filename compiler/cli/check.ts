@@ -31,6 +31,7 @@ export function register(program: Command): void {
     .option('--host-mem <GiB>', 'pinned host memory per GPU, in GiB')
     .option('--keep-attention <auto|layers>', 'layers that keep attention for backward instead of recomputing')
     .option('--optimizer <gpu|host>', 'where the fp32 AdamW states live')
+    .option('--packed', 'windows of packed documents: RoPE positions restart and attention stays inside each document (check: random documents against each run on its own)')
     .option('--seed <n>', 'seeds weights, tokens and interleavings')
     .option('--orders <k>', 'stream interleavings to run (first in issue order)', '4')
     .option('--arena <planned|private>', 'buffers share bytes as the memory plan says, or each has its own', 'planned')
@@ -68,7 +69,8 @@ const sci = (x: number) => (Number.isFinite(x) ? x.toExponential(1) : 'NaN');
 export function formatCheck(r: CheckReport): string {
   const c = r.config;
   const dp = (c.dp ?? 1) > 1 ? `dp ${c.dp} (a sequence each), ` : '';
-  const head = `${r.model}: seq ${c.seq}, ${dp}sp ${c.sp}, chunk ${c.chunk}, offload ${c.offload ? 'on' : 'off'}, checkpoints ${c.checkpoint}, ZeRO-${c.zero}; ${r.orders.length} order${r.orders.length === 1 ? '' : 's'} (${r.orders.join(', ')})`;
+  const packed = r.documents !== undefined ? `, packed (${r.documents} documents, each also run on its own)` : '';
+  const head = `${r.model}: seq ${c.seq}, ${dp}sp ${c.sp}, chunk ${c.chunk}, offload ${c.offload ? 'on' : 'off'}, checkpoints ${c.checkpoint}, ZeRO-${c.zero}${packed}; ${r.orders.length} order${r.orders.length === 1 ? '' : 's'} (${r.orders.join(', ')})`;
   const width = Math.max(...[...r.grads, ...r.params].map((x) => x.name.length));
   const rows = (what: string, xs: CheckReport['grads']) => xs.map((x) => `  ${what} ${x.name.padEnd(width)}  ${sci(x.error)}`);
   return [

@@ -20,6 +20,8 @@ export interface RawCompileFlags {
   hostMem?: string;
   keepAttention?: string;
   optimizer?: string;
+  /** `--packed`: windows of packed documents */
+  packed?: boolean;
   out?: string;
   dumpAfter?: string[];
   skip?: string[];
@@ -42,6 +44,7 @@ export function parseCompileFlags(raw: RawCompileFlags): ConfigOverrides {
   if (raw.keepAttention !== undefined) o.keepAttention = raw.keepAttention === 'auto' ? 'auto' : wholeNumber('keep-attention', raw.keepAttention);
   if (raw.optimizer !== undefined) o.optimizer = oneOf('optimizer', raw.optimizer, ['gpu', 'host'] as const);
   if (raw.hostMem !== undefined) o.hostMemGiB = hostMemGiB(raw.hostMem);
+  if (raw.packed === true) o.packed = true;
   return o;
 }
 

@@ -4,7 +4,7 @@
 // function of the schedule and the device.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { UserError } from '../errors.js';
+import { errors, UserError } from '../errors.js';
 import { graphFromJson } from '../ir/json.js';
 import type { Graph } from '../ir/types.js';
 import { deviceProfile } from '../schedule/devices.js';
@@ -35,6 +35,8 @@ export function loadCompiled(dir: string): CompiledModel {
 
 /** Every source file of the program: kernels, then the host program and its headers. */
 export function renderProgramSources(m: CompiledModel): RenderedKernel[] {
+  // packed documents (lower/packed.ts): the kernels would ignore the document ids and positions
+  if (m.schedule.config.packed) throw errors.packedNotOnGpu(m.schedule.model);
   return [...renderKernels(kernelSpecOf(m.schedule)), ...renderHostProgram(m)];
 }
 

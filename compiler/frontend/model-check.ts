@@ -81,6 +81,7 @@ const TRAIN_RULES: Record<string, Rule> = {
     return `must be 'auto' or a whole number of layers from 0 to ${layers ?? 'the layer count'}`;
   },
   optimizer: oneOf('gpu', 'host'),
+  packed: oneOf(true, false),
   lr: (v) => (typeof v === 'number' && Number.isFinite(v) && v >= 0 ? undefined : 'the learning rate must be a finite number of at least 0'),
   seed: wholeBetween(0),
 };

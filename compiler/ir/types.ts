@@ -92,6 +92,12 @@ export interface TrainConfig {
   readonly keepAttention?: number | 'auto';
   /** where the fp32 AdamW states (master weights, moments) live; host streams them through the GPU */
   readonly optimizer?: 'gpu' | 'host';
+  /**
+   * packed documents (absent: off): the step takes per-token document-relative RoPE positions and
+   * document ids beside tokens and labels, and attention masks pairs of different documents
+   * (lower/packed.ts)
+   */
+  readonly packed?: boolean;
   readonly lr: number;
   readonly seed: number;
 }

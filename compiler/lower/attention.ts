@@ -11,6 +11,7 @@ import type { Affine, Ref } from '../schedule/types.js';
 import { aff, scaleAff, v } from '../schedule/types.js';
 import type { Bindings, HeadsBind } from './bindings.js';
 import { spanAttr } from './geometry.js';
+import { blockDocuments, packedAttr } from './packed.js';
 
 export interface AttnNames {
   /** prefix for the buffers this attention node owns */
@@ -44,7 +45,7 @@ function slotBuffer(b: Bindings, id: string, name: string): string {
 
 function blockAttrs(b: Bindings, causal: boolean): Record<string, number | boolean> {
   const { C, hqL, kvL, d, G } = b.geo;
-  return { lq: C, lk: C, hq: hqL, hkv: kvL, d, group: G, causal };
+  return { lq: C, lk: C, hq: hqL, hkv: kvL, d, group: G, causal, ...packedAttr(b.geo) };
 }
 const qHeadBase = (b: Bindings) => ({ qHeadBase: v('r', b.geo.hqL) });
 const blockFlops = (b: Bindings, causal: boolean) => (4 * b.geo.C * b.geo.C * b.geo.d * b.geo.hqL) / (causal ? 2 : 1);
@@ -65,7 +66,7 @@ export function emitAttentionFwd(n: Node, b: Bindings, cv: string, names: AttnNa
     e.instr({
       stream: 'compute',
       op: 'attn_fwd_block',
-      reads: [b.chunk(q), kr, vr],
+      reads: [b.chunk(q), kr, vr, ...blockDocuments(e, geo, v(cv), v('j'))],
       writes: [e.whole(oAcc), e.whole(lAcc)],
       attrs: blockAttrs(b, false),
       args: qHeadBase(b),
@@ -75,7 +76,7 @@ export function emitAttentionFwd(n: Node, b: Bindings, cv: string, names: AttnNa
   e.instr({
     stream: 'compute',
     op: 'attn_fwd_block',
-    reads: [b.chunk(q), b.chunk(k), b.chunk(vv)],
+    reads: [b.chunk(q), b.chunk(k), b.chunk(vv), ...blockDocuments(e, geo, v(cv), v(cv))],
     writes: [e.whole(oAcc), e.whole(lAcc)],
     attrs: blockAttrs(b, true),
     args: qHeadBase(b),
@@ -122,7 +123,7 @@ export function emitAttentionBwd(n: Node, b: Bindings, names: AttnNames, post: (
   if (!onHost) e.fill(e.whole(dqStash), 0);
 
   /** One block (q chunk i, kv chunk j); the dq partial is fetched unless this is kv step 0. */
-  const block = (i: Affine, kr: Ref, vr: Ref, causal: boolean, firstStep: boolean): Ref => {
+  const block = (i: Affine, j: Affine, kr: Ref, vr: Ref, causal: boolean, firstStep: boolean): Ref => {
     const qr = fetch(b, q, i, slots.q);
     const dor = fetch(b, dout, i, slots.do);
     const lr = fetch(b, lse, i, slots.lse);
@@ -142,7 +143,7 @@ export function emitAttentionBwd(n: Node, b: Bindings, names: AttnNames, post: (
     e.instr({
       stream: 'compute',
       op: 'attn_bwd_block',
-      reads: [qr, kr, vr, dor, lr, dr],
+      reads: [qr, kr, vr, dor, lr, dr, ...blockDocuments(e, geo, i, j)],
       writes: [dqr, e.whole(dkAcc), e.whole(dvAcc)],
       attrs: blockAttrs(b, causal),
       args: qHeadBase(b),
@@ -162,12 +163,12 @@ export function emitAttentionBwd(n: Node, b: Bindings, names: AttnNames, post: (
       aff(geo.u),
       'q',
       () => {
-        const dqr = block(v('i'), kr, vr, false, firstStep);
+        const dqr = block(v('i'), j, kr, vr, false, firstStep);
         if (onHost) e.copy(dqr, e.ref(dqStash, scaleAff(v('i'), per), per));
       },
       true,
     );
-    const dqDiag = block(j, kr, vr, true, firstStep);
+    const dqDiag = block(j, j, kr, vr, true, firstStep);
     e.instr({
       stream: 'compute',
       op: 'attn_bwd_finalize',

@@ -21,6 +21,8 @@ export interface Geometry {
   readonly kvL: number;
   /** query heads per kv head */
   readonly G: number;
+  /** packed documents: RoPE reads per-token positions and attention blocks mask across documents (packed.ts) */
+  readonly packed: boolean;
 }
 
 /** kv heads that rank r needs: those used by its query heads [r*hqL, (r+1)*hqL). */
@@ -41,7 +43,7 @@ export function geometry(g: Graph): Geometry {
     const [a, b] = kvHeadRange(r, hqL, G);
     kvL = Math.max(kvL, b - a);
   }
-  return { P, dp: dpOf(g.config), C, c: C / P, u: S / C, S, L, d: Dh, hqL, kvL, G };
+  return { P, dp: dpOf(g.config), C, c: C / P, u: S / C, S, L, d: Dh, hqL, kvL, G, packed: g.config.packed === true };
 }
 
 /**

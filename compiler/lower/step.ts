@@ -11,6 +11,7 @@ import { Bindings } from './bindings.js';
 import { Emitter } from './emitter.js';
 import { geometry, spanAttr, type Geometry } from './geometry.js';
 import { declareParamBuffers, emitGlobalGatherAndReduce, emitGradNorm, emitOptimizer, globalParamRef, layerLoop, layerParamRef, paramLayout, reduceLayerGrads, type ParamLayout } from './params.js';
+import { declarePackedInputs, emitDocumentGather } from './packed.js';
 import { emitTokenwise } from './tokenwise.js';
 
 const IO = { nvalid: 'io.nvalid' };
@@ -243,6 +244,7 @@ export function lowerStep(g: Graph, opts: LowerOptions = {}): Schedule {
   e.buffer('io.nvalid', 'gpu', 'fp32', [1], 'io');
   e.buffer('io.loss', 'gpu', 'fp32', [1], 'io');
   e.buffer('io.dloss', 'gpu', 'fp32', [1], 'io');
+  if (geo.packed) declarePackedInputs(e, geo);
   e.buffer('act.carry', 'gpu', 'bf16', [local, D], 'act', { slots: 2 });
   e.buffer('act.dcarry', 'gpu', 'bf16', [local, D], 'act', { slots: 2 });
   e.buffer('ckpt.layers', ckptSpace, 'bf16', [geo.L, local, D], 'ckpt');
@@ -273,6 +275,7 @@ export function lowerStep(g: Graph, opts: LowerOptions = {}): Schedule {
 
   e.fill(e.whole('io.loss'), 0);
   e.fill(e.whole('grads.acc_global'), 0);
+  if (geo.packed) emitDocumentGather(e, geo);
   emitGlobalGatherAndReduce(e, pl, 'gather');
   const nodes = g.main.nodes;
   for (let k = 0; k < nodes.length; ) {

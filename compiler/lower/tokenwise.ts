@@ -3,6 +3,7 @@
 import type { Graph, Node, RopeScaling } from '../ir/types.js';
 import { addAff, scaleAff, v } from '../schedule/types.js';
 import type { Bindings } from './bindings.js';
+import { positionRows } from './packed.js';
 
 /** Ops whose weight-shaped outputs accumulate over chunks (they are zeroed before). */
 export const ACCUMULATES: Readonly<Record<string, readonly number[]>> = {
@@ -79,9 +80,15 @@ export function emitTokenwise(g: Graph, n: Node, b: Bindings, cv: string, io: { 
     case 'rope':
     case 'rope_bwd': {
       const shape = g.values[n.inputs[0]].type.shape.map((d) => d.eval(g.sizes));
+      const ropeAttrs = { ...attrs, heads: shape[1], headDim: shape[2], ...ropeScalingAttr(n) };
+      // packed documents: the rows' positions inside their documents are an operand (packed.ts)
+      if (geo.packed) {
+        e.instr({ stream: 'compute', op: n.op, reads: [...ins, positionRows(e, geo, cv)], writes: [op(0)], attrs: { ...ropeAttrs, packed: true } });
+        return;
+      }
       // Rank r holds piece r of each chunk: its first token of chunk cv is at cv*C + r*c.
       const pos0 = addAff(scaleAff(v(cv), geo.C), v('r', c));
-      e.instr({ stream: 'compute', op: n.op, reads: ins, writes: [op(0)], attrs: { ...attrs, heads: shape[1], headDim: shape[2], ...ropeScalingAttr(n) }, args: { pos0 } });
+      e.instr({ stream: 'compute', op: n.op, reads: ins, writes: [op(0)], attrs: ropeAttrs, args: { pos0 } });
       return;
     }
     case 'swiglu':

@@ -3,6 +3,8 @@
 // block's output and natural-log log-sum-exp; blocks merge with `mergeAttention`.
 // Layouts: q, o [rows, hq, d]; k, v [rows, hkv, d]; lse [hq, rows] (as the IR's
 // attention output). GQA: query head h reads kv head floor(h / (hq / hkv)).
+// Packed documents: with document ids of the query and key rows, a pair of different
+// documents is masked as well (lower/packed.ts).
 import type { Positions } from './cpu-rope.js';
 
 export interface AttentionBlock {
@@ -17,6 +19,9 @@ export interface AttentionBlock {
   kPos: Positions;
   /** mask keys whose position is after the query's */
   causal: boolean;
+  /** packed documents: each row's document id; a query sees only keys of its own document */
+  qDoc?: Int32Array;
+  kDoc?: Int32Array;
   /** softmax scale, default 1/sqrt(d) */
   scale?: number;
 }
@@ -34,8 +39,9 @@ function scores(q: Float64Array, k: Float64Array, a: AttentionBlock, i: number, 
   const scale = a.scale ?? 1 / Math.sqrt(a.d);
   const qo = (i * a.hq + h) * a.d;
   const qp = pos(a.qPos, i);
+  const qd = a.qDoc?.[i];
   for (let j = 0; j < a.lk; j++) {
-    if (a.causal && pos(a.kPos, j) > qp) {
+    if ((a.causal && pos(a.kPos, j) > qp) || (qd !== undefined && a.kDoc![j] !== qd)) {
       out[j] = -Infinity;
       continue;
     }
@@ -166,9 +172,14 @@ export interface AttentionShape {
   hkv: number;
   d: number;
   causal: boolean;
+  /** packed documents: each row's document id */
+  docs?: Int32Array;
 }
 
-const whole = (a: AttentionShape): AttentionBlock => ({ lq: a.s, lk: a.s, hq: a.hq, hkv: a.hkv, d: a.d, qPos: 0, kPos: 0, causal: a.causal });
+const whole = (a: AttentionShape): AttentionBlock => ({
+  lq: a.s, lk: a.s, hq: a.hq, hkv: a.hkv, d: a.d, qPos: 0, kPos: 0, causal: a.causal,
+  ...(a.docs ? { qDoc: a.docs, kDoc: a.docs } : {}),
+});
 
 /** Attention over a whole sequence: one block at positions 0..s-1. */
 export function attentionFwd(q: Float64Array, k: Float64Array, v: Float64Array, a: AttentionShape): { o: Float64Array; lse: Float64Array } {

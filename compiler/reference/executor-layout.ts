@@ -6,6 +6,7 @@
 // of them; a read whose cells disagree (another buffer wrote part of the element) gives NaN.
 // Arenas start as NaN: a read of bytes nothing wrote shows up as NaN in the results.
 import { DTYPE_BYTES, type Graph } from '../ir/types.js';
+import { PACKED_BUFFERS } from '../lower/packed.js';
 import { paramLayout, type ParamLayout } from '../lower/params.js';
 import type { MemoryPlan } from '../schedule/memory.js';
 import { groupPosition, groupsOf, type Buffer, type Schedule } from '../schedule/types.js';
@@ -108,6 +109,9 @@ export interface StepInputs {
   /** the sequences of all dp groups one after another (group g's at g * seq); one sequence when dp = 1 */
   readonly tokens: Int32Array;
   readonly labels: Int32Array;
+  /** packed documents (config.packed): each token's position inside its document and its document's id, laid out like the tokens */
+  readonly positions?: Int32Array;
+  readonly docs?: Int32Array;
 }
 
 /** The global token index held by local row t of rank r (DESIGN.md section 2, token layout). */
@@ -161,6 +165,11 @@ export function loadRank(mem: RankMemory, s: Schedule, pl: ParamLayout, inputs: 
   const rows = (src: Int32Array) => Float64Array.from({ length: local }, (_, t) => src[base + globalRow(t, groupPosition(s, r), s.chunk, P)]);
   mem.write(mem.whole('io.tokens'), rows(inputs.tokens));
   mem.write(mem.whole('io.labels'), rows(inputs.labels));
+  if (s.config.packed) {
+    if (inputs.positions?.length !== dp * seq || inputs.docs?.length !== dp * seq) throw new Error(`executor: a packed step needs positions and document ids for ${dp} sequence(s) of ${seq} tokens`);
+    mem.write(mem.whole(PACKED_BUFFERS.positions), rows(inputs.positions));
+    mem.write(mem.whole(PACKED_BUFFERS.docs), rows(inputs.docs));
+  }
   let valid = 0;
   for (const l of inputs.labels) if (l !== -1) valid++;
   mem.write(mem.whole('io.nvalid'), [Math.max(1, valid)]);

@@ -29,6 +29,11 @@ const arg = (c: OpCall, k: string): number => {
   return evalAff(a, c.env);
 };
 const ints = (x: Float64Array): Int32Array => Int32Array.from(x);
+/** Outputs of an instruction that read ids or positions nothing wrote (NaN): NaN, not a lucky number. */
+const unwritten = (c: OpCall, ...xs: Float64Array[]): Float64Array[] | undefined =>
+  xs.some((x) => x.some(Number.isNaN)) ? c.instr.writes.map((w) => new Float64Array(w.len).fill(NaN)) : undefined;
+/** A packed block's (lower/packed.ts) two last operands: the document ids of its query rows and key rows. */
+const blockDocs = (c: OpCall): Float64Array[] => (c.instr.attrs.packed === true ? c.ins.slice(-2) : []);
 const len = (c: OpCall, k: number) => c.instr.writes[k].len;
 
 /** Adds `x` into a copy of the current value of write k. */
@@ -67,20 +72,28 @@ interface BlockGeom {
   map: (h: number) => number;
 }
 
-/** The block's shape with kv heads expanded to one per q head (so the reference's GQA rule is the identity). */
+/**
+ * The block's shape with kv heads expanded to one per q head (so the reference's GQA rule is the
+ * identity). A packed block (lower/packed.ts) reads its query rows' and key rows' document ids as
+ * its two last operands.
+ */
 function blockGeom(c: OpCall): BlockGeom {
   const hq = num(c, 'hq');
   const group = num(c, 'group');
   const base = arg(c, 'qHeadBase');
   const causal = c.instr.attrs.causal === true;
+  const [qDoc, kDoc] = blockDocs(c);
+  const docs = qDoc ? { qDoc: ints(qDoc), kDoc: ints(kDoc) } : {};
   return {
-    block: { lq: num(c, 'lq'), lk: num(c, 'lk'), hq, hkv: hq, d: num(c, 'd'), qPos: 0, kPos: 0, causal },
+    block: { lq: num(c, 'lq'), lk: num(c, 'lk'), hq, hkv: hq, d: num(c, 'd'), qPos: 0, kPos: 0, causal, ...docs },
     hkv: num(c, 'hkv'),
     map: (h) => kvHeadOf(h, base, group),
   };
 }
 
 const attnFwdBlock: Rule = (c) => {
+  const torn = unwritten(c, ...blockDocs(c));
+  if (torn) return torn;
   const { block: a, hkv, map } = blockGeom(c);
   const [q, k, v] = c.ins;
   const { o, lse } = M.attentionBlockFwd(q, expandKv(k, a.lk, a.hq, hkv, a.d, map), expandKv(v, a.lk, a.hq, hkv, a.d, map), a);
@@ -91,6 +104,8 @@ const attnFwdBlock: Rule = (c) => {
 };
 
 const attnBwdBlock: Rule = (c) => {
+  const torn = unwritten(c, ...blockDocs(c));
+  if (torn) return torn;
   const { block: a, hkv, map } = blockGeom(c);
   const [q, k, v, dout, lse, delta] = c.ins;
   const dq = c.current(0);
@@ -116,9 +131,15 @@ function ropeScaling(c: OpCall): RopeScaling | undefined {
   return { type: 'llama3', factor, lowFreqFactor, highFreqFactor, originalMaxPositions };
 }
 
+/** Contiguous positions from `pos0`, or, packed, each row's position read as the second operand. */
 function rope(c: OpCall, bwd: boolean): Float64Array[] {
   const f = bwd ? M.ropeBwd : M.rope;
-  return [f(c.ins[0], num(c, 'rows'), num(c, 'heads'), num(c, 'headDim'), num(c, 'rotaryDim'), num(c, 'theta'), arg(c, 'pos0'), ropeScaling(c))];
+  if (c.instr.attrs.packed === true) {
+    const torn = unwritten(c, c.ins[1]);
+    if (torn) return torn;
+  }
+  const positions = c.instr.attrs.packed === true ? ints(c.ins[1]) : arg(c, 'pos0');
+  return [f(c.ins[0], num(c, 'rows'), num(c, 'heads'), num(c, 'headDim'), num(c, 'rotaryDim'), num(c, 'theta'), positions, ropeScaling(c))];
 }
 
 const RULES: Readonly<Record<string, Rule>> = {

@@ -2,6 +2,8 @@
 // forward and the backward. A `repeat` runs its body once per layer on that layer's
 // slices of the stacked parameters; a `repeat_bwd` runs its body in reverse layer order
 // from the stacked checkpoints. This is the numerical ground truth the passes answer to.
+// Packed documents (lower/packed.ts): given per-token positions and document ids, RoPE reads
+// the positions and attention masks pairs of different documents; the graph is the same.
 import { Dim } from '../ir/dim.js';
 import type { Graph, Node, Region, RopeScaling } from '../ir/types.js';
 import * as M from './cpu-math.js';
@@ -19,9 +21,19 @@ export interface InterpretResult {
 export interface InterpretInputs {
   tokens: Int32Array;
   labels: Int32Array;
+  /** packed documents: each token's position inside its document (default: 0, 1, 2, ...) */
+  positions?: Int32Array;
+  /** packed documents: each token's document id (default: one document) */
+  docs?: Int32Array;
 }
 
 type Env = Map<string, Array64>;
+
+/** What the step's data says beyond the graph's inputs: packed documents. */
+interface Packing {
+  readonly positions?: Int32Array;
+  readonly docs?: Int32Array;
+}
 
 export function interpret(g: Graph, inputs: InterpretInputs, params: Readonly<Record<string, Float64Array>>): InterpretResult {
   const env: Env = new Map();
@@ -33,7 +45,10 @@ export function interpret(g: Graph, inputs: InterpretInputs, params: Readonly<Re
   };
   for (const id of g.inputs) bind(id, (inputs as unknown as Record<string, Int32Array>)[id], 'input');
   for (const id of g.params) bind(id, params[id], 'parameter');
-  runRegion(g, g.main, env);
+  const seq = g.sizes.S;
+  for (const [k, x] of Object.entries({ positions: inputs.positions, docs: inputs.docs }))
+    if (x && x.length !== seq) throw new Error(`interpret: ${k} needs ${seq} elements, got ${x.length}`);
+  runRegion(g, g.main, env, { positions: inputs.positions, docs: inputs.docs });
   const out = (id: string) => env.get(id) as Float64Array;
   const grads: Record<string, Float64Array> = {};
   if (g.outputs.length === 1 + g.params.length) g.params.forEach((p, i) => (grads[p] = out(g.outputs[1 + i])));
@@ -44,9 +59,9 @@ function elements(g: Graph, id: string): number {
   return g.values[id].type.shape.reduce((n, d) => n * d.eval(g.sizes), 1);
 }
 
-function runRegion(g: Graph, r: Region, env: Env): void {
+function runRegion(g: Graph, r: Region, env: Env, pk: Packing): void {
   for (const n of r.nodes) {
-    const outs = n.op === 'repeat' ? runRepeat(g, n, env) : n.op === 'repeat_bwd' ? runRepeatBwd(g, n, env) : runLeaf(g, n, n.inputs.map((i) => env.get(i)!));
+    const outs = n.op === 'repeat' ? runRepeat(g, n, env, pk) : n.op === 'repeat_bwd' ? runRepeatBwd(g, n, env, pk) : runLeaf(g, n, n.inputs.map((i) => env.get(i)!), pk);
     if (outs.length < n.outputs.length) throw new Error(`interpret: ${n.op} gave ${outs.length} outputs, the node has ${n.outputs.length}`);
     n.outputs.forEach((o, i) => env.set(o, outs[i]));
   }
@@ -60,7 +75,7 @@ function layerSlicing(g: Graph, n: Node, lead: number) {
   return { count, stacked, sizes };
 }
 
-function runRepeat(g: Graph, n: Node, env: Env): Array64[] {
+function runRepeat(g: Graph, n: Node, env: Env, pk: Packing): Array64[] {
   const body = n.body!;
   const { count, stacked, sizes } = layerSlicing(g, n, 1);
   let x = env.get(n.inputs[0]) as Float64Array;
@@ -70,13 +85,13 @@ function runRepeat(g: Graph, n: Node, env: Env): Array64[] {
     const inner: Env = new Map();
     inner.set(body.params[0], x);
     stacked.forEach((s, i) => inner.set(body.params[1 + i], (env.get(s) as Float64Array).subarray(l * sizes[i], (l + 1) * sizes[i])));
-    runRegion(g, body, inner);
+    runRegion(g, body, inner, pk);
     x = inner.get(body.results[0]) as Float64Array;
   }
   return [x, checkpoints];
 }
 
-function runRepeatBwd(g: Graph, n: Node, env: Env): Array64[] {
+function runRepeatBwd(g: Graph, n: Node, env: Env, pk: Packing): Array64[] {
   const body = n.body!;
   const { count, stacked, sizes } = layerSlicing(g, n, 2);
   let dy = env.get(n.inputs[0]) as Float64Array;
@@ -88,14 +103,14 @@ function runRepeatBwd(g: Graph, n: Node, env: Env): Array64[] {
     inner.set(body.params[0], dy);
     inner.set(body.params[1], checkpoints.subarray(l * width, (l + 1) * width));
     stacked.forEach((s, i) => inner.set(body.params[2 + i], (env.get(s) as Float64Array).subarray(l * sizes[i], (l + 1) * sizes[i])));
-    runRegion(g, body, inner);
+    runRegion(g, body, inner, pk);
     dy = inner.get(body.results[0]) as Float64Array;
     grads.forEach((gr, i) => gr.set(inner.get(body.results[1 + i]) as Float64Array, l * sizes[i]));
   }
   return [dy, ...grads];
 }
 
-function runLeaf(g: Graph, n: Node, ins: Array64[]): Array64[] {
+function runLeaf(g: Graph, n: Node, ins: Array64[], pk: Packing): Array64[] {
   const dims = (id: string) => g.values[id].type.shape.map((d) => d.eval(g.sizes));
   const last = (id: string) => dims(id).at(-1)!;
   const rowsOf = (id: string) => elements(g, id) / last(id);
@@ -105,11 +120,11 @@ function runLeaf(g: Graph, n: Node, ins: Array64[]): Array64[] {
   const [in0, in1, in2] = n.inputs;
   const ropeArgs = () => {
     const [s, h, d] = dims(in0);
-    return [s, h, d, n.attrs.rotaryDim as number, n.attrs.theta as number, 0, n.attrs.scaling as RopeScaling | undefined] as const;
+    return [s, h, d, n.attrs.rotaryDim as number, n.attrs.theta as number, pk.positions ?? 0, n.attrs.scaling as RopeScaling | undefined] as const;
   };
   const attnShape = (): M.AttentionShape => {
     const [s, hq, d] = dims(in0);
-    return { s, hq, hkv: dims(in1)[1], d, causal: n.attrs.causal === true };
+    return { s, hq, hkv: dims(in1)[1], d, causal: n.attrs.causal === true, ...(pk.docs ? { docs: pk.docs } : {}) };
   };
   const denominator = (labels: Int32Array) => Math.max(1, M.countLabels(labels));
   switch (n.op) {
@@ -163,7 +178,7 @@ function runLeaf(g: Graph, n: Node, ins: Array64[]): Array64[] {
       return [M.ropeBwd(f(0), ...ropeArgs())];
     case 'attention_bwd': {
       const [s, hq, d] = dims(in1);
-      const { dq, dk, dv } = M.attentionBwd(f(1), f(2), f(3), f(4), f(5), f(0), { s, hq, hkv: dims(in2)[1], d, causal: n.attrs.causal === true });
+      const { dq, dk, dv } = M.attentionBwd(f(1), f(2), f(3), f(4), f(5), f(0), { s, hq, hkv: dims(in2)[1], d, causal: n.attrs.causal === true, ...(pk.docs ? { docs: pk.docs } : {}) });
       return [dq, dk, dv];
     }
     case 'swiglu_bwd': {

@@ -28,6 +28,7 @@ const configSchema = object(['seq', 'sp', 'chunk', 'offload', 'checkpoint', 'zer
   hostMemGiB: { type: 'number', exclusiveMinimum: 0 },
   keepAttention: { anyOf: [int(0), { const: 'auto' }] },
   optimizer: { enum: ['gpu', 'host'] },
+  packed: { type: 'boolean' },
   lr: num(0),
   seed: int(),
 });
