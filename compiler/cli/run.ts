@@ -19,7 +19,7 @@ import { openTokenSource } from '../../runtime/tokens.js';
 import { SCHEDULE_KINDS, type ScheduleKind } from '../train/schedule.js';
 import { checkWeightPaths } from '../train/weights.js';
 
-interface RunFlags {
+export interface RunFlags {
   steps: string;
   tokens?: string;
   weights?: string;
@@ -83,7 +83,7 @@ function scheduleFlags(o: RunFlags, steps: number): LrSchedule {
 }
 
 /** --betas B1,B2, --eps, --weight-decay: AdamW's settings, each in its own range. */
-function optimizerFlags(o: RunFlags): { beta1?: number; beta2?: number; eps?: number; weight_decay?: number; max_grad_norm?: number } {
+export function optimizerFlags(o: RunFlags): { beta1?: number; beta2?: number; eps?: number; weight_decay?: number; max_grad_norm?: number } {
   const out: { beta1?: number; beta2?: number; eps?: number; weight_decay?: number; max_grad_norm?: number } = {};
   if (o.betas !== undefined) {
     const parts = o.betas.split(',').map((x) => learningRate(x.trim(), 'betas'));
@@ -103,7 +103,7 @@ function optimizerFlags(o: RunFlags): { beta1?: number; beta2?: number; eps?: nu
 }
 
 /** --save-every, --checkpoint-dir, --keep-checkpoints: where and how often (undefined: no checkpoints). */
-function checkpointFlags(o: RunFlags): { every: number; dir: string; keep: number } | undefined {
+export function checkpointFlags(o: RunFlags): { every: number; dir: string; keep: number } | undefined {
   const every = count('save-every', o.saveEvery, 'a whole number of steps, at least 1');
   const keep = count('keep-checkpoints', o.keepCheckpoints, 'a whole number, at least 1') ?? 3;
   if (every !== undefined && !o.checkpointDir) throw errors.badFlag('save-every', o.saveEvery!, 'needs --checkpoint-dir DIR (where the checkpoints go)');

@@ -33,7 +33,7 @@ describe('schedule verification', () => {
           for (const checkpoint of ['gpu', 'host'] as const)
             grid.push([model, { sp, seq: 72, chunk: 72 / chunks, offload, checkpoint, zero: sp % 2 ? 0 : 3, keepAttention: (sp + chunks) % 3 }]);
 
-  it(`passes on a grid of ${grid.length} tiny configurations`, () => {
+  it(`passes on a grid of ${grid.length} tiny configurations @slow`, () => {
     for (const [model, over] of grid) {
       const s = scheduleOf(model, over);
       try {
@@ -58,7 +58,8 @@ describe('schedule verification', () => {
     const n = countWaits(s.body);
     let caught = 0;
     let message = '';
-    for (let k = 0; k < n; k++) {
+    // every 3rd of the program's ~1700 waits (each check re-verifies the whole schedule)
+    for (let k = 0; k < n; k += 3) {
       try {
         verifySchedule(dropWait(s, k), {});
       } catch (e) {
@@ -69,7 +70,7 @@ describe('schedule verification', () => {
     }
     // Many waits are implied by others (the sync pass does not reduce them transitively);
     // every wait the checker finds necessary must be reported.
-    expect(caught, `${caught} of ${n} dropped waits caught`).to.be.greaterThan(20);
+    expect(caught, `${caught} of ${Math.ceil(n / 3)} dropped waits caught`).to.be.greaterThan(20);
     expect(message).to.match(/^hazard on \S+ slot \d+ elements \[\d+, \d+\): i\d+ \(\w+: \w+.*\) (reads|writes) and i\d+ \(\w+: \w+.*\) (reads|writes), on streams \w+ and \w+/);
   });
 

@@ -61,7 +61,7 @@ describe('schedule executor equals the unchunked model', () => {
     expect(r.maxError).to.be.at.most(1e-9);
   });
 
-  it('random valid configurations (seeded, bounded in time)', function () {
+  it('random valid configurations (seeded, bounded in time) @slow', function () {
     const rng = new Rng(2024);
     const start = Date.now();
     let ran = 0;

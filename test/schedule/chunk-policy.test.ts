@@ -132,7 +132,7 @@ describe('chunk policy', () => {
     });
   });
 
-  describe('check --chunk auto checks the chunk compile --chunk auto writes', () => {
+  describe('check --chunk auto checks the chunk compile --chunk auto writes @slow', () => {
     const compiledChunk = async (name: string, o: { seq: number; sp: number }) =>
       (await compile(name, { ...o, chunk: 'auto' }, { write: false, typeCheck: false })).graph.config.chunk;
 

@@ -4,7 +4,8 @@ import { expect } from 'chai';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { checkRunInputs } from '../../compiler/cli/run.js';
+import { checkpointFlags, checkRunInputs, optimizerFlags, type RunFlags } from '../../compiler/cli/run.js';
+import { UserError } from '../../compiler/errors.js';
 import { compile } from '../../compiler/compile.js';
 import { formatDuration, metricsLine, stepProgress } from '../../compiler/train/loop.js';
 import { runCli } from '../cli/run-cli.js';
@@ -47,22 +48,36 @@ describe('fpdtc run: schedule, metrics and progress flags', () => {
   });
 
   it('optimizer and checkpoint flags: usage errors are one line, exit 2', () => {
-    const cases: [string[], string][] = [
-      [['--betas', '0.9'], '--betas 0.9: two numbers in [0, 1) separated by a comma, e.g. 0.9,0.95'],
-      [['--betas', '0.9,1.5'], '--betas 0.9,1.5: two numbers in [0, 1) separated by a comma, e.g. 0.9,0.95'],
-      [['--eps', '0'], '--eps 0: a positive number, e.g. 1e-8'],
-      [['--weight-decay', '-1'], '--weight-decay -1: a non-negative number, e.g. 3e-4'],
-      [['--save-every', '10'], '--save-every 10: needs --checkpoint-dir DIR (where the checkpoints go)'],
-      [['--save-every', '0', '--checkpoint-dir', root], '--save-every 0: a whole number of steps, at least 1'],
-      [['--keep-checkpoints', '2'], '--keep-checkpoints 2: needs --checkpoint-dir DIR'],
-      [['--resume', 'latest'], "--resume latest: 'latest' needs --checkpoint-dir (where the checkpoints are)"],
+    const cases: [RunFlags, string][] = [
+      [{ steps: '1', betas: '0.9' }, '--betas 0.9: two numbers in [0, 1) separated by a comma, e.g. 0.9,0.95'],
+      [{ steps: '1', betas: '0.9,1.5' }, '--betas 0.9,1.5: two numbers in [0, 1) separated by a comma, e.g. 0.9,0.95'],
+      [{ steps: '1', eps: '0' }, '--eps 0: a positive number, e.g. 1e-8'],
+      [{ steps: '1', weightDecay: '-1' }, '--weight-decay -1: a non-negative number, e.g. 3e-4'],
+      [{ steps: '1', clipGradNorm: '0' }, '--clip-grad-norm 0: a positive number, e.g. 1.0'],
+      [{ steps: '1', saveEvery: '10' }, '--save-every 10: needs --checkpoint-dir DIR (where the checkpoints go)'],
+      [{ steps: '1', saveEvery: '0', checkpointDir: root }, '--save-every 0: a whole number of steps, at least 1'],
+      [{ steps: '1', keepCheckpoints: '2' }, '--keep-checkpoints 2: needs --checkpoint-dir DIR'],
     ];
     for (const [flags, line] of cases) {
-      const r = runCli(['run', 'out/no-such-model', ...flags]);
-      expect(r.code, flags.join(' ')).to.equal(2);
-      expect(r.stderr.trim()).to.equal(`error: ${line}`);
+      let got: UserError | undefined;
+      try {
+        optimizerFlags(flags);
+        checkpointFlags(flags);
+      } catch (e) {
+        got = e as UserError;
+      }
+      expect(got, line).to.be.instanceOf(UserError);
+      expect(got!.exitCode, line).to.equal(2);
+      expect(got!.line()).to.equal(`error: ${line}`);
     }
+    expect(optimizerFlags({ steps: '1', betas: '0.8,0.99', eps: '1e-6', weightDecay: '0', clipGradNorm: '1.0' })).to.deep.equal({ beta1: 0.8, beta2: 0.99, eps: 1e-6, weight_decay: 0, max_grad_norm: 1 });
+    expect(checkpointFlags({ steps: '1', checkpointDir: root })).to.deep.equal({ every: Number.MAX_SAFE_INTEGER, dir: root, keep: 3 });
+    // the command line itself: one case through a subprocess
+    const r = runCli(['run', 'out/no-such-model', '--resume', 'latest']);
+    expect(r.code).to.equal(2);
+    expect(r.stderr.trim()).to.equal("error: --resume latest: 'latest' needs --checkpoint-dir (where the checkpoints are)");
   });
+
 
   it('--checkpoint-dir and --resume are checked with the other inputs, before the GPU', async () => {
     const check = (o: object) => failsWithOneLine(() => checkRunInputs(dir, { steps: 4, gpus: 2, launching: true, ...o }));
