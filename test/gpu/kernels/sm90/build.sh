@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds libfa_sm90.so (sm_90a) from fa_fwd_sm90.cu and writes build.log next to it:
+# Builds libfa_sm90.so (sm_90a) from fa_fwd_sm90.cu and libfa_bwd_sm90.so from fa_bwd_sm90.cu, and
+# writes build.log next to them:
 # the ptxas report (registers, shared memory, stack, spills, warnings) and the SASS instruction
 # counts (HGMMA must be > 0; HMMA-only would mean the slow path).
 #   bash test/gpu/kernels/sm90/build.sh        (from the repo root or anywhere)
@@ -45,3 +46,30 @@ else
   echo "== no cuobjdump found: SASS not checked (set CUOBJDUMP=...)" | tee -a "$LOG"
 fi
 echo "== built $LIB" | tee -a "$LOG"
+
+# ---- backward: libfa_bwd_sm90.so from fa_bwd_sm90.cu (same flags; its report appended to build.log) ----
+BSRC="$HERE/fa_bwd_sm90.cu"
+BLIB="$HERE/libfa_bwd_sm90.so"
+BLOG="$HERE/build.log.bwd"
+: >"$BLOG"
+echo "== backward: nvcc ${FLAGS[*]} -Xptxas -v -shared -o $BLIB" | tee -a "$LOG"
+"$NVCC" "${FLAGS[@]}" -Xptxas -v -shared -o "$BLIB" "$BSRC" 2>&1 | tee -a "$BLOG"
+cat "$BLOG" >>"$LOG"
+echo "== backward ptxas summary (per kernel)" | tee -a "$LOG"
+grep -E "Compiling entry|registers|spill|stack frame|C75[0-9]{2}|wgmma|setmaxnreg" "$BLOG" | sed 's/^/  /' | tee -a "$LOG" || true
+rm -f "$BLOG"
+if [ -n "$CUOBJDUMP" ]; then
+  BSASS="$HERE/fa_bwd_sm90.sass"
+  "$CUOBJDUMP" -sass "$BLIB" >"$BSASS"
+  echo "== backward SASS ($BSASS), per function: HGMMA / HMMA / LDL+STL / SYNCS / UTMALDG (TMA) / UBLKCP (bulk copy) / REDG (atomics)" | tee -a "$LOG"
+  awk '
+    /Function :/ { if (fn != "") printf "  %s: HGMMA %d HMMA %d LDL/STL %d SYNCS %d UTMALDG %d UBLKCP %d REDG %d\n", fn, hg, hm, lm, sy, tma, bk, rd;
+                   fn = $NF; hg = hm = lm = sy = tma = bk = rd = 0 }
+    /HGMMA/ { hg++ } / HMMA/ { hm++ } /LDL|STL/ { lm++ } /SYNCS/ { sy++ } /UTMALDG/ { tma++ } /UBLKCP/ { bk++ } /REDG/ { rd++ }
+    END { if (fn != "") printf "  %s: HGMMA %d HMMA %d LDL/STL %d SYNCS %d UTMALDG %d UBLKCP %d REDG %d\n", fn, hg, hm, lm, sy, tma, bk, rd }
+  ' "$BSASS" | tee -a "$LOG"
+  BTOTAL=$(grep -c HGMMA "$BSASS" || true)
+  echo "== backward HGMMA total: $BTOTAL" | tee -a "$LOG"
+  if [ "${BTOTAL:-0}" -eq 0 ]; then echo "ERROR: no HGMMA in backward SASS" | tee -a "$LOG"; exit 1; fi
+fi
+echo "== built $BLIB" | tee -a "$LOG"
