@@ -110,10 +110,15 @@ def reference(q, k, v, do, causal):
 
 
 def rel(a, b):
+    """Relative norm error; where the reference is zero up to float64 rounding (S = 1: dS = P (dP - delta)
+    is exactly 0, so dQ = dK = 0), the RMS absolute error instead (inputs are O(1), so the same gate)."""
     a, b = a.double(), b.double()
     if not torch.isfinite(a).all():
         return float("nan")
-    return ((a - b).norm() / b.norm().clamp_min(1e-30)).item()
+    rms_b = (b.norm() / math.sqrt(max(b.numel(), 1))).item()
+    if rms_b < 1e-9:
+        return ((a - b).norm() / math.sqrt(max(b.numel(), 1))).item()
+    return ((a - b).norm() / b.norm()).item()
 
 
 def our_forward(q, k, v, causal):
@@ -157,6 +162,7 @@ def main():
         do = torch.randn(s, h, D, device=dev, dtype=torch.bfloat16)
         t0 = time.time()
         o64, lse64, dq_r, dk_r, dv_r = reference(q, k, v, do, causal)
+        torch.cuda.synchronize()
         t_ref = time.time() - t0
         if fwd_so:
             o, lse = our_forward(q, k, v, causal)
