@@ -211,7 +211,7 @@ export function checkModel(model: Model, requested: TrainConfig, opts: CheckOpti
 
   progress?.(`check: reference done in ${lap()}`);
 
-  const prep = prepareExecution(s, plan, lowered);
+  const prep = prepareExecution(s, plan);
   let lossErr = 0;
   let lossSeen = NaN;
   const gradErr = new Map<string, number>();

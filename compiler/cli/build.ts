@@ -1,18 +1,17 @@
 // `fpdtc build out/<name>`: renders the kernels and the host program of a compiled model into
 // out/<name>/src and builds the Node addon (nvcc + cmake-js) with runtime/build.ts.
 import type { Command } from 'commander';
-import { join, relative } from 'node:path';
+import { relative } from 'node:path';
 import { writeProgramSources } from '../codegen/host-files.js';
 import { KernelSpecError } from '../codegen/kernels.js';
 import { errors, UserError } from '../errors.js';
-import { graphFromJson } from '../ir/json.js';
-import { parseJsonText, readCompiledOut, readOutFile } from '../schedule/json.js';
+import { readCompiledOut } from '../schedule/json.js';
 import { buildAddon } from '../../runtime/build.js';
 
 export async function buildProgramDir(dir: string, opts: { arch?: string; jobs?: number } = {}): Promise<string> {
-  // both files checked (and against each other) before anything is rendered; the build records the schedule's hash
+  // both files checked (and against each other) before anything is rendered; the build records the schedule's hash.
+  // The program is rendered from schedule.json alone (graph.json is not read).
   const { schedule } = readCompiledOut(dir);
-  checkGraphJson(join(dir, 'graph.json'));
   let files: string[];
   try {
     files = writeProgramSources(dir);
@@ -44,16 +43,6 @@ export function register(program: Command): void {
       const addon = await buildProgramDir(dir, { arch, jobs });
       process.stdout.write(`${addon}\n`);
     });
-}
-
-/** graph.json, which the kernels are specialized from, is a graph of this format. */
-function checkGraphJson(path: string): void {
-  const doc = parseJsonText(readOutFile(path), path);
-  try {
-    graphFromJson(doc);
-  } catch (e) {
-    throw errors.outFileInvalid(path, `not the graph of a compiled model (${(e as Error).message.split('\n')[0]})`);
-  }
 }
 
 function jobsFlag(v: string): number {

@@ -3,7 +3,6 @@
 // schedule's `r` is the rank's place in its sequence-parallel group: the program's rank when
 // there is one group, `p->rank % FPDT_SP` with dp groups (RANK_IN_GROUP).
 import { DTYPE_BYTES } from '../ir/types.js';
-import type { MemoryPlan } from '../schedule/memory.js';
 import type { Affine, Buffer, Ref } from '../schedule/types.js';
 
 /** How a program names the schedule's `r`: with one group, its rank; with dp groups, its place in its group. */
@@ -39,7 +38,7 @@ export interface Arenas {
   readonly rank: string;
 }
 
-export function arenasOf(buffers: readonly Buffer[], plan: MemoryPlan, rank = RANK_C): Arenas {
+export function arenasOf(buffers: readonly Buffer[], plan: { readonly placements: readonly { readonly buf: string; readonly offset: number }[] }, rank = RANK_C): Arenas {
   return {
     buffers: new Map(buffers.map((b) => [b.id, b])),
     offsets: new Map(plan.placements.map((p) => [p.buf, p.offset])),

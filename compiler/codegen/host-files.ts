@@ -1,24 +1,20 @@
 // Writes the CUDA sources of a compiled model (out/<name>/src): the kernels specialized to its
-// constants and the host program rendered from its schedule and memory plan. Reads what
-// `fpdtc compile` wrote (schedule.json, graph.json); the plan is recomputed, it is a pure
-// function of the schedule and the device.
+// constants and the host program rendered from its schedule. Reads schedule.json and nothing
+// else that `fpdtc compile` wrote: the schedule carries the memory plan (buffer offsets, arena
+// sizes) and the parameter table, so codegen neither plans memory nor reads the graph.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { errors, UserError } from '../errors.js';
-import { graphFromJson } from '../ir/json.js';
-import type { Graph } from '../ir/types.js';
-import { deviceProfile } from '../schedule/devices.js';
-import { parseScheduleJson } from '../schedule/export-json.js';
-import { planMemory, type MemoryPlan } from '../schedule/memory.js';
+import { readScheduleJson, scheduleFromJson } from '../schedule/export-json.js';
 import type { Schedule } from '../schedule/types.js';
 import { renderHostProgram } from './host-program.js';
 import { kernelSpecOf } from './host-spec.js';
 import { renderKernels, type RenderedKernel } from './kernels.js';
+import { plannedMemoryOf, type PlannedMemory } from './planned.js';
 
 export interface CompiledModel {
   readonly schedule: Schedule;
-  readonly graph: Graph;
-  readonly plan: MemoryPlan;
+  readonly plan: PlannedMemory;
 }
 
 function need(path: string): string {
@@ -27,10 +23,9 @@ function need(path: string): string {
 }
 
 export function loadCompiled(dir: string): CompiledModel {
-  const schedule = parseScheduleJson(need(join(dir, 'schedule.json')), join(dir, 'schedule.json'));
-  const graph = graphFromJson(JSON.parse(need(join(dir, 'graph.json'))));
-  const plan = planMemory(schedule, deviceProfile(schedule.config.device, { hostMemGiB: schedule.config.hostMemGiB }));
-  return { schedule, graph, plan };
+  const where = join(dir, 'schedule.json');
+  const doc = readScheduleJson(need(where), where);
+  return { schedule: scheduleFromJson(doc), plan: plannedMemoryOf(doc, where) };
 }
 
 /** Every source file of the program: kernels, then the host program and its headers. */

@@ -1,9 +1,9 @@
 // The parameter table of the C ABI: one entry per tensor with its Hugging Face name, shape,
 // init, and where it lives: a window of the stacked layer buffers (params/grads/master
-// `.layers`, layer l at l·nL) or of the global ones. Offsets are those of
-// compiler/lower/params.ts paramLayout, so the program and the lowering agree.
-import type { Graph } from '../ir/types.js';
-import { paramLayout } from '../lower/params.js';
+// `.layers`, layer l at l·layerElems) or of the global ones. Read from the schedule's table
+// (schedule/types.ts ParamTable), which lowering filled: the program and the lowering agree
+// because there is one layout, written once.
+import type { ParamTable, Schedule } from '../schedule/types.js';
 
 export interface HostParam {
   readonly name: string;
@@ -17,25 +17,20 @@ export interface HostParam {
 
 const INIT_KIND = { normal: 0, ones: 1, zeros: 2 } as const;
 
-function initOf(g: Graph, id: string): HostParam['init'] {
-  const init = g.values[id].init ?? { kind: 'normal', std: 0.02 };
-  return { kind: INIT_KIND[init.kind], std: init.kind === 'normal' ? init.std : 0 };
+/** The schedule's parameter table; a schedule without one (made by hand, not lowered) is refused. */
+export function paramTableOf(s: Pick<Schedule, 'params' | 'model'>): ParamTable {
+  if (!s.params) throw new Error(`host codegen: the schedule of ${s.model} has no parameter table`);
+  return s.params;
 }
 
-/** Layer params for every layer (layer-major), then the global ones, in the graph's order. */
-export function hostParams(g: Graph): HostParam[] {
-  const repeat = g.main.nodes.find((n) => n.op === 'repeat');
-  if (!repeat) throw new Error('host codegen: the graph has no repeated layer');
-  const pl = paramLayout(g, repeat);
-  const L = g.sizes.L;
-  const shapeOf = (id: string) => g.values[id].type.shape.map((d) => d.eval(g.sizes));
-  const nameOf = (id: string, l?: number) => {
-    const n = g.values[id].name ?? id;
-    return l === undefined ? n : n.replace('{i}', String(l));
-  };
+/** Layer params for every layer (layer-major), then the global ones, in the table's order. */
+export function hostParams(s: Pick<Schedule, 'params' | 'model' | 'layers'>): HostParam[] {
+  const t = paramTableOf(s);
+  const init = (p: ParamTable['tensors'][number]) => ({ kind: INIT_KIND[p.init.kind], std: p.init.std });
+  const layer = t.tensors.filter((p) => p.part === 'layers');
   const out: HostParam[] = [];
-  for (let l = 0; l < L; l++)
-    for (const p of pl.layer) out.push({ name: nameOf(p.id, l), shape: shapeOf(p.id).slice(1), part: 'layers', offset: l * pl.nL + p.off, len: p.len, init: initOf(g, p.id) });
-  for (const p of pl.global) out.push({ name: nameOf(p.id), shape: shapeOf(p.id), part: 'global', offset: p.off, len: p.len, init: initOf(g, p.id) });
+  for (let l = 0; l < s.layers; l++)
+    for (const p of layer) out.push({ name: p.name.replace('{i}', String(l)), shape: p.shape, part: 'layers', offset: l * t.layerElems + p.offset, len: p.len, init: init(p) });
+  for (const p of t.tensors) if (p.part === 'global') out.push({ name: p.name, shape: p.shape, part: 'global', offset: p.offset, len: p.len, init: init(p) });
   return out;
 }

@@ -1,15 +1,13 @@
 // Renders the host program of one rank (program.cu) and its small kernels (host_kernels.cu)
-// from the schedule, its memory plan and the graph's parameter table. Everything the template
+// from the schedule: its program, its memory plan and its parameter table. Everything the template
 // needs is decided here and passed as plain data (STYLE.md 7).
 import { fileURLToPath } from 'node:url';
 import nunjucks from 'nunjucks';
-import type { Graph } from '../ir/types.js';
-import type { MemoryPlan } from '../schedule/memory.js';
 import { groupsOf, type Item, type Schedule } from '../schedule/types.js';
 import { arenasOf, RANK_C, RANK_IN_GROUP_C } from './host-c.js';
 import { bodyC, eventLayout, pairLossInstrs, profileOps, tracedInstrs } from './host-body.js';
-import { hostParams } from './host-params.js';
-import { paramLayout } from '../lower/params.js';
+import { hostParams, paramTableOf } from './host-params.js';
+import type { PlannedMemory } from './planned.js';
 import { normRows } from './host-spec.js';
 import type { RenderedKernel } from './kernels.js';
 
@@ -24,27 +22,19 @@ export const floatC = (x: number): string => `${Number.isInteger(x) ? x.toFixed(
 
 export interface HostProgramInput {
   readonly schedule: Schedule;
-  readonly plan: MemoryPlan;
-  readonly graph: Graph;
+  readonly plan: PlannedMemory;
 }
 
-function bytesOf(plan: MemoryPlan, buf: string): number {
+function bytesOf(plan: PlannedMemory, buf: string): number {
   const p = plan.placements.find((x) => x.buf === buf);
   if (!p) throw new Error(`host codegen: buffer ${buf} is not in the memory plan`);
   return p.size;
 }
 
-function offsetOf(plan: MemoryPlan, buf: string): number {
+function offsetOf(plan: PlannedMemory, buf: string): number {
   const p = plan.placements.find((x) => x.buf === buf);
   if (!p) throw new Error(`host codegen: buffer ${buf} is not in the memory plan`);
   return p.offset;
-}
-
-function paramUnits(graph: Graph): { nL: number; nG: number } {
-  const repeat = graph.main.nodes.find((n) => n.op === 'repeat');
-  if (!repeat) throw new Error('host codegen: the graph has no repeated layer');
-  const pl = paramLayout(graph, repeat);
-  return { nL: pl.nL, nG: pl.nG };
 }
 
 /** AdamW's betas, eps and weight decay as the schedule's updates carry them: the program's defaults. */
@@ -66,7 +56,7 @@ function adamwDefaults(items: readonly Item[]): Record<'beta1' | 'beta2' | 'eps'
   return { beta1: attr('beta1'), beta2: attr('beta2'), eps: attr('eps'), weightDecay: attr('weightDecay'), maxGradNorm: attr('maxGradNorm') };
 }
 
-export function renderHostProgram({ schedule: s, plan, graph }: HostProgramInput): RenderedKernel[] {
+export function renderHostProgram({ schedule: s, plan }: HostProgramInput): RenderedKernel[] {
   // with dp groups the world is dp * sp ranks and `r` is a rank's place in its group
   const { sp, dp } = groupsOf(s);
   const ar = arenasOf(s.buffers, plan, dp > 1 ? RANK_IN_GROUP_C : RANK_C);
@@ -84,8 +74,8 @@ export function renderHostProgram({ schedule: s, plan, graph }: HostProgramInput
   const data = {
     name: s.model,
     description: `${s.model} seq=${c.seq} sp=${c.sp}${dp > 1 ? ` dp=${dp}` : ''} chunk=${s.chunk}${c.offload ? ' offload' : ''}`,
-    gpuBytes: plan.gpu.size,
-    hostBytes: plan.host.size,
+    gpuBytes: plan.gpuBytes,
+    hostBytes: plan.hostBytes,
     eventCount: ev.total,
     world: s.world,
     sp,
@@ -95,14 +85,14 @@ export function renderHostProgram({ schedule: s, plan, graph }: HostProgramInput
     statRows: normRows(s),
     chunk: s.chunk,
     zero3: c.zero === 3 ? 1 : 0,
-    layerElems: paramUnits(graph).nL,
-    globalElems: paramUnits(graph).nG,
-    commScratchBytes: plan.comm.scratch,
-    commLibraryBytes: plan.comm.library,
+    layerElems: paramTableOf(s).layerElems,
+    globalElems: paramTableOf(s).globalElems,
+    commScratchBytes: plan.commScratchBytes,
+    commLibraryBytes: plan.commLibraryBytes,
     lr: floatC(c.lr),
     adamw: adamwDefaults(s.body),
     seed: c.seed ?? 0,
-    params: hostParams(graph).map((x) => ({ ...x, std: floatC(x.init.std) })),
+    params: hostParams(s).map((x) => ({ ...x, std: floatC(x.init.std) })),
     at: {
       params: part('params'),
       master: part('optim.master'),

@@ -44,11 +44,11 @@
 // changes (a block's working set does not depend on the documents).
 //
 // With packing off nothing here runs, and every schedule is byte for byte what it was.
-import { scaleAff, v, type Affine, type Ref } from '../schedule/types.js';
+import { PACKED_BUFFERS, scaleAff, v, type Affine, type Ref } from '../schedule/types.js';
 import type { Emitter } from './emitter.js';
 import { spanAttr, type Geometry } from './geometry.js';
 
-export const PACKED_BUFFERS = { positions: 'io.positions', docs: 'io.docs', docsSeq: 'io.docs_seq' } as const;
+export { PACKED_BUFFERS };
 
 /** The per-token inputs of a packed step (local rows, like io.tokens) and the gathered ids. */
 export function declarePackedInputs(e: Emitter, geo: Geometry): void {

@@ -5,7 +5,7 @@
 // over every rank sums the gradients of all dp sequences and shards them in one collective.
 import type { Graph, Node } from '../ir/types.js';
 import { numel } from '../ir/types.js';
-import type { Affine } from '../schedule/types.js';
+import type { Affine, ParamTable, ParamTensor } from '../schedule/types.js';
 import { dpOf } from '../config.js';
 import { aff, scaleAff, v } from '../schedule/types.js';
 import type { Emitter } from './emitter.js';
@@ -48,6 +48,35 @@ export function paramLayout(g: Graph, repeat: Node): ParamLayout {
       return e;
     });
   return { layer, global, nL, nG: pad(off, P), zero3: g.config.zero === 3, P, dp };
+}
+
+/**
+ * The schedule's parameter table (schedule/types.ts): names, shapes, init and the offsets of this
+ * layout, so that codegen, the reference executor and `run` read the layout from the schedule
+ * and never recompute it.
+ */
+export function paramTable(g: Graph, pl: ParamLayout): ParamTable {
+  const entry = (id: string, part: ParamTensor['part'], offset: number, len: number): ParamTensor => {
+    const val = g.values[id];
+    const shape = val.type.shape.map((d) => d.eval(g.sizes));
+    const init = val.init ?? { kind: 'normal', std: 0.02 };
+    return {
+      value: id,
+      name: val.name ?? id,
+      shape: part === 'layers' ? shape.slice(1) : shape,
+      part,
+      offset,
+      len,
+      init: { kind: init.kind, std: init.kind === 'normal' ? init.std : 0 },
+    };
+  };
+  return {
+    tensors: [...pl.layer.map((p) => entry(p.id, 'layers', p.off, p.len)), ...pl.global.map((p) => entry(p.id, 'global', p.off, p.len))],
+    layerElems: pl.nL,
+    globalElems: pl.nG,
+    zero3: pl.zero3,
+    ranks: pl.P,
+  };
 }
 
 /** Declares every buffer of parameters, gradients and AdamW states. */

@@ -10,7 +10,7 @@ import { emitAllToAll, emitAttentionBwd, emitAttentionBwdPrep, emitAttentionFwd,
 import { Bindings } from './bindings.js';
 import { Emitter } from './emitter.js';
 import { geometry, spanAttr, type Geometry } from './geometry.js';
-import { declareParamBuffers, emitGlobalGatherAndReduce, emitGradNorm, emitOptimizer, globalParamRef, layerLoop, layerParamRef, paramLayout, reduceLayerGrads, type ParamLayout } from './params.js';
+import { declareParamBuffers, emitGlobalGatherAndReduce, emitGradNorm, emitOptimizer, globalParamRef, layerLoop, layerParamRef, paramLayout, paramTable, reduceLayerGrads, type ParamLayout } from './params.js';
 import { declarePackedInputs, emitDocumentGather } from './packed.js';
 import { emitTokenwise } from './tokenwise.js';
 
@@ -318,6 +318,7 @@ export function lowerStep(g: Graph, opts: LowerOptions = {}): Schedule {
     body: e.items(),
     sizes: g.sizes,
     keptLayers: keep,
+    params: paramTable(g, pl),
   };
 }
 

@@ -5,11 +5,9 @@
 // two bytes (the smallest dtype): an element of b bytes covers b/2 cells and is written to all
 // of them; a read whose cells disagree (another buffer wrote part of the element) gives NaN.
 // Arenas start as NaN: a read of bytes nothing wrote shows up as NaN in the results.
-import { DTYPE_BYTES, type Graph } from '../ir/types.js';
-import { PACKED_BUFFERS } from '../lower/packed.js';
-import { paramLayout, type ParamLayout } from '../lower/params.js';
+import { DTYPE_BYTES } from '../ir/types.js';
 import type { MemoryPlan } from '../schedule/memory.js';
-import { groupPosition, groupsOf, type Buffer, type Schedule } from '../schedule/types.js';
+import { groupPosition, groupsOf, PACKED_BUFFERS, type Buffer, type Schedule } from '../schedule/types.js';
 import type { ResolvedRef } from '../schedule/unroll.js';
 
 const CELL = 2;
@@ -120,6 +118,27 @@ export function globalRow(t: number, r: number, C: number, P: number): number {
   return Math.floor(t / c) * C + r * c + (t % c);
 }
 
+/**
+ * The parameter layout as the executor uses it, taken from the schedule's table and nowhere else:
+ * a layout the lowering got wrong is not agreed on by a second copy of the same code.
+ */
+export interface ParamLayout {
+  /** tensors keyed by graph value, offsets inside one layer's vector / the global vector */
+  readonly layer: readonly { id: string; off: number; len: number }[];
+  readonly global: readonly { id: string; off: number; len: number }[];
+  readonly nL: number;
+  readonly nG: number;
+  readonly zero3: boolean;
+  readonly P: number;
+}
+
+export function layoutOf(s: Schedule): ParamLayout {
+  const t = s.params;
+  if (!t) throw new Error(`executor: the schedule of ${s.model} has no parameter table`);
+  const of = (part: 'layers' | 'global') => t.tensors.filter((p) => p.part === part).map((p) => ({ id: p.value, off: p.offset, len: p.len }));
+  return { layer: of('layers'), global: of('global'), nL: t.layerElems, nG: t.globalElems, zero3: t.zero3, P: t.ranks };
+}
+
 /** Layer l's parameters as one flat vector of nL elements (padding zero). */
 function layerVector(pl: ParamLayout, params: Readonly<Record<string, Float64Array>>, l: number): Float64Array {
   const out = new Float64Array(pl.nL);
@@ -135,12 +154,6 @@ function globalVector(pl: ParamLayout, params: Readonly<Record<string, Float64Ar
 
 /** Rank r's part of a flat vector: a ZeRO-3 shard or the whole. */
 const shardOf = (pl: ParamLayout, x: Float64Array, r: number): Float64Array => (pl.zero3 ? x.subarray((r * x.length) / pl.P, ((r + 1) * x.length) / pl.P) : x);
-
-export function layoutOf(g: Graph): ParamLayout {
-  const repeat = g.main.nodes.find((n) => n.op === 'repeat');
-  if (!repeat) throw new Error('executor: the model needs one repeated layer');
-  return paramLayout(g, repeat);
-}
 
 /**
  * Writes parameters (and their fp32 master copies, zero moments), tokens, labels and nvalid into

@@ -10,13 +10,11 @@
 // that a consumer with a missing wait runs long before its producer. With the plan's freed
 // bytes poisoned, a missing wait, a wrong slot or an overlap of live buffers gives NaN or a
 // wrong number, not a lucky right one.
-import type { Graph } from '../ir/types.js';
-import type { ParamLayout } from '../lower/params.js';
 import type { MemoryPlan } from '../schedule/memory.js';
 import { STREAMS, type Schedule } from '../schedule/types.js';
 import type { DynInstr } from '../schedule/unroll.js';
 import { COLLECTIVES, runSpannedCollective } from './executor-collectives.js';
-import { bufferHomes, layoutOf, loadRank, RankMemory, unpackState, type ArenaMode, type BufferHome, type StepInputs } from './executor-layout.js';
+import { bufferHomes, layoutOf, loadRank, RankMemory, unpackState, type ArenaMode, type BufferHome, type ParamLayout, type StepInputs } from './executor-layout.js';
 import { runAdamW, runOp, type OpCall } from './executor-ops.js';
 import { buildRankProgram, type QueuedItem, type RankProgram } from './executor-program.js';
 import { Rng } from './rng.js';
@@ -60,9 +58,10 @@ export interface Prepared {
   readonly programs: readonly RankProgram[];
 }
 
-export function prepareExecution(s: Schedule, plan: MemoryPlan, g: Graph): Prepared {
+/** The parameter layout comes from the schedule's table, like everything else the executor runs. */
+export function prepareExecution(s: Schedule, plan: MemoryPlan): Prepared {
   const programs = Array.from({ length: s.world }, (_, r) => buildRankProgram(s, plan, r, COLLECTIVES));
-  return { schedule: s, plan, layout: layoutOf(g), programs };
+  return { schedule: s, plan, layout: layoutOf(s), programs };
 }
 
 interface RankState {

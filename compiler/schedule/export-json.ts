@@ -17,6 +17,14 @@ export interface BufferJson extends Buffer {
   readonly live?: readonly [number, number];
 }
 
+/** The memory plan's arena sizes, and what the collectives take on the GPU beside the arena. */
+export interface MemoryJson {
+  readonly gpuBytes: number;
+  readonly hostBytes: number;
+  readonly commScratchBytes: number;
+  readonly commLibraryBytes: number;
+}
+
 export interface ScheduleJson extends Omit<Schedule, 'buffers'> {
   readonly format: typeof SCHEDULE_JSON_FORMAT;
   readonly version: number;
@@ -24,6 +32,8 @@ export interface ScheduleJson extends Omit<Schedule, 'buffers'> {
   readonly hash: string;
   readonly streams: readonly string[];
   readonly buffers: readonly BufferJson[];
+  /** from the memory plan, when one was given (with every buffer's `offset`) */
+  readonly memory?: MemoryJson;
 }
 
 export function scheduleToJson(s: Schedule, plan?: MemoryPlan): ScheduleJson {
@@ -33,7 +43,8 @@ export function scheduleToJson(s: Schedule, plan?: MemoryPlan): ScheduleJson {
     return { ...b, bytes: bufferBytes(b), ...(p ? { offset: p.offset, live: p.live } : {}) };
   });
   const { buffers: _b, ...rest } = s;
-  const content = { ...rest, streams: STREAMS, buffers };
+  const memory: MemoryJson | undefined = plan && { gpuBytes: plan.gpu.size, hostBytes: plan.host.size, commScratchBytes: plan.comm.scratch, commLibraryBytes: plan.comm.library };
+  const content = { ...rest, streams: STREAMS, buffers, ...(memory ? { memory } : {}) };
   const head = { format: SCHEDULE_JSON_FORMAT, version: SCHEDULE_JSON_VERSION } as const;
   // the hash sits near the top, where people look; it covers every other field
   return { ...head, hash: scheduleHash({ ...head, ...content }), ...content };
@@ -53,7 +64,7 @@ export function parseScheduleJson(text: string, where = 'schedule.json'): Schedu
 
 /** The IR of a checked schedule.json document. */
 export function scheduleFromJson(j: ScheduleJson): Schedule {
-  const { format: _f, version: _v, hash: _h, streams: _s, buffers, ...rest } = j;
+  const { format: _f, version: _v, hash: _h, streams: _s, buffers, memory: _m, ...rest } = j;
   return {
     ...rest,
     buffers: buffers.map(({ bytes: _bytes, offset: _o, live: _l, ...b }) => b),

@@ -5,7 +5,7 @@ import { DEVICE_NAMES } from './devices.js';
 import { STREAMS } from './types.js';
 
 export const SCHEDULE_JSON_FORMAT = 'fpdtc.schedule';
-export const SCHEDULE_JSON_VERSION = 1;
+export const SCHEDULE_JSON_VERSION = 2;
 
 // integers past 2^53 are not exact in JavaScript, so none is a count, offset or size
 const int = (minimum?: number) => ({ type: 'integer', maximum: Number.MAX_SAFE_INTEGER, ...(minimum === undefined ? {} : { minimum }) });
@@ -83,6 +83,29 @@ const bufferSchema = object(['id', 'space', 'dtype', 'elems', 'slots', 'kind', '
   live: { type: 'array', items: int(0), minItems: 2, maxItems: 2 },
 });
 
+const paramTensorSchema = object(['value', 'name', 'shape', 'part', 'offset', 'len', 'init'], {
+  value: str,
+  name: str,
+  shape: { type: 'array', items: int(1) },
+  part: { enum: ['layers', 'global'] },
+  offset: int(0),
+  len: int(1),
+  init: object(['kind', 'std'], { kind: { enum: ['normal', 'ones', 'zeros'] }, std: num(0) }),
+});
+const paramTableSchema = object(['tensors', 'layerElems', 'globalElems', 'zero3', 'ranks'], {
+  tensors: { type: 'array', items: paramTensorSchema },
+  layerElems: int(0),
+  globalElems: int(0),
+  zero3: { type: 'boolean' },
+  ranks: int(1),
+});
+const memorySchema = object(['gpuBytes', 'hostBytes', 'commScratchBytes', 'commLibraryBytes'], {
+  gpuBytes: int(0),
+  hostBytes: int(0),
+  commScratchBytes: int(0),
+  commLibraryBytes: int(0),
+});
+
 const scheduleSchema = {
   ...object(['format', 'version', 'hash', 'model', 'config', 'world', 'chunk', 'chunks', 'layers', 'sizes', 'streams', 'buffers', 'events', 'body'], {
     format: { const: SCHEDULE_JSON_FORMAT },
@@ -96,6 +119,8 @@ const scheduleSchema = {
     layers: int(0),
     sizes: mapOf(int(0)),
     keptLayers: int(0),
+    params: paramTableSchema,
+    memory: memorySchema,
     streams: { const: STREAMS },
     buffers: { type: 'array', items: bufferSchema },
     // one event per slot or chunk window: far below this

@@ -9,6 +9,10 @@
 //      variables take; every affine variable is an enclosing loop's or `r`; every event is declared.
 //   5. `hash` is the sha256 of the file's canonical content (so an edited file is not taken
 //      for the one a build was made from).
+//   6. `memory` comes with every buffer's `offset`, and each placed buffer lies inside its arena.
+//   7. `params`: every tensor's shape holds `len` elements and its window lies inside its part's
+//      vector, disjoint from the others; `ranks` is `world`; under ZeRO-3 both vectors divide
+//      into `ranks` shards; `params.layers` holds `layers` of them (a shard each under ZeRO-3).
 // A failure is one line naming the file and the field.
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -90,7 +94,45 @@ export function scheduleProblem(s: ScheduleJson): string | undefined {
     if ((b.offset === undefined) !== (b.live === undefined)) return `${at}: has ${b.offset === undefined ? 'live but no offset' : 'an offset but no live range'}`;
     if (b.live && b.live[0] > b.live[1]) return `${at}: live range [${b.live.join(', ')}] ends before it starts`;
   }
-  return planOverlap(s) ?? programProblem(s, byId);
+  return memoryProblem(s) ?? paramsProblem(s, byId) ?? planOverlap(s) ?? programProblem(s, byId);
+}
+
+/** Invariant 6: the arena sizes agree with the placed buffers. */
+function memoryProblem(s: ScheduleJson): string | undefined {
+  if (!s.memory) return undefined;
+  for (const b of s.buffers) {
+    if (b.offset === undefined) return `memory is given but buffer '${b.id}' has no offset`;
+    const arena = b.space === 'gpu' ? s.memory.gpuBytes : s.memory.hostBytes;
+    if (b.offset + b.bytes > arena) return `buffer '${b.id}' [${b.offset}, ${b.offset + b.bytes}) lies outside the ${b.space} arena of ${arena} bytes (memory.${b.space}Bytes)`;
+  }
+  return undefined;
+}
+
+/** Invariant 7: the parameter table describes vectors that the parameter buffers hold. */
+function paramsProblem(s: ScheduleJson, buffers: ReadonlyMap<string, ScheduleJson['buffers'][number]>): string | undefined {
+  const t = s.params;
+  if (!t) return undefined;
+  if (t.ranks !== s.world) return `params.ranks is ${t.ranks} but world is ${s.world}`;
+  if (t.zero3 && (t.layerElems % t.ranks !== 0 || t.globalElems % t.ranks !== 0)) return `params: layerElems ${t.layerElems} and globalElems ${t.globalElems} must divide into ${t.ranks} shards`;
+  const taken: Record<'layers' | 'global', [number, number, string][]> = { layers: [], global: [] };
+  for (const [i, p] of t.tensors.entries()) {
+    const at = `params.tensors[${i}] ('${p.name}')`;
+    if (product(p.shape) !== p.len) return `${at}: len is ${p.len} but shape [${p.shape.join(', ')}] holds ${product(p.shape)}`;
+    const size = p.part === 'layers' ? t.layerElems : t.globalElems;
+    if (p.offset + p.len > size) return `${at}: elements [${p.offset}, ${p.offset + p.len}) lie outside the ${size} of its part`;
+    taken[p.part].push([p.offset, p.offset + p.len, p.name]);
+  }
+  for (const part of ['layers', 'global'] as const) {
+    const xs = taken[part].sort((a, b) => a[0] - b[0]);
+    for (let i = 1; i < xs.length; i++) if (xs[i][0] < xs[i - 1][1]) return `params: '${xs[i - 1][2]}' and '${xs[i][2]}' overlap in part ${part}`;
+  }
+  const shard = (n: number) => (t.zero3 ? n / t.ranks : n);
+  const want = { 'params.layers': s.layers * shard(t.layerElems), 'params.global': shard(t.globalElems) };
+  for (const [id, n] of Object.entries(want)) {
+    const b = buffers.get(id);
+    if (b && b.elems !== n) return `buffer '${id}' holds ${b.elems} elements but the parameter table needs ${n}`;
+  }
+  return undefined;
 }
 
 /** Invariant 3: the memory plan gives buffers live at once disjoint bytes. */

@@ -7,7 +7,7 @@
 // A reference that covers its whole buffer prints as the buffer's name; a slot prints as
 // `buf@slot`; a window as `[off:+len]` with the offset in elements.
 import { DTYPE_BYTES } from '../ir/types.js';
-import { groupsOf, printAff, type Buffer, type Instr, type Item, type Ref, type Schedule } from './types.js';
+import { groupsOf, printAff, type Buffer, type Instr, type Item, type ParamTable, type Ref, type Schedule } from './types.js';
 
 export interface ListingOptions {
   /** only the layer loops (one layer's forward and backward), not the rest of the step */
@@ -83,6 +83,20 @@ export function printBuffer(b: Buffer): string {
   return `${b.id.padEnd(12)} ${b.space.padEnd(4)} ${b.kind.padEnd(8)} ${b.dtype.padEnd(5)} ${(slots + shape).padEnd(24)} ${formatBytes(bytes)}`;
 }
 
+/** The parameter table: a line for the vectors, then each tensor's window of its part. */
+export function printParams(t: ParamTable): string[] {
+  const count = (part: string) => t.tensors.filter((p) => p.part === part).length;
+  const shards = t.zero3 ? `ZeRO-3 shards over ${t.ranks} ranks` : `whole on each of ${t.ranks} rank${t.ranks === 1 ? '' : 's'}`;
+  const head = `params: ${count('layers')} per layer in ${t.layerElems} elements, ${count('global')} global in ${t.globalElems}; ${shards}`;
+  return [
+    head,
+    ...t.tensors.map((p) => {
+      const init = p.init.kind === 'normal' ? `normal(${p.init.std})` : p.init.kind;
+      return `  ${p.part.padEnd(7)} ${`[${p.offset}:+${p.len}]`.padEnd(16)} ${p.name} [${p.shape.join(',')}] ${init}  # ${p.value}`;
+    }),
+  ];
+}
+
 export function listSchedule(s: Schedule, opts: ListingOptions = {}): string {
   const bufs = new Map(s.buffers.map((b) => [b.id, b]));
   const out: string[] = [];
@@ -92,6 +106,7 @@ export function listSchedule(s: Schedule, opts: ListingOptions = {}): string {
     out.push(`schedule ${s.model}: ${s.world} rank${s.world === 1 ? '' : 's'}${groups}, ${s.layers} layers, ${s.chunks} chunks of ${s.chunk} tokens`);
     out.push('buffers:');
     for (const b of s.buffers) out.push(`  ${printBuffer(b)}`);
+    if (s.params) out.push(...printParams(s.params));
     out.push(`events: ${Object.entries(s.events).map(([k, n]) => `${k}[${n}]`).join(' ') || '-'}`);
     out.push('');
   }

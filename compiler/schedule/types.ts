@@ -99,6 +99,43 @@ export interface Loop {
 
 export type Item = Instr | EventOp | Loop;
 
+/**
+ * One parameter tensor and its window of the flat parameter vectors. Parameters, gradients and
+ * AdamW states (`params.*`, `grads.*`, `optim.*.*`) hold the same vectors: `layers` is one
+ * vector of `layerElems` per layer, layer l at l * layerElems, each layer's tensors
+ * concatenated; `global` is one vector of `globalElems`. Under ZeRO-3 each rank holds
+ * 1/`ranks` of every such vector (its shard), else the whole.
+ */
+export interface ParamTensor {
+  /** the graph value (the reference executor keys tensors by it) */
+  readonly value: string;
+  /** the Hugging Face name; a layer tensor's has `{i}` where the layer index goes */
+  readonly name: string;
+  /** the whole, unsharded shape: of one layer's tensor for part `layers` */
+  readonly shape: readonly number[];
+  readonly part: 'layers' | 'global';
+  /** elements from the start of one layer's vector (or of the global vector), and how many */
+  readonly offset: number;
+  readonly len: number;
+  /** how the program initialises it when no weights are loaded (std 0 unless normal) */
+  readonly init: { readonly kind: 'normal' | 'ones' | 'zeros'; readonly std: number };
+}
+
+/** The parameter table: filled by lowering, read by codegen, the reference executor and `run`. */
+export interface ParamTable {
+  /** layer tensors in layer-body order, then the global ones */
+  readonly tensors: readonly ParamTensor[];
+  /** elements of one layer's vector and of the global vector, each padded to a multiple of `ranks` */
+  readonly layerElems: number;
+  readonly globalElems: number;
+  readonly zero3: boolean;
+  /** ranks the ZeRO-3 shards and the gradient sums span: the world */
+  readonly ranks: number;
+}
+
+/** Buffer ids of the packed-document inputs (lower/packed.ts) that whoever runs a step fills. */
+export const PACKED_BUFFERS = { positions: 'io.positions', docs: 'io.docs', docsSeq: 'io.docs_seq' } as const;
+
 export interface Schedule {
   readonly model: string;
   readonly config: TrainConfig;
@@ -116,6 +153,8 @@ export interface Schedule {
   readonly sizes: Readonly<Record<string, number>>;
   /** the last layers that keep their attention tensors for backward instead of recomputing them */
   readonly keptLayers?: number;
+  /** every parameter tensor and its place; lowering always fills it (hand-made test schedules may not) */
+  readonly params?: ParamTable;
 }
 
 /** Which ranks a collective spans, when the schedule has dp > 1 groups (attr `span`). */

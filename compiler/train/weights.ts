@@ -9,7 +9,7 @@ import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:
 import { rename, rm } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { hostParams } from '../codegen/host-params.js';
-import { graphFromJson } from '../ir/json.js';
+import { readScheduleJson } from '../schedule/export-json.js';
 import { readFolderConfig, WeightSource, writeHfFolder } from '../../runtime/hf-folder.js';
 import { RuntimeError } from '../../runtime/errors.js';
 import { SafetensorsWriter } from '../../runtime/safetensors.js';
@@ -86,20 +86,18 @@ function finiteReader(path: string, name: string, read: ReadRange): ReadRange {
   };
 }
 
-/** The program's parameters (names and whole shapes) from the compiled out dir's graph.json. */
+/** The program's parameters (names and whole shapes) from the parameter table of the compiled out dir's schedule.json. */
 export function programParams(outDir: string): ParamSpec[] {
-  const path = join(outDir, 'graph.json');
-  let doc: unknown;
+  const path = join(outDir, 'schedule.json');
+  let text: string;
   try {
-    doc = JSON.parse(readFileSync(path, 'utf8'));
+    text = readFileSync(path, 'utf8');
   } catch (e) {
     throw errors.cannotReadOut(path, (e as NodeJS.ErrnoException).code ?? (e as Error).message.split('\n')[0]);
   }
-  try {
-    return hostParams(graphFromJson(doc)).map((p) => ({ name: p.name, shape: p.shape }));
-  } catch (e) {
-    throw errors.outFileInvalid(path, `not the graph of a compiled model (${(e as Error).message.split('\n')[0]})`);
-  }
+  const s = readScheduleJson(text, path);
+  if (!s.params) throw errors.outFileInvalid(path, 'it has no parameter table (field params)');
+  return hostParams(s).map((p) => ({ name: p.name, shape: p.shape }));
 }
 
 /** A save target's folder exists and can be written, and the target is not the other kind of thing. */
@@ -147,7 +145,7 @@ export async function planSave(path: string, from: { outDir?: string; weights?: 
  */
 export async function checkWeightPaths(outDir: string, o: { weights?: string; save?: string; dumpGrads?: string }): Promise<void> {
   try {
-    // graph.json first: what follows reads the model from it
+    // schedule.json first: what follows reads the model from it
     const params = o.weights || o.save || o.dumpGrads ? programParams(outDir) : [];
     if (o.weights) {
       // the index and every shard header are read (not the data), so a broken folder stops here

@@ -56,7 +56,12 @@ describe('out files: checked on every read', () => {
     ['world against sp', (d) => (d.world = 3), /^world is 3 but config\.sp 2 times config\.dp 1 is 2/],
     ['a missing field', (d) => delete d.body, /^missing field 'body'/],
     ['a buffer of 1 element', (d) => (d.buffers[0].elems = 1), /^buffers\[0\] \('params\.layers'\): elems is 1 but shape \[2, 7344\] holds 14688/],
-    ['a buffer of 1 element, shape and bytes too', (d) => Object.assign(d.buffers[0], { elems: 1, shape: [1], bytes: 256 }), /^body.*: elements \[\d+, \d+\) of 'params\.layers' are outside its 1 elements/],
+    ['a buffer of 1 element, shape and bytes too', (d) => Object.assign(d.buffers[0], { elems: 1, shape: [1], bytes: 256 }), /^buffer 'params\.layers' holds 1 elements but the parameter table needs 14688/],
+    ['a buffer of 1 element outside the table', (d) => Object.assign(d.buffers.find((b: { id: string }) => b.id === 'grads.acc_layer'), { elems: 1, shape: [1], bytes: 256 }), /^body.*: elements \[\d+, \d+\) of 'grads\.acc_layer' are outside its 1 elements/],
+    ['a parameter window past its layer', (d) => (d.params.tensors[0].offset = d.params.layerElems), /^params\.tensors\[0\] \('model\.layers\.\{i\}\.input_layernorm\.weight'\): elements \[\d+, \d+\) lie outside the \d+ of its part/],
+    ['two parameter windows overlapping', (d) => (d.params.tensors[1].offset = d.params.tensors[0].offset), /^params: '.*' and '.*' overlap in part layers/],
+    ['parameter shards over other ranks', (d) => (d.params.ranks = 3), /^params\.ranks is 3 but world is 2/],
+    ['an arena smaller than its buffers', (d) => (d.memory.gpuBytes = 256), /^buffer '.*' \[\d+, \d+\) lies outside the gpu arena of 256 bytes/],
     ['an unknown dtype', (d) => (d.buffers[2].dtype = 'fp8'), /^buffers\[2\]\.dtype is "fp8", expected one of "bf16", "fp32", "int32"/],
     ['overlapping plan offsets', (d) => (d.buffers[1].offset = d.buffers[0].offset), /share gpu bytes .* while both are live; the memory plan is inconsistent/],
     ['a ref to no buffer', (d) => (d.body[0].writes[0].buf = 'nope'), /^body\[0\]\.writes\[0\]: buffer 'nope' is not in buffers/],
@@ -81,8 +86,6 @@ describe('out files: checked on every read', () => {
   });
 
   it('inspect and build read them checked, before anything is rendered', async () => {
-    writeFileSync(join(dir, 'graph.json'), '{"format": "something else"}');
-    expect(await failsWithOneLine(() => buildProgramDir(dir))).to.match(/graph\.json: error: not the graph of a compiled model \(not an fpdtc graph/);
     writeFileSync(join(dir, 'schedule.json'), restamped((d) => (d.world = -3)));
     expect(await failsWithOneLine(() => loadInspection(dir))).to.match(/schedule\.json: error: world is -3/);
     writeFileSync(join(dir, 'report.json'), 'null');

@@ -64,6 +64,20 @@ function shiftRope(s: Schedule): Schedule {
   return { ...s, body };
 }
 
+/**
+ * The parameter table says two layer tensors of one size sit in each other's places: the
+ * executor loads the weights where the table says, the program reads them where lowering put
+ * them, so each reads the other's weights.
+ */
+function swapParamWindows(s: Schedule): Schedule {
+  const t = s.params!;
+  const layer = t.tensors.filter((p) => p.part === 'layers');
+  const a = layer.find((p) => layer.some((q) => q !== p && q.len === p.len))!;
+  const b = layer.find((q) => q !== a && q.len === a.len)!;
+  const tensors = t.tensors.map((p) => (p === a ? { ...p, offset: b.offset } : p === b ? { ...p, offset: a.offset } : p));
+  return { ...s, params: { ...t, tensors } };
+}
+
 describe('check catches broken schedules', () => {
   it('the unbroken configuration passes', () => {
     expect(run('tiny-llama', CONFIG).ok).to.equal(true);
@@ -81,6 +95,12 @@ describe('check catches broken schedules', () => {
 
   it('a fetch into the wrong double-buffer slot', () => {
     const r = run('tiny-llama', CONFIG, { mutate: shiftKvSlot, verify: false, orders: 1 });
+    expect(r.ok).to.equal(false);
+  });
+
+  it('a parameter table that disagrees with where the program reads the weights', () => {
+    // (the two may be the norms, both ones at init: then the loss agrees and the gradients do not)
+    const r = run('tiny-llama', CONFIG, { mutate: swapParamWindows, orders: 1 });
     expect(r.ok).to.equal(false);
   });
 

@@ -5,6 +5,10 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { hostParams } from '../../compiler/codegen/host-params.js';
 import { resolveConfig } from '../../compiler/config.js';
+import { runScheduleStages } from '../../compiler/lower/pipeline.js';
+import { graphPasses } from '../../compiler/passes/index.js';
+import { runGraphPasses } from '../../compiler/passes/pipeline.js';
+import { stringifySchedule } from '../../compiler/schedule/export-json.js';
 import { causalLM, defineModel, llamaLayer, type Model } from '../../compiler/dsl/index.js';
 import { graphToJson } from '../../compiler/ir/json.js';
 import { modelFacts, type GraphDoc, type ModelFacts } from '../../compiler/train/hf-config.js';
@@ -20,16 +24,24 @@ export function factsOf(m: Model): ModelFacts {
   return modelFacts(m.name, sizes, doc);
 }
 
+/** The model's schedule (with its memory plan), as `fpdtc compile` makes it. */
+function scheduleOf(m: Model) {
+  const config = resolveConfig(m.def.train ?? {}, {});
+  const st = runScheduleStages(runGraphPasses(m.build(config), graphPasses(config)), { until: 'plan' });
+  return { schedule: st.schedule!, plan: st.plan! };
+}
+
 /** The program's parameter table (names per layer, whole shapes), as the addon lists it. */
 export function paramsOf(m: Model): { name: string; shape: number[] }[] {
-  return hostParams(m.build(resolveConfig(m.def.train ?? {}, {}))).map((p) => ({ name: p.name, shape: [...p.shape] }));
+  return hostParams(scheduleOf(m).schedule).map((p) => ({ name: p.name, shape: [...p.shape] }));
 }
 
 /** An out dir with the schedule.json and graph.json that `fpdtc run` reads the model from. */
 export function writeOutDir(dir: string, m: Model): string {
-  const { sizes, doc } = docOf(m);
+  const { doc } = docOf(m);
+  const { schedule, plan } = scheduleOf(m);
   mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, 'schedule.json'), JSON.stringify({ model: m.name, sizes }));
+  writeFileSync(join(dir, 'schedule.json'), stringifySchedule(schedule, plan));
   writeFileSync(join(dir, 'graph.json'), JSON.stringify(doc));
   return dir;
 }
