@@ -258,7 +258,7 @@ export function register(program: Command): void {
     .description('train a built model on the GPU: per-step loss, step time, tokens/s, MFU, memory')
     .argument('<dir>', 'the output folder of a build, e.g. out/llama1b')
     .option('--steps <n>', 'training steps', '1')
-    .option('--tokens <file>', 'tokens: flat little-endian uint32 (.bin) or .npy; default seeded random tokens')
+    .option('--tokens <file>', 'tokens: flat little-endian uint32 (.bin), .npy, or an indexed dataset (PREFIX with PREFIX.bin and PREFIX.idx); default seeded random tokens')
     .option('--weights <path>', 'initial weights: a .safetensors file or a Hugging Face folder (config.json checked against the model); default seeded random init')
     .option('--save <path>', 'write the weights after the last step: a .safetensors file, or any other path as a Hugging Face folder')
     .option('--dump-grads <path>', "write the gradients of the last step: a .safetensors file or a folder, as --save; with '{step}' in the path, every step's")
