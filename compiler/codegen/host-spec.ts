@@ -19,6 +19,9 @@ function ropeScalingOf(rope: Instr): Pick<KernelSpec, 'ropeScaling'> {
   return { ropeScaling: { type: 'llama3', factor, lowFreqFactor, highFreqFactor, originalMaxPositions } };
 }
 
+/** Device profiles (schedule/devices.ts) whose GPUs are sm_90a: the build's default arch (cli/build.ts). */
+const HOPPER_DEVICES: ReadonlySet<string> = new Set(['h100', 'h200']);
+
 export function kernelSpecOf(s: Schedule): KernelSpec {
   const ops = new Map<string, Instr>();
   for (const it of instrsOf(s.body)) if (!ops.has(it.op)) ops.set(it.op, it);
@@ -39,6 +42,7 @@ export function kernelSpecOf(s: Schedule): KernelSpec {
     norm: norm.op === 'rmsnorm' ? 'rms' : 'layer',
     mlp: ops.has('swiglu') ? 'swiglu' : 'gelu',
     eps: Number(norm.attrs.eps),
+    target: HOPPER_DEVICES.has(s.config.device) ? 'sm90a' : 'generic',
   };
 }
 

@@ -3,12 +3,15 @@
 // every rendered launcher appears here and nothing here is missing from the rendered source.
 
 const S = 'cudaStream_t stream';
+const attnFwd = (name: string): string =>
+  `cudaError_t ${name}(const void* q, const void* k, const void* v, float* o_acc, float* lse, void* o_out, ` +
+  `int Lq, int Lk, int Hq, int Hkv, int q_head_base, int group, float softmax_scale, int causal, int mode, ${S})`;
 
 export const launcherPrototypes: Readonly<Record<string, readonly string[]>> = {
-  'attention_fwd.cu': [
-    'cudaError_t fpdt_attn_fwd(const void* q, const void* k, const void* v, float* o_acc, float* lse, void* o_out, ' +
-      `int Lq, int Lk, int Hq, int Hkv, int q_head_base, int group, float softmax_scale, int causal, int mode, ${S})`,
-  ],
+  'attention_fwd.cu': [attnFwd('fpdt_attn_fwd')],
+  // sm_90a, head dim 128 (kernels.ts usesSm90Forward): the wgmma kernel, and the mma.sync one it falls back to
+  'attention_fwd_sm90.cu': [attnFwd('fpdt_attn_fwd_sm90'), attnFwd('fpdt_attn_fwd')],
+  'attention_fwd_mma.cu': [attnFwd('fpdt_attn_fwd_mma')],
   'attention_bwd.cu': [
     'cudaError_t fpdt_attn_bwd(const void* q, const void* k, const void* v, const void* dout, const float* lse, ' +
       'const float* delta, float* dq, float* dk, float* dv, int Lq, int Lk, int Hq, int Hkv, int q_head_base, ' +

@@ -19,6 +19,12 @@ export interface KernelSpec {
   norm: 'rms' | 'layer';
   mlp: 'swiglu' | 'gelu';
   eps: number;
+  /**
+   * The GPU family the kernels are rendered for: 'sm90a' (H100/H200: head dim 128 gets the wgmma
+   * forward of attention_fwd_sm90.cu.njk, with the mma.sync kernel as its runtime fallback); absent or
+   * 'generic': the mma.sync kernels only.
+   */
+  target?: 'sm90a' | 'generic';
 }
 
 /**
@@ -148,6 +154,29 @@ function attentionForward(spec: KernelSpec, t: AttentionTiling, suffix: string):
   return render('attention_fwd.cu.njk', { headDim: spec.headDim, warps: t.warps, mw: t.mw, bc: t.bc, ns, suffix });
 }
 
+/** Whether the attention forward is the wgmma (sm_90a) kernel: Hopper targets, head dim 128. */
+export function usesSm90Forward(spec: KernelSpec): boolean {
+  return spec.target === 'sm90a' && spec.headDim === 128;
+}
+
+/**
+ * The sm_90a forward (launchers fpdt_attn_fwd<suffix>_sm90 and fpdt_attn_fwd<suffix>) and the mma.sync
+ * kernel it falls back to, renamed fpdt_attn_fwd<suffix>_mma in attention_fwd<suffix>_mma.cu.
+ */
+function attentionForwardSm90(spec: KernelSpec, t: AttentionTiling, suffix: string): RenderedKernel[] {
+  const ns = `fpdt_attn_fwd_sm90_${spec.headDim}${suffix}`;
+  const fallbackSuffix = `${suffix}_mma`;
+  return [
+    { file: `attention_fwd${suffix}_sm90.cu`, text: render('attention_fwd_sm90.cu.njk', { headDim: spec.headDim, ns, suffix, fallbackSuffix }) },
+    { file: `attention_fwd${fallbackSuffix}.cu`, text: attentionForward(spec, t, fallbackSuffix) },
+  ];
+}
+
+function attentionForwardFiles(spec: KernelSpec, t: AttentionTiling): RenderedKernel[] {
+  if (usesSm90Forward(spec)) return attentionForwardSm90(spec, t, '');
+  return [{ file: 'attention_fwd.cu', text: attentionForward(spec, t, '') }];
+}
+
 function attentionBackward(spec: KernelSpec, t: AttentionTiling, suffix: string): string {
   const ns = `fpdt_attn_bwd_${spec.headDim}_${t.bwdWarps}w_${t.bwdBq}_${t.bwdDq}${suffix}`;
   const dqMode = { atomic2: 0, atomic4: 1, bulk: 2 }[t.bwdDq];
@@ -169,12 +198,13 @@ export function renderKernels(spec: KernelSpec, options: RenderOptions = {}): Re
   const normFile = spec.norm === 'rms' ? 'norm_rms.cu' : 'norm_layer.cu';
   const mlpFile = spec.mlp === 'swiglu' ? 'mlp_swiglu.cu' : 'mlp_gelu.cu';
   const files: RenderedKernel[] = [
-    { file: 'attention_fwd.cu', text: attentionForward(spec, tiling, '') },
+    ...attentionForwardFiles(spec, tiling),
     { file: 'attention_bwd.cu', text: attentionBackward(spec, tiling, '') },
   ];
   for (const name of ['attention_util.cu', normFile, 'rope.cu', mlpFile, 'embedding.cu', 'loss.cu', 'optimizer.cu', 'elementwise.cu'])
     files.push({ file: name, text: render(`${name}.njk`, data) });
   for (const v of options.attentionVariants ?? []) {
+    // tile-shape variants of the mma.sync kernel (the sm90 kernel has no tiling choice)
     files.push({ file: `attention_fwd${v.suffix}.cu`, text: attentionForward(spec, v.tiling, v.suffix) });
     files.push({ file: `attention_bwd${v.suffix}.cu`, text: attentionBackward(spec, v.tiling, v.suffix) });
   }

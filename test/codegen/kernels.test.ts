@@ -13,6 +13,8 @@ import { gptSpec, llamaSpec } from '../gpu/kernels/specs.js';
 const run = promisify(execFile);
 const nvcc = process.env.NVCC ?? '/usr/local/cuda/bin/nvcc';
 
+const sm90Llama: KernelSpec = { ...llamaSpec, target: 'sm90a' };
+
 function launchersIn(text: string): string[] {
   return [...text.matchAll(/extern "C" cudaError_t (\w+)\(/g)].map((m) => m[1]!);
 }
@@ -32,7 +34,7 @@ describe('codegen/kernels', () => {
   });
 
   it('declares in the header exactly the launchers the sources define', () => {
-    for (const spec of [llamaSpec, gptSpec]) {
+    for (const spec of [llamaSpec, gptSpec, sm90Llama, { ...gptSpec, target: 'sm90a' as const }]) {
       const files = renderKernels(spec);
       const header = files.find((f) => f.file === 'fpdt_kernels.h')!.text;
       for (const f of files.filter((x) => x.file.endsWith('.cu'))) {
@@ -42,6 +44,21 @@ describe('codegen/kernels', () => {
         for (const name of defined) expect(header).to.contain(`cudaError_t ${name}(`);
       }
     }
+  });
+
+  it('renders the wgmma forward for head dim 128 on sm_90a targets only, with the mma.sync kernel as fallback', () => {
+    const names = (spec: KernelSpec) => renderKernels(spec).map((f) => f.file).filter((f) => f.startsWith('attention_fwd'));
+    expect(names(sm90Llama)).to.deep.equal(['attention_fwd_sm90.cu', 'attention_fwd_mma.cu']);
+    expect(names(llamaSpec)).to.deep.equal(['attention_fwd.cu']);
+    expect(names({ ...llamaSpec, target: 'generic' })).to.deep.equal(['attention_fwd.cu']);
+    expect(names({ ...gptSpec, target: 'sm90a' })).to.deep.equal(['attention_fwd.cu']); // head dim 64
+    const files = new Map(renderKernels(sm90Llama).map((f) => [f.file, f.text]));
+    const sm90 = files.get('attention_fwd_sm90.cu')!;
+    expect(sm90).to.contain('wgmma.mma_async').and.contain('cp.async.bulk.tensor.3d');
+    expect(sm90).to.contain('return fpdt_attn_fwd_mma(');
+    expect(files.get('attention_fwd_mma.cu')).to.contain('extern "C" cudaError_t fpdt_attn_fwd_mma(');
+    const header = files.get('fpdt_kernels.h')!;
+    for (const n of ['fpdt_attn_fwd', 'fpdt_attn_fwd_sm90', 'fpdt_attn_fwd_mma']) expect(header).to.contain(`cudaError_t ${n}(`);
   });
 
   it('rejects shapes the kernels cannot take', () => {
@@ -58,7 +75,7 @@ describe('codegen/kernels', () => {
     const dir = mkdtempSync(join(tmpdir(), 'fpdt-kernels-'));
     try {
       const jobs: { spec: string; file: string }[] = [];
-      for (const [name, spec] of [['llama', llamaSpec], ['gpt', gptSpec]] as const) {
+      for (const [name, spec] of [['llama', llamaSpec], ['gpt', gptSpec], ['llama90', sm90Llama]] as const) {
         for (const f of renderKernels(spec)) {
           const path = join(dir, `${name}_${f.file}`);
           writeFileSync(path, f.text);
@@ -73,6 +90,8 @@ describe('codegen/kernels', () => {
         jobs.map(async (j) => {
           try {
             await run(nvcc, ['-c', '-arch=sm_90', '-O1', '-w', j.file, '-o', `${j.file}.o`], { cwd: dir });
+            if (j.file.endsWith('_sm90.cu'))
+              await run(nvcc, ['-c', '-gencode=arch=compute_90a,code=sm_90a', '-O3', j.file, '-o', `${j.file}.a.o`], { cwd: dir });
           } catch (e) {
             const err = e as { stderr?: string };
             throw new Error(`nvcc failed on ${j.file}:\n${err.stderr ?? String(e)}`);

@@ -79,7 +79,7 @@ def ref_attention(q, k, v, causal, scale, q_pos0=0, k_pos0=0):
     return o, lse
 
 
-def attn_fwd(lib, q, k, v, causal, mode, o_acc=None, lse=None, suffix=""):
+def attn_fwd(lib, q, k, v, causal, mode, o_acc=None, lse=None, suffix="", q_head_base=0, group=None):
     Lq, Hq, d = q.shape
     Lk, Hkv = k.shape[0], k.shape[1]
     o_out = poison(Lq, Hq, d, dtype=bf) if mode == 2 else None
@@ -88,7 +88,7 @@ def attn_fwd(lib, q, k, v, causal, mode, o_acc=None, lse=None, suffix=""):
     if lse is None:
         lse = poison(Hq, Lq)
     call(lib, "fpdt_attn_fwd" + suffix, P(q), P(k), P(v), P(o_acc), P(lse), P(o_out), I(Lq), I(Lk), I(Hq), I(Hkv),
-         I(0), I(Hq // Hkv), F(1 / math.sqrt(d)), I(int(causal)), I(mode))
+         I(q_head_base), I(group or Hq // Hkv), F(1 / math.sqrt(d)), I(int(causal)), I(mode))
     return (o_out if mode == 2 else o_acc), lse
 
 
@@ -103,8 +103,21 @@ def check_attention(lib, tag, Hq, Hkv, d, suffixes):
             o0, lse0 = attn_fwd(lib, q, k, v, causal, 0, suffix=sfx)
             check(f"{tag} attn_fwd{sfx} Lq={Lq} Lk={Lk} causal={causal}",
                   {"o_bf16": (o, o_r), "lse": (lse, lse_r), "o_acc": (o0, o_r), "lse_acc": (lse0, lse_r)}, 1e-2)
+    # GQA head base: a rank's slice of query heads [qb, qb + hq) and the kv heads they read
+    group = Hq // Hkv
+    if group > 1:
+        qb, hq = group + 2, 2 * group  # straddles three kv heads
+        kb, hk = qb // group, (qb + hq - 1) // group - qb // group + 1
+        for Lq, Lk, causal in [(300, 300, True), (200, 333, False)]:
+            q, k, v = rnd(Lq, Hq, d), rnd(Lk, Hkv, d), rnd(Lk, Hkv, d)
+            o_r, lse_r = ref_attention(q, k, v, causal, scale)
+            ql, kl, vl = q[:, qb:qb + hq].contiguous(), k[:, kb:kb + hk].contiguous(), v[:, kb:kb + hk].contiguous()
+            for sfx in suffixes:
+                o, lse = attn_fwd(lib, ql, kl, vl, causal, 2, suffix=sfx, q_head_base=qb, group=group)
+                check(f"{tag} attn_fwd{sfx} head base {qb} heads {hq} Lq={Lq} Lk={Lk} causal={causal}",
+                      {"o_bf16": (o, o_r[:, qb:qb + hq]), "lse": (lse, lse_r[qb:qb + hq])}, 1e-2)
     # FPDT pattern: q chunk i against kv chunks 0..i, causal on the diagonal; fused (mode 1) and merge kernel
-    for L, C_ in [(450, 150), (1024, 256)]:
+    for sfx, L, C_ in [(sfx, L, C_) for sfx in suffixes for L, C_ in [(450, 150), (1024, 256)]]:
         q, k, v = rnd(L, Hq, d), rnd(L, Hkv, d), rnd(L, Hkv, d)
         o_r, lse_r = ref_attention(q, k, v, True, scale)
         o_f, lse_f, o_m = poison(L, Hq, d, dtype=bf), poison(Hq, L), poison(L, Hq, d, dtype=bf)
@@ -115,8 +128,8 @@ def check_attention(lib, tag, Hq, Hkv, d, suffixes):
             acc2, ls2 = acc.clone(), ls.clone()
             for j in range(0, i + 1, C_):
                 kj, vj = k[j:j + C_].contiguous(), v[j:j + C_].contiguous()
-                attn_fwd(lib, qi, kj, vj, i == j, 1, acc, ls)
-                ob, lb = attn_fwd(lib, qi, kj, vj, i == j, 0)
+                attn_fwd(lib, qi, kj, vj, i == j, 1, acc, ls, suffix=sfx)
+                ob, lb = attn_fwd(lib, qi, kj, vj, i == j, 0, suffix=sfx)
                 call(lib, "fpdt_attn_merge", P(acc2), P(ls2), P(ob), P(lb), I(C_), I(Hq))
             oi = poison(C_, Hq, d, dtype=bf)
             call(lib, "fpdt_attn_finalize", P(acc), P(oi), I(C_), I(Hq))
@@ -124,7 +137,7 @@ def check_attention(lib, tag, Hq, Hkv, d, suffixes):
             lse_f[:, i:i + C_] = ls
             call(lib, "fpdt_attn_finalize", P(acc2), P(oi), I(C_), I(Hq))
             o_m[i:i + C_] = oi
-        check(f"{tag} attn chunked fused+merge L={L} chunk={C_}",
+        check(f"{tag} attn{sfx} chunked fused+merge L={L} chunk={C_}",
               {"o_fused": (o_f, o_r), "lse_fused": (lse_f, lse_r), "o_merge": (o_m, o_r)}, 1e-2)
 
 
@@ -323,11 +336,14 @@ def check_optimizer_elementwise(lib, tag):
 
 def check_errors(lib, tag):
     q = rnd(10, 4, 128)
-    fn = lib.fpdt_attn_fwd
-    fn.restype = C.c_int
-    err = fn(P(q), P(q), P(q), P(None), P(None), P(None), I(10), I(12), I(4), I(3), F(1.0), I(1), I(2), stream())
-    results.append((f"{tag} attn_fwd rejects bad shapes", err != 0, {"err": err}))
-    print(f"{'PASS' if err != 0 else 'FAIL'} {tag} attn_fwd rejects bad shapes (err {err})")
+    for name in [n for n in ("fpdt_attn_fwd", "fpdt_attn_fwd_sm90", "fpdt_attn_fwd_mma") if hasattr(lib, n)]:
+        fn = getattr(lib, name)
+        fn.restype = C.c_int
+        # causal with Lq != Lk, and q_head_base 4 / group 1 needs kv head 7 of 3
+        for args in [(I(10), I(12), I(4), I(3), I(0), I(1)), (I(10), I(10), I(4), I(3), I(4), I(1))]:
+            err = fn(P(q), P(q), P(q), P(None), P(None), P(None), *args, F(1.0), I(1), I(2), stream())
+            results.append((f"{tag} {name} rejects bad shapes", err != 0, {"err": err}))
+            print(f"{'PASS' if err != 0 else 'FAIL'} {tag} {name} rejects bad shapes (err {err})")
 
 
 def main():
@@ -341,7 +357,11 @@ def main():
         lib = C.CDLL(build(sdir, os.path.join("/tmp/fpdt_build")))
         Hq, Hkv, d = spec["qHeads"], spec["kvHeads"], spec["headDim"]
         suffixes = [""] + [s for s in ("_v1", "_v2", "_v3") if hasattr(lib, "fpdt_attn_fwd" + s)]
-        for fn in (lambda: check_attention(lib, tag, Hq, Hkv, d, suffixes),
+        # the forward also has, where rendered for sm_90a (attention_fwd_sm90.cu), the wgmma kernel on its own
+        # (fpdt_attn_fwd_sm90: fails with cudaErrorNotSupported instead of falling back) and the mma.sync one
+        fwd_suffixes = [s + x for s in suffixes for x in ("", "_sm90", "_mma") if hasattr(lib, "fpdt_attn_fwd" + s + x)]
+        print(f"   forward launchers: {', '.join('fpdt_attn_fwd' + s for s in fwd_suffixes)}", flush=True)
+        for fn in (lambda: check_attention(lib, tag, Hq, Hkv, d, fwd_suffixes),
                    lambda: check_attention_bwd(lib, tag, Hq, Hkv, d, suffixes),
                    lambda: check_norm(lib, tag, spec), lambda: check_rope(lib, tag, spec),
                    lambda: check_mlp(lib, tag, spec), lambda: check_embedding_loss(lib, tag, spec),
