@@ -270,7 +270,8 @@ export async function writeHfFolder(dir: string, tensors: readonly FolderTensor[
 }
 
 /** Writes a file and flushes it to disk before it can be renamed into place. */
-async function writeSynced(path: string, text: string): Promise<void> {
+/** Writes a small file and flushes it to disk (before a rename publishes it). */
+export async function writeSynced(path: string, text: string): Promise<void> {
   const fh = await open(path, "w");
   try {
     await fh.writeFile(text);
@@ -281,7 +282,7 @@ async function writeSynced(path: string, text: string): Promise<void> {
 }
 
 /** Flushes a file or folder that is already written. */
-async function syncPath(path: string): Promise<void> {
+export async function syncPath(path: string): Promise<void> {
   const fh = await open(path, "r");
   try {
     await fh.sync();

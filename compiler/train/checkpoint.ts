@@ -11,9 +11,10 @@
 // any moment leaves the previous checkpoint, and `latest`, as they were. With several processes
 // the checkpoint folder must be on a file system every rank sees.
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
-import { mkdir, open, readdir, rename, rm } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { DistEnv } from '../../runtime/dist-env.js';
+import { syncPath, writeSynced } from '../../runtime/hf-folder.js';
 import { MOMENTS, type Moment } from '../../runtime/load.js';
 import { RuntimeError } from '../../runtime/errors.js';
 import { SafetensorsReader, SafetensorsWriter } from '../../runtime/safetensors.js';
@@ -146,25 +147,6 @@ async function prune(root: string, keep: number, newest: number): Promise<void> 
   for (const f of await readdir(root)) {
     const m = /^\.step-(\d{8})\.partial$/.exec(f);
     if (m && Number(m[1]) < newest) await rm(join(root, f), { recursive: true, force: true });
-  }
-}
-
-async function writeSynced(path: string, text: string): Promise<void> {
-  const fh = await open(path, 'w');
-  try {
-    await fh.writeFile(text);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
-
-async function syncPath(path: string): Promise<void> {
-  const fh = await open(path, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
   }
 }
 
