@@ -17,6 +17,20 @@ export const launcherPrototypes: Readonly<Record<string, readonly string[]>> = {
       'const float* delta, float* dq, float* dk, float* dv, int Lq, int Lk, int Hq, int Hkv, int q_head_base, ' +
       `int group, float softmax_scale, int causal, ${S})`,
   ],
+  // packed documents (kernels.ts packedFiles): each block reads its q rows' and kv rows' document ids
+  'attention_fwd_docs.cu': [
+    `cudaError_t fpdt_attn_fwd_docs(const void* q, const void* k, const void* v, float* o_acc, float* lse, void* o_out, ` +
+      `int Lq, int Lk, int Hq, int Hkv, int q_head_base, int group, float softmax_scale, int causal, int mode, const int* q_docs, const int* k_docs, ${S})`,
+  ],
+  'attention_bwd_docs.cu': [
+    'cudaError_t fpdt_attn_bwd_docs(const void* q, const void* k, const void* v, const void* dout, const float* lse, ' +
+      'const float* delta, float* dq, float* dk, float* dv, int Lq, int Lk, int Hq, int Hkv, int q_head_base, ' +
+      `int group, float softmax_scale, int causal, const int* q_docs, const int* k_docs, ${S})`,
+  ],
+  'rope_pos.cu': [
+    `cudaError_t fpdt_rope_fwd_pos(const void* x, void* y, int L, int H, const int* positions, ${S})`,
+    `cudaError_t fpdt_rope_bwd_pos(const void* dy, void* dx, int L, int H, const int* positions, ${S})`,
+  ],
   'attention_util.cu': [
     `cudaError_t fpdt_attn_acc_init(float* o_acc, float* lse, int L, int H, ${S})`,
     `cudaError_t fpdt_attn_merge(float* o_acc, float* lse, const float* o_b, const float* lse_b, int L, int H, ${S})`,

@@ -25,6 +25,11 @@ export interface KernelSpec {
    * 'generic': the mma.sync kernels only.
    */
   target?: 'sm90a' | 'generic';
+  /**
+   * Packed documents: also render the document-masked attention (attention_fwd_docs.cu,
+   * attention_bwd_docs.cu, mma.sync on every target) and RoPE at per-row positions (rope_pos.cu).
+   */
+  packed?: boolean;
 }
 
 /**
@@ -149,14 +154,15 @@ function ropeScalingNote(rs: RopeScaling | undefined): string {
   );
 }
 
-function attentionForward(spec: KernelSpec, t: AttentionTiling, suffix: string): string {
+function attentionForward(spec: KernelSpec, t: AttentionTiling, suffix: string, docs = false): string {
   const ns = `fpdt_attn_fwd_${spec.headDim}_${t.warps}w${t.mw}_${t.bc}${suffix}`;
-  return render('attention_fwd.cu.njk', { headDim: spec.headDim, warps: t.warps, mw: t.mw, bc: t.bc, ns, suffix });
+  return render('attention_fwd.cu.njk', { headDim: spec.headDim, warps: t.warps, mw: t.mw, bc: t.bc, ns, suffix, docs });
 }
 
 /** Whether the attention forward is the wgmma (sm_90a) kernel: Hopper targets, head dim 128. */
 export function usesSm90Forward(spec: KernelSpec): boolean {
-  return spec.target === 'sm90a' && spec.headDim === 128;
+  // packed programs call the document-masked mma.sync kernel (the wgmma one takes no ids)
+  return spec.target === 'sm90a' && spec.headDim === 128 && spec.packed !== true;
 }
 
 /**
@@ -177,10 +183,19 @@ function attentionForwardFiles(spec: KernelSpec, t: AttentionTiling): RenderedKe
   return [{ file: 'attention_fwd.cu', text: attentionForward(spec, t, '') }];
 }
 
-function attentionBackward(spec: KernelSpec, t: AttentionTiling, suffix: string): string {
+function attentionBackward(spec: KernelSpec, t: AttentionTiling, suffix: string, docs = false): string {
   const ns = `fpdt_attn_bwd_${spec.headDim}_${t.bwdWarps}w_${t.bwdBq}_${t.bwdDq}${suffix}`;
   const dqMode = { atomic2: 0, atomic4: 1, bulk: 2 }[t.bwdDq];
-  return render('attention_bwd.cu.njk', { headDim: spec.headDim, warps: t.bwdWarps, bq: t.bwdBq, dqMode, ns, suffix });
+  return render('attention_bwd.cu.njk', { headDim: spec.headDim, warps: t.bwdWarps, bq: t.bwdBq, dqMode, ns, suffix, docs });
+}
+
+/** Packed documents: attention masked by document ids (launchers fpdt_attn_{fwd,bwd}_docs) and RoPE at given positions (fpdt_rope_{fwd,bwd}_pos). */
+function packedFiles(spec: KernelSpec, t: AttentionTiling, data: object): RenderedKernel[] {
+  return [
+    { file: 'attention_fwd_docs.cu', text: attentionForward(spec, t, '_docs', true) },
+    { file: 'attention_bwd_docs.cu', text: attentionBackward(spec, t, '_docs', true) },
+    { file: 'rope_pos.cu', text: render('rope.cu.njk', { ...data, positions: true }) },
+  ];
 }
 
 export function renderKernels(spec: KernelSpec, options: RenderOptions = {}): RenderedKernel[] {
@@ -194,6 +209,7 @@ export function renderKernels(spec: KernelSpec, options: RenderOptions = {}): Re
     pairs: norm.pairs,
     invFreq: ropeInverseFrequencies(spec).map((x) => x.toPrecision(17)).join(', '),
     ropeScalingNote: ropeScalingNote(spec.ropeScaling),
+    positions: false,
   };
   const normFile = spec.norm === 'rms' ? 'norm_rms.cu' : 'norm_layer.cu';
   const mlpFile = spec.mlp === 'swiglu' ? 'mlp_swiglu.cu' : 'mlp_gelu.cu';
@@ -203,6 +219,7 @@ export function renderKernels(spec: KernelSpec, options: RenderOptions = {}): Re
   ];
   for (const name of ['attention_util.cu', normFile, 'rope.cu', mlpFile, 'embedding.cu', 'loss.cu', 'optimizer.cu', 'elementwise.cu'])
     files.push({ file: name, text: render(`${name}.njk`, data) });
+  if (spec.packed) files.push(...packedFiles(spec, tiling, data));
   for (const v of options.attentionVariants ?? []) {
     // tile-shape variants of the mma.sync kernel (the sm90 kernel has no tiling choice)
     files.push({ file: `attention_fwd${v.suffix}.cu`, text: attentionForward(spec, v.tiling, v.suffix) });

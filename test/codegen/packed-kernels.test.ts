@@ -1,0 +1,86 @@
+// The kernels of packed programs (KernelSpec.packed): the document-masked attention and RoPE at
+// given positions are extra files with their own launchers, on every target the mma.sync kernels
+// (the wgmma forward takes no ids), and without packing nothing rendered changes.
+import { expect } from 'chai';
+import { execFile } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { renderKernels, usesSm90Forward, type KernelSpec } from '../../compiler/codegen/kernels.js';
+import { launcherPrototypes } from '../../compiler/codegen/kernel-signatures.js';
+import { gptSpec, llamaSpec } from '../gpu/kernels/specs.js';
+
+const run = promisify(execFile);
+const nvcc = process.env.NVCC ?? '/usr/local/cuda/bin/nvcc';
+const PACKED_FILES = ['attention_fwd_docs.cu', 'attention_bwd_docs.cu', 'rope_pos.cu'];
+const launchersIn = (text: string) => [...text.matchAll(/extern "C" cudaError_t (\w+)\(/g)].map((m) => m[1]!).sort();
+
+describe('codegen/kernels of packed documents', () => {
+  const sm90: KernelSpec = { ...llamaSpec, target: 'sm90a', packed: true };
+
+  it('adds the document-masked attention and positional RoPE, each launcher in the table and the header', () => {
+    for (const spec of [{ ...llamaSpec, packed: true }, { ...gptSpec, packed: true }, sm90]) {
+      const files = renderKernels(spec);
+      const header = files.find((f) => f.file === 'fpdt_kernels.h')!.text;
+      for (const name of PACKED_FILES) {
+        const f = files.find((x) => x.file === name);
+        expect(f, name).to.not.equal(undefined);
+        const listed = (launcherPrototypes[name] ?? []).map((p) => /cudaError_t (\w+)\(/.exec(p)![1]!).sort();
+        expect(launchersIn(f!.text), name).to.deep.equal(listed);
+        for (const p of launcherPrototypes[name]!) expect(header).to.contain(p);
+      }
+    }
+  });
+
+  it('takes the mma.sync forward on sm_90a, and renders nothing new without packing', () => {
+    expect(usesSm90Forward(sm90)).to.equal(false);
+    expect(usesSm90Forward({ ...sm90, packed: false })).to.equal(true);
+    expect(renderKernels(sm90).map((f) => f.file)).to.not.include('attention_fwd_sm90.cu');
+    for (const spec of [llamaSpec, gptSpec, { ...llamaSpec, target: 'sm90a' as const }]) {
+      const plain = renderKernels(spec);
+      expect(plain.map((f) => f.file).filter((f) => PACKED_FILES.includes(f))).to.deep.equal([]);
+      // the files both render are the same text: packing only adds
+      const packed = new Map(renderKernels({ ...spec, packed: true }).map((f) => [f.file, f.text]));
+      for (const f of plain) if (packed.has(f.file) && f.file !== 'fpdt_kernels.h') expect(packed.get(f.file), f.file).to.equal(f.text);
+    }
+  });
+
+  it('masks by id and skips tiles by range in both attention kernels, reads positions in RoPE', () => {
+    const files = new Map(renderKernels({ ...gptSpec, packed: true }).map((f) => [f.file, f.text]));
+    for (const name of ['attention_fwd_docs.cu', 'attention_bwd_docs.cu']) {
+      const text = files.get(name)!;
+      expect(text, name).to.contain('first_id_at_least(').and.contain('first_id_above(').and.contain('need_docs');
+    }
+    expect(files.get('rope_pos.cu')).to.contain('__ldg(positions + row)').and.not.contain('pos_offset');
+  });
+
+  it('compiles the packed files with nvcc -arch=sm_90 @nvcc', async function () {
+    if (!existsSync(nvcc)) {
+      console.log(`      (skipped: ${nvcc} not found)`);
+      this.skip();
+    }
+    this.timeout(180_000);
+    const dir = mkdtempSync(join(tmpdir(), 'fpdt-packed-kernels-'));
+    try {
+      const jobs: string[] = [];
+      for (const [name, spec] of [['llama', llamaSpec], ['gpt', gptSpec]] as const)
+        for (const f of renderKernels({ ...spec, packed: true }).filter((x) => PACKED_FILES.includes(x.file))) {
+          const path = join(dir, `${name}_${f.file}`);
+          writeFileSync(path, f.text);
+          jobs.push(path);
+        }
+      await Promise.all(
+        jobs.map(async (file) => {
+          try {
+            await run(nvcc, ['-c', '-arch=sm_90', '-O1', file, '-o', `${file}.o`], { cwd: dir });
+          } catch (e) {
+            throw new Error(`nvcc failed on ${file}:\n${(e as { stderr?: string }).stderr ?? String(e)}`);
+          }
+        }),
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
