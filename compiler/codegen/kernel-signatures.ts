@@ -7,16 +7,20 @@ const attnFwd = (name: string): string =>
   `cudaError_t ${name}(const void* q, const void* k, const void* v, float* o_acc, float* lse, void* o_out, ` +
   `int Lq, int Lk, int Hq, int Hkv, int q_head_base, int group, float softmax_scale, int causal, int mode, ${S})`;
 
+const attnBwd = (name: string): string =>
+  `cudaError_t ${name}(const void* q, const void* k, const void* v, const void* dout, const float* lse, ` +
+  'const float* delta, float* dq, float* dk, float* dv, int Lq, int Lk, int Hq, int Hkv, int q_head_base, ' +
+  `int group, float softmax_scale, int causal, ${S})`;
+
 export const launcherPrototypes: Readonly<Record<string, readonly string[]>> = {
   'attention_fwd.cu': [attnFwd('fpdt_attn_fwd')],
   // sm_90a, head dim 128 (kernels.ts usesSm90Forward): the wgmma kernel, and the mma.sync one it falls back to
   'attention_fwd_sm90.cu': [attnFwd('fpdt_attn_fwd_sm90'), attnFwd('fpdt_attn_fwd')],
   'attention_fwd_mma.cu': [attnFwd('fpdt_attn_fwd_mma')],
-  'attention_bwd.cu': [
-    'cudaError_t fpdt_attn_bwd(const void* q, const void* k, const void* v, const void* dout, const float* lse, ' +
-      'const float* delta, float* dq, float* dk, float* dv, int Lq, int Lk, int Hq, int Hkv, int q_head_base, ' +
-      `int group, float softmax_scale, int causal, ${S})`,
-  ],
+  'attention_bwd.cu': [attnBwd('fpdt_attn_bwd')],
+  // sm_90a, head dim 128 (kernels.ts usesSm90Backward): the wgmma kernel, and the mma.sync one it falls back to
+  'attention_bwd_sm90.cu': [attnBwd('fpdt_attn_bwd_sm90'), attnBwd('fpdt_attn_bwd')],
+  'attention_bwd_mma.cu': [attnBwd('fpdt_attn_bwd_mma')],
   // packed documents (kernels.ts packedFiles): each block reads its q rows' and kv rows' document ids
   'attention_fwd_docs.cu': [
     `cudaError_t fpdt_attn_fwd_docs(const void* q, const void* k, const void* v, float* o_acc, float* lse, void* o_out, ` +

@@ -189,6 +189,29 @@ function attentionBackward(spec: KernelSpec, t: AttentionTiling, suffix: string,
   return render('attention_bwd.cu.njk', { headDim: spec.headDim, warps: t.bwdWarps, bq: t.bwdBq, dqMode, ns, suffix, docs });
 }
 
+/** Whether the attention backward is the wgmma (sm_90a) kernel: Hopper targets, head dim 128 (as the forward). */
+export function usesSm90Backward(spec: KernelSpec): boolean {
+  return spec.target === 'sm90a' && spec.headDim === 128 && spec.packed !== true;
+}
+
+/**
+ * The sm_90a backward (launchers fpdt_attn_bwd<suffix>_sm90 and fpdt_attn_bwd<suffix>) and the mma.sync
+ * kernel it falls back to, renamed fpdt_attn_bwd<suffix>_mma in attention_bwd<suffix>_mma.cu.
+ */
+function attentionBackwardSm90(spec: KernelSpec, t: AttentionTiling, suffix: string): RenderedKernel[] {
+  const ns = `fpdt_attn_bwd_sm90_${spec.headDim}${suffix}`;
+  const fallbackSuffix = `${suffix}_mma`;
+  return [
+    { file: `attention_bwd${suffix}_sm90.cu`, text: render('attention_bwd_sm90.cu.njk', { headDim: spec.headDim, ns, suffix, fallbackSuffix }) },
+    { file: `attention_bwd${fallbackSuffix}.cu`, text: attentionBackward(spec, t, fallbackSuffix) },
+  ];
+}
+
+function attentionBackwardFiles(spec: KernelSpec, t: AttentionTiling): RenderedKernel[] {
+  if (usesSm90Backward(spec)) return attentionBackwardSm90(spec, t, '');
+  return [{ file: 'attention_bwd.cu', text: attentionBackward(spec, t, '') }];
+}
+
 /** Packed documents: attention masked by document ids (launchers fpdt_attn_{fwd,bwd}_docs) and RoPE at given positions (fpdt_rope_{fwd,bwd}_pos). */
 function packedFiles(spec: KernelSpec, t: AttentionTiling, data: object): RenderedKernel[] {
   return [
@@ -215,7 +238,7 @@ export function renderKernels(spec: KernelSpec, options: RenderOptions = {}): Re
   const mlpFile = spec.mlp === 'swiglu' ? 'mlp_swiglu.cu' : 'mlp_gelu.cu';
   const files: RenderedKernel[] = [
     ...attentionForwardFiles(spec, tiling),
-    { file: 'attention_bwd.cu', text: attentionBackward(spec, tiling, '') },
+    ...attentionBackwardFiles(spec, tiling),
   ];
   for (const name of ['attention_util.cu', normFile, 'rope.cu', mlpFile, 'embedding.cu', 'loss.cu', 'optimizer.cu', 'elementwise.cu'])
     files.push({ file: name, text: render(`${name}.njk`, data) });
