@@ -150,22 +150,64 @@ def ref_attention_grads(q, k, v, do, causal, scale):
 
 def check_attention_bwd(lib, tag, Hq, Hkv, d, suffixes):
     scale = 1 / math.sqrt(d)
-    for Lq, Lk, causal in [(64, 64, True), (100, 100, True), (333, 333, True), (77, 300, False), (200, 130, False)]:
+    # the wgmma backward (_sm90) takes Lq a multiple of 64 and refuses the rest (cudaErrorNotSupported: its
+    # callers fall back); Lk is free (a kv tile past Lk is masked)
+    sizes = [(64, 64, True), (100, 100, True), (333, 333, True), (77, 300, False), (200, 130, False),
+             (128, 128, True), (640, 640, True), (192, 333, False), (256, 200, False), (64, 1, False)]
+    for Lq, Lk, causal in sizes:
         q, k, v, do = rnd(Lq, Hq, d), rnd(Lk, Hkv, d), rnd(Lk, Hkv, d), rnd(Lq, Hq, d)
         o, lse = attn_fwd(lib, q, k, v, causal, 2)
         delta = poison(Hq, Lq)
         call(lib, "fpdt_attn_bwd_delta", P(o), P(do), P(delta), I(Lq), I(Hq))
         delta_r = (o.double() * do.double()).sum(-1).transpose(0, 1)
         gq, gk, gv = ref_attention_grads(q, k, v, do, causal, scale)
-        for sfx in suffixes:
+        for sfx in [x for x in suffixes if Lq % 64 == 0 or not x.endswith("_sm90")]:
             b_q, b_k, b_v = rnd(Lq, Hq, d, dtype=f32), rnd(Lk, Hkv, d, dtype=f32), rnd(Lk, Hkv, d, dtype=f32)
             dq, dk, dv = b_q.clone(), b_k.clone(), b_v.clone()
             call(lib, "fpdt_attn_bwd" + sfx, P(q), P(k), P(v), P(do), P(lse), P(delta), P(dq), P(dk), P(dv), I(Lq),
                  I(Lk), I(Hq), I(Hkv), I(0), I(Hq // Hkv), F(scale), I(int(causal)))
             check(f"{tag} attn_bwd{sfx} Lq={Lq} Lk={Lk} causal={causal}",
                   {"delta": (delta, delta_r), "dq": (dq - b_q, gq), "dk": (dk - b_k, gk), "dv": (dv - b_v, gv)}, 1e-2)
-    # FPDT backward: kv chunk j outer, q chunks i >= j inner, lse/delta of the full forward
-    L, C_ = 450, 150
+            # a second run on the same inputs: dk/dv bit-identical (no atomics), dq within float atomics' order
+            dq2, dk2, dv2 = b_q.clone(), b_k.clone(), b_v.clone()
+            call(lib, "fpdt_attn_bwd" + sfx, P(q), P(k), P(v), P(do), P(lse), P(delta), P(dq2), P(dk2), P(dv2), I(Lq),
+                 I(Lk), I(Hq), I(Hkv), I(0), I(Hq // Hkv), F(scale), I(int(causal)))
+            same = torch.equal(dk, dk2) and torch.equal(dv, dv2)
+            dq_rerun = ((dq2 - dq).abs().max() / (dq - b_q).abs().max().clamp_min(1e-30)).item()
+            ok = same and dq_rerun <= 1e-3
+            results.append((f"{tag} attn_bwd{sfx} rerun Lq={Lq} Lk={Lk}", ok, {"dk_dv_identical": same, "dq": dq_rerun}))
+            print(f"{'PASS' if ok else 'FAIL'} {tag} attn_bwd{sfx} rerun Lq={Lq} Lk={Lk}: dk/dv identical {same}, "
+                  f"dq {dq_rerun:.1e}", flush=True)
+    # GQA head base: a rank's slice of query heads [qb, qb + hq) and the kv heads they read; dk/dv get only
+    # the local q heads' contributions
+    group = Hq // Hkv
+    if group > 1:
+        qb, hq = group + 2, 2 * group  # straddles three kv heads
+        kb, hk = qb // group, (qb + hq - 1) // group - qb // group + 1
+        for Lq, Lk, causal in [(320, 320, True), (100, 100, True), (256, 333, False)]:
+            ql, kl, vl, dol = rnd(Lq, hq, d), rnd(Lk, hk, d), rnd(Lk, hk, d), rnd(Lq, hq, d)
+            idx = torch.tensor([(qb + h) // group - kb for h in range(hq)], device=dev)
+            kx, vx = kl[:, idx].contiguous(), vl[:, idx].contiguous()  # each local q head's own kv head
+            o, lse = attn_fwd(lib, ql, kl, vl, causal, 2, q_head_base=qb, group=group)
+            delta = poison(hq, Lq)
+            call(lib, "fpdt_attn_bwd_delta", P(o), P(dol), P(delta), I(Lq), I(hq))
+            gq, gkx, gvx = ref_attention_grads(ql, kx, vx, dol, causal, scale)
+            gk = torch.zeros(Lk, hk, d, device=dev, dtype=f64).index_add_(1, idx, gkx)
+            gv = torch.zeros(Lk, hk, d, device=dev, dtype=f64).index_add_(1, idx, gvx)
+            for sfx in [x for x in suffixes if Lq % 64 == 0 or not x.endswith("_sm90")]:
+                dq, dk, dv = torch.zeros(Lq, hq, d, device=dev), torch.zeros(Lk, hk, d, device=dev), torch.zeros(Lk, hk, d, device=dev)
+                call(lib, "fpdt_attn_bwd" + sfx, P(ql), P(kl), P(vl), P(dol), P(lse), P(delta), P(dq), P(dk), P(dv),
+                     I(Lq), I(Lk), I(hq), I(hk), I(qb), I(group), F(scale), I(int(causal)))
+                check(f"{tag} attn_bwd{sfx} head base {qb} heads {hq} Lq={Lq} Lk={Lk} causal={causal}",
+                      {"dq": (dq, gq), "dk": (dk, gk), "dv": (dv, gv)}, 1e-2)
+    # FPDT backward: kv chunk j outer, q chunks i >= j inner, lse/delta of the full forward (450/150: the
+    # mma.sync path; 1024/256: chunks the wgmma kernel takes)
+    for L, C_ in [(450, 150), (1024, 256)]:
+        check_attention_bwd_chunked(lib, tag, Hq, Hkv, d, L, C_)
+
+
+def check_attention_bwd_chunked(lib, tag, Hq, Hkv, d, L, C_):
+    scale = 1 / math.sqrt(d)
     q, k, v, do = rnd(L, Hq, d), rnd(L, Hkv, d), rnd(L, Hkv, d), rnd(L, Hq, d)
     o, lse = attn_fwd(lib, q, k, v, True, 2)
     delta = poison(Hq, L)
@@ -344,6 +386,13 @@ def check_errors(lib, tag):
             err = fn(P(q), P(q), P(q), P(None), P(None), P(None), *args, F(1.0), I(1), I(2), stream())
             results.append((f"{tag} {name} rejects bad shapes", err != 0, {"err": err}))
             print(f"{'PASS' if err != 0 else 'FAIL'} {tag} {name} rejects bad shapes (err {err})")
+    for name in [n for n in ("fpdt_attn_bwd", "fpdt_attn_bwd_sm90", "fpdt_attn_bwd_mma") if hasattr(lib, n)]:
+        fn = getattr(lib, name)
+        fn.restype = C.c_int
+        for args in [(I(64), I(128), I(4), I(4), I(0), I(1)), (I(64), I(64), I(4), I(3), I(4), I(1))]:
+            err = fn(P(q), P(q), P(q), P(q), P(None), P(None), P(None), P(None), P(None), *args, F(1.0), I(1), stream())
+            results.append((f"{tag} {name} rejects bad shapes", err != 0, {"err": err}))
+            print(f"{'PASS' if err != 0 else 'FAIL'} {tag} {name} rejects bad shapes (err {err})")
 
 
 def main():
@@ -361,8 +410,11 @@ def main():
         # (fpdt_attn_fwd_sm90: fails with cudaErrorNotSupported instead of falling back) and the mma.sync one
         fwd_suffixes = [s + x for s in suffixes for x in ("", "_sm90", "_mma") if hasattr(lib, "fpdt_attn_fwd" + s + x)]
         print(f"   forward launchers: {', '.join('fpdt_attn_fwd' + s for s in fwd_suffixes)}", flush=True)
+        # likewise the backward (attention_bwd_sm90.cu): fpdt_attn_bwd_sm90 alone and fpdt_attn_bwd_mma
+        bwd_suffixes = [s + x for s in suffixes for x in ("", "_sm90", "_mma") if hasattr(lib, "fpdt_attn_bwd" + s + x)]
+        print(f"   backward launchers: {', '.join('fpdt_attn_bwd' + s for s in bwd_suffixes)}", flush=True)
         for fn in (lambda: check_attention(lib, tag, Hq, Hkv, d, fwd_suffixes),
-                   lambda: check_attention_bwd(lib, tag, Hq, Hkv, d, suffixes),
+                   lambda: check_attention_bwd(lib, tag, Hq, Hkv, d, bwd_suffixes),
                    lambda: check_norm(lib, tag, spec), lambda: check_rope(lib, tag, spec),
                    lambda: check_mlp(lib, tag, spec), lambda: check_embedding_loss(lib, tag, spec),
                    lambda: check_optimizer_elementwise(lib, tag), lambda: check_errors(lib, tag)):
