@@ -14,7 +14,7 @@ const attnBwd = (name: string): string =>
 
 export const launcherPrototypes: Readonly<Record<string, readonly string[]>> = {
   'attention_fwd.cu': [attnFwd('fpdt_attn_fwd')],
-  // sm_90a, head dim 128 (kernels.ts usesSm90Forward): the wgmma kernel, and the mma.sync one it falls back to
+  // sm_90a, head dims 64 and 128 (kernels.ts usesSm90Forward): the wgmma kernel, and the mma.sync one it falls back to
   'attention_fwd_sm90.cu': [attnFwd('fpdt_attn_fwd_sm90'), attnFwd('fpdt_attn_fwd')],
   'attention_fwd_mma.cu': [attnFwd('fpdt_attn_fwd_mma')],
   'attention_bwd.cu': [attnBwd('fpdt_attn_bwd')],

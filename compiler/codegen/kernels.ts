@@ -20,7 +20,7 @@ export interface KernelSpec {
   mlp: 'swiglu' | 'gelu';
   eps: number;
   /**
-   * The GPU family the kernels are rendered for: 'sm90a' (H100/H200: head dim 128 gets the wgmma
+   * The GPU family the kernels are rendered for: 'sm90a' (H100/H200: head dims 64 and 128 get the wgmma
    * forward of attention_fwd_sm90.cu.njk, with the mma.sync kernel as its runtime fallback); absent or
    * 'generic': the mma.sync kernels only.
    */
@@ -159,10 +159,19 @@ function attentionForward(spec: KernelSpec, t: AttentionTiling, suffix: string, 
   return render('attention_fwd.cu.njk', { headDim: spec.headDim, warps: t.warps, mw: t.mw, bc: t.bc, ns, suffix, docs });
 }
 
-/** Whether the attention forward is the wgmma (sm_90a) kernel: Hopper targets, head dim 128. */
+/** Whether the attention forward is the wgmma (sm_90a) kernel: Hopper targets, head dims 64 and 128. */
 export function usesSm90Forward(spec: KernelSpec): boolean {
   // packed programs call the document-masked mma.sync kernel (the wgmma one takes no ids)
-  return spec.target === 'sm90a' && spec.headDim === 128 && spec.packed !== true;
+  return spec.target === 'sm90a' && (spec.headDim === 64 || spec.headDim === 128) && spec.packed !== true;
+}
+
+/**
+ * K/V ring stages of the sm_90a forward. Head dim 128: 2 (the prototype's, measured within 3% of 3 stages
+ * on an H200: results/kernels.md). Head dim 64: a K or V tile is 16 KB and its MMAs take half as long, so
+ * 4 stages keep the same bytes (and twice the tiles) in flight ahead of the consumers (144 KB with Q).
+ */
+export function sm90ForwardStages(headDim: number): number {
+  return headDim === 64 ? 4 : 2;
 }
 
 /**
@@ -173,7 +182,10 @@ function attentionForwardSm90(spec: KernelSpec, t: AttentionTiling, suffix: stri
   const ns = `fpdt_attn_fwd_sm90_${spec.headDim}${suffix}`;
   const fallbackSuffix = `${suffix}_mma`;
   return [
-    { file: `attention_fwd${suffix}_sm90.cu`, text: render('attention_fwd_sm90.cu.njk', { headDim: spec.headDim, ns, suffix, fallbackSuffix }) },
+    {
+      file: `attention_fwd${suffix}_sm90.cu`,
+      text: render('attention_fwd_sm90.cu.njk', { headDim: spec.headDim, stages: sm90ForwardStages(spec.headDim), ns, suffix, fallbackSuffix }),
+    },
     { file: `attention_fwd${fallbackSuffix}.cu`, text: attentionForward(spec, t, fallbackSuffix) },
   ];
 }

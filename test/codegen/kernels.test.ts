@@ -14,6 +14,7 @@ const run = promisify(execFile);
 const nvcc = process.env.NVCC ?? '/usr/local/cuda/bin/nvcc';
 
 const sm90Llama: KernelSpec = { ...llamaSpec, target: 'sm90a' };
+const sm90Gpt: KernelSpec = { ...gptSpec, target: 'sm90a' };
 
 function launchersIn(text: string): string[] {
   return [...text.matchAll(/extern "C" cudaError_t (\w+)\(/g)].map((m) => m[1]!);
@@ -34,7 +35,7 @@ describe('codegen/kernels', () => {
   });
 
   it('declares in the header exactly the launchers the sources define', () => {
-    for (const spec of [llamaSpec, gptSpec, sm90Llama, { ...gptSpec, target: 'sm90a' as const }]) {
+    for (const spec of [llamaSpec, gptSpec, sm90Llama, sm90Gpt]) {
       const files = renderKernels(spec);
       const header = files.find((f) => f.file === 'fpdt_kernels.h')!.text;
       for (const f of files.filter((x) => x.file.endsWith('.cu'))) {
@@ -46,16 +47,20 @@ describe('codegen/kernels', () => {
     }
   });
 
-  it('renders the wgmma forward for head dim 128 on sm_90a targets only, with the mma.sync kernel as fallback', () => {
+  it('renders the wgmma forward for head dims 64 and 128 on sm_90a targets only, with the mma.sync kernel as fallback', () => {
     const names = (spec: KernelSpec) => renderKernels(spec).map((f) => f.file).filter((f) => f.startsWith('attention_fwd'));
     expect(names(sm90Llama)).to.deep.equal(['attention_fwd_sm90.cu', 'attention_fwd_mma.cu']);
+    expect(names(sm90Gpt)).to.deep.equal(['attention_fwd_sm90.cu', 'attention_fwd_mma.cu']); // head dim 64
     expect(names(llamaSpec)).to.deep.equal(['attention_fwd.cu']);
     expect(names({ ...llamaSpec, target: 'generic' })).to.deep.equal(['attention_fwd.cu']);
-    expect(names({ ...gptSpec, target: 'sm90a' })).to.deep.equal(['attention_fwd.cu']); // head dim 64
+    expect(names({ ...sm90Gpt, headDim: 96, rotaryDim: 32 })).to.deep.equal(['attention_fwd.cu']); // no wgmma tiles for 96
+    // the head dim and the K/V ring depth are the rendered constants
+    const gpt90 = renderKernels(sm90Gpt).find((f) => f.file === 'attention_fwd_sm90.cu')!.text;
+    expect(gpt90).to.contain('constexpr int kD = 64;').and.contain('constexpr int ST = 4;');
     const files = new Map(renderKernels(sm90Llama).map((f) => [f.file, f.text]));
     const sm90 = files.get('attention_fwd_sm90.cu')!;
     expect(sm90).to.contain('wgmma.mma_async').and.contain('cp.async.bulk.tensor.3d');
-    expect(sm90).to.contain('return fpdt_attn_fwd_mma(');
+    expect(sm90).to.contain('return fpdt_attn_fwd_mma(').and.contain('constexpr int kD = 128;').and.contain('constexpr int ST = 2;');
     expect(files.get('attention_fwd_mma.cu')).to.contain('extern "C" cudaError_t fpdt_attn_fwd_mma(');
     const header = files.get('fpdt_kernels.h')!;
     for (const n of ['fpdt_attn_fwd', 'fpdt_attn_fwd_sm90', 'fpdt_attn_fwd_mma']) expect(header).to.contain(`cudaError_t ${n}(`);
@@ -75,7 +80,7 @@ describe('codegen/kernels', () => {
     const dir = mkdtempSync(join(tmpdir(), 'fpdt-kernels-'));
     try {
       const jobs: { spec: string; file: string }[] = [];
-      for (const [name, spec] of [['llama', llamaSpec], ['gpt', gptSpec], ['llama90', sm90Llama]] as const) {
+      for (const [name, spec] of [['llama', llamaSpec], ['gpt', gptSpec], ['llama90', sm90Llama], ['gpt90', sm90Gpt]] as const) {
         for (const f of renderKernels(spec)) {
           const path = join(dir, `${name}_${f.file}`);
           writeFileSync(path, f.text);
