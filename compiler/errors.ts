@@ -88,11 +88,6 @@ export const errors = {
     new UserError(`internal error: ${pass === 'input' ? 'the model\'s graph is ill-formed' : `failed after ${pass}`}: ${message}`),
 
   doesNotFit: (model: string, advice: string) => new UserError(`${model} does not fit: ${advice}`),
-  /** codegen of a schedule compiled with --packed (the kernels do not take document ids yet) */
-  packedNotOnGpu: (model: string) =>
-    new UserError(
-      `${model} was compiled with --packed: packed documents run on the CPU check only so far; the GPU kernels do not mask documents or read positions yet: prove it with 'fpdtc check ${model} --packed', or compile without --packed to build`,
-    ),
   /** `fpdtc check` estimated to run too long on the CPU */
   checkTooSlow: (model: string, seq: number, duration: string, runs: number, flopsPerRun: number, limit: string) =>
     new UserError(

@@ -6,7 +6,7 @@ import { resolve } from "node:path";
 import { RuntimeError, runtimeErrors } from "./errors.js";
 
 /** FPDT_ABI_VERSION of codegen-templates/host/fpdt_abi.h. */
-export const ABI_VERSION = 5;
+export const ABI_VERSION = 6;
 
 export interface ParamInfo {
   index: number;
@@ -65,6 +65,7 @@ interface NativeProgram {
   gradNorm(): number;
   setStep(step: number): void;
   setTokens(tokens: Int32Array, labels: Int32Array | null): void;
+  setDocuments(positions: Int32Array, docs: Int32Array): void;
   setLearningRate(lr: number): void;
   step(): Promise<number>;
   stepSync(): number;
@@ -246,6 +247,11 @@ export class Program {
   /** The whole global sequence; labels default to the next token. */
   setTokens(tokens: Int32Array, labels: Int32Array | null = null): void {
     wrapNative(() => this.native.setTokens(tokens, labels));
+  }
+
+  /** Packed documents: each token's position in its document and its document's id, laid out as setTokens' tokens. */
+  setDocuments(positions: Int32Array, docs: Int32Array): void {
+    wrapNative(() => this.native.setDocuments(positions, docs));
   }
 
   setLearningRate(lr: number): void {

@@ -36,7 +36,7 @@ extern "C" {
 
 /* Bumped on any incompatible change; the runtime refuses a program whose
  * fpdt_abi_version() differs from the header it was built with. */
-#define FPDT_ABI_VERSION 5
+#define FPDT_ABI_VERSION 6
 
 /* Largest tensor rank fpdt_param_info reports. */
 #define FPDT_MAX_DIMS 8
@@ -160,6 +160,20 @@ int fpdt_set_step(fpdt_program* p, int step);
  * mean over the labels of all of them.
  */
 int fpdt_set_tokens(fpdt_program* p, const int32_t* tokens, const int32_t* labels, int64_t n);
+
+/*
+ * Packed documents (a program compiled with --packed): each token's position
+ * inside its document (RoPE restarts there) and its document's id (a token
+ * attends only to tokens of its own document), for the sequence(s) of the
+ * next fpdt_set_tokens, in the same natural order and of the same length n.
+ * Ids must not decrease along a sequence and positions must not be negative
+ * (FPDT_ERR_INVALID_ARGUMENT names the first token that breaks either).
+ * Labels are still fpdt_set_tokens': a document's last token and masked
+ * tokens carry FPDT_IGNORE_LABEL. A packed program refuses fpdt_step until
+ * this was called once; a program compiled without --packed refuses this
+ * call (FPDT_ERR_CONFIG).
+ */
+int fpdt_set_documents(fpdt_program* p, const int32_t* positions, const int32_t* docs, int64_t n);
 
 /* Learning rate for the next steps (overrides the config's value). */
 int fpdt_set_learning_rate(fpdt_program* p, float lr);

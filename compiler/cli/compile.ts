@@ -26,7 +26,7 @@ export function register(program: Command): void {
     .option('--host-mem <GiB>', 'pinned host memory per GPU, in GiB')
     .option('--optimizer <gpu|host>', 'where the fp32 AdamW states live (host: streamed through the GPU at the update)')
     .option('--keep-attention <auto|layers>', 'layers that keep attention tensors in host memory for backward instead of recomputing (auto: as many as host memory allows)')
-    .option('--packed', 'windows of packed documents: per-token positions and document ids, attention stays inside each document (fpdtc check only so far; build refuses it)')
+    .option('--packed', 'windows of packed documents: per-token positions and document ids, attention stays inside each document (run takes the boundaries from the dataset, --eod-token or --documents)')
     .option('--out <dir>', 'output folder', 'out')
     .option(
       '--dump-after <pass...>',

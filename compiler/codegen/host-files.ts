@@ -4,7 +4,7 @@
 // sizes) and the parameter table, so codegen neither plans memory nor reads the graph.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { errors, UserError } from '../errors.js';
+import { UserError } from '../errors.js';
 import { readScheduleJson, scheduleFromJson } from '../schedule/export-json.js';
 import type { Schedule } from '../schedule/types.js';
 import { renderHostProgram } from './host-program.js';
@@ -30,8 +30,6 @@ export function loadCompiled(dir: string): CompiledModel {
 
 /** Every source file of the program: kernels, then the host program and its headers. */
 export function renderProgramSources(m: CompiledModel): RenderedKernel[] {
-  // packed documents (lower/packed.ts): the kernels would ignore the document ids and positions
-  if (m.schedule.config.packed) throw errors.packedNotOnGpu(m.schedule.model);
   return [...renderKernels(kernelSpecOf(m.schedule)), ...renderHostProgram(m)];
 }
 

@@ -1,7 +1,7 @@
 // What each schedule instruction becomes in the host program: a table from op name to the C
 // calls (kernel launchers, fpdt_gemm_bf16, cudaMemcpyAsync) that do it on the instruction's
 // stream. Operand order is the lowering's (compiler/lower/tokenwise.ts, attention.ts).
-import type { DType } from '../ir/types.js';
+import { DTYPE_BYTES, type DType } from '../ir/types.js';
 import type { Instr } from '../schedule/types.js';
 import { affineC, refBytes, refC, type Arenas } from './host-c.js';
 
@@ -34,7 +34,7 @@ const f32 = (x: number): string => `${Number.isInteger(x) ? x.toFixed(1) : Strin
 const MEMCPY_KIND: Record<string, string> = { h2d: 'cudaMemcpyHostToDevice', d2h: 'cudaMemcpyDeviceToHost', d2d: 'cudaMemcpyDeviceToDevice', h2h: 'cudaMemcpyHostToHost' };
 
 /** Element bytes of a collective's data (its output's dtype). */
-const elemOf = (c: OpCtx): number => (dtypeOf(c, 'writes', 0) === 'fp32' ? 4 : 2);
+const elemOf = (c: OpCtx): number => DTYPE_BYTES[dtypeOf(c, 'writes', 0)];
 
 /**
  * Collectives go through program_comm.cuh (NCCL or the local world), which returns a status.
@@ -74,6 +74,19 @@ const attnHeads = (c: OpCtx): string => {
   const base = c.instr.args?.qHeadBase;
   return `${num(c, 'hq')}, ${num(c, 'hkv')}, ${base ? `(int)${affineC(base, c.ar.rank)}` : '0'}, ${num(c, 'group')}`;
 };
+
+/**
+ * Packed documents (lower/packed.ts): a block reads its q rows' and kv rows' document ids as two
+ * last operands (from `first`) and calls the document-masked launcher; RoPE reads its rows'
+ * positions as a second operand instead of pos0 + row.
+ */
+const isPacked = (c: OpCtx) => c.instr.attrs.packed === true;
+const docsSuffix = (c: OpCtx) => (isPacked(c) ? '_docs' : '');
+const blockDocsC = (c: OpCtx, first: number) => (isPacked(c) ? `${rd(c, first, 'const int*')}, ${rd(c, first + 1, 'const int*')}, ` : '');
+const ropeCall = (c: OpCtx, dir: 'fwd' | 'bwd'): string =>
+  isPacked(c)
+    ? `fpdt_rope_${dir}_pos(${rd(c, 0)}, ${wr(c, 0)}, ${num(c, 'rows')}, ${num(c, 'heads')}, ${rd(c, 1, 'const int*')}, ${S(c)})`
+    : `fpdt_rope_${dir}(${rd(c, 0)}, ${wr(c, 0)}, ${num(c, 'rows')}, ${num(c, 'heads')}, ${affineC(c.instr.args!.pos0, c.ar.rank)}, ${S(c)})`;
 
 export const HOST_OPS: Readonly<Record<string, Emit>> = {
   fill: (c) => {
@@ -121,8 +134,8 @@ export const HOST_OPS: Readonly<Record<string, Emit>> = {
     `fpdt_host_ln_stats(${rd(c, 1)}, p->stat_mean, p->stat_rstd, ${num(c, 'rows')}, ${num(c, 'dim')}, ${f32(num(c, 'eps'))}, ${S(c)})`,
     `fpdt_layernorm_bwd(${rd(c, 1)}, ${rd(c, 2)}, ${rd(c, 0)}, p->stat_mean, p->stat_rstd, ${wr(c, 0)}, ${wr(c, 1, 'float*')}, ${wr(c, 2, 'float*')}, ${num(c, 'rows')}, ${S(c)})`,
   ],
-  rope: (c) => [`fpdt_rope_fwd(${rd(c, 0)}, ${wr(c, 0)}, ${num(c, 'rows')}, ${num(c, 'heads')}, ${affineC(c.instr.args!.pos0, c.ar.rank)}, ${S(c)})`],
-  rope_bwd: (c) => [`fpdt_rope_bwd(${rd(c, 0)}, ${wr(c, 0)}, ${num(c, 'rows')}, ${num(c, 'heads')}, ${affineC(c.instr.args!.pos0, c.ar.rank)}, ${S(c)})`],
+  rope: (c) => [ropeCall(c, 'fwd')],
+  rope_bwd: (c) => [ropeCall(c, 'bwd')],
   swiglu: (c) => [`fpdt_swiglu_fwd(${rd(c, 0)}, ${rd(c, 1)}, ${wr(c, 0)}, ${num(c, 'n') / c.sizes.F}, ${c.sizes.F}LL, ${S(c)})`],
   swiglu_bwd: (c) => [`fpdt_swiglu_bwd(${rd(c, 1)}, ${rd(c, 2)}, ${rd(c, 0)}, ${wr(c, 0)}, ${wr(c, 1)}, ${num(c, 'n') / c.sizes.F}, ${c.sizes.F}LL, ${S(c)})`],
   gelu: (c) => [`fpdt_gelu_fwd(${rd(c, 0)}, ${wr(c, 0)}, ${num(c, 'n')}LL, ${S(c)})`],
@@ -146,7 +159,7 @@ export const HOST_OPS: Readonly<Record<string, Emit>> = {
   },
   // mode 1: every block folds into the accumulators attn_init prepared
   attn_fwd_block: (c) => [
-    `fpdt_attn_fwd(${rd(c, 0)}, ${rd(c, 1)}, ${rd(c, 2)}, ${wr(c, 0, 'float*')}, ${wr(c, 1, 'float*')}, NULL, ${num(c, 'lq')}, ${num(c, 'lk')}, ${attnHeads(c)}, ${softmaxScale(c)}, ${flag(c, 'causal')}, 1, ${S(c)})`,
+    `fpdt_attn_fwd${docsSuffix(c)}(${rd(c, 0)}, ${rd(c, 1)}, ${rd(c, 2)}, ${wr(c, 0, 'float*')}, ${wr(c, 1, 'float*')}, NULL, ${num(c, 'lq')}, ${num(c, 'lk')}, ${attnHeads(c)}, ${softmaxScale(c)}, ${flag(c, 'causal')}, 1, ${blockDocsC(c, 3)}${S(c)})`,
   ],
   attn_finalize: (c) => [
     `fpdt_attn_finalize(${rd(c, 0, 'const float*')}, ${wr(c, 0)}, ${num(c, 'rows')}, ${num(c, 'heads')}, ${S(c)})`,
@@ -154,11 +167,12 @@ export const HOST_OPS: Readonly<Record<string, Emit>> = {
   ],
   attn_bwd_prep: (c) => [`fpdt_attn_bwd_delta(${rd(c, 1)}, ${rd(c, 0)}, ${wr(c, 0, 'float*')}, ${num(c, 'rows')}, ${num(c, 'heads')}, ${S(c)})`],
   attn_bwd_block: (c) => [
-    `fpdt_attn_bwd(${rd(c, 0)}, ${rd(c, 1)}, ${rd(c, 2)}, ${rd(c, 3)}, ${rd(c, 4, 'const float*')}, ${rd(c, 5, 'const float*')}, ${wr(c, 0, 'float*')}, ${wr(c, 1, 'float*')}, ${wr(c, 2, 'float*')}, ${num(c, 'lq')}, ${num(c, 'lk')}, ${attnHeads(c)}, ${softmaxScale(c)}, ${flag(c, 'causal')}, ${S(c)})`,
+    `fpdt_attn_bwd${docsSuffix(c)}(${rd(c, 0)}, ${rd(c, 1)}, ${rd(c, 2)}, ${rd(c, 3)}, ${rd(c, 4, 'const float*')}, ${rd(c, 5, 'const float*')}, ${wr(c, 0, 'float*')}, ${wr(c, 1, 'float*')}, ${wr(c, 2, 'float*')}, ${num(c, 'lq')}, ${num(c, 'lk')}, ${attnHeads(c)}, ${softmaxScale(c)}, ${flag(c, 'causal')}, ${blockDocsC(c, 6)}${S(c)})`,
   ],
   attn_bwd_finalize: (c) => [0, 1, 2].map((k) => `fpdt_cast_f32_bf16(${rd(c, k, 'const float*')}, ${wr(c, k)}, ${c.instr.writes[k].len}LL, ${S(c)})`),
   adamw: (c) => [
     `fpdt_adamw(${wr(c, 0, 'float*')}, ${rd(c, 0, 'const float*')}, ${wr(c, 1, 'float*')}, ${wr(c, 2, 'float*')}, ${wr(c, 3)}, ${num(c, 'n')}LL, p->lr, p->beta1, p->beta2, p->eps, p->weight_decay, ${rd(c, 1, 'const float*')}, p->max_grad_norm, p->step, ${S(c)})`,
   ],
+  grad_accumulate: (c) => [`fpdt_host_add_f32(${wr(c, 0, 'float*')}, ${rd(c, 0, 'const float*')}, ${c.instr.writes[0].len}LL, ${S(c)})`],
   grad_sumsq: (c) => [`fpdt_sqnorm_acc(${rd(c, 0, 'const float*')}, ${c.instr.reads[0].len}LL, ${wr(c, 0, 'float*')}, ${S(c)})`],
 };

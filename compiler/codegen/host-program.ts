@@ -3,7 +3,7 @@
 // needs is decided here and passed as plain data (STYLE.md 7).
 import { fileURLToPath } from 'node:url';
 import nunjucks from 'nunjucks';
-import { groupsOf, type Item, type Schedule } from '../schedule/types.js';
+import { groupsOf, PACKED_BUFFERS, type Item, type Schedule } from '../schedule/types.js';
 import { arenasOf, RANK_C, RANK_IN_GROUP_C } from './host-c.js';
 import { bodyC, eventLayout, pairLossInstrs, profileOps, tracedInstrs } from './host-body.js';
 import { hostParams, paramTableOf } from './host-params.js';
@@ -80,6 +80,7 @@ export function renderHostProgram({ schedule: s, plan }: HostProgramInput): Rend
     world: s.world,
     sp,
     dp,
+    packed: c.packed === true,
     seq: s.sizes.S,
     vocab: s.sizes.V,
     statRows: normRows(s),
@@ -108,6 +109,7 @@ export function renderHostProgram({ schedule: s, plan }: HostProgramInput): Rend
       labels: offsetOf(plan, 'io.labels'),
       nvalid: offsetOf(plan, 'io.nvalid'),
       loss: offsetOf(plan, 'io.loss'),
+      ...(c.packed ? { positions: offsetOf(plan, PACKED_BUFFERS.positions), docs: offsetOf(plan, PACKED_BUFFERS.docs) } : {}),
     },
     hostStates: hostStates.map((x) => ({ buf: x.buf, offset: x.offset, size: x.size })),
     body,

@@ -43,6 +43,8 @@ export function kernelSpecOf(s: Schedule): KernelSpec {
     mlp: ops.has('swiglu') ? 'swiglu' : 'gelu',
     eps: Number(norm.attrs.eps),
     target: HOPPER_DEVICES.has(s.config.device) ? 'sm90a' : 'generic',
+    // packed documents: the document-masked attention and RoPE at given positions (kernels.ts)
+    ...(s.config.packed ? { packed: true } : {}),
   };
 }
 

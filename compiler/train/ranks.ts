@@ -59,8 +59,13 @@ export class RankSet {
   }
 
   /** The step's tokens: one sequence, or with dp groups every group's one after another (each program takes its group's). */
-  setTokens(tokens: Int32Array): void {
-    for (const p of this.programs) p.setTokens(tokens);
+  setTokens(tokens: Int32Array, labels: Int32Array | null = null): void {
+    for (const p of this.programs) p.setTokens(tokens, labels);
+  }
+
+  /** Packed documents: every rank takes the whole window(s) and keeps its rows (fpdt_set_documents). */
+  setDocuments(positions: Int32Array, docs: Int32Array): void {
+    for (const p of this.programs) p.setDocuments(positions, docs);
   }
 
   /** One step of every rank held here; the global mean loss (the same on every rank). */

@@ -65,6 +65,7 @@ class Program : public Napi::ObjectWrap<Program> {
                            InstanceMethod("getStep", &Program::GetStep),
                            InstanceMethod("gradNorm", &Program::GradNorm),
                            InstanceMethod("setStep", &Program::SetStep),
+                           InstanceMethod("setDocuments", &Program::SetDocuments),
                            InstanceMethod("setTokens", &Program::SetTokens),
                            InstanceMethod("setLearningRate", &Program::SetLearningRate),
                            InstanceMethod("step", &Program::Step),
@@ -239,6 +240,21 @@ class Program : public Napi::ObjectWrap<Program> {
       labels = l.Data();
     }
     check(env, fpdt_set_tokens(p, tokens.Data(), labels, (int64_t)tokens.ElementLength()));
+    return env.Undefined();
+  }
+
+  // Packed documents: positions and document ids, each an Int32Array as long as the tokens.
+  Napi::Value SetDocuments(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    fpdt_program* p = live(info, "setDocuments");
+    if (info.Length() < 2 || !isInt32Array(info[0]) || !isInt32Array(info[1]))
+      throw Napi::TypeError::New(env, "Program.setDocuments: positions and document ids must be Int32Arrays");
+    Napi::Int32Array pos = info[0].As<Napi::Int32Array>(), docs = info[1].As<Napi::Int32Array>();
+    if (pos.ElementLength() != docs.ElementLength())
+      throw Napi::RangeError::New(env, "Program.setDocuments: positions (" + std::to_string(pos.ElementLength()) +
+                                           ") and document ids (" + std::to_string(docs.ElementLength()) +
+                                           ") must have the same length");
+    check(env, fpdt_set_documents(p, pos.Data(), docs.Data(), (int64_t)pos.ElementLength()));
     return env.Undefined();
   }
 

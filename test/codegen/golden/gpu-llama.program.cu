@@ -3418,6 +3418,13 @@ extern "C" int fpdt_set_tokens(fpdt_program* p, const int32_t* tokens, const int
   return FPDT_OK;
 }
 
+/* Compiled without packed documents: there are no positions or ids to take. */
+extern "C" int fpdt_set_documents(fpdt_program* p, const int32_t* positions, const int32_t* docs, int64_t n) {
+  (void)positions, (void)docs, (void)n;
+  if (!p) return FPDT_ERR_INVALID_ARGUMENT;
+  return fail(p, FPDT_ERR_CONFIG, "fpdt_set_documents: %s", "this program was compiled without --packed; compile with --packed to train on packed documents");
+}
+
 extern "C" int fpdt_set_learning_rate(fpdt_program* p, float lr) {
   if (!p) return FPDT_ERR_INVALID_ARGUMENT;
   p->lr = lr;
