@@ -1,10 +1,13 @@
-"""CPU emulation of fa_fwd_sm90.cu's data movement and fragment math (no GPU needed).
+"""CPU emulation of the sm_90a attention forward's data movement and fragment math (no GPU needed).
 
   python3 test/gpu/kernels/sm90/emulate.py
 
-Mirrors the kernel step by step with numpy and compares with a float64 reference:
-- TMA: each [128 rows x 128] bf16 tile lands as two 64-column halves of 128-byte rows, the 16-byte
-  chunk c of row r at chunk c ^ (r % 8) (SWIZZLE_128B), 1024-byte aligned; rows past the end are 0.
+Replays fa_fwd_sm90.cu and the compiler's codegen-templates/kernels/attention_fwd_sm90.cu.njk (the same
+layouts) for head dim 128 (2-stage ring) and head dim 64 (4-stage ring), step by step with numpy, and
+compares with a float64 reference:
+- TMA: each [128 rows x D] bf16 tile lands as D/64 column blocks of 64 bf16 (128-byte rows; two blocks
+  16 KB apart at D = 128, one at D = 64), the 16-byte chunk c of row r at chunk c ^ (r % 8)
+  (SWIZZLE_128B), 1024-byte aligned; rows past the end are 0.
 - wgmma operands are fetched through the kernel's descriptors (start, LBO, SBO, 128B swizzle),
   read as the canonical GMMA layouts that CUTLASS documents (cute/atom/mma_traits_sm90_gmma.hpp):
     K-major SW128  (mn, k) -> start + (mn%8)*128 + (mn//8)*SBO + 2k
@@ -13,6 +16,9 @@ Mirrors the kernel step by step with numpy and compares with a float64 reference
 - accumulators live in per-thread registers by the wgmma D layout (CUTLASS CLayout_64xN), the
   softmax runs per thread with 4-lane (quad) reductions, P is packed exactly as pack_p does, and the
   RS A operand is rebuilt from those registers by the CUTLASS ALayout_64x16 mapping.
+- S = Q K^T takes D/16 k-steps (4 inside each 64-column block, then the next block); O = P V is
+  m64n128 (64 registers) at D = 128 and m64n64 (32 registers) at D = 64; V's MN-major descriptor
+  has LBO = 16 KB (the next 64 d columns, read only at D = 128).
 - the epilogue writes O and LSE by the kernel's index math.
 The constants below are the kernel's; keep them in sync when the kernel changes."""
 import math
@@ -20,7 +26,12 @@ import sys
 
 import numpy as np
 
-D, BM, BN, TILE, HALF = 128, 128, 128, 32768, 16384
+BM, BN, HALF = 128, 128, 16384  # query rows per CTA, kv rows per tile, bytes of one 64-column block
+STAGES = {128: 2, 64: 4}          # K/V ring depth by head dim (kernels.ts sm90ForwardStages)
+
+
+def tile_bytes(d):
+    return (d // 64) * HALF
 
 
 def bf16(x):
@@ -31,8 +42,10 @@ def bf16(x):
 
 
 def tma_tile(mat, row0):
-    """mat [rows, 128] float32 (bf16 values) -> 16384 float32 'slots' (one per 2 bytes) of a tile."""
-    sm = np.zeros(TILE // 2, dtype=np.float32)
+    """mat [rows, D] float32 (bf16 values) -> the tile's float32 'slots' (one per 2 bytes): the D/64 boxes
+    {64 d, 1 head, 128 rows} the producer issues, box b at b * HALF."""
+    D = mat.shape[1]
+    sm = np.zeros(tile_bytes(D) // 2, dtype=np.float32)
     for r in range(BM):
         g = row0 + r
         if g < 0 or g >= mat.shape[0]:
@@ -86,8 +99,10 @@ def a_layout(t, v):
 
 
 def emulate(q, k, v, causal):
-    """q [S_q, H, D], k/v [S_k, H_kv, D] float32 holding bf16 values. Returns O [S_q, H, D], LSE [H, S_q]."""
-    s_q, h, _ = q.shape
+    """q [S_q, H, D], k/v [S_k, H_kv, D] float32 holding bf16 values, D 64 or 128. Returns O [S_q, H, D], LSE [H, S_q]."""
+    s_q, h, D = q.shape
+    assert D in STAGES
+    TILE, NO = tile_bytes(D), D // 2  # tile bytes, O accumulator registers per thread
     s_k, h_kv, _ = k.shape
     grp = h // h_kv
     sl2 = 1.4426950408889634 / math.sqrt(D)
@@ -95,7 +110,7 @@ def emulate(q, k, v, causal):
     lse_out = np.full((h, s_q), np.nan, dtype=np.float32)
     n_mblocks = (s_q + BM - 1) // BM
     n_kv = (s_k + BN - 1) // BN
-    ST = 2
+    ST = STAGES[D]
     sQ, sK, sV = 0, TILE, TILE * (1 + ST)
     for hh in range(h):
         kvh = hh // grp
@@ -105,7 +120,7 @@ def emulate(q, k, v, causal):
             smem[sQ // 2:(sQ + TILE) // 2] = tma_tile(q[:, hh], mb * BM)
             for c in range(2):
                 dq = make_desc(sQ + c * 64 * 128, 16, 1024)
-                o = np.zeros((128, 64), dtype=np.float32)  # per thread registers
+                o = np.zeros((128, NO), dtype=np.float32)  # per thread registers
                 m = np.full((128, 2), -np.inf, dtype=np.float32)
                 l = np.zeros((128, 2), dtype=np.float32)
                 for it in range(n_tiles):
@@ -115,9 +130,9 @@ def emulate(q, k, v, causal):
                     smem[(sV + s * TILE) // 2:(sV + (s + 1) * TILE) // 2] = tma_tile(v[:, kvh], n * BN)
                     dk = make_desc(sK + s * TILE, 16, 1024)
                     dv = make_desc(sV + s * TILE, HALF, 1024)
-                    # S = Q K^T, 8 k-steps (gemm_qk)
+                    # S = Q K^T, D/16 k-steps (gemm_qk)
                     S = np.zeros((64, 128), dtype=np.float32)
-                    for kk in range(8):
+                    for kk in range(D // 16):
                         off = (kk >> 2) * HALF + (kk & 3) * 32
                         A = read_kmajor(smem, dict(dq, start=dq["start"] + off), 64)
                         B = read_kmajor(smem, dict(dk, start=dk["start"] + off), 128)
@@ -154,13 +169,13 @@ def emulate(q, k, v, causal):
                             ssum[:, r] += p
                     l = ssum if it == 0 else l * alpha + ssum
                     if it > 0:  # rescale_o
-                        for j in range(16):
+                        for j in range(D // 8):
                             o[:, 4 * j:4 * j + 2] *= alpha[:, 0:1]
                             o[:, 4 * j + 2:4 * j + 4] *= alpha[:, 1:2]
                     # pack_p: pa[kk][j] holds (lo, hi) = sacc[8kk + 2j], sacc[8kk + 2j + 1]
                     pa = bf16(sacc).reshape(128, 8, 4, 2)
                     # O += P V (gemm_pv): rebuild A from registers by ALayout, B through the V descriptor
-                    O = np.zeros((64, 128), dtype=np.float32)
+                    O = np.zeros((64, D), dtype=np.float32)
                     for kk in range(8):
                         A = np.full((64, 16), np.nan, dtype=np.float32)
                         for t in range(128):
@@ -168,10 +183,10 @@ def emulate(q, k, v, causal):
                                 mm, kx = a_layout(t, vv)
                                 A[mm, kx] = pa[t, kk, vv // 2, vv % 2]
                         assert not np.isnan(A).any()
-                        B = read_mnmajor(smem, dict(dv, start=dv["start"] + kk * 16 * 128), 128)  # [n=d, k=kv]
+                        B = read_mnmajor(smem, dict(dv, start=dv["start"] + kk * 16 * 128), D)  # [n=d, k=kv]
                         O += A @ B.T
                     for t in range(128):
-                        for i in range(64):
+                        for i in range(NO):
                             r, col = c_layout(t, i)
                             o[t, i] += O[r, col]
                 # epilogue
@@ -182,7 +197,7 @@ def emulate(q, k, v, causal):
                         row = row0[t] + 8 * r
                         if row >= s_q:
                             continue
-                        for j in range(16):
+                        for j in range(D // 8):
                             col = 8 * j + 2 * tq[t]
                             o_out[row, hh, col] = bf16(o[t, 4 * j + 2 * r] * inv[t, r])
                             o_out[row, hh, col + 1] = bf16(o[t, 4 * j + 2 * r + 1] * inv[t, r])
@@ -193,7 +208,7 @@ def emulate(q, k, v, causal):
 
 
 def reference(q, k, v, causal):
-    s_q, h, _ = q.shape
+    s_q, h, D = q.shape
     s_k, h_kv, _ = k.shape
     grp = h // h_kv
     o = np.empty((s_q, h, D))
@@ -212,7 +227,11 @@ def reference(q, k, v, causal):
 def main():
     rng = np.random.default_rng(0)
     fails = 0
-    for (s_q, s_k, h, h_kv, causal) in ((200, 200, 2, 1, 1), (130, 300, 2, 2, 0), (128, 128, 1, 1, 0)):
+    cases = [(128, 200, 200, 2, 1, 1), (128, 130, 300, 2, 2, 0), (128, 128, 128, 1, 1, 0),
+             # head dim 64: causal GQA over 4 kv tiles (the 4-stage ring wraps once), a partial last kv tile
+             # in both forms, one full tile
+             (64, 520, 520, 2, 1, 1), (64, 200, 200, 4, 2, 1), (64, 130, 300, 2, 2, 0), (64, 128, 128, 1, 1, 0)]
+    for (D, s_q, s_k, h, h_kv, causal) in cases:
         q = bf16(rng.standard_normal((s_q, h, D)).astype(np.float32))
         k = bf16(rng.standard_normal((s_k, h_kv, D)).astype(np.float32))
         v = bf16(rng.standard_normal((s_k, h_kv, D)).astype(np.float32))
@@ -222,9 +241,9 @@ def main():
         e_l = np.linalg.norm(lse - lse_ref) / np.linalg.norm(lse_ref)
         ok = np.isfinite(o).all() and np.isfinite(lse).all() and e_o < 1e-2 and e_l < 1e-4
         fails += not ok
-        print(f"S_q={s_q} S_k={s_k} H={h}/{h_kv} causal={causal}: O err {e_o:.2e} LSE err {e_l:.2e} "
+        print(f"D={D} S_q={s_q} S_k={s_k} H={h}/{h_kv} causal={causal}: O err {e_o:.2e} LSE err {e_l:.2e} "
               f"{'ok' if ok else 'FAIL'}", flush=True)
-    print(f"{3 - fails} passed, {fails} failed")
+    print(f"{len(cases) - fails} passed, {fails} failed")
     sys.exit(1 if fails else 0)
 
 
