@@ -13,10 +13,12 @@ const variants: { suffix: string; tiling: AttentionTiling }[] = [
   { suffix: '_v2', tiling: { warps: 8, mw: 2, bc: 64, bwdWarps: 8, bwdBq: 64, bwdDq: 'bulk' } },
   { suffix: '_v3', tiling: { warps: 8, mw: 2, bc: 32, bwdWarps: 4, bwdBq: 64, bwdDq: 'bulk' } },
 ];
-// llama (head dim 128) is rendered for sm_90a: fpdt_attn_fwd is the wgmma kernel with its mma.sync fallback, and
-// check_kernels.py also tests fpdt_attn_fwd_sm90 (no fallback) and fpdt_attn_fwd_mma; gpt (head dim 64) stays mma.sync
+// Both are rendered for sm_90a, so the wgmma forward is checked at head dims 128 (llama) and 64 (gpt):
+// fpdt_attn_fwd is the wgmma kernel with its mma.sync fallback, and check_kernels.py also tests
+// fpdt_attn_fwd_sm90 (no fallback) and fpdt_attn_fwd_mma
 const sm90Llama = { ...llamaSpec, target: 'sm90a' as const };
-for (const [name, spec] of [['llama', sm90Llama], ['gpt', gptSpec]] as const) {
+const sm90Gpt = { ...gptSpec, target: 'sm90a' as const };
+for (const [name, spec] of [['llama', sm90Llama], ['gpt', sm90Gpt]] as const) {
   const dir = join(outDir, name);
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
