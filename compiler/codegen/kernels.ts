@@ -201,9 +201,9 @@ function attentionBackward(spec: KernelSpec, t: AttentionTiling, suffix: string,
   return render('attention_bwd.cu.njk', { headDim: spec.headDim, warps: t.bwdWarps, bq: t.bwdBq, dqMode, ns, suffix, docs });
 }
 
-/** Whether the attention backward is the wgmma (sm_90a) kernel: Hopper targets, head dim 128 (as the forward). */
+/** Whether the attention backward is the wgmma (sm_90a) kernel: Hopper targets, head dims 64 and 128. */
 export function usesSm90Backward(spec: KernelSpec): boolean {
-  return spec.target === 'sm90a' && spec.headDim === 128 && spec.packed !== true;
+  return spec.target === 'sm90a' && (spec.headDim === 64 || spec.headDim === 128) && spec.packed !== true;
 }
 
 /**

@@ -14,8 +14,15 @@ if [[ $parts == *" sm90 "* ]]; then
   timeout 150 python3 test/gpu/kernels/sm90/bench.py > $OUT/sm90-bench.log 2>&1; echo "sm90 bench rc=$?"
   tail -15 $OUT/sm90-bench.log
 fi
+if [[ $parts == *" kernels "* ]]; then
+  export PYTHONUNBUFFERED=1
+  timeout 300 python3 test/gpu/kernels/check_kernels.py .carry/kernels $OUT > $OUT/check_kernels.log 2>&1; echo "check_kernels rc=$?"
+  grep -E "^FAIL|^==|launchers" $OUT/check_kernels.log | head -40
+  timeout ${BENCH_TIMEOUT:-200} python3 test/bench/attention.py .carry/kernels/llama ${BENCH_SEQS:-32768,131072} > $OUT/attention_bench.log 2>&1
+  echo "attention bench rc=$?"; grep -E "S=|ours vs" $OUT/attention_bench.log
+fi
 if [[ $parts == *" hf "* ]]; then
-  timeout 200 bash test/gpu/hf/run-on-h200.sh > $OUT/hf.txt 2>&1; echo "hf rc=$?"
+  timeout ${HF_TIMEOUT:-200} bash test/gpu/hf/run-on-h200.sh ${HF_CASES:-} > $OUT/hf.txt 2>&1; echo "hf rc=$?"
   tail -32 $OUT/parity.txt
 fi
 if [[ $parts == *" x2 "* ]]; then
