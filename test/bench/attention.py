@@ -1,8 +1,10 @@
 """Causal attention benchmark: fpdtc kernels vs torch SDPA (flash, cuDNN), one H200, bf16, batch 1.
 
-  python3 test/bench/attention.py [kernels_dir=.carry/kernels/llama] [seqs=32768,131072]
+  python3 test/bench/attention.py [kernels_dir=.carry/kernels/llama] [seqs=32768,131072] [heads=32/32]
 
-32 heads, head dim 128. TFLOP/s counted causal: 2*S^2*d*heads forward, x3.5 forward+backward.
+Head dim from the kernels' spec.json (llama 128, gpt 64); heads as q/kv (32/8: GQA, 4 q heads a kv head).
+TFLOP/s counted causal: 2*S^2*d*heads forward, x3.5 forward+backward. SDPA gets K/V with kv heads
+through enable_gqa=True where the backend takes it, else repeated to the q heads (said in the output).
 'ours 1-block': one causal block over the whole sequence (Lq = Lk = S).
 'ours FPDT': q chunks of min(64K, S/2) against kv chunks 0..i, fused fp32 accumulators, then bf16."""
 import ctypes as C
@@ -20,8 +22,10 @@ from build import build  # noqa: E402
 
 KDIR = sys.argv[1] if len(sys.argv) > 1 else ".carry/kernels/llama"
 SEQS = [int(s) for s in (sys.argv[2] if len(sys.argv) > 2 else "32768,131072").split(",")]
+H, HKV = (int(x) for x in (sys.argv[3] if len(sys.argv) > 3 else "32/32").split("/"))
 OUT = os.environ.get("OUT", "/tmp")
-H, D = 32, 128
+D = json.load(open(os.path.join(KDIR, "spec.json")))["headDim"]
+assert H % HKV == 0, "q heads must be a multiple of kv heads"
 dev = torch.device("cuda")
 P = lambda t: C.c_void_p(t.data_ptr())  # noqa: E731
 I, F = C.c_int, C.c_float
@@ -62,15 +66,18 @@ def main():
     for S in SEQS:
         reps = 5 if S <= 32768 else 2
         flops = 2 * S * S * D * H
-        q, k, v, do = (torch.randn(S, H, D, device=dev, dtype=torch.bfloat16) for _ in range(4))
+        q, do = (torch.randn(S, H, D, device=dev, dtype=torch.bfloat16) for _ in range(2))
+        k, v = (torch.randn(S, HKV, D, device=dev, dtype=torch.bfloat16) for _ in range(2))
         o = torch.empty_like(q)
         lse = torch.empty(H, S, device=dev)
         delta = torch.empty(H, S, device=dev)
-        dq, dk, dv = (torch.empty(S, H, D, device=dev) for _ in range(3))
+        dq = torch.empty(S, H, D, device=dev)
+        dk, dv = (torch.empty(S, HKV, D, device=dev) for _ in range(2))
+        G = H // HKV
 
         def fwd(sfx=""):
-            ok(getattr(lib, "fpdt_attn_fwd" + sfx)(P(q), P(k), P(v), NULL, P(lse), P(o), I(S), I(S), I(H), I(H),
-                                                   I(0), I(1), F(scale), I(1), I(2), st()), "fwd")
+            ok(getattr(lib, "fpdt_attn_fwd" + sfx)(P(q), P(k), P(v), NULL, P(lse), P(o), I(S), I(S), I(H), I(HKV),
+                                                   I(0), I(G), F(scale), I(1), I(2), st()), "fwd")
 
         chunk = min(65536, S // 2)
         acc = torch.empty(chunk, H, D, device=dev)
@@ -81,7 +88,7 @@ def main():
                 qi = q[i:i + chunk]
                 for j in range(0, i + 1, chunk):
                     ok(lib.fpdt_attn_fwd(P(qi), P(k[j:j + chunk]), P(v[j:j + chunk]), P(acc), P(lse_c), NULL,
-                                         I(chunk), I(chunk), I(H), I(H), I(0), I(1), F(scale), I(int(i == j)), I(0 if j == 0 else 1),
+                                         I(chunk), I(chunk), I(H), I(HKV), I(0), I(G), F(scale), I(int(i == j)), I(0 if j == 0 else 1),
                                          st()), "fwd chunk")
                 ok(lib.fpdt_attn_finalize(P(acc), P(o[i:i + chunk]), I(chunk), I(H), st()), "finalize")
 
@@ -94,17 +101,18 @@ def main():
                 for j in range(0, i + 1, chunk):
                     dst, dl = (acc, lse_c) if j == 0 else (ob, lse_b)
                     ok(lib.fpdt_attn_fwd(P(qi), P(k[j:j + chunk]), P(v[j:j + chunk]), P(dst), P(dl), NULL,
-                                         I(chunk), I(chunk), I(H), I(H), I(0), I(1), F(scale), I(int(i == j)), I(0), st()), "fwd")
+                                         I(chunk), I(chunk), I(H), I(HKV), I(0), I(G), F(scale), I(int(i == j)), I(0), st()), "fwd")
                     if j > 0:
                         ok(lib.fpdt_attn_merge(P(acc), P(lse_c), P(ob), P(lse_b), I(chunk), I(H), st()), "merge")
                 ok(lib.fpdt_attn_finalize(P(acc), P(o[i:i + chunk]), I(chunk), I(H), st()), "finalize")
 
         def bwd(sfx=""):
+            sfx = sfx if hasattr(lib, "fpdt_attn_bwd" + sfx) else ""  # a forward-only variant: the default backward
             ok(lib.fpdt_attn_bwd_delta(P(o), P(do), P(delta), I(S), I(H), st()), "delta")
             for t in (dq, dk, dv):
                 t.zero_()
             ok(getattr(lib, "fpdt_attn_bwd" + sfx)(P(q), P(k), P(v), P(do), P(lse), P(delta), P(dq), P(dk), P(dv), I(S), I(S), I(H),
-                                 I(H), I(0), I(1), F(scale), I(1), st()), "bwd")
+                                 I(HKV), I(0), I(G), F(scale), I(1), st()), "bwd")
 
         def record(name, t_fwd, t_fb):
             rows.append({"S": S, "kernel": name, "fwd_ms": t_fwd * 1e3, "fwd_tflops": flops / t_fwd / 1e12,
@@ -122,30 +130,40 @@ def main():
         record(f"ours FPDT unfused merge", bench(fwd_fpdt_merge, reps), None)
         # accuracy of ours vs the flash backend at this size (single block)
         fwd()
-        qt, kt, vt = (t.transpose(0, 1).unsqueeze(0) for t in (q, k, v))
+        t_ours = next(r["fwd_ms"] for r in rows if r["S"] == S)  # the default launcher, measured first
+        qt = q.transpose(0, 1).unsqueeze(0)
         for backend, name in [(SDPBackend.FLASH_ATTENTION, "torch SDPA flash"), (SDPBackend.CUDNN_ATTENTION, "torch SDPA cuDNN")]:
-            try:
-                with sdpa_kernel([backend]):
-                    ref = Fn.scaled_dot_product_attention(qt, kt, vt, is_causal=True)
-                    err = ((o.transpose(0, 1).unsqueeze(0).float() - ref.float()).norm() / ref.float().norm()).item()
-                    t_fwd = bench(lambda: Fn.scaled_dot_product_attention(qt, kt, vt, is_causal=True), reps)
-                    qg, kg, vg = (t.detach().clone().requires_grad_() for t in (qt, kt, vt))
-                    dot = do.transpose(0, 1).unsqueeze(0)
+            for gqa in ([True, False] if G > 1 else [False]):
+                # K/V as [1, kv heads, S, D] with enable_gqa, else repeated to the q heads
+                kt, vt = ((t if gqa else t.repeat_interleave(G, 1)).transpose(0, 1).unsqueeze(0) for t in (k, v))
+                kw = {"enable_gqa": True} if gqa else {}
+                how = " (enable_gqa)" if gqa else (" (K/V repeated)" if G > 1 else "")
+                try:
+                    with sdpa_kernel([backend]):
+                        ref = Fn.scaled_dot_product_attention(qt, kt, vt, is_causal=True, **kw)
+                        err = ((o.transpose(0, 1).unsqueeze(0).float() - ref.float()).norm() / ref.float().norm()).item()
+                        t_fwd = bench(lambda: Fn.scaled_dot_product_attention(qt, kt, vt, is_causal=True, **kw), reps)
+                        qg, kg, vg = (t.detach().clone().requires_grad_() for t in (qt, kt, vt))
+                        dot = do.transpose(0, 1).unsqueeze(0)
 
-                    def fb():
-                        Fn.scaled_dot_product_attention(qg, kg, vg, is_causal=True).backward(dot)
+                        def fb():
+                            Fn.scaled_dot_product_attention(qg, kg, vg, is_causal=True, **kw).backward(dot)
 
-                    t_fb = bench(fb, reps)
-                record(name, t_fwd, t_fb)
-                rows[-1]["ours_vs_this_rel_err"] = err
-                print(f"        ours vs {name}: relative difference {err:.2e}")
-                del ref, qg, kg, vg
-            except Exception as e:
-                print(f"S={S} {name}: unavailable ({e})")
-        del q, k, v, do, o, dq, dk, dv, acc, ob
+                        t_fb = bench(fb, reps)
+                    record(name + how, t_fwd, t_fb)
+                    rows[-1]["ours_vs_this_rel_err"] = err
+                    print(f"        ours vs {name}: relative difference {err:.2e}; forward speed ours (default) / this "
+                          f"{t_fwd * 1e3 / t_ours:.3f}")
+                    del ref, qg, kg, vg
+                    break
+                except Exception as e:
+                    print(f"S={S} {name}{how}: unavailable ({str(e).splitlines()[0][:200] if str(e) else e!r})")
+        del q, k, v, do, o, dq, dk, dv, acc, ob, qt
         torch.cuda.empty_cache()
-    with open(os.path.join(OUT, "attention_bench.json"), "w") as f:
-        json.dump({"device": torch.cuda.get_device_name(), "torch": torch.__version__, "rows": rows}, f, indent=1)
+    name = f"attention_bench_{os.path.basename(os.path.normpath(KDIR))}_{H}-{HKV}.json"
+    with open(os.path.join(OUT, name), "w") as f:
+        json.dump({"device": torch.cuda.get_device_name(), "torch": torch.__version__, "head_dim": D, "heads": H,
+                   "kv_heads": HKV, "kernels": KDIR, "rows": rows}, f, indent=1)
 
 
 if __name__ == "__main__":
