@@ -88,6 +88,12 @@ export const errors = {
     new UserError(`internal error: ${pass === 'input' ? 'the model\'s graph is ill-formed' : `failed after ${pass}`}: ${message}`),
 
   doesNotFit: (model: string, advice: string) => new UserError(`${model} does not fit: ${advice}`),
+  /** `fpdtc run` of a packed program without a source of document boundaries */
+  packedNeedsDocuments: (dir: string) =>
+    new UserError(`${dir} was compiled with --packed: say where its documents start: --tokens PREFIX of an indexed dataset (its .idx holds the document index), --eod-token ID, or --documents FILE`, 2),
+  /** --eod-token, --documents or --loss-mask for a program compiled without --packed */
+  documentsNeedPacked: (dir: string, flag: string) =>
+    new UserError(`--${flag}: ${dir} was compiled without --packed, so its attention spans the whole window; compile with --packed to train on packed documents`, 2),
   /** `fpdtc check` estimated to run too long on the CPU */
   checkTooSlow: (model: string, seq: number, duration: string, runs: number, flopsPerRun: number, limit: string) =>
     new UserError(

@@ -15,8 +15,10 @@ import { readCompiledOut } from '../schedule/json.js';
 import { checkResumable, readTrainerState, resolveCheckpoint } from '../train/checkpoint.js';
 import { llamaProblem, readModelFacts } from '../train/hf-config.js';
 import { runTraining, perStep, type LrSchedule } from '../train/loop.js';
+import type { DocumentFlags } from '../train/packed-data.js';
 import { openTokenSource } from '../../runtime/tokens.js';
 import { SCHEDULE_KINDS, type ScheduleKind } from '../train/schedule.js';
+import { checkDocumentFlags, documentFlags } from './run-documents.js';
 import { checkWeightPaths } from '../train/weights.js';
 
 export interface RunFlags {
@@ -43,6 +45,9 @@ export interface RunFlags {
   resume?: string;
   gpus?: string;
   ranksPerGpu?: string;
+  eodToken?: string;
+  documents?: string;
+  lossMask?: string;
 }
 
 // Number() also reads '0x10', '1e3', '0b1' and '' (as 0): counts are written in decimal digits only.
@@ -168,6 +173,7 @@ export async function checkRunInputs(dir: string, o: RunInputs): Promise<void> {
       throw e instanceof RuntimeError ? errors.runtime(e.message) : e;
     }
   }
+  await checkDocumentFlags(dir, schedule.config.packed === true, o.tokens, o.documents ?? {});
   if (o.resume && o.weights) throw errors.badFlag('weights', o.weights, 'either --weights or --resume (a checkpoint holds its weights)');
   await checkWeightPaths(dir, { weights: o.weights, save: o.save, dumpGrads: o.dumpGrads && perStep(o.dumpGrads) ? o.dumpGrads.replaceAll('{step}', '1') : o.dumpGrads });
   if (o.metrics) checkFilePath(o.metrics, 'metrics');
@@ -225,6 +231,8 @@ interface RunInputs {
   /** this process is one rank of a launched world of this many */
   distWorld?: number;
   launching?: boolean;
+  /** --eod-token, --documents, --loss-mask (packed programs) */
+  documents?: DocumentFlags;
 }
 
 /** The ranks asked for match the compiled world (the same rules, and words, as the ranks apply when they start). */
@@ -278,6 +286,9 @@ export function register(program: Command): void {
     .option('--save-every <n>', 'a checkpoint every N steps (needs --checkpoint-dir)')
     .option('--keep-checkpoints <k>', 'keep the newest K checkpoints (default 3)')
     .option('--resume <ckpt>', "continue from a checkpoint: its folder, a checkpoint dir, or 'latest' (of --checkpoint-dir); --steps is where the run ends")
+    .option('--eod-token <id>', 'packed programs: a document starts after each token ID (instead of the indexed dataset\'s document index)')
+    .option('--documents <file>', 'packed programs: document start offsets in the token file, ascending (text, or a .npy of integers)')
+    .option('--loss-mask <file>', 'packed programs: one 0/1 per token of --tokens (flat uint32 or .npy); 0 ignores the label at that token (e.g. prompts)')
     .option('--gpus <n>', 'ranks as one process per GPU over NCCL (the model\'s sp)')
     .option('--ranks-per-gpu <n>', 'ranks in this process on one GPU (the local backend; the model\'s sp)')
     .action(async (dir: string, o: RunFlags) => {
@@ -291,6 +302,7 @@ export function register(program: Command): void {
       const resume = o.resume === undefined ? undefined : resolveCheckpoint(o.resume, o.checkpointDir);
       const gpus = count('gpus', o.gpus);
       const ranksPerGpu = count('ranks-per-gpu', o.ranksPerGpu);
+      const documents = documentFlags(o);
       if (gpus !== undefined && ranksPerGpu !== undefined) throw errors.badFlag('ranks-per-gpu', o.ranksPerGpu!, 'either --gpus or --ranks-per-gpu, not both');
       let dist;
       try {
@@ -303,7 +315,7 @@ export function register(program: Command): void {
       await checkRunInputs(dir.replace(/\/+$/, '') || dir, {
         steps, tokens: o.tokens, weights: o.weights, save: o.save, dumpGrads: o.dumpGrads,
         metrics: o.metrics, trace: o.trace, seed, lr, minLr: o.minLr === undefined ? undefined : schedule.minLr, checkpointDir: ck?.dir, resume,
-        gpus, ranksPerGpu, distWorld: isRank ? dist.world : undefined, launching: gpus !== undefined && !isRank,
+        gpus, ranksPerGpu, distWorld: isRank ? dist.world : undefined, launching: gpus !== undefined && !isRank, documents,
       });
       if (gpus !== undefined && !isRank) return launchRanks(gpus);
       await runTraining({
@@ -312,6 +324,7 @@ export function register(program: Command): void {
         checkpoints: ck && { ...ck, weights: llamaProblem(readModelFacts(dir)) ? 'model.safetensors' : 'model', outDir: dir, from: o.weights ?? (resume ? join(resume, 'model') : undefined) },
         ranksPerGpu: isRank ? undefined : ranksPerGpu,
         dist: isRank ? dist : undefined,
+        documents,
         log: (l) => process.stdout.write(l + '\n'),
       });
     });

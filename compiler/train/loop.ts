@@ -17,6 +17,7 @@ import { loadWeights, saveGathered } from './weights.js';
 import { writeFileAtomic } from '../atomic-write.js';
 import { readScheduleJson, scheduleFromJson } from '../schedule/export-json.js';
 import { measuredTraceText } from './measured-trace.js';
+import { PackedData, type DocumentFlags } from './packed-data.js';
 
 /** The schedule flags; the peak is --lr or the compiled lr. */
 export type LrSchedule = Omit<ScheduleOptions, 'peak'>;
@@ -49,6 +50,8 @@ export interface RunOptions {
   ranksPerGpu?: number;
   /** the NCCL backend: this process's place in the world (see runtime/dist-env.ts) */
   dist?: DistEnv;
+  /** a packed program's document boundaries and loss mask (--eod-token, --documents, --loss-mask) */
+  documents?: DocumentFlags;
   log: (line: string) => void;
 }
 
@@ -254,7 +257,7 @@ function stopAfterStep(): { signal?: string; dispose: () => void } {
 
 export async function runTraining(o: RunOptions): Promise<StepFigures[]> {
   const report = JSON.parse(readFileSync(join(o.dir, 'report.json'), 'utf8')) as ReportFields;
-  const sched = JSON.parse(readFileSync(join(o.dir, 'schedule.json'), 'utf8')) as { sizes: Record<string, number>; world: number; hash: string; config: { dp?: number } };
+  const sched = JSON.parse(readFileSync(join(o.dir, 'schedule.json'), 'utf8')) as { sizes: Record<string, number>; world: number; hash: string; config: { dp?: number; packed?: boolean } };
   const sizes = sched.sizes;
   // dp groups each train their own sequence of report.tokens: a step takes dp windows
   const dp = sched.config.dp ?? 1;
@@ -271,7 +274,12 @@ export async function runTraining(o: RunOptions): Promise<StepFigures[]> {
   const log = (l: string) => (writer ? o.log(l) : undefined);
   const figures: StepFigures[] = [];
   let stop: ReturnType<typeof stopAfterStep> | undefined;
+  let packed: PackedData | undefined;
   try {
+    if (sched.config.packed) {
+      packed = await PackedData.open(o.dir, o.tokens, o.documents ?? {});
+      log(`documents ${packed.describe}`);
+    }
     if (ranks.world > 1) log(`ranks     ${ranks.world}${dp > 1 ? ` (dp ${dp} x sp ${ranks.world / dp}, a sequence per group)` : ''} (${ranks.backend === 'local' ? 'local backend, one GPU' : 'NCCL, one process per GPU'})`);
     const identity = { model: report.model, schedule_hash: sched.hash, world: sched.world, dp, seq: report.tokens, tokens: { length: o.tokens ? await tokenCount(o.tokens) : null, seed: o.seed ?? null } };
     let first = 0;
@@ -289,7 +297,13 @@ export async function runTraining(o: RunOptions): Promise<StepFigures[]> {
     const metrics = writer ? o.metrics : undefined;
     let totalMs = 0;
     for (let k = first; k < o.steps; k++) {
-      ranks.setTokens(await stepBatch(o.tokens, report.tokens, sizes.V, report.config.seed ?? 0, k, dp, o.seed));
+      const batch = await stepBatch(o.tokens, report.tokens, sizes.V, report.config.seed ?? 0, k, dp, o.seed);
+      if (packed) {
+        // packed documents: ids, positions and labels that stop at each document's end
+        const w = await packed.step(batch, report.tokens, k, dp, o.seed);
+        ranks.setDocuments(w.positions, w.docs);
+        ranks.setTokens(batch, w.labels);
+      } else ranks.setTokens(batch);
       const lr = learningRate(k + 1, schedule);
       for (const p of ranks.programs) p.setLearningRate(lr);
       const started = Date.now();
@@ -348,6 +362,7 @@ export async function runTraining(o: RunOptions): Promise<StepFigures[]> {
     throw asUserError(e);
   } finally {
     stop?.dispose();
+    await packed?.close();
     ranks.destroy();
   }
   return figures;
