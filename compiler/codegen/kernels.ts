@@ -55,6 +55,11 @@ export interface RenderOptions {
   tiling?: AttentionTiling;
   /** extra attention variants, each with launchers `fpdt_attn_fwd<suffix>`, `fpdt_attn_bwd<suffix>` (benchmarks) */
   attentionVariants?: { suffix: string; tiling: AttentionTiling }[];
+  /**
+   * where the forward is the sm_90a kernel: extra copies with other K/V ring depths, launchers
+   * `fpdt_attn_fwd_st<N>` and `fpdt_attn_fwd_st<N>_sm90` (falling back to `fpdt_attn_fwd_mma`) (benchmarks)
+   */
+  sm90StageVariants?: number[];
 }
 
 export class KernelSpecError extends Error {}
@@ -179,15 +184,17 @@ export function sm90ForwardStages(headDim: number): number {
  * kernel it falls back to, renamed fpdt_attn_fwd<suffix>_mma in attention_fwd<suffix>_mma.cu.
  */
 function attentionForwardSm90(spec: KernelSpec, t: AttentionTiling, suffix: string): RenderedKernel[] {
-  const ns = `fpdt_attn_fwd_sm90_${spec.headDim}${suffix}`;
   const fallbackSuffix = `${suffix}_mma`;
   return [
-    {
-      file: `attention_fwd${suffix}_sm90.cu`,
-      text: render('attention_fwd_sm90.cu.njk', { headDim: spec.headDim, stages: sm90ForwardStages(spec.headDim), ns, suffix, fallbackSuffix }),
-    },
+    sm90ForwardFile(spec, suffix, sm90ForwardStages(spec.headDim), fallbackSuffix),
     { file: `attention_fwd${fallbackSuffix}.cu`, text: attentionForward(spec, t, fallbackSuffix) },
   ];
+}
+
+function sm90ForwardFile(spec: KernelSpec, suffix: string, stages: number, fallbackSuffix: string): RenderedKernel {
+  const ns = `fpdt_attn_fwd_sm90_${spec.headDim}${suffix}`;
+  const text = render('attention_fwd_sm90.cu.njk', { headDim: spec.headDim, stages, ns, suffix, fallbackSuffix });
+  return { file: `attention_fwd${suffix}_sm90.cu`, text };
 }
 
 function attentionForwardFiles(spec: KernelSpec, t: AttentionTiling): RenderedKernel[] {
@@ -260,6 +267,8 @@ export function renderKernels(spec: KernelSpec, options: RenderOptions = {}): Re
     files.push({ file: `attention_fwd${v.suffix}.cu`, text: attentionForward(spec, v.tiling, v.suffix) });
     files.push({ file: `attention_bwd${v.suffix}.cu`, text: attentionBackward(spec, v.tiling, v.suffix) });
   }
+  if (usesSm90Forward(spec))
+    for (const stages of options.sm90StageVariants ?? []) files.push(sm90ForwardFile(spec, `_st${stages}`, stages, '_mma'));
   const prototypes = files.flatMap((f) => launcherPrototypes[f.file] ?? []);
   files.push({ file: 'fpdt_kernels.h', text: render('fpdt_kernels.h.njk', { spec, prototypes }) });
   return files;

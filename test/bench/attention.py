@@ -61,8 +61,9 @@ def main():
     torch.manual_seed(0)
     rows = []
     scale = 1 / math.sqrt(D)
-    # "_mma": the mma.sync kernels that the sm_90a ones (the default launchers, where rendered) fall back to
-    variants = [s for s in ("", "_mma", "_v1", "_v2", "_v3") if hasattr(lib, "fpdt_attn_fwd" + s)]
+    # "_mma": the mma.sync kernels that the sm_90a ones (the default launchers, where rendered) fall back to;
+    # "_st<N>": the sm_90a forward with an N-stage K/V ring (the default: 2 at head dim 128, 4 at 64)
+    variants = [s for s in ("", "_mma", "_v1", "_v2", "_v3", "_st2", "_st3", "_st4") if hasattr(lib, "fpdt_attn_fwd" + s)]
     for S in SEQS:
         reps = 5 if S <= 32768 else 2
         flops = 2 * S * S * D * H

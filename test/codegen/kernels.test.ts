@@ -57,6 +57,11 @@ describe('codegen/kernels', () => {
     // the head dim and the K/V ring depth are the rendered constants
     const gpt90 = renderKernels(sm90Gpt).find((f) => f.file === 'attention_fwd_sm90.cu')!.text;
     expect(gpt90).to.contain('constexpr int kD = 64;').and.contain('constexpr int ST = 4;');
+    // benchmark copies with another ring depth fall back to the one mma.sync kernel; none where the forward is mma.sync
+    const st2 = renderKernels(sm90Gpt, { sm90StageVariants: [2] }).find((f) => f.file === 'attention_fwd_st2_sm90.cu')!.text;
+    expect(st2).to.contain('constexpr int ST = 2;').and.contain('return fpdt_attn_fwd_mma(');
+    expect(launchersIn(st2)).to.deep.equal(['fpdt_attn_fwd_st2_sm90', 'fpdt_attn_fwd_st2']);
+    expect(renderKernels(gptSpec, { sm90StageVariants: [2] }).map((f) => f.file)).to.not.include('attention_fwd_st2_sm90.cu');
     const files = new Map(renderKernels(sm90Llama).map((f) => [f.file, f.text]));
     const sm90 = files.get('attention_fwd_sm90.cu')!;
     expect(sm90).to.contain('wgmma.mma_async').and.contain('cp.async.bulk.tensor.3d');
