@@ -8,6 +8,10 @@
 // With packed documents (`packed`), each window holds seeded documents of random lengths and
 // the reference is the token-weighted sum over its documents, each run on its own by the
 // unpacked graph of its length (reference/packed.ts).
+// With `accumulate` K, the step runs K windows as `run --accumulate K` does (zero, K micro steps
+// each dividing by the labels of all K windows, one update) and the reference is the batch of
+// all K windows' sequences: the loss and gradients are the mean over every counted token of the
+// K windows (token-weighted, as a K-sequence batch is), not the mean of the windows' means.
 // The library function behind `fpdtc check`.
 import { dpOf, resolveConfig } from './config.js';
 import type { ConfigOverrides } from './compile.js';
@@ -21,8 +25,9 @@ import { runGraphPasses } from './passes/pipeline.js';
 import { resolveAutoChunk } from './plan.js';
 import { adamwStep } from './reference/cpu-adamw.js';
 import { clipScale } from './reference/executor-ops.js';
-import { executeStep, prepareExecution, type Order } from './reference/executor.js';
-import type { ArenaMode } from './reference/executor-layout.js';
+import { executeSteps, prepareExecution, type Order } from './reference/executor.js';
+import { countLabels } from './reference/cpu-loss.js';
+import type { ArenaMode, StepInputs } from './reference/executor-layout.js';
 import { concatBatch, interpretBatch } from './reference/batch.js';
 import { initParams, randomBatch, type Batch } from './reference/init.js';
 import { concatPacked, documentsOf, interpretDocuments, packedBatch, type PackedBatch } from './reference/packed.js';
@@ -47,6 +52,10 @@ export interface CheckOptions {
   readonly mutate?: (s: Schedule) => Schedule;
   /** clip by the global gradient norm at this maximum (as `fpdtc run --clip-grad-norm`), in the schedule and the reference */
   readonly maxGradNorm?: number;
+  /** sequence windows per optimizer step, gradients accumulated (as `fpdtc run --accumulate K`; default 1) */
+  readonly accumulate?: number;
+  /** rewrites the accumulated windows' inputs before they run (tests use it to break the loss scaling on purpose) */
+  readonly mutateWindows?: (w: readonly StepInputs[]) => readonly StepInputs[];
   /** run even when the estimate says it takes longer than CHECK_MAX_SECONDS */
   readonly force?: boolean;
   /** receives a line as each part of a long check finishes (the CLI prints them) */
@@ -69,9 +78,9 @@ export const CHECK_PROGRESS_SECONDS = 10;
 const CHECK_COST = { denseSecondsPerFlop: 2e-9, attentionSecondsPerFlop: 2.7e-9 } as const;
 
 /** Estimated seconds of `check`: the reference run and one run per interleaving. */
-export function estimateCheckSeconds(g: Graph, orders: number): { seconds: number; flopsPerRun: number } {
-  // every data-parallel group runs its own sequence
-  const groups = dpOf(g.config);
+export function estimateCheckSeconds(g: Graph, orders: number, accumulate = 1): { seconds: number; flopsPerRun: number } {
+  // every data-parallel group runs its own sequence, in each of the accumulated windows
+  const groups = dpOf(g.config) * accumulate;
   const seq = g.config.seq;
   const dense = 6 * paramCount(g) * seq * groups;
   const attention = 6 * (g.sizes.L ?? 1) * seq * seq * (g.sizes.D ?? 0) * groups;
@@ -103,6 +112,8 @@ export interface CheckReport {
   readonly maxError: number;
   /** the executor's first findings of bytes reused while still in use (see executor.ts) */
   readonly reuseRaces: readonly string[];
+  /** windows accumulated into the one optimizer step (1 without accumulation) */
+  readonly accumulate: number;
   /** packed documents: how many the windows held (the reference ran each on its own) */
   readonly documents?: number;
   readonly ok: boolean;
@@ -163,7 +174,9 @@ export function checkModel(model: Model, requested: TrainConfig, opts: CheckOpti
   const seed = opts.seed ?? config.seed;
   const passes = graphPasses(config);
   const orders = ordersFor(opts.orders ?? 4);
-  const estimate = estimateCheckSeconds(built, orders.length);
+  const K = opts.accumulate ?? 1;
+  if (!Number.isSafeInteger(K) || K < 1) throw errors.badFlag('accumulate', String(K), 'expected a whole number of at least 1');
+  const estimate = estimateCheckSeconds(built, orders.length, K);
   if (estimate.seconds > CHECK_MAX_SECONDS && !opts.force)
     throw errors.checkTooSlow(built.name, config.seq, formatDuration(estimate.seconds), orders.length + 1, estimate.flopsPerRun, formatDuration(CHECK_MAX_SECONDS));
   const progress = estimate.seconds >= (opts.progressAfterSeconds ?? CHECK_PROGRESS_SECONDS) ? opts.onProgress : undefined;
@@ -191,22 +204,26 @@ export function checkModel(model: Model, requested: TrainConfig, opts: CheckOpti
   const plan = staged.plan!;
 
   const params = initParams(refGraph, seed);
-  let batch: Batch | PackedBatch;
+  // micro step k's windows: the dp groups' sequences, seeded apart from the other steps' (k = 0: the step without accumulation)
+  const microSeed = (k: number) => seed + 15485863 * k;
+  let micro: (Batch | PackedBatch)[];
   let ref: ReturnType<typeof interpretBatch>;
   let documents: number | undefined;
   if (config.packed) {
     // one unpacked graph per document length, differentiated as the reference graph is
     const graphs = new Map<number, Graph>();
     const graphAt = (n: number) => graphs.get(n) ?? graphs.set(n, runGraphPasses(buildGraph(model, { ...config, seq: n, packed: false }, path), passes.slice(0, upTo + 1))).get(n)!;
-    const windows = packedWindows(config, s.chunk, refGraph.sizes.V, seed);
-    batch = concatPacked(windows);
-    ref = interpretDocuments(graphAt, windows, params);
-    documents = windows.reduce((n, w) => n + documentsOf(w.docs).length, 0);
+    const windows = Array.from({ length: K }, (_, k) => packedWindows(config, s.chunk, refGraph.sizes.V, microSeed(k)));
+    micro = windows.map(concatPacked);
+    ref = interpretDocuments(graphAt, windows.flat(), params);
+    documents = windows.flat().reduce((n, w) => n + documentsOf(w.docs).length, 0);
   } else {
-    const batches = groupBatches(config, refGraph.sizes.V, seed);
-    batch = concatBatch(batches);
-    ref = interpretBatch(refGraph, batches, params);
+    const batches = Array.from({ length: K }, (_, k) => groupBatches(config, refGraph.sizes.V, microSeed(k)));
+    micro = batches.map(concatBatch);
+    ref = interpretBatch(refGraph, batches.flat(), params);
   }
+  // every micro step divides by the labels of all K windows, so that their sum is the batch's mean
+  const labelCount = micro.reduce((n, b) => n + countLabels(b.labels), 0);
   const updated = referenceUpdate(refGraph, params, ref.grads, s);
 
   progress?.(`check: reference done in ${lap()}`);
@@ -219,7 +236,9 @@ export function checkModel(model: Model, requested: TrainConfig, opts: CheckOpti
   const races: string[] = [];
   const worst = (m: Map<string, number>, id: string, e: number) => m.set(id, Math.max(m.get(id) ?? 0, e));
   orders.forEach((order, k) => {
-    const run = executeStep(prep, { params, ...batch }, { order, seed: seed * 7919 + k, step: 1, arena: opts.arena });
+    const given = micro.map((b): StepInputs => ({ params, ...b, ...(K > 1 ? { labelCount } : {}) }));
+    const windows = opts.mutateWindows ? opts.mutateWindows(given) : given;
+    const run = executeSteps(prep, windows, { order, seed: seed * 7919 + k, step: 1, arena: opts.arena });
     progress?.(`check: interleaving ${k + 1} of ${orders.length} (${order}) done in ${lap()}`);
     if (races.length === 0) races.push(...run.reuseRaces.map((x) => `${order} order: ${x}`));
     for (const l of run.loss) {
@@ -243,6 +262,7 @@ export function checkModel(model: Model, requested: TrainConfig, opts: CheckOpti
     params: upd,
     maxError,
     reuseRaces: races,
+    accumulate: K,
     ...(documents !== undefined ? { documents } : {}),
     ok: maxError <= CHECK_LIMIT,
     limit: CHECK_LIMIT,

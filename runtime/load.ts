@@ -6,7 +6,13 @@ import { resolve } from "node:path";
 import { RuntimeError, runtimeErrors } from "./errors.js";
 
 /** FPDT_ABI_VERSION of codegen-templates/host/fpdt_abi.h. */
-export const ABI_VERSION = 6;
+export const ABI_VERSION = 7;
+
+/**
+ * fpdt_step_phases' flags: an optimizer step of K windows is K steps, the first with zeroGrads,
+ * the last with update (one window: `whole`, fpdt_step).
+ */
+export const STEP_PHASES = { zeroGrads: 1, update: 2, whole: 3 } as const;
 
 export interface ParamInfo {
   index: number;
@@ -66,9 +72,10 @@ interface NativeProgram {
   setStep(step: number): void;
   setTokens(tokens: Int32Array, labels: Int32Array | null): void;
   setDocuments(positions: Int32Array, docs: Int32Array): void;
+  setLabelCount(count: number): void;
   setLearningRate(lr: number): void;
-  step(): Promise<number>;
-  stepSync(): number;
+  step(phases?: number): Promise<number>;
+  stepSync(phases?: number): number;
   memory(): MemoryReport;
   timings(): Timing[];
   trace(): MeasuredInstr[];
@@ -87,7 +94,7 @@ export interface NativeAddon {
   ncclInit(id: Buffer, rank: number, world: number, device: number): Promise<NcclComm>;
   ncclDestroy(comm: NcclComm): void;
   localWorld(ranks: number): LocalWorld;
-  stepAll(programs: NativeProgram[]): Promise<number[]>;
+  stepAll(programs: NativeProgram[], phases?: number): Promise<number[]>;
   Program: new (config: string, rank: number, world: number, comm?: NcclComm | LocalWorld | null) => NativeProgram;
 }
 
@@ -178,10 +185,10 @@ export class Program {
   }
 
   /** One step of every rank of a local world, each driven by its own host thread; the losses in rank order. */
-  static async stepAll(ranks: readonly Program[]): Promise<number[]> {
+  static async stepAll(ranks: readonly Program[], phases: number = STEP_PHASES.whole): Promise<number[]> {
     if (ranks.length === 0) return [];
     try {
-      return await wrapNative(() => ranks[0].addon.native.stepAll(ranks.map((p) => p.native)));
+      return await wrapNative(() => ranks[0].addon.native.stepAll(ranks.map((p) => p.native), phases));
     } catch (e) {
       throw toRuntimeError(e);
     }
@@ -258,10 +265,15 @@ export class Program {
     wrapNative(() => this.native.setLearningRate(lr));
   }
 
-  /** Forward, backward and optimizer; resolves to the global mean loss. */
-  async step(): Promise<number> {
+  /** What the next steps divide the loss and gradients by: the labels of all windows an optimizer step accumulates. */
+  setLabelCount(count: number): void {
+    wrapNative(() => this.native.setLabelCount(count));
+  }
+
+  /** Forward, backward and optimizer (or the `phases` of an accumulated step); resolves to the global mean loss (this window's share of it). */
+  async step(phases: number = STEP_PHASES.whole): Promise<number> {
     try {
-      return await wrapNative(() => this.native.step());
+      return await wrapNative(() => this.native.step(phases));
     } catch (e) {
       throw toRuntimeError(e);
     }

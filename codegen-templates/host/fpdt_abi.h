@@ -36,7 +36,7 @@ extern "C" {
 
 /* Bumped on any incompatible change; the runtime refuses a program whose
  * fpdt_abi_version() differs from the header it was built with. */
-#define FPDT_ABI_VERSION 6
+#define FPDT_ABI_VERSION 7
 
 /* Largest tensor rank fpdt_param_info reports. */
 #define FPDT_MAX_DIMS 8
@@ -184,6 +184,32 @@ int fpdt_set_learning_rate(fpdt_program* p, float lr);
  * global sequence (identical on every rank); it may be NULL.
  */
 int fpdt_step(fpdt_program* p, float* loss);
+
+/* Phases of a step beside its forward and backward (flags of fpdt_step_phases). */
+#define FPDT_PHASE_ZERO_GRADS 1 /* first: clear the gradient shards (a new optimizer step) */
+#define FPDT_PHASE_UPDATE 2     /* last: global norm, clipping and AdamW on the accumulated gradients */
+
+/*
+ * Gradient accumulation: an optimizer step over K windows is K calls, the
+ * first with FPDT_PHASE_ZERO_GRADS, the last with FPDT_PHASE_UPDATE (K = 1:
+ * both in one call, which is fpdt_step), each after fpdt_set_tokens of its
+ * window and fpdt_set_label_count of the labels of all K windows. Every call
+ * runs forward and backward and adds its reduced gradients into the shards, so
+ * that after the last one the gradients (fpdt_get_grad), their norm and the
+ * update are those of the batch of K windows: the loss and gradients are the
+ * mean over all their counted labels. loss receives this window's share of
+ * that mean (its label sum over the count), so the K losses sum to the batch's.
+ * AdamW's step count advances with FPDT_PHASE_UPDATE only. Parameters must not
+ * be set between the calls of one optimizer step.
+ */
+int fpdt_step_phases(fpdt_program* p, int phases, float* loss);
+
+/*
+ * The number of labels the next steps divide the loss and gradients by,
+ * instead of the count of their own window (count >= 1); fpdt_set_tokens sets
+ * it back to the window's count.
+ */
+int fpdt_set_label_count(fpdt_program* p, int64_t count);
 
 /*
  * Memory in bytes. planned_gpu / planned_host: what the compiler's memory

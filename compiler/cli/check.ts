@@ -12,6 +12,7 @@ interface RawCheckFlags extends RawCompileFlags {
   arena?: string;
   verify?: boolean;
   force?: boolean;
+  accumulate?: string;
 }
 
 export function register(program: Command): void {
@@ -32,6 +33,7 @@ export function register(program: Command): void {
     .option('--keep-attention <auto|layers>', 'layers that keep attention for backward instead of recomputing')
     .option('--optimizer <gpu|host>', 'where the fp32 AdamW states live')
     .option('--packed', 'windows of packed documents: RoPE positions restart and attention stays inside each document (check: random documents against each run on its own)')
+    .option('--accumulate <k>', 'windows per optimizer step, gradients accumulated as run --accumulate does (checked against the batch of all K windows)', '1')
     .option('--seed <n>', 'seeds weights, tokens and interleavings')
     .option('--orders <k>', 'stream interleavings to run (first in issue order)', '4')
     .option('--arena <planned|private>', 'buffers share bytes as the memory plan says, or each has its own', 'planned')
@@ -43,10 +45,12 @@ export function register(program: Command): void {
       applyEvalTimeout(raw);
       const seed = raw.seed === undefined ? undefined : wholeNumber('seed', raw.seed, 0);
       const orders = wholeNumber('orders', raw.orders ?? '4', 1);
+      const accumulate = wholeNumber('accumulate', raw.accumulate ?? '1', 1);
       if (raw.arena !== 'planned' && raw.arena !== 'private') throw errors.badFlag('arena', String(raw.arena), 'expected planned or private');
       const report = await check(model, overrides, {
         seed,
         orders,
+        accumulate,
         arena: raw.arena,
         verify: raw.verify !== false,
         force: raw.force === true,
@@ -70,7 +74,8 @@ export function formatCheck(r: CheckReport): string {
   const c = r.config;
   const dp = (c.dp ?? 1) > 1 ? `dp ${c.dp} (a sequence each), ` : '';
   const packed = r.documents !== undefined ? `, packed (${r.documents} documents, each also run on its own)` : '';
-  const head = `${r.model}: seq ${c.seq}, ${dp}sp ${c.sp}, chunk ${c.chunk}, offload ${c.offload ? 'on' : 'off'}, checkpoints ${c.checkpoint}, ZeRO-${c.zero}${packed}; ${r.orders.length} order${r.orders.length === 1 ? '' : 's'} (${r.orders.join(', ')})`;
+  const accumulated = r.accumulate > 1 ? `, accumulate ${r.accumulate} (micro steps against the batch of all ${r.accumulate} windows)` : '';
+  const head = `${r.model}: seq ${c.seq}, ${dp}sp ${c.sp}, chunk ${c.chunk}, offload ${c.offload ? 'on' : 'off'}, checkpoints ${c.checkpoint}, ZeRO-${c.zero}${packed}${accumulated}; ${r.orders.length} order${r.orders.length === 1 ? '' : 's'} (${r.orders.join(', ')})`;
   const width = Math.max(...[...r.grads, ...r.params].map((x) => x.name.length));
   const rows = (what: string, xs: CheckReport['grads']) => xs.map((x) => `  ${what} ${x.name.padEnd(width)}  ${sci(x.error)}`);
   return [

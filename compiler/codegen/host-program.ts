@@ -3,8 +3,9 @@
 // needs is decided here and passed as plain data (STYLE.md 7).
 import { fileURLToPath } from 'node:url';
 import nunjucks from 'nunjucks';
-import { groupsOf, PACKED_BUFFERS, type Item, type Schedule } from '../schedule/types.js';
+import { groupsOf, PACKED_BUFFERS, PHASES, type Item, type Schedule } from '../schedule/types.js';
 import { arenasOf, RANK_C, RANK_IN_GROUP_C } from './host-c.js';
+import { phaseBodies } from '../schedule/phases.js';
 import { bodyC, eventLayout, pairLossInstrs, profileOps, tracedInstrs } from './host-body.js';
 import { hostParams, paramTableOf } from './host-params.js';
 import type { PlannedMemory } from './planned.js';
@@ -64,7 +65,10 @@ export function renderHostProgram({ schedule: s, plan }: HostProgramInput): Rend
   const profOps = profileOps(s.body);
   const traced = tracedInstrs(s.body);
   const traceIndex = new Map(traced.map((it, i) => [it, i]));
-  const body = bodyC({ schedule: s, ar, eventBase: ev.base, loss: pairLossInstrs(s.body, new Map(), ar), profOps, traceIndex }, s.body).join('\n');
+  const ctx = { schedule: s, ar, eventBase: ev.base, loss: pairLossInstrs(s.body, new Map(), ar), profOps, traceIndex };
+  // each phase its own function, so that fpdt_step_phases can issue zero, micro and update apart
+  const bodies = phaseBodies(s);
+  const phases = Object.fromEntries(PHASES.map((ph) => [ph, bodyC(ctx, bodies[ph]).join('\n')]));
   const part = (prefix: string) => ({ layers: offsetOf(plan, `${prefix}.layers`), global: offsetOf(plan, `${prefix}.global`) });
   const onHost = (buf: string) => (plan.placements.find((x) => x.buf === buf)?.space === 'host' ? 1 : 0);
   // AdamW states kept in pinned host memory (--optimizer host): where the master weights are, and
@@ -112,7 +116,7 @@ export function renderHostProgram({ schedule: s, plan }: HostProgramInput): Rend
       ...(c.packed ? { positions: offsetOf(plan, PACKED_BUFFERS.positions), docs: offsetOf(plan, PACKED_BUFFERS.docs) } : {}),
     },
     hostStates: hostStates.map((x) => ({ buf: x.buf, offset: x.offset, size: x.size })),
-    body,
+    phases,
     profOps: [...profOps.keys()],
     traced: traced.map((it) => ({ id: it.id, op: profOps.get(it.op)! })),
   };

@@ -5,7 +5,7 @@
 // over every rank sums the gradients of all dp sequences and shards them in one collective.
 import type { Graph, Node } from '../ir/types.js';
 import { numel } from '../ir/types.js';
-import type { Affine, ParamTable, ParamTensor } from '../schedule/types.js';
+import type { Affine, ParamTable, ParamTensor, Ref } from '../schedule/types.js';
 import { dpOf } from '../config.js';
 import { aff, scaleAff, v } from '../schedule/types.js';
 import type { Emitter } from './emitter.js';
@@ -152,16 +152,29 @@ export function layerLoop(
   if (peel) e.loop('l', last, last + 1, 'layer', body, reverse);
 }
 
-/** Sums layer l's gradient over ranks into its shard (ZeRO-3) or its full copy. */
+/**
+ * Sums layer l's gradient over ranks and adds the sum into its shard (ZeRO-3) or its full copy,
+ * so that the micro steps of one optimizer step accumulate (the zero phase cleared the shards).
+ * Reduced every micro step, not only the last: a rank holds one layer's unreduced gradient at
+ * a time, which is what ZeRO-3 is for. The sum lands in a one-layer buffer and is added on the
+ * comm stream, behind the collective and off the compute stream's way.
+ */
 export function reduceLayerGrads(e: Emitter, pl: ParamLayout): void {
   const n = pl.zero3 ? pl.nL / pl.P : pl.nL;
+  e.buffer('grads.part_layer', 'gpu', 'fp32', [n], 'chunk');
   e.instr({
     stream: 'comm',
     op: pl.zero3 ? 'reduce_scatter' : 'all_reduce',
     reads: [e.whole('grads.acc_layer')],
-    writes: [e.ref('grads.layers', scaleAff(v('l'), n), n)],
+    writes: [e.whole('grads.part_layer')],
     attrs: { ...spanAttr(pl.dp, 'world'), ranks: pl.P, n: pl.nL },
   });
+  accumulateGrads(e, 'grads.part_layer', e.ref('grads.layers', scaleAff(v('l'), n), n));
+}
+
+/** `into += part`: a micro step's reduced gradient added to what the optimizer step has so far. */
+function accumulateGrads(e: Emitter, part: string, into: Ref): void {
+  e.instr({ stream: 'comm', op: 'grad_accumulate', reads: [e.whole(part), into], writes: [into], attrs: { n: into.len }, flops: into.len });
 }
 
 export function emitGlobalGatherAndReduce(e: Emitter, pl: ParamLayout, phase: 'gather' | 'reduce'): void {
@@ -171,13 +184,21 @@ export function emitGlobalGatherAndReduce(e: Emitter, pl: ParamLayout, phase: 'g
     e.instr({ stream: 'comm', op: 'all_gather', reads: [e.whole('params.global')], writes: [e.whole('gathered.global')], attrs: { ...spanAttr(pl.dp, 'world'), ranks: pl.P, n } });
     return;
   }
+  e.buffer('grads.part_global', 'gpu', 'fp32', [n], 'chunk');
   e.instr({
     stream: 'comm',
     op: pl.zero3 ? 'reduce_scatter' : 'all_reduce',
     reads: [e.whole('grads.acc_global')],
-    writes: [e.whole('grads.global')],
+    writes: [e.whole('grads.part_global')],
     attrs: { ...spanAttr(pl.dp, 'world'), ranks: pl.P, n: pl.nG },
   });
+  accumulateGrads(e, 'grads.part_global', e.whole('grads.global'));
+}
+
+/** The zero phase: the gradient shards the micro steps of one optimizer step add into start at 0. */
+export function emitZeroGrads(e: Emitter): void {
+  e.fill(e.whole('grads.layers'), 0);
+  e.fill(e.whole('grads.global'), 0);
 }
 
 /** AdamW's defaults (torch's names in the program's config) and no clipping (maxGradNorm 0). */

@@ -3,6 +3,9 @@
 //   one chunk loop with attention inside); loss and its gradient (chunks); layers backward
 //   in reverse (each: gather, fetch checkpoint, recompute / pre / kv+post loops, reduce
 //   the layer's gradients); embedding backward; reduce global gradients; AdamW.
+// The step's phases (schedule/types.ts): zero (clear the gradient shards), micro (everything
+// up to and including the gradient reductions, which add into the shards), update (the norm,
+// clipping and AdamW), so that `run --accumulate K` can run K micro steps per update.
 import type { Graph, Node, Region } from '../ir/types.js';
 import type { Schedule } from '../schedule/types.js';
 import { aff, scaleAff, v } from '../schedule/types.js';
@@ -10,7 +13,7 @@ import { emitAllToAll, emitAttentionBwd, emitAttentionBwdPrep, emitAttentionFwd,
 import { Bindings } from './bindings.js';
 import { Emitter } from './emitter.js';
 import { geometry, spanAttr, type Geometry } from './geometry.js';
-import { declareParamBuffers, emitGlobalGatherAndReduce, emitGradNorm, emitOptimizer, globalParamRef, layerLoop, layerParamRef, paramLayout, paramTable, reduceLayerGrads, type ParamLayout } from './params.js';
+import { declareParamBuffers, emitGlobalGatherAndReduce, emitZeroGrads, emitGradNorm, emitOptimizer, globalParamRef, layerLoop, layerParamRef, paramLayout, paramTable, reduceLayerGrads, type ParamLayout } from './params.js';
 import { declarePackedInputs, emitDocumentGather } from './packed.js';
 import { emitTokenwise } from './tokenwise.js';
 
@@ -273,6 +276,8 @@ export function lowerStep(g: Graph, opts: LowerOptions = {}): Schedule {
   }
   bindRegionValues(g, { ...g.main, nodes: g.main.nodes.filter((n) => !n.body) }, b, 'm.', new Set());
 
+  emitZeroGrads(e);
+  const microAt = e.items().length;
   e.fill(e.whole('io.loss'), 0);
   e.fill(e.whole('grads.acc_global'), 0);
   if (geo.packed) emitDocumentGather(e, geo);
@@ -303,8 +308,10 @@ export function lowerStep(g: Graph, opts: LowerOptions = {}): Schedule {
   const world = geo.P * geo.dp;
   e.instr({ stream: 'comm', op: 'all_reduce', reads: [e.whole('io.loss')], writes: [e.whole('io.loss')], attrs: { ...spanAttr(geo.dp, 'world'), ranks: world, n: 1 } });
   emitGlobalGatherAndReduce(e, pl, 'reduce');
+  const updateAt = e.items().length;
   emitGradNorm(e, pl, world);
   emitOptimizer(e, g.config.lr, optimizerSpace === 'host');
+  const body = e.items();
 
   return {
     model: g.name,
@@ -315,10 +322,11 @@ export function lowerStep(g: Graph, opts: LowerOptions = {}): Schedule {
     layers: geo.L,
     buffers: [...e.buffers.values()],
     events: {},
-    body: e.items(),
+    body,
     sizes: g.sizes,
     keptLayers: keep,
     params: paramTable(g, pl),
+    phases: { micro: body[microAt].id, update: body[updateAt].id },
   };
 }
 

@@ -110,6 +110,11 @@ export interface StepInputs {
   /** packed documents (config.packed): each token's position inside its document and its document's id, laid out like the tokens */
   readonly positions?: Int32Array;
   readonly docs?: Int32Array;
+  /**
+   * What the loss and gradients divide by (default: the labels counted here). Accumulating K
+   * windows divides each by the count over all K, so that their sum is the batch's mean.
+   */
+  readonly labelCount?: number;
 }
 
 /** The global token index held by local row t of rank r (DESIGN.md section 2, token layout). */
@@ -161,10 +166,6 @@ const shardOf = (pl: ParamLayout, x: Float64Array, r: number): Float64Array => (
  * labels over every group's sequence (the loss is the mean over all of them).
  */
 export function loadRank(mem: RankMemory, s: Schedule, pl: ParamLayout, inputs: StepInputs, r: number): void {
-  const { sp: P, dp } = groupsOf(s);
-  const seq = s.config.seq;
-  if (inputs.tokens.length !== dp * seq || inputs.labels.length !== dp * seq)
-    throw new Error(`executor: ${dp} sequence(s) of ${seq} tokens needed, got ${inputs.tokens.length} tokens and ${inputs.labels.length} labels`);
   for (const part of ['layers', 'global'] as const) {
     const vecs = part === 'layers' ? Array.from({ length: s.layers }, (_, l) => layerVector(pl, inputs.params, l)) : [globalVector(pl, inputs.params)];
     const flat = concat(vecs.map((x) => shardOf(pl, x, r)));
@@ -173,6 +174,15 @@ export function loadRank(mem: RankMemory, s: Schedule, pl: ParamLayout, inputs: 
     mem.write(mem.whole(`optim.m.${part}`), new Float64Array(flat.length));
     mem.write(mem.whole(`optim.v.${part}`), new Float64Array(flat.length));
   }
+  loadWindow(mem, s, inputs, r);
+}
+
+/** Rank r's pieces of one step's sequences (tokens, labels, packed inputs) and the label count. */
+export function loadWindow(mem: RankMemory, s: Schedule, inputs: StepInputs, r: number): void {
+  const { sp: P, dp } = groupsOf(s);
+  const seq = s.config.seq;
+  if (inputs.tokens.length !== dp * seq || inputs.labels.length !== dp * seq)
+    throw new Error(`executor: ${dp} sequence(s) of ${seq} tokens needed, got ${inputs.tokens.length} tokens and ${inputs.labels.length} labels`);
   const local = seq / P;
   const base = Math.floor(r / P) * seq;
   const rows = (src: Int32Array) => Float64Array.from({ length: local }, (_, t) => src[base + globalRow(t, groupPosition(s, r), s.chunk, P)]);
@@ -185,7 +195,7 @@ export function loadRank(mem: RankMemory, s: Schedule, pl: ParamLayout, inputs: 
   }
   let valid = 0;
   for (const l of inputs.labels) if (l !== -1) valid++;
-  mem.write(mem.whole('io.nvalid'), [Math.max(1, valid)]);
+  mem.write(mem.whole('io.nvalid'), [Math.max(1, inputs.labelCount ?? valid)]);
 }
 
 function concat(xs: readonly Float64Array[]): Float64Array {

@@ -180,6 +180,8 @@ const RULES: Readonly<Record<string, Rule>> = {
   attn_bwd_block: attnBwdBlock,
   attn_bwd_finalize: (c) => [c.ins[0].slice(), c.ins[1].slice(), c.ins[2].slice()],
   grad_sumsq: (c) => [Float64Array.of(c.ins[1][0] + c.ins[0].reduce((a, x) => a + x * x, 0))],
+  // a micro step's reduced gradient (first operand) added to the shard's sum so far (second)
+  grad_accumulate: (c) => [c.ins[1].map((x, i) => x + c.ins[0][i])],
 };
 
 /** Runs one non-collective, non-optimizer instruction. */

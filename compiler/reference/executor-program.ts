@@ -58,8 +58,12 @@ export function itemPositions(body: readonly Item[]): Map<string, number> {
 
 const isCollective = (d: DynItem, names: ReadonlySet<string>) => d.kind === 'instr' && names.has(d.item.op);
 
-export function buildRankProgram(s: Schedule, plan: MemoryPlan, rank: number, collectives: ReadonlySet<string>): RankProgram {
-  const pos = itemPositions(s.body);
+/**
+ * `positions`: of the whole step's items, when `s` runs only some of its phases (the plan's
+ * intervals are positions of the whole step).
+ */
+export function buildRankProgram(s: Schedule, plan: MemoryPlan, rank: number, collectives: ReadonlySet<string>, positions?: ReadonlyMap<string, number>): RankProgram {
+  const pos = positions ?? itemPositions(s.body);
   const last = plan.positions - 1;
   // only buffers the plan does not keep for the whole step are ever freed
   const freed = new Map(plan.placements.filter((p) => !(p.live[0] <= 0 && p.live[1] >= last)).map((p) => [p.buf, p.live] as const));

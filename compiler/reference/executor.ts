@@ -1,6 +1,9 @@
 // A float64 CPU executor of the schedule IR: every virtual rank runs the same program, with
 // its streams as separate queues, events as real dependencies and collectives across ranks,
-// over arenas laid out by the memory plan. One call runs one training step, AdamW included.
+// over arenas laid out by the memory plan. One call runs one training step, AdamW included:
+// of one window, or (`executeSteps`) of K windows accumulated as `run --accumulate K` issues
+// them: zero and the first micro step, the micro steps between, the last micro step and the
+// update, every stream drained between two calls as the GPU program joins them.
 //
 // Interleaving: at each step a scheduler picks one (rank, stream) whose next instruction may
 // run (events allow it; a collective when every rank's comm stream has reached it). Records
@@ -11,12 +14,13 @@
 // bytes poisoned, a missing wait, a wrong slot or an overlap of live buffers gives NaN or a
 // wrong number, not a lucky right one.
 import type { MemoryPlan } from '../schedule/memory.js';
+import { phaseBodies } from '../schedule/phases.js';
 import { STREAMS, type Schedule } from '../schedule/types.js';
 import type { DynInstr } from '../schedule/unroll.js';
 import { COLLECTIVES, runSpannedCollective } from './executor-collectives.js';
-import { bufferHomes, layoutOf, loadRank, RankMemory, unpackState, type ArenaMode, type BufferHome, type ParamLayout, type StepInputs } from './executor-layout.js';
+import { bufferHomes, layoutOf, loadRank, loadWindow, RankMemory, unpackState, type ArenaMode, type BufferHome, type ParamLayout, type StepInputs } from './executor-layout.js';
 import { runAdamW, runOp, type OpCall } from './executor-ops.js';
-import { buildRankProgram, type QueuedItem, type RankProgram } from './executor-program.js';
+import { buildRankProgram, itemPositions, type QueuedItem, type RankProgram } from './executor-program.js';
 import { Rng } from './rng.js';
 
 export type Order = 'program' | 'random' | 'priority';
@@ -55,13 +59,31 @@ export interface Prepared {
   readonly schedule: Schedule;
   readonly plan: MemoryPlan;
   readonly layout: ParamLayout;
+  /** the whole step (zero, micro, update) of every rank */
   readonly programs: readonly RankProgram[];
+  /** the calls of an accumulated step, made when first needed: 'first' (zero + micro), 'middle' (micro), 'last' (micro + update) */
+  readonly calls: Map<Call, readonly RankProgram[]>;
 }
+
+type Call = 'first' | 'middle' | 'last';
 
 /** The parameter layout comes from the schedule's table, like everything else the executor runs. */
 export function prepareExecution(s: Schedule, plan: MemoryPlan): Prepared {
   const programs = Array.from({ length: s.world }, (_, r) => buildRankProgram(s, plan, r, COLLECTIVES));
-  return { schedule: s, plan, layout: layoutOf(s), programs };
+  return { schedule: s, plan, layout: layoutOf(s), programs, calls: new Map() };
+}
+
+/** The rank programs of one call of an accumulated step: a run of the phases, as its own program. */
+function callPrograms(prep: Prepared, call: Call): readonly RankProgram[] {
+  const have = prep.calls.get(call);
+  if (have) return have;
+  const p = phaseBodies(prep.schedule);
+  const body = call === 'first' ? [...p.zero, ...p.micro] : call === 'middle' ? p.micro : [...p.micro, ...p.update];
+  const s = { ...prep.schedule, body };
+  const positions = itemPositions(prep.schedule.body);
+  const made = Array.from({ length: s.world }, (_, r) => buildRankProgram(s, prep.plan, r, COLLECTIVES, positions));
+  prep.calls.set(call, made);
+  return made;
 }
 
 interface RankState {
@@ -84,19 +106,56 @@ interface Candidate {
 export class DeadlockError extends Error {}
 
 export function executeStep(prep: Prepared, inputs: StepInputs, opts: ExecuteOptions = {}): StepResult {
+  return executeSteps(prep, [inputs], opts);
+}
+
+/**
+ * One optimizer step over K windows (each the sequences of every dp group), gradients
+ * accumulated: the parameters come from the first window's inputs, each window's tokens and
+ * labels go in before its micro step, and `loss` is the sum of the micro steps' losses (each
+ * divided by the window's `labelCount`, the count over all K for the batch's mean). One window
+ * runs the whole step as one program.
+ */
+export function executeSteps(prep: Prepared, windows: readonly StepInputs[], opts: ExecuteOptions = {}): StepResult {
   const s = prep.schedule;
+  if (windows.length === 0) throw new Error('executor: no window to run');
+  if (windows.length > 1 && !s.phases) throw new Error('executor: the schedule has no phases, so it cannot accumulate windows');
   const homes = bufferHomes(s, prep.plan, opts.arena);
-  const ranks: RankState[] = prep.programs.map((prog) => {
+  const mems = prep.programs.map((prog) => {
     const mem = new RankMemory(homes);
-    loadRank(mem, s, prep.layout, inputs, prog.rank);
-    return { prog, mem, heads: STREAMS.map(() => 0), recorded: new Uint8Array(prog.size), pending: Int32Array.from(prog.instances, (x) => x.accesses), started: new Uint8Array(prog.instances.length), current: new Map() };
+    loadRank(mem, s, prep.layout, windows[0], prog.rank);
+    return mem;
   });
+  const sharing = opts.arena === 'private' ? new Map<string, string[]>() : sharedBytes(homes);
+  const reuseRaces: string[] = [];
+  const loss = mems.map(() => 0);
+  let instructions = 0;
+  windows.forEach((w, k) => {
+    if (k > 0) mems.forEach((m, r) => loadWindow(m, s, w, r));
+    const K = windows.length;
+    const programs = K === 1 ? prep.programs : callPrograms(prep, k === 0 ? 'first' : k === K - 1 ? 'last' : 'middle');
+    // each call its own interleavings
+    instructions += runPrograms(programs, mems, sharing, reuseRaces, { ...opts, seed: (opts.seed ?? 1) + 7907 * k });
+    mems.forEach((m, r) => (loss[r] += m.read(m.whole('io.loss'))[0]));
+  });
+  return {
+    loss,
+    grads: unpackState(mems, s, prep.layout, 'grads'),
+    params: unpackState(mems, s, prep.layout, 'params'),
+    instructions,
+    reuseRaces,
+  };
+}
+
+/** Runs one program on every rank's memory until every stream of every rank is done; the instructions run. */
+function runPrograms(programs: readonly RankProgram[], mems: readonly RankMemory[], sharing: ReadonlyMap<string, string[]>, reuseRaces: string[], opts: ExecuteOptions): number {
+  const ranks: RankState[] = programs.map((prog, r) => ({
+    prog, mem: mems[r], heads: STREAMS.map(() => 0), recorded: new Uint8Array(prog.size), pending: Int32Array.from(prog.instances, (x) => x.accesses), started: new Uint8Array(prog.instances.length), current: new Map(),
+  }));
   const pick = picker(opts.order ?? 'program', opts.seed ?? 1, ranks.length);
   const poison = opts.poison !== false;
   const step = opts.step ?? 1;
   let instructions = 0;
-  const sharing = opts.arena === 'private' ? new Map<string, string[]>() : sharedBytes(homes);
-  const reuseRaces: string[] = [];
 
   const finish = (st: RankState, q: QueuedItem) => {
     const d = q.dyn as DynInstr;
@@ -144,14 +203,7 @@ export function executeStep(prep: Prepared, inputs: StepInputs, opts: ExecuteOpt
     finish(st, c.item);
     instructions++;
   }
-  const mems = ranks.map((st) => st.mem);
-  return {
-    loss: mems.map((m) => m.read(m.whole('io.loss'))[0]),
-    grads: unpackState(mems, s, prep.layout, 'grads'),
-    params: unpackState(mems, s, prep.layout, 'params'),
-    instructions,
-    reuseRaces,
-  };
+  return instructions;
 }
 
 /** Takes records and satisfied waits off the head of a queue; returns the instruction left there. */

@@ -5,7 +5,7 @@ import { DEVICE_NAMES } from './devices.js';
 import { STREAMS } from './types.js';
 
 export const SCHEDULE_JSON_FORMAT = 'fpdtc.schedule';
-export const SCHEDULE_JSON_VERSION = 2;
+export const SCHEDULE_JSON_VERSION = 3;
 
 // integers past 2^53 are not exact in JavaScript, so none is a count, offset or size
 const int = (minimum?: number) => ({ type: 'integer', maximum: Number.MAX_SAFE_INTEGER, ...(minimum === undefined ? {} : { minimum }) });
@@ -120,6 +120,7 @@ const scheduleSchema = {
     sizes: mapOf(int(0)),
     keptLayers: int(0),
     params: paramTableSchema,
+    phases: object(['micro', 'update'], { micro: str, update: str }),
     memory: memorySchema,
     streams: { const: STREAMS },
     buffers: { type: 'array', items: bufferSchema },

@@ -13,6 +13,8 @@
 //   7. `params`: every tensor's shape holds `len` elements and its window lies inside its part's
 //      vector, disjoint from the others; `ranks` is `world`; under ZeRO-3 both vectors divide
 //      into `ranks` shards; `params.layers` holds `layers` of them (a shard each under ZeRO-3).
+//   8. `phases` names top-level items, micro's before update's, and a buffer two phases touch
+//      is of a kind kept for the whole step (./phases.ts).
 // A failure is one line naming the file and the field.
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -22,7 +24,11 @@ import type { Report } from '../report.js';
 import type { ScheduleJson } from './export-json.js';
 import { schemaProblem, SCHEDULE_JSON_FORMAT, SCHEDULE_JSON_VERSION, shown } from './json-schema.js';
 import { bufferBytes } from './memory.js';
-import type { Affine, Item, Ref } from './types.js';
+import { phaseProblem } from './phases.js';
+import type { Affine, Item, Ref, Schedule } from './types.js';
+
+/** The IR view of a document, enough for the phase check (buffers keep their extra fields). */
+const scheduleFromDoc = (s: ScheduleJson): Schedule => s as unknown as Schedule;
 
 export { SCHEDULE_JSON_FORMAT, SCHEDULE_JSON_VERSION } from './json-schema.js';
 
@@ -94,6 +100,8 @@ export function scheduleProblem(s: ScheduleJson): string | undefined {
     if ((b.offset === undefined) !== (b.live === undefined)) return `${at}: has ${b.offset === undefined ? 'live but no offset' : 'an offset but no live range'}`;
     if (b.live && b.live[0] > b.live[1]) return `${at}: live range [${b.live.join(', ')}] ends before it starts`;
   }
+  const phases = phaseProblem(scheduleFromDoc(s));
+  if (phases) return `phases: ${phases}`;
   return memoryProblem(s) ?? paramsProblem(s, byId) ?? planOverlap(s) ?? programProblem(s, byId);
 }
 

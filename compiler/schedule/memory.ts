@@ -18,7 +18,7 @@ import type { Buffer, BufferKind, Item, Loop, Schedule } from './types.js';
 
 export const ALIGN = 256;
 const GiB = 1024 ** 3;
-const PERSISTENT: ReadonlySet<BufferKind> = new Set(['param', 'grad', 'optim', 'ckpt', 'io']);
+export const PERSISTENT: ReadonlySet<BufferKind> = new Set(['param', 'grad', 'optim', 'ckpt', 'io']);
 
 export type Space = 'gpu' | 'host';
 

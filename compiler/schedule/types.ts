@@ -12,6 +12,12 @@
 // run their items in order; `wait E` on a stream orders everything after it behind the most
 // recent `record E` issued before it in program order (CUDA semantics); a wait with no
 // record before it is a no-op. Nothing else orders two streams.
+//
+// A step has three phases (`phases`): `zero` clears the gradient shards, `micro` runs forward,
+// backward and the gradient reduction added into the shards, `update` clips and applies AdamW.
+// With gradient accumulation an optimizer step runs zero once, micro once per sequence window
+// (K times), then update; without, one of each. Whoever runs the program joins every stream
+// between phases it runs apart, so a phase never waits for an event of a phase it skipped.
 import type { DType, TrainConfig } from '../ir/types.js';
 
 export const STREAMS = ['compute', 'h2d', 'd2h', 'comm'] as const;
@@ -133,6 +139,20 @@ export interface ParamTable {
   readonly ranks: number;
 }
 
+/**
+ * Where the phases begin: the ids of the first top-level items of the micro step and of the
+ * update (`zero` is everything before `micro`). Events the sync pass puts before such an item
+ * belong to the phase before it. A buffer that two phases touch is of a kind the memory plan
+ * keeps for the whole step (schedule/phases.ts checks it).
+ */
+export interface StepPhases {
+  readonly micro: string;
+  readonly update: string;
+}
+
+export const PHASES = ['zero', 'micro', 'update'] as const;
+export type PhaseName = (typeof PHASES)[number];
+
 /** Buffer ids of the packed-document inputs (lower/packed.ts) that whoever runs a step fills. */
 export const PACKED_BUFFERS = { positions: 'io.positions', docs: 'io.docs', docsSeq: 'io.docs_seq' } as const;
 
@@ -155,6 +175,8 @@ export interface Schedule {
   readonly keptLayers?: number;
   /** every parameter tensor and its place; lowering always fills it (hand-made test schedules may not) */
   readonly params?: ParamTable;
+  /** where the zero, micro and update phases begin; lowering always fills it (hand-made test schedules may not) */
+  readonly phases?: StepPhases;
 }
 
 /** Which ranks a collective spans, when the schedule has dp > 1 groups (attr `span`). */

@@ -11,8 +11,11 @@
 //  4. Loops have integer bounds and refer only to loop variables of enclosing loops (or `r`).
 //  5. Given a memory plan, (3) holds in arena bytes too: a buffer that reuses another's bytes is
 //     written only after that buffer's last accesses, from every stream, are ordered before it.
+//  6. The phases (zero, micro, update) are top-level runs in that order, and a buffer that two
+//     of them touch keeps its bytes for the whole step (phases.ts).
 import { DTYPE_BYTES } from '../ir/types.js';
 import { sharedBytes, type Placement } from './memory.js';
+import { phaseProblem } from './phases.js';
 import { STREAMS, type Schedule, type StreamName } from './types.js';
 import { unroll, type DynInstr, type UnrollOptions } from './unroll.js';
 
@@ -42,6 +45,8 @@ export interface VerifyOptions extends UnrollOptions {
 export const VERIFY_WINDOW = { layer: 3, chunk: 4, kv: 4, q: 4 } as const;
 
 export function verifySchedule(s: Schedule, opts: VerifyOptions = { window: VERIFY_WINDOW }): void {
+  const phases = phaseProblem(s);
+  if (phases) throw new ScheduleError(`${phases} (invariant 6)`);
   const bufs = new Map(s.buffers.map((b) => [b.id, b]));
   const place = new Map((opts.placements ?? []).map((p) => [p.buf, p]));
   const shared = opts.placements ? sharedBytes({ placements: opts.placements }) : new Map<string, string[]>();

@@ -48,6 +48,13 @@ int32_t intArg(const Napi::CallbackInfo& info, size_t i, const char* what) {
   return info[i].As<Napi::Number>().Int32Value();
 }
 
+// The phases argument of step / stepAll / stepSync (fpdt_step_phases): absent means a whole step.
+static int phasesArg(const Napi::CallbackInfo& info, size_t at, const char* where) {
+  if (info.Length() <= at || info[at].IsUndefined()) return FPDT_PHASE_ZERO_GRADS | FPDT_PHASE_UPDATE;
+  if (!info[at].IsNumber()) throw Napi::TypeError::New(info.Env(), std::string(where) + ": phases must be a number (FPDT_PHASE_* flags)");
+  return info[at].As<Napi::Number>().Int32Value();
+}
+
 class StepWorker;
 
 class Program : public Napi::ObjectWrap<Program> {
@@ -67,6 +74,7 @@ class Program : public Napi::ObjectWrap<Program> {
                            InstanceMethod("setStep", &Program::SetStep),
                            InstanceMethod("setDocuments", &Program::SetDocuments),
                            InstanceMethod("setTokens", &Program::SetTokens),
+                           InstanceMethod("setLabelCount", &Program::SetLabelCount),
                            InstanceMethod("setLearningRate", &Program::SetLearningRate),
                            InstanceMethod("step", &Program::Step),
                            InstanceMethod("stepSync", &Program::StepSync),
@@ -258,6 +266,15 @@ class Program : public Napi::ObjectWrap<Program> {
     return env.Undefined();
   }
 
+  // Gradient accumulation: the labels of all K windows, which every micro step divides by.
+  Napi::Value SetLabelCount(const Napi::CallbackInfo& info) {
+    fpdt_program* p = live(info, "setLabelCount");
+    if (info.Length() < 1 || !info[0].IsNumber())
+      throw Napi::TypeError::New(info.Env(), "Program.setLabelCount: count must be a number");
+    check(info.Env(), fpdt_set_label_count(p, info[0].As<Napi::Number>().Int64Value()));
+    return info.Env().Undefined();
+  }
+
   Napi::Value SetLearningRate(const Napi::CallbackInfo& info) {
     fpdt_program* p = live(info, "setLearningRate");
     if (info.Length() < 1 || !info[0].IsNumber())
@@ -268,7 +285,7 @@ class Program : public Napi::ObjectWrap<Program> {
 
   Napi::Value StepSync(const Napi::CallbackInfo& info) {
     float loss = 0;
-    check(info.Env(), fpdt_step(live(info, "stepSync"), &loss));
+    check(info.Env(), fpdt_step_phases(live(info, "stepSync"), phasesArg(info, 0, "Program.stepSync"), &loss));
     return Napi::Number::New(info.Env(), loss);
   }
 
@@ -351,18 +368,18 @@ class Program : public Napi::ObjectWrap<Program> {
   Napi::Reference<Napi::External<void>> comm_ref_;  // keeps a caller's comm alive as long as the program
 };
 
-// Runs fpdt_step off the JS thread so a long step does not block the event loop.
+// Runs fpdt_step_phases off the JS thread so a long step does not block the event loop.
 class StepWorker : public Napi::AsyncWorker {
  public:
-  StepWorker(Napi::Env env, Program* program, Napi::Object self)
-      : Napi::AsyncWorker(env), program_(program), deferred_(Napi::Promise::Deferred::New(env)) {
+  StepWorker(Napi::Env env, Program* program, Napi::Object self, int phases)
+      : Napi::AsyncWorker(env), program_(program), deferred_(Napi::Promise::Deferred::New(env)), phases_(phases) {
     self_ = Napi::Persistent(self);
     program_->setBusy(true);
   }
   Napi::Promise promise() { return deferred_.Promise(); }
 
   void Execute() override {
-    status_ = fpdt_step(program_->raw(), &loss_);
+    status_ = fpdt_step_phases(program_->raw(), phases_, &loss_);
     if (status_ != FPDT_OK) message_ = fpdt_last_error(program_->raw());
   }
   void OnOK() override {
@@ -377,6 +394,7 @@ class StepWorker : public Napi::AsyncWorker {
   Program* program_;
   Napi::ObjectReference self_;
   Napi::Promise::Deferred deferred_;
+  int phases_;
   int status_ = FPDT_OK;
   float loss_ = 0;
   std::string message_;
@@ -388,8 +406,8 @@ class StepWorker : public Napi::AsyncWorker {
 // the "another rank failed" of the others.
 class StepAllWorker : public Napi::AsyncWorker {
  public:
-  StepAllWorker(Napi::Env env, std::vector<Program*> programs, Napi::Array self)
-      : Napi::AsyncWorker(env), programs_(std::move(programs)), deferred_(Napi::Promise::Deferred::New(env)) {
+  StepAllWorker(Napi::Env env, std::vector<Program*> programs, Napi::Array self, int phases)
+      : Napi::AsyncWorker(env), programs_(std::move(programs)), deferred_(Napi::Promise::Deferred::New(env)), phases_(phases) {
     self_ = Napi::Persistent(self.As<Napi::Object>());
     for (Program* p : programs_) p->setBusy(true);
     status_.assign(programs_.size(), FPDT_OK);
@@ -402,7 +420,7 @@ class StepAllWorker : public Napi::AsyncWorker {
     std::vector<std::thread> threads;
     for (size_t r = 0; r < programs_.size(); r++)
       threads.emplace_back([this, r] {
-        status_[r] = fpdt_step(programs_[r]->raw(), &loss_[r]);
+        status_[r] = fpdt_step_phases(programs_[r]->raw(), phases_, &loss_[r]);
         if (status_[r] != FPDT_OK) message_[r] = fpdt_last_error(programs_[r]->raw());
       });
     for (auto& t : threads) t.join();
@@ -425,6 +443,7 @@ class StepAllWorker : public Napi::AsyncWorker {
   std::vector<Program*> programs_;
   Napi::ObjectReference self_;
   Napi::Promise::Deferred deferred_;
+  int phases_;
   std::vector<int> status_;
   std::vector<float> loss_;
   std::vector<std::string> message_;
@@ -444,7 +463,7 @@ Napi::Value StepAll(const Napi::CallbackInfo& info) {
     if (p->busy()) throw Napi::Error::New(env, "stepAll: program " + std::to_string(i) + " is running a step");
     programs.push_back(p);
   }
-  auto* worker = new StepAllWorker(env, std::move(programs), list);
+  auto* worker = new StepAllWorker(env, std::move(programs), list, phasesArg(info, 1, "stepAll"));
   Napi::Promise promise = worker->promise();
   worker->Queue();
   return promise;
@@ -452,7 +471,7 @@ Napi::Value StepAll(const Napi::CallbackInfo& info) {
 
 Napi::Value Program::Step(const Napi::CallbackInfo& info) {
   live(info, "step");
-  auto* worker = new StepWorker(info.Env(), this, info.This().As<Napi::Object>());
+  auto* worker = new StepWorker(info.Env(), this, info.This().As<Napi::Object>(), phasesArg(info, 0, "Program.step"));
   Napi::Promise promise = worker->promise();
   worker->Queue();
   return promise;

@@ -45,7 +45,7 @@ describe("runtime addon (stub program)", function () {
   });
 
   it("loads and reports the program's ABI version and name", () => {
-    expect(addon.native.abiVersion()).to.equal(6);
+    expect(addon.native.abiVersion()).to.equal(7);
     expect(addon.programName).to.contain("stub");
   });
 
