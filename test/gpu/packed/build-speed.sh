@@ -1,0 +1,35 @@
+#!/bin/bash
+# Builds, on a machine with nvcc, what run-speed.sh times on one H200: llama1b on a 512K window of
+# packed documents (--packed), and llama1b at 16K twice (plain, and --packed: the same document-masked
+# kernels as the window, one document a step), into .carry/packed-speed/{w512k,s16k,s16k-packed}, plus
+# the bundled `fpdtc run` (run-entry.mjs). The GPU host has 128 GiB of memory: pinned host memory is
+# capped at HOST_MEM GiB (default 80). CHUNK (default: the compiler's choice, 64K) is the 512K window's
+# chunk; KEEP (default auto) the layers that keep attention. Usage: build-speed.sh [w512k s16k s16k-packed]
+set -eu
+. test/gpu/carry-build.sh
+dest=.carry/packed-speed
+work=/tmp/fpdt-packed-speed
+host=${HOST_MEM:-80}
+keep=${KEEP:-auto}
+mkdir -p "$dest" "$work"
+build() { # name seq chunk extra-flags...
+  local name=$1 seq=$2 chunk=$3; shift 3
+  local out=$work/out-$name
+  rm -rf "$out"
+  npx fpdtc compile models/llama1b.ts --seq "$seq" ${chunk:+--chunk "$chunk"} --device h200 --host-mem "$host" --keep-attention "$keep" "$@" --out "$out" | tee "$work/$name.compile.log"
+  local dir=$out/llama1b
+  npx fpdtc build "$dir" --jobs 4 >"$work/$name.build.log"
+  rm -rf "${dest:?}/$name"; mkdir -p "$dest/$name"
+  cp "$dir/schedule.json" "$dir/report.json" "$dir/graph.json" "$dest/$name/"
+  cp "$work/$name.compile.log" "$dest/$name/compile.txt"
+  carry_build "$dir/build" "$dest/$name/build"
+  echo "built $dest/$name"
+}
+parts="$*"
+want_part() { [ -z "$parts" ] || [[ " $parts " == *" $1 "* ]]; }
+want_part w512k && build w512k 524288 "${CHUNK:-}" --packed
+want_part s16k && build s16k 16384 16384
+want_part s16k-packed && build s16k-packed 16384 16384 --packed
+npx esbuild test/gpu/run-entry.ts --bundle --platform=node --format=esm --outfile="$dest/run-entry.mjs" \
+  --banner:js="import { createRequire as __cr } from 'module'; const require = __cr(import.meta.url);" >/dev/null
+echo "bundled $dest/run-entry.mjs"
