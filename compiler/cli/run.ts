@@ -39,6 +39,7 @@ export interface RunFlags {
   eps?: string;
   weightDecay?: string;
   clipGradNorm?: string;
+  accumulate?: string;
   saveEvery?: string;
   checkpointDir?: string;
   keepCheckpoints?: string;
@@ -167,8 +168,8 @@ export async function checkRunInputs(dir: string, o: RunInputs): Promise<void> {
   if (!o.launching) checkBuild(dir, schedule.hash);
   if (o.tokens) {
     try {
-      // each of the dp groups reads its own window at every step
-      await checkTokenFile(o.tokens, { seq: report.tokens, vocab, steps: o.steps * dp, seed: o.seed });
+      // each of the dp groups reads its own window at every micro step, K of them a step
+      await checkTokenFile(o.tokens, { seq: report.tokens, vocab, steps: o.steps * dp * (o.accumulate ?? 1), seed: o.seed });
     } catch (e) {
       throw e instanceof RuntimeError ? errors.runtime(e.message) : e;
     }
@@ -209,6 +210,8 @@ function checkFilePath(path: string, flag: string): void {
 
 interface RunInputs {
   steps: number;
+  /** --accumulate: windows (of each dp group) per optimizer step */
+  accumulate?: number;
   tokens?: string;
   weights?: string;
   save?: string;
@@ -282,6 +285,7 @@ export function register(program: Command): void {
     .option('--eps <x>', "AdamW's eps (default: the compiled 1e-8)")
     .option('--weight-decay <x>', "AdamW's decoupled weight decay (default: the compiled 0.1)")
     .option('--clip-grad-norm <x>', 'scale the gradients so that their global norm (over all ranks, computed on the GPU) is at most X, as torch.nn.utils.clip_grad_norm_')
+    .option('--accumulate <k>', 'K windows (of each dp group) per optimizer step, gradients accumulated: loss and gradients are the mean over all their tokens, as one batch of K sequences', '1')
     .option('--checkpoint-dir <dir>', 'write checkpoints here (weights, AdamW moments, step, data position): every --save-every steps, after the last step, and on SIGTERM/SIGINT after the step in flight')
     .option('--save-every <n>', 'a checkpoint every N steps (needs --checkpoint-dir)')
     .option('--keep-checkpoints <k>', 'keep the newest K checkpoints (default 3)')
@@ -293,6 +297,7 @@ export function register(program: Command): void {
     .option('--ranks-per-gpu <n>', 'ranks in this process on one GPU (the local backend; the model\'s sp)')
     .action(async (dir: string, o: RunFlags) => {
       const steps = count('steps', o.steps, 'a whole number of steps, at least 1')!;
+      const accumulate = count('accumulate', o.accumulate, 'a whole number of windows per optimizer step, at least 1') ?? 1;
       const lr = learningRate(o.lr);
       const schedule = scheduleFlags(o, steps);
       const seed = wholeOrZero('seed', o.seed, 'a whole number');
@@ -313,13 +318,13 @@ export function register(program: Command): void {
       const isRank = dist.source !== 'single';
       // every input is checked before any GPU is touched (and before ranks start)
       await checkRunInputs(dir.replace(/\/+$/, '') || dir, {
-        steps, tokens: o.tokens, weights: o.weights, save: o.save, dumpGrads: o.dumpGrads,
+        steps, accumulate, tokens: o.tokens, weights: o.weights, save: o.save, dumpGrads: o.dumpGrads,
         metrics: o.metrics, trace: o.trace, seed, lr, minLr: o.minLr === undefined ? undefined : schedule.minLr, checkpointDir: ck?.dir, resume,
         gpus, ranksPerGpu, distWorld: isRank ? dist.world : undefined, launching: gpus !== undefined && !isRank, documents,
       });
       if (gpus !== undefined && !isRank) return launchRanks(gpus);
       await runTraining({
-        dir, steps, tokens: o.tokens, weights: o.weights, save: o.save, dumpGrads: o.dumpGrads, lr,
+        dir, steps, accumulate, tokens: o.tokens, weights: o.weights, save: o.save, dumpGrads: o.dumpGrads, lr,
         schedule, metrics: o.metrics, trace: o.trace, seed, optimizer, resume, argv: process.argv.slice(2),
         checkpoints: ck && { ...ck, weights: llamaProblem(readModelFacts(dir)) ? 'model.safetensors' : 'model', outDir: dir, from: o.weights ?? (resume ? join(resume, 'model') : undefined) },
         ranksPerGpu: isRank ? undefined : ranksPerGpu,

@@ -41,6 +41,8 @@ export interface TrainerState {
   seq: number;
   /** the data position is the step: windows are read in order, or in --seed's order */
   tokens: { length: number | null; seed: number | null };
+  /** --accumulate: windows (of each dp group) per optimizer step, so step k has read k * accumulate of them (absent: 1) */
+  accumulate?: number;
   lr: Record<string, number | string>;
   optimizer: Record<string, number>;
   /** no dropout and no sampling at run time: the data order is the only randomness, and it is the step and --seed */
@@ -195,10 +197,13 @@ export function readTrainerState(ckpt: string): TrainerState {
 }
 
 /** A checkpoint from another model or configuration is refused with the field that differs. */
-export function checkResumable(ckpt: string, saved: TrainerState, now: Pick<TrainerState, 'model' | 'schedule_hash' | 'world' | 'dp' | 'seq' | 'tokens'>): void {
+export function checkResumable(ckpt: string, saved: TrainerState, now: Pick<TrainerState, 'model' | 'schedule_hash' | 'world' | 'dp' | 'seq' | 'tokens' | 'accumulate'>): void {
   for (const [k, fix] of MUST_MATCH) {
     if (saved[k] !== now[k as keyof typeof now]) throw errors.checkpointMismatch(ckpt, k, String(saved[k]), String(now[k as keyof typeof now]), fix);
   }
+  // another K would change both the batch of each step and where the data position stands
+  const [was, is] = [saved.accumulate ?? 1, now.accumulate ?? 1];
+  if (was !== is) throw errors.checkpointMismatch(ckpt, 'accumulate', String(was), String(is), `resume with --accumulate ${was}`);
   if (saved.tokens.length !== now.tokens.length) throw errors.checkpointMismatch(ckpt, 'tokens', `${saved.tokens.length ?? 'seeded random'} tokens`, `${now.tokens.length ?? 'seeded random'}`, 'resume with the same --tokens');
   if (saved.tokens.seed !== now.tokens.seed) throw errors.checkpointMismatch(ckpt, 'seed', String(saved.tokens.seed ?? 'none'), String(now.tokens.seed ?? 'none'), `resume with ${saved.tokens.seed === null ? 'no --seed' : `--seed ${saved.tokens.seed}`}`);
 }

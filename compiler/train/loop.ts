@@ -17,6 +17,7 @@ import { loadWeights, saveGathered } from './weights.js';
 import { writeFileAtomic } from '../atomic-write.js';
 import { readScheduleJson, scheduleFromJson } from '../schedule/export-json.js';
 import { measuredTraceText } from './measured-trace.js';
+import { accumulatedStep, countedLabels, defaultLabelCount, type MicroWindow } from './accumulate.js';
 import { PackedData, type DocumentFlags } from './packed-data.js';
 
 /** The schedule flags; the peak is --lr or the compiled lr. */
@@ -46,6 +47,8 @@ export interface RunOptions {
   argv?: string[];
   /** --trace: the last step's measured timeline as a Chrome trace (rank 0; every rank of a local world) */
   trace?: string;
+  /** --accumulate: windows (of each dp group) per optimizer step, gradients accumulated (default 1) */
+  accumulate?: number;
   /** the local backend: this many ranks in this process on one GPU */
   ranksPerGpu?: number;
   /** the NCCL backend: this process's place in the world (see runtime/dist-env.ts) */
@@ -257,10 +260,12 @@ function stopAfterStep(): { signal?: string; dispose: () => void } {
 
 export async function runTraining(o: RunOptions): Promise<StepFigures[]> {
   const report = JSON.parse(readFileSync(join(o.dir, 'report.json'), 'utf8')) as ReportFields;
-  const sched = JSON.parse(readFileSync(join(o.dir, 'schedule.json'), 'utf8')) as { sizes: Record<string, number>; world: number; hash: string; config: { dp?: number; packed?: boolean } };
+  const sched = JSON.parse(readFileSync(join(o.dir, 'schedule.json'), 'utf8')) as { sizes: Record<string, number>; world: number; hash: string; config: { dp?: number; packed?: boolean }; phases?: object };
   const sizes = sched.sizes;
-  // dp groups each train their own sequence of report.tokens: a step takes dp windows
+  // dp groups each train their own sequence of report.tokens: a step takes dp windows, K times
   const dp = sched.config.dp ?? 1;
+  const K = o.accumulate ?? 1;
+  if (K > 1 && !sched.phases) throw errors.outFileInvalid(join(o.dir, 'schedule.json'), 'it has no phases, so it cannot accumulate gradients');
   let ranks: RankSet;
   try {
     ranks = await openRanks(o.dir, sched.world, { seed: report.config.seed ?? 0, ...(o.lr !== undefined ? { lr: o.lr } : {}), ...definedOnly(o.optimizer ?? {}), ...(o.trace ? { trace: 1 } : {}) }, o, dp);
@@ -281,7 +286,7 @@ export async function runTraining(o: RunOptions): Promise<StepFigures[]> {
       log(`documents ${packed.describe}`);
     }
     if (ranks.world > 1) log(`ranks     ${ranks.world}${dp > 1 ? ` (dp ${dp} x sp ${ranks.world / dp}, a sequence per group)` : ''} (${ranks.backend === 'local' ? 'local backend, one GPU' : 'NCCL, one process per GPU'})`);
-    const identity = { model: report.model, schedule_hash: sched.hash, world: sched.world, dp, seq: report.tokens, tokens: { length: o.tokens ? await tokenCount(o.tokens) : null, seed: o.seed ?? null } };
+    const identity = { model: report.model, schedule_hash: sched.hash, world: sched.world, dp, seq: report.tokens, tokens: { length: o.tokens ? await tokenCount(o.tokens) : null, seed: o.seed ?? null }, accumulate: K };
     let first = 0;
     if (o.resume) {
       const saved = readTrainerState(o.resume);
@@ -296,27 +301,35 @@ export async function runTraining(o: RunOptions): Promise<StepFigures[]> {
     const schedule: ScheduleOptions = { peak: o.lr ?? report.config.lr, ...(o.schedule ?? { warmup: 0, kind: 'constant', minLr: 0, totalSteps: o.steps }) };
     const metrics = writer ? o.metrics : undefined;
     let totalMs = 0;
+    if (K > 1) log(`accumulate ${K} windows${dp > 1 ? ` of each of the ${dp} groups` : ''} per optimizer step: loss and gradients are the mean over all their tokens`);
     for (let k = first; k < o.steps; k++) {
-      const batch = await stepBatch(o.tokens, report.tokens, sizes.V, report.config.seed ?? 0, k, dp, o.seed);
-      if (packed) {
-        // packed documents: ids, positions and labels that stop at each document's end
-        const w = await packed.step(batch, report.tokens, k, dp, o.seed);
-        ranks.setDocuments(w.positions, w.docs);
-        ranks.setTokens(batch, w.labels);
-      } else ranks.setTokens(batch);
+      // micro step j of optimizer step k reads window k * K + j (of each group)
+      const windows: MicroWindow[] = [];
+      for (let j = 0; j < K; j++) {
+        const at = k * K + j;
+        const batch = await stepBatch(o.tokens, report.tokens, sizes.V, report.config.seed ?? 0, at, dp, o.seed);
+        if (packed) {
+          // packed documents: ids, positions and labels that stop at each document's end
+          const w = await packed.step(batch, report.tokens, at, dp, o.seed);
+          windows.push({ labels: countedLabels(w.labels, sizes.V), load: () => (ranks.setDocuments(w.positions, w.docs), ranks.setTokens(batch, w.labels)) });
+        } else windows.push({ labels: defaultLabelCount(report.tokens, dp), load: () => ranks.setTokens(batch) });
+      }
+      // the rate of optimizer step k + 1, whatever K: the schedule counts updates
       const lr = learningRate(k + 1, schedule);
       for (const p of ranks.programs) p.setLearningRate(lr);
       const started = Date.now();
       const progress = setInterval(() => log(stepProgress(k + 1, Date.now() - started, figures.length ? totalMs / figures.length : undefined)), 30_000);
       let loss: number;
+      let stepMs: number;
       try {
-        loss = await ranks.step();
+        const lastMs = () => lead.timings().find((t) => t.name === 'step')?.ms ?? NaN;
+        ({ loss, ms: stepMs } = await accumulatedStep(ranks, windows, lastMs));
       } finally {
         clearInterval(progress);
       }
       if (watch) process.stderr.write(`rank ${o.dist?.rank ?? 0}: step ${k + 1} ${watch()}\n`);
       const timings = lead.timings();
-      const ms = timings.find((t) => t.name === 'step')?.ms ?? Date.now() - started;
+      const ms = Number.isFinite(stepMs) ? stepMs : Date.now() - started;
       const a2a = timings.find((t) => t.name === 'all_to_all');
       const a2aMB = timings.find((t) => t.name === 'all_to_all_MB');
       if (a2a && a2aMB && a2a.ms > 0) log(`  all-to-all  ${a2a.ms.toFixed(1)} ms of the step on rank 0, ${(a2aMB.ms / a2a.ms).toFixed(1)} GB/s (bytes exchanged / time inside)`);
@@ -324,8 +337,8 @@ export async function runTraining(o: RunOptions): Promise<StepFigures[]> {
       const ops = timings.filter((t) => t.name.startsWith('op:') && t.ms > 0).sort((a, b) => b.ms - a.ms);
       if (ops.length) log(`  op time     ${ops.slice(0, 12).map((t) => `${t.name.slice(3)} ${t.ms.toFixed(1)} ms`).join(', ')}`);
       const mem = lead.memory();
-      // report.json counts one sequence; a step trains dp of them
-      const f: StepFigures = { step: k + 1, loss, gradNorm: lead.gradNorm(), ms, tokens: report.tokens * dp, mfu: mfu((report.flops_per_step * dp) / gpus, ms), plannedGpu: mem.plannedGpu, peakGpu: mem.peakGpuMeasured };
+      // report.json counts one sequence; a step trains dp * K of them
+      const f: StepFigures = { step: k + 1, loss, gradNorm: lead.gradNorm(), ms, tokens: report.tokens * dp * K, mfu: mfu((report.flops_per_step * dp * K) / gpus, ms), plannedGpu: mem.plannedGpu, peakGpu: mem.peakGpuMeasured };
       figures.push(f);
       totalMs += ms;
       // on a terminal the line also says when the run should end: steps left at the mean step time

@@ -3,7 +3,7 @@
 // and gradients cross this boundary as whole tensors: loading gives each rank its ZeRO-3 shard,
 // gathering puts the shards of the ranks held here back together.
 import type { LoadedAddon, NcclComm, ParamInfo } from '../../runtime/load.js';
-import { Program } from '../../runtime/load.js';
+import { Program, STEP_PHASES } from '../../runtime/load.js';
 
 export type Backend = 'single' | 'local' | 'nccl';
 
@@ -68,10 +68,15 @@ export class RankSet {
     for (const p of this.programs) p.setDocuments(positions, docs);
   }
 
-  /** One step of every rank held here; the global mean loss (the same on every rank). */
-  async step(): Promise<number> {
-    if (this.backend === 'local') return (await Program.stepAll(this.programs))[0];
-    return this.programs[0].step();
+  /** What every rank held here divides the loss and gradients by (the labels of all windows of an accumulated step). */
+  setLabelCount(count: number): void {
+    for (const p of this.programs) p.setLabelCount(count);
+  }
+
+  /** One step of every rank held here (or the `phases` of an accumulated one); the global mean loss (the same on every rank). */
+  async step(phases: number = STEP_PHASES.whole): Promise<number> {
+    if (this.backend === 'local') return (await Program.stepAll(this.programs, phases))[0];
+    return this.programs[0].step(phases);
   }
 
   /** Frees the programs, then the NCCL communicator they used. */
