@@ -23,5 +23,7 @@ for sc in "${@:-64K:16K}"; do
 done
 npx esbuild test/gpu/run-entry.ts --bundle --platform=node --format=esm --outfile=.carry/l1b-run-entry.mjs \
   --banner:js="import { createRequire as __cr } from 'module'; const require = __cr(import.meta.url);" >/dev/null
-cp ../shared/bench/hf_maxctx.py .carry/anchors/
+# ../shared beside the main checkout (this may be a worktree of it)
+shared=$(git rev-parse --path-format=absolute --git-common-dir)/../../shared
+cp "$shared/bench/hf_maxctx.py" .carry/anchors/
 echo "bundled .carry/l1b-run-entry.mjs"
