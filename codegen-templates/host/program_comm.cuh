@@ -114,6 +114,22 @@ static int fpdt_all_gather(fpdt_program* p, const void* send, void* recv, long l
   return local_end(p, all, world_span(p), where);
 }
 
+/* The same inside the rank's sequence-parallel group (packed documents gather their ids per chunk
+ * over it, lower/packed.ts): recv[q*count, (q+1)*count) = send of the group's rank at place q. */
+static inline int fpdt_all_gather_group(fpdt_program* p, const void* send, void* recv, long long count, int eb, const char* where) {
+  if (!p->comm) return fpdt_self_copy(p, recv, send, count * eb, where);
+  if (comm_is(p, FPDT_COMM_NCCL)) {
+    NCCL_CK(p->nccl->all_gather(send, recv, (size_t)count, nccl_dtype(eb), group_comm(p), p->s[3]));
+    return FPDT_OK;
+  }
+  fpdt_local_entry all[FPDT_MAX_LOCAL_RANKS];
+  const comm_span group = group_span(p);
+  FPDT_TRY(local_begin(p, send, recv, all, group, where));
+  for (int q = 0; q < group.count; q++)
+    FPDT_CK(cudaMemcpyAsync((char*)recv + q * count * eb, all[group.first + q].send, (size_t)(count * eb), cudaMemcpyDeviceToDevice, p->s[3]), where);
+  return local_end(p, all, group, where);
+}
+
 /* recv[0, count) = sum over ranks of send[rank*count, (rank+1)*count) */
 static int fpdt_reduce_scatter(fpdt_program* p, const void* send, void* recv, long long count, int eb, const char* where) {
   if (!p->comm) return fpdt_self_copy(p, recv, send, count * eb, where);

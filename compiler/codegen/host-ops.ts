@@ -59,7 +59,7 @@ const allToAll: Emit = (c) => {
 };
 
 /** Status-returning calls the body wraps in FPDT_TRY rather than the CUDA check. */
-export const STATUS_CALLS = ['fpdt_gemm_call', 'fpdt_unsupported', 'fpdt_all_gather', 'fpdt_reduce_scatter', 'fpdt_all_reduce', 'fpdt_all_to_all'];
+export const STATUS_CALLS = ['fpdt_gemm_call', 'fpdt_unsupported', 'fpdt_all_gather', 'fpdt_all_gather_group', 'fpdt_reduce_scatter', 'fpdt_all_reduce', 'fpdt_all_to_all'];
 
 /** Row-major GEMM through cuBLASLt: the output's dtype decides bf16 or fp32 (accumulating) output. */
 function gemm(c: OpCtx, ta: number, tb: number, m: number, n: number, k: number, a: string, lda: number, b: string, ldb: number, beta: number, y: string, ldc: number, outDtype: DType): string {
@@ -99,7 +99,8 @@ export const HOST_OPS: Readonly<Record<string, Emit>> = {
     throw new Error(`host codegen: fill of ${t} with ${v}`);
   },
   copy: (c) => [`cudaMemcpyAsync(${wr(c, 0)}, ${rd(c, 0)}, ${refBytes(c.ar, c.instr.writes[0])}LL, ${MEMCPY_KIND[String(c.instr.attrs.dir)]}, ${S(c)})`],
-  all_gather: collective('fpdt_all_gather', (x) => x.instr.reads[0].len),
+  // with dp groups, a gather that spans the sequence-parallel group only (packed documents' ids)
+  all_gather: (c) => collective(c.instr.attrs.span === 'sp' ? 'fpdt_all_gather_group' : 'fpdt_all_gather', (x) => x.instr.reads[0].len)(c),
   reduce_scatter: collective('fpdt_reduce_scatter', (x) => x.instr.writes[0].len),
   all_reduce: collective('fpdt_all_reduce', (x) => x.instr.writes[0].len),
   all_to_all: allToAll,

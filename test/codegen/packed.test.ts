@@ -1,8 +1,9 @@
 // Codegen of a schedule compiled with --packed (lower/packed.ts): the program calls the
 // document-masked attention with the id windows its blocks read, RoPE at the positions its rows
 // read, gathers the ids as int32 (4 bytes each) over the sp group, takes the documents through
-// fpdt_set_documents and refuses a step without them; it builds with nvcc. A program compiled
-// without --packed renders none of it and refuses fpdt_set_documents.
+// fpdt_set_documents and refuses a step without them; with dp groups the ids are gathered inside
+// the sequence-parallel group only; it builds with nvcc. A program compiled without --packed
+// renders none of it and refuses fpdt_set_documents.
 import { expect } from 'chai';
 import { join } from 'node:path';
 import { compile } from '../../compiler/compile.js';
@@ -16,15 +17,19 @@ describe('codegen of packed documents', function () {
   this.timeout(300_000);
   let out = '';
   let plain = '';
+  let groups = '';
   before(async () => {
     out = makeTempDir('fpdt-packed-');
     plain = makeTempDir('fpdt-unpacked-');
+    groups = makeTempDir('fpdt-packed-dp-');
     await compile(model, { sp: 2, packed: true }, { outDir: out, typeCheck: false });
     await compile(model, { sp: 2 }, { outDir: plain, typeCheck: false });
+    await compile(model, { sp: 2, dp: 2, packed: true }, { outDir: groups, typeCheck: false });
   });
   after(() => {
     removeTempDir(out);
     removeTempDir(plain);
+    removeTempDir(groups);
   });
 
   const sources = (dir: string) => new Map(renderProgramSources(loadCompiled(join(dir, 'gpu-llama'))).map((f) => [f.file, f.text]));
@@ -45,6 +50,12 @@ describe('codegen of packed documents', function () {
     expect(program).to.contain('a packed program needs fpdt_set_documents first');
   });
 
+  it('with dp groups gathers the ids inside the sequence-parallel group', () => {
+    const program = sources(groups).get('program.cu')!;
+    expect(program).to.match(/FPDT_TRY\(fpdt_all_gather_group\([^;]*, \d+LL, 4, "i\d+ all_gather"\)\);/);
+    expect(sources(out).get('program.cu')).to.not.contain('fpdt_all_gather_group(');
+  });
+
   it('without --packed: no document kernels, and fpdt_set_documents refuses', () => {
     const files = sources(plain);
     const program = files.get('program.cu')!;
@@ -53,12 +64,12 @@ describe('codegen of packed documents', function () {
     expect(program).to.contain('this program was compiled without --packed');
   });
 
-  it('builds the packed sp 2 program with nvcc @nvcc', async function () {
+  it('builds the packed dp 2 x sp 2 program with nvcc @nvcc', async function () {
     if (!findExecutable('nvcc', process.env.CUDACXX, ['/usr/local/cuda/bin/nvcc']) || !findExecutable('cmake', process.env.CMAKE, [])) {
       console.log('    skipped: no nvcc or cmake on this machine');
       this.skip();
     }
-    const dir = join(out, 'gpu-llama');
+    const dir = join(groups, 'gpu-llama');
     writeProgramSources(dir);
     const built = await buildAddon({ programDir: dir, onProgress: () => {} });
     expect(built.addonPath).to.match(/\.node$/);
