@@ -97,7 +97,8 @@ describe('fpdtc run --trace: the measured step as a Chrome trace', function () {
     const traced = tracedInstrs(s.body);
     expect(table).to.deep.equal(traced.map((it) => it.id));
     // each FPDT_PROF pair brackets the calls of the instruction its index names, on its stream
-    const issue = program.slice(program.indexOf('static int issue_step'));
+    // the phases' functions (zero, micro, update) in issue order
+    const issue = program.slice(program.indexOf('static int issue_zero'));
     let open: number | undefined;
     let pairs = 0;
     let named = 0;
