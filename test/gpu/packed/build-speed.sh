@@ -1,10 +1,12 @@
 #!/bin/bash
 # Builds, on a machine with nvcc, what run-speed.sh times on one H200: llama1b on a 512K window of
-# packed documents (--packed), and llama1b at 16K twice (plain, and --packed: the same document-masked
-# kernels as the window, one document a step), into .carry/packed-speed/{w512k,s16k,s16k-packed}, plus
+# packed documents (--packed), offloaded (w512k, the FPDT path: the fetches of blocks that no document
+# spans still happen, lower/packed.ts) and resident (w512k-resident, --offload off: no fetches), and
+# llama1b at 16K twice (plain, and --packed: the same document-masked kernels as the window, one
+# document a step), into .carry/packed-speed/{w512k,w512k-resident,s16k,s16k-packed}, plus
 # the bundled `fpdtc run` (run-entry.mjs). The GPU host has 128 GiB of memory: pinned host memory is
 # capped at HOST_MEM GiB (default 80). CHUNK (default: the compiler's choice, 64K) is the 512K window's
-# chunk; KEEP (default auto) the layers that keep attention. Usage: build-speed.sh [w512k s16k s16k-packed]
+# chunk; KEEP (default auto) the layers that keep attention. Usage: build-speed.sh [w512k w512k-resident s16k s16k-packed]
 set -eu
 . test/gpu/carry-build.sh
 dest=.carry/packed-speed
@@ -28,6 +30,7 @@ build() { # name seq chunk extra-flags...
 parts="$*"
 want_part() { [ -z "$parts" ] || [[ " $parts " == *" $1 "* ]]; }
 want_part w512k && build w512k 524288 "${CHUNK:-}" --packed
+want_part w512k-resident && build w512k-resident 524288 "${CHUNK:-}" --packed --offload off
 want_part s16k && build s16k 16384 16384
 want_part s16k-packed && build s16k-packed 16384 16384 --packed
 npx esbuild test/gpu/run-entry.ts --bundle --platform=node --format=esm --outfile="$dest/run-entry.mjs" \
