@@ -46,7 +46,7 @@ describe('gradient accumulation: K micro steps equal one batch of K windows', ()
     expect(r.ok, `max error ${r.maxError}`).to.equal(true);
   });
 
-  it('a step of one window is the step without accumulation', () => {
+  it('@slow a step of one window is the step without accumulation', () => {
     const one = run(CONFIG, { accumulate: 1 });
     expect(one.ok).to.equal(true);
     expect(one.accumulate).to.equal(1);
@@ -74,7 +74,7 @@ describe('check catches broken accumulation', () => {
     expect(Math.max(...r.grads.map((g) => g.error))).to.be.greaterThan(1e-3);
   });
 
-  it('a reduced gradient that overwrites the shard instead of adding to it', () => {
+  it('@slow a reduced gradient that overwrites the shard instead of adding to it', () => {
     const r = run(CONFIG, { mutate: overwriteShards, verify: false });
     expect(r.ok).to.equal(false);
     expect(Math.max(...r.grads.map((g) => g.error))).to.be.greaterThan(1e-3);
