@@ -1,0 +1,88 @@
+"""Where the wgmma attention backward (attention_bwd_sm90.cu.njk) spends its cycles, phase by phase.
+
+  python3 test/gpu/kernels/sm90/profile_bwd.py [kernels_dir=.carry/kernels] [S=32768] [heads=32/8]
+
+Builds each rendered spec folder that has attention_bwd_sm90.cu with -DFPDT_SM90_BWD_PROFILE=1 (thread 0
+of each consumer warpgroup adds clock64 deltas per phase), runs one causal backward of S tokens three
+times and prints, per head dim, the cycles per q-tile iteration of each phase (both warpgroups) and
+their shares, beside the time of the profiled backward. The clock reads cost a little: compare the time
+with test/bench/attention.py's."""
+import ctypes as C
+import json
+import math
+import os
+import sys
+
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import build as B  # noqa: E402
+
+KDIR = sys.argv[1] if len(sys.argv) > 1 else ".carry/kernels"
+S = int(sys.argv[2]) if len(sys.argv) > 2 else 32768
+HQ, HK = (int(x) for x in (sys.argv[3] if len(sys.argv) > 3 else "32/8").split("/"))
+PHASES = ["Q/dO wait", "S^T, dP^T", "softmax", "dV issue, dP wait", "dS", "barrier", "dQ/dK wait", "dQ out"]
+B.FLAGS = B.FLAGS + ["-DFPDT_SM90_BWD_PROFILE=1"]
+dev = torch.device("cuda")
+P = lambda t: C.c_void_p(t.data_ptr())  # noqa: E731
+I, F = C.c_int, C.c_float
+
+
+def st():
+    return C.c_void_p(torch.cuda.current_stream().cuda_stream)
+
+
+def ok(err, what):
+    if err != 0:
+        raise RuntimeError(f"{what}: error {err}")
+
+
+def profile(spec_dir):
+    spec = json.load(open(os.path.join(spec_dir, "spec.json")))
+    d = spec["headDim"]
+    lib = C.CDLL(B.build(spec_dir, f"/tmp/fpdt_prof_build/{os.path.basename(spec_dir)}", log=lambda *_: None))
+    scale = 1 / math.sqrt(d)
+    torch.manual_seed(0)
+    q, do = (torch.randn(S, HQ, d, device=dev, dtype=torch.bfloat16) for _ in range(2))
+    k, v = (torch.randn(S, HK, d, device=dev, dtype=torch.bfloat16) for _ in range(2))
+    o = torch.empty_like(q)
+    lse, delta = torch.empty(HQ, S, device=dev), torch.empty(HQ, S, device=dev)
+    ok(lib.fpdt_attn_fwd(P(q), P(k), P(v), C.c_void_p(0), P(lse), P(o), I(S), I(S), I(HQ), I(HK), I(0), I(HQ // HK),
+                         F(scale), I(1), I(2), st()), "fwd")
+    ok(lib.fpdt_attn_bwd_delta(P(o), P(do), P(delta), I(S), I(HQ), st()), "delta")
+    dq, dk, dv = torch.zeros(S, HQ, d, device=dev), torch.zeros(S, HK, d, device=dev), torch.zeros(S, HK, d, device=dev)
+
+    def bwd():
+        ok(lib.fpdt_attn_bwd_sm90(P(q), P(k), P(v), P(do), P(lse), P(delta), P(dq), P(dk), P(dv), I(S), I(S), I(HQ),
+                                  I(HK), I(0), I(HQ // HK), F(scale), I(1), st()), "bwd_sm90")
+
+    counters = (C.c_ulonglong * (2 * (len(PHASES) + 1)))()
+    bwd()
+    torch.cuda.synchronize()
+    lib.fpdt_attn_bwd_sm90_profile(counters)
+    times = []
+    for _ in range(3):
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record()
+        bwd()
+        b.record()
+        torch.cuda.synchronize()
+        times.append(a.elapsed_time(b))
+    ok(lib.fpdt_attn_bwd_sm90_profile(counters), "profile")
+    n = len(PHASES) + 1
+    flops = 2.5 * 2 * S * S * d * HQ
+    print(f"head dim {d}, S {S}, heads {HQ}/{HK}: backward {min(times):.2f} ms ({flops / min(times) / 1e9:.1f} TFLOP/s, "
+          f"profiled build)")
+    for wg in range(2):
+        row = counters[wg * n:(wg + 1) * n]
+        iters = max(row[n - 1], 1)
+        total = sum(row[:n - 1])
+        print(f"  warpgroup {wg}: {iters} iterations, {total / iters:.0f} cycles each")
+        for name, c in zip(PHASES, row[:n - 1]):
+            print(f"    {name:<20} {c / iters:8.0f} cycles  {100 * c / max(total, 1):5.1f}%")
+
+
+for name in sorted(os.listdir(KDIR)):
+    sdir = os.path.join(KDIR, name)
+    if os.path.exists(os.path.join(sdir, "attention_bwd_sm90.cu")):
+        profile(sdir)
