@@ -3,10 +3,11 @@
   python3 test/gpu/kernels/sm90/profile_bwd.py [kernels_dir=.carry/kernels] [S=32768] [heads=32/8]
 
 Builds each rendered spec folder that has attention_bwd_sm90.cu with -DFPDT_SM90_BWD_PROFILE=1 (thread 0
-of each consumer warpgroup adds clock64 deltas per phase), runs one causal backward of S tokens three
-times and prints, per head dim, the cycles per q-tile iteration of each phase (both warpgroups) and
-their shares, beside the time of the profiled backward. The clock reads cost a little: compare the time
-with test/bench/attention.py's."""
+of each consumer warpgroup adds clock64 deltas per phase), twice: dQ through the bulk-copy engine (the
+default) and by float2 reductions (-DFPDT_SM90_DQ_BULK=0). Runs one causal backward of S tokens three
+times and prints, per head dim and build, the cycles per q-tile iteration of each phase (both
+warpgroups) and their shares, beside the time of the profiled backward. The clock reads cost a little:
+compare the time with test/bench/attention.py's."""
 import ctypes as C
 import json
 import math
@@ -22,7 +23,7 @@ KDIR = sys.argv[1] if len(sys.argv) > 1 else ".carry/kernels"
 S = int(sys.argv[2]) if len(sys.argv) > 2 else 32768
 HQ, HK = (int(x) for x in (sys.argv[3] if len(sys.argv) > 3 else "32/8").split("/"))
 PHASES = ["Q/dO wait", "S^T, dP^T", "softmax", "dV issue, dP wait", "dS", "barrier", "dQ/dK wait", "dQ out"]
-B.FLAGS = B.FLAGS + ["-DFPDT_SM90_BWD_PROFILE=1"]
+FLAGS = B.FLAGS + ["-DFPDT_SM90_BWD_PROFILE=1"]
 dev = torch.device("cuda")
 P = lambda t: C.c_void_p(t.data_ptr())  # noqa: E731
 I, F = C.c_int, C.c_float
@@ -37,10 +38,11 @@ def ok(err, what):
         raise RuntimeError(f"{what}: error {err}")
 
 
-def profile(spec_dir):
+def profile(spec_dir, bulk):
     spec = json.load(open(os.path.join(spec_dir, "spec.json")))
     d = spec["headDim"]
-    lib = C.CDLL(B.build(spec_dir, f"/tmp/fpdt_prof_build/{os.path.basename(spec_dir)}", log=lambda *_: None))
+    B.FLAGS = FLAGS + [f"-DFPDT_SM90_DQ_BULK={bulk}"]
+    lib = C.CDLL(B.build(spec_dir, f"/tmp/fpdt_prof_build/{os.path.basename(spec_dir)}-bulk{bulk}", log=lambda *_: None))
     scale = 1 / math.sqrt(d)
     torch.manual_seed(0)
     q, do = (torch.randn(S, HQ, d, device=dev, dtype=torch.bfloat16) for _ in range(2))
@@ -71,8 +73,8 @@ def profile(spec_dir):
     ok(lib.fpdt_attn_bwd_sm90_profile(counters), "profile")
     n = len(PHASES) + 1
     flops = 2.5 * 2 * S * S * d * HQ
-    print(f"head dim {d}, S {S}, heads {HQ}/{HK}: backward {min(times):.2f} ms ({flops / min(times) / 1e9:.1f} TFLOP/s, "
-          f"profiled build)")
+    print(f"head dim {d}, S {S}, heads {HQ}/{HK}, dQ by {'bulk copies' if bulk else 'float2 reductions'}: backward "
+          f"{min(times):.2f} ms ({flops / min(times) / 1e9:.1f} TFLOP/s, profiled build)")
     for wg in range(2):
         row = counters[wg * n:(wg + 1) * n]
         iters = max(row[n - 1], 1)
@@ -85,4 +87,5 @@ def profile(spec_dir):
 for name in sorted(os.listdir(KDIR)):
     sdir = os.path.join(KDIR, name)
     if os.path.exists(os.path.join(sdir, "attention_bwd_sm90.cu")):
-        profile(sdir)
+        for bulk in (1, 0):
+            profile(sdir, bulk)
