@@ -3,7 +3,7 @@
   python3 test/gpu/kernels/sm90/profile_bwd.py [kernels_dir=.carry/kernels] [S=32768] [heads=32/8]
 
 Builds each rendered spec folder that has attention_bwd_sm90.cu with -DFPDT_SM90_BWD_PROFILE=1 (thread 0
-of each consumer warpgroup adds clock64 deltas per phase), twice: dQ through the bulk-copy engine (the
+of each consumer warpgroup adds clock64 deltas per phase), twice: dQ by tensor-map reductions (the
 default) and by float2 reductions (-DFPDT_SM90_DQ_BULK=0). Runs one causal backward of S tokens three
 times and prints, per head dim and build, the cycles per q-tile iteration of each phase (both
 warpgroups) and their shares, beside the time of the profiled backward. The clock reads cost a little:
@@ -73,7 +73,7 @@ def profile(spec_dir, bulk):
     ok(lib.fpdt_attn_bwd_sm90_profile(counters), "profile")
     n = len(PHASES) + 1
     flops = 2.5 * 2 * S * S * d * HQ
-    print(f"head dim {d}, S {S}, heads {HQ}/{HK}, dQ by {'bulk copies' if bulk else 'float2 reductions'}: backward "
+    print(f"head dim {d}, S {S}, heads {HQ}/{HK}, dQ by {'tensor-map reductions' if bulk else 'float2 reductions'}: backward "
           f"{min(times):.2f} ms ({flops / min(times) / 1e9:.1f} TFLOP/s, profiled build)")
     for wg in range(2):
         row = counters[wg * n:(wg + 1) * n]
