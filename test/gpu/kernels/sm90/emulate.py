@@ -2,8 +2,7 @@
 
   python3 test/gpu/kernels/sm90/emulate.py
 
-Replays fa_fwd_sm90.cu and the compiler's codegen-templates/kernels/attention_fwd_sm90.cu.njk (the same
-layouts) for head dim 128 (2-stage ring) and head dim 64 (4-stage ring), step by step with numpy, and
+Replays the compiler's codegen-templates/kernels/attention_fwd_sm90.cu.njk for head dim 128 (2-stage ring) and head dim 64 (4-stage ring), step by step with numpy, and
 compares with a float64 reference:
 - TMA: each [128 rows x D] bf16 tile lands as D/64 column blocks of 64 bf16 (128-byte rows; two blocks
   16 KB apart at D = 128, one at D = 64), the 16-byte chunk c of row r at chunk c ^ (r % 8)

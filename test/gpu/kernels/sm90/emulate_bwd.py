@@ -1,8 +1,10 @@
-"""CPU emulation of fa_bwd_sm90.cu's data movement and fragment math (no GPU needed).
+"""CPU emulation of the sm_90a attention backward's data movement and fragment math (no GPU needed).
 
   python3 test/gpu/kernels/sm90/emulate_bwd.py
 
-Mirrors the backward kernel step by step with numpy (the layout rules are emulate.py's, imported
+Mirrors the backward's main loop at head dim 128 step by step with numpy (as the first, standalone
+version of the kernel had it, commit 6399948: its prep pass and bf16 epilogue are not the template's,
+whose FPDT form takes lse and delta as given and adds fp32 dq/dk/dv; the loop's layouts are the same) (the layout rules are emulate.py's, imported
 from there: TMA SWIZZLE_128B placement, CUTLASS's canonical GMMA K-major / MN-major SW128 layouts
 read through the kernel's descriptors, the wgmma accumulator layout and the RS A-fragment layout):
 - prep: delta = rowsum(dO * O) from bf16 O (as the forward gives it), lse2 = lse * log2(e), padded
