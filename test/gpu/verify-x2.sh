@@ -1,9 +1,10 @@
 #!/bin/bash
 # Runs on a host of two H200s, from a carried .carry/bundle.tar.xz (the builds each part needs) and
 # .carry/node.xz. PARTS (default "hf x2 dp"): hf = the HF parity suite; x2 = the two-GPU step checks
-# (steps, resume, opthost); dp = the data-parallel checks; sm90 = the Hopper attention prototype's
-# check and bench (test/gpu/kernels/sm90, its .so carried). Every log ends in $OUT/logs.tgz (the
-# device tool returns few files).
+# (steps, resume, opthost); dp = the data-parallel checks; kernels = check_kernels.py and the
+# attention bench (test/bench/attention.py) on the rendered kernels of .carry/kernels (nvcc there).
+# HF_CASES: the parity cases to run (default: all of cases.json). Every log ends in $OUT/logs.tgz
+# (the device tool returns few files).
 set -u; mkdir -p $OUT
 parts=" ${PARTS:-hf x2 dp} "
 tar -xJf .carry/bundle.tar.xz -C .carry && xz -dc .carry/node.xz > /tmp/node && chmod +x /tmp/node
