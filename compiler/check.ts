@@ -116,6 +116,8 @@ export interface CheckReport {
   readonly accumulate: number;
   /** packed documents: how many the windows held (the reference ran each on its own) */
   readonly documents?: number;
+  /** packed documents: instructions of one run skipped because their chunks share no document */
+  readonly skipped?: number;
   readonly ok: boolean;
   readonly limit: number;
 }
@@ -234,6 +236,7 @@ export function checkModel(model: Model, requested: TrainConfig, opts: CheckOpti
   const gradErr = new Map<string, number>();
   const paramErr = new Map<string, number>();
   const races: string[] = [];
+  let skipped = 0;
   const worst = (m: Map<string, number>, id: string, e: number) => m.set(id, Math.max(m.get(id) ?? 0, e));
   orders.forEach((order, k) => {
     const given = micro.map((b): StepInputs => ({ params, ...b, ...(K > 1 ? { labelCount } : {}) }));
@@ -241,6 +244,7 @@ export function checkModel(model: Model, requested: TrainConfig, opts: CheckOpti
     const run = executeSteps(prep, windows, { order, seed: seed * 7919 + k, step: 1, arena: opts.arena });
     progress?.(`check: interleaving ${k + 1} of ${orders.length} (${order}) done in ${lap()}`);
     if (races.length === 0) races.push(...run.reuseRaces.map((x) => `${order} order: ${x}`));
+    skipped = run.skipped;
     for (const l of run.loss) {
       const e = relativeError([l], [ref.loss]);
       if (e > lossErr || Number.isNaN(lossSeen)) lossSeen = l;
@@ -263,7 +267,7 @@ export function checkModel(model: Model, requested: TrainConfig, opts: CheckOpti
     maxError,
     reuseRaces: races,
     accumulate: K,
-    ...(documents !== undefined ? { documents } : {}),
+    ...(documents !== undefined ? { documents, skipped } : {}),
     ok: maxError <= CHECK_LIMIT,
     limit: CHECK_LIMIT,
   };

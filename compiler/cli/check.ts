@@ -73,7 +73,7 @@ const sci = (x: number) => (Number.isFinite(x) ? x.toExponential(1) : 'NaN');
 export function formatCheck(r: CheckReport): string {
   const c = r.config;
   const dp = (c.dp ?? 1) > 1 ? `dp ${c.dp} (a sequence each), ` : '';
-  const packed = r.documents !== undefined ? `, packed (${r.documents} documents, each also run on its own)` : '';
+  const packed = r.documents !== undefined ? `, packed (${r.documents} documents, each also run on its own; ${r.skipped ?? 0} instructions of blocks without a shared document skipped)` : '';
   const accumulated = r.accumulate > 1 ? `, accumulate ${r.accumulate} (micro steps against the batch of all ${r.accumulate} windows)` : '';
   const head = `${r.model}: seq ${c.seq}, ${dp}sp ${c.sp}, chunk ${c.chunk}, offload ${c.offload ? 'on' : 'off'}, checkpoints ${c.checkpoint}, ZeRO-${c.zero}${packed}${accumulated}; ${r.orders.length} order${r.orders.length === 1 ? '' : 's'} (${r.orders.join(', ')})`;
   const width = Math.max(...[...r.grads, ...r.params].map((x) => x.name.length));

@@ -1,7 +1,7 @@
 // The body of fpdt_step: the schedule's items in issue order as C. Loops stay C for-loops,
 // events are entries of one flat cudaEvent_t array, each instruction is the calls HOST_OPS
 // gives it, every call checked so that a failure names the instruction.
-import type { Affine, Instr, Item, Schedule } from '../schedule/types.js';
+import { DOCUMENTS_MEET, type Affine, type Instr, type Item, type Schedule } from '../schedule/types.js';
 import { affineC, modC, refC, type Arenas } from './host-c.js';
 import { HOST_OPS, STATUS_CALLS } from './host-ops.js';
 
@@ -82,7 +82,13 @@ function instrC(c: BodyCtx, it: Instr): string[] {
   if (!emit) throw new Error(`host codegen: no host form for op ${it.op} (${it.id})`);
   const calls = emit({ instr: it, ar: c.ar, sizes: c.schedule.sizes, world: c.schedule.world, lossRef: c.loss.get(it.id) });
   const where = `${it.id} ${it.op}`;
-  const checked = calls.map((call) => (STATUS_CALLS.some((f) => call.startsWith(f + '(')) ? `FPDT_TRY(${call});` : `FPDT_CK(${call}, "${where}");`));
+  let checked = calls.map((call) => (STATUS_CALLS.some((f) => call.startsWith(f + '(')) ? `FPDT_TRY(${call});` : `FPDT_CK(${call}, "${where}");`));
+  // packed documents: a block's transfers and kernels run only where its chunks share a document
+  if (it.attrs[DOCUMENTS_MEET] === true) {
+    const { docsQ, docsKv } = it.args ?? {};
+    if (!docsQ || !docsKv) throw new Error(`host codegen: ${where} is conditional on documents but names no chunks`);
+    checked = [`if (fpdt_docs_meet(p, ${affineC(docsQ, c.ar.rank)}, ${affineC(docsKv, c.ar.rank)})) { ${checked.join(' ')} }`];
+  }
   // timed between two events on its stream when the program profiles or traces (FPDT_PROFILE=1, config trace)
   const k = c.profOps.get(it.op)!;
   const s = STREAM_INDEX[it.stream];

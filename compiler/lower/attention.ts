@@ -11,7 +11,7 @@ import type { Affine, Ref } from '../schedule/types.js';
 import { aff, scaleAff, v } from '../schedule/types.js';
 import type { Bindings, HeadsBind } from './bindings.js';
 import { spanAttr } from './geometry.js';
-import { blockDocuments, packedAttr } from './packed.js';
+import { blockDocuments, ifDocumentsMeet, packedAttr } from './packed.js';
 
 export interface AttnNames {
   /** prefix for the buffers this attention node owns */
@@ -60,19 +60,21 @@ export function emitAttentionFwd(n: Node, b: Bindings, cv: string, names: AttnNa
   const kSlot = slotBuffer(b, k, `${names.prefix}k_slot`);
   const vSlot = slotBuffer(b, vv, `${names.prefix}v_slot`);
   e.instr({ stream: 'compute', op: 'attn_init', reads: [], writes: [e.whole(oAcc), e.whole(lAcc)], attrs: {} });
-  e.loop('j', 0, v(cv), 'kv', () => {
-    const kr = fetch(b, k, v('j'), kSlot);
-    const vr = fetch(b, vv, v('j'), vSlot);
-    e.instr({
-      stream: 'compute',
-      op: 'attn_fwd_block',
-      reads: [b.chunk(q), kr, vr, ...blockDocuments(e, geo, v(cv), v('j'))],
-      writes: [e.whole(oAcc), e.whole(lAcc)],
-      attrs: blockAttrs(b, false),
-      args: qHeadBase(b),
-      flops: blockFlops(b, false),
-    });
-  });
+  e.loop('j', 0, v(cv), 'kv', () =>
+    ifDocumentsMeet(e, geo, v(cv), v('j'), () => {
+      const kr = fetch(b, k, v('j'), kSlot);
+      const vr = fetch(b, vv, v('j'), vSlot);
+      e.instr({
+        stream: 'compute',
+        op: 'attn_fwd_block',
+        reads: [b.chunk(q), kr, vr, ...blockDocuments(e, geo, v(cv), v('j'))],
+        writes: [e.whole(oAcc), e.whole(lAcc)],
+        attrs: blockAttrs(b, false),
+        args: qHeadBase(b),
+        flops: blockFlops(b, false),
+      });
+    }),
+  );
   e.instr({
     stream: 'compute',
     op: 'attn_fwd_block',
@@ -124,23 +126,27 @@ export function emitAttentionBwd(n: Node, b: Bindings, names: AttnNames, post: (
 
   /** One block (q chunk i, kv chunk j); the dq partial is fetched unless this is kv step 0. */
   const block = (i: Affine, j: Affine, kr: Ref, vr: Ref, causal: boolean, firstStep: boolean): Ref => {
-    const qr = fetch(b, q, i, slots.q);
-    const dor = fetch(b, dout, i, slots.do);
-    const lr = fetch(b, lse, i, slots.lse);
-    const dSrc = e.ref(dStash, scaleAff(i, geo.hqL * geo.C), geo.hqL * geo.C);
-    let dr = dSrc;
-    if (onHost) {
-      dr = e.ref(dSlot, 0, geo.hqL * geo.C, i);
-      e.copy(dSrc, dr);
-    }
+    // off the diagonal, packed: what only this block reads is skipped with it where chunks i and j
+    // share no document; at kv step 0 the dq partial's zeros are still written (they start it)
+    const only = <T>(body: () => T): T => (causal ? body() : ifDocumentsMeet(e, geo, i, j, body));
+    const [qr, dor, lr, dr] = only(() => {
+      const dSrc = e.ref(dStash, scaleAff(i, geo.hqL * geo.C), geo.hqL * geo.C);
+      const refs = [fetch(b, q, i, slots.q), fetch(b, dout, i, slots.do), fetch(b, lse, i, slots.lse), dSrc];
+      if (onHost) {
+        refs[3] = e.ref(dSlot, 0, geo.hqL * geo.C, i);
+        e.copy(dSrc, refs[3]);
+      }
+      return refs;
+    });
     let dqr = e.ref(dqStash, scaleAff(i, per), per);
     if (onHost) {
       const slot = e.ref(dqSlot, 0, per, i);
+      const stash = dqr;
       if (firstStep) e.fill(slot, 0);
-      else e.copy(dqr, slot);
+      else only(() => e.copy(stash, slot));
       dqr = slot;
     }
-    e.instr({
+    only(() => e.instr({
       stream: 'compute',
       op: 'attn_bwd_block',
       reads: [qr, kr, vr, dor, lr, dr, ...blockDocuments(e, geo, i, j)],
@@ -148,7 +154,7 @@ export function emitAttentionBwd(n: Node, b: Bindings, names: AttnNames, post: (
       attrs: blockAttrs(b, causal),
       args: qHeadBase(b),
       flops: 2.5 * blockFlops(b, causal),
-    });
+    }));
     return dqr;
   };
 
@@ -164,7 +170,9 @@ export function emitAttentionBwd(n: Node, b: Bindings, names: AttnNames, post: (
       'q',
       () => {
         const dqr = block(v('i'), j, kr, vr, false, firstStep);
-        if (onHost) e.copy(dqr, e.ref(dqStash, scaleAff(v('i'), per), per));
+        const writeBack = () => e.copy(dqr, e.ref(dqStash, scaleAff(v('i'), per), per));
+        if (onHost && firstStep) writeBack();
+        else if (onHost) ifDocumentsMeet(e, geo, v('i'), j, writeBack);
       },
       true,
     );

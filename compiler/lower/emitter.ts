@@ -3,7 +3,7 @@
 import type { DType } from '../ir/types.js';
 import { DTYPE_BYTES } from '../ir/types.js';
 import type { Affine, Buffer, BufferKind, Instr, Item, Loop, Ref, StreamName } from '../schedule/types.js';
-import { aff } from '../schedule/types.js';
+import { aff, DOCUMENTS_MEET } from '../schedule/types.js';
 
 export interface InstrSpec {
   stream: StreamName;
@@ -20,6 +20,8 @@ export class Emitter {
   private readonly stack: Item[][] = [[]];
   private count = 0;
   private loops = 0;
+  /** the chunk pair of `whenDocumentsMeet` being emitted, if any */
+  private meet?: { docsQ: Affine; docsKv: Affine };
 
   buffer(id: string, space: 'gpu' | 'host', dtype: DType, shape: readonly number[], kind: BufferKind, extra: { slots?: number; value?: string } = {}): Buffer {
     const existing = this.buffers.get(id);
@@ -50,12 +52,27 @@ export class Emitter {
       op: s.op,
       reads: s.reads,
       writes: s.writes,
-      attrs: s.attrs ?? {},
-      ...(s.args ? { args: s.args } : {}),
+      attrs: this.meet ? { ...s.attrs, [DOCUMENTS_MEET]: true } : (s.attrs ?? {}),
+      ...(s.args || this.meet ? { args: { ...s.args, ...this.meet } } : {}),
       flops: s.flops ?? 0,
       bytes,
     };
     this.top.push(item);
+  }
+
+  /**
+   * Packed documents (lower/packed.ts): the instructions `body` emits run only when query chunk `q`
+   * and key chunk `kv` hold a document in common (attribute DOCUMENTS_MEET, arguments docsQ and
+   * docsKv); otherwise they are skipped, their events still recorded.
+   */
+  whenDocumentsMeet<T>(q: Affine, kv: Affine, body: () => T): T {
+    const outer = this.meet;
+    this.meet = { docsQ: q, docsKv: kv };
+    try {
+      return body();
+    } finally {
+      this.meet = outer;
+    }
   }
 
   copy(from: Ref, to: Ref): void {

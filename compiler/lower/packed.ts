@@ -26,17 +26,21 @@
 //   when both ids are equal and, on the diagonal block, k is not after q. A query row whose
 //   document has no key in a block gives o = 0, lse = -inf there, which the merge skips.
 //
-// Skipping what no document spans. The schedule stays static: every (q chunk, kv chunk) block,
-// its fetches and its events are issued whatever the documents are, because the program is
-// compiled once for every window and the host issues a step without reading its data. So the
-// copies of a block that no document spans still happen (with long chunks they hide behind
-// compute; with many short documents they may become exposed). The skipping is the kernels'
-// job, tile by tile: a tile of query rows [a, b) and key rows [c, d) of one block holds no
-// document pair when docs_k[d-1] < docs_q[a] (ids do not decrease and, for a block below the
-// diagonal, every key comes before every query), so the kernels need the block's two id windows
-// (they get them) and compare the ends per tile; inside a tile that is not skipped they mask by
-// equality. A host that knows the boundaries before the step (the loader does) could later skip
-// whole blocks and their fetches too.
+// Skipping what no document spans, at two levels. The schedule stays static (compiled once for
+// every window): every block, its fetches and its events are in it whatever the documents are.
+// - Whole blocks, on the host. Whoever runs the step is given the ids before it issues it
+//   (fpdt_set_documents), so it knows each chunk's first and last id. A block off the diagonal
+//   and what only it reads (its kv fetches in forward; its q, do, lse and delta fetches and its dq
+//   partial's round trip in backward, but not the zeros that start a dq partial at kv step 0) are
+//   emitted under `ifDocumentsMeet` (attribute DOCUMENTS_MEET, arguments docsQ and docsKv): they
+//   run only when the two chunks' id ranges overlap, and their events are recorded either way, so
+//   the sync pass's ordering still holds (a skipped copy fills a slot nothing then reads). The
+//   float64 executor skips them alike (reference/documents-meet.ts). The diagonal block always
+//   runs: a chunk shares its documents with itself.
+// - Tiles, in the kernels. Inside a block that runs, a tile of query rows [a, b) and key rows
+//   [c, d) holds no document pair when their id ranges do not overlap; ids do not decrease, so a
+//   CTA finds the one range of tiles its rows meet by binary search over the block's two id
+//   windows and visits only those; a tile that holds more than one document masks by equality.
 //
 // The cost model and the memory plan do not know the layout (it is data, not known when the
 // schedule is made): the cost model prices every block at full cost, as one document spanning
@@ -88,3 +92,13 @@ export function blockDocuments(e: Emitter, geo: Geometry, q: Affine, k: Affine):
 }
 
 export const packedAttr = (geo: Geometry): { packed?: true } => (geo.packed ? { packed: true } : {});
+
+/**
+ * What `body` emits for one block off the diagonal (query chunk `q`, key chunk `kv`) and nothing
+ * else reads: with packing, it runs only when the two chunks hold a document in common (the
+ * step's runner knows from the ids before it issues the step), so the block and its transfers are
+ * skipped together; without packing, as it is.
+ */
+export function ifDocumentsMeet<T>(e: Emitter, geo: Geometry, q: Affine, kv: Affine, body: () => T): T {
+  return geo.packed ? e.whenDocumentsMeet(q, kv, body) : body();
+}

@@ -15,7 +15,8 @@
 // wrong number, not a lucky right one.
 import type { MemoryPlan } from '../schedule/memory.js';
 import { phaseBodies } from '../schedule/phases.js';
-import { STREAMS, type Schedule } from '../schedule/types.js';
+import { DOCUMENTS_MEET, evalAff, STREAMS, type Schedule } from '../schedule/types.js';
+import { documentsMeet, type DocumentsMeet } from './documents-meet.js';
 import type { DynInstr } from '../schedule/unroll.js';
 import { COLLECTIVES, runSpannedCollective } from './executor-collectives.js';
 import { bufferHomes, layoutOf, loadRank, loadWindow, RankMemory, unpackState, type ArenaMode, type BufferHome, type ParamLayout, type StepInputs } from './executor-layout.js';
@@ -47,6 +48,8 @@ export interface StepResult {
   readonly params: readonly Record<string, Float64Array>[];
   /** instructions run, over all ranks */
   readonly instructions: number;
+  /** packed documents: instructions skipped because their chunks share no document (DOCUMENTS_MEET) */
+  readonly skipped: number;
   /**
    * Writes into bytes the plan also gave to another buffer whose accesses were not all done
    * yet (first few): the plan reuses bytes that streams still use. Planned arenas only.
@@ -130,12 +133,13 @@ export function executeSteps(prep: Prepared, windows: readonly StepInputs[], opt
   const reuseRaces: string[] = [];
   const loss = mems.map(() => 0);
   let instructions = 0;
+  const skipped = { count: 0 };
   windows.forEach((w, k) => {
     if (k > 0) mems.forEach((m, r) => loadWindow(m, s, w, r));
     const K = windows.length;
     const programs = K === 1 ? prep.programs : callPrograms(prep, k === 0 ? 'first' : k === K - 1 ? 'last' : 'middle');
     // each call its own interleavings
-    instructions += runPrograms(programs, mems, sharing, reuseRaces, { ...opts, seed: (opts.seed ?? 1) + 7907 * k });
+    instructions += runPrograms(programs, mems, sharing, reuseRaces, { ...opts, seed: (opts.seed ?? 1) + 7907 * k }, documentsMeet(s, w), skipped);
     mems.forEach((m, r) => (loss[r] += m.read(m.whole('io.loss'))[0]));
   });
   return {
@@ -143,12 +147,13 @@ export function executeSteps(prep: Prepared, windows: readonly StepInputs[], opt
     grads: unpackState(mems, s, prep.layout, 'grads'),
     params: unpackState(mems, s, prep.layout, 'params'),
     instructions,
+    skipped: skipped.count,
     reuseRaces,
   };
 }
 
 /** Runs one program on every rank's memory until every stream of every rank is done; the instructions run. */
-function runPrograms(programs: readonly RankProgram[], mems: readonly RankMemory[], sharing: ReadonlyMap<string, string[]>, reuseRaces: string[], opts: ExecuteOptions): number {
+function runPrograms(programs: readonly RankProgram[], mems: readonly RankMemory[], sharing: ReadonlyMap<string, string[]>, reuseRaces: string[], opts: ExecuteOptions, meets?: DocumentsMeet, skipped = { count: 0 }): number {
   const ranks: RankState[] = programs.map((prog, r) => ({
     prog, mem: mems[r], heads: STREAMS.map(() => 0), recorded: new Uint8Array(prog.size), pending: Int32Array.from(prog.instances, (x) => x.accesses), started: new Uint8Array(prog.instances.length), current: new Map(),
   }));
@@ -157,9 +162,9 @@ function runPrograms(programs: readonly RankProgram[], mems: readonly RankMemory
   const step = opts.step ?? 1;
   let instructions = 0;
 
-  const finish = (st: RankState, q: QueuedItem) => {
+  const finish = (st: RankState, q: QueuedItem, ran = true) => {
     const d = q.dyn as DynInstr;
-    for (const w of d.writes)
+    for (const w of ran ? d.writes : [])
       for (const other of sharing.get(w.buf) ?? []) {
         const id = st.current.get(other);
         if (id !== undefined && st.pending[id] > 0 && reuseRaces.length < 5)
@@ -195,6 +200,13 @@ function runPrograms(programs: readonly RankProgram[], mems: readonly RankMemory
       continue;
     }
     const st = ranks[c.rank];
+    // packed documents: skipped as the program skips it, its accesses done without happening
+    if (d.item.attrs[DOCUMENTS_MEET] === true && meets && !meets(st.prog.rank, evalAff(d.item.args!.docsQ, d.env), evalAff(d.item.args!.docsKv, d.env))) {
+      st.heads[c.stream]++;
+      finish(st, c.item, false);
+      skipped.count++;
+      continue;
+    }
     const call: OpCall = { instr: d.item, env: d.env, ins: d.reads.map((r) => st.mem.read(r)), current: (k) => st.mem.read(d.writes[k]) };
     const outs = d.item.op === 'adamw' ? runAdamW(call, step) : runOp(call);
     outs.forEach((x, k) => st.mem.write(d.writes[k], x));

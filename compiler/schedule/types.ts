@@ -153,6 +153,14 @@ export interface StepPhases {
 export const PHASES = ['zero', 'micro', 'update'] as const;
 export type PhaseName = (typeof PHASES)[number];
 
+/**
+ * Packed documents: an instruction with this attribute (true) runs only when the query chunk
+ * `args.docsQ` and the key chunk `args.docsKv` of its sequence hold a document in common, which
+ * whoever runs the step knows from the step's document ids before it issues it; otherwise it is
+ * skipped and its events are still recorded (lower/packed.ts).
+ */
+export const DOCUMENTS_MEET = 'ifDocumentsMeet';
+
 /** Buffer ids of the packed-document inputs (lower/packed.ts) that whoever runs a step fills. */
 export const PACKED_BUFFERS = { positions: 'io.positions', docs: 'io.docs', docsSeq: 'io.docs_seq' } as const;
 

@@ -1,7 +1,8 @@
 // Codegen of a schedule compiled with --packed (lower/packed.ts): the program calls the
 // document-masked attention with the id windows its blocks read, RoPE at the positions its rows
 // read, gathers the ids as int32 (4 bytes each) over the sp group, takes the documents through
-// fpdt_set_documents and refuses a step without them; with dp groups the ids are gathered inside
+// fpdt_set_documents and refuses a step without them, skips the blocks off the diagonal (and their
+// transfers) whose chunks share no document; with dp groups the ids are gathered inside
 // the sequence-parallel group only; it builds with nvcc. A program compiled without --packed
 // renders none of it and refuses fpdt_set_documents.
 import { expect } from 'chai';
@@ -48,6 +49,10 @@ describe('codegen of packed documents', function () {
     expect(gather![0]).to.match(/, \d+LL, 4, "/);
     expect(program).to.contain('extern "C" int fpdt_set_documents(').and.contain('POSITIONS_AT').and.contain('p->has_documents');
     expect(program).to.contain('a packed program needs fpdt_set_documents first');
+    // the blocks off the diagonal and their transfers run only where their chunks share a document
+    expect(program).to.match(/if \(fpdt_docs_meet\(p, [^)]*\)\) \{ FPDT_CK\(fpdt_attn_fwd_docs\(/);
+    expect(program).to.match(/if \(fpdt_docs_meet\(p, [^)]*\)\) \{ FPDT_CK\(cudaMemcpyAsync\(/);
+    expect(program).to.contain('p->doc_first[k] = docs[');
   });
 
   it('with dp groups gathers the ids inside the sequence-parallel group', () => {

@@ -233,7 +233,7 @@ describe('packed documents: flags and config', () => {
   it('fpdtc check --packed runs the windows against their documents and says how many', () => {
     const r = runCli(['check', 'tiny-llama', '--packed', '--orders', '1', '--seed', '4']);
     expect(r.code, r.stderr).to.equal(0);
-    expect(r.stdout).to.match(/^tiny-llama: seq 96, sp 2, chunk 24, .*packed \(\d+ documents, each also run on its own\)/);
+    expect(r.stdout).to.match(/^tiny-llama: seq 96, sp 2, chunk 24, .*packed \(\d+ documents, each also run on its own; \d+ instructions of blocks without a shared document skipped\)/);
     expect(r.stdout).to.match(/max relative error \S+: ok \(limit 1\.0e-9\)/);
   });
 });
