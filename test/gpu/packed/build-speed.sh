@@ -1,7 +1,7 @@
 #!/bin/bash
 # Builds, on a machine with nvcc, what run-speed.sh times on one H200: llama1b on a 512K window of
-# packed documents (--packed), offloaded (w512k, the FPDT path: the fetches of blocks that no document
-# spans still happen, lower/packed.ts) and resident (w512k-resident, --offload off: no fetches), and
+# packed documents (--packed), offloaded (w512k, the FPDT path: the blocks that share no document
+# are skipped with their fetches) and resident (w512k-resident, --offload off: no fetches at all), and
 # llama1b at 16K twice (plain, and --packed: the same document-masked kernels as the window, one
 # document a step), into .carry/packed-speed/{w512k,w512k-resident,s16k,s16k-packed}, plus
 # the bundled `fpdtc run` (run-entry.mjs). The GPU host has 128 GiB of memory: pinned host memory is

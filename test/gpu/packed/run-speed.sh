@@ -3,7 +3,7 @@
 # the speed check of packed documents. One token file of 512K tokens = 32 documents of 16K
 # (starts.txt: every 16384th token). PART:
 #   window          llama1b on the 512K window (--documents starts.txt), 2 steps: the second is timed
-#   window-resident the same compiled with --offload off (no fetches of the blocks no document spans)
+#   window-resident the same compiled with --offload off (no fetches at all)
 #   separate        llama1b at 16K on the same tokens, 33 steps (windows 0..31, then 0 again): steps 2..33 timed
 #   separate-packed the same with the packed 16K program (the document-masked kernels, one document a step)
 #   report          the figures so far, and the gate: window <= 1.2 x the sum of 32 separate steps
