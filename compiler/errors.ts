@@ -121,6 +121,14 @@ export const errors = {
   /** the JSON-lines file `fpdtc run --metrics` writes, read by `fpdtc plot` */
   metricsUnreadable: (path: string, why: string) => new UserError(`cannot read ${path} (${why}); pass the file that 'fpdtc run --metrics FILE' wrote`),
   metricsEmpty: (path: string) => new UserError(`the file holds no steps; pass the file that 'fpdtc run --metrics FILE' wrote, after at least one step`, 1, path),
+  /** a Chrome trace given to `fpdtc inspect --measured` that is not one fpdtc wrote */
+  traceUnreadable: (path: string, why: string) =>
+    new UserError(`cannot read ${path} as a trace (${why}); pass the file 'fpdtc run --trace FILE' wrote (or a compile's trace.json), .json or .json.gz`),
+  /** a measured trace of another program than the compiled folder's */
+  traceOfOtherModel: (path: string, theirs: string, ours: string) =>
+    new UserError(`${path} is a trace of ${theirs}, the folder holds ${ours}; pass the trace of a run of this folder's build`),
+  /** a device calibration file (schedule/calibration/<device>.json) that breaks its format */
+  badCalibration: (file: string, what: string) => new UserError(`calibration ${file}: ${what}; regenerate it with test/bench/calibrate.py`),
   metricsBadLine: (path: string, line: number, what: string) =>
     new UserError(`${what}; each line must be one JSON record with step and loss, as 'fpdtc run --metrics' writes them`, 1, `${path}:${line}`),
 

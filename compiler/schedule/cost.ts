@@ -6,6 +6,7 @@
 // - collectives (attrs.ranks = ranks n, default the schedule's world): the full per-rank buffer:
 //   all_to_all its input (= output) size, all_gather the gathered output, reduce_scatter the
 //   unreduced input, all_reduce the buffer. Each moves (n-1)/n of it (all_reduce twice that).
+import { attentionRate } from './calibration.js';
 import type { DeviceProfile } from './devices.js';
 import type { Instr } from './types.js';
 
@@ -70,6 +71,29 @@ export interface CostContext {
   readonly bothWays?: number;
 }
 
+/** Streaming kernels: memory-bound (their flops are negligible next to their bytes), at our kernels' measured rate where calibrated. */
+function elementwiseSeconds(ins: Instr, dev: DeviceProfile): number {
+  const bps = dev.elementwiseBps?.[ins.op] ?? dev.elementwiseBps?.default ?? dev.hbmBps;
+  return ins.bytes / bps + dev.kernelOverheadS;
+}
+
+/**
+ * The rate of an attention block: the calibration's measured curve for the kernel the program
+ * runs (kernels.ts: Hopper programs run wgmma kernels at head dims 64 and 128, except for packed
+ * documents or q lengths not a multiple of 64, where the mma.sync kernel runs), else the
+ * profile's fraction of the GEMM rate. Other attention kernels (init, finalize) are priced as
+ * blocks at the forward rate by their flops (none) and bytes.
+ */
+function attentionFlops(ins: Instr, dev: DeviceProfile): number {
+  const dir = ins.op === 'attn_bwd_block' ? 'bwd' : 'fwd';
+  const fallback = dev.gemmFlops * (dir === 'bwd' ? dev.attnBwdEfficiency : dev.attnEfficiency);
+  const a = ins.attrs;
+  if (!dev.calibration || typeof a.d !== 'number' || typeof a.lq !== 'number' || typeof a.lk !== 'number') return fallback;
+  const wgmma = dev.attnKernel === 'sm90' && (a.d === 64 || a.d === 128) && a.packed !== true && a.lq % 64 === 0;
+  const len = Math.sqrt(a.lq * a.lk);
+  return attentionRate(dev.calibration.attention, { kernel: wgmma ? 'sm90' : 'mma', headDim: a.d, dir, causal: a.causal === true, len }) ?? fallback;
+}
+
 /** Seconds one instruction takes on its stream, once it starts. */
 export function instrSeconds(ins: Instr, dev: DeviceProfile, ctx: CostContext): number {
   switch (opClass(ins.op)) {
@@ -82,12 +106,12 @@ export function instrSeconds(ins: Instr, dev: DeviceProfile, ctx: CostContext): 
       return collectiveSeconds(ins.op, ins.bytes, n, dev);
     }
     case 'attention':
-      // forward and backward blocks run at different fractions of the GEMM rate (measured)
-      return kernelSeconds(ins.flops, ins.bytes, dev.gemmFlops * (ins.op === 'attn_bwd_block' ? dev.attnBwdEfficiency : dev.attnEfficiency), dev);
+      // the blocks multiply matrices; init, finalize and the backward's prep stream memory
+      if (!ATTENTION_OPS.has(ins.op)) return elementwiseSeconds(ins, dev);
+      return kernelSeconds(ins.flops, ins.bytes, attentionFlops(ins, dev), dev);
     case 'gemm':
       return kernelSeconds(ins.flops, ins.bytes, dev.gemmFlops, dev);
     case 'elementwise':
-      // streaming kernels: memory-bound; their flops are negligible next to their bytes
-      return ins.bytes / dev.hbmBps + dev.kernelOverheadS;
+      return elementwiseSeconds(ins, dev);
   }
 }

@@ -3,27 +3,33 @@
 // not datasheet peaks, except `peakFlops`, which exists only to report MFU by the one
 // convention in ANCHORS.md (model FLOPs / (step time * dense bf16 peak)).
 //
-// Sources and assumptions:
-// - h200: measured on our test host (ANCHORS.md): cuBLAS bf16 GEMM 8192^3 774 TFLOP/s, d2d copy
-//   4.24 TB/s (read + written), pinned h2d/d2h 55.5/55.3 GB/s, 99.4 GB/s both ways at once.
-// - h100 (SXM): the same GH100 chip, so the same GEMM rate; HBM3 3.35 TB/s datasheet x 0.85
-//   achievable; PCIe gen5 host links like the h200's.
-// - a100: bf16 GEMM ~280 TFLOP/s achievable of 312 peak; HBM 2.0 (80 GB) / 1.5 (40 GB) TB/s
-//   datasheet x 0.85; PCIe gen4 x16 pinned copies ~25 GB/s each way, ~45 both ways.
+// Measured rates come from a calibration file (calibration.ts, ./calibration/<file>.json, written
+// by test/bench/calibrate.py on the GPU host): where a profile names one, its rates replace the
+// hand-written ones below. What is measured and what is assumed:
+// - h200: calibration/h200.json measures attention (our kernels: wgmma and the mma.sync fallback,
+//   per head dim, direction, block form and length), GEMM, pinned copies each way and both ways,
+//   device copies and our element-wise kernels. Still assumed: NVLink and inter-node rates, the
+//   fixed costs per kernel, copy and collective.
+// - h100 (SXM): the same GH100 chip as the h200, so it takes the h200 file's attention and GEMM
+//   rates (an assumption: the H100's lower HBM bandwidth may slow the memory-bound parts of the
+//   backward); its HBM (3.35 TB/s datasheet x 0.85) and host links stay hand-written.
+// - a100: no calibration; bf16 GEMM ~280 TFLOP/s achievable of 312 peak; HBM 2.0 (80 GB) / 1.5
+//   (40 GB) TB/s datasheet x 0.85; PCIe gen4 x16 pinned copies ~25 GB/s each way, ~45 both ways;
+//   attention as fractions of the GEMM rate (FlashAttention-2 on an A100 reaches ~0.7 forward,
+//   ~0.55 backward; assumed, not measured here).
+// - Hand-written h200 rates, used where the file says nothing: ANCHORS.md (cuBLAS bf16 GEMM 8192^3
+//   774 TFLOP/s, d2d 4.24 TB/s, pinned h2d/d2h 55.5/55.3 GB/s, 99.4 both ways), and attention at
+//   0.42 / 0.30 of the GEMM rate (the mma.sync kernels at 128K, results/kernels.md).
 // - NVLink all-to-all bus bandwidth per GPU: NVLink4 (h100/h200) 900 GB/s bidirectional, of which
 //   nccl-tests reach ~450 GB/s bus bandwidth one way; NVLink3 (a100) 600 -> ~240.
 // - Across nodes, one 400 Gb/s NIC per GPU: ~45 GB/s per GPU achievable (NDR InfiniBand, a100
 //   nodes with HDR 200 Gb/s: ~22 GB/s).
-// - Attention efficiency: our attention kernels (mma.sync, FlashAttention-2 style), measured on the
-//   h200 at 128K causal (results/kernels.md): forward 327 TFLOP/s = 0.42 of the GEMM rate; forward
-//   + backward 254 TFLOP/s (3.5x the forward FLOPs), so the backward alone runs at ~233 = 0.30.
-//   The h100 runs the same code on the same chip. On an A100 (assumed, not measured here) FA2
-//   reaches ~0.7 of the GEMM rate forward and ~0.55 backward.
 // - Host memory per GPU: a DGX H100/H200 node has 2 TiB for 8 GPUs, a DGX A100 640GB 2 TiB
 //   (the 320GB model: 1 TiB, our a100-40g); we
 //   leave ~10% for the OS and pageable memory. Our single-GPU test host has 125 GiB: pass
 //   `hostMemGiB` (the `--host-mem` flag) there.
 import { errors } from '../errors.js';
+import { loadCalibration, type AttnKernel, type Calibration } from './calibration.js';
 
 const GiB = 1024 ** 3;
 
@@ -48,10 +54,16 @@ export interface DeviceProfile {
   readonly hbmBps: number;
   /** achievable dense bf16 GEMM rate, FLOP/s */
   readonly gemmFlops: number;
-  /** fraction of `gemmFlops` our attention kernels reach */
+  /** fraction of `gemmFlops` our attention kernels reach, where no calibration curve covers a block */
   readonly attnEfficiency: number;
-  /** the attention backward block's fraction of the GEMM rate */
+  /** the attention backward block's fraction of the GEMM rate, likewise */
   readonly attnBwdEfficiency: number;
+  /** the attention kernels a program for this GPU runs (kernels.ts: wgmma on sm_90a, else mma.sync) */
+  readonly attnKernel: AttnKernel;
+  /** measured rates laid over this profile (attention curves, their source), when a file exists */
+  readonly calibration?: Calibration;
+  /** our element-wise kernels' bytes per second by op ('default' for the rest); else `hbmBps` */
+  readonly elementwiseBps?: Readonly<Record<string, number>>;
   /** datasheet dense bf16 peak, for MFU only */
   readonly peakFlops: number;
   /** fixed cost per kernel (launch, ramp, tail), seconds */
@@ -82,6 +94,7 @@ const H200: BaseProfile = {
   gemmFlops: 774e12,
   attnEfficiency: 0.42,
   attnBwdEfficiency: 0.3,
+  attnKernel: 'sm90',
   peakFlops: 989e12,
   kernelOverheadS: 4e-6,
   copyOverheadS: 8e-6,
@@ -101,6 +114,7 @@ const A100_80G: BaseProfile = {
   gemmFlops: 280e12,
   attnEfficiency: 0.7,
   attnBwdEfficiency: 0.55,
+  attnKernel: 'mma',
   peakFlops: 312e12,
   kernelOverheadS: 5e-6,
   copyOverheadS: 10e-6,
@@ -118,16 +132,42 @@ const BASE: Record<string, BaseProfile> = {
 
 export const DEVICE_NAMES: readonly string[] = Object.keys(BASE);
 
+/**
+ * Which calibration file each profile reads, and which of its rates: 'all', or 'chip' (attention
+ * and GEMM only: another board of the same chip, whose memory and host links differ).
+ */
+const CALIBRATED: Readonly<Record<string, { file: string; rates: 'all' | 'chip' }>> = {
+  h200: { file: 'h200.json', rates: 'all' },
+  h100: { file: 'h200.json', rates: 'chip' },
+};
+
+/** The rates of `c` that apply, laid over a hand-written profile. */
+function calibrated(b: BaseProfile, c: Calibration, rates: 'all' | 'chip'): BaseProfile & Pick<DeviceProfile, 'calibration' | 'elementwiseBps'> {
+  const chip = { ...b, calibration: c, gemmFlops: c.gemmFlops ?? b.gemmFlops };
+  if (rates === 'chip') return chip;
+  return {
+    ...chip,
+    h2dBps: c.h2dBps ?? b.h2dBps,
+    d2hBps: c.d2hBps ?? b.d2hBps,
+    bothWaysBps: c.bothWaysBps ?? b.bothWaysBps,
+    hbmBps: c.d2dBps ?? b.hbmBps,
+    ...(c.elementwiseBps ? { elementwiseBps: c.elementwiseBps } : {}),
+  };
+}
+
 /** Share of the node's host memory one rank may pin: its 1/gpusPerNode, minus 10% for the OS. */
 const hostShare = (b: BaseProfile): number => Math.floor((0.9 * b.hostNodeBytes) / b.gpusPerNode);
 
 /**
  * The profile of a named device. `hostMemGiB` overrides the pinned host memory per rank
- * (e.g. 110 on a single-GPU host with 125 GiB).
+ * (e.g. 110 on a single-GPU host with 125 GiB). `calibration: false` gives the hand-written rates
+ * alone (to see what a calibration changes).
  */
-export function deviceProfile(name: string, opts: { hostMemGiB?: number } = {}): DeviceProfile {
-  const b = BASE[name];
-  if (!b) throw errors.unknownDevice(name, DEVICE_NAMES);
+export function deviceProfile(name: string, opts: { hostMemGiB?: number; calibration?: boolean } = {}): DeviceProfile {
+  const hand = BASE[name];
+  if (!hand) throw errors.unknownDevice(name, DEVICE_NAMES);
+  const cal = opts.calibration === false ? undefined : CALIBRATED[name];
+  const b = cal ? calibrated(hand, loadCalibration(cal.file), cal.rates) : hand;
   const { hostNodeBytes: _node, ...rest } = b;
   return {
     name,

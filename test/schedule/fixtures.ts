@@ -59,6 +59,7 @@ export function roundDevice(over: Partial<DeviceProfile> = {}): DeviceProfile {
     gemmFlops: 1e12,
     attnEfficiency: 1,
     attnBwdEfficiency: 1,
+    attnKernel: 'sm90',
     peakFlops: 1e12,
     kernelOverheadS: 0,
     copyOverheadS: 0,
