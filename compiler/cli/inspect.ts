@@ -5,8 +5,10 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { UserError } from '../errors.js';
+import { compareWithMeasured, formatMeasured } from './inspect-measured.js';
 import type { TrainConfig } from '../ir/types.js';
 import { deviceProfile } from '../schedule/devices.js';
+import { readTrace } from '../schedule/read-trace.js';
 import type { Report } from '../report.js';
 import { readScheduleJson, scheduleFromJson } from '../schedule/export-json.js';
 import { checkReportAgainstSchedule, checkReportDoc, parseJsonText, readOutFile } from '../schedule/json.js';
@@ -21,8 +23,11 @@ export function register(program: Command): void {
     .description('print the memory plan, one layer of the schedule and the predicted step of a compiled model')
     .argument('<dir>', 'the output folder of a compile, e.g. out/llama70b')
     .option('--events', 'show the event records and waits in the listing')
-    .action((dir: string, o: { events?: boolean }) => {
-      process.stdout.write(formatInspection(loadInspection(dir), { events: o.events === true }));
+    .option('--measured <trace>', "compare with a measured step: the Chrome trace 'fpdtc run --trace' wrote (.json or .json.gz): time per op kind, the step, exposed copy time")
+    .action((dir: string, o: { events?: boolean; measured?: string }) => {
+      const x = loadInspection(dir);
+      const measured = o.measured ? formatMeasured(compareWithMeasured(x.schedule, readTrace(o.measured), o.measured)) : undefined;
+      process.stdout.write(formatInspection(x, { events: o.events === true, measured }));
     });
 }
 
@@ -99,8 +104,8 @@ function timelineLines(t: TimelineSummary): string[] {
   return out;
 }
 
-/** The whole printout of `fpdtc inspect`. */
-export function formatInspection(x: Inspection, opts: { events?: boolean } = {}): string {
+/** The whole printout of `fpdtc inspect`; `measured`: the lines of a comparison with a measured step. */
+export function formatInspection(x: Inspection, opts: { events?: boolean; measured?: readonly string[] } = {}): string {
   const s = x.schedule;
   const c = s.config;
   const head = `${s.model}: ${s.world} rank${s.world === 1 ? '' : 's'}, ${s.layers} layers, ${c.seq} tokens in ${s.chunks} chunks of ${s.chunk}, offload ${c.offload ? 'on' : 'off'}, checkpoints ${c.checkpoint}, ZeRO-${c.zero}, ${c.device}`;
@@ -111,6 +116,7 @@ export function formatInspection(x: Inspection, opts: { events?: boolean } = {})
     '',
     ...timelineLines(x.timeline),
     '',
+    ...(opts.measured ? [...opts.measured, ''] : []),
     `one layer, forward and backward (per rank${opts.events ? '' : '; --events shows the event records and waits'}):`,
     listSchedule(s, { layersOnly: true, header: false, events: opts.events ?? true }).trimEnd(),
     '',

@@ -147,8 +147,10 @@ export function walkWindow(s: Schedule, opts: UnrollOptions, visit: Visit, onLay
 }
 
 /** Simulates the window `opts` selects, in one pass over the items in program order. */
-export function simulateWindow(s: Schedule, dev: DeviceProfile, opts: UnrollOptions & { spans?: boolean } = {}): WindowResult {
-  const keepSpans = opts.spans ?? true;
+export function simulateWindow(s: Schedule, dev: DeviceProfile, opts: UnrollOptions & { spans?: boolean | 'all' } = {}): WindowResult {
+  const keepSpans = opts.spans !== false;
+  // 'all': every span of the window (a whole step to compare with a measured trace), not one layer each way
+  const allSpans = opts.spans === 'all';
   const durations = new Map<Instr, number>();
   const free = zeroByStream(); // when the stream's last instruction ends
   const gate = zeroByStream(); // the latest time a wait holds the stream until
@@ -219,7 +221,7 @@ export function simulateWindow(s: Schedule, dev: DeviceProfile, opts: UnrollOpti
     free[st] = end;
     last[st] = [start, end];
     busy[st] += dur;
-    if (keepSpans && (layerK < 0 || (layerK === 0 && traced))) spans.push({ stream: st, op: it.op, id: it.id, start, end, ...byRole });
+    if (keepSpans && (allSpans || layerK < 0 || (layerK === 0 && traced))) spans.push({ stream: st, op: it.op, id: it.id, start, end, ...byRole });
   }, onLayer);
   const stepSeconds = Math.max(...STREAMS.map((x) => Math.max(free[x], gate[x])));
   // compute done, copies or collectives still running: the tail is exposed too

@@ -16,7 +16,7 @@ import { checkResumable, readTrainerState, restoreCheckpoint, saveCheckpoint, ty
 import { loadWeights, saveGathered } from './weights.js';
 import { writeFileAtomic } from '../atomic-write.js';
 import { readScheduleJson, scheduleFromJson } from '../schedule/export-json.js';
-import { measuredTraceText } from './measured-trace.js';
+import { copyExposureLine, measuredTraceText } from './measured-trace.js';
 import { accumulatedStep, countedLabels, defaultLabelCount, type MicroWindow } from './accumulate.js';
 import { PackedData, type DocumentFlags } from './packed-data.js';
 
@@ -370,6 +370,7 @@ export async function runTraining(o: RunOptions): Promise<StepFigures[]> {
       const s = scheduleFromJson(readScheduleJson(readFileSync(join(o.dir, 'schedule.json'), 'utf8'), join(o.dir, 'schedule.json')));
       writeFileAtomic(o.trace, measuredTraceText(s, traced, { model: report.model, step: last.step, date: new Date().toISOString(), stepMs: last.ms }));
       log(`trace     step ${last.step} as measured to ${o.trace} (beside the predicted ${join(o.dir, 'trace.json')})`);
+      if (traced[0]) log(`  copies    ${copyExposureLine(traced[0]).replace(/^copies /, '')}; fpdtc inspect ${o.dir} --measured ${o.trace} compares each op kind`);
     }
   } catch (e) {
     throw asUserError(e);

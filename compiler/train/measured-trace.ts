@@ -14,6 +14,7 @@ import { tracedInstrs } from '../codegen/host-body.js';
 import { UserError } from '../errors.js';
 import { rankTracks, spanEvent, type ChromeTrace, type TraceEvent } from '../schedule/export-trace.js';
 import { walkWindow, type Span } from '../schedule/simulate.js';
+import { breakdownSpans } from '../schedule/span-breakdown.js';
 import { groupPosition, STREAMS, type Instr, type Schedule } from '../schedule/types.js';
 
 /** One event as the program reports it (runtime/load.ts MeasuredInstr); id and op are checked when given. */
@@ -109,3 +110,15 @@ export function measuredTrace(s: Schedule, ranks: readonly RankEvents[], info: M
 
 /** measuredTrace as the text of a .json file. */
 export const measuredTraceText = (s: Schedule, ranks: readonly RankEvents[], info: MeasuredInfo): string => JSON.stringify(measuredTrace(s, ranks, info)) + '\n';
+
+/**
+ * One line on how much of a rank's copying its compute stream hid in the measured step: copy
+ * streams' busy time, the part of it with compute idle (exposed), and the share hidden.
+ */
+export function copyExposureLine(r: RankEvents): string {
+  const spans = r.events.map((e): Span => ({ stream: STREAMS[e.stream] ?? 'compute', op: '', id: '', start: e.startMs / 1e3, end: e.endMs / 1e3 }));
+  const b = breakdownSpans(spans);
+  const hidden = b.copySeconds > 0 ? ` (${(100 * (1 - b.exposedCopySeconds / b.copySeconds)).toFixed(0)}% hidden)` : '';
+  const secs = (x: number): string => (x >= 1 ? `${x.toFixed(2)} s` : `${(x * 1e3).toFixed(1)} ms`);
+  return `copies ${secs(b.copySeconds)} on the copy streams, ${secs(b.exposedCopySeconds)} of it with the compute stream idle${hidden}`;
+}
