@@ -61,7 +61,7 @@ def profile(spec_dir, bulk):
     counters = (C.c_ulonglong * (2 * (len(PHASES) + 1)))()
     bwd()
     torch.cuda.synchronize()
-    lib.fpdt_attn_bwd_sm90_profile(counters)
+    lib.fpdt_attn_bwd_sm90_profile(counters, st())
     times = []
     for _ in range(3):
         a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
@@ -70,7 +70,7 @@ def profile(spec_dir, bulk):
         b.record()
         torch.cuda.synchronize()
         times.append(a.elapsed_time(b))
-    ok(lib.fpdt_attn_bwd_sm90_profile(counters), "profile")
+    ok(lib.fpdt_attn_bwd_sm90_profile(counters, st()), "profile")
     n = len(PHASES) + 1
     flops = 2.5 * 2 * S * S * d * HQ
     print(f"head dim {d}, S {S}, heads {HQ}/{HK}, dQ by {'tensor-map reductions' if bulk else 'float2 reductions'}: backward "
