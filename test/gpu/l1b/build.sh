@@ -1,18 +1,20 @@
 #!/bin/bash
 # Builds, on a machine with nvcc, what test/gpu/l1b/run.sh runs: models/llama1b.ts (Llama-3.2-1B shape,
-# head dim 64) compiled at each SEQ:CHUNK given (default 64K:16K; offload on, the compile defaults
-# otherwise) and built, into .carry/l1b-<SEQ>/, plus the bundled `fpdtc run` (.carry/l1b-run-entry.mjs)
+# head dim 64) compiled at each SEQ:CHUNK[:HOST_GIB] given (default 64K:16K; offload on; HOST_GIB the
+# pinned host memory the plan may use, --host-mem: the one-H200 machine has 128 GiB in all) and built,
+# into .carry/l1b-<SEQ>/, plus the bundled `fpdtc run` (.carry/l1b-run-entry.mjs)
 # and the Hugging Face anchor (../shared/bench/hf_maxctx.py into .carry/anchors).
-#   test/gpu/l1b/build.sh [64K:16K] [512K:64K] ...
+#   test/gpu/l1b/build.sh [64K:16K] [512K:64K:110] ...
 set -eu
 . test/gpu/carry-build.sh
 work=/tmp/fpdt-l1b
 mkdir -p "$work" .carry/anchors
 for sc in "${@:-64K:16K}"; do
-  seq=${sc%%:*} chunk=${sc##*:}
+  IFS=: read -r seq chunk host <<<"$sc"
   out=$work/out-$seq
   rm -rf "$out"
-  npx fpdtc compile models/llama1b.ts --seq "$seq" --chunk "$chunk" --out "$out" >"$work/$seq.compile.log"
+  npx fpdtc compile models/llama1b.ts --seq "$seq" --chunk "$chunk" ${host:+--host-mem "$host"} --out "$out" \
+    >"$work/$seq.compile.log"
   dir=$(dirname "$(ls "$out"/*/schedule.json)")
   npx fpdtc build "$dir" --jobs 2 >"$work/$seq.build.log"
   dest=.carry/l1b-$seq
