@@ -193,13 +193,16 @@ def machine():
 
 
 def commit():
+    # FPDT_COMMIT first: the GPU host's copy of the tree may carry a stale git head
+    if os.environ.get("FPDT_COMMIT"):
+        return os.environ["FPDT_COMMIT"]
     try:
         r = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
         if r.returncode == 0:
-            return r.stdout.strip()
+            return r.stdout.strip() + " (git head of the tree it ran in; set FPDT_COMMIT)"
     except OSError:
         pass
-    return os.environ.get("FPDT_COMMIT", "unknown (set FPDT_COMMIT)")
+    return "unknown (set FPDT_COMMIT)"
 
 
 def main():
