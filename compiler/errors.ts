@@ -102,7 +102,9 @@ export const errors = {
 
   // --- outputs ---
   cannotWrite: (path: string, reason: string) => new UserError(`cannot write ${path}: ${reason}`),
-  stoppedBySignal: (signal: string, step: number, ckpt: string) => new UserError(`stopped by ${signal} after step ${step}; checkpoint ${ckpt}: continue with --resume ${ckpt}`),
+  /** a rank that got a signal and did not finish the step in flight in time (another rank died, NCCL waits for it) */
+  stopNotReached: (signal: string, seconds: number) =>
+    new UserError(`${signal}: the step in flight did not finish within ${seconds} s (a rank died or is stuck?); stopped without a checkpoint of it, the last one stands: resume from it`),
   checkpointUnreadable: (path: string, what: string, fix: string) => new UserError(`checkpoint ${path}: ${what}; ${fix}`),
   checkpointMismatch: (ckpt: string, field: string, saved: string, now: string, fix: string) =>
     new UserError(`checkpoint ${ckpt} was written with ${field} ${saved}, this run has ${now}; ${fix}`),

@@ -2,7 +2,8 @@
 // with the rendezvous environment set. If a rank fails, or a rank's start
 // stalls, every rank's whole process group is stopped (SIGTERM, then SIGKILL
 // after a grace period) so nothing is left running, and the launch rejects
-// naming the rank and where its start stopped.
+// naming the rank and where its start stopped. A signal to the launcher stops
+// the ranks the same way, or, with forwardSignals, is passed on to them.
 //
 // Start phases: the launcher sets FPDT_START_PHASES=1, and a rank then writes
 // one stderr line "@fpdt-start-phase <phase>" as each phase of its start begins
@@ -64,6 +65,12 @@ export interface LaunchOptions {
    * command that reports no phases.
    */
   startTimeoutMs?: number;
+  /**
+   * A first SIGTERM or SIGINT to the launcher is passed on to every rank, which then stop when
+   * they choose (after a checkpoint) and decide by their exits whether the launch succeeded; a
+   * second one stops them as without this option. Default false: every rank is stopped at once.
+   */
+  forwardSignals?: boolean;
 }
 
 export interface RankExit {
@@ -146,8 +153,17 @@ export async function launch(options: LaunchOptions): Promise<RankExit[]> {
     const killNow = () => {
       for (const child of children) signalGroup(child, "SIGKILL");
     };
+    let forwarded = false;
     const onParentSignal = (signal: NodeJS.Signals) => {
+      if (options.forwardSignals && !forwarded) {
+        forwarded = true;
+        process.stderr.write(`launch: ${signal} passed on to every rank (again to stop them at once)\n`);
+        for (const child of children) signalGroup(child, signal);
+        return;
+      }
       failure ??= () => runtimeErrors.launchUsage(`interrupted by ${signal}`, "all ranks were stopped");
+      // the ranks had the first signal already: the second is theirs too (they stop at once)
+      if (forwarded) for (const child of children) signalGroup(child, signal);
       stopAll();
     };
     process.on("exit", killNow);

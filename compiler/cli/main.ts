@@ -5,6 +5,7 @@ import { Command } from 'commander';
 import { errors } from '../errors.js';
 import { register as registerCompile } from './compile.js';
 import { reportError } from './report-error.js';
+import { stopsAfterStep } from '../train/stop-request.js';
 
 const SUBCOMMANDS: ((program: Command) => void)[] = [registerCompile];
 SUBCOMMANDS.push((await import('./inspect.js')).register);
@@ -44,10 +45,13 @@ process.on('uncaughtException', (e) => exitNow(reportError(e)));
 process.on('unhandledRejection', (e) => exitNow(reportError(e)));
 
 // A rank that its launcher stops (SIGTERM, after another rank failed or the launcher was
-// interrupted) says so in one line. Only ranks listen: a listener replaces the default exit,
-// which a busy compile or check must keep, so that Ctrl-C stops it at once.
+// interrupted) says so in one line, unless it saves a checkpoint first. Only ranks listen: a
+// listener replaces the default exit, which a busy compile or check must keep, so that Ctrl-C
+// stops it at once.
 if (process.env.RANK !== undefined) {
   process.on('SIGTERM', () => {
+    // a run with checkpoints finishes its step and saves first (train/stop-request.ts)
+    if (stopsAfterStep()) return;
     process.stderr.write(errors.rankInterrupted(String(process.env.RANK), 'SIGTERM').line() + '\n');
     exitNow(128 + 15);
   });

@@ -141,9 +141,10 @@ function checkCheckpointDir(dir: string): void {
 }
 
 /** Starts `gpus` copies of this command, one per GPU; each sees RANK/WORLD_SIZE/LOCAL_RANK. */
-async function launchRanks(gpus: number): Promise<void> {
+async function launchRanks(gpus: number, checkpoints: boolean): Promise<void> {
   try {
-    await launch({ command: process.execPath, args: [...process.execArgv, ...process.argv.slice(1)], nprocs: gpus, env: { ...process.env, NCCL_NVLS_ENABLE: '0' } });
+    // with checkpoints, SIGTERM/SIGINT go on to the ranks, which save after the step in flight
+    await launch({ command: process.execPath, args: [...process.execArgv, ...process.argv.slice(1)], nprocs: gpus, env: { ...process.env, NCCL_NVLS_ENABLE: '0' }, forwardSignals: checkpoints });
   } catch (e) {
     throw e instanceof RuntimeError ? new UserError(e.message.split('\n')[0]) : e;
   }
@@ -322,7 +323,7 @@ export function register(program: Command): void {
         metrics: o.metrics, trace: o.trace, seed, lr, minLr: o.minLr === undefined ? undefined : schedule.minLr, checkpointDir: ck?.dir, resume,
         gpus, ranksPerGpu, distWorld: isRank ? dist.world : undefined, launching: gpus !== undefined && !isRank, documents,
       });
-      if (gpus !== undefined && !isRank) return launchRanks(gpus);
+      if (gpus !== undefined && !isRank) return launchRanks(gpus, ck !== undefined);
       await runTraining({
         dir, steps, accumulate, tokens: o.tokens, weights: o.weights, save: o.save, dumpGrads: o.dumpGrads, lr,
         schedule, metrics: o.metrics, trace: o.trace, seed, optimizer, resume, argv: process.argv.slice(2),

@@ -19,6 +19,8 @@ import { readScheduleJson, scheduleFromJson } from '../schedule/export-json.js';
 import { copyExposureLine, measuredTraceText } from './measured-trace.js';
 import { accumulatedStep, countedLabels, defaultLabelCount, type MicroWindow } from './accumulate.js';
 import { PackedData, type DocumentFlags } from './packed-data.js';
+import { StopRequest } from './stop-request.js';
+import type { AgreedStop } from '../../runtime/stop-agreement.js';
 
 /** The schedule flags; the peak is --lr or the compiled lr. */
 export type LrSchedule = Omit<ScheduleOptions, 'peak'>;
@@ -237,25 +239,9 @@ async function tokenCount(file: string): Promise<number> {
   }
 }
 
-/**
- * SIGTERM or SIGINT while checkpoints are on: finish the step in flight, write a checkpoint, stop
- * (a second signal stops at once). Ranks of an NCCL world stop at once, as their launcher expects.
- */
-function stopAfterStep(): { signal?: string; dispose: () => void } {
-  const state: { signal?: string; dispose: () => void } = { dispose: () => {} };
-  const on = (sig: NodeJS.Signals) => () => {
-    if (state.signal) process.exit(128 + (sig === 'SIGINT' ? 2 : 15));
-    state.signal = sig;
-    process.stderr.write(`${sig}: finishing the step in flight, then writing a checkpoint (again to stop at once)\n`);
-  };
-  const term = on('SIGTERM'), int = on('SIGINT');
-  process.on('SIGTERM', term);
-  process.on('SIGINT', int);
-  state.dispose = () => {
-    process.off('SIGTERM', term);
-    process.off('SIGINT', int);
-  };
-  return state;
+/** What a run stopped by a signal prints last (it exits 0: the checkpoint is complete). */
+export function stoppedLine(s: AgreedStop, ranksAsProcesses: boolean, step: number, ckpt: string): string {
+  return `stopped   by ${s.signal}${ranksAsProcesses ? ` (to rank ${s.rank})` : ''} after step ${step}; continue with --resume ${ckpt}`;
 }
 
 export async function runTraining(o: RunOptions): Promise<StepFigures[]> {
@@ -278,7 +264,7 @@ export async function runTraining(o: RunOptions): Promise<StepFigures[]> {
   const writer = !o.dist || o.dist.rank === 0;
   const log = (l: string) => (writer ? o.log(l) : undefined);
   const figures: StepFigures[] = [];
-  let stop: ReturnType<typeof stopAfterStep> | undefined;
+  let stop: StopRequest | undefined;
   let packed: PackedData | undefined;
   try {
     if (sched.config.packed) {
@@ -296,7 +282,8 @@ export async function runTraining(o: RunOptions): Promise<StepFigures[]> {
       log(`resumed   from ${o.resume} after step ${first} (weights, AdamW moments, step count)`);
     } else if (o.weights) log(`weights   ${await loadWeights(ranks, o.weights, o.dir)} tensors from ${o.weights}`);
     else log(`weights   seeded random init (seed ${report.config.seed ?? 0})`);
-    stop = o.checkpoints && !o.dist ? stopAfterStep() : undefined;
+    // SIGTERM/SIGINT: every rank saves after the same step, then exits 0 (./stop-request.ts)
+    stop = o.checkpoints ? new StopRequest(o.dist) : undefined;
     const watch = process.env.FPDTC_DEBUG ? updateWatch(lead) : undefined;
     const schedule: ScheduleOptions = { peak: o.lr ?? report.config.lr, ...(o.schedule ?? { warmup: 0, kind: 'constant', minLr: 0, totalSteps: o.steps }) };
     const metrics = writer ? o.metrics : undefined;
@@ -341,13 +328,15 @@ export async function runTraining(o: RunOptions): Promise<StepFigures[]> {
       const f: StepFigures = { step: k + 1, loss, gradNorm: lead.gradNorm(), ms, tokens: report.tokens * dp * K, mfu: mfu((report.flops_per_step * dp * K) / gpus, ms), plannedGpu: mem.plannedGpu, peakGpu: mem.peakGpuMeasured };
       figures.push(f);
       totalMs += ms;
+      stop?.stepTook(ms);
       // on a terminal the line also says when the run should end: steps left at the mean step time
       const eta = process.stdout.isTTY && k + 1 < o.steps ? `  ETA ${formatDuration(((o.steps - k - 1) * totalMs) / (k + 1 - first))}` : '';
       log(`${formatStep(f)}  lr ${lr.toExponential(3)}${eta}`);
       if (metrics) appendFileSync(metrics, metricsLine(f, lr) + '\n');
       if (o.dumpGrads && perStep(o.dumpGrads) && (await saveGathered(ranks, o.dist, { grads: stepPath(o.dumpGrads, k + 1) }, { outDir: o.dir, weights: o.weights }))) log(`saved     gradients to ${stepPath(o.dumpGrads, k + 1)}`);
       const ck = o.checkpoints;
-      if (ck && ((k + 1) % ck.every === 0 || k + 1 === o.steps || stop?.signal)) {
+      const stopNow = await stop?.agree(k + 1);
+      if (ck && ((k + 1) % ck.every === 0 || k + 1 === o.steps || stopNow)) {
         const state: TrainerState = {
           format: 'fpdtc checkpoint', version: 1, step: k + 1, ...identity, weights: ck.weights,
           lr: { ...schedule }, optimizer: { ...definedOnly(o.optimizer ?? {}) }, loss,
@@ -355,7 +344,10 @@ export async function runTraining(o: RunOptions): Promise<StepFigures[]> {
         };
         const saved = await saveCheckpoint(ranks, o.dist, state, ck);
         if (saved) log(`saved     checkpoint ${saved}`);
-        if (stop?.signal) throw errors.stoppedBySignal(stop.signal, k + 1, saved ?? ck.dir);
+        if (stopNow) {
+          log(stoppedLine(stopNow, ranks.backend === 'nccl', k + 1, saved ?? ck.dir));
+          return figures;
+        }
       }
     }
     const lastGrads = o.dumpGrads && !perStep(o.dumpGrads) ? o.dumpGrads : undefined;

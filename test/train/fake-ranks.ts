@@ -55,18 +55,22 @@ class FakeProgram {
   }
 }
 
-/** Every rank of a world of `world` in this process, as the local backend holds them. */
+/**
+ * Every rank of a world of `world` in this process, as the local backend holds them; or, with
+ * `rank`, that rank alone, as a process of a multi-process world holds it.
+ */
 export class FakeRanks {
   readonly programs: FakeProgram[];
-  readonly backend = 'local';
-  constructor(readonly specs: readonly FakeParam[], readonly world: number) {
-    this.programs = Array.from({ length: world }, (_, r) => new FakeProgram(specs, r, world));
+  readonly backend: 'local' | 'nccl';
+  constructor(readonly specs: readonly FakeParam[], readonly world: number, rank?: number) {
+    this.programs = rank === undefined ? Array.from({ length: world }, (_, r) => new FakeProgram(specs, r, world)) : [new FakeProgram(specs, rank, world)];
+    this.backend = rank === undefined ? 'local' : 'nccl';
   }
   params(): ParamInfo[] {
     return this.programs[0].params();
   }
   holdsEveryShard(): boolean {
-    return true;
+    return this.programs.length === this.world;
   }
   async setParam(i: number, read: (offset: number, count: number) => Promise<Float32Array>): Promise<void> {
     for (const p of this.programs) {
