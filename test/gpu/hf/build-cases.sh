@@ -25,21 +25,12 @@ build() { # case model sp offload keep
     mkdir -p "$dest/models"
     [ -f "$file" ] || npx fpdtc import-hf "$work/config-$model" --out "$file" >/dev/null
   fi
-  local out=$work/out-$name
-  rm -rf "$out"
-  npx fpdtc compile "$file" --seq "$seq" --chunk "$chunk" --sp "$sp" --offload "$offload" --keep-attention "$keep" --out "$out" >"$work/$name.compile.log"
-  local dir; dir=$(dirname "$(ls "$out"/*/schedule.json)")
-  npx fpdtc build "$dir" --jobs 2 >"$work/$name.build.log"
-  rm -rf "${dest:?}/$name"; mkdir -p "$dest/$name"
-  cp "$dir/schedule.json" "$dir/report.json" "$dir/graph.json" "$dest/$name/"
-  carry_build "$dir/build" "$dest/$name/build"
-  echo "built $dest/$name"
+  compile_and_carry "$name" "$file" "$dest" "$work" --seq "$seq" --chunk "$chunk" --sp "$sp" --offload "$offload" \
+    --keep-attention "$keep"
 }
 node -e "for (const c of require('./$here/cases.json').cases) console.log(c.name, c.model, c.sp, c.offload, c.keep)" |
 while read -r name model sp offload keep; do
   if [ $# -gt 0 ] && [[ " $* " != *" $name "* ]]; then continue; fi
   build "$name" "$model" "$sp" "$offload" "$keep"
 done
-npx esbuild test/gpu/run-entry.ts --bundle --platform=node --format=esm --outfile="$dest/run-entry.mjs" \
-  --banner:js="import { createRequire as __cr } from 'module'; const require = __cr(import.meta.url);" >/dev/null
-echo "bundled $dest/run-entry.mjs"
+bundle_run_entry "$dest/run-entry.mjs"

@@ -11,21 +11,9 @@ work=/tmp/fpdt-l1b
 mkdir -p "$work" .carry/anchors
 for sc in "${@:-64K:16K}"; do
   IFS=: read -r seq chunk host <<<"$sc"
-  out=$work/out-$seq
-  rm -rf "$out"
-  npx fpdtc compile models/llama1b.ts --seq "$seq" --chunk "$chunk" ${host:+--host-mem "$host"} --out "$out" \
-    >"$work/$seq.compile.log"
-  dir=$(dirname "$(ls "$out"/*/schedule.json)")
-  npx fpdtc build "$dir" --jobs 2 >"$work/$seq.build.log"
-  dest=.carry/l1b-$seq
-  rm -rf "${dest:?}"; mkdir -p "$dest"
-  cp "$dir/schedule.json" "$dir/report.json" "$dir/graph.json" "$dest/"
-  carry_build "$dir/build" "$dest/build"
-  echo "built $dest"
+  compile_and_carry "l1b-$seq" models/llama1b.ts .carry "$work" --seq "$seq" --chunk "$chunk" ${host:+--host-mem "$host"}
 done
-npx esbuild test/gpu/run-entry.ts --bundle --platform=node --format=esm --outfile=.carry/l1b-run-entry.mjs \
-  --banner:js="import { createRequire as __cr } from 'module'; const require = __cr(import.meta.url);" >/dev/null
+bundle_run_entry .carry/l1b-run-entry.mjs
 # ../shared beside the main checkout (this may be a worktree of it)
 shared=$(git rev-parse --path-format=absolute --git-common-dir)/../../shared
 cp "$shared/bench/hf_maxctx.py" .carry/anchors/
-echo "bundled .carry/l1b-run-entry.mjs"

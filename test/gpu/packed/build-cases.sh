@@ -20,21 +20,12 @@ build() { # case model sp offload keep
   # model files live inside the package (the frontend loads them as ES modules of this package)
   local file=$dest/models/packed-$model.ts
   [ -f "$file" ] || npx fpdtc import-hf "$work/config-$model" --out "$file" >/dev/null
-  local out=$work/out-$name
-  rm -rf "$out"
-  npx fpdtc compile "$file" --seq "$seq" --chunk "$chunk" --sp "$sp" --offload "$offload" --keep-attention "$keep" --packed --out "$out" >"$work/$name.compile.log"
-  local dir; dir=$(dirname "$(ls "$out"/*/schedule.json)")
-  npx fpdtc build "$dir" --jobs 2 >"$work/$name.build.log"
-  rm -rf "${dest:?}/$name"; mkdir -p "$dest/$name"
-  cp "$dir/schedule.json" "$dir/report.json" "$dir/graph.json" "$dest/$name/"
-  carry_build "$dir/build" "$dest/$name/build"
-  echo "built $dest/$name"
+  compile_and_carry "$name" "$file" "$dest" "$work" --seq "$seq" --chunk "$chunk" --sp "$sp" --offload "$offload" \
+    --keep-attention "$keep" --packed
 }
 node -e "for (const c of require('./$here/cases.json').cases) console.log(c.name, c.model, c.sp, c.offload, c.keep)" |
 while read -r name model sp offload keep; do
   if [ $# -gt 0 ] && [[ " $* " != *" $name "* ]]; then continue; fi
   build "$name" "$model" "$sp" "$offload" "$keep"
 done
-npx esbuild test/gpu/run-entry.ts --bundle --platform=node --format=esm --outfile="$dest/run-entry.mjs" \
-  --banner:js="import { createRequire as __cr } from 'module'; const require = __cr(import.meta.url);" >/dev/null
-echo "bundled $dest/run-entry.mjs"
+bundle_run_entry "$dest/run-entry.mjs"

@@ -16,16 +16,9 @@ keep=${KEEP:-auto}
 mkdir -p "$dest" "$work"
 build() { # name seq chunk extra-flags...
   local name=$1 seq=$2 chunk=$3; shift 3
-  local out=$work/out-$name
-  rm -rf "$out"
-  npx fpdtc compile models/llama1b.ts --seq "$seq" ${chunk:+--chunk "$chunk"} --device h200 --host-mem "$host" --keep-attention "$keep" "$@" --out "$out" | tee "$work/$name.compile.log"
-  local dir=$out/llama1b
-  npx fpdtc build "$dir" --jobs 4 >"$work/$name.build.log"
-  rm -rf "${dest:?}/$name"; mkdir -p "$dest/$name"
-  cp "$dir/schedule.json" "$dir/report.json" "$dir/graph.json" "$dest/$name/"
-  cp "$work/$name.compile.log" "$dest/$name/compile.txt"
-  carry_build "$dir/build" "$dest/$name/build"
-  echo "built $dest/$name"
+  BUILD_JOBS=4 compile_and_carry "$name" models/llama1b.ts "$dest" "$work" --seq "$seq" ${chunk:+--chunk "$chunk"} \
+    --device h200 --host-mem "$host" --keep-attention "$keep" "$@"
+  cat "$dest/$name/compile.txt"
 }
 parts="$*"
 want_part() { [ -z "$parts" ] || [[ " $parts " == *" $1 "* ]]; }
@@ -33,6 +26,4 @@ want_part w512k && build w512k 524288 "${CHUNK:-}" --packed
 want_part w512k-resident && build w512k-resident 524288 "${CHUNK:-}" --packed --offload off
 want_part s16k && build s16k 16384 16384
 want_part s16k-packed && build s16k-packed 16384 16384 --packed
-npx esbuild test/gpu/run-entry.ts --bundle --platform=node --format=esm --outfile="$dest/run-entry.mjs" \
-  --banner:js="import { createRequire as __cr } from 'module'; const require = __cr(import.meta.url);" >/dev/null
-echo "bundled $dest/run-entry.mjs"
+bundle_run_entry "$dest/run-entry.mjs"
