@@ -4,9 +4,10 @@
 // sizes) and the parameter table, so codegen neither plans memory nor reads the graph.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { UserError } from '../errors.js';
+import { errors, UserError } from '../errors.js';
 import { readScheduleJson, scheduleFromJson } from '../schedule/export-json.js';
 import type { Schedule } from '../schedule/types.js';
+import { verifyOps } from '../schedule/verify.js';
 import { renderHostProgram } from './host-program.js';
 import { kernelSpecOf } from './host-spec.js';
 import { renderKernels, type RenderedKernel } from './kernels.js';
@@ -25,7 +26,14 @@ function need(path: string): string {
 export function loadCompiled(dir: string): CompiledModel {
   const where = join(dir, 'schedule.json');
   const doc = readScheduleJson(need(where), where);
-  return { schedule: scheduleFromJson(doc), plan: plannedMemoryOf(doc, where) };
+  const schedule = scheduleFromJson(doc);
+  // the host calls read operands by name: every instruction must match its catalog entry
+  try {
+    verifyOps(schedule);
+  } catch (e) {
+    throw errors.outFileInvalid(where, (e as Error).message);
+  }
+  return { schedule, plan: plannedMemoryOf(doc, where) };
 }
 
 /** Every source file of the program: kernels, then the host program and its headers. */

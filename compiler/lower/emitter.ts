@@ -4,10 +4,11 @@ import type { DType } from '../ir/types.js';
 import { DTYPE_BYTES } from '../ir/types.js';
 import type { Affine, Buffer, BufferKind, Instr, Item, Loop, Ref, StreamName } from '../schedule/types.js';
 import { aff, DOCUMENTS_MEET } from '../schedule/types.js';
+import type { OpName } from '../schedule/ops.js';
 
 export interface InstrSpec {
   stream: StreamName;
-  op: string;
+  op: OpName;
   reads: Ref[];
   writes: Ref[];
   attrs?: Instr['attrs'];

@@ -13,7 +13,8 @@
 //   simulate  the predicted step on the device (schedule/simulate.ts)
 //
 // Verified after each run:
-//   1. lower: its memory plan passes verifyPlan, and the schedule has no events yet;
+//   1. lower: its memory plan passes verifyPlan, every instruction matches its op's catalog
+//      entry (verifyOps), and the schedule has no events yet;
 //   2. sync: the instructions and loops are lowering's, in the same order (sync only adds
 //      records and waits), and every record and wait names a declared event;
 //   3. plan: verifyPlan (no two live buffers share a byte; inside the arena; aligned);
@@ -29,7 +30,7 @@ import { simulateStreams, type Timeline } from '../schedule/simulate.js';
 import type { ScheduleSummary } from '../schedule/summary.js';
 import { syncStreams } from '../schedule/sync.js';
 import type { EventOp, Item, Schedule } from '../schedule/types.js';
-import { VERIFY_WINDOW, verifySchedule } from '../schedule/verify.js';
+import { VERIFY_WINDOW, verifyOps, verifySchedule } from '../schedule/verify.js';
 import type { StageTimer } from '../timings.js';
 import { chooseKeptLayers } from './keep.js';
 
@@ -81,6 +82,7 @@ const lower: ScheduleStage = {
   verify: (s) => {
     checkPlan(need(s, 'loweredPlan', 'lower'));
     const schedule = need(s, 'schedule', 'lower');
+    verifyOps(schedule);
     const events = eventOps(schedule.body);
     if (events.length || Object.keys(schedule.events).length) throw new Error(`lowering placed events (${events[0]?.id ?? Object.keys(schedule.events)[0]}); the sync stage derives them`);
   },

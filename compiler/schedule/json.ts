@@ -15,6 +15,8 @@
 //      into `ranks` shards; `params.layers` holds `layers` of them (a shard each under ZeRO-3).
 //   8. `phases` names top-level items, micro's before update's, and a buffer two phases touch
 //      is of a kind kept for the whole step (./phases.ts).
+//   9. Every instruction's op is in the catalog (./ops.ts). Whoever reads operands by name
+//      checks the rest of the entry (verify.ts, verifyOps: codegen before it renders).
 // A failure is one line naming the file and the field.
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -24,6 +26,7 @@ import type { Report } from '../report.js';
 import type { ScheduleJson } from './export-json.js';
 import { schemaProblem, SCHEDULE_JSON_FORMAT, SCHEDULE_JSON_VERSION, shown } from './json-schema.js';
 import { bufferBytes } from './memory.js';
+import { isOpName } from './ops.js';
 import { phaseProblem } from './phases.js';
 import type { Affine, Item, Ref, Schedule } from './types.js';
 
@@ -199,6 +202,7 @@ function programProblem(s: ScheduleJson, buffers: ReadonlyMap<string, ScheduleJs
         const p = walk(it.body, new Map(env).set(it.var, [from[0], to[1] - 1]), `${here}.body`);
         if (p) return p;
       } else if (it.kind === 'instr') {
+        if (!isOpName(it.op)) return `${here}: op '${it.op}' is not in the catalog (compiler/schedule/ops.ts)`;
         for (const [k, ref] of it.reads.entries()) {
           const p = refProblem(ref, env, `${here}.reads[${k}]`);
           if (p) return p;

@@ -19,6 +19,7 @@
 // (K times), then update; without, one of each. Whoever runs the program joins every stream
 // between phases it runs apart, so a phase never waits for an event of a phase it skipped.
 import type { DType, TrainConfig } from '../ir/types.js';
+import type { OpName } from './ops.js';
 
 export const STREAMS = ['compute', 'h2d', 'd2h', 'comm'] as const;
 export type StreamName = (typeof STREAMS)[number];
@@ -68,8 +69,9 @@ export interface Instr {
   readonly kind: 'instr';
   readonly id: string;
   readonly stream: StreamName;
-  /** kernel or transfer: a graph op name, or one of the schedule ops (copy, all_to_all, ...) */
-  readonly op: string;
+  /** kernel, transfer or collective: an op of the catalog (ops.ts), which names the operands */
+  readonly op: OpName;
+  /** operands in the catalog's order; read them by name (ops.ts: readsOf, writesOf) */
   readonly reads: readonly Ref[];
   readonly writes: readonly Ref[];
   /** sizes and flags the kernel needs; plain data */

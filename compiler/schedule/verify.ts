@@ -13,10 +13,14 @@
 //     written only after that buffer's last accesses, from every stream, are ordered before it.
 //  6. The phases (zero, micro, update) are top-level runs in that order, and a buffer that two
 //     of them touch keeps its bytes for the whole step (phases.ts).
+//  7. Every instruction is of an op of the catalog (ops.ts) and has the operands, attributes and
+//     arguments its entry names (verifyOps: the lower stage and every schedule.json read check
+//     it; verifySchedule does not, so that hand-made schedules can test the ordering alone).
 import { DTYPE_BYTES } from '../ir/types.js';
 import { sharedBytes, type Placement } from './memory.js';
+import { opProblem } from './ops.js';
 import { phaseProblem } from './phases.js';
-import { STREAMS, type Schedule, type StreamName } from './types.js';
+import { STREAMS, type Item, type Schedule, type StreamName } from './types.js';
 import { unroll, type DynInstr, type UnrollOptions } from './unroll.js';
 
 export class ScheduleError extends Error {}
@@ -107,6 +111,20 @@ export function verifySchedule(s: Schedule, opts: VerifyOptions = { window: VERI
     check(d.writes, true);
     if (++steps % 2048 === 0) prune(accesses, clocks);
   }
+}
+
+/** Invariant 7: every instruction matches its op's catalog entry. */
+export function verifyOps(s: Pick<Schedule, 'body'>): void {
+  const walk = (items: readonly Item[]): void => {
+    for (const it of items) {
+      if (it.kind === 'loop') walk(it.body);
+      else if (it.kind === 'instr') {
+        const p = opProblem(it);
+        if (p) throw new ScheduleError(`${it.id}: ${p} (invariant 7)`);
+      }
+    }
+  };
+  walk(s.body);
 }
 
 /** Drops accesses that every stream is already ordered after: they can conflict with nothing new. */

@@ -4,6 +4,7 @@ import { attentionRate, checkCalibration, curveRate, loadCalibration } from '../
 import { instrSeconds } from '../../compiler/schedule/cost.js';
 import { deviceProfile } from '../../compiler/schedule/devices.js';
 import type { Instr } from '../../compiler/schedule/types.js';
+import type { OpName } from '../../compiler/schedule/ops.js';
 
 const doc = (over: Record<string, unknown> = {}) => ({
   format: 'fpdtc calibration',
@@ -14,7 +15,7 @@ const doc = (over: Record<string, unknown> = {}) => ({
   ...over,
 });
 
-const block = (op: string, attrs: Record<string, number | boolean>): Instr => ({
+const block = (op: OpName, attrs: Record<string, number | boolean>): Instr => ({
   kind: 'instr', id: 'b', stream: 'compute', op, reads: [], writes: [], attrs, flops: 4e12, bytes: 0,
 });
 
@@ -63,7 +64,7 @@ describe('schedule/calibration', () => {
     const cal = h200.calibration!;
     const at = { lq: 16384, lk: 16384, d: 64, causal: false };
     const rate = (kernel: 'sm90' | 'mma', dir: 'fwd' | 'bwd') => attentionRate(cal.attention, { kernel, headDim: 64, dir, causal: false, len: 16384 })!;
-    const secs = (op: string, attrs: Record<string, number | boolean>) => instrSeconds(block(op, attrs), h200, { world: 1 }) - h200.kernelOverheadS;
+    const secs = (op: OpName, attrs: Record<string, number | boolean>) => instrSeconds(block(op, attrs), h200, { world: 1 }) - h200.kernelOverheadS;
     expect(secs('attn_fwd_block', at)).to.be.closeTo(4e12 / rate('sm90', 'fwd'), 1e-12);
     expect(secs('attn_bwd_block', at)).to.be.closeTo(4e12 / rate('sm90', 'bwd'), 1e-12);
     // packed documents and q lengths off the wgmma tile run the mma.sync kernel
@@ -90,9 +91,9 @@ describe('schedule/calibration', () => {
   it('prices element-wise kernels at their measured rate, others at the default', () => {
     const h200 = deviceProfile('h200');
     const ew = h200.elementwiseBps!;
-    const secs = (op: string) => instrSeconds({ ...block(op, {}), flops: 0, bytes: 1e9 }, h200, { world: 1 }) - h200.kernelOverheadS;
+    const secs = (op: OpName) => instrSeconds({ ...block(op, {}), flops: 0, bytes: 1e9 }, h200, { world: 1 }) - h200.kernelOverheadS;
     expect(secs('add')).to.be.closeTo(1e9 / (ew.add ?? ew.default), 1e-15);
-    expect(secs('some_new_op')).to.be.closeTo(1e9 / ew.default, 1e-15);
+    expect(secs('gelu')).to.be.closeTo(1e9 / ew.default, 1e-15); // not in the file
     expect(secs('attn_finalize')).to.be.closeTo(1e9 / (ew.attn_finalize ?? ew.default), 1e-15);
   });
 });

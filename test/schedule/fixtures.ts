@@ -3,6 +3,7 @@
 import { BASE_CONFIG } from '../../compiler/config.js';
 import type { DeviceProfile } from '../../compiler/schedule/devices.js';
 import { aff, v, type Buffer, type EventOp, type Instr, type Item, type Loop, type Ref, type Schedule, type StreamName } from '../../compiler/schedule/types.js';
+import type { OpName } from '../../compiler/schedule/ops.js';
 
 export const ref = (buf: string, off: Ref['off'] | number, len: number, slot?: Ref['slot']): Ref => ({
   buf,
@@ -12,7 +13,7 @@ export const ref = (buf: string, off: Ref['off'] | number, len: number, slot?: R
 });
 
 let counter = 0;
-export function instr(stream: StreamName, op: string, reads: Ref[], writes: Ref[], extra: Partial<Instr> = {}): Instr {
+export function instr(stream: StreamName, op: OpName, reads: Ref[], writes: Ref[], extra: Partial<Instr> = {}): Instr {
   return { kind: 'instr', id: extra.id ?? `${op}_${counter++}`, stream, op, reads, writes, attrs: {}, flops: 0, bytes: 0, ...extra };
 }
 export const record = (stream: StreamName, event: string, index?: EventOp['index']): EventOp => ({ kind: 'record', id: `rec_${counter++}`, stream, event, ...(index ? { index } : {}) });

@@ -33,7 +33,7 @@ function doubleBuffered(): Schedule {
       instr('h2d', 'copy', [ref('kv_host', 0, 8)], [ref('kv', 0, 8, aff(0))], { id: 'fetch0' }),
       loop('j', 0, 4, 'kv', [
         instr('h2d', 'copy', [ref('kv_host', v('j', 8, 8), 8)], [ref('kv', 0, 8, v('j', 1, 1))], { id: 'fetch' }),
-        instr('compute', 'attn', [ref('kv', 0, 8, v('j'))], [ref('o', 0, 8)], { id: 'block' }),
+        instr('compute', 'attn_fwd_block', [ref('kv', 0, 8, v('j'))], [ref('o', 0, 8)], { id: 'block' }),
       ]),
       instr('d2h', 'copy', [ref('o', 0, 8)], [ref('o_host', 0, 8)], { id: 'out' }),
     ],
@@ -54,7 +54,7 @@ describe('sync pass', () => {
         '  h2d      record           e2[j+1]',
         '  compute  wait             e1[j]',
         '  compute  wait             e2[j]',
-        '  compute  attn             kv@j -> o  # block',
+        '  compute  attn_fwd_block   kv@j -> o  # block',
         '  compute  record           e0[j]',
         '  compute  record           e3',
         'd2h      wait             e3',
@@ -81,7 +81,7 @@ describe('sync pass', () => {
           instr('h2d', 'copy', [ref('kv_host', 0, 8)], [ref('kv', 0, 8, aff(0))], { id: 'fetch0' }),
           instr('h2d', 'copy', [ref('kv_host', 8, 8)], [ref('kv', 0, 8, aff(1))], { id: 'fetch1' }),
           loop('j', 0, 4, 'kv', [
-            instr('compute', 'attn', [ref('kv', 0, 8, v('j'))], [ref('o', 0, 8)], { id: 'block' }),
+            instr('compute', 'attn_fwd_block', [ref('kv', 0, 8, v('j'))], [ref('o', 0, 8)], { id: 'block' }),
             instr('h2d', 'copy', [ref('kv_host', v('j', 8, 16), 8)], [ref('kv', 0, 8, v('j', 1, 2))], { id: 'fetch' }),
           ]),
         ],
@@ -98,7 +98,7 @@ describe('sync pass', () => {
         '  compute  wait             e0[j]',
         '  compute  wait             e1[j]',
         '  compute  wait             e2[j]',
-        '  compute  attn             kv@j -> o  # block',
+        '  compute  attn_fwd_block   kv@j -> o  # block',
         '  compute  record           e3[j]',
         '  h2d      wait             e3[j+2]',
         '  h2d      copy             kv_host[8*j+16:+8] -> kv@j+2  # fetch',
@@ -113,7 +113,7 @@ describe('sync pass', () => {
     const s = syncStreams(
       scheduleOf(
         [
-          instr('compute', 'prep', [], [ref('w', 0, 8)], { id: 'prep' }),
+          instr('compute', 'fill', [], [ref('w', 0, 8)], { id: 'prep' }),
           loop('i', 0, 3, 'chunk', [instr('d2h', 'copy', [ref('w', 0, 8)], [ref('w_host', v('i', 8), 8)], { id: 'save' })]),
           instr('comm', 'all_gather', [ref('w', 0, 8)], [ref('g', 0, 8)], { id: 'gather_a' }),
           instr('comm', 'all_gather', [ref('w', 0, 8)], [ref('g2', 0, 8)], { id: 'gather_b' }),
@@ -123,7 +123,7 @@ describe('sync pass', () => {
     );
     expect(listing(s)).to.equal(
       [
-        'compute  prep             - -> w  # prep',
+        'compute  fill             - -> w  # prep',
         'compute  record           e0',
         'd2h      wait             e0',
         'for i in 0..3:  # chunk',
@@ -142,7 +142,7 @@ describe('sync pass', () => {
     // orders load_z and load_y of the previous iteration too. The reads are listed so that keeping
     // the first, the last, or the wrong one of either iteration leaves a hazard.
     const load = (b: string) => instr('h2d', 'copy', [ref(`${b}_host`, v('j', 8), 8)], [ref(b, 0, 8)], { id: `load_${b}` });
-    const sum = instr('compute', 'sum', ['w', 'y', 'x', 'z'].map((b) => ref(b, 0, 8)), [ref('o', v('j', 8), 8)], { id: 'sum' });
+    const sum = instr('compute', 'add', ['w', 'y', 'x', 'z'].map((b) => ref(b, 0, 8)), [ref('o', v('j', 8), 8)], { id: 'sum' });
     const s = syncStreams(
       scheduleOf(
         [loop('j', 0, 4, 'chunk', [load('w'), load('x'), sum, load('z'), load('y')])],
@@ -159,7 +159,7 @@ describe('sync pass', () => {
         '  h2d      copy             x_host[8*j:+8] -> x  # load_x',
         '  h2d      record           e4',
         '  compute  wait             e4',
-        '  compute  sum              w, y, x, z -> o[8*j:+8]  # sum',
+        '  compute  add              w, y, x, z -> o[8*j:+8]  # sum',
         '  compute  record           e0',
         '  compute  record           e1',
         '  compute  record           e6',
@@ -207,7 +207,7 @@ describe('sync pass', () => {
           loop('i', 0, 3, 'chunk', [instr('d2h', 'copy', [ref('q', 0, 8)], [ref('q_host', v('i', 8), 8)], { id: 'offload' })]),
           loop('i', 0, 3, 'chunk', [instr('h2d', 'copy', [ref('q_host', v('i', 8), 8)], [ref('q', 0, 8)], { id: 'fetch' })]),
           instr('h2d', 'copy', [ref('q_host', 0, 24)], [ref('all', 0, 24)], { id: 'fetch_all' }),
-          instr('compute', 'zero', [], [ref('q_host', 0, 24)], { id: 'clear' }),
+          instr('compute', 'fill', [], [ref('q_host', 0, 24)], { id: 'clear' }),
         ],
         [buffer('q', 'gpu', 'chunk', [8]), buffer('q_host', 'host', 'stash', [24]), buffer('all', 'gpu', 'chunk', [24])],
       ),
@@ -237,7 +237,7 @@ describe('sync pass', () => {
         'compute  wait             e2[1]',
         'compute  wait             e2[2]',
         'compute  wait             e3',
-        'compute  zero             - -> q_host  # clear',
+        'compute  fill             - -> q_host  # clear',
         '',
       ].join('\n'),
     );
