@@ -17,6 +17,12 @@ export function countedLabels(labels: Int32Array, vocab: number): number {
   return n;
 }
 
+/**
+ * The window (of each dp group) that micro step j of optimizer step k (from 0) reads: the
+ * steps read the windows in order, K each, so a checkpoint after step k resumes at window k * K.
+ */
+export const microWindow = (k: number, j: number, K: number): number => k * K + j;
+
 /** The phases of micro step j of K. */
 export function microPhases(j: number, K: number): number {
   return (j === 0 ? STEP_PHASES.zeroGrads : 0) | (j === K - 1 ? STEP_PHASES.update : 0);

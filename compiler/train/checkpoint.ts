@@ -142,13 +142,15 @@ async function dropStrays(partial: string, world: number, weights: string): Prom
   for (const f of await readdir(partial)) if (![TRAINER, 'optimizer', weights].includes(f)) await rm(join(partial, f), { recursive: true, force: true });
 }
 
-/** Keeps the newest `keep` checkpoints (never the one just written) and drops older partial ones. */
+/** Keeps the newest `keep` checkpoints (never the one just written) and drops older partial ones and replaced ones. */
 async function prune(root: string, keep: number, newest: number): Promise<void> {
   const steps = (await readdir(root)).map((f) => STEP_FOLDER.exec(f)).filter((m): m is RegExpExecArray => !!m).map((m) => Number(m[1])).sort((a, b) => b - a);
   for (const s of steps.slice(Math.max(1, keep))) if (s !== newest) await rm(join(root, stepName(s)), { recursive: true, force: true });
   for (const f of await readdir(root)) {
     const m = /^\.step-(\d{8})\.partial$/.exec(f);
     if (m && Number(m[1]) < newest) await rm(join(root, f), { recursive: true, force: true });
+    // a checkpoint being replaced when its run was killed: a complete one is published since
+    if (/^step-\d{8}\.old-\d+$/.test(f)) await rm(join(root, f), { recursive: true, force: true });
   }
 }
 

@@ -17,7 +17,7 @@ import { loadWeights, saveGathered } from './weights.js';
 import { writeFileAtomic } from '../atomic-write.js';
 import { readScheduleJson, scheduleFromJson } from '../schedule/export-json.js';
 import { copyExposureLine, measuredTraceText } from './measured-trace.js';
-import { accumulatedStep, countedLabels, defaultLabelCount, type MicroWindow } from './accumulate.js';
+import { accumulatedStep, countedLabels, defaultLabelCount, microWindow, type MicroWindow } from './accumulate.js';
 import { PackedData, type DocumentFlags } from './packed-data.js';
 import { StopRequest } from './stop-request.js';
 import type { AgreedStop } from '../../runtime/stop-agreement.js';
@@ -290,10 +290,9 @@ export async function runTraining(o: RunOptions): Promise<StepFigures[]> {
     let totalMs = 0;
     if (K > 1) log(`accumulate ${K} windows${dp > 1 ? ` of each of the ${dp} groups` : ''} per optimizer step: loss and gradients are the mean over all their tokens`);
     for (let k = first; k < o.steps; k++) {
-      // micro step j of optimizer step k reads window k * K + j (of each group)
       const windows: MicroWindow[] = [];
       for (let j = 0; j < K; j++) {
-        const at = k * K + j;
+        const at = microWindow(k, j, K);
         const batch = await stepBatch(o.tokens, report.tokens, sizes.V, report.config.seed ?? 0, at, dp, o.seed);
         if (packed) {
           // packed documents: ids, positions and labels that stop at each document's end

@@ -119,3 +119,12 @@ export class FakeRanks {
 
 /** The value of element k of parameter i at a step (exact in fp32 for the sizes the tests use). */
 export const valueAt = (step: number) => (i: number, k: number) => step * 1000 + i * 100 + (k % 97);
+
+/** The value of element k of parameter i when the windows read so far add up to `read` (exact in fp32 below 16000). */
+export const dataValue = (read: number) => (i: number, k: number) => read * 1000 + i * 100 + (k % 97);
+
+/** What reading window w adds (from 1 to 7: not the window count, so a run that reads other windows shows). */
+export const windowWeight = (w: number) => (w % 7) + 1;
+
+/** What the windows [0, n) add up to: a run that has read them in any order holds dataValue of it. */
+export const windowsRead = (n: number) => Array.from({ length: n }, (_, w) => windowWeight(w)).reduce((a, b) => a + b, 0);
