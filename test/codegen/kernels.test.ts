@@ -71,6 +71,24 @@ describe('codegen/kernels', () => {
     for (const n of ['fpdt_attn_fwd', 'fpdt_attn_fwd_sm90', 'fpdt_attn_fwd_mma']) expect(header).to.contain(`cudaError_t ${n}(`);
   });
 
+  it('renders the wgmma backward for head dims 64 and 128 on sm_90a targets, and the ping-pong forward only on request', () => {
+    const names = (spec: KernelSpec) => renderKernels(spec).map((f) => f.file).filter((f) => f.startsWith('attention_bwd'));
+    expect(names(sm90Llama)).to.deep.equal(['attention_bwd_sm90.cu', 'attention_bwd_mma.cu']);
+    expect(names(sm90Gpt)).to.deep.equal(['attention_bwd_sm90.cu', 'attention_bwd_mma.cu']);
+    expect(names(llamaSpec)).to.deep.equal(['attention_bwd.cu']);
+    expect(names({ ...sm90Llama, packed: true })).to.deep.equal(['attention_bwd.cu', 'attention_bwd_docs.cu']); // document ids: mma.sync only
+    const bwd = (spec: KernelSpec) => renderKernels(spec).find((f) => f.file === 'attention_bwd_sm90.cu')!.text;
+    expect(launchersIn(bwd(sm90Gpt))).to.deep.equal(['fpdt_attn_bwd_sm90', 'fpdt_attn_bwd']);
+    expect(bwd(sm90Gpt)).to.contain('constexpr int kD = 64;').and.contain('return fpdt_attn_bwd_mma(');
+    expect(bwd(sm90Llama)).to.contain('constexpr int kD = 128;').and.contain('cp.reduce.async.bulk.tensor');
+    const fwd = (opts: { sm90PingPong?: boolean }) => new Map(renderKernels(sm90Gpt, opts).map((f) => [f.file, f.text]));
+    expect(fwd({}).has('attention_fwd_pp_sm90.cu')).to.equal(false);
+    expect(fwd({}).get('attention_fwd_sm90.cu')).to.contain('constexpr bool kPingPong = false;');
+    const pp = fwd({ sm90PingPong: true }).get('attention_fwd_pp_sm90.cu')!;
+    expect(pp).to.contain('constexpr bool kPingPong = true;').and.contain('bar.arrive 5, 256;');
+    expect(launchersIn(pp)).to.deep.equal(['fpdt_attn_fwd_pp_sm90', 'fpdt_attn_fwd_pp']);
+  });
+
   it('rejects shapes the kernels cannot take', () => {
     const bad: Partial<KernelSpec>[] = [{ headDim: 72 }, { qHeads: 30 }, { rotaryDim: 130 }, { hidden: 4095 }, { eps: 0 }];
     for (const b of bad) expect(() => renderKernels({ ...llamaSpec, ...b })).to.throw(KernelSpecError);
