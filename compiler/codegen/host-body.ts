@@ -1,9 +1,10 @@
 // The body of fpdt_step: the schedule's items in issue order as C. Loops stay C for-loops,
 // events are entries of one flat cudaEvent_t array, each instruction is the calls HOST_OPS
-// gives it, every call checked so that a failure names the instruction.
+// (host-ops.ts) gives its op, every call checked so that a failure names the instruction.
 import { DOCUMENTS_MEET, type Affine, type Instr, type Item, type Schedule } from '../schedule/types.js';
 import { affineC, modC, refC, type Arenas } from './host-c.js';
-import { HOST_OPS, STATUS_CALLS } from './host-ops.js';
+import { isOp, readsOf, writesOf } from '../schedule/ops.js';
+import { hostCalls, STATUS_CALLS } from './host-ops.js';
 
 const STREAM_INDEX: Record<string, number> = { compute: 0, h2d: 1, d2h: 2, comm: 3 };
 
@@ -25,13 +26,13 @@ const refKey = (r: Instr['reads'][number]) => JSON.stringify([r.buf, r.off, r.sl
  * logits earlier in the same loop body (the lowering keeps the loss loop whole).
  */
 export function pairLossInstrs(body: readonly Item[], out = new Map<string, string>(), ar?: Arenas): Map<string, string> {
-  const fwd = new Map<string, Instr>();
+  const fwd = new Map<string, Instr & { readonly op: 'cross_entropy' }>();
   for (const it of body) {
     if (it.kind === 'loop') pairLossInstrs(it.body, out, ar);
-    else if (it.kind === 'instr' && it.op === 'cross_entropy') fwd.set(refKey(it.reads[0]), it);
-    else if (it.kind === 'instr' && it.op === 'cross_entropy_bwd') {
-      const twin = fwd.get(refKey(it.reads[1]));
-      if (twin && ar) out.set(it.id, refC(ar, twin.writes[0]));
+    else if (it.kind === 'instr' && isOp(it, 'cross_entropy')) fwd.set(refKey(readsOf(it).logits), it);
+    else if (it.kind === 'instr' && isOp(it, 'cross_entropy_bwd')) {
+      const twin = fwd.get(refKey(readsOf(it).logits));
+      if (twin && ar) out.set(it.id, refC(ar, writesOf(twin).loss));
     }
   }
   return out;
@@ -78,9 +79,7 @@ function eventC(c: BodyCtx, event: string, index: Affine | undefined): string {
 }
 
 function instrC(c: BodyCtx, it: Instr): string[] {
-  const emit = HOST_OPS[it.op];
-  if (!emit) throw new Error(`host codegen: no host form for op ${it.op} (${it.id})`);
-  const calls = emit({ instr: it, ar: c.ar, sizes: c.schedule.sizes, world: c.schedule.world, lossRef: c.loss.get(it.id) });
+  const calls = hostCalls(it, { ar: c.ar, sizes: c.schedule.sizes, world: c.schedule.world, lossRef: c.loss.get(it.id) });
   const where = `${it.id} ${it.op}`;
   let checked = calls.map((call) => (STATUS_CALLS.some((f) => call.startsWith(f + '(')) ? `FPDT_TRY(${call});` : `FPDT_CK(${call}, "${where}");`));
   // packed documents: a block's transfers and kernels run only where its chunks share a document

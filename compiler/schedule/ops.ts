@@ -100,6 +100,9 @@ export const OP_NAMES = Object.keys(SCHEDULE_OPS) as readonly OpName[];
 
 export const isOpName = (op: string): op is OpName => Object.hasOwn(SCHEDULE_OPS, op);
 
+/** Narrows an instruction to one op, so that its operands are known by name. */
+export const isOp = <K extends OpName, I extends { readonly op: string }>(i: I, op: K): i is I & { readonly op: K } => i.op === op;
+
 export function opSpec(op: string): OpSpec {
   if (!isOpName(op)) throw new Error(`schedule op '${op}' is not in the catalog (schedule/ops.ts)`);
   return SCHEDULE_OPS[op];
