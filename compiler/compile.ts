@@ -20,6 +20,7 @@ import { graphPasses } from './passes/index.js';
 import { PassError, runGraphPasses, type GraphPass } from './passes/pipeline.js';
 import { buildReport, type Report } from './report.js';
 import { offloadComparison, planGraph, resolveAutoChunk, type Planned } from './plan.js';
+import { architectureOf } from './schedule/architecture.js';
 import { scheduleOutputs } from './schedule/export-files.js';
 import { scheduleHash } from './schedule/json.js';
 import { StageTimer, type Timings } from './timings.js';
@@ -133,7 +134,7 @@ function writeOutputs(outRoot: string, graph: Graph, report: Report, dumps: read
     { name: 'graph.json', text: printGraphJson(graph) },
     { name: 'report.json', text: JSON.stringify(report, null, 2) + '\n' },
     ...dumps.map((d) => ({ name: join('passes', `${String(d.index).padStart(3, '0')}_${d.pass}.txt`), text: d.text })),
-    ...(planned ? scheduleOutputs({ schedule: planned.schedule, plan: planned.summary.plan, timeline: planned.summary.full }) : []),
+    ...(planned ? scheduleOutputs({ schedule: planned.schedule, plan: planned.summary.plan, timeline: planned.summary.full, architecture: architectureOf(graph) }) : []),
   ];
   const schedule = outputs.find((o) => o.name === 'schedule.json');
   return replaceOutputDir(outRoot, graph.name, outputs, schedule && scheduleHash(JSON.parse(schedule.text)));

@@ -1,6 +1,7 @@
 // Writes the inspectable outputs of a compiled schedule beside each other in out/<name>/.
 import { join } from 'node:path';
 import { writeFileAtomic } from '../atomic-write.js';
+import type { Architecture } from './architecture.js';
 import { scheduleToDot } from './export-dot.js';
 import { stringifySchedule } from './export-json.js';
 import { chromeTrace } from './export-trace.js';
@@ -12,12 +13,13 @@ export interface ScheduleOutputs {
   readonly schedule: Schedule;
   readonly plan?: MemoryPlan;
   readonly timeline?: Timeline;
+  readonly architecture?: Architecture;
 }
 
 /** The texts of schedule.json, schedule.dot and (with a timeline) trace.json, by file name. */
 export function scheduleOutputs(o: ScheduleOutputs): { name: string; text: string }[] {
   const out = [
-    { name: 'schedule.json', text: stringifySchedule(o.schedule, o.plan) },
+    { name: 'schedule.json', text: stringifySchedule(o.schedule, o.plan, o.architecture) },
     { name: 'schedule.dot', text: scheduleToDot(o.schedule) },
   ];
   if (o.timeline) {

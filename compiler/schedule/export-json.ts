@@ -2,6 +2,7 @@
 // each buffer and a hash of the whole content. The schema is documented in
 // docs/schedule-json.md and checked on every read (./json.ts); bump SCHEDULE_JSON_VERSION
 // when a field changes meaning.
+import type { Architecture } from './architecture.js';
 import type { MemoryPlan } from './memory.js';
 import { bufferBytes } from './memory.js';
 import { checkScheduleDoc, parseJsonText, scheduleHash, SCHEDULE_JSON_FORMAT, SCHEDULE_JSON_VERSION } from './json.js';
@@ -34,9 +35,11 @@ export interface ScheduleJson extends Omit<Schedule, 'buffers'> {
   readonly buffers: readonly BufferJson[];
   /** from the memory plan, when one was given (with every buffer's `offset`) */
   readonly memory?: MemoryJson;
+  /** what the model computes beyond its sizes (./architecture.ts); compile always writes it */
+  readonly architecture?: Architecture;
 }
 
-export function scheduleToJson(s: Schedule, plan?: MemoryPlan): ScheduleJson {
+export function scheduleToJson(s: Schedule, plan?: MemoryPlan, architecture?: Architecture): ScheduleJson {
   const placed = new Map(plan?.placements.map((p) => [p.buf, p]));
   const buffers = s.buffers.map((b): BufferJson => {
     const p = placed.get(b.id);
@@ -44,13 +47,13 @@ export function scheduleToJson(s: Schedule, plan?: MemoryPlan): ScheduleJson {
   });
   const { buffers: _b, ...rest } = s;
   const memory: MemoryJson | undefined = plan && { gpuBytes: plan.gpu.size, hostBytes: plan.host.size, commScratchBytes: plan.comm.scratch, commLibraryBytes: plan.comm.library };
-  const content = { ...rest, streams: STREAMS, buffers, ...(memory ? { memory } : {}) };
+  const content = { ...rest, streams: STREAMS, buffers, ...(memory ? { memory } : {}), ...(architecture ? { architecture } : {}) };
   const head = { format: SCHEDULE_JSON_FORMAT, version: SCHEDULE_JSON_VERSION } as const;
   // the hash sits near the top, where people look; it covers every other field
   return { ...head, hash: scheduleHash({ ...head, ...content }), ...content };
 }
 
-export const stringifySchedule = (s: Schedule, plan?: MemoryPlan): string => JSON.stringify(scheduleToJson(s, plan), null, 1) + '\n';
+export const stringifySchedule = (s: Schedule, plan?: MemoryPlan, architecture?: Architecture): string => JSON.stringify(scheduleToJson(s, plan, architecture), null, 1) + '\n';
 
 /** Reads schedule.json, checked (./json.ts), keeping the plan fields and the hash. */
 export function readScheduleJson(text: string, where = 'schedule.json'): ScheduleJson {
@@ -64,7 +67,7 @@ export function parseScheduleJson(text: string, where = 'schedule.json'): Schedu
 
 /** The IR of a checked schedule.json document. */
 export function scheduleFromJson(j: ScheduleJson): Schedule {
-  const { format: _f, version: _v, hash: _h, streams: _s, buffers, memory: _m, ...rest } = j;
+  const { format: _f, version: _v, hash: _h, streams: _s, buffers, memory: _m, architecture: _a, ...rest } = j;
   return {
     ...rest,
     buffers: buffers.map(({ bytes: _bytes, offset: _o, live: _l, ...b }) => b),

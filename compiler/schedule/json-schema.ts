@@ -5,7 +5,7 @@ import { DEVICE_NAMES } from './devices.js';
 import { STREAMS } from './types.js';
 
 export const SCHEDULE_JSON_FORMAT = 'fpdtc.schedule';
-export const SCHEDULE_JSON_VERSION = 3;
+export const SCHEDULE_JSON_VERSION = 4;
 
 // integers past 2^53 are not exact in JavaScript, so none is a count, offset or size
 const int = (minimum?: number) => ({ type: 'integer', maximum: Number.MAX_SAFE_INTEGER, ...(minimum === undefined ? {} : { minimum }) });
@@ -106,6 +106,22 @@ const memorySchema = object(['gpuBytes', 'hostBytes', 'commScratchBytes', 'commL
   commLibraryBytes: int(0),
 });
 
+const ropeScalingSchema = object(['type', 'factor', 'lowFreqFactor', 'highFreqFactor', 'originalMaxPositions'], {
+  type: { const: 'llama3' },
+  factor: num(0),
+  lowFreqFactor: num(0),
+  highFreqFactor: num(0),
+  originalMaxPositions: int(1),
+});
+const architectureSchema = object(['ops', 'ropeThetas', 'rotaryDims', 'ropeScalings', 'normEps', 'tied'], {
+  ops: strings,
+  ropeThetas: { type: 'array', items: num(0) },
+  rotaryDims: { type: 'array', items: int(1) },
+  ropeScalings: { type: 'array', items: { anyOf: [{ type: 'null' }, ropeScalingSchema] } },
+  normEps: { type: 'array', items: num(0) },
+  tied: { type: 'boolean' },
+});
+
 const scheduleSchema = {
   ...object(['format', 'version', 'hash', 'model', 'config', 'world', 'chunk', 'chunks', 'layers', 'sizes', 'streams', 'buffers', 'events', 'body'], {
     format: { const: SCHEDULE_JSON_FORMAT },
@@ -122,6 +138,7 @@ const scheduleSchema = {
     params: paramTableSchema,
     phases: object(['micro', 'update'], { micro: str, update: str }),
     memory: memorySchema,
+    architecture: architectureSchema,
     streams: { const: STREAMS },
     buffers: { type: 'array', items: bufferSchema },
     // one event per slot or chunk window: far below this

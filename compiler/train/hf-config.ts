@@ -1,21 +1,17 @@
 // A compiled model against a Hugging Face config.json. `modelFacts` reads what a compiled out
-// dir says about the model (sizes from schedule.json; rope, norm eps, tying and parameter names
-// from graph.json); `parseLlamaConfig` reads a config.json the way transformers' LlamaConfig
-// does (its defaults, both the rope_theta/rope_scaling and the rope_parameters spelling);
+// dir says about the model, from schedule.json alone (sizes, parameter names, and the
+// architecture: ops, rope, norm eps, tying; schedule/architecture.ts); `parseLlamaConfig` reads
+// a config.json the way transformers' LlamaConfig does (its defaults, both the
+// rope_theta/rope_scaling and the rope_parameters spelling);
 // `checkHfConfig` compares the two before any weight is read; `llamaConfigFor` writes the
 // config.json of a saved folder. All pure but `readModelFacts`.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { errors } from '../errors.js';
+import type { Architecture, LlamaRopeScaling } from '../schedule/architecture.js';
+import { readScheduleJson } from '../schedule/export-json.js';
 
-/** Llama 3.1 frequency scaling, spelled as the model DSL and the graph's rope attr spell it. */
-export interface LlamaRopeScaling {
-  readonly type: 'llama3';
-  readonly factor: number;
-  readonly lowFreqFactor: number;
-  readonly highFreqFactor: number;
-  readonly originalMaxPositions: number;
-}
+export type { LlamaRopeScaling } from '../schedule/architecture.js';
 
 /** The sizes a Llama config.json fixes, by the model's size names. */
 export interface LlamaSizes {
@@ -40,7 +36,7 @@ export interface ModelFacts {
   eps: number[];
   /** ops the forward graph uses */
   ops: string[];
-  /** parameter names as the graph holds them (`{i}` for the layer) */
+  /** parameter names as the schedule's table holds them (`{i}` for the layer) */
   paramNames: string[];
   /** no lm_head.weight: the LM head is the embedding */
   tied: boolean;
@@ -56,58 +52,34 @@ export interface HfLlama {
   maxPositions?: number;
 }
 
-/** The parts of graph.json (compiler/ir/json.ts) the facts come from. */
-export interface GraphDoc {
-  readonly values: Readonly<Record<string, { readonly role: string; readonly name?: string }>>;
-  readonly params: readonly string[];
-  readonly main: RegionDoc;
-}
-interface RegionDoc {
-  readonly nodes: readonly { readonly op: string; readonly attrs?: Readonly<Record<string, unknown>>; readonly body?: RegionDoc }[];
-}
-
-const distinct = <T>(xs: T[]): T[] => {
-  const seen = new Map<string, T>();
-  for (const x of xs) seen.set(JSON.stringify(x) ?? 'undefined', x);
-  return [...seen.values()];
-};
-
-/** What a compiled model says about itself, from its graph.json document and schedule sizes. */
-export function modelFacts(model: string, sizes: Readonly<Record<string, number>>, graph: GraphDoc): ModelFacts {
-  const nodes: { op: string; attrs: Record<string, unknown> }[] = [];
-  const walk = (r: RegionDoc) => {
-    for (const n of r.nodes) {
-      nodes.push({ op: n.op, attrs: n.attrs ?? {} });
-      if (n.body) walk(n.body);
-    }
-  };
-  walk(graph.main);
-  const ropes = nodes.filter((n) => n.op === 'rope');
-  const paramNames = graph.params.map((id) => graph.values[id]?.name ?? id);
+/** What a compiled model says about itself: its schedule's sizes, parameter names and architecture. */
+export function modelFacts(model: string, sizes: Readonly<Record<string, number>>, arch: Architecture, paramNames: readonly string[]): ModelFacts {
   return {
     model,
     sizes,
-    ropeThetas: distinct(ropes.map((n) => n.attrs.theta as number)),
-    rotaryDims: distinct(ropes.map((n) => n.attrs.rotaryDim as number)),
-    ropeScalings: distinct(ropes.map((n) => n.attrs.scaling as LlamaRopeScaling | undefined)),
-    eps: distinct(nodes.filter((n) => n.op === 'rmsnorm').map((n) => n.attrs.eps as number)),
-    ops: distinct(nodes.map((n) => n.op)),
-    paramNames,
-    tied: !paramNames.includes('lm_head.weight'),
+    ropeThetas: [...arch.ropeThetas],
+    rotaryDims: [...arch.rotaryDims],
+    ropeScalings: arch.ropeScalings.map((x) => x ?? undefined),
+    eps: [...arch.normEps],
+    ops: [...arch.ops],
+    paramNames: [...paramNames],
+    tied: arch.tied,
   };
 }
 
-/** The facts of a compiled out dir (out/<model>/). */
+/** The facts of a compiled out dir (out/<model>/), from its schedule.json alone. */
 export function readModelFacts(outDir: string): ModelFacts {
-  const read = (f: string) => {
-    try {
-      return JSON.parse(readFileSync(join(outDir, f), 'utf8')) as unknown;
-    } catch (e) {
-      throw errors.cannotReadOut(join(outDir, f), (e as NodeJS.ErrnoException).code ?? (e as Error).message);
-    }
-  };
-  const sched = read('schedule.json') as { model: string; sizes: Record<string, number> };
-  return modelFacts(sched.model, sched.sizes, read('graph.json') as GraphDoc);
+  const path = join(outDir, 'schedule.json');
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw errors.cannotReadOut(path, (e as NodeJS.ErrnoException).code ?? (e as Error).message);
+  }
+  const sched = readScheduleJson(text, path);
+  if (!sched.architecture) throw errors.outFileInvalid(path, 'it has no architecture (the model\'s ops, RoPE and norm settings)');
+  if (!sched.params) throw errors.outFileInvalid(path, 'it has no parameter table');
+  return modelFacts(sched.model, sched.sizes, sched.architecture, sched.params.tensors.map((t) => t.name));
 }
 
 const LLAMA_PARAM = /^(model\.embed_tokens\.weight|model\.norm\.weight|lm_head\.weight|model\.layers\.\{i\}\.(input_layernorm|post_attention_layernorm|self_attn\.[qkvo]_proj|mlp\.(gate|up|down)_proj)\.weight)$/;

@@ -19,7 +19,7 @@ describe('schedule/export', () => {
     const plan = planMemory(s, dev);
     const j = scheduleToJson(s, plan);
     expect(j.format).to.equal('fpdtc.schedule');
-    expect(j.version).to.equal(3);
+    expect(j.version).to.equal(4);
     expect(j.memory).to.deep.equal({ gpuBytes: plan.gpu.size, hostBytes: plan.host.size, commScratchBytes: plan.comm.scratch, commLibraryBytes: plan.comm.library });
     expect(j.streams).to.deep.equal(['compute', 'h2d', 'd2h', 'comm']);
     const kv = j.buffers.find((b) => b.id === 'kv')!;
@@ -31,7 +31,7 @@ describe('schedule/export', () => {
 
   it('schedule.json errors are one line for people', () => {
     expect(() => parseScheduleJson('{', 'out/x/schedule.json')).to.throw(/not JSON/);
-    expect(() => parseScheduleJson('{"format":"fpdtc.schedule","version":0}')).to.throw(/version 0; this fpdtc reads version 3: compile again/);
+    expect(() => parseScheduleJson('{"format":"fpdtc.schedule","version":0}')).to.throw(/version 0; this fpdtc reads version 4: compile again/);
   });
 
   it('trace.json is a Chrome trace: metadata per rank and stream, X spans in microseconds', () => {

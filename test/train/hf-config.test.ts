@@ -2,24 +2,26 @@
 // every architecture or rope scaling the compiler lacks is refused by name, and the config.json
 // of a saved folder says what the model is.
 import { expect } from 'chai';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { UserError } from '../../compiler/errors.js';
-import { checkHfConfig, llamaConfigFor, llamaProblem, modelFacts, parseLlamaConfig, readModelFacts, type GraphDoc, type LlamaRopeScaling, type ModelFacts } from '../../compiler/train/hf-config.js';
+import { checkHfConfig, llamaConfigFor, llamaProblem, modelFacts, parseLlamaConfig, readModelFacts, type LlamaRopeScaling, type ModelFacts } from '../../compiler/train/hf-config.js';
 import tinyGpt from '../../models/tiny-gpt.js';
 import tinyLlama from '../../models/tiny-llama.js';
-import { docOf, factsOf, tiedLlama as tied, tinyLlamaConfig as base } from './hf-fixtures.js';
+import { architectureOf, type GraphShape } from '../../compiler/schedule/architecture.js';
+import { readScheduleJson, scheduleFromJson, stringifySchedule } from '../../compiler/schedule/export-json.js';
+import { docOf, factsOf, writeOutDir, tiedLlama as tied, tinyLlamaConfig as base } from './hf-fixtures.js';
 
 const LLAMA31: LlamaRopeScaling = { type: 'llama3', factor: 8, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositions: 8192 };
 
 /** The graph of tiny-llama with a scaling attr on every rope op, as the DSL writes it. */
 function scaledFacts(): ModelFacts {
-  const { sizes, doc } = docOf(tinyLlama);
-  const withScaling = (r: GraphDoc['main']): GraphDoc['main'] => ({
+  const { sizes, doc, names } = docOf(tinyLlama);
+  const withScaling = (r: GraphShape['main']): GraphShape['main'] => ({
     nodes: r.nodes.map((n) => ({ ...n, attrs: n.op === 'rope' ? { ...n.attrs, scaling: LLAMA31 } : n.attrs, ...(n.body ? { body: withScaling(n.body) } : {}) })),
   });
-  return modelFacts('tiny-llama31', sizes, { ...doc, main: withScaling(doc.main) });
+  return modelFacts('tiny-llama31', sizes, architectureOf({ ...doc, main: withScaling(doc.main) }), names);
 }
 
 const WHERE = 'cfg/config.json';
@@ -48,14 +50,16 @@ describe('config.json against the compiled model', () => {
     expect(llamaProblem(factsOf(tinyGpt))).to.equal('it has model.layers.0.input_layernorm.bias');
   });
 
-  it('reads the facts from an out dir, and names a missing file', () => {
+  it('reads the facts from an out dir\'s schedule.json alone, and names what is missing', () => {
     const dir = mkdtempSync(join(tmpdir(), 'fpdt-facts-'));
     try {
-      const { sizes, doc } = docOf(tinyLlama);
-      writeFileSync(join(dir, 'schedule.json'), JSON.stringify({ model: 'tiny-llama', sizes }));
-      expect(lineOf(() => readModelFacts(dir))).to.equal(`error: cannot read ${dir}/graph.json (ENOENT); pass the folder 'fpdtc compile' wrote (out/<model>)`);
-      writeFileSync(join(dir, 'graph.json'), JSON.stringify(doc));
+      expect(lineOf(() => readModelFacts(dir))).to.equal(`error: cannot read ${dir}/schedule.json (ENOENT); pass the folder 'fpdtc compile' wrote (out/<model>)`);
+      writeOutDir(dir, tinyLlama);
       expect(readModelFacts(dir)).to.deep.equal(llama);
+      // a schedule written without the architecture (made by hand) says so
+      writeFileSync(join(dir, 'schedule.json'), stringifySchedule(scheduleFromJson(readScheduleJson(readFileSync(join(dir, 'schedule.json'), 'utf8')))));
+      const line = lineOf(() => readModelFacts(dir));
+      expect(line, line).to.match(/schedule\.json: error: it has no architecture \(the model's ops, RoPE and norm settings\); compile the model again/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

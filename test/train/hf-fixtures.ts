@@ -1,4 +1,4 @@
-// Small models and configs for the Hugging Face folder tests: a model's graph.json document,
+// Small models and configs for the Hugging Face folder tests: a model's compiled graph,
 // its facts, its parameter table, an out dir holding what `fpdtc run` reads, and the
 // config.json that tiny-llama's weights fit.
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -11,38 +11,40 @@ import { runGraphPasses } from '../../compiler/passes/pipeline.js';
 import { stringifySchedule } from '../../compiler/schedule/export-json.js';
 import { causalLM, defineModel, llamaLayer, type Model } from '../../compiler/dsl/index.js';
 import { graphToJson } from '../../compiler/ir/json.js';
-import { modelFacts, type GraphDoc, type ModelFacts } from '../../compiler/train/hf-config.js';
+import { modelFacts, type ModelFacts } from '../../compiler/train/hf-config.js';
+import { architectureOf, type GraphShape } from '../../compiler/schedule/architecture.js';
 import tinyLlama from '../../models/tiny-llama.js';
 
-export function docOf(m: Model): { sizes: Record<string, number>; doc: GraphDoc } {
-  const g = m.build(resolveConfig(m.def.train ?? {}, {}));
-  return { sizes: g.sizes, doc: graphToJson(g) as unknown as GraphDoc };
-}
-
-export function factsOf(m: Model): ModelFacts {
-  const { sizes, doc } = docOf(m);
-  return modelFacts(m.name, sizes, doc);
-}
-
-/** The model's schedule (with its memory plan), as `fpdtc compile` makes it. */
-function scheduleOf(m: Model) {
+/** The model as `fpdtc compile` makes it: the graph after the passes, its schedule and memory plan. */
+function compiledOf(m: Model) {
   const config = resolveConfig(m.def.train ?? {}, {});
-  const st = runScheduleStages(runGraphPasses(m.build(config), graphPasses(config)), { until: 'plan' });
-  return { schedule: st.schedule!, plan: st.plan! };
+  const graph = runGraphPasses(m.build(config), graphPasses(config));
+  const st = runScheduleStages(graph, { until: 'plan' });
+  return { graph, schedule: st.schedule!, plan: st.plan! };
+}
+
+/** The compiled graph in its graph.json form, its sizes and the schedule's parameter names. */
+export function docOf(m: Model): { sizes: Record<string, number>; doc: GraphShape; names: string[] } {
+  const { graph, schedule } = compiledOf(m);
+  return { sizes: { ...schedule.sizes }, doc: graphToJson(graph), names: schedule.params!.tensors.map((t) => t.name) };
+}
+
+/** What `fpdtc run` reads about the model from the schedule.json that `fpdtc compile` writes. */
+export function factsOf(m: Model): ModelFacts {
+  const { sizes, doc, names } = docOf(m);
+  return modelFacts(m.name, sizes, architectureOf(doc), names);
 }
 
 /** The program's parameter table (names per layer, whole shapes), as the addon lists it. */
 export function paramsOf(m: Model): { name: string; shape: number[] }[] {
-  return hostParams(scheduleOf(m).schedule).map((p) => ({ name: p.name, shape: [...p.shape] }));
+  return hostParams(compiledOf(m).schedule).map((p) => ({ name: p.name, shape: [...p.shape] }));
 }
 
-/** An out dir with the schedule.json and graph.json that `fpdtc run` reads the model from. */
+/** An out dir with the schedule.json that `fpdtc run` reads the model from. */
 export function writeOutDir(dir: string, m: Model): string {
-  const { doc } = docOf(m);
-  const { schedule, plan } = scheduleOf(m);
+  const { graph, schedule, plan } = compiledOf(m);
   mkdirSync(dir, { recursive: true });
-  writeFileSync(join(dir, 'schedule.json'), stringifySchedule(schedule, plan));
-  writeFileSync(join(dir, 'graph.json'), JSON.stringify(doc));
+  writeFileSync(join(dir, 'schedule.json'), stringifySchedule(schedule, plan, architectureOf(graph)));
   return dir;
 }
 

@@ -107,14 +107,15 @@ describe('stopping a multi-process run after the step in flight @slow', function
     // twice: the ranks stop at once, the launch fails, and the last checkpoint stands
     const twice = new RankLines();
     const second = spawn(process.execPath, ['--import', 'tsx', LAUNCHER, '2', dir, '100000', '400', '1000'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let count = 0;
+    let first = false, told = 0;
     const code2 = await lines(second, (l) => {
       twice.add(0, l);
-      if (/\] step /.test(l) && count === 0) {
-        count = 1;
-        second.kill('SIGTERM');
-        setTimeout(() => second.kill('SIGTERM'), 100);
+      // the first signal well inside a step of 400 ms, the second once both ranks have it
+      if (/\] step /.test(l) && !first) {
+        first = true;
+        setTimeout(() => second.kill('SIGTERM'), 150);
       }
+      if (/finishing the step in flight/.test(l) && ++told === 2) second.kill('SIGTERM');
     });
     expect(code2, twice.all()).to.equal(1);
     expect(twice.all()).to.match(/launch: interrupted by SIGTERM; all ranks were stopped$/m);
@@ -139,7 +140,7 @@ describe('stopping a multi-process run after the step in flight @slow', function
     })));
     expect(codes, seen.all()).to.deep.equal([1, 1, null]);
     expect(Date.now() - started).to.be.below(30_000);
-    expect(seen.lines.get(0)!.at(-1), seen.all()).to.match(/^error: environment: rank 0 at 127\.0\.0\.1:\d+ got whether to stop of 2 of 3 ranks within 2 s \(none from rank 2\); a rank died or is stuck in step 2; no checkpoint of this step was written/);
+    expect(seen.lines.get(0)!.at(-1), seen.all()).to.match(/^error: environment: rank 0 at 127\.0\.0\.1:\d+ got whether to stop of 2 of 3 ranks within 2 s \(none from rank 2\); a rank died or is stuck in step [23]; no checkpoint of this step was written/);
     expect(seen.lines.get(1)!.at(-1), seen.all()).to.match(/^error: environment: rank 1 could not say whether it stops to rank 0 at 127\.0\.0\.1:\d+ within 2 s/);
   });
 });
