@@ -24,7 +24,8 @@ function fpdtAttention(x: Tensor, l: LayerScope): Tensor {
 
 export default defineModel({
   name: 'ds-attn8b',
-  sizes: { V: 1024, D: 4096, L: 1, Hq: 32, Hkv: 8, Dh: 128 },
+  // F: the kernels are specialized to an ffn size even where no MLP uses them
+  sizes: { V: 1024, D: 4096, L: 1, Hq: 32, Hkv: 8, Dh: 128, F: 14336 },
   train: { seq: '128K', sp: 1, chunk: '64K', offload: true, zero: 3, checkpoint: 'host', device: 'h200' },
   forward: (m: ModelScope) => {
     const h = m.layers('L', embedding(m.tokens, m.param('embed_tokens', ['V', H])), fpdtAttention);
