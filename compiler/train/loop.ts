@@ -9,7 +9,7 @@ import { reportStartPhase, type StartPhase } from '../../runtime/launcher.js';
 import { joinWorld } from '../../runtime/rendezvous.js';
 import { openTokenSource, windowIndex } from '../../runtime/tokens.js';
 import { errors, UserError } from '../errors.js';
-import { formatStep, mfu, type StepFigures } from './report.js';
+import { formatStep, mfu, scheduleFlopsPerStep, type StepFigures } from './report.js';
 import { RankSet } from './ranks.js';
 import { learningRate, type ScheduleOptions } from './schedule.js';
 import { checkResumable, readTrainerState, restoreCheckpoint, saveCheckpoint, type CheckpointTarget, type TrainerState } from './checkpoint.js';
@@ -62,8 +62,10 @@ export interface RunOptions {
 
 const definedOnly = <T extends object>(x: T) => Object.fromEntries(Object.entries(x).filter(([, v]) => v !== undefined));
 
-interface ReportFields {
+/** What a run needs to know about the model beyond the program: from schedule.json. */
+interface RunFacts {
   model: string;
+  /** tokens of one sequence */
   tokens: number;
   flops_per_step: number;
   config: { seed?: number; lr: number };
@@ -245,8 +247,10 @@ export function stoppedLine(s: AgreedStop, ranksAsProcesses: boolean, step: numb
 }
 
 export async function runTraining(o: RunOptions): Promise<StepFigures[]> {
-  const report = JSON.parse(readFileSync(join(o.dir, 'report.json'), 'utf8')) as ReportFields;
-  const sched = JSON.parse(readFileSync(join(o.dir, 'schedule.json'), 'utf8')) as { sizes: Record<string, number>; world: number; hash: string; config: { dp?: number; packed?: boolean }; phases?: object };
+  // the schedule is all a run reads about the model (checked: schema, hash, invariants)
+  const schedPath = join(o.dir, 'schedule.json');
+  const sched = readScheduleJson(readFileSync(schedPath, 'utf8'), schedPath);
+  const report: RunFacts = { model: sched.model, tokens: sched.config.seq, flops_per_step: scheduleFlopsPerStep(sched), config: { seed: sched.config.seed, lr: sched.config.lr } };
   const sizes = sched.sizes;
   // dp groups each train their own sequence of report.tokens: a step takes dp windows, K times
   const dp = sched.config.dp ?? 1;
@@ -323,7 +327,7 @@ export async function runTraining(o: RunOptions): Promise<StepFigures[]> {
       const ops = timings.filter((t) => t.name.startsWith('op:') && t.ms > 0).sort((a, b) => b.ms - a.ms);
       if (ops.length) log(`  op time     ${ops.slice(0, 12).map((t) => `${t.name.slice(3)} ${t.ms.toFixed(1)} ms`).join(', ')}`);
       const mem = lead.memory();
-      // report.json counts one sequence; a step trains dp * K of them
+      // the model FLOPs count one sequence; a step trains dp * K of them
       const f: StepFigures = { step: k + 1, loss, gradNorm: lead.gradNorm(), ms, tokens: report.tokens * dp * K, mfu: mfu((report.flops_per_step * dp * K) / gpus, ms), plannedGpu: mem.plannedGpu, peakGpu: mem.peakGpuMeasured };
       figures.push(f);
       totalMs += ms;
@@ -358,7 +362,7 @@ export async function runTraining(o: RunOptions): Promise<StepFigures[]> {
     if (o.trace && writer && last) {
       // the programs traced every step (config trace); the events of the last one are still there
       const traced = ranks.programs.map((p, i) => ({ rank: (o.dist?.rank ?? 0) + i, events: p.trace() }));
-      const s = scheduleFromJson(readScheduleJson(readFileSync(join(o.dir, 'schedule.json'), 'utf8'), join(o.dir, 'schedule.json')));
+      const s = scheduleFromJson(sched);
       writeFileAtomic(o.trace, measuredTraceText(s, traced, { model: report.model, step: last.step, date: new Date().toISOString(), stepMs: last.ms }));
       log(`trace     step ${last.step} as measured to ${o.trace} (beside the predicted ${join(o.dir, 'trace.json')})`);
       if (traced[0]) log(`  copies    ${copyExposureLine(traced[0]).replace(/^copies /, '')}; fpdtc inspect ${o.dir} --measured ${o.trace} compares each op kind`);

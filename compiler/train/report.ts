@@ -1,6 +1,16 @@
 // What `fpdtc run` prints per step. MFU follows ../shared/ANCHORS.md: model FLOPs
-// (6·params·tokens + 6·L·S²·D, from report.json) over the step time and 989 TFLOP/s (H200 bf16).
+// (6·params·tokens + 6·L·S²·D, the convention report.json states, counted from schedule.json's
+// parameter table and sizes) over the step time and 989 TFLOP/s (H200 bf16).
+import { modelFlopsPerStep } from '../report.js';
+import type { ScheduleJson } from '../schedule/export-json.js';
+
 export const PEAK_BF16_FLOPS = 989e12;
+
+/** Model FLOPs of one sequence's step, as report.json's flops_per_step, from the schedule alone. */
+export function scheduleFlopsPerStep(s: Pick<ScheduleJson, 'params' | 'layers' | 'sizes' | 'config'>): number {
+  const params = (s.params?.tensors ?? []).reduce((n, t) => n + t.len * (t.part === 'layers' ? s.layers : 1), 0);
+  return modelFlopsPerStep(params, s.config.seq, s.sizes.L ?? 0, s.sizes.D ?? 0);
+}
 
 export interface StepFigures {
   step: number;
