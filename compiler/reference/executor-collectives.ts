@@ -1,10 +1,12 @@
 // Collectives across the virtual ranks, in float64. Each takes every rank's input (in rank
 // order) and returns every rank's output; the executor runs one only when every rank's comm
 // stream has reached it. With dp groups, a collective of `span: 'sp'` runs in each group of
-// sp consecutive ranks on its own, one of `span: 'world'` (or no span) over all ranks.
+// sp consecutive ranks on its own, one of `span: 'world'` (or no span) over all ranks. The
+// table is keyed by the catalog's collectives (schedule/ops.ts); each reads `src`, writes `dst`.
+import { COLLECTIVE_OPS, type CollectiveOp } from '../schedule/ops.js';
 import type { Instr } from '../schedule/types.js';
 
-export const COLLECTIVES: ReadonlySet<string> = new Set(['all_to_all', 'all_gather', 'reduce_scatter', 'all_reduce']);
+export const COLLECTIVES: ReadonlySet<string> = COLLECTIVE_OPS;
 
 const attr = (i: Instr, k: string): number => {
   const x = i.attrs[k];
@@ -104,21 +106,21 @@ export function runSpannedCollective(i: Instr, ins: readonly Float64Array[]): Fl
   return out;
 }
 
+/** Every rank's `src` in, every rank's `dst` out. */
+const COLLECTIVE_RULES: { readonly [K in CollectiveOp]: (i: Instr, ins: readonly Float64Array[]) => Float64Array[] } = {
+  all_gather: (_, ins) => allGather(ins),
+  reduce_scatter: (_, ins) => reduceScatter(ins),
+  all_reduce: (_, ins) => allReduce(ins),
+  all_to_all: (i, ins) => {
+    const g = a2aGeometry(i);
+    if (i.attrs.dir === 'seq_to_heads') return seqToHeads(ins, g);
+    if (i.attrs.dir === 'heads_to_seq') return headsToSeq(ins, g);
+    throw new Error(`executor: all_to_all ${i.id} has no direction '${String(i.attrs.dir)}'`);
+  },
+};
+
 export function runCollective(i: Instr, ins: readonly Float64Array[]): Float64Array[] {
-  switch (i.op) {
-    case 'all_gather':
-      return allGather(ins);
-    case 'reduce_scatter':
-      return reduceScatter(ins);
-    case 'all_reduce':
-      return allReduce(ins);
-    case 'all_to_all': {
-      const g = a2aGeometry(i);
-      if (i.attrs.dir === 'seq_to_heads') return seqToHeads(ins, g);
-      if (i.attrs.dir === 'heads_to_seq') return headsToSeq(ins, g);
-      throw new Error(`executor: all_to_all ${i.id} has no direction '${String(i.attrs.dir)}'`);
-    }
-    default:
-      throw new Error(`executor: ${i.op} is not a collective`);
-  }
+  const rule = COLLECTIVE_RULES[i.op as CollectiveOp] as (typeof COLLECTIVE_RULES)[CollectiveOp] | undefined;
+  if (!rule) throw new Error(`executor: ${i.op} is not a collective`);
+  return rule(i, ins);
 }

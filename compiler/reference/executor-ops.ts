@@ -1,44 +1,54 @@
-// What each compute or copy instruction of a schedule does, in float64: a pure function from
-// the values it reads (and, for accumulating outputs, the values its outputs hold) to the
-// values it writes. The math is the reference's (cpu-*.ts); this file only maps the
-// instruction's operands and attributes onto it.
+// What each op of the catalog (schedule/ops.ts) that a rank runs on its own does, in float64: a
+// pure function from the values it reads (and, for accumulating outputs, the values its outputs
+// hold) to the values it writes, both by operand name. The math is the reference's (cpu-*.ts);
+// this file only maps the instruction's operands and attributes onto it. Collectives are
+// executor-collectives.ts's table.
 import type { RopeScaling } from '../ir/types.js';
+import { byName, operandNames, type LocalOp, type NamedReads, type NamedWrites, type WriteName } from '../schedule/ops.js';
 import type { Affine, Instr } from '../schedule/types.js';
 import { evalAff } from '../schedule/types.js';
 import * as M from './cpu-math.js';
 
-export interface OpCall {
+/** An instruction as a rule sees it. */
+interface InstrCall {
   readonly instr: Instr;
   readonly env: Readonly<Record<string, number>>;
-  /** values of `instr.reads`, in order */
-  readonly ins: readonly Float64Array[];
-  /** current value of write k (for outputs that accumulate) */
-  current(k: number): Float64Array;
 }
 
-type Rule = (c: OpCall) => Float64Array[];
+export interface OpCall<K extends LocalOp> extends InstrCall {
+  readonly instr: Instr & { readonly op: K };
+  /** the values it reads, by operand name */
+  readonly ins: NamedReads<K, Float64Array>;
+  /** the current value of a write (for outputs that accumulate) */
+  current(name: WriteName<K>): Float64Array;
+  /** AdamW's step number, 1-based */
+  readonly step: number;
+}
 
-const num = (c: OpCall, k: string): number => {
+/** The values an instruction writes, every write by name. */
+type Outputs<K extends LocalOp> = { readonly [N in keyof NamedWrites<K, Float64Array>]-?: Float64Array };
+type Rule<K extends LocalOp> = (c: OpCall<K>) => Outputs<K>;
+
+const num = (c: InstrCall, k: string): number => {
   const x = c.instr.attrs[k];
   if (typeof x !== 'number') throw new Error(`executor: ${c.instr.op} ${c.instr.id} needs a numeric attribute '${k}'`);
   return x;
 };
-const arg = (c: OpCall, k: string): number => {
+const arg = (c: InstrCall, k: string): number => {
   const a: Affine | undefined = c.instr.args?.[k];
   if (!a) throw new Error(`executor: ${c.instr.op} ${c.instr.id} needs the argument '${k}'`);
   return evalAff(a, c.env);
 };
 const ints = (x: Float64Array): Int32Array => Int32Array.from(x);
 /** Outputs of an instruction that read ids or positions nothing wrote (NaN): NaN, not a lucky number. */
-const unwritten = (c: OpCall, ...xs: Float64Array[]): Float64Array[] | undefined =>
-  xs.some((x) => x.some(Number.isNaN)) ? c.instr.writes.map((w) => new Float64Array(w.len).fill(NaN)) : undefined;
-/** A packed block's (lower/packed.ts) two last operands: the document ids of its query rows and key rows. */
-const blockDocs = (c: OpCall): Float64Array[] => (c.instr.attrs.packed === true ? c.ins.slice(-2) : []);
-const len = (c: OpCall, k: number) => c.instr.writes[k].len;
+const unwritten = <K extends LocalOp>(c: OpCall<K>, ...xs: (Float64Array | undefined)[]): Outputs<K> | undefined =>
+  xs.some((x) => x?.some(Number.isNaN)) ? (byName(c.instr, 'writes', c.instr.writes.map((w) => new Float64Array(w.len).fill(NaN))) as Outputs<K>) : undefined;
+/** The length of a write. */
+const len = <K extends LocalOp>(c: OpCall<K>, name: WriteName<K>) => c.instr.writes[operandNames(c.instr, 'writes').indexOf(name)].len;
 
-/** Adds `x` into a copy of the current value of write k. */
-function accumulate(c: OpCall, k: number, x: Float64Array): Float64Array {
-  const cur = c.current(k);
+/** Adds `x` into a copy of the current value of a write. */
+function accumulate<K extends LocalOp>(c: OpCall<K>, name: WriteName<K>, x: Float64Array): Float64Array {
+  const cur = c.current(name);
   for (let i = 0; i < cur.length; i++) cur[i] += x[i];
   return cur;
 }
@@ -74,16 +84,16 @@ interface BlockGeom {
 
 /**
  * The block's shape with kv heads expanded to one per q head (so the reference's GQA rule is the
- * identity). A packed block (lower/packed.ts) reads its query rows' and key rows' document ids as
- * its two last operands.
+ * identity). A packed block (lower/packed.ts) reads its query rows' and key rows' document ids
+ * (qDocs, kvDocs).
  */
-function blockGeom(c: OpCall): BlockGeom {
+function blockGeom(c: InstrCall & { readonly ins: { readonly qDocs?: Float64Array; readonly kvDocs?: Float64Array } }): BlockGeom {
   const hq = num(c, 'hq');
   const group = num(c, 'group');
   const base = arg(c, 'qHeadBase');
   const causal = c.instr.attrs.causal === true;
-  const [qDoc, kDoc] = blockDocs(c);
-  const docs = qDoc ? { qDoc: ints(qDoc), kDoc: ints(kDoc) } : {};
+  const { qDocs, kvDocs } = c.ins;
+  const docs = qDocs && kvDocs ? { qDoc: ints(qDocs), kDoc: ints(kvDocs) } : {};
   return {
     block: { lq: num(c, 'lq'), lk: num(c, 'lk'), hq, hkv: hq, d: num(c, 'd'), qPos: 0, kPos: 0, causal, ...docs },
     hkv: num(c, 'hkv'),
@@ -91,39 +101,39 @@ function blockGeom(c: OpCall): BlockGeom {
   };
 }
 
-const attnFwdBlock: Rule = (c) => {
-  const torn = unwritten(c, ...blockDocs(c));
+const attnFwdBlock: Rule<'attn_fwd_block'> = (c) => {
+  const torn = unwritten(c, c.ins.qDocs, c.ins.kvDocs);
   if (torn) return torn;
   const { block: a, hkv, map } = blockGeom(c);
-  const [q, k, v] = c.ins;
+  const { q, k, v } = c.ins;
   const { o, lse } = M.attentionBlockFwd(q, expandKv(k, a.lk, a.hq, hkv, a.d, map), expandKv(v, a.lk, a.hq, hkv, a.d, map), a);
-  const oAcc = c.current(0);
-  const lAcc = c.current(1);
+  const oAcc = c.current('oAcc');
+  const lAcc = c.current('lseAcc');
   M.mergeAttention(oAcc, lAcc, o, lse, a.lq, a.hq, a.d);
-  return [oAcc, lAcc];
+  return { oAcc, lseAcc: lAcc };
 };
 
-const attnBwdBlock: Rule = (c) => {
-  const torn = unwritten(c, ...blockDocs(c));
+const attnBwdBlock: Rule<'attn_bwd_block'> = (c) => {
+  const torn = unwritten(c, c.ins.qDocs, c.ins.kvDocs);
   if (torn) return torn;
   const { block: a, hkv, map } = blockGeom(c);
-  const [q, k, v, dout, lse, delta] = c.ins;
-  const dq = c.current(0);
+  const { q, k, v, do: dout, lse, delta } = c.ins;
+  const dq = c.current('dqAcc');
   const dkE = new Float64Array(a.lk * a.hq * a.d);
   const dvE = new Float64Array(a.lk * a.hq * a.d);
   const kE = expandKv(k, a.lk, a.hq, hkv, a.d, map);
   const vE = expandKv(v, a.lk, a.hq, hkv, a.d, map);
   // o is only needed when delta is not given
   M.attentionBlockBwd(q, kE, vE, new Float64Array(0), lse, dout, dq, dkE, dvE, { ...a, delta });
-  const dk = c.current(1);
-  const dv = c.current(2);
+  const dk = c.current('dkAcc');
+  const dv = c.current('dvAcc');
   foldKv(dkE, dk, a.lk, a.hq, hkv, a.d, map);
   foldKv(dvE, dv, a.lk, a.hq, hkv, a.d, map);
-  return [dq, dk, dv];
+  return { dqAcc: dq, dkAcc: dk, dvAcc: dv };
 };
 
 /** Lowering writes a rope node's llama3 scaling as `llama3Scaling: [factor, low, high, originalMaxPositions]`. */
-function ropeScaling(c: OpCall): RopeScaling | undefined {
+function ropeScaling(c: InstrCall): RopeScaling | undefined {
   const x = c.instr.attrs.llama3Scaling;
   if (x === undefined) return undefined;
   if (!Array.isArray(x) || x.length !== 4) throw new Error(`executor: ${c.instr.op} ${c.instr.id}: llama3Scaling must be 4 numbers, got ${JSON.stringify(x)}`);
@@ -131,84 +141,82 @@ function ropeScaling(c: OpCall): RopeScaling | undefined {
   return { type: 'llama3', factor, lowFreqFactor, highFreqFactor, originalMaxPositions };
 }
 
-/** Contiguous positions from `pos0`, or, packed, each row's position read as the second operand. */
-function rope(c: OpCall, bwd: boolean): Float64Array[] {
+/** Contiguous positions from `pos0`, or, packed, each row's position read from `positions`. */
+function rope(c: InstrCall, x: Float64Array, positionsIn: Float64Array | undefined, bwd: boolean): Float64Array {
   const f = bwd ? M.ropeBwd : M.rope;
-  if (c.instr.attrs.packed === true) {
-    const torn = unwritten(c, c.ins[1]);
-    if (torn) return torn;
-  }
-  const positions = c.instr.attrs.packed === true ? ints(c.ins[1]) : arg(c, 'pos0');
-  return [f(c.ins[0], num(c, 'rows'), num(c, 'heads'), num(c, 'headDim'), num(c, 'rotaryDim'), num(c, 'theta'), positions, ropeScaling(c))];
-}
-
-const RULES: Readonly<Record<string, Rule>> = {
-  fill: (c) => [new Float64Array(len(c, 0)).fill(num(c, 'value'))],
-  copy: (c) => [c.ins[0].slice()],
-  embedding: (c) => [M.embeddingFwd(ints(c.ins[0]), c.ins[1], num(c, 'dim'))],
-  embedding_bwd: (c) => [M.embeddingBwd(c.ins[0], ints(c.ins[1]), len(c, 0) / num(c, 'dim'), num(c, 'dim'), c.current(0))],
-  linear: (c) => [M.linearFwd(c.ins[0], c.ins[1], c.instr.attrs.bias === true ? c.ins[2] : undefined, num(c, 'rows'), num(c, 'in'), num(c, 'out'))],
-  linear_dx: (c) => [M.linearDx(c.ins[0], c.ins[1], num(c, 'rows'), num(c, 'in'), num(c, 'out'))],
-  linear_dw: (c) => [M.linearDw(c.ins[0], c.ins[1], num(c, 'rows'), num(c, 'in'), num(c, 'out'), c.current(0))],
-  linear_db: (c) => [M.linearDb(c.ins[0], num(c, 'rows'), num(c, 'out'), c.current(0))],
-  rmsnorm: (c) => [M.rmsnormFwd(c.ins[0], c.ins[1], num(c, 'rows'), num(c, 'dim'), num(c, 'eps'))],
-  layernorm: (c) => [M.layernormFwd(c.ins[0], c.ins[1], c.ins[2], num(c, 'rows'), num(c, 'dim'), num(c, 'eps'))],
-  rmsnorm_bwd: (c) => {
-    const { dx, dw } = M.rmsnormBwd(c.ins[0], c.ins[1], c.ins[2], num(c, 'rows'), num(c, 'dim'), num(c, 'eps'), c.current(1));
-    return [dx, dw];
-  },
-  layernorm_bwd: (c) => {
-    const { dx, dw, db } = M.layernormBwd(c.ins[0], c.ins[1], c.ins[2], num(c, 'rows'), num(c, 'dim'), num(c, 'eps'), c.current(1), c.current(2));
-    return [dx, dw, db];
-  },
-  rope: (c) => rope(c, false),
-  rope_bwd: (c) => rope(c, true),
-  swiglu: (c) => [M.swigluFwd(c.ins[0], c.ins[1])],
-  gelu: (c) => [M.geluFwd(c.ins[0])],
-  add: (c) => [M.addFwd(c.ins[0], c.ins[1])],
-  swiglu_bwd: (c) => {
-    const { dg, du } = M.swigluBwd(c.ins[0], c.ins[1], c.ins[2]);
-    return [dg, du];
-  },
-  gelu_bwd: (c) => [M.geluBwd(c.ins[0], c.ins[1])],
-  cross_entropy: (c) => [accumulate(c, 0, Float64Array.of(M.crossEntropyFwd(c.ins[0], ints(c.ins[1]), num(c, 'rows'), num(c, 'vocab'), c.ins[2][0])))],
-  cross_entropy_bwd: (c) => [M.crossEntropyBwd(c.ins[0][0], c.ins[1], ints(c.ins[2]), num(c, 'rows'), num(c, 'vocab'), c.ins[3][0])],
-  attn_init: (c) => [new Float64Array(len(c, 0)), new Float64Array(len(c, 1)).fill(-Infinity)],
-  attn_fwd_block: attnFwdBlock,
-  attn_finalize: (c) => [c.ins[0].slice(), c.ins[1].slice()],
-  attn_bwd_prep: (c) => [M.attentionDelta(c.ins[1], c.ins[0], num(c, 'rows'), num(c, 'heads'), num(c, 'd'))],
-  attn_bwd_block: attnBwdBlock,
-  attn_bwd_finalize: (c) => [c.ins[0].slice(), c.ins[1].slice(), c.ins[2].slice()],
-  grad_sumsq: (c) => [Float64Array.of(c.ins[1][0] + c.ins[0].reduce((a, x) => a + x * x, 0))],
-  // a micro step's reduced gradient (first operand) added to the shard's sum so far (second)
-  grad_accumulate: (c) => [c.ins[1].map((x, i) => x + c.ins[0][i])],
-};
-
-/** Runs one non-collective, non-optimizer instruction. */
-export function runOp(c: OpCall): Float64Array[] {
-  const rule = RULES[c.instr.op];
-  if (!rule) throw new Error(`executor: no float64 rule for instruction ${c.instr.op} (${c.instr.id})`);
-  const out = rule(c);
-  if (out.length !== c.instr.writes.length) throw new Error(`executor: ${c.instr.op} gave ${out.length} outputs for ${c.instr.writes.length} writes`);
-  return out;
+  const positions = c.instr.attrs.packed === true ? ints(positionsIn!) : arg(c, 'pos0');
+  return f(x, num(c, 'rows'), num(c, 'heads'), num(c, 'headDim'), num(c, 'rotaryDim'), num(c, 'theta'), positions, ropeScaling(c));
 }
 
 /** One AdamW step on fp32 master weights; the bf16 parameters become a copy of them. */
-export function runAdamW(c: OpCall, step: number): Float64Array[] {
-  const [raw, sqnorm] = c.ins;
-  const grad = clipped(raw, sqnorm?.[0], num(c, 'maxGradNorm'));
-  const master = c.current(0);
-  const m = c.current(1);
-  const v = c.current(2);
+const adamw: Rule<'adamw'> = (c) => {
+  const grad = clipped(c.ins.grad, c.ins.sqnorm?.[0], num(c, 'maxGradNorm'));
+  const master = c.current('master');
+  const m = c.current('m');
+  const v = c.current('v');
   M.adamwStep(master, grad, m, v, {
     lr: num(c, 'lr'),
-    step,
+    step: c.step,
     beta1: num(c, 'beta1'),
     beta2: num(c, 'beta2'),
     eps: num(c, 'eps'),
     weightDecay: num(c, 'weightDecay'),
   });
-  return [master, m, v, master.slice()];
+  return { master, m, v, param: master.slice() };
+};
+
+const RULES: { readonly [K in LocalOp]: Rule<K> } = {
+  fill: (c) => ({ dst: new Float64Array(len(c, 'dst')).fill(num(c, 'value')) }),
+  copy: (c) => ({ dst: c.ins.src.slice() }),
+  embedding: (c) => ({ y: M.embeddingFwd(ints(c.ins.tokens), c.ins.table, num(c, 'dim')) }),
+  embedding_bwd: (c) => ({ dtable: M.embeddingBwd(c.ins.dy, ints(c.ins.tokens), len(c, 'dtable') / num(c, 'dim'), num(c, 'dim'), c.current('dtable')) }),
+  linear: (c) => ({ y: M.linearFwd(c.ins.x, c.ins.w, c.instr.attrs.bias === true ? c.ins.b : undefined, num(c, 'rows'), num(c, 'in'), num(c, 'out')) }),
+  linear_dx: (c) => ({ dx: M.linearDx(c.ins.dy, c.ins.w, num(c, 'rows'), num(c, 'in'), num(c, 'out')) }),
+  linear_dw: (c) => ({ dw: M.linearDw(c.ins.dy, c.ins.x, num(c, 'rows'), num(c, 'in'), num(c, 'out'), c.current('dw')) }),
+  linear_db: (c) => ({ db: M.linearDb(c.ins.dy, num(c, 'rows'), num(c, 'out'), c.current('db')) }),
+  rmsnorm: (c) => ({ y: M.rmsnormFwd(c.ins.x, c.ins.w, num(c, 'rows'), num(c, 'dim'), num(c, 'eps')) }),
+  layernorm: (c) => ({ y: M.layernormFwd(c.ins.x, c.ins.w, c.ins.b, num(c, 'rows'), num(c, 'dim'), num(c, 'eps')) }),
+  rmsnorm_bwd: (c) => M.rmsnormBwd(c.ins.dy, c.ins.x, c.ins.w, num(c, 'rows'), num(c, 'dim'), num(c, 'eps'), c.current('dw')),
+  layernorm_bwd: (c) => M.layernormBwd(c.ins.dy, c.ins.x, c.ins.w, num(c, 'rows'), num(c, 'dim'), num(c, 'eps'), c.current('dw'), c.current('db')),
+  rope: (c) => unwritten(c, c.ins.positions) ?? { y: rope(c, c.ins.x, c.ins.positions, false) },
+  rope_bwd: (c) => unwritten(c, c.ins.positions) ?? { dx: rope(c, c.ins.dy, c.ins.positions, true) },
+  swiglu: (c) => ({ y: M.swigluFwd(c.ins.gate, c.ins.up) }),
+  gelu: (c) => ({ y: M.geluFwd(c.ins.x) }),
+  add: (c) => ({ y: M.addFwd(c.ins.a, c.ins.b) }),
+  swiglu_bwd: (c) => {
+    const { dg, du } = M.swigluBwd(c.ins.dy, c.ins.gate, c.ins.up);
+    return { dgate: dg, dup: du };
+  },
+  gelu_bwd: (c) => ({ dx: M.geluBwd(c.ins.dy, c.ins.x) }),
+  cross_entropy: (c) => ({ loss: accumulate(c, 'loss', Float64Array.of(M.crossEntropyFwd(c.ins.logits, ints(c.ins.labels), num(c, 'rows'), num(c, 'vocab'), c.ins.nvalid[0]))) }),
+  cross_entropy_bwd: (c) => ({ dlogits: M.crossEntropyBwd(c.ins.dloss[0], c.ins.logits, ints(c.ins.labels), num(c, 'rows'), num(c, 'vocab'), c.ins.nvalid[0]) }),
+  attn_init: (c) => ({ oAcc: new Float64Array(len(c, 'oAcc')), lseAcc: new Float64Array(len(c, 'lseAcc')).fill(-Infinity) }),
+  attn_fwd_block: attnFwdBlock,
+  attn_finalize: (c) => ({ o: c.ins.oAcc.slice(), lse: c.ins.lseAcc.slice() }),
+  attn_bwd_prep: (c) => ({ delta: M.attentionDelta(c.ins.o, c.ins.do, num(c, 'rows'), num(c, 'heads'), num(c, 'd')) }),
+  attn_bwd_block: attnBwdBlock,
+  attn_bwd_finalize: (c) => ({ dq: c.ins.dqAcc.slice(), dk: c.ins.dkAcc.slice(), dv: c.ins.dvAcc.slice() }),
+  adamw,
+  grad_sumsq: (c) => ({ sqnorm: Float64Array.of(c.ins.sqnorm[0] + c.ins.grad.reduce((a, x) => a + x * x, 0)) }),
+  // a micro step's reduced gradient added to the shard's sum so far
+  grad_accumulate: (c) => ({ into: c.ins.into.map((x, i) => x + c.ins.part[i]) }),
+};
+
+/**
+ * Runs one instruction a rank runs on its own: `ins` are the values of its reads in order,
+ * `current(k)` the value write k holds; returns the values of its writes in order.
+ */
+export function runOp(instr: Instr, env: Readonly<Record<string, number>>, ins: readonly Float64Array[], current: (k: number) => Float64Array, step: number): Float64Array[] {
+  const rule = RULES[instr.op as LocalOp] as Rule<LocalOp> | undefined;
+  if (!rule) throw new Error(`executor: ${instr.op} (${instr.id}) runs across ranks, not on one`);
+  const writes = operandNames(instr, 'writes');
+  const call = { instr, env, step, ins: byName(instr, 'reads', ins), current: (name: string) => current(writes.indexOf(name)) } as unknown as OpCall<LocalOp>;
+  const out = rule(call) as Readonly<Record<string, Float64Array>>;
+  return writes.map((name) => {
+    const x = out[name];
+    if (!x) throw new Error(`executor: ${instr.op} ${instr.id} gave no value for its write '${name}'`);
+    return x;
+  });
 }
 
 /** torch.nn.utils.clip_grad_norm_: gradients times max / (norm + 1e-6) when that is below 1. */
@@ -221,5 +229,3 @@ function clipped(g: Float64Array, sqnorm: number | undefined, maxNorm: number): 
   const k = clipScale(sqnorm, maxNorm);
   return k === 1 ? g : g.map((x) => x * k);
 }
-
-export const hasRule = (op: string): boolean => op in RULES || op === 'adamw';

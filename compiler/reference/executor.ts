@@ -14,13 +14,14 @@
 // bytes poisoned, a missing wait, a wrong slot or an overlap of live buffers gives NaN or a
 // wrong number, not a lucky right one.
 import type { MemoryPlan } from '../schedule/memory.js';
+import { byName } from '../schedule/ops.js';
 import { phaseBodies } from '../schedule/phases.js';
 import { DOCUMENTS_MEET, evalAff, STREAMS, type Schedule } from '../schedule/types.js';
 import { documentsMeet, type DocumentsMeet } from './documents-meet.js';
 import type { DynInstr } from '../schedule/unroll.js';
 import { COLLECTIVES, runSpannedCollective } from './executor-collectives.js';
 import { bufferHomes, layoutOf, loadRank, loadWindow, RankMemory, unpackState, type ArenaMode, type BufferHome, type ParamLayout, type StepInputs } from './executor-layout.js';
-import { runAdamW, runOp, type OpCall } from './executor-ops.js';
+import { runOp } from './executor-ops.js';
 import { buildRankProgram, itemPositions, type QueuedItem, type RankProgram } from './executor-program.js';
 import { Rng } from './rng.js';
 
@@ -188,10 +189,15 @@ function runPrograms(programs: readonly RankProgram[], mems: readonly RankMemory
     if (c.item.collective >= 0) {
       const comm = STREAMS.indexOf('comm');
       const items = ranks.map((st) => st.prog.queues[comm][st.heads[comm]]);
-      const ins = items.map((q, r) => ranks[r].mem.read((q.dyn as DynInstr).reads[0]));
+      // each rank's instance of the collective, its operands by name
+      const ops = items.map((q) => {
+        const di = q.dyn as DynInstr;
+        return { src: byName(di.item, 'reads', di.reads).src, dst: byName(di.item, 'writes', di.writes).dst };
+      });
+      const ins = ops.map((o, r) => ranks[r].mem.read(o.src));
       const outs = runSpannedCollective(d.item, ins);
       items.forEach((q, r) => {
-        ranks[r].mem.write((q.dyn as DynInstr).writes[0], outs[r]);
+        ranks[r].mem.write(ops[r].dst, outs[r]);
         opts.watch?.(r, q.dyn as DynInstr, [ins[r]], [outs[r]]);
         ranks[r].heads[comm]++;
         finish(ranks[r], q);
@@ -207,10 +213,10 @@ function runPrograms(programs: readonly RankProgram[], mems: readonly RankMemory
       skipped.count++;
       continue;
     }
-    const call: OpCall = { instr: d.item, env: d.env, ins: d.reads.map((r) => st.mem.read(r)), current: (k) => st.mem.read(d.writes[k]) };
-    const outs = d.item.op === 'adamw' ? runAdamW(call, step) : runOp(call);
+    const ins = d.reads.map((r) => st.mem.read(r));
+    const outs = runOp(d.item, d.env, ins, (k) => st.mem.read(d.writes[k]), step);
     outs.forEach((x, k) => st.mem.write(d.writes[k], x));
-    opts.watch?.(c.rank, d, call.ins, outs);
+    opts.watch?.(c.rank, d, ins, outs);
     st.heads[c.stream]++;
     finish(st, c.item);
     instructions++;

@@ -24,13 +24,15 @@ export interface OpSpec {
   readonly args?: readonly (string | { readonly name: string; readonly if?: string; readonly unless?: string })[];
   /** writes whose old value the op adds into (their accumulators are cleared before) */
   readonly accumulates?: readonly string[];
+  /** runs across ranks on the comm stream (one read `src`, one write `dst`; every rank reaches it) */
+  readonly collective?: true;
 }
 
 const DOCS = [
   { name: 'qDocs', if: 'packed' },
   { name: 'kvDocs', if: 'packed' },
 ] as const;
-const COLLECTIVE = { reads: ['src'], writes: ['dst'], attrs: { ranks: 'number', n: 'number', span: 'span' } } as const;
+const COLLECTIVE = { reads: ['src'], writes: ['dst'], attrs: { ranks: 'number', n: 'number', span: 'span' }, collective: true } as const;
 const ROPE_ATTRS = { rows: 'number', heads: 'number', headDim: 'number', rotaryDim: 'number', theta: 'number', packed: 'flag', llama3Scaling: 'numbers?' } as const;
 const ROPE_ARGS = [{ name: 'pos0', unless: 'packed' }] as const;
 const BLOCK_ATTRS = { lq: 'number', lk: 'number', hq: 'number', hkv: 'number', d: 'number', group: 'number', causal: 'flag', packed: 'flag' } as const;
@@ -49,6 +51,7 @@ export const SCHEDULE_OPS = {
     reads: ['src'],
     writes: ['dst'],
     attrs: { dir: 'string', rows: 'number', ranks: 'number', heads: 'number', headDim: 'number', localHeads: 'number', group: 'number', qHeadsPerRank: 'number', span: 'span' },
+    collective: true,
   },
   // token-wise ops on one chunk of rows (lower/tokenwise.ts): operands in the graph node's order
   embedding: { reads: ['tokens', 'table'], writes: ['y'], attrs: { rows: 'number', dim: 'number' } },
@@ -99,6 +102,11 @@ export type OpName = keyof typeof SCHEDULE_OPS;
 export const OP_NAMES = Object.keys(SCHEDULE_OPS) as readonly OpName[];
 
 export const isOpName = (op: string): op is OpName => Object.hasOwn(SCHEDULE_OPS, op);
+
+/** The ops that run across ranks, and the others (each rank on its own). */
+export type CollectiveOp = { [K in OpName]: (typeof SCHEDULE_OPS)[K] extends { readonly collective: true } ? K : never }[OpName];
+export type LocalOp = Exclude<OpName, CollectiveOp>;
+export const COLLECTIVE_OPS: ReadonlySet<string> = new Set(OP_NAMES.filter((o) => (SCHEDULE_OPS[o] as OpSpec).collective));
 
 /** Narrows an instruction to one op, so that its operands are known by name. */
 export const isOp = <K extends OpName, I extends { readonly op: string }>(i: I, op: K): i is I & { readonly op: K } => i.op === op;

@@ -4,6 +4,7 @@
 // instructions of each loop in program order until its share of the cap), and the data says
 // when it was cut.
 import dagre from '@dagrejs/dagre';
+import { COLLECTIVE_OPS } from '../schedule/ops.js';
 import type { Buffer, Schedule } from '../schedule/types.js';
 import type { InstrInfo, LoopInfo, ProgramIndex } from './program-index.js';
 
@@ -44,7 +45,6 @@ export interface DataflowData {
   readonly loops: readonly string[];
 }
 
-const COLLECTIVES = new Set(['all_to_all', 'all_gather', 'reduce_scatter', 'all_reduce']);
 
 /** The first forward and the first backward layer loop that run (as `fpdtc inspect` lists them). */
 function layerLoopIds(index: ProgramIndex): string[] {
@@ -89,7 +89,7 @@ export function dataflowData(s: Schedule, index: ProgramIndex): DataflowData {
   for (const i of chosen) {
     const repeats = i.loops.map((l) => loops.get(l)).filter((l): l is LoopInfo => l !== undefined && l.role !== 'layer').map((l) => `${l.role}×${l.trips}`);
     const detail = [i.instr.stream, ...repeats].join(' ');
-    addNode({ id: `i:${i.instr.id}`, kind: 'instr', label: i.instr.op, detail, group: i.instr.stream, collective: COLLECTIVES.has(i.instr.op) });
+    addNode({ id: `i:${i.instr.id}`, kind: 'instr', label: i.instr.op, detail, group: i.instr.stream, collective: COLLECTIVE_OPS.has(i.instr.op) });
     for (const r of i.instr.reads) g.setEdge(`b:${r.buf}`, `i:${i.instr.id}`);
     for (const w of i.instr.writes) g.setEdge(`i:${i.instr.id}`, `b:${w.buf}`);
   }
