@@ -13,6 +13,7 @@
 // attentionRate interpolates in log2(length) and clamps at its ends.
 import { readFileSync } from 'node:fs';
 import { errors } from '../errors.js';
+import { isOpName, type OpName } from './ops.js';
 
 export type AttnKernel = 'sm90' | 'mma';
 
@@ -38,8 +39,8 @@ export interface Calibration {
   readonly bothWaysBps?: number;
   /** device-to-device copy, bytes read + written per second */
   readonly d2dBps?: number;
-  /** our element-wise kernels, bytes (the schedule's count) per second, by op; 'default' for the rest */
-  readonly elementwiseBps?: Readonly<Record<string, number>>;
+  /** our element-wise kernels, bytes (the schedule's count) per second, by op of the catalog; 'default' for the rest */
+  readonly elementwiseBps?: Readonly<Partial<Record<OpName | 'default', number>>>;
   readonly attention: readonly AttentionCurve[];
 }
 
@@ -59,6 +60,9 @@ export function checkCalibration(doc: unknown, file: string): Calibration {
   }
   const ew = d.elementwiseBps as Record<string, unknown> | undefined;
   if (ew !== undefined && (typeof ew !== 'object' || !Object.values(ew).every(positive))) throw bad('elementwiseBps must map op names to positive rates');
+  // a rate under a name the schedule never uses would price nothing, silently
+  const stray = Object.keys(ew ?? {}).find((k) => k !== 'default' && !isOpName(k));
+  if (stray) throw bad(`elementwiseBps names '${stray}', which is not a schedule op (compiler/schedule/ops.ts) nor 'default'`);
   if (!Array.isArray(d.attention)) throw bad('attention must be a list');
   for (const [i, c] of (d.attention as AttentionCurve[]).entries()) {
     const where = `attention[${i}]`;

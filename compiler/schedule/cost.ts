@@ -8,20 +8,61 @@
 //   unreduced input, all_reduce the buffer. Each moves (n-1)/n of it (all_reduce twice that).
 import { attentionRate } from './calibration.js';
 import type { DeviceProfile } from './devices.js';
+import { isOpName, type OpName } from './ops.js';
 import type { Instr } from './types.js';
 
 export type OpClass = 'gemm' | 'attention' | 'elementwise' | 'copy' | 'collective';
 
-const GEMM_OPS = new Set(['linear', 'linear_dx', 'linear_dw', 'matmul', 'gemm']);
-const ATTENTION_OPS = new Set(['attn_fwd_block', 'attn_bwd_block']);
-const COLLECTIVES = new Set(['all_to_all', 'all_gather', 'reduce_scatter', 'all_reduce']);
+/**
+ * How each op of the catalog (ops.ts) is priced: its class (how `inspect` groups it) and the rate
+ * it runs at. The attention blocks multiply matrices at the attention kernels' rate; attention's
+ * init, finalize and prep are attention by class but stream memory like element-wise kernels.
+ */
+type Rate = 'copy' | 'collective' | 'gemm' | 'attention' | 'elementwise';
+const ew = { cls: 'elementwise', rate: 'elementwise' } as const;
+const attnStream = { cls: 'attention', rate: 'elementwise' } as const;
+const gemm = { cls: 'gemm', rate: 'gemm' } as const;
+const comm = { cls: 'collective', rate: 'collective' } as const;
+const OP_COST: { readonly [K in OpName]: { readonly cls: OpClass; readonly rate: Rate } } = {
+  fill: ew,
+  copy: { cls: 'copy', rate: 'copy' },
+  all_gather: comm,
+  reduce_scatter: comm,
+  all_reduce: comm,
+  all_to_all: comm,
+  embedding: ew,
+  embedding_bwd: ew,
+  linear: gemm,
+  linear_dx: gemm,
+  linear_dw: gemm,
+  linear_db: ew,
+  rmsnorm: ew,
+  layernorm: ew,
+  rmsnorm_bwd: ew,
+  layernorm_bwd: ew,
+  rope: ew,
+  rope_bwd: ew,
+  swiglu: ew,
+  swiglu_bwd: ew,
+  gelu: ew,
+  gelu_bwd: ew,
+  add: ew,
+  cross_entropy: ew,
+  cross_entropy_bwd: ew,
+  attn_init: attnStream,
+  attn_fwd_block: { cls: 'attention', rate: 'attention' },
+  attn_finalize: attnStream,
+  attn_bwd_prep: attnStream,
+  attn_bwd_block: { cls: 'attention', rate: 'attention' },
+  attn_bwd_finalize: attnStream,
+  adamw: ew,
+  grad_accumulate: ew,
+  grad_sumsq: ew,
+};
 
+/** The class of an op; a name not in the catalog (from a foreign trace) counts as element-wise. */
 export function opClass(op: string): OpClass {
-  if (op === 'copy') return 'copy';
-  if (COLLECTIVES.has(op)) return 'collective';
-  if (ATTENTION_OPS.has(op) || op.startsWith('attn_')) return 'attention';
-  if (GEMM_OPS.has(op)) return 'gemm';
-  return 'elementwise';
+  return isOpName(op) ? OP_COST[op].cls : 'elementwise';
 }
 
 /** A kernel on tensor cores: the slower of its math and its memory traffic (roofline). */
@@ -96,7 +137,7 @@ function attentionFlops(ins: Instr, dev: DeviceProfile): number {
 
 /** Seconds one instruction takes on its stream, once it starts. */
 export function instrSeconds(ins: Instr, dev: DeviceProfile, ctx: CostContext): number {
-  switch (opClass(ins.op)) {
+  switch (OP_COST[ins.op].rate) {
     case 'copy': {
       const dir = typeof ins.attrs.dir === 'string' ? ins.attrs.dir : ins.stream === 'd2h' ? 'd2h' : 'h2d';
       return copySeconds(ins.bytes, dir, dev, ctx.bothWays ?? 0);
@@ -106,8 +147,6 @@ export function instrSeconds(ins: Instr, dev: DeviceProfile, ctx: CostContext): 
       return collectiveSeconds(ins.op, ins.bytes, n, dev);
     }
     case 'attention':
-      // the blocks multiply matrices; init, finalize and the backward's prep stream memory
-      if (!ATTENTION_OPS.has(ins.op)) return elementwiseSeconds(ins, dev);
       return kernelSeconds(ins.flops, ins.bytes, attentionFlops(ins, dev), dev);
     case 'gemm':
       return kernelSeconds(ins.flops, ins.bytes, dev.gemmFlops, dev);

@@ -63,7 +63,7 @@ export interface DeviceProfile {
   /** measured rates laid over this profile (attention curves, their source), when a file exists */
   readonly calibration?: Calibration;
   /** our element-wise kernels' bytes per second by op ('default' for the rest); else `hbmBps` */
-  readonly elementwiseBps?: Readonly<Record<string, number>>;
+  readonly elementwiseBps?: Calibration['elementwiseBps'];
   /** datasheet dense bf16 peak, for MFU only */
   readonly peakFlops: number;
   /** fixed cost per kernel (launch, ramp, tail), seconds */
