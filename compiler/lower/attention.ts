@@ -59,7 +59,7 @@ export function emitAttentionFwd(n: Node, b: Bindings, cv: string, names: AttnNa
   const lAcc = e.buffer(`${names.prefix}lse_acc`, 'gpu', 'fp32', [geo.hqL, geo.C], 'attn').id;
   const kSlot = slotBuffer(b, k, `${names.prefix}k_slot`);
   const vSlot = slotBuffer(b, vv, `${names.prefix}v_slot`);
-  e.instr({ stream: 'compute', op: 'attn_init', reads: [], writes: [e.whole(oAcc), e.whole(lAcc)], attrs: {} });
+  e.instr({ stream: 'compute', op: 'attn_init', reads: {}, writes: { oAcc: e.whole(oAcc), lseAcc: e.whole(lAcc) }, attrs: {} });
   e.loop('j', 0, v(cv), 'kv', () =>
     ifDocumentsMeet(e, geo, v(cv), v('j'), () => {
       const kr = fetch(b, k, v('j'), kSlot);
@@ -67,8 +67,8 @@ export function emitAttentionFwd(n: Node, b: Bindings, cv: string, names: AttnNa
       e.instr({
         stream: 'compute',
         op: 'attn_fwd_block',
-        reads: [b.chunk(q), kr, vr, ...blockDocuments(e, geo, v(cv), v('j'))],
-        writes: [e.whole(oAcc), e.whole(lAcc)],
+        reads: { q: b.chunk(q), k: kr, v: vr, ...blockDocuments(e, geo, v(cv), v('j')) },
+        writes: { oAcc: e.whole(oAcc), lseAcc: e.whole(lAcc) },
         attrs: blockAttrs(b, false),
         args: qHeadBase(b),
         flops: blockFlops(b, false),
@@ -78,13 +78,13 @@ export function emitAttentionFwd(n: Node, b: Bindings, cv: string, names: AttnNa
   e.instr({
     stream: 'compute',
     op: 'attn_fwd_block',
-    reads: [b.chunk(q), b.chunk(k), b.chunk(vv), ...blockDocuments(e, geo, v(cv), v(cv))],
-    writes: [e.whole(oAcc), e.whole(lAcc)],
+    reads: { q: b.chunk(q), k: b.chunk(k), v: b.chunk(vv), ...blockDocuments(e, geo, v(cv), v(cv)) },
+    writes: { oAcc: e.whole(oAcc), lseAcc: e.whole(lAcc) },
     attrs: blockAttrs(b, true),
     args: qHeadBase(b),
     flops: blockFlops(b, true),
   });
-  e.instr({ stream: 'compute', op: 'attn_finalize', reads: [e.whole(oAcc), e.whole(lAcc)], writes: [b.chunk(o), b.chunk(lse)], attrs: { rows: geo.C, heads: geo.hqL, d: geo.d } });
+  e.instr({ stream: 'compute', op: 'attn_finalize', reads: { oAcc: e.whole(oAcc), lseAcc: e.whole(lAcc) }, writes: { o: b.chunk(o), lse: b.chunk(lse) }, attrs: { rows: geo.C, heads: geo.hqL, d: geo.d } });
 }
 
 /** D_i = rowsum(do_i * o_i), once per q chunk, right after do_i exists; stashed for the kv loop. */
@@ -95,7 +95,7 @@ export function emitAttentionBwdPrep(n: Node, b: Bindings, cv: string, names: At
   const dBuf = e.buffer(`${names.prefix}delta`, 'gpu', 'fp32', [geo.hqL, geo.C], 'attn').id;
   const dStash = e.buffer(`${names.prefix}delta_stash`, names.space, 'fp32', [geo.u, geo.hqL * geo.C], 'stash').id;
   const oRef = fetch(b, o, v(cv), oSlot);
-  e.instr({ stream: 'compute', op: 'attn_bwd_prep', reads: [b.chunk(dout), oRef], writes: [e.whole(dBuf)], attrs: { rows: geo.C, heads: geo.hqL, d: geo.d } });
+  e.instr({ stream: 'compute', op: 'attn_bwd_prep', reads: { do: b.chunk(dout), o: oRef }, writes: { delta: e.whole(dBuf) }, attrs: { rows: geo.C, heads: geo.hqL, d: geo.d } });
   e.copy(e.whole(dBuf), e.ref(dStash, scaleAff(v(cv), geo.hqL * geo.C), geo.hqL * geo.C));
 }
 
@@ -149,8 +149,8 @@ export function emitAttentionBwd(n: Node, b: Bindings, names: AttnNames, post: (
     only(() => e.instr({
       stream: 'compute',
       op: 'attn_bwd_block',
-      reads: [qr, kr, vr, dor, lr, dr, ...blockDocuments(e, geo, i, j)],
-      writes: [dqr, e.whole(dkAcc), e.whole(dvAcc)],
+      reads: { q: qr, k: kr, v: vr, do: dor, lse: lr, delta: dr, ...blockDocuments(e, geo, i, j) },
+      writes: { dqAcc: dqr, dkAcc: e.whole(dkAcc), dvAcc: e.whole(dvAcc) },
       attrs: blockAttrs(b, causal),
       args: qHeadBase(b),
       flops: 2.5 * blockFlops(b, causal),
@@ -180,8 +180,8 @@ export function emitAttentionBwd(n: Node, b: Bindings, names: AttnNames, post: (
     e.instr({
       stream: 'compute',
       op: 'attn_bwd_finalize',
-      reads: [dqDiag, e.whole(dkAcc), e.whole(dvAcc)],
-      writes: [b.chunk(dq), b.chunk(dk), b.chunk(dv)],
+      reads: { dqAcc: dqDiag, dkAcc: e.whole(dkAcc), dvAcc: e.whole(dvAcc) },
+      writes: { dq: b.chunk(dq), dk: b.chunk(dk), dv: b.chunk(dv) },
       attrs: { rows: geo.C, hq: geo.hqL, hkv: geo.kvL, d: geo.d },
     });
   };
@@ -208,8 +208,8 @@ export function emitAllToAll(n: Node, b: Bindings, cv: string): void {
   e.instr({
     stream: 'comm',
     op: 'all_to_all',
-    reads: [toHeads ? b.rows(inId, cv) : b.chunk(inId)],
-    writes: [toHeads ? b.chunk(outId) : b.rows(outId, cv)],
+    reads: { src: toHeads ? b.rows(inId, cv) : b.chunk(inId) },
+    writes: { dst: toHeads ? b.chunk(outId) : b.rows(outId, cv) },
     attrs: {
       dir: n.op,
       rows: geo.c,

@@ -4,13 +4,15 @@ import type { DType } from '../ir/types.js';
 import { DTYPE_BYTES } from '../ir/types.js';
 import type { Affine, Buffer, BufferKind, Instr, Item, Loop, Ref, StreamName } from '../schedule/types.js';
 import { aff, DOCUMENTS_MEET } from '../schedule/types.js';
-import type { OpName } from '../schedule/ops.js';
+import { inOrder, type NamedReads, type NamedWrites, type OpName } from '../schedule/ops.js';
 
-export interface InstrSpec {
+/** An instruction to emit: its operands by the names the op catalog (schedule/ops.ts) gives them. */
+export interface InstrSpec<K extends OpName> {
   stream: StreamName;
-  op: OpName;
-  reads: Ref[];
-  writes: Ref[];
+  op: K;
+  reads: NamedReads<K, Ref>;
+  writes: NamedWrites<K, Ref>;
+  /** its flags also say which conditional operands it has (a linear's `bias`, `packed`) */
   attrs?: Instr['attrs'];
   args?: Readonly<Record<string, Affine>>;
   flops?: number;
@@ -44,15 +46,18 @@ export class Emitter {
     return this.ref(buf, 0, this.buffers.get(buf)!.elems, slot);
   }
 
-  instr(s: InstrSpec): void {
-    const bytes = [...s.reads, ...s.writes].reduce((n, r) => n + r.len * DTYPE_BYTES[this.buffers.get(r.buf)!.dtype], 0);
+  instr<K extends OpName>(s: InstrSpec<K>): void {
+    // the schedule lists operands in the catalog's order
+    const reads = inOrder<Ref>(s.op, s.attrs ?? {}, 'reads', s.reads);
+    const writes = inOrder<Ref>(s.op, s.attrs ?? {}, 'writes', s.writes);
+    const bytes = [...reads, ...writes].reduce((n, r) => n + r.len * DTYPE_BYTES[this.buffers.get(r.buf)!.dtype], 0);
     const item: Instr = {
       kind: 'instr',
       id: `i${this.count++}`,
       stream: s.stream,
       op: s.op,
-      reads: s.reads,
-      writes: s.writes,
+      reads,
+      writes,
       attrs: this.meet ? { ...s.attrs, [DOCUMENTS_MEET]: true } : (s.attrs ?? {}),
       ...(s.args || this.meet ? { args: { ...s.args, ...this.meet } } : {}),
       flops: s.flops ?? 0,
@@ -81,11 +86,11 @@ export class Emitter {
     const b = this.buffers.get(to.buf)!.space;
     const dir = `${a === 'gpu' ? 'd' : 'h'}2${b === 'gpu' ? 'd' : 'h'}`;
     const stream: StreamName = dir === 'h2d' ? 'h2d' : dir === 'd2h' ? 'd2h' : 'compute';
-    this.instr({ stream, op: 'copy', reads: [from], writes: [to], attrs: { dir } });
+    this.instr({ stream, op: 'copy', reads: { src: from }, writes: { dst: to }, attrs: { dir } });
   }
 
   fill(to: Ref, value: number): void {
-    this.instr({ stream: 'compute', op: 'fill', reads: [], writes: [to], attrs: { value } });
+    this.instr({ stream: 'compute', op: 'fill', reads: {}, writes: { dst: to }, attrs: { value } });
   }
 
   loop(v: string, from: Affine | number, to: Affine | number, role: Loop['role'], body: () => void, reverse = false): void {

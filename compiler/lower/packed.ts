@@ -69,8 +69,8 @@ export function emitDocumentGather(e: Emitter, geo: Geometry): void {
     e.instr({
       stream: 'comm',
       op: 'all_gather',
-      reads: [e.ref(PACKED_BUFFERS.docs, scaleAff(v('i'), geo.c), geo.c)],
-      writes: [e.ref(PACKED_BUFFERS.docsSeq, scaleAff(v('i'), geo.C), geo.C)],
+      reads: { src: e.ref(PACKED_BUFFERS.docs, scaleAff(v('i'), geo.c), geo.c) },
+      writes: { dst: e.ref(PACKED_BUFFERS.docsSeq, scaleAff(v('i'), geo.C), geo.C) },
       attrs: { ...spanAttr(geo.dp, 'sp'), ranks: geo.P, n: geo.c },
     }),
   );
@@ -86,9 +86,9 @@ export function positionRows(e: Emitter, geo: Geometry, cv: string): Ref {
   return e.ref(PACKED_BUFFERS.positions, scaleAff(v(cv), geo.c), geo.c);
 }
 
-/** The two id windows a block of query chunk `q` and key chunk `k` reads, last, when packed. */
-export function blockDocuments(e: Emitter, geo: Geometry, q: Affine, k: Affine): Ref[] {
-  return geo.packed ? [documentIds(e, geo, q), documentIds(e, geo, k)] : [];
+/** The two id windows a block of query chunk `q` and key chunk `k` reads when packed (its operands qDocs, kvDocs). */
+export function blockDocuments(e: Emitter, geo: Geometry, q: Affine, k: Affine): { qDocs?: Ref; kvDocs?: Ref } {
+  return geo.packed ? { qDocs: documentIds(e, geo, q), kvDocs: documentIds(e, geo, k) } : {};
 }
 
 export const packedAttr = (geo: Geometry): { packed?: true } => (geo.packed ? { packed: true } : {});

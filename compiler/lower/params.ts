@@ -117,8 +117,8 @@ export function gatherLayer(e: Emitter, pl: ParamLayout, layer: Affine = v('l'))
   e.instr({
     stream: 'comm',
     op: 'all_gather',
-    reads: [e.ref('params.layers', scaleAff(layer, n), n)],
-    writes: [e.ref('gathered.layer', 0, pl.nL, layer)],
+    reads: { src: e.ref('params.layers', scaleAff(layer, n), n) },
+    writes: { dst: e.ref('gathered.layer', 0, pl.nL, layer) },
     attrs: { ...spanAttr(pl.dp, 'world'), ranks: pl.P, n },
   });
 }
@@ -165,8 +165,8 @@ export function reduceLayerGrads(e: Emitter, pl: ParamLayout): void {
   e.instr({
     stream: 'comm',
     op: pl.zero3 ? 'reduce_scatter' : 'all_reduce',
-    reads: [e.whole('grads.acc_layer')],
-    writes: [e.whole('grads.part_layer')],
+    reads: { src: e.whole('grads.acc_layer') },
+    writes: { dst: e.whole('grads.part_layer') },
     attrs: { ...spanAttr(pl.dp, 'world'), ranks: pl.P, n: pl.nL },
   });
   accumulateGrads(e, 'grads.part_layer', e.ref('grads.layers', scaleAff(v('l'), n), n));
@@ -174,22 +174,22 @@ export function reduceLayerGrads(e: Emitter, pl: ParamLayout): void {
 
 /** `into += part`: a micro step's reduced gradient added to what the optimizer step has so far. */
 function accumulateGrads(e: Emitter, part: string, into: Ref): void {
-  e.instr({ stream: 'comm', op: 'grad_accumulate', reads: [e.whole(part), into], writes: [into], attrs: { n: into.len }, flops: into.len });
+  e.instr({ stream: 'comm', op: 'grad_accumulate', reads: { part: e.whole(part), into }, writes: { into }, attrs: { n: into.len }, flops: into.len });
 }
 
 export function emitGlobalGatherAndReduce(e: Emitter, pl: ParamLayout, phase: 'gather' | 'reduce'): void {
   const n = pl.zero3 ? pl.nG / pl.P : pl.nG;
   if (phase === 'gather') {
     if (!pl.zero3) return;
-    e.instr({ stream: 'comm', op: 'all_gather', reads: [e.whole('params.global')], writes: [e.whole('gathered.global')], attrs: { ...spanAttr(pl.dp, 'world'), ranks: pl.P, n } });
+    e.instr({ stream: 'comm', op: 'all_gather', reads: { src: e.whole('params.global') }, writes: { dst: e.whole('gathered.global') }, attrs: { ...spanAttr(pl.dp, 'world'), ranks: pl.P, n } });
     return;
   }
   e.buffer('grads.part_global', 'gpu', 'fp32', [n], 'chunk');
   e.instr({
     stream: 'comm',
     op: pl.zero3 ? 'reduce_scatter' : 'all_reduce',
-    reads: [e.whole('grads.acc_global')],
-    writes: [e.whole('grads.part_global')],
+    reads: { src: e.whole('grads.acc_global') },
+    writes: { dst: e.whole('grads.part_global') },
     attrs: { ...spanAttr(pl.dp, 'world'), ranks: pl.P, n: pl.nG },
   });
   accumulateGrads(e, 'grads.part_global', e.whole('grads.global'));
@@ -214,10 +214,10 @@ export function emitGradNorm(e: Emitter, pl: ParamLayout, world: number): void {
   e.buffer('io.gradsq', 'gpu', 'fp32', [1], 'io');
   e.fill(e.whole('io.gradsq'), 0);
   for (const part of ['layers', 'global']) {
-    e.instr({ stream: 'compute', op: 'grad_sumsq', reads: [e.whole(`grads.${part}`), e.whole('io.gradsq')], writes: [e.whole('io.gradsq')], attrs: {} });
+    e.instr({ stream: 'compute', op: 'grad_sumsq', reads: { grad: e.whole(`grads.${part}`), sqnorm: e.whole('io.gradsq') }, writes: { sqnorm: e.whole('io.gradsq') }, attrs: {} });
   }
   if (pl.zero3 && world > 1) {
-    e.instr({ stream: 'comm', op: 'all_reduce', reads: [e.whole('io.gradsq')], writes: [e.whole('io.gradsq')], attrs: { ...spanAttr(pl.dp, 'world'), ranks: world, n: 1 } });
+    e.instr({ stream: 'comm', op: 'all_reduce', reads: { src: e.whole('io.gradsq') }, writes: { dst: e.whole('io.gradsq') }, attrs: { ...spanAttr(pl.dp, 'world'), ranks: world, n: 1 } });
   }
 }
 
@@ -237,8 +237,8 @@ export function emitOptimizer(e: Emitter, lr: number, statesOnHost: boolean): vo
       e.instr({
         stream: 'compute',
         op: 'adamw',
-        reads: [e.whole(`grads.${part}`), e.whole('io.gradsq')],
-        writes: [...states.map((x) => e.whole(`optim.${x}.${part}`)), e.whole(`params.${part}`)],
+        reads: { grad: e.whole(`grads.${part}`), sqnorm: e.whole('io.gradsq') },
+        writes: { master: e.whole(`optim.master.${part}`), m: e.whole(`optim.m.${part}`), v: e.whole(`optim.v.${part}`), param: e.whole(`params.${part}`) },
         attrs: { n, lr, ...ADAMW },
       });
       continue;
@@ -253,8 +253,8 @@ export function emitOptimizer(e: Emitter, lr: number, statesOnHost: boolean): vo
       e.instr({
         stream: 'compute',
         op: 'adamw',
-        reads: [e.ref(`grads.${part}`, off, len), e.whole('io.gradsq')],
-        writes: [...slots, e.ref(`params.${part}`, off, len)],
+        reads: { grad: e.ref(`grads.${part}`, off, len), sqnorm: e.whole('io.gradsq') },
+        writes: { master: slots[0], m: slots[1], v: slots[2], param: e.ref(`params.${part}`, off, len) },
         attrs: { n: len, lr, ...ADAMW },
       });
       states.forEach((x, i) => e.copy(slots[i], e.ref(`optim.${x}.${part}`, off, len)));

@@ -306,7 +306,7 @@ export function lowerStep(g: Graph, opts: LowerOptions = {}): Schedule {
   }
   // the loss of every rank of every group: each divided its sum by the count of all dp sequences
   const world = geo.P * geo.dp;
-  e.instr({ stream: 'comm', op: 'all_reduce', reads: [e.whole('io.loss')], writes: [e.whole('io.loss')], attrs: { ...spanAttr(geo.dp, 'world'), ranks: world, n: 1 } });
+  e.instr({ stream: 'comm', op: 'all_reduce', reads: { src: e.whole('io.loss') }, writes: { dst: e.whole('io.loss') }, attrs: { ...spanAttr(geo.dp, 'world'), ranks: world, n: 1 } });
   emitGlobalGatherAndReduce(e, pl, 'reduce');
   const updateAt = e.items().length;
   emitGradNorm(e, pl, world);
