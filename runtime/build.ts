@@ -19,6 +19,13 @@ const require = createRequire(import.meta.url);
 export const NAPI_VERSION = 8;
 export const DEFAULT_CUDA_ARCHITECTURES = "90a";
 
+/**
+ * The runtime's contract with every program: fpdt_abi.h (the C interface a program implements and
+ * the addon drives) and fpdt_comm.h (the communicator the addon creates and a program's
+ * collectives use). The addon and the programs include them from here.
+ */
+export const RUNTIME_INCLUDE_DIR = join(here, "include");
+
 /** Runtime C++ sources linked into every addon, relative to runtime/src. */
 export const RUNTIME_SOURCES = ["addon.cc", "local_world.cc", "cuda_errors.cc", "dl_library.cc", "cublaslt_shim.cc", "nccl_shim.cc", "gemm_bf16.cc", "gemm_plan.cc"];
 
@@ -228,7 +235,8 @@ export async function buildAddon(options: BuildOptions): Promise<BuildResult> {
       napiVersion: NAPI_VERSION,
       programSources,
       runtimeSources: RUNTIME_SOURCES.map((f) => join(here, "src", f)),
-      includeDirs: [join(programDir, "src"), join(repoRoot, "codegen-templates", "host"), join(here, "src"), napiInclude],
+      // the runtime's contract headers first, so that no copy in a program folder can stand in for them
+      includeDirs: [RUNTIME_INCLUDE_DIR, join(programDir, "src"), join(here, "src"), napiInclude],
       defines: [],
       cudaFlags: [],
     }),

@@ -5,7 +5,7 @@ import { resolve } from "node:path";
 
 import { RuntimeError, runtimeErrors } from "./errors.js";
 
-/** FPDT_ABI_VERSION of codegen-templates/host/fpdt_abi.h. */
+/** FPDT_ABI_VERSION of runtime/include/fpdt_abi.h. */
 export const ABI_VERSION = 7;
 
 /**

@@ -15,8 +15,11 @@ import type { RenderedKernel } from './kernels.js';
 const templateDir = fileURLToPath(new URL('../../codegen-templates/host/', import.meta.url));
 const env = new nunjucks.Environment(new nunjucks.FileSystemLoader(templateDir), { autoescape: false, throwOnUndefined: true });
 
-/** Static headers the generated program includes, copied beside it. */
-export const HOST_STATIC_FILES = ['program_util.cuh', 'fpdt_host_kernels.h', 'fpdt_comm.h', 'program_comm.cuh', 'comm_kernels.cu'];
+/**
+ * Static files of the program, copied beside it. The runtime's contract headers (fpdt_abi.h,
+ * fpdt_comm.h) are not among them: the build includes them from runtime/include.
+ */
+export const HOST_STATIC_FILES = ['program_util.cuh', 'fpdt_host_kernels.h', 'program_comm.cuh', 'comm_kernels.cu'];
 
 /** A C float literal (`1f` is not one). */
 export const floatC = (x: number): string => `${Number.isInteger(x) ? x.toFixed(1) : String(x)}f`;

@@ -44,7 +44,7 @@ describe('stream order of generated programs and the runtime', function () {
   });
 
   it('no runtime or host template source uses the legacy default stream', () => {
-    for (const dir of ['runtime/src', 'codegen-templates/host', 'codegen-templates/kernels']) {
+    for (const dir of ['runtime/src', 'runtime/include', 'codegen-templates/host', 'codegen-templates/kernels']) {
       for (const f of readdirSync(join(root, dir))) {
         if (!/\.(cc|cu|cuh|h|njk)$/.test(f)) continue;
         expect(legacyStreamCalls(readFileSync(join(root, dir, f), 'utf8')), `${dir}/${f}`).to.deep.equal([]);

@@ -25,7 +25,7 @@ describe("fpdt_gemm_bf16 row-major plan (CPU check)", function () {
       const exe = join(dir, "check");
       execFileSync(gxx!, [
         "-std=c++17", "-O1",
-        `-I${join(root, "runtime", "src")}`, `-I${join(root, "codegen-templates", "host")}`, `-I${cudaInclude}`,
+        `-I${join(root, "runtime", "src")}`, `-I${join(root, "runtime", "include")}`, `-I${cudaInclude}`,
         join(here, "fixtures", "gemm_plan_check.cc"), join(root, "runtime", "src", "gemm_plan.cc"),
         "-o", exe,
       ]);
