@@ -12,6 +12,12 @@
 // each dividing by the labels of all K windows, one update) and the reference is the batch of
 // all K windows' sequences: the loss and gradients are the mean over every counted token of the
 // K windows (token-weighted, as a K-sequence batch is), not the mean of the windows' means.
+// With `schedule` (`--steps N` and run's learning-rate flags), N optimizer steps run on one
+// executor memory as `fpdtc run` calls the program, each on new windows at the rate of the run
+// loop's schedule function; the reference does N AdamW steps at the rates of its own formulas
+// (check-schedule.ts), its moments carried over, each step's gradients from the interpreter at
+// the weights the step before left. Losses of every step, the last step's gradients and the
+// final weights are compared.
 // The library function behind `fpdtc check`.
 import { dpOf, resolveConfig } from './config.js';
 import type { ConfigOverrides } from './compile.js';
@@ -25,7 +31,9 @@ import { runGraphPasses } from './passes/pipeline.js';
 import { resolveAutoChunk } from './plan.js';
 import { adamwStep } from './reference/cpu-adamw.js';
 import { clipScale } from './reference/executor-ops.js';
-import { executeSteps, prepareExecution, type Order } from './reference/executor.js';
+import { executeTraining, prepareExecution, type Order } from './reference/executor.js';
+import { stepRates, type CheckedSchedule } from './check-schedule.js';
+import type { learningRate } from './train/schedule.js';
 import { countLabels } from './reference/cpu-loss.js';
 import type { ArenaMode, StepInputs } from './reference/executor-layout.js';
 import { concatBatch, interpretBatch } from './reference/batch.js';
@@ -56,6 +64,10 @@ export interface CheckOptions {
   readonly accumulate?: number;
   /** rewrites the accumulated windows' inputs before they run (tests use it to break the loss scaling on purpose) */
   readonly mutateWindows?: (w: readonly StepInputs[]) => readonly StepInputs[];
+  /** optimizer steps at the rates of a learning-rate schedule (as `fpdtc run --steps --lr --warmup --schedule --min-lr`) */
+  readonly schedule?: CheckedSchedule;
+  /** the schedule function the executor's rates come from (default the run loop's; tests break it on purpose) */
+  readonly scheduleFn?: typeof learningRate;
   /** run even when the estimate says it takes longer than CHECK_MAX_SECONDS */
   readonly force?: boolean;
   /** receives a line as each part of a long check finishes (the CLI prints them) */
@@ -114,12 +126,23 @@ export interface CheckReport {
   readonly reuseRaces: readonly string[];
   /** windows accumulated into the one optimizer step (1 without accumulation) */
   readonly accumulate: number;
+  /** with a schedule: each optimizer step's rate on both sides and its loss's error (worst over the orders) */
+  readonly steps?: readonly StepReport[];
   /** packed documents: how many the windows held (the reference ran each on its own) */
   readonly documents?: number;
   /** packed documents: instructions of one run skipped because their chunks share no document */
   readonly skipped?: number;
   readonly ok: boolean;
   readonly limit: number;
+}
+
+export interface StepReport {
+  readonly step: number;
+  /** the run loop's rate, which the executor trained at */
+  readonly lr: number;
+  /** the rate of the reference's own formulas */
+  readonly referenceLr: number;
+  readonly lossError: number;
 }
 
 /**
@@ -178,7 +201,11 @@ export function checkModel(model: Model, requested: TrainConfig, opts: CheckOpti
   const orders = ordersFor(opts.orders ?? 4);
   const K = opts.accumulate ?? 1;
   if (!Number.isSafeInteger(K) || K < 1) throw errors.badFlag('accumulate', String(K), 'expected a whole number of at least 1');
-  const estimate = estimateCheckSeconds(built, orders.length, K);
+  // the rates of each optimizer step (undefined: one step at the compiled lr, as the check always ran)
+  const rates = opts.schedule ? stepRates(opts.schedule, config.lr, opts.scheduleFn) : undefined;
+  const N = rates?.executor.length ?? 1;
+  // every optimizer step runs its K windows
+  const estimate = estimateCheckSeconds(built, orders.length, K * N);
   if (estimate.seconds > CHECK_MAX_SECONDS && !opts.force)
     throw errors.checkTooSlow(built.name, config.seq, formatDuration(estimate.seconds), orders.length + 1, estimate.flopsPerRun, formatDuration(CHECK_MAX_SECONDS));
   const progress = estimate.seconds >= (opts.progressAfterSeconds ?? CHECK_PROGRESS_SECONDS) ? opts.onProgress : undefined;
@@ -188,7 +215,8 @@ export function checkModel(model: Model, requested: TrainConfig, opts: CheckOpti
     since = performance.now();
     return formatDuration(t);
   };
-  progress?.(`check: about ${formatDuration(estimate.seconds)} for ${orders.length + 1} float64 runs of the step (the reference, then ${orders.length} interleaving${orders.length === 1 ? '' : 's'})`);
+  const runs = N === 1 ? 'the step' : `${N} optimizer steps`;
+  progress?.(`check: about ${formatDuration(estimate.seconds)} for ${orders.length + 1} float64 runs of ${runs} (the reference, then ${orders.length} interleaving${orders.length === 1 ? '' : 's'})`);
   const upTo = passes.findIndex((p) => p.name === 'autodiff');
   const refGraph = runGraphPasses(built, passes.slice(0, upTo + 1));
   const lowered = runGraphPasses(built, passes);
@@ -206,50 +234,53 @@ export function checkModel(model: Model, requested: TrainConfig, opts: CheckOpti
   const plan = staged.plan!;
 
   const params = initParams(refGraph, seed);
-  // micro step k's windows: the dp groups' sequences, seeded apart from the other steps' (k = 0: the step without accumulation)
-  const microSeed = (k: number) => seed + 15485863 * k;
-  let micro: (Batch | PackedBatch)[];
-  let ref: ReturnType<typeof interpretBatch>;
-  let documents: number | undefined;
-  if (config.packed) {
-    // one unpacked graph per document length, differentiated as the reference graph is
-    const graphs = new Map<number, Graph>();
-    const graphAt = (n: number) => graphs.get(n) ?? graphs.set(n, runGraphPasses(buildGraph(model, { ...config, seq: n, packed: false }, path), passes.slice(0, upTo + 1))).get(n)!;
-    const windows = Array.from({ length: K }, (_, k) => packedWindows(config, s.chunk, refGraph.sizes.V, microSeed(k)));
-    micro = windows.map(concatPacked);
-    ref = interpretDocuments(graphAt, windows.flat(), params);
-    documents = windows.flat().reduce((n, w) => n + documentsOf(w.docs).length, 0);
-  } else {
-    const batches = Array.from({ length: K }, (_, k) => groupBatches(config, refGraph.sizes.V, microSeed(k)));
-    micro = batches.map(concatBatch);
-    ref = interpretBatch(refGraph, batches.flat(), params);
-  }
-  // every micro step divides by the labels of all K windows, so that their sum is the batch's mean
-  const labelCount = micro.reduce((n, b) => n + countLabels(b.labels), 0);
-  const updated = referenceUpdate(refGraph, params, ref.grads, s);
+  // one graph per document length, differentiated as the reference graph is (packed windows)
+  const graphs = new Map<number, Graph>();
+  const graphAt = (n: number) => graphs.get(n) ?? graphs.set(n, runGraphPasses(buildGraph(model, { ...config, seq: n, packed: false }, path), passes.slice(0, upTo + 1))).get(n)!;
+  // optimizer step j's windows, seeded apart from the other steps' (j = 0: the step without a schedule)
+  const steps = Array.from({ length: N }, (_, j) => stepWindows(config, s.chunk, refGraph, K, seed + 32452843 * j, graphAt));
+  const documents = config.packed ? steps.reduce((n, st) => n + st.documents, 0) : undefined;
+
+  // the reference: each step's gradients at the weights the step before left, AdamW's moments carried
+  const adamw = findAdamW(s);
+  const moments = new Map(refGraph.params.map((p) => [p, { m: new Float64Array(params[p].length), v: new Float64Array(params[p].length) }]));
+  let updated: Record<string, Float64Array> = params;
+  const refs = steps.map((st, j) => {
+    const ref = st.reference(updated);
+    updated = referenceUpdate(refGraph, updated, ref.grads, { ...adamw, lr: rates?.reference[j] ?? adamw.lr }, j + 1, moments);
+    return ref;
+  });
+  const ref = refs[N - 1];
 
   progress?.(`check: reference done in ${lap()}`);
 
   const prep = prepareExecution(s, plan);
   let lossErr = 0;
   let lossSeen = NaN;
+  let lossRef = NaN;
+  const stepLossErr = refs.map(() => 0);
   const gradErr = new Map<string, number>();
   const paramErr = new Map<string, number>();
   const races: string[] = [];
   let skipped = 0;
   const worst = (m: Map<string, number>, id: string, e: number) => m.set(id, Math.max(m.get(id) ?? 0, e));
   orders.forEach((order, k) => {
-    const given = micro.map((b): StepInputs => ({ params, ...b, ...(K > 1 ? { labelCount } : {}) }));
-    const windows = opts.mutateWindows ? opts.mutateWindows(given) : given;
-    const run = executeSteps(prep, windows, { order, seed: seed * 7919 + k, step: 1, arena: opts.arena });
+    const training = steps.map((st, j) => {
+      const given = st.micro.map((b): StepInputs => ({ params, ...b, ...(K > 1 ? { labelCount: st.labelCount } : {}) }));
+      return { windows: opts.mutateWindows ? opts.mutateWindows(given) : given, lr: rates?.executor[j] };
+    });
+    const run = executeTraining(prep, training, { order, seed: seed * 7919 + k, arena: opts.arena });
     progress?.(`check: interleaving ${k + 1} of ${orders.length} (${order}) done in ${lap()}`);
     if (races.length === 0) races.push(...run.reuseRaces.map((x) => `${order} order: ${x}`));
     skipped = run.skipped;
-    for (const l of run.loss) {
-      const e = relativeError([l], [ref.loss]);
-      if (e > lossErr || Number.isNaN(lossSeen)) lossSeen = l;
-      lossErr = Math.max(lossErr, e);
-    }
+    run.losses.forEach((ranks, j) => {
+      for (const l of ranks) {
+        const e = relativeError([l], [refs[j].loss]);
+        if (e > lossErr || Number.isNaN(lossSeen)) [lossSeen, lossRef] = [l, refs[j].loss];
+        lossErr = Math.max(lossErr, e);
+        stepLossErr[j] = Math.max(stepLossErr[j], e);
+      }
+    });
     for (const view of run.grads) for (const p of refGraph.params) worst(gradErr, p, relativeError(view[p], ref.grads[p]));
     for (const view of run.params) for (const p of refGraph.params) worst(paramErr, p, relativeError(view[p], updated[p]));
   });
@@ -261,17 +292,43 @@ export function checkModel(model: Model, requested: TrainConfig, opts: CheckOpti
     model: refGraph.name,
     config,
     orders,
-    loss: { executor: lossSeen, reference: ref.loss, error: lossErr },
+    loss: { executor: lossSeen, reference: lossRef, error: lossErr },
     grads,
     params: upd,
     maxError,
     reuseRaces: races,
     accumulate: K,
+    ...(rates ? { steps: stepLossErr.map((lossError, j) => ({ step: j + 1, lr: rates.executor[j], referenceLr: rates.reference[j], lossError })) } : {}),
     ...(documents !== undefined ? { documents, skipped } : {}),
     ok: maxError <= CHECK_LIMIT,
     limit: CHECK_LIMIT,
   };
 }
+
+/** One optimizer step's inputs: its K micro windows as the executor takes them, and the reference on them. */
+interface StepWindows {
+  readonly micro: readonly (Batch | PackedBatch)[];
+  /** every micro step divides by the labels of all K windows, so that their sum is the batch's mean */
+  readonly labelCount: number;
+  readonly documents: number;
+  readonly reference: (params: Readonly<Record<string, Float64Array>>) => ReturnType<typeof interpretBatch>;
+}
+
+function stepWindows(config: TrainConfig, chunk: number, refGraph: Graph, K: number, seed: number, graphAt: (n: number) => Graph): StepWindows {
+  // micro step k's windows: the dp groups' sequences, seeded apart from the other micro steps' (k = 0: the step without accumulation)
+  const microSeed = (k: number) => seed + 15485863 * k;
+  if (config.packed) {
+    const windows = Array.from({ length: K }, (_, k) => packedWindows(config, chunk, refGraph.sizes.V, microSeed(k)));
+    const micro = windows.map(concatPacked);
+    const documents = windows.flat().reduce((n, w) => n + documentsOf(w.docs).length, 0);
+    return { micro, documents, labelCount: labelsOf(micro), reference: (p) => interpretDocuments(graphAt, windows.flat(), p) };
+  }
+  const batches = Array.from({ length: K }, (_, k) => groupBatches(config, refGraph.sizes.V, microSeed(k)));
+  const micro = batches.map(concatBatch);
+  return { micro, documents: 0, labelCount: labelsOf(micro), reference: (p) => interpretBatch(refGraph, batches.flat(), p) };
+}
+
+const labelsOf = (micro: readonly (Batch | PackedBatch)[]) => micro.reduce((n, b) => n + countLabels(b.labels), 0);
 
 /** One seeded sequence per dp group; group 0's is the sequence a run without dp checks. */
 export function groupBatches(config: TrainConfig, vocab: number, seed: number): Batch[] {
@@ -283,16 +340,18 @@ export function packedWindows(config: TrainConfig, chunk: number, vocab: number,
   return Array.from({ length: dpOf(config) }, (_, g) => packedBatch(config.seq, vocab, chunk, config.sp, g === 0 ? seed : seed + 104729 * g));
 }
 
-/** The reference AdamW step with the schedule's own hyperparameters. */
-function referenceUpdate(g: Graph, params: Readonly<Record<string, Float64Array>>, grads: Readonly<Record<string, Float64Array>>, s: Schedule): Record<string, Float64Array> {
-  const attrs = findAdamW(s);
+type AdamWAttrs = ReturnType<typeof findAdamW>;
+
+/** The reference AdamW step `step` with the schedule's hyperparameters, on moments carried from the steps before. */
+function referenceUpdate(g: Graph, params: Readonly<Record<string, Float64Array>>, grads: Readonly<Record<string, Float64Array>>, attrs: AdamWAttrs, step: number, moments: ReadonlyMap<string, { m: Float64Array; v: Float64Array }>): Record<string, Float64Array> {
   // clipping scales every gradient by one factor, from the norm over all of them
   const sq = g.params.reduce((a, p) => a + grads[p].reduce((b, x) => b + x * x, 0), 0);
   const k = clipScale(sq, attrs.maxGradNorm);
   const out: Record<string, Float64Array> = {};
   for (const p of g.params) {
     const x = params[p].slice();
-    adamwStep(x, k === 1 ? grads[p] : grads[p].map((y) => y * k), new Float64Array(x.length), new Float64Array(x.length), { ...attrs, step: 1 });
+    const { m, v } = moments.get(p)!;
+    adamwStep(x, k === 1 ? grads[p] : grads[p].map((y) => y * k), m, v, { ...attrs, step });
     out[p] = x;
   }
   return out;

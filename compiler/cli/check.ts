@@ -5,6 +5,8 @@ import { check, CHECK_MAX_SECONDS, type CheckReport } from '../check.js';
 import { errors, UserError } from '../errors.js';
 import { DEFAULT_EVAL_TIMEOUT_S } from '../frontend/index.js';
 import { applyEvalTimeout, parseCompileFlags, type RawCompileFlags } from './compile-flags.js';
+import { learningRate, scheduleFlags } from './run.js';
+import type { CheckedSchedule } from '../check-schedule.js';
 
 interface RawCheckFlags extends RawCompileFlags {
   seed?: string;
@@ -13,6 +15,12 @@ interface RawCheckFlags extends RawCompileFlags {
   verify?: boolean;
   force?: boolean;
   accumulate?: string;
+  steps?: string;
+  lr?: string;
+  warmup?: string;
+  schedule?: string;
+  minLr?: string;
+  totalSteps?: string;
 }
 
 export function register(program: Command): void {
@@ -34,6 +42,12 @@ export function register(program: Command): void {
     .option('--optimizer <gpu|host>', 'where the fp32 AdamW states live')
     .option('--packed', 'windows of packed documents: RoPE positions restart and attention stays inside each document (check: random documents against each run on its own)')
     .option('--accumulate <k>', 'windows per optimizer step, gradients accumulated as run --accumulate does (checked against the batch of all K windows)', '1')
+    .option('--steps <n>', 'optimizer steps, weights and AdamW moments carried over, each at the rate run\'s schedule gives it (checked against the reference\'s own schedule formulas)')
+    .option('--lr <x>', 'peak learning rate for --steps (default the compiled one)')
+    .option('--warmup <steps>', 'linear warmup steps, as run --warmup')
+    .option('--schedule <constant|cosine|linear>', 'decay after warmup, as run --schedule')
+    .option('--min-lr <x>', 'where decay ends, as run --min-lr (default 0)')
+    .option('--total-steps <n>', 'the step at which decay reaches --min-lr (default --steps)')
     .option('--seed <n>', 'seeds weights, tokens and interleavings')
     .option('--orders <k>', 'stream interleavings to run (first in issue order)', '4')
     .option('--arena <planned|private>', 'buffers share bytes as the memory plan says, or each has its own', 'planned')
@@ -46,11 +60,13 @@ export function register(program: Command): void {
       const seed = raw.seed === undefined ? undefined : wholeNumber('seed', raw.seed, 0);
       const orders = wholeNumber('orders', raw.orders ?? '4', 1);
       const accumulate = wholeNumber('accumulate', raw.accumulate ?? '1', 1);
+      const schedule = checkedSchedule(raw);
       if (raw.arena !== 'planned' && raw.arena !== 'private') throw errors.badFlag('arena', String(raw.arena), 'expected planned or private');
       const report = await check(model, overrides, {
         seed,
         orders,
         accumulate,
+        ...(schedule ? { schedule } : {}),
         arena: raw.arena,
         verify: raw.verify !== false,
         force: raw.force === true,
@@ -67,6 +83,14 @@ function wholeNumber(flag: string, v: string, min: number): number {
   return n;
 }
 
+/** --steps and run's schedule flags, parsed by run's rules; undefined when none is given (one step at the compiled lr). */
+function checkedSchedule(raw: RawCheckFlags): CheckedSchedule | undefined {
+  if ([raw.steps, raw.lr, raw.warmup, raw.schedule, raw.minLr, raw.totalSteps].every((x) => x === undefined)) return undefined;
+  const steps = raw.steps === undefined ? 1 : wholeNumber('steps', raw.steps, 1);
+  const { warmup, kind, minLr, totalSteps } = scheduleFlags(raw, steps);
+  return { steps, lr: learningRate(raw.lr), warmup, kind, minLr, totalSteps };
+}
+
 const sci = (x: number) => (Number.isFinite(x) ? x.toExponential(1) : 'NaN');
 
 /** The printout: one line per quantity, worst first within gradients and parameters. */
@@ -75,12 +99,14 @@ export function formatCheck(r: CheckReport): string {
   const dp = (c.dp ?? 1) > 1 ? `dp ${c.dp} (a sequence each), ` : '';
   const packed = r.documents !== undefined ? `, packed (${r.documents} documents, each also run on its own; ${r.skipped ?? 0} instructions of blocks without a shared document skipped)` : '';
   const accumulated = r.accumulate > 1 ? `, accumulate ${r.accumulate} (micro steps against the batch of all ${r.accumulate} windows)` : '';
-  const head = `${r.model}: seq ${c.seq}, ${dp}sp ${c.sp}, chunk ${c.chunk}, offload ${c.offload ? 'on' : 'off'}, checkpoints ${c.checkpoint}, ZeRO-${c.zero}${packed}${accumulated}; ${r.orders.length} order${r.orders.length === 1 ? '' : 's'} (${r.orders.join(', ')})`;
+  const steps = r.steps ? `, ${r.steps.length} optimizer step${r.steps.length === 1 ? '' : 's'} (losses of each, gradients of the last, weights after it)` : '';
+  const head = `${r.model}: seq ${c.seq}, ${dp}sp ${c.sp}, chunk ${c.chunk}, offload ${c.offload ? 'on' : 'off'}, checkpoints ${c.checkpoint}, ZeRO-${c.zero}${packed}${accumulated}${steps}; ${r.orders.length} order${r.orders.length === 1 ? '' : 's'} (${r.orders.join(', ')})`;
   const width = Math.max(...[...r.grads, ...r.params].map((x) => x.name.length));
   const rows = (what: string, xs: CheckReport['grads']) => xs.map((x) => `  ${what} ${x.name.padEnd(width)}  ${sci(x.error)}`);
   return [
     head,
     `  loss   ${sci(r.loss.error)} (executor ${r.loss.executor}, reference ${r.loss.reference})`,
+    ...(r.steps ?? []).map((x) => `  step ${String(x.step).padEnd(4)} lr ${x.lr.toExponential(6)} (reference ${x.referenceLr.toExponential(6)})  loss ${sci(x.lossError)}`),
     ...rows('grad ', r.grads),
     ...rows('param', r.params),
     ...r.reuseRaces.slice(0, 3).map((x) => `  race: ${x}`),

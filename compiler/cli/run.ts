@@ -62,7 +62,7 @@ function count(name: string, text: string | undefined, expected = 'a whole numbe
 }
 
 /** A learning rate as people write one: 3e-4, 0.0003, 1E-5; finite and not negative. */
-function learningRate(text: string | undefined, flag = 'lr'): number | undefined {
+export function learningRate(text: string | undefined, flag = 'lr'): number | undefined {
   if (text === undefined) return undefined;
   const n = /^(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/.test(text) ? Number(text) : NaN;
   if (!Number.isFinite(n)) throw errors.badFlag(flag, text, 'a non-negative number, e.g. 3e-4');
@@ -78,7 +78,7 @@ function wholeOrZero(name: string, text: string | undefined, expected: string): 
 }
 
 /** --warmup, --schedule, --min-lr, --total-steps: the flags' own rules (min-lr against the peak is checked with the compiled lr). */
-function scheduleFlags(o: RunFlags, steps: number): LrSchedule {
+export function scheduleFlags(o: Pick<RunFlags, 'warmup' | 'schedule' | 'minLr' | 'totalSteps'>, steps: number): LrSchedule {
   const warmup = wholeOrZero('warmup', o.warmup, 'a whole number of steps (0 for none)') ?? 0;
   const kind = (o.schedule ?? 'constant') as ScheduleKind;
   if (!SCHEDULE_KINDS.includes(kind)) throw errors.badFlag('schedule', o.schedule!, `one of ${SCHEDULE_KINDS.join(', ')}`);

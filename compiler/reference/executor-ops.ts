@@ -23,6 +23,8 @@ export interface OpCall<K extends LocalOp> extends InstrCall {
   current(name: WriteName<K>): Float64Array;
   /** AdamW's step number, 1-based */
   readonly step: number;
+  /** the step's learning rate when the run sets one (Program.setLearningRate); else the instruction's */
+  readonly lr?: number;
 }
 
 /** The values an instruction writes, every write by name. */
@@ -155,7 +157,7 @@ const adamw: Rule<'adamw'> = (c) => {
   const m = c.current('m');
   const v = c.current('v');
   M.adamwStep(master, grad, m, v, {
-    lr: num(c, 'lr'),
+    lr: c.lr ?? num(c, 'lr'),
     step: c.step,
     beta1: num(c, 'beta1'),
     beta2: num(c, 'beta2'),
@@ -206,11 +208,11 @@ const RULES: { readonly [K in LocalOp]: Rule<K> } = {
  * Runs one instruction a rank runs on its own: `ins` are the values of its reads in order,
  * `current(k)` the value write k holds; returns the values of its writes in order.
  */
-export function runOp(instr: Instr, env: Readonly<Record<string, number>>, ins: readonly Float64Array[], current: (k: number) => Float64Array, step: number): Float64Array[] {
+export function runOp(instr: Instr, env: Readonly<Record<string, number>>, ins: readonly Float64Array[], current: (k: number) => Float64Array, optimizer: { readonly step: number; readonly lr?: number }): Float64Array[] {
   const rule = RULES[instr.op as LocalOp] as Rule<LocalOp> | undefined;
   if (!rule) throw new Error(`executor: ${instr.op} (${instr.id}) runs across ranks, not on one`);
   const writes = operandNames(instr, 'writes');
-  const call = { instr, env, step, ins: byName(instr, 'reads', ins), current: (name: string) => current(writes.indexOf(name)) } as unknown as OpCall<LocalOp>;
+  const call = { instr, env, step: optimizer.step, lr: optimizer.lr, ins: byName(instr, 'reads', ins), current: (name: string) => current(writes.indexOf(name)) } as unknown as OpCall<LocalOp>;
   const out = rule(call) as Readonly<Record<string, Float64Array>>;
   return writes.map((name) => {
     const x = out[name];

@@ -37,6 +37,8 @@ export interface ExecuteOptions {
   readonly arena?: ArenaMode;
   /** AdamW step number, 1-based (default 1) */
   readonly step?: number;
+  /** the step's learning rate, as the run loop sets it on the program (default: the schedule's compiled lr) */
+  readonly lr?: number;
   /** sees every instruction's outputs as it runs (per rank; a collective once per rank) */
   readonly watch?: (rank: number, d: DynInstr, ins: readonly Float64Array[], outs: readonly Float64Array[]) => void;
 }
@@ -121,35 +123,91 @@ export function executeStep(prep: Prepared, inputs: StepInputs, opts: ExecuteOpt
  * runs the whole step as one program.
  */
 export function executeSteps(prep: Prepared, windows: readonly StepInputs[], opts: ExecuteOptions = {}): StepResult {
+  if (windows.length === 0) throw new Error('executor: no window to run');
+  const ranks = startRanks(prep, windows[0], opts);
+  const done = optimizerStep(prep, ranks, windows, opts);
+  return finishRanks(prep, ranks, done.loss, done.instructions, done.skipped);
+}
+
+/** One optimizer step of a run: its windows and the learning rate the run loop sets for it. */
+export interface TrainingStep {
+  readonly windows: readonly StepInputs[];
+  /** absent: the schedule's compiled lr */
+  readonly lr?: number;
+}
+
+export interface TrainingResult extends StepResult {
+  /** io.loss of every rank, per optimizer step */
+  readonly losses: readonly (readonly number[])[];
+}
+
+/**
+ * Optimizer steps 1..N on one memory, as `fpdtc run` calls the program: parameters and AdamW
+ * moments carry from step to step, step k updates with AdamW step number k and its own lr.
+ * The parameters come from the first step's first window; `grads` are the last step's.
+ */
+export function executeTraining(prep: Prepared, steps: readonly TrainingStep[], opts: ExecuteOptions = {}): TrainingResult {
+  if (steps.length === 0 || steps[0].windows.length === 0) throw new Error('executor: no step to run');
+  const ranks = startRanks(prep, steps[0].windows[0], opts);
+  const losses: number[][] = [];
+  let instructions = 0;
+  let skipped = 0;
+  steps.forEach((st, j) => {
+    // step 1 interleaves as a single step does; later steps their own orders
+    const done = optimizerStep(prep, ranks, st.windows, { ...opts, step: j + 1, lr: st.lr, seed: (opts.seed ?? 1) + 104723 * j });
+    losses.push(done.loss);
+    instructions += done.instructions;
+    skipped += done.skipped;
+  });
+  return { ...finishRanks(prep, ranks, losses[losses.length - 1], instructions, skipped), losses };
+}
+
+/** Every rank's memory with the model state loaded, and what the race finder needs across calls. */
+interface Ranks {
+  readonly mems: readonly RankMemory[];
+  readonly sharing: ReadonlyMap<string, string[]>;
+  readonly reuseRaces: string[];
+}
+
+function startRanks(prep: Prepared, first: StepInputs, opts: ExecuteOptions): Ranks {
+  const homes = bufferHomes(prep.schedule, prep.plan, opts.arena);
+  const mems = prep.programs.map((prog) => {
+    const mem = new RankMemory(homes);
+    loadRank(mem, prep.schedule, prep.layout, first, prog.rank);
+    return mem;
+  });
+  return { mems, sharing: opts.arena === 'private' ? new Map<string, string[]>() : sharedBytes(homes), reuseRaces: [] };
+}
+
+/** Runs the calls of one optimizer step, each window loaded before its micro step; the summed loss per rank. */
+function optimizerStep(prep: Prepared, ranks: Ranks, windows: readonly StepInputs[], opts: ExecuteOptions): { loss: number[]; instructions: number; skipped: number } {
   const s = prep.schedule;
   if (windows.length === 0) throw new Error('executor: no window to run');
   if (windows.length > 1 && !s.phases) throw new Error('executor: the schedule has no phases, so it cannot accumulate windows');
-  const homes = bufferHomes(s, prep.plan, opts.arena);
-  const mems = prep.programs.map((prog) => {
-    const mem = new RankMemory(homes);
-    loadRank(mem, s, prep.layout, windows[0], prog.rank);
-    return mem;
-  });
-  const sharing = opts.arena === 'private' ? new Map<string, string[]>() : sharedBytes(homes);
-  const reuseRaces: string[] = [];
+  const { mems } = ranks;
   const loss = mems.map(() => 0);
   let instructions = 0;
   const skipped = { count: 0 };
   windows.forEach((w, k) => {
-    if (k > 0) mems.forEach((m, r) => loadWindow(m, s, w, r));
+    mems.forEach((m, r) => loadWindow(m, s, w, r));
     const K = windows.length;
     const programs = K === 1 ? prep.programs : callPrograms(prep, k === 0 ? 'first' : k === K - 1 ? 'last' : 'middle');
     // each call its own interleavings
-    instructions += runPrograms(programs, mems, sharing, reuseRaces, { ...opts, seed: (opts.seed ?? 1) + 7907 * k }, documentsMeet(s, w), skipped);
+    instructions += runPrograms(programs, mems, ranks.sharing, ranks.reuseRaces, { ...opts, seed: (opts.seed ?? 1) + 7907 * k }, documentsMeet(s, w), skipped);
     mems.forEach((m, r) => (loss[r] += m.read(m.whole('io.loss'))[0]));
   });
+  return { loss, instructions, skipped: skipped.count };
+}
+
+function finishRanks(prep: Prepared, ranks: Ranks, loss: readonly number[], instructions: number, skipped: number): StepResult {
+  const { mems } = ranks;
   return {
     loss,
-    grads: unpackState(mems, s, prep.layout, 'grads'),
-    params: unpackState(mems, s, prep.layout, 'params'),
+    grads: unpackState(mems, prep.schedule, prep.layout, 'grads'),
+    params: unpackState(mems, prep.schedule, prep.layout, 'params'),
     instructions,
-    skipped: skipped.count,
-    reuseRaces,
+    skipped,
+    reuseRaces: ranks.reuseRaces,
   };
 }
 
@@ -160,7 +218,7 @@ function runPrograms(programs: readonly RankProgram[], mems: readonly RankMemory
   }));
   const pick = picker(opts.order ?? 'program', opts.seed ?? 1, ranks.length);
   const poison = opts.poison !== false;
-  const step = opts.step ?? 1;
+  const optimizer = { step: opts.step ?? 1, lr: opts.lr };
   let instructions = 0;
 
   const finish = (st: RankState, q: QueuedItem, ran = true) => {
@@ -214,7 +272,7 @@ function runPrograms(programs: readonly RankProgram[], mems: readonly RankMemory
       continue;
     }
     const ins = d.reads.map((r) => st.mem.read(r));
-    const outs = runOp(d.item, d.env, ins, (k) => st.mem.read(d.writes[k]), step);
+    const outs = runOp(d.item, d.env, ins, (k) => st.mem.read(d.writes[k]), optimizer);
     outs.forEach((x, k) => st.mem.write(d.writes[k], x));
     opts.watch?.(c.rank, d, ins, outs);
     st.heads[c.stream]++;
