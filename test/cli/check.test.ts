@@ -28,5 +28,7 @@ describe('fpdtc check', () => {
   it('bad flags are usage errors, exit 2', () => {
     expect(runCli(['check', 'tiny-llama', '--orders', '0']).code).to.equal(2);
     expect(runCli(['check', 'tiny-llama', '--arena', 'shared']).code).to.equal(2);
+    // run's schedule flags, by run's rules
+    expect(runCli(['check', 'tiny-llama', '--steps', '3', '--schedule', 'cosin']).code).to.equal(2);
   });
 });
