@@ -62,6 +62,8 @@ export interface RenderOptions {
   sm90StageVariants?: number[];
   /** Benchmark copy of the sm_90a forward with inter-warpgroup ping-pong (attention_fwd_pp_sm90.cu, fpdt_attn_fwd_pp). */
   sm90PingPong?: boolean;
+  /** Benchmark copies of the sm_90a forward with every k-th group of scores' exp2 on the FMA pipe (attention_fwd_ep<k>_sm90.cu, fpdt_attn_fwd_ep<k>). */
+  sm90PolyEvery?: number[];
 }
 
 export class KernelSpecError extends Error {}
@@ -121,6 +123,11 @@ export function chooseAttentionTiling(spec: KernelSpec): AttentionTiling {
 function normThreads(hidden: number): { threads: number; pairs: number } {
   const threads = hidden >= 4096 ? 256 : hidden >= 1024 ? 128 : 64;
   return { threads, pairs: Math.ceil(hidden / 2 / threads) };
+}
+
+/** The widest access of at most 16 bytes (8 bf16) whose element count divides n: RoPE's adjacent pairs per thread. */
+export function bf16VectorWidth(n: number): 8 | 4 | 2 | 1 {
+  return n % 8 === 0 ? 8 : n % 4 === 0 ? 4 : n % 2 === 0 ? 2 : 1;
 }
 
 /** Exact float literal for CUDA source. */
@@ -193,9 +200,9 @@ function attentionForwardSm90(spec: KernelSpec, t: AttentionTiling, suffix: stri
   ];
 }
 
-function sm90ForwardFile(spec: KernelSpec, suffix: string, stages: number, fallbackSuffix: string, pingpong = false): RenderedKernel {
+function sm90ForwardFile(spec: KernelSpec, suffix: string, stages: number, fallbackSuffix: string, pingpong = false, polyEvery = 0): RenderedKernel {
   const ns = `fpdt_attn_fwd_sm90_${spec.headDim}${suffix}`;
-  const text = render('attention_fwd_sm90.cu.njk', { headDim: spec.headDim, stages, pingpong, ns, suffix, fallbackSuffix });
+  const text = render('attention_fwd_sm90.cu.njk', { headDim: spec.headDim, stages, pingpong, polyEvery, ns, suffix, fallbackSuffix });
   return { file: `attention_fwd${suffix}_sm90.cu`, text };
 }
 
@@ -253,6 +260,7 @@ export function renderKernels(spec: KernelSpec, options: RenderOptions = {}): Re
     pairs: norm.pairs,
     invFreq: ropeInverseFrequencies(spec).map((x) => x.toPrecision(17)).join(', '),
     ropeScalingNote: ropeScalingNote(spec.ropeScaling),
+    ropeVector: bf16VectorWidth(spec.rotaryDim / 2),
     positions: false,
   };
   const normFile = spec.norm === 'rms' ? 'norm_rms.cu' : 'norm_layer.cu';
@@ -273,6 +281,11 @@ export function renderKernels(spec: KernelSpec, options: RenderOptions = {}): Re
     for (const stages of options.sm90StageVariants ?? []) files.push(sm90ForwardFile(spec, `_st${stages}`, stages, '_mma'));
   if (options.sm90PingPong && usesSm90Forward(spec))
     files.push(sm90ForwardFile(spec, '_pp', sm90ForwardStages(spec.headDim), '_mma', true));
+  if (usesSm90Forward(spec))
+    for (const every of options.sm90PolyEvery ?? []) {
+      files.push(sm90ForwardFile(spec, `_ep${every}`, sm90ForwardStages(spec.headDim), '_mma', false, every));
+      if (options.sm90PingPong) files.push(sm90ForwardFile(spec, `_pp_ep${every}`, sm90ForwardStages(spec.headDim), '_mma', true, every));
+    }
   const prototypes = files.flatMap((f) => launcherPrototypes[f.file] ?? []);
   files.push({ file: 'fpdt_kernels.h', text: render('fpdt_kernels.h.njk', { spec, prototypes }) });
   return files;
