@@ -12,9 +12,12 @@ bundled `fpdtc run`. The driver
   3. after every kill: `latest` names a complete checkpoint (trainer.json parses, every tensor of its
      weights and moments reads back), whose step never goes back, and whatever the kill left
      half-written is reported (a kill during a save leaves a .partial folder, never a broken one);
-  4. at the end: every step's loss, in every round that printed it, equals the straight run's as
-     printed; the final weights equal the straight run's within the bf16 atomics' nondeterminism
-     (relative norm of the difference per tensor, gated at 1e-3; the figure is printed).
+  4. at the end, against the straight run: every step's loss, in every round that printed it, and
+     the final weights (relative norm of the difference per tensor). The programs' float atomics
+     (the attention backward's dq, the ZeRO reductions) make two straight runs differ too, so a
+     second straight run measures that noise, and the gate is: a loss within the printed digit
+     (1e-4) plus twice the largest loss difference of the two straight runs, the weights within
+     twice theirs (at least 1e-3). Both figures are printed.
 Writes OUTDIR/kill-resume.json and the rounds' logs; exits 1 if a gate fails.
 """
 import argparse
@@ -54,6 +57,8 @@ def fpdtc(args, log):
 def losses(path):
     """step -> loss as printed, from a run's log"""
     text = open(path).read()
+    if not text.endswith("\n"):  # a line cut by the kill
+        text = text[: text.rfind("\n") + 1]
     return {int(s): l for s, l in re.findall(r"^step (\d+)\s+loss (\S+)", text, re.M)}
 
 
@@ -81,16 +86,19 @@ def complete(step_dir):
 
 
 result = {"steps": a.steps, "rounds": [], "pass": False}
-# 1. straight
-t0 = time.time()
-with open(os.path.join(a.out, "straight.log"), "w") as log:
-    rc = fpdtc([*common, "--save", os.path.join(work, "straight.safetensors")], log).wait()
-straight_s = time.time() - t0
-straight = losses(os.path.join(a.out, "straight.log"))
-result["straight"] = {"rc": rc, "seconds": round(straight_s, 1), "losses": straight}
-if rc != 0 or len(straight) != a.steps:
-    print(json.dumps(result))
-    sys.exit(1)
+# 1. straight, twice (the second measures the run-to-run noise of float atomics)
+for name in ("straight", "straight-2"):
+    t0 = time.time()
+    with open(os.path.join(a.out, f"{name}.log"), "w") as log:
+        rc = fpdtc([*common, "--save", os.path.join(work, f"{name}.safetensors")], log).wait()
+    straight_s = time.time() - t0
+    printed = losses(os.path.join(a.out, f"{name}.log"))
+    result[name] = {"rc": rc, "seconds": round(straight_s, 1), "losses": printed}
+    if rc != 0 or len(printed) != a.steps:
+        print(json.dumps(result))
+        sys.exit(1)
+straight, straight2 = result["straight"]["losses"], result["straight-2"]["losses"]
+noise_loss = max(abs(float(straight[s]) - float(straight2[s])) for s in straight)
 
 # 2-3. killed and resumed
 last, done, failures = 0, False, []
@@ -100,7 +108,8 @@ for r in range(a.rounds):
     if os.path.exists(os.path.join(ck, "latest")):
         args += ["--resume", "latest"]
     # a moment anywhere in a straight run's length (start-up included); the last rounds run out
-    delay = rng.uniform(0.3, 1.1 * straight_s) if r < a.rounds - 1 else None
+    # (a save a step makes the killed runs longer: about a third of a second each for the test models)
+    delay = rng.uniform(0.3, 1.1 * straight_s + 0.35 * a.steps) if r < a.rounds - 1 else None
     logp = os.path.join(a.out, f"round-{r}.log")
     with open(logp, "w") as log:
         p = fpdtc(args, log)
@@ -131,20 +140,30 @@ for r in range(a.rounds):
         done = rc == 0
         break
 
-# 4. the same losses, the same weights
+# 4. the same losses, the same weights, within the noise of two straight runs
+loss_gate = 1e-4 + 2 * noise_loss + 1e-9
+worst_loss = 0.0
 for r in result["rounds"]:
     for s, l in losses(os.path.join(a.out, f"round-{r['round']}.log")).items():
-        if straight.get(s) != l:
-            failures.append(f"round {r['round']}: step {s} loss {l}, straight {straight.get(s)}")
+        d = abs(float(l) - float(straight[s])) if s in straight else float("inf")
+        worst_loss = max(worst_loss, d)
+        if d > loss_gate:
+            failures.append(f"round {r['round']}: step {s} loss {l}, straight {straight.get(s)} (gate {loss_gate:.1e})")
+result["loss_diff_max"] = {"killed_vs_straight": worst_loss, "straight_vs_straight2": noise_loss, "gate": loss_gate,
+                           "steps_equal_as_printed": sum(1 for r in result["rounds"] for s, l in losses(os.path.join(a.out, f"round-{r['round']}.log")).items() if straight.get(s) == l),
+                           "steps_printed": sum(len(r["steps_printed"]) for r in result["rounds"])}
 if done:
-    ws, wk = tensors(os.path.join(work, "straight.safetensors")), tensors(os.path.join(work, "killed.safetensors"))
-    rel = {k: float((ws[k].double() - wk[k].double()).norm() / ws[k].double().norm().clamp_min(1e-30)) for k in ws}
-    worst = max(rel, key=rel.get)
-    result["weights_rel_max"] = {"tensor": worst, "value": rel[worst]}
-    result["weights_bit_identical"] = sum(1 for k in ws if bool((ws[k] == wk[k]).all()))
-    result["weights_tensors"] = len(ws)
-    if rel[worst] > 1e-3:
-        failures.append(f"final weights: {worst} differs by {rel[worst]:.3e} (relative) from the straight run")
+    ws, w2, wk = (tensors(os.path.join(work, f"{n}.safetensors")) for n in ("straight", "straight-2", "killed"))
+    relf = lambda x, y: {k: float((x[k].double() - y[k].double()).norm() / x[k].double().norm().clamp_min(1e-30)) for k in x}  # noqa: E731
+    rel, noise = relf(ws, wk), relf(ws, w2)
+    worst, nworst = max(rel, key=rel.get), max(noise, key=noise.get)
+    gate = max(1e-3, 2 * noise[nworst])
+    result["weights_rel_max"] = {"tensor": worst, "killed_vs_straight": rel[worst], "straight_vs_straight2": noise[nworst],
+                                 "straight_vs_straight2_tensor": nworst, "gate": gate}
+    result["weights_bit_identical"] = {"killed": sum(1 for k in ws if bool((ws[k] == wk[k]).all())),
+                                       "straight_2": sum(1 for k in ws if bool((ws[k] == w2[k]).all())), "of": len(ws)}
+    if rel[worst] > gate:
+        failures.append(f"final weights: {worst} differs by {rel[worst]:.3e} (relative) from the straight run (gate {gate:.1e})")
 else:
     failures.append(f"no round finished in {a.rounds}")
 result["kills"] = sum(1 for r in result["rounds"] if r["killed_after_s"] is not None)
