@@ -18,6 +18,9 @@
 // (check-schedule.ts), its moments carried over, each step's gradients from the interpreter at
 // the weights the step before left. Losses of every step, the last step's gradients and the
 // final weights are compared.
+// With `maxGradNorm` (`--clip-grad-norm X`), every update clips by the global gradient norm: the
+// executor by the schedule's all-reduced norm and the kernel's formula, the reference by its own
+// torch formula (check-update.ts); each step's norm before clipping is compared too.
 // The library function behind `fpdtc check`.
 import { dpOf, resolveConfig } from './config.js';
 import type { ConfigOverrides } from './compile.js';
@@ -29,8 +32,8 @@ import { runScheduleStages } from './lower/pipeline.js';
 import { graphPasses } from './passes/index.js';
 import { runGraphPasses } from './passes/pipeline.js';
 import { resolveAutoChunk } from './plan.js';
-import { adamwStep } from './reference/cpu-adamw.js';
-import { clipScale } from './reference/executor-ops.js';
+import { clipScale, type ClipScale } from './reference/executor-ops.js';
+import { findAdamW, referenceUpdate, withMaxGradNorm, type StepClip } from './check-update.js';
 import { executeTraining, prepareExecution, type Order } from './reference/executor.js';
 import { stepRates, type CheckedSchedule } from './check-schedule.js';
 import type { learningRate } from './train/schedule.js';
@@ -60,6 +63,8 @@ export interface CheckOptions {
   readonly mutate?: (s: Schedule) => Schedule;
   /** clip by the global gradient norm at this maximum (as `fpdtc run --clip-grad-norm`), in the schedule and the reference */
   readonly maxGradNorm?: number;
+  /** the clipping factor the executor's AdamW scales by (default the kernel's formula; tests break it on purpose) */
+  readonly clipFn?: ClipScale;
   /** sequence windows per optimizer step, gradients accumulated (as `fpdtc run --accumulate K`; default 1) */
   readonly accumulate?: number;
   /** rewrites the accumulated windows' inputs before they run (tests use it to break the loss scaling on purpose) */
@@ -128,6 +133,8 @@ export interface CheckReport {
   readonly accumulate: number;
   /** with a schedule: each optimizer step's rate on both sides and its loss's error (worst over the orders) */
   readonly steps?: readonly StepReport[];
+  /** with clipping: the maximum norm and each optimizer step's norm before clipping on both sides */
+  readonly clip?: { readonly max: number; readonly steps: readonly StepClip[] };
   /** packed documents: how many the windows held (the reference ran each on its own) */
   readonly documents?: number;
   /** packed documents: instructions of one run skipped because their chunks share no document */
@@ -244,10 +251,15 @@ export function checkModel(model: Model, requested: TrainConfig, opts: CheckOpti
   // the reference: each step's gradients at the weights the step before left, AdamW's moments carried
   const adamw = findAdamW(s);
   const moments = new Map(refGraph.params.map((p) => [p, { m: new Float64Array(params[p].length), v: new Float64Array(params[p].length) }]));
+  // the flag's maximum, not the schedule's attribute that the executor clips by
+  const maxGradNorm = opts.maxGradNorm ?? adamw.maxGradNorm;
   let updated: Record<string, Float64Array> = params;
+  const refClips: ReturnType<typeof referenceUpdate>['clip'][] = [];
   const refs = steps.map((st, j) => {
     const ref = st.reference(updated);
-    updated = referenceUpdate(refGraph, updated, ref.grads, { ...adamw, lr: rates?.reference[j] ?? adamw.lr }, j + 1, moments);
+    const done = referenceUpdate(refGraph, updated, ref.grads, { ...adamw, lr: rates?.reference[j] ?? adamw.lr, maxGradNorm }, j + 1, moments);
+    updated = done.params;
+    refClips.push(done.clip);
     return ref;
   });
   const ref = refs[N - 1];
@@ -259,6 +271,8 @@ export function checkModel(model: Model, requested: TrainConfig, opts: CheckOpti
   let lossSeen = NaN;
   let lossRef = NaN;
   const stepLossErr = refs.map(() => 0);
+  // each step's executor norm farthest from the reference's, and its error
+  const stepNorm = refs.map(() => ({ norm: NaN, error: 0 }));
   const gradErr = new Map<string, number>();
   const paramErr = new Map<string, number>();
   const races: string[] = [];
@@ -269,7 +283,7 @@ export function checkModel(model: Model, requested: TrainConfig, opts: CheckOpti
       const given = st.micro.map((b): StepInputs => ({ params, ...b, ...(K > 1 ? { labelCount: st.labelCount } : {}) }));
       return { windows: opts.mutateWindows ? opts.mutateWindows(given) : given, lr: rates?.executor[j] };
     });
-    const run = executeTraining(prep, training, { order, seed: seed * 7919 + k, arena: opts.arena });
+    const run = executeTraining(prep, training, { order, seed: seed * 7919 + k, arena: opts.arena, clip: opts.clipFn });
     progress?.(`check: interleaving ${k + 1} of ${orders.length} (${order}) done in ${lap()}`);
     if (races.length === 0) races.push(...run.reuseRaces.map((x) => `${order} order: ${x}`));
     skipped = run.skipped;
@@ -281,13 +295,20 @@ export function checkModel(model: Model, requested: TrainConfig, opts: CheckOpti
         stepLossErr[j] = Math.max(stepLossErr[j], e);
       }
     });
+    run.gradNorms.forEach((ranks, j) => {
+      for (const n of ranks) {
+        const e = relativeError([n], [refClips[j].norm]);
+        if (e > stepNorm[j].error || Number.isNaN(stepNorm[j].norm)) stepNorm[j] = { norm: n, error: e };
+      }
+    });
     for (const view of run.grads) for (const p of refGraph.params) worst(gradErr, p, relativeError(view[p], ref.grads[p]));
     for (const view of run.params) for (const p of refGraph.params) worst(paramErr, p, relativeError(view[p], updated[p]));
   });
   const list = (m: Map<string, number>) => refGraph.params.map((id) => ({ id, name: refGraph.values[id].name ?? id, error: m.get(id)! }));
   const grads = list(gradErr);
   const upd = list(paramErr);
-  const maxError = Math.max(lossErr, ...grads.map((x) => x.error), ...upd.map((x) => x.error));
+  const clip = opts.maxGradNorm === undefined ? undefined : clipReport(opts.maxGradNorm, stepNorm, refClips, opts.clipFn ?? clipScale);
+  const maxError = Math.max(lossErr, ...grads.map((x) => x.error), ...upd.map((x) => x.error), ...(clip?.steps ?? []).map((x) => x.normError));
   return {
     model: refGraph.name,
     config,
@@ -299,6 +320,7 @@ export function checkModel(model: Model, requested: TrainConfig, opts: CheckOpti
     reuseRaces: races,
     accumulate: K,
     ...(rates ? { steps: stepLossErr.map((lossError, j) => ({ step: j + 1, lr: rates.executor[j], referenceLr: rates.reference[j], lossError })) } : {}),
+    ...(clip ? { clip } : {}),
     ...(documents !== undefined ? { documents, skipped } : {}),
     ok: maxError <= CHECK_LIMIT,
     limit: CHECK_LIMIT,
@@ -340,46 +362,12 @@ export function packedWindows(config: TrainConfig, chunk: number, vocab: number,
   return Array.from({ length: dpOf(config) }, (_, g) => packedBatch(config.seq, vocab, chunk, config.sp, g === 0 ? seed : seed + 104729 * g));
 }
 
-type AdamWAttrs = ReturnType<typeof findAdamW>;
-
-/** The reference AdamW step `step` with the schedule's hyperparameters, on moments carried from the steps before. */
-function referenceUpdate(g: Graph, params: Readonly<Record<string, Float64Array>>, grads: Readonly<Record<string, Float64Array>>, attrs: AdamWAttrs, step: number, moments: ReadonlyMap<string, { m: Float64Array; v: Float64Array }>): Record<string, Float64Array> {
-  // clipping scales every gradient by one factor, from the norm over all of them
-  const sq = g.params.reduce((a, p) => a + grads[p].reduce((b, x) => b + x * x, 0), 0);
-  const k = clipScale(sq, attrs.maxGradNorm);
-  const out: Record<string, Float64Array> = {};
-  for (const p of g.params) {
-    const x = params[p].slice();
-    const { m, v } = moments.get(p)!;
-    adamwStep(x, k === 1 ? grads[p] : grads[p].map((y) => y * k), m, v, { ...attrs, step });
-    out[p] = x;
-  }
-  return out;
-}
-
-/** The schedule with every AdamW update clipping at `max` (0: off). */
-export function withMaxGradNorm(s: Schedule, max: number): Schedule {
-  const map = (items: Schedule['body']): Schedule['body'] =>
-    items.map((x) => (x.kind === 'loop' ? { ...x, body: map(x.body) } : x.kind === 'instr' && x.op === 'adamw' ? { ...x, attrs: { ...x.attrs, maxGradNorm: max } } : x));
-  return { ...s, body: map(s.body) };
-}
-
-function findAdamW(s: Schedule): { lr: number; beta1: number; beta2: number; eps: number; weightDecay: number; maxGradNorm: number } {
-  // the update may sit in a loop (optimizer states streamed from the host)
-  const find = (items: Schedule['body']): Schedule['body'][number] | undefined => {
-    for (const x of items) {
-      if (x.kind === 'instr' && x.op === 'adamw') return x;
-      if (x.kind === 'loop') {
-        const y = find(x.body);
-        if (y) return y;
-      }
-    }
-    return undefined;
+/** Each step's norms before clipping on both sides, and whether each side's clipping acted. */
+function clipReport(max: number, executor: readonly { norm: number; error: number }[], reference: readonly { norm: number; clipped: boolean }[], clip: ClipScale): NonNullable<CheckReport['clip']> {
+  return {
+    max,
+    steps: executor.map((x, j) => ({ step: j + 1, norm: x.norm, referenceNorm: reference[j].norm, normError: x.error, clipped: clip(x.norm * x.norm, max) < 1, referenceClipped: reference[j].clipped })),
   };
-  const it = find(s.body);
-  if (!it || it.kind !== 'instr') throw new Error('check: the schedule has no AdamW step');
-  const a = it.attrs as Record<string, number>;
-  return { lr: a.lr, beta1: a.beta1, beta2: a.beta2, eps: a.eps, weightDecay: a.weightDecay, maxGradNorm: a.maxGradNorm ?? 0 };
 }
 
 /** Loads a model file (or a name in models/) and checks it at its defaults overridden by `overrides`. */

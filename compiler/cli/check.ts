@@ -5,7 +5,7 @@ import { check, CHECK_MAX_SECONDS, type CheckReport } from '../check.js';
 import { errors, UserError } from '../errors.js';
 import { DEFAULT_EVAL_TIMEOUT_S } from '../frontend/index.js';
 import { applyEvalTimeout, parseCompileFlags, type RawCompileFlags } from './compile-flags.js';
-import { learningRate, scheduleFlags } from './run.js';
+import { clipGradNorm, learningRate, scheduleFlags } from './run.js';
 import type { CheckedSchedule } from '../check-schedule.js';
 
 interface RawCheckFlags extends RawCompileFlags {
@@ -21,6 +21,7 @@ interface RawCheckFlags extends RawCompileFlags {
   schedule?: string;
   minLr?: string;
   totalSteps?: string;
+  clipGradNorm?: string;
 }
 
 export function register(program: Command): void {
@@ -48,6 +49,7 @@ export function register(program: Command): void {
     .option('--schedule <constant|cosine|linear>', 'decay after warmup, as run --schedule')
     .option('--min-lr <x>', 'where decay ends, as run --min-lr (default 0)')
     .option('--total-steps <n>', 'the step at which decay reaches --min-lr (default --steps)')
+    .option('--clip-grad-norm <x>', 'clip by the global gradient norm at X, as run --clip-grad-norm (checked against torch\'s clip_grad_norm_ formula on the whole model; prints each step\'s norm)')
     .option('--seed <n>', 'seeds weights, tokens and interleavings')
     .option('--orders <k>', 'stream interleavings to run (first in issue order)', '4')
     .option('--arena <planned|private>', 'buffers share bytes as the memory plan says, or each has its own', 'planned')
@@ -61,12 +63,14 @@ export function register(program: Command): void {
       const orders = wholeNumber('orders', raw.orders ?? '4', 1);
       const accumulate = wholeNumber('accumulate', raw.accumulate ?? '1', 1);
       const schedule = checkedSchedule(raw);
+      const maxGradNorm = clipGradNorm(raw.clipGradNorm);
       if (raw.arena !== 'planned' && raw.arena !== 'private') throw errors.badFlag('arena', String(raw.arena), 'expected planned or private');
       const report = await check(model, overrides, {
         seed,
         orders,
         accumulate,
         ...(schedule ? { schedule } : {}),
+        ...(maxGradNorm !== undefined ? { maxGradNorm } : {}),
         arena: raw.arena,
         verify: raw.verify !== false,
         force: raw.force === true,
@@ -91,6 +95,7 @@ function checkedSchedule(raw: RawCheckFlags): CheckedSchedule | undefined {
   return { steps, lr: learningRate(raw.lr), warmup, kind, minLr, totalSteps };
 }
 
+const acted = (clipped: boolean) => (clipped ? 'clipped' : 'not clipped');
 const sci = (x: number) => (Number.isFinite(x) ? x.toExponential(1) : 'NaN');
 
 /** The printout: one line per quantity, worst first within gradients and parameters. */
@@ -100,13 +105,15 @@ export function formatCheck(r: CheckReport): string {
   const packed = r.documents !== undefined ? `, packed (${r.documents} documents, each also run on its own; ${r.skipped ?? 0} instructions of blocks without a shared document skipped)` : '';
   const accumulated = r.accumulate > 1 ? `, accumulate ${r.accumulate} (micro steps against the batch of all ${r.accumulate} windows)` : '';
   const steps = r.steps ? `, ${r.steps.length} optimizer step${r.steps.length === 1 ? '' : 's'} (losses of each, gradients of the last, weights after it)` : '';
-  const head = `${r.model}: seq ${c.seq}, ${dp}sp ${c.sp}, chunk ${c.chunk}, offload ${c.offload ? 'on' : 'off'}, checkpoints ${c.checkpoint}, ZeRO-${c.zero}${packed}${accumulated}${steps}; ${r.orders.length} order${r.orders.length === 1 ? '' : 's'} (${r.orders.join(', ')})`;
+  const clip = r.clip ? `, clipping at global gradient norm ${r.clip.max}` : '';
+  const head = `${r.model}: seq ${c.seq}, ${dp}sp ${c.sp}, chunk ${c.chunk}, offload ${c.offload ? 'on' : 'off'}, checkpoints ${c.checkpoint}, ZeRO-${c.zero}${packed}${accumulated}${steps}${clip}; ${r.orders.length} order${r.orders.length === 1 ? '' : 's'} (${r.orders.join(', ')})`;
   const width = Math.max(...[...r.grads, ...r.params].map((x) => x.name.length));
   const rows = (what: string, xs: CheckReport['grads']) => xs.map((x) => `  ${what} ${x.name.padEnd(width)}  ${sci(x.error)}`);
   return [
     head,
     `  loss   ${sci(r.loss.error)} (executor ${r.loss.executor}, reference ${r.loss.reference})`,
     ...(r.steps ?? []).map((x) => `  step ${String(x.step).padEnd(4)} lr ${x.lr.toExponential(6)} (reference ${x.referenceLr.toExponential(6)})  loss ${sci(x.lossError)}`),
+    ...(r.clip?.steps ?? []).map((x) => `  clip ${String(x.step).padEnd(4)} grad norm ${x.norm.toExponential(6)} (reference ${x.referenceNorm.toExponential(6)})  ${sci(x.normError)}  ${acted(x.clipped)} (reference ${acted(x.referenceClipped)})`),
     ...rows('grad ', r.grads),
     ...rows('param', r.params),
     ...r.reuseRaces.slice(0, 3).map((x) => `  race: ${x}`),

@@ -61,10 +61,13 @@ function count(name: string, text: string | undefined, expected = 'a whole numbe
   return n;
 }
 
+/** A decimal without a sign (3e-4, .5, 10); NaN for anything else. */
+const nonNegative = (text: string): number => (/^(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/.test(text) ? Number(text) : NaN);
+
 /** A learning rate as people write one: 3e-4, 0.0003, 1E-5; finite and not negative. */
 export function learningRate(text: string | undefined, flag = 'lr'): number | undefined {
   if (text === undefined) return undefined;
-  const n = /^(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/.test(text) ? Number(text) : NaN;
+  const n = nonNegative(text);
   if (!Number.isFinite(n)) throw errors.badFlag(flag, text, 'a non-negative number, e.g. 3e-4');
   return n;
 }
@@ -101,11 +104,17 @@ export function optimizerFlags(o: RunFlags): { beta1?: number; beta2?: number; e
     if (!(out.eps! > 0)) throw errors.badFlag('eps', o.eps, 'a positive number, e.g. 1e-8');
   }
   if (o.weightDecay !== undefined) out.weight_decay = learningRate(o.weightDecay, 'weight-decay');
-  if (o.clipGradNorm !== undefined) {
-    out.max_grad_norm = learningRate(o.clipGradNorm, 'clip-grad-norm');
-    if (!(out.max_grad_norm! > 0)) throw errors.badFlag('clip-grad-norm', o.clipGradNorm, 'a positive number, e.g. 1.0');
-  }
+  const clip = clipGradNorm(o.clipGradNorm);
+  if (clip !== undefined) out.max_grad_norm = clip;
   return out;
+}
+
+/** --clip-grad-norm X: a positive number (run and check read it alike). */
+export function clipGradNorm(text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const x = nonNegative(text);
+  if (!(Number.isFinite(x) && x > 0)) throw errors.badFlag('clip-grad-norm', text, 'a positive number, e.g. 1.0');
+  return x;
 }
 
 /** --save-every, --checkpoint-dir, --keep-checkpoints: where and how often (undefined: no checkpoints). */

@@ -25,7 +25,12 @@ export interface OpCall<K extends LocalOp> extends InstrCall {
   readonly step: number;
   /** the step's learning rate when the run sets one (Program.setLearningRate); else the instruction's */
   readonly lr?: number;
+  /** the clipping factor AdamW scales the gradients by (default clipScale; tests break it on purpose) */
+  readonly clip?: ClipScale;
 }
+
+/** The factor of clipping by the global norm: (sum of squares of all gradients, maximum norm) -> scale. */
+export type ClipScale = (sqnorm: number | undefined, maxNorm: number) => number;
 
 /** The values an instruction writes, every write by name. */
 type Outputs<K extends LocalOp> = { readonly [N in keyof NamedWrites<K, Float64Array>]-?: Float64Array };
@@ -152,7 +157,7 @@ function rope(c: InstrCall, x: Float64Array, positionsIn: Float64Array | undefin
 
 /** One AdamW step on fp32 master weights; the bf16 parameters become a copy of them. */
 const adamw: Rule<'adamw'> = (c) => {
-  const grad = clipped(c.ins.grad, c.ins.sqnorm?.[0], num(c, 'maxGradNorm'));
+  const grad = clipped(c.ins.grad, c.ins.sqnorm?.[0], num(c, 'maxGradNorm'), c.clip ?? clipScale);
   const master = c.current('master');
   const m = c.current('m');
   const v = c.current('v');
@@ -208,11 +213,11 @@ const RULES: { readonly [K in LocalOp]: Rule<K> } = {
  * Runs one instruction a rank runs on its own: `ins` are the values of its reads in order,
  * `current(k)` the value write k holds; returns the values of its writes in order.
  */
-export function runOp(instr: Instr, env: Readonly<Record<string, number>>, ins: readonly Float64Array[], current: (k: number) => Float64Array, optimizer: { readonly step: number; readonly lr?: number }): Float64Array[] {
+export function runOp(instr: Instr, env: Readonly<Record<string, number>>, ins: readonly Float64Array[], current: (k: number) => Float64Array, optimizer: { readonly step: number; readonly lr?: number; readonly clip?: ClipScale }): Float64Array[] {
   const rule = RULES[instr.op as LocalOp] as Rule<LocalOp> | undefined;
   if (!rule) throw new Error(`executor: ${instr.op} (${instr.id}) runs across ranks, not on one`);
   const writes = operandNames(instr, 'writes');
-  const call = { instr, env, step: optimizer.step, lr: optimizer.lr, ins: byName(instr, 'reads', ins), current: (name: string) => current(writes.indexOf(name)) } as unknown as OpCall<LocalOp>;
+  const call = { instr, env, step: optimizer.step, lr: optimizer.lr, clip: optimizer.clip, ins: byName(instr, 'reads', ins), current: (name: string) => current(writes.indexOf(name)) } as unknown as OpCall<LocalOp>;
   const out = rule(call) as Readonly<Record<string, Float64Array>>;
   return writes.map((name) => {
     const x = out[name];
@@ -227,7 +232,7 @@ export function clipScale(sqnorm: number | undefined, maxNorm: number): number {
   return Math.min(1, maxNorm / (Math.sqrt(sqnorm) + 1e-6));
 }
 
-function clipped(g: Float64Array, sqnorm: number | undefined, maxNorm: number): Float64Array {
-  const k = clipScale(sqnorm, maxNorm);
+function clipped(g: Float64Array, sqnorm: number | undefined, maxNorm: number, clip: ClipScale): Float64Array {
+  const k = clip(sqnorm, maxNorm);
   return k === 1 ? g : g.map((x) => x * k);
 }

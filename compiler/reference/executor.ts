@@ -21,7 +21,7 @@ import { documentsMeet, type DocumentsMeet } from './documents-meet.js';
 import type { DynInstr } from '../schedule/unroll.js';
 import { COLLECTIVES, runSpannedCollective } from './executor-collectives.js';
 import { bufferHomes, layoutOf, loadRank, loadWindow, RankMemory, unpackState, type ArenaMode, type BufferHome, type ParamLayout, type StepInputs } from './executor-layout.js';
-import { runOp } from './executor-ops.js';
+import { runOp, type ClipScale } from './executor-ops.js';
 import { buildRankProgram, itemPositions, type QueuedItem, type RankProgram } from './executor-program.js';
 import { Rng } from './rng.js';
 
@@ -39,6 +39,8 @@ export interface ExecuteOptions {
   readonly step?: number;
   /** the step's learning rate, as the run loop sets it on the program (default: the schedule's compiled lr) */
   readonly lr?: number;
+  /** the clipping factor of the AdamW rule (default clipScale, the kernel's formula; tests break it on purpose) */
+  readonly clip?: ClipScale;
   /** sees every instruction's outputs as it runs (per rank; a collective once per rank) */
   readonly watch?: (rank: number, d: DynInstr, ins: readonly Float64Array[], outs: readonly Float64Array[]) => void;
 }
@@ -139,6 +141,8 @@ export interface TrainingStep {
 export interface TrainingResult extends StepResult {
   /** io.loss of every rank, per optimizer step */
   readonly losses: readonly (readonly number[])[];
+  /** the gradient norm before clipping of every rank, per optimizer step: sqrt(io.gradsq), as Program.gradNorm reads it */
+  readonly gradNorms: readonly (readonly number[])[];
 }
 
 /**
@@ -150,16 +154,18 @@ export function executeTraining(prep: Prepared, steps: readonly TrainingStep[], 
   if (steps.length === 0 || steps[0].windows.length === 0) throw new Error('executor: no step to run');
   const ranks = startRanks(prep, steps[0].windows[0], opts);
   const losses: number[][] = [];
+  const gradNorms: number[][] = [];
   let instructions = 0;
   let skipped = 0;
   steps.forEach((st, j) => {
     // step 1 interleaves as a single step does; later steps their own orders
     const done = optimizerStep(prep, ranks, st.windows, { ...opts, step: j + 1, lr: st.lr, seed: (opts.seed ?? 1) + 104723 * j });
     losses.push(done.loss);
+    gradNorms.push(ranks.mems.map((m) => Math.sqrt(m.read(m.whole('io.gradsq'))[0])));
     instructions += done.instructions;
     skipped += done.skipped;
   });
-  return { ...finishRanks(prep, ranks, losses[losses.length - 1], instructions, skipped), losses };
+  return { ...finishRanks(prep, ranks, losses[losses.length - 1], instructions, skipped), losses, gradNorms };
 }
 
 /** Every rank's memory with the model state loaded, and what the race finder needs across calls. */
@@ -218,7 +224,7 @@ function runPrograms(programs: readonly RankProgram[], mems: readonly RankMemory
   }));
   const pick = picker(opts.order ?? 'program', opts.seed ?? 1, ranks.length);
   const poison = opts.poison !== false;
-  const optimizer = { step: opts.step ?? 1, lr: opts.lr };
+  const optimizer = { step: opts.step ?? 1, lr: opts.lr, clip: opts.clip };
   let instructions = 0;
 
   const finish = (st: RankState, q: QueuedItem, ran = true) => {

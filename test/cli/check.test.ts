@@ -1,5 +1,7 @@
 // `fpdtc check`: the printout, exit codes and one-line errors.
 import { expect } from 'chai';
+import { clipGradNorm } from '../../compiler/cli/run.js';
+import { UserError } from '../../compiler/errors.js';
 import { runCli } from './run-cli.js';
 
 describe('fpdtc check', () => {
@@ -30,5 +32,32 @@ describe('fpdtc check', () => {
     expect(runCli(['check', 'tiny-llama', '--arena', 'shared']).code).to.equal(2);
     // run's schedule flags, by run's rules
     expect(runCli(['check', 'tiny-llama', '--steps', '3', '--schedule', 'cosin']).code).to.equal(2);
+  });
+
+  it('--clip-grad-norm 0 or abc is one usage line, exit 2', () => {
+    const r = runCli(['check', 'tiny-llama', '--steps', '2', '--clip-grad-norm', '0']);
+    expect(r.code).to.equal(2);
+    expect(r.stderr.trim()).to.equal('error: --clip-grad-norm 0: a positive number, e.g. 1.0');
+    // the same reader, in process (a subprocess each is slow)
+    for (const x of ['abc', '-1', '', '1e-2x']) {
+      const e = (() => {
+        try {
+          clipGradNorm(x);
+        } catch (err) {
+          return err as UserError;
+        }
+      })();
+      expect(e, x).to.be.instanceOf(UserError);
+      expect([e!.exitCode, e!.line()]).to.deep.equal([2, `error: --clip-grad-norm ${x}: a positive number, e.g. 1.0`]);
+    }
+    expect(clipGradNorm('0.5')).to.equal(0.5);
+  });
+
+  it('@slow --steps 2 --accumulate 2 --clip-grad-norm: each step\'s norm on both sides and that it clipped', () => {
+    const r = runCli(['check', 'tiny-llama', '--sp', '2', '--seq', '32', '--chunk', '16', '--orders', '1', '--steps', '2', '--accumulate', '2', '--clip-grad-norm', '0.01']);
+    expect(r.code, r.stderr).to.equal(0);
+    expect(r.stdout).to.match(/2 optimizer steps .*, clipping at global gradient norm 0\.01;/);
+    expect(r.stdout.match(/^ {2}clip [12] +grad norm \S+ \(reference \S+\) +\S+ +clipped \(reference clipped\)$/gm)).to.have.length(2);
+    expect(r.stdout).to.match(/: ok \(limit 1\.0e-9\)/);
   });
 });
