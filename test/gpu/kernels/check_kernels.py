@@ -64,6 +64,27 @@ def poison(*shape, dtype=f32):
     return torch.full(shape, float("nan"), device=dev, dtype=dtype)
 
 
+def at_offset(buf, off, *shape):
+    """A view of buf starting `off` elements in: off = 1 or 3 leaves a bf16 base 2 or 6 bytes past 16-byte alignment."""
+    n = math.prod(shape)
+    return buf[off:off + n].view(*shape)
+
+
+def untouched(name, buf, off, n):
+    """buf (poisoned with NaN) kept its NaNs outside [off, off + n): the kernel wrote nothing beyond its elements."""
+    outside = torch.cat([buf[:off], buf[off + n:]])
+    ok = bool(torch.isnan(outside.float()).all())
+    results.append((name, ok, {}))
+    if not ok:
+        print(f"FAIL {name}", flush=True)
+
+
+def exact(name, out, ref):
+    ok = torch.equal(out, ref)
+    results.append((name, ok, {}))
+    print(f"{'PASS' if ok else 'FAIL'} {name}", flush=True)
+
+
 # ---------------------------------------------------------------- attention
 def ref_attention(q, k, v, causal, scale, q_pos0=0, k_pos0=0):
     """float64; q [Lq,Hq,d], k/v [Lk,Hkv,d] -> o [Lq,Hq,d], lse [Hq,Lq]"""
@@ -266,8 +287,15 @@ def check_rope(lib, tag, spec):
     d, rd, theta = spec["headDim"], spec["rotaryDim"], spec["ropeTheta"]
     half = rd // 2
     inv = theta ** (-2.0 * torch.arange(half, device=dev, dtype=f64) / rd)
-    for L, H, off in [(37, 8, 0), (200, 3, 1_000_000), (65, 4, 3_999_937)]:
-        x, dy = rnd(L, H, d), rnd(L, H, d)
+    # (L, H, position offset, base misalignment in elements): aligned bases take 16-byte accesses, misaligned
+    # ones (1, 3) the one-pair fallback; 3000 rows make several passes of every block (grid-stride), one
+    # head and 33 heads leave threads of a pass idle; positions up to 6.7e7 test the angle reduction
+    for L, H, off, mis in [(37, 8, 0, 0), (200, 3, 1_000_000, 0), (65, 4, 3_999_937, 0), (37, 8, 5, 1),
+                           (45, 5, 2_000_003, 3), (1, 1, 0, 0), (33, 1, 7, 0), (3000, 32, 123_456, 0),
+                           (17, 33, 4_194_301, 0), (9, 2, 67_108_859, 0)]:
+        n = L * H * d
+        xb, dyb = rnd(n + 8), rnd(n + 8)
+        x, dy = at_offset(xb, mis, L, H, d), at_offset(dyb, mis, L, H, d)
         ang = (torch.arange(L, device=dev, dtype=f64) + off)[:, None] * inv[None, :]
         cos, sin = ang.cos()[:, None, :], ang.sin()[:, None, :]
 
@@ -276,39 +304,77 @@ def check_rope(lib, tag, spec):
             x1, x2 = t[..., :half], t[..., half:rd]
             return torch.cat([x1 * cos - sgn * x2 * sin, x2 * cos + sgn * x1 * sin, t[..., rd:]], -1)
 
-        y, dx = poison(L, H, d, dtype=bf), poison(L, H, d, dtype=bf)
+        yb, dxb = poison(n + 8, dtype=bf), poison(n + 8, dtype=bf)
+        y, dx = at_offset(yb, mis, L, H, d), at_offset(dxb, mis, L, H, d)
         call(lib, "fpdt_rope_fwd", P(x), P(y), I(L), I(H), LL(off))
         call(lib, "fpdt_rope_bwd", P(dy), P(dx), I(L), I(H), LL(off))
-        xin = x.clone()
+        xinb = xb.clone()
+        xin = at_offset(xinb, mis, L, H, d)
         call(lib, "fpdt_rope_fwd", P(xin), P(xin), I(L), I(H), LL(off))
-        check(f"{tag} rope L={L} H={H} offset={off}",
-              {"y": (y, rope_ref(x, 1)), "dx": (dx, rope_ref(dy, -1)), "inplace": (xin, rope_ref(x, 1))}, 1e-2)
+        name = f"{tag} rope L={L} H={H} offset={off} misaligned={mis}"
+        check(name, {"y": (y, rope_ref(x, 1)), "dx": (dx, rope_ref(dy, -1)), "inplace": (xin, rope_ref(x, 1))}, 1e-2)
+        untouched(f"{name}: nothing written outside y", yb, mis, n)
+        if rd < d:  # the dims past rotary_dim are copied bit for bit (or left alone in place)
+            exact(f"{name}: pass-through", torch.cat([y[..., rd:], dx[..., rd:], xin[..., rd:]]),
+                  torch.cat([x[..., rd:], dy[..., rd:], x[..., rd:]]))
+
+
+def swiglu_case(lib, tag, rows, Fn, ld, up_at, mis, separate=False, inplace=False):
+    """gate/up: rows of ld elements in one buffer (gate at `mis`, up `up_at` further), or two buffers (separate)."""
+    span = (rows - 1) * ld + Fn
+    if separate:
+        gb, ub = rnd(span + 8, scale=2.0), rnd(span + 8, scale=2.0)
+        gate, up = gb[mis:], ub[mis:]
+    else:
+        buf = rnd(up_at + span + 8, scale=2.0)
+        gate, up = buf[mis:], buf[mis + up_at:]
+    rows_of = lambda t: t.as_strided((rows, Fn), (ld, 1))  # noqa: E731
+    g = rows_of(gate).double().requires_grad_()
+    u = rows_of(up).double().requires_grad_()
+    doutb, outb = rnd(rows * Fn + 8), poison(rows * Fn + 8, dtype=bf)
+    dout, out = at_offset(doutb, mis, rows, Fn), at_offset(outb, mis, rows, Fn)
+    ref = torch.nn.functional.silu(g) * u
+    ref.backward(dout.double())
+    call(lib, "fpdt_swiglu_fwd", P(gate), P(up), P(out), I(rows), LL(ld))
+    if inplace:  # dgate, dup over gate, up
+        dgate, dup = gate, up
+    else:
+        dgate = poison(gate.numel(), dtype=bf)
+        dup = poison(up.numel(), dtype=bf) if separate else dgate[up_at:]
+    call(lib, "fpdt_swiglu_bwd", P(gate), P(up), P(dout), P(dgate), P(dup), I(rows), LL(ld))
+    name = f"{tag} swiglu rows={rows} ld={ld} up at +{up_at}{' separate' if separate else ''} misaligned={mis}{' in place' if inplace else ''}"
+    check(name, {"out": (out, ref), "dgate": (rows_of(dgate), g.grad), "dup": (rows_of(dup), u.grad)}, 1e-2)
+    untouched(f"{name}: nothing written outside out", outb, mis, rows * Fn)
 
 
 def check_mlp(lib, tag, spec):
     Fn = spec["ffn"]
-    for rows in [1, 5, 64]:
-        if spec["mlp"] == "swiglu":
-            gu = rnd(rows, 2 * Fn, scale=2.0)
-            dout = rnd(rows, Fn)
-            out, dgu = poison(rows, Fn, dtype=bf), poison(rows, 2 * Fn, dtype=bf)
-            g = gu[:, :Fn].double().requires_grad_()
-            u = gu[:, Fn:].double().requires_grad_()
-            ref = torch.nn.functional.silu(g) * u
-            ref.backward(dout.double())
-            call(lib, "fpdt_swiglu_fwd", P(gu), P(gu[:, Fn:]), P(out), I(rows), LL(2 * Fn))
-            call(lib, "fpdt_swiglu_bwd", P(gu), P(gu[:, Fn:]), P(dout), P(dgu), P(dgu[:, Fn:]), I(rows), LL(2 * Fn))
-            check(f"{tag} swiglu rows={rows}", {"out": (out, ref), "dgate": (dgu[:, :Fn], g.grad),
-                                                "dup": (dgu[:, Fn:], u.grad)}, 1e-2)
-        else:
-            x, dy = rnd(rows, Fn, scale=2.0), rnd(rows, Fn)
-            y, dx = poison(rows, Fn, dtype=bf), poison(rows, Fn, dtype=bf)
+    if spec["mlp"] == "swiglu":
+        # a fused [rows, 2F] projection (16-byte accesses), gate and up in buffers of their own (the programs'
+        # call), bases off 16-byte alignment and a row stride not a multiple of 8 (one element at a time)
+        for rows in [1, 5, 64]:
+            swiglu_case(lib, tag, rows, Fn, 2 * Fn, Fn, 0)
+        swiglu_case(lib, tag, 7, Fn, Fn, 0, 0, separate=True)
+        swiglu_case(lib, tag, 3, Fn, 2 * Fn, Fn, 1)
+        swiglu_case(lib, tag, 3, Fn, 2 * Fn + 1, Fn, 0)
+        swiglu_case(lib, tag, 6, Fn, 2 * Fn, Fn, 0, inplace=True)
+    else:
+        # n a multiple of 8 and not; x, dy, dx and y off 16-byte alignment by the same element count (the first
+        # ones one by one, then vectors) and by different counts (all one by one); dx over dy
+        for n, mis, mis_y, inplace in [(Fn, 0, 0, False), (5 * Fn, 0, 0, False), (64 * Fn, 0, 0, False),
+                                       (3 * Fn + 5, 1, 1, False), (1001, 3, 0, False), (7 * Fn + 3, 0, 0, True),
+                                       (2 * Fn, 5, 5, True)]:
+            xb, dyb, yb = rnd(n + 8, scale=2.0), rnd(n + 8), poison(n + 8, dtype=bf)
+            x, dy, y = at_offset(xb, mis, n), at_offset(dyb, mis, n), at_offset(yb, mis_y, n)
+            dx = dy if inplace else at_offset(poison(n + 8, dtype=bf), mis, n)
             xd = x.double().requires_grad_()
             ref = torch.nn.functional.gelu(xd, approximate="tanh")
             ref.backward(dy.double())
-            call(lib, "fpdt_gelu_fwd", P(x), P(y), LL(rows * Fn))
-            call(lib, "fpdt_gelu_bwd", P(x), P(dy), P(dx), LL(rows * Fn))
-            check(f"{tag} gelu rows={rows}", {"y": (y, ref), "dx": (dx, xd.grad)}, 1e-2)
+            call(lib, "fpdt_gelu_fwd", P(x), P(y), LL(n))
+            call(lib, "fpdt_gelu_bwd", P(x), P(dy), P(dx), LL(n))
+            name = f"{tag} gelu n={n} misaligned x={mis} y={mis_y}{' in place' if inplace else ''}"
+            check(name, {"y": (y, ref), "dx": (dx, xd.grad)}, 1e-2)
+            untouched(f"{name}: nothing written outside y", yb, mis_y, n)
 
 
 def check_embedding_loss(lib, tag, spec):
@@ -359,23 +425,45 @@ def check_optimizer_elementwise(lib, tag):
         x, acc = rnd(n, dtype=f32), torch.full((1,), 0.25, dtype=f32, device=dev)
         call(lib, "fpdt_sqnorm_acc", P(x), LL(n), P(acc))
         check(f"{tag} sqnorm_acc n={n}", {"acc": (acc - 0.25, (x.double() ** 2).sum().reshape(1))}, 1e-5)
-    for n in [1, 1001, 1 << 20]:
-        a, b = rnd(n), rnd(n)
-        y32, y16, ysum, acc0 = poison(n), poison(n, dtype=bf), poison(n, dtype=bf), rnd(n, dtype=f32)
-        acc = acc0.clone()
-        call(lib, "fpdt_cast_bf16_f32", P(a), P(y32), LL(n))
-        call(lib, "fpdt_cast_f32_bf16", P(y32), P(y16), LL(n))
-        call(lib, "fpdt_add_bf16", P(a), P(b), P(ysum), LL(n))
-        call(lib, "fpdt_acc_f32_bf16", P(acc), P(b), LL(n))
-        f1, f2 = poison(n), poison(n, dtype=bf)
-        call(lib, "fpdt_fill_f32", P(f1), F(1.25), LL(n))
-        call(lib, "fpdt_fill_bf16", P(f2), F(-2.5), LL(n))
-        z = rnd(n, dtype=f32)
-        call(lib, "fpdt_zero", P(z), LL(4 * n))
-        check(f"{tag} elementwise n={n}", {
-            "cast": (y32, a), "cast_back": (y16, a), "add": (ysum, a.double() + b.double()),
-            "acc": (acc, acc0.double() + b.double()), "fill32": (f1, torch.full_like(f1, 1.25)),
-            "fill16": (f2, torch.full_like(f1, -2.5)), "zero": (z + 1, torch.ones_like(z))}, 1e-2)
+    # n below, at and past a multiple of 8; element offsets of a, b and y: all aligned, all 2 bytes past,
+    # a and y aligned at different elements (head taken one by one), none able to align together (all scalar)
+    for n in [1, 7, 9, 1001, 1 << 20, (1 << 20) + 3]:
+        for oa, ob, oy in [(0, 0, 0), (1, 1, 1), (3, 3, 3), (1, 0, 2), (0, 5, 0)]:
+            ab, bb = rnd(n + 8), rnd(n + 8)
+            a, b = at_offset(ab, oa, n), at_offset(bb, ob, n)
+            y32b, y16b, ysumb = poison(n + 8), poison(n + 8, dtype=bf), poison(n + 8, dtype=bf)
+            y32, y16, ysum = at_offset(y32b, oy, n), at_offset(y16b, ob, n), at_offset(ysumb, oy, n)
+            acc0 = rnd(n + 8, dtype=f32)
+            accb = acc0.clone()
+            acc = at_offset(accb, oy, n)
+            call(lib, "fpdt_cast_bf16_f32", P(a), P(y32), LL(n))
+            call(lib, "fpdt_cast_f32_bf16", P(y32), P(y16), LL(n))
+            call(lib, "fpdt_add_bf16", P(a), P(b), P(ysum), LL(n))
+            call(lib, "fpdt_acc_f32_bf16", P(acc), P(b), LL(n))
+            f1b, f2b = poison(n + 8), poison(n + 8, dtype=bf)
+            f1, f2 = at_offset(f1b, oa, n), at_offset(f2b, oa, n)
+            call(lib, "fpdt_fill_f32", P(f1), F(1.25), LL(n))
+            call(lib, "fpdt_fill_bf16", P(f2), F(-2.5), LL(n))
+            z = rnd(n, dtype=f32)
+            call(lib, "fpdt_zero", P(z), LL(4 * n))
+            # in place: y over a, then y over b
+            a_in, b_in = ab.clone(), bb.clone()
+            ya, yb_ = at_offset(a_in, oa, n), at_offset(b_in, ob, n)
+            call(lib, "fpdt_add_bf16", P(ya), P(b), P(ya), LL(n))
+            call(lib, "fpdt_add_bf16", P(a), P(yb_), P(yb_), LL(n))
+            ab_ref = a.double() + b.double()
+            name = f"{tag} elementwise n={n} offsets a={oa} b={ob} y={oy}"
+            check(name, {
+                "cast": (y32, a), "cast_back": (y16, a), "add": (ysum, ab_ref), "add_y_is_a": (ya, ab_ref),
+                "add_y_is_b": (yb_, ab_ref), "acc": (acc, acc0[oy:oy + n].double() + b.double()),
+                "fill32": (f1, torch.full_like(f1, 1.25)), "fill16": (f2, torch.full_like(f1, -2.5)),
+                "zero": (z + 1, torch.ones_like(z))}, 1e-2)
+            exact(f"{name}: casts exact", y16, a)
+            for what, buf, off in [("cast", y32b, oy), ("cast back", y16b, ob), ("add", ysumb, oy), ("fill32", f1b, oa),
+                                   ("fill16", f2b, oa)]:
+                untouched(f"{name}: nothing written outside {what}", buf, off, n)
+            exact(f"{name}: acc leaves the rest alone", torch.cat([accb[:oy], accb[oy + n:]]),
+                  torch.cat([acc0[:oy], acc0[oy + n:]]))
 
 
 def check_errors(lib, tag):
