@@ -119,10 +119,14 @@ export function chooseAttentionTiling(spec: KernelSpec): AttentionTiling {
   return { warps: 4, mw: 1, bc: 32, bwdWarps: 4, bwdBq: 32, bwdDq: 'atomic2' };
 }
 
-/** Threads per row for the norms: enough that each keeps a few bf16 pairs in registers. */
-function normThreads(hidden: number): { threads: number; pairs: number } {
+/**
+ * Threads per row for the norms: enough that each keeps a few bf16 pairs in registers. The backward takes
+ * bwdRows rows at a time a CTA of 256 threads (norm_bwd.cuh), so that a CTA's weight-gradient sums cover
+ * more rows before its one atomicAdd a column.
+ */
+function normThreads(hidden: number): { threads: number; pairs: number; bwdRows: number } {
   const threads = hidden >= 4096 ? 256 : hidden >= 1024 ? 128 : 64;
-  return { threads, pairs: Math.ceil(hidden / 2 / threads) };
+  return { threads, pairs: Math.ceil(hidden / 2 / threads), bwdRows: 256 / threads };
 }
 
 /** The widest access of at most 16 bytes (8 bf16) whose element count divides n: RoPE's adjacent pairs per thread. */
@@ -258,6 +262,7 @@ export function renderKernels(spec: KernelSpec, options: RenderOptions = {}): Re
     eps: cudaFloat(spec.eps),
     threads: norm.threads,
     pairs: norm.pairs,
+    normBwdRows: norm.bwdRows,
     invFreq: ropeInverseFrequencies(spec).map((x) => x.toPrecision(17)).join(', '),
     ropeScalingNote: ropeScalingNote(spec.ropeScaling),
     ropeVector: bf16VectorWidth(spec.rotaryDim / 2),

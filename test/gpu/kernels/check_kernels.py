@@ -254,8 +254,12 @@ def check_attention_bwd_chunked(lib, tag, Hq, Hkv, d, L, C_):
 
 # ---------------------------------------------------------------- the rest
 def check_norm(lib, tag, spec):
+    """The backward takes 256 / threads rows at a time a CTA (1, 7 and 4099 rows leave slots idle or short) over
+    the CTAs that fit at once (5000 and 4099 rows give each slot several rows: the next row's prefetch); at base
+    offsets of 1 and 2 elements (x, w, dy, dx) it takes one and two bf16 an access instead of 8 (the forward is
+    called on aligned copies: its bf16x2 accesses need 4-byte bases)."""
     H, eps = spec["hidden"], spec["eps"]
-    for rows in [1, 7, 300]:
+    for rows, mis in [(1, 0), (7, 0), (300, 0), (5000, 0), (4099, 0), (37, 1), (37, 2), (1001, 1)]:
         x, dy = rnd(rows, H, scale=2.0), rnd(rows, H)
         w = (1 + 0.3 * torch.randn(H, device=dev)).to(bf)
         b = (0.3 * torch.randn(H, device=dev)).to(bf)
@@ -263,24 +267,30 @@ def check_norm(lib, tag, spec):
         y, dx, dw0, db0 = poison(rows, H, dtype=bf), poison(rows, H, dtype=bf), rnd(H, dtype=f32), rnd(H, dtype=f32)
         dw, db = dw0.clone(), db0.clone()
         rstd, mean = poison(rows), poison(rows)
+        # the backward's operands, at element offset `mis` (copies of x, w, dy; dx in a poisoned buffer)
+        n = rows * H
+        dxb = poison(n + 8, dtype=bf)
+        pad = lambda t: at_offset(torch.cat([torch.zeros(mis, dtype=bf, device=dev), t.reshape(-1),  # noqa: E731
+                                             torch.zeros(8, dtype=bf, device=dev)]), mis, *t.shape)
+        xm, dym, wm, dx = pad(x), pad(dy), pad(w), at_offset(dxb, mis, rows, H)
+        name = f"{tag} {spec['norm']}norm rows={rows}" + (f" offset={mis}" if mis else "")
         if spec["norm"] == "rms":
             rstd_r = torch.rsqrt(xd.pow(2).mean(-1) + eps)
             y_r = xd * rstd_r[:, None] * wd
             y_r.backward(dy.double())
             call(lib, "fpdt_rmsnorm_fwd", P(x), P(w), P(y), P(rstd), I(rows))
-            call(lib, "fpdt_rmsnorm_bwd", P(x), P(w), P(dy), P(rstd), P(dx), P(dw), I(rows))
-            check(f"{tag} rmsnorm rows={rows}", {"y": (y, y_r), "rstd": (rstd, rstd_r), "dx": (dx, xd.grad),
-                                                 "dw": (dw - dw0, wd.grad)}, 1e-2)
+            call(lib, "fpdt_rmsnorm_bwd", P(xm), P(wm), P(dym), P(rstd), P(dx), P(dw), I(rows))
+            check(name, {"y": (y, y_r), "rstd": (rstd, rstd_r), "dx": (dx, xd.grad), "dw": (dw - dw0, wd.grad)}, 1e-2)
         else:
             mean_r = xd.mean(-1)
             rstd_r = torch.rsqrt(((xd - mean_r[:, None]) ** 2).mean(-1) + eps)
             y_r = (xd - mean_r[:, None]) * rstd_r[:, None] * wd + bd
             y_r.backward(dy.double())
             call(lib, "fpdt_layernorm_fwd", P(x), P(w), P(b), P(y), P(mean), P(rstd), I(rows))
-            call(lib, "fpdt_layernorm_bwd", P(x), P(w), P(dy), P(mean), P(rstd), P(dx), P(dw), P(db), I(rows))
-            check(f"{tag} layernorm rows={rows}", {"y": (y, y_r), "mean": (mean, mean_r), "rstd": (rstd, rstd_r),
-                                                   "dx": (dx, xd.grad), "dw": (dw - dw0, wd.grad),
-                                                   "db": (db - db0, bd.grad)}, 1e-2)
+            call(lib, "fpdt_layernorm_bwd", P(xm), P(wm), P(dym), P(mean), P(rstd), P(dx), P(dw), P(db), I(rows))
+            check(name, {"y": (y, y_r), "mean": (mean, mean_r), "rstd": (rstd, rstd_r), "dx": (dx, xd.grad),
+                         "dw": (dw - dw0, wd.grad), "db": (db - db0, bd.grad)}, 1e-2)
+        untouched(f"{name}: nothing written outside dx", dxb, mis, n)
 
 
 def check_rope(lib, tag, spec):
@@ -288,11 +298,12 @@ def check_rope(lib, tag, spec):
     half = rd // 2
     inv = theta ** (-2.0 * torch.arange(half, device=dev, dtype=f64) / rd)
     # (L, H, position offset, base misalignment in elements): aligned bases take 16-byte accesses, misaligned
-    # ones (1, 3) the one-pair fallback; 3000 rows make several passes of every block (grid-stride), one
-    # head and 33 heads leave threads of a pass idle; positions up to 6.7e7 test the angle reduction
+    # ones (1, 3) the one-pair fallback; a block takes 256 / (rotary_dim / 2) rows a pass, and 40000 rows
+    # make several passes of every block (grid-stride, at most 16 blocks an SM), 3000 rows partial ones;
+    # one head and 33 heads leave threads of a pass idle; positions up to 6.7e7 test the angle reduction
     for L, H, off, mis in [(37, 8, 0, 0), (200, 3, 1_000_000, 0), (65, 4, 3_999_937, 0), (37, 8, 5, 1),
                            (45, 5, 2_000_003, 3), (1, 1, 0, 0), (33, 1, 7, 0), (3000, 32, 123_456, 0),
-                           (17, 33, 4_194_301, 0), (9, 2, 67_108_859, 0)]:
+                           (17, 33, 4_194_301, 0), (9, 2, 67_108_859, 0), (40_003, 3, 11, 0), (40_003, 3, 11, 1)]:
         n = L * H * d
         xb, dyb = rnd(n + 8), rnd(n + 8)
         x, dy = at_offset(xb, mis, L, H, d), at_offset(dyb, mis, L, H, d)
@@ -427,7 +438,9 @@ def check_optimizer_elementwise(lib, tag):
         check(f"{tag} sqnorm_acc n={n}", {"acc": (acc - 0.25, (x.double() ** 2).sum().reshape(1))}, 1e-5)
     # n below, at and past a multiple of 8; element offsets of a, b and y: all aligned, all 2 bytes past,
     # a and y aligned at different elements (head taken one by one), none able to align together (all scalar)
-    for n in [1, 7, 9, 1001, 1 << 20, (1 << 20) + 3]:
+    # the fp32 ops move 4 elements a vector, 4 vectors in flight; 2^24 + 5 fills the grid (every thread runs
+    # the unrolled loop several times)
+    for n in [1, 7, 9, 1001, 1 << 20, (1 << 20) + 3, (1 << 24) + 5]:
         for oa, ob, oy in [(0, 0, 0), (1, 1, 1), (3, 3, 3), (1, 0, 2), (0, 5, 0)]:
             ab, bb = rnd(n + 8), rnd(n + 8)
             a, b = at_offset(ab, oa, n), at_offset(bb, ob, n)
