@@ -60,10 +60,6 @@ export interface RenderOptions {
    * `fpdt_attn_fwd_st<N>` and `fpdt_attn_fwd_st<N>_sm90` (falling back to `fpdt_attn_fwd_mma`) (benchmarks)
    */
   sm90StageVariants?: number[];
-  /** Benchmark copy of the sm_90a forward with inter-warpgroup ping-pong (attention_fwd_pp_sm90.cu, fpdt_attn_fwd_pp). */
-  sm90PingPong?: boolean;
-  /** Benchmark copies of the sm_90a forward with every k-th group of scores' exp2 on the FMA pipe (attention_fwd_ep<k>_sm90.cu, fpdt_attn_fwd_ep<k>). */
-  sm90PolyEvery?: number[];
 }
 
 export class KernelSpecError extends Error {}
@@ -204,9 +200,9 @@ function attentionForwardSm90(spec: KernelSpec, t: AttentionTiling, suffix: stri
   ];
 }
 
-function sm90ForwardFile(spec: KernelSpec, suffix: string, stages: number, fallbackSuffix: string, pingpong = false, polyEvery = 0): RenderedKernel {
+function sm90ForwardFile(spec: KernelSpec, suffix: string, stages: number, fallbackSuffix: string): RenderedKernel {
   const ns = `fpdt_attn_fwd_sm90_${spec.headDim}${suffix}`;
-  const text = render('attention_fwd_sm90.cu.njk', { headDim: spec.headDim, stages, pingpong, polyEvery, ns, suffix, fallbackSuffix });
+  const text = render('attention_fwd_sm90.cu.njk', { headDim: spec.headDim, stages, ns, suffix, fallbackSuffix });
   return { file: `attention_fwd${suffix}_sm90.cu`, text };
 }
 
@@ -284,13 +280,6 @@ export function renderKernels(spec: KernelSpec, options: RenderOptions = {}): Re
   }
   if (usesSm90Forward(spec))
     for (const stages of options.sm90StageVariants ?? []) files.push(sm90ForwardFile(spec, `_st${stages}`, stages, '_mma'));
-  if (options.sm90PingPong && usesSm90Forward(spec))
-    files.push(sm90ForwardFile(spec, '_pp', sm90ForwardStages(spec.headDim), '_mma', true));
-  if (usesSm90Forward(spec))
-    for (const every of options.sm90PolyEvery ?? []) {
-      files.push(sm90ForwardFile(spec, `_ep${every}`, sm90ForwardStages(spec.headDim), '_mma', false, every));
-      if (options.sm90PingPong) files.push(sm90ForwardFile(spec, `_pp_ep${every}`, sm90ForwardStages(spec.headDim), '_mma', true, every));
-    }
   const prototypes = files.flatMap((f) => launcherPrototypes[f.file] ?? []);
   files.push({ file: 'fpdt_kernels.h', text: render('fpdt_kernels.h.njk', { spec, prototypes }) });
   return files;

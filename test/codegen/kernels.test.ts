@@ -81,12 +81,9 @@ describe('codegen/kernels', () => {
     expect(launchersIn(bwd(sm90Gpt))).to.deep.equal(['fpdt_attn_bwd_sm90', 'fpdt_attn_bwd']);
     expect(bwd(sm90Gpt)).to.contain('constexpr int kD = 64;').and.contain('return fpdt_attn_bwd_mma(');
     expect(bwd(sm90Llama)).to.contain('constexpr int kD = 128;').and.contain('cp.reduce.async.bulk.tensor');
-    const fwd = (opts: { sm90PingPong?: boolean }) => new Map(renderKernels(sm90Gpt, opts).map((f) => [f.file, f.text]));
-    expect(fwd({}).has('attention_fwd_pp_sm90.cu')).to.equal(false);
-    expect(fwd({}).get('attention_fwd_sm90.cu')).to.contain('constexpr bool kPingPong = false;');
-    const pp = fwd({ sm90PingPong: true }).get('attention_fwd_pp_sm90.cu')!;
-    expect(pp).to.contain('constexpr bool kPingPong = true;').and.contain('bar.arrive 5, 256;');
-    expect(launchersIn(pp)).to.deep.equal(['fpdt_attn_fwd_pp_sm90', 'fpdt_attn_fwd_pp']);
+    const fwd = renderKernels(sm90Gpt).find((f) => f.file === 'attention_fwd_sm90.cu')!.text;
+    expect(launchersIn(fwd)).to.deep.equal(['fpdt_attn_fwd_sm90', 'fpdt_attn_fwd']);
+    expect(fwd).to.contain('constexpr int kD = 64;').and.contain('return fpdt_attn_fwd_mma(');
   });
 
   it('rejects shapes the kernels cannot take', () => {
