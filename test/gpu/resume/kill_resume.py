@@ -134,6 +134,11 @@ for r in range(a.rounds):
             failures.append(f"round {r}: latest ({name}) is not a complete checkpoint: {e}")
     result["rounds"].append(entry)
     print(json.dumps(entry), flush=True)
+    if killed and entry.get("latest") == a.steps:
+        # killed after the last step's checkpoint, before --save: a resume has nothing left to run
+        # (it is refused), so the checkpoint's weights are the run's result
+        done = True
+        break
     if not killed:
         if rc != 0:
             failures.append(f"round {r}: the run failed (rc {rc}), see round-{r}.log")
@@ -153,7 +158,11 @@ result["loss_diff_max"] = {"killed_vs_straight": worst_loss, "straight_vs_straig
                            "steps_equal_as_printed": sum(1 for r in result["rounds"] for s, l in losses(os.path.join(a.out, f"round-{r['round']}.log")).items() if straight.get(s) == l),
                            "steps_printed": sum(len(r["steps_printed"]) for r in result["rounds"])}
 if done:
-    ws, w2, wk = (tensors(os.path.join(work, f"{n}.safetensors")) for n in ("straight", "straight-2", "killed"))
+    final = os.path.join(work, "killed.safetensors")
+    if not os.path.exists(final):
+        final = os.path.join(ck, open(os.path.join(ck, "latest")).read().strip())
+    ws, w2 = (tensors(os.path.join(work, f"{n}.safetensors")) for n in ("straight", "straight-2"))
+    wk = tensors(final)
     relf = lambda x, y: {k: float((x[k].double() - y[k].double()).norm() / x[k].double().norm().clamp_min(1e-30)) for k in x}  # noqa: E731
     rel, noise = relf(ws, wk), relf(ws, w2)
     worst, nworst = max(rel, key=rel.get), max(noise, key=noise.get)
