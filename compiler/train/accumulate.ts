@@ -32,6 +32,8 @@ export function microPhases(j: number, K: number): number {
 export interface MicroWindow {
   readonly labels: number;
   readonly load: () => void;
+  /** model FLOPs of the window (all dp groups); packed documents count attention per document */
+  readonly flops: number;
 }
 
 export interface AccumulatedStep {

@@ -9,7 +9,7 @@ import { reportStartPhase, type StartPhase } from '../../runtime/launcher.js';
 import { joinWorld } from '../../runtime/rendezvous.js';
 import { openTokenSource, windowIndex } from '../../runtime/tokens.js';
 import { errors, UserError } from '../errors.js';
-import { formatStep, mfu, scheduleFlopsPerStep, type StepFigures } from './report.js';
+import { formatStep, mfu, packedFlopsPerWindow, scheduleFlopsPerStep, type StepFigures } from './report.js';
 import { RankSet } from './ranks.js';
 import { learningRate, type ScheduleOptions } from './schedule.js';
 import { checkResumable, readTrainerState, restoreCheckpoint, saveCheckpoint, type CheckpointTarget, type TrainerState } from './checkpoint.js';
@@ -301,8 +301,8 @@ export async function runTraining(o: RunOptions): Promise<StepFigures[]> {
         if (packed) {
           // packed documents: ids, positions and labels that stop at each document's end
           const w = await packed.step(batch, report.tokens, at, dp, o.seed);
-          windows.push({ labels: countedLabels(w.labels, sizes.V), load: () => (ranks.setDocuments(w.positions, w.docs), ranks.setTokens(batch, w.labels)) });
-        } else windows.push({ labels: defaultLabelCount(report.tokens, dp), load: () => ranks.setTokens(batch) });
+          windows.push({ labels: countedLabels(w.labels, sizes.V), flops: packedFlopsPerWindow(sched, w.docs), load: () => (ranks.setDocuments(w.positions, w.docs), ranks.setTokens(batch, w.labels)) });
+        } else windows.push({ labels: defaultLabelCount(report.tokens, dp), flops: report.flops_per_step * dp, load: () => ranks.setTokens(batch) });
       }
       // the rate of optimizer step k + 1, whatever K: the schedule counts updates
       const lr = learningRate(k + 1, schedule);
@@ -328,7 +328,7 @@ export async function runTraining(o: RunOptions): Promise<StepFigures[]> {
       if (ops.length) log(`  op time     ${ops.slice(0, 12).map((t) => `${t.name.slice(3)} ${t.ms.toFixed(1)} ms`).join(', ')}`);
       const mem = lead.memory();
       // the model FLOPs count one sequence; a step trains dp * K of them
-      const f: StepFigures = { step: k + 1, loss, gradNorm: lead.gradNorm(), ms, tokens: report.tokens * dp * K, mfu: mfu((report.flops_per_step * dp * K) / gpus, ms), plannedGpu: mem.plannedGpu, peakGpu: mem.peakGpuMeasured };
+      const f: StepFigures = { step: k + 1, loss, gradNorm: lead.gradNorm(), ms, tokens: report.tokens * dp * K, mfu: mfu(windows.reduce((n, w) => n + w.flops, 0) / gpus, ms), plannedGpu: mem.plannedGpu, peakGpu: mem.peakGpuMeasured };
       figures.push(f);
       totalMs += ms;
       stop?.stepTook(ms);

@@ -26,6 +26,29 @@ export interface StepFigures {
 
 export const mfu = (flops: number, ms: number): number => flops / (ms / 1e3) / PEAK_BF16_FLOPS;
 
+/**
+ * Model FLOPs of one packed window: its attention term counts each document apart (6·L·D·Σ len²,
+ * a document attends only within itself), the rest as `scheduleFlopsPerStep`. `docs` holds the
+ * window's document id per token (ids change where a document starts), seq tokens a dp group.
+ */
+export function packedFlopsPerWindow(s: Pick<ScheduleJson, 'params' | 'layers' | 'sizes' | 'config'>, docs: ArrayLike<number>): number {
+  const L = s.sizes.L ?? 0;
+  const D = s.sizes.D ?? 0;
+  const S = s.config.seq;
+  let squares = 0;
+  let run = 0;
+  for (let i = 0; i < docs.length; i++) {
+    if (i > 0 && (docs[i] !== docs[i - 1] || i % S === 0)) {
+      squares += run * run;
+      run = 0;
+    }
+    run++;
+  }
+  squares += run * run;
+  // the window holds docs.length / seq sequences (one a dp group)
+  return (docs.length / S) * (scheduleFlopsPerStep(s) - 6 * L * S * S * D) + 6 * L * squares * D;
+}
+
 const gib = (n: number) => `${(n / 1024 ** 3).toFixed(2)} GiB`;
 
 export function formatStep(f: StepFigures): string {

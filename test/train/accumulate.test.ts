@@ -19,7 +19,7 @@ function fakeRanks(losses: number[]) {
   return { ranks, calls };
 }
 
-const window = (labels: number, ranks: () => RankSet): MicroWindow => ({ labels, load: () => ranks().setTokens(new Int32Array(0)) });
+const window = (labels: number, ranks: () => RankSet): MicroWindow => ({ labels, flops: 0, load: () => ranks().setTokens(new Int32Array(0)) });
 
 describe('run --accumulate: one optimizer step of K micro steps', () => {
   it('the first micro step zeroes, the last updates, every one divides by the labels of all K windows', async () => {

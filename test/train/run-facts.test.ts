@@ -7,7 +7,7 @@ import { graphPasses } from '../../compiler/passes/index.js';
 import { runGraphPasses } from '../../compiler/passes/pipeline.js';
 import { buildReport } from '../../compiler/report.js';
 import { scheduleToJson } from '../../compiler/schedule/export-json.js';
-import { scheduleFlopsPerStep } from '../../compiler/train/report.js';
+import { packedFlopsPerWindow, scheduleFlopsPerStep } from '../../compiler/train/report.js';
 import type { Model } from '../../compiler/dsl/index.js';
 import tinyGpt from '../../models/tiny-gpt.js';
 import tinyLlama from '../../models/tiny-llama.js';
@@ -22,4 +22,19 @@ describe('what run reads from schedule.json', () => {
       expect(scheduleFlopsPerStep(scheduleToJson(schedule))).to.equal(buildReport(graph).flops_per_step);
     });
   }
+});
+
+describe('model FLOPs of a packed window', () => {
+  const s = { params: { tensors: [{ len: 100, part: 'layers' }, { len: 10, part: 'global' }] }, layers: 2, sizes: { L: 2, D: 4 }, config: { seq: 8 } } as unknown as Parameters<typeof packedFlopsPerWindow>[0];
+  const dense = 6 * 210 * 8; // 6 · params · tokens
+  it('counts attention over each document apart', () => {
+    // documents of 3, 4 and 1 tokens: 6 · L · D · (9 + 16 + 1)
+    expect(packedFlopsPerWindow(s, [0, 0, 0, 1, 1, 1, 1, 2])).to.equal(dense + 6 * 2 * 4 * 26);
+    // one document is the unpacked count
+    expect(packedFlopsPerWindow(s, new Int32Array(8))).to.equal(scheduleFlopsPerStep(s));
+  });
+  it('splits dp groups at each window of seq tokens, whatever the ids', () => {
+    // two windows of one document each (ids restart at 0 in each)
+    expect(packedFlopsPerWindow(s, new Int32Array(16))).to.equal(2 * scheduleFlopsPerStep(s));
+  });
 });
