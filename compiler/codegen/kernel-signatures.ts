@@ -7,6 +7,10 @@ const attnFwd = (name: string): string =>
   `cudaError_t ${name}(const void* q, const void* k, const void* v, float* o_acc, float* lse, void* o_out, ` +
   `int Lq, int Lk, int Hq, int Hkv, int q_head_base, int group, float softmax_scale, int causal, int mode, ${S})`;
 
+const attnFwdDocs = (name: string): string =>
+  `cudaError_t ${name}(const void* q, const void* k, const void* v, float* o_acc, float* lse, void* o_out, ` +
+  `int Lq, int Lk, int Hq, int Hkv, int q_head_base, int group, float softmax_scale, int causal, int mode, const int* q_docs, const int* k_docs, ${S})`;
+
 const attnBwd = (name: string): string =>
   `cudaError_t ${name}(const void* q, const void* k, const void* v, const void* dout, const float* lse, ` +
   'const float* delta, float* dq, float* dk, float* dv, int Lq, int Lk, int Hq, int Hkv, int q_head_base, ' +
@@ -22,10 +26,10 @@ export const launcherPrototypes: Readonly<Record<string, readonly string[]>> = {
   'attention_bwd_sm90.cu': [attnBwd('fpdt_attn_bwd_sm90'), attnBwd('fpdt_attn_bwd')],
   'attention_bwd_mma.cu': [attnBwd('fpdt_attn_bwd_mma')],
   // packed documents (kernels.ts packedFiles): each block reads its q rows' and kv rows' document ids
-  'attention_fwd_docs.cu': [
-    `cudaError_t fpdt_attn_fwd_docs(const void* q, const void* k, const void* v, float* o_acc, float* lse, void* o_out, ` +
-      `int Lq, int Lk, int Hq, int Hkv, int q_head_base, int group, float softmax_scale, int causal, int mode, const int* q_docs, const int* k_docs, ${S})`,
-  ],
+  'attention_fwd_docs.cu': [attnFwdDocs('fpdt_attn_fwd_docs')],
+  // with RenderOptions.sm90Documents: the wgmma kernel with ids, and the mma.sync one it falls back to
+  'attention_fwd_docs_sm90.cu': [attnFwdDocs('fpdt_attn_fwd_docs_sm90'), attnFwdDocs('fpdt_attn_fwd_docs')],
+  'attention_fwd_docs_mma.cu': [attnFwdDocs('fpdt_attn_fwd_docs_mma')],
   'attention_bwd_docs.cu': [
     'cudaError_t fpdt_attn_bwd_docs(const void* q, const void* k, const void* v, const void* dout, const float* lse, ' +
       'const float* delta, float* dq, float* dk, float* dv, int Lq, int Lk, int Hq, int Hkv, int q_head_base, ' +

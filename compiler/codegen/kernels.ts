@@ -60,6 +60,8 @@ export interface RenderOptions {
    * `fpdt_attn_fwd_st<N>` and `fpdt_attn_fwd_st<N>_sm90` (falling back to `fpdt_attn_fwd_mma`) (benchmarks)
    */
   sm90StageVariants?: number[];
+  /** Packed programs: the sm_90a forward with document ids (a check variant until measured; see packedFiles). */
+  sm90Documents?: boolean;
 }
 
 export class KernelSpecError extends Error {}
@@ -200,9 +202,9 @@ function attentionForwardSm90(spec: KernelSpec, t: AttentionTiling, suffix: stri
   ];
 }
 
-function sm90ForwardFile(spec: KernelSpec, suffix: string, stages: number, fallbackSuffix: string): RenderedKernel {
+function sm90ForwardFile(spec: KernelSpec, suffix: string, stages: number, fallbackSuffix: string, docs = false): RenderedKernel {
   const ns = `fpdt_attn_fwd_sm90_${spec.headDim}${suffix}`;
-  const text = render('attention_fwd_sm90.cu.njk', { headDim: spec.headDim, stages, ns, suffix, fallbackSuffix });
+  const text = render('attention_fwd_sm90.cu.njk', { headDim: spec.headDim, stages, ns, suffix, fallbackSuffix, docs });
   return { file: `attention_fwd${suffix}_sm90.cu`, text };
 }
 
@@ -240,10 +242,22 @@ function attentionBackwardFiles(spec: KernelSpec, t: AttentionTiling): RenderedK
   return [{ file: 'attention_bwd.cu', text: attentionBackward(spec, t, '') }];
 }
 
-/** Packed documents: attention masked by document ids (launchers fpdt_attn_{fwd,bwd}_docs) and RoPE at given positions (fpdt_rope_{fwd,bwd}_pos). */
-function packedFiles(spec: KernelSpec, t: AttentionTiling, data: object): RenderedKernel[] {
+/**
+ * Packed documents: attention masked by document ids (launchers fpdt_attn_{fwd,bwd}_docs) and RoPE at given
+ * positions (fpdt_rope_{fwd,bwd}_pos). With `sm90Documents` (a check variant until measured on a GPU) the
+ * forward is the sm_90a kernel with ids (attention_fwd_docs_sm90.cu), falling back to the mma.sync one
+ * renamed fpdt_attn_fwd_docs_mma.
+ */
+function packedFiles(spec: KernelSpec, t: AttentionTiling, data: object, sm90Documents: boolean): RenderedKernel[] {
+  const sm90 = sm90Documents && spec.target === 'sm90a' && (spec.headDim === 64 || spec.headDim === 128);
+  const forward = sm90
+    ? [
+        sm90ForwardFile(spec, '_docs', sm90ForwardStages(spec.headDim), '_docs_mma', true),
+        { file: 'attention_fwd_docs_mma.cu', text: attentionForward(spec, t, '_docs_mma', true) },
+      ]
+    : [{ file: 'attention_fwd_docs.cu', text: attentionForward(spec, t, '_docs', true) }];
   return [
-    { file: 'attention_fwd_docs.cu', text: attentionForward(spec, t, '_docs', true) },
+    ...forward,
     { file: 'attention_bwd_docs.cu', text: attentionBackward(spec, t, '_docs', true) },
     { file: 'rope_pos.cu', text: render('rope.cu.njk', { ...data, positions: true }) },
   ];
@@ -272,7 +286,7 @@ export function renderKernels(spec: KernelSpec, options: RenderOptions = {}): Re
   ];
   for (const name of ['attention_util.cu', normFile, 'rope.cu', mlpFile, 'embedding.cu', 'loss.cu', 'optimizer.cu', 'elementwise.cu'])
     files.push({ file: name, text: render(`${name}.njk`, data) });
-  if (spec.packed) files.push(...packedFiles(spec, tiling, data));
+  if (spec.packed) files.push(...packedFiles(spec, tiling, data, options.sm90Documents === true));
   for (const v of options.attentionVariants ?? []) {
     // tile-shape variants of the mma.sync kernel (the sm90 kernel has no tiling choice)
     files.push({ file: `attention_fwd${v.suffix}.cu`, text: attentionForward(spec, v.tiling, v.suffix) });

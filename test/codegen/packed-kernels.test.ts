@@ -33,6 +33,28 @@ describe('codegen/kernels of packed documents', () => {
     }
   });
 
+  it('with sm90Documents, renders the wgmma forward with ids and its mma.sync fallback (head dims 64 and 128)', () => {
+    for (const spec of [sm90, { ...gptSpec, target: 'sm90a' as const, packed: true }]) {
+      const files = renderKernels(spec, { sm90Documents: true });
+      const names = files.map((f) => f.file);
+      expect(names).to.include.members(['attention_fwd_docs_sm90.cu', 'attention_fwd_docs_mma.cu']).and.not.include('attention_fwd_docs.cu');
+      const header = files.find((f) => f.file === 'fpdt_kernels.h')!.text;
+      for (const name of ['attention_fwd_docs_sm90.cu', 'attention_fwd_docs_mma.cu']) {
+        const text = files.find((f) => f.file === name)!.text;
+        const listed = launcherPrototypes[name]!.map((p) => /cudaError_t (\w+)\(/.exec(p)![1]!).sort();
+        expect(launchersIn(text), name).to.deep.equal(listed);
+        for (const p of launcherPrototypes[name]!) expect(header).to.contain(p);
+      }
+      const fwd = files.find((f) => f.file === 'attention_fwd_docs_sm90.cu')!.text;
+      expect(fwd).to.contain('first_id_at_least').and.contain('apply_doc_mask').and.contain('return fpdt_attn_fwd_docs_mma(');
+    }
+    // the programs' own kernels are unchanged by the option where nothing is packed, or off Hopper
+    const plain = { ...llamaSpec, target: 'sm90a' as const };
+    expect(renderKernels(plain, { sm90Documents: true })).to.deep.equal(renderKernels(plain));
+    const a100 = { ...llamaSpec, packed: true };
+    expect(renderKernels(a100, { sm90Documents: true })).to.deep.equal(renderKernels(a100));
+  });
+
   it('takes the mma.sync forward on sm_90a, and renders nothing new without packing', () => {
     expect(usesSm90Forward(sm90)).to.equal(false);
     expect(usesSm90Forward({ ...sm90, packed: false })).to.equal(true);

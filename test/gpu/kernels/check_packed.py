@@ -67,7 +67,7 @@ def ref_doc_attention(q, k, v, qd, kd, causal, scale):
     return torch.einsum("hqk,khd->qhd", p, vx), lse
 
 
-def attn_fwd_docs(lib, q, k, v, qd, kd, causal, mode, o_acc=None, lse=None, q_head_base=0, group=None):
+def attn_fwd_docs(lib, q, k, v, qd, kd, causal, mode, o_acc=None, lse=None, q_head_base=0, group=None, name="fpdt_attn_fwd_docs"):
     Lq, Hq, d = q.shape
     Lk, Hkv = k.shape[0], k.shape[1]
     o_out = poison(Lq, Hq, d, dtype=bf) if mode == 2 else None
@@ -75,7 +75,7 @@ def attn_fwd_docs(lib, q, k, v, qd, kd, causal, mode, o_acc=None, lse=None, q_he
         o_acc = poison(Lq, Hq, d)
     if lse is None:
         lse = poison(Hq, Lq)
-    call(lib, "fpdt_attn_fwd_docs", P(q), P(k), P(v), P(o_acc), P(lse), P(o_out), I(Lq), I(Lk), I(Hq), I(Hkv),
+    call(lib, name, P(q), P(k), P(v), P(o_acc), P(lse), P(o_out), I(Lq), I(Lk), I(Hq), I(Hkv),
          I(q_head_base), I(group or Hq // Hkv), F(1 / math.sqrt(d)), I(int(causal)), I(mode), P(qd), P(kd))
     return (o_out if mode == 2 else o_acc), lse
 
@@ -99,6 +99,11 @@ def check_forward(lib, tag, Hq, Hkv, d, gen):
         o0, lse0 = attn_fwd_docs(lib, q, k, v, ids, ids, True, 0)
         check(f"{tag} attn_fwd_docs diagonal L={L} docs={len(lengths)}",
               {"o_bf16": (o2, o_r), "o_acc": (o0, o_r), "lse": (lse2, lse_r), "lse_acc": (lse0, lse_r)}, 1e-2)
+        if hasattr(lib, "fpdt_attn_fwd_docs_sm90"):  # the wgmma kernel itself (an error where it cannot run, no fallback)
+            o2, lse2 = attn_fwd_docs(lib, q, k, v, ids, ids, True, 2, name="fpdt_attn_fwd_docs_sm90")
+            o0, lse0 = attn_fwd_docs(lib, q, k, v, ids, ids, True, 0, name="fpdt_attn_fwd_docs_sm90")
+            check(f"{tag} attn_fwd_docs_sm90 diagonal L={L} docs={len(lengths)}",
+                  {"o_bf16": (o2, o_r), "o_acc": (o0, o_r), "lse": (lse2, lse_r), "lse_acc": (lse0, lse_r)}, 1e-2)
     # off-diagonal: kv chunk before the q chunk; the q chunk's first rows continue the kv chunk's last
     # document, later ones start new documents with no key here (o = 0, lse = -inf)
     for Lq, Lk in [(256, 256), (300, 700), (128, 1)]:

@@ -10,12 +10,15 @@ import { gptSpec, llamaSpec } from './specs.js';
 
 const outDir = process.argv[2] ?? '.carry/kernels-packed';
 // the packed files, and attention_util.cu for the accumulator init and delta the FPDT checks call
-const FILES = ['attention_fwd_docs.cu', 'attention_bwd_docs.cu', 'rope_pos.cu', 'attention_util.cu'];
-for (const [name, spec] of [['llama', { ...llamaSpec, target: 'sm90a' as const, packed: true }], ['gpt', { ...gptSpec, target: 'sm90a' as const, packed: true }]] as const) {
+const FILES = ['attention_fwd_docs.cu', 'attention_fwd_docs_sm90.cu', 'attention_fwd_docs_mma.cu', 'attention_bwd_docs.cu', 'rope_pos.cu', 'attention_util.cu'];
+// <spec>: the programs' packed kernels; <spec>-sm90: with the sm_90a forward taking document ids
+// (RenderOptions.sm90Documents), whose fpdt_attn_fwd_docs is that kernel with its mma.sync fallback
+const specs = [['llama', { ...llamaSpec, target: 'sm90a' as const, packed: true }], ['gpt', { ...gptSpec, target: 'sm90a' as const, packed: true }]] as const;
+for (const [name, spec, sm90Documents] of specs.flatMap(([n, s]) => [[n, s, false], [`${n}-sm90`, s, true]] as const)) {
   const dir = join(outDir, name);
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
-  const files = renderKernels(spec).filter((f) => FILES.includes(f.file));
+  const files = renderKernels(spec, { sm90Documents }).filter((f) => FILES.includes(f.file));
   for (const f of files) writeFileSync(join(dir, f.file), f.text);
   writeFileSync(join(dir, 'spec.json'), JSON.stringify(spec, null, 2) + '\n');
   console.log(`${dir}: ${files.map((f) => f.file).join(' ')}`);
