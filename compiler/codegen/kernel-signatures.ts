@@ -16,6 +16,11 @@ const attnBwd = (name: string): string =>
   'const float* delta, float* dq, float* dk, float* dv, int Lq, int Lk, int Hq, int Hkv, int q_head_base, ' +
   `int group, float softmax_scale, int causal, ${S})`;
 
+const attnBwdDocs = (name: string): string =>
+  `cudaError_t ${name}(const void* q, const void* k, const void* v, const void* dout, const float* lse, ` +
+  'const float* delta, float* dq, float* dk, float* dv, int Lq, int Lk, int Hq, int Hkv, int q_head_base, ' +
+  `int group, float softmax_scale, int causal, const int* q_docs, const int* k_docs, ${S})`;
+
 export const launcherPrototypes: Readonly<Record<string, readonly string[]>> = {
   'attention_fwd.cu': [attnFwd('fpdt_attn_fwd')],
   // sm_90a, head dims 64 and 128 (kernels.ts usesSm90Forward): the wgmma kernel, and the mma.sync one it falls back to
@@ -30,11 +35,9 @@ export const launcherPrototypes: Readonly<Record<string, readonly string[]>> = {
   // with RenderOptions.sm90Documents: the wgmma kernel with ids, and the mma.sync one it falls back to
   'attention_fwd_docs_sm90.cu': [attnFwdDocs('fpdt_attn_fwd_docs_sm90'), attnFwdDocs('fpdt_attn_fwd_docs')],
   'attention_fwd_docs_mma.cu': [attnFwdDocs('fpdt_attn_fwd_docs_mma')],
-  'attention_bwd_docs.cu': [
-    'cudaError_t fpdt_attn_bwd_docs(const void* q, const void* k, const void* v, const void* dout, const float* lse, ' +
-      'const float* delta, float* dq, float* dk, float* dv, int Lq, int Lk, int Hq, int Hkv, int q_head_base, ' +
-      `int group, float softmax_scale, int causal, const int* q_docs, const int* k_docs, ${S})`,
-  ],
+  'attention_bwd_docs.cu': [attnBwdDocs('fpdt_attn_bwd_docs')],
+  'attention_bwd_docs_sm90.cu': [attnBwdDocs('fpdt_attn_bwd_docs_sm90'), attnBwdDocs('fpdt_attn_bwd_docs')],
+  'attention_bwd_docs_mma.cu': [attnBwdDocs('fpdt_attn_bwd_docs_mma')],
   'rope_pos.cu': [
     `cudaError_t fpdt_rope_fwd_pos(const void* x, void* y, int L, int H, const int* positions, ${S})`,
     `cudaError_t fpdt_rope_bwd_pos(const void* dy, void* dx, int L, int H, const int* positions, ${S})`,

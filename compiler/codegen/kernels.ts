@@ -228,12 +228,12 @@ export function usesSm90Backward(spec: KernelSpec): boolean {
  * The sm_90a backward (launchers fpdt_attn_bwd<suffix>_sm90 and fpdt_attn_bwd<suffix>) and the mma.sync
  * kernel it falls back to, renamed fpdt_attn_bwd<suffix>_mma in attention_bwd<suffix>_mma.cu.
  */
-function attentionBackwardSm90(spec: KernelSpec, t: AttentionTiling, suffix: string): RenderedKernel[] {
+function attentionBackwardSm90(spec: KernelSpec, t: AttentionTiling, suffix: string, docs = false): RenderedKernel[] {
   const ns = `fpdt_attn_bwd_sm90_${spec.headDim}${suffix}`;
   const fallbackSuffix = `${suffix}_mma`;
   return [
-    { file: `attention_bwd${suffix}_sm90.cu`, text: render('attention_bwd_sm90.cu.njk', { headDim: spec.headDim, ns, suffix, fallbackSuffix }) },
-    { file: `attention_bwd${fallbackSuffix}.cu`, text: attentionBackward(spec, t, fallbackSuffix) },
+    { file: `attention_bwd${suffix}_sm90.cu`, text: render('attention_bwd_sm90.cu.njk', { headDim: spec.headDim, ns, suffix, fallbackSuffix, docs }) },
+    { file: `attention_bwd${fallbackSuffix}.cu`, text: attentionBackward(spec, t, fallbackSuffix, docs) },
   ];
 }
 
@@ -245,8 +245,8 @@ function attentionBackwardFiles(spec: KernelSpec, t: AttentionTiling): RenderedK
 /**
  * Packed documents: attention masked by document ids (launchers fpdt_attn_{fwd,bwd}_docs) and RoPE at given
  * positions (fpdt_rope_{fwd,bwd}_pos). With `sm90Documents` (a check variant until measured on a GPU) the
- * forward is the sm_90a kernel with ids (attention_fwd_docs_sm90.cu), falling back to the mma.sync one
- * renamed fpdt_attn_fwd_docs_mma.
+ * forward and backward are the sm_90a kernels with ids (attention_{fwd,bwd}_docs_sm90.cu), falling back to
+ * the mma.sync ones renamed fpdt_attn_{fwd,bwd}_docs_mma.
  */
 function packedFiles(spec: KernelSpec, t: AttentionTiling, data: object, sm90Documents: boolean): RenderedKernel[] {
   const sm90 = sm90Documents && spec.target === 'sm90a' && (spec.headDim === 64 || spec.headDim === 128);
@@ -256,9 +256,10 @@ function packedFiles(spec: KernelSpec, t: AttentionTiling, data: object, sm90Doc
         { file: 'attention_fwd_docs_mma.cu', text: attentionForward(spec, t, '_docs_mma', true) },
       ]
     : [{ file: 'attention_fwd_docs.cu', text: attentionForward(spec, t, '_docs', true) }];
+  const backward = sm90 ? attentionBackwardSm90(spec, t, '_docs', true) : [{ file: 'attention_bwd_docs.cu', text: attentionBackward(spec, t, '_docs', true) }];
   return [
     ...forward,
-    { file: 'attention_bwd_docs.cu', text: attentionBackward(spec, t, '_docs', true) },
+    ...backward,
     { file: 'rope_pos.cu', text: render('rope.cu.njk', { ...data, positions: true }) },
   ];
 }

@@ -33,13 +33,14 @@ describe('codegen/kernels of packed documents', () => {
     }
   });
 
-  it('with sm90Documents, renders the wgmma forward with ids and its mma.sync fallback (head dims 64 and 128)', () => {
+  it('with sm90Documents, renders the wgmma forward and backward with ids and their mma.sync fallbacks (head dims 64 and 128)', () => {
     for (const spec of [sm90, { ...gptSpec, target: 'sm90a' as const, packed: true }]) {
       const files = renderKernels(spec, { sm90Documents: true });
       const names = files.map((f) => f.file);
-      expect(names).to.include.members(['attention_fwd_docs_sm90.cu', 'attention_fwd_docs_mma.cu']).and.not.include('attention_fwd_docs.cu');
+      const sm90Files = ['attention_fwd_docs_sm90.cu', 'attention_fwd_docs_mma.cu', 'attention_bwd_docs_sm90.cu', 'attention_bwd_docs_mma.cu'];
+      expect(names).to.include.members(sm90Files).and.not.include('attention_fwd_docs.cu').and.not.include('attention_bwd_docs.cu');
       const header = files.find((f) => f.file === 'fpdt_kernels.h')!.text;
-      for (const name of ['attention_fwd_docs_sm90.cu', 'attention_fwd_docs_mma.cu']) {
+      for (const name of sm90Files) {
         const text = files.find((f) => f.file === name)!.text;
         const listed = launcherPrototypes[name]!.map((p) => /cudaError_t (\w+)\(/.exec(p)![1]!).sort();
         expect(launchersIn(text), name).to.deep.equal(listed);
@@ -47,6 +48,8 @@ describe('codegen/kernels of packed documents', () => {
       }
       const fwd = files.find((f) => f.file === 'attention_fwd_docs_sm90.cu')!.text;
       expect(fwd).to.contain('first_id_at_least').and.contain('apply_doc_mask').and.contain('return fpdt_attn_fwd_docs_mma(');
+      const bwd = files.find((f) => f.file === 'attention_bwd_docs_sm90.cu')!.text;
+      expect(bwd).to.contain('const int m_end = q_hi > q_lo').and.contain('return fpdt_attn_bwd_docs_mma(');
     }
     // the programs' own kernels are unchanged by the option where nothing is packed, or off Hopper
     const plain = { ...llamaSpec, target: 'sm90a' as const };

@@ -157,9 +157,10 @@ def ref_grads(q, k, v, do, ids, scale):
     return o.detach(), qx.grad, kx.grad, vx.grad
 
 
-def check_chunked(lib, tag, Hq, Hkv, d, gen):
+def check_chunked(lib, tag, Hq, Hkv, d, gen, fwd="fpdt_attn_fwd_docs", bwd="fpdt_attn_bwd_docs"):
     """A whole sequence as FPDT runs it: q chunk i against kv chunks j <= i, forward folded from
-    fpdt_attn_acc_init, backward per kv chunk over q chunks i >= j; documents across chunk edges."""
+    fpdt_attn_acc_init, backward per kv chunk over q chunks i >= j; documents across chunk edges.
+    fwd, bwd: the launchers (the _sm90 ones fail where the wgmma kernels cannot run: no fallback)."""
     scale = 1 / math.sqrt(d)
     for L, C_, lo, hi in [(1024, 256, 1, 300), (1536, 512, 100, 700), (2048, 256, 8, 40)]:
         lengths = random_lengths(L, lo, hi, gen, ones=(C_ - 1, C_))  # a length-1 document on each side of a chunk edge
@@ -175,7 +176,7 @@ def check_chunked(lib, tag, Hq, Hkv, d, gen):
             call(lib, "fpdt_attn_acc_init", P(acc), P(ls), I(C_), I(Hq))
             for j in range(0, i + 1, C_):
                 attn_fwd_docs(lib, qi, k[j:j + C_].contiguous(), v[j:j + C_].contiguous(), qdi,
-                              ids[j:j + C_].contiguous(), i == j, 1, acc, ls)
+                              ids[j:j + C_].contiguous(), i == j, 1, acc, ls, name=fwd)
             oi = poison(C_, Hq, d, dtype=bf)
             call(lib, "fpdt_attn_finalize", P(acc), P(oi), I(C_), I(Hq))
             o[i:i + C_], lse[:, i:i + C_] = oi, ls
@@ -189,11 +190,11 @@ def check_chunked(lib, tag, Hq, Hkv, d, gen):
             for i in range(j, L, C_):
                 dqi, qi, doi, qdi = dq[i:i + C_].contiguous(), q[i:i + C_].contiguous(), do[i:i + C_].contiguous(), ids[i:i + C_].contiguous()
                 lsei, deltai = lse[:, i:i + C_].contiguous(), delta[:, i:i + C_].contiguous()
-                call(lib, "fpdt_attn_bwd_docs", P(qi), P(kj), P(vj), P(doi), P(lsei), P(deltai), P(dqi), P(dkj), P(dvj),
+                call(lib, bwd, P(qi), P(kj), P(vj), P(doi), P(lsei), P(deltai), P(dqi), P(dkj), P(dvj),
                      I(C_), I(C_), I(Hq), I(Hkv), I(0), I(Hq // Hkv), F(scale), I(int(i == j)), P(qdi), P(kdj))
                 dq[i:i + C_] = dqi
             dk[j:j + C_], dv[j:j + C_] = dkj, dvj
-        check(f"{tag} attn_docs chunked L={L} chunk={C_} docs={len(lengths)}",
+        check(f"{tag} attn_docs chunked{'' if fwd == 'fpdt_attn_fwd_docs' else ' (' + fwd + ', ' + bwd + ')'} L={L} chunk={C_} docs={len(lengths)}",
               {"o": (o, o_r), "lse": (lse, lse_r), "dq": (dq, gq), "dk": (dk, gk), "dv": (dv, gv)}, 1e-2)
 
 
@@ -275,7 +276,9 @@ def main():
         Hq, Hkv, d = spec["qHeads"], spec["kvHeads"], spec["headDim"]
         for fn in (lambda: check_forward(lib, tag, Hq, Hkv, d, gen), lambda: check_chunked(lib, tag, Hq, Hkv, d, gen),
                    lambda: check_rope_positions(lib, tag, spec), lambda: check_refusals(lib, tag),
-                   lambda: time_skipping(lib, tag, Hq, Hkv, d)):
+                   lambda: time_skipping(lib, tag, Hq, Hkv, d)) + (
+                ((lambda: check_chunked(lib, tag, Hq, Hkv, d, gen, "fpdt_attn_fwd_docs_sm90", "fpdt_attn_bwd_docs_sm90")),)
+                if hasattr(lib, "fpdt_attn_bwd_docs_sm90") else ()):
             try:
                 fn()
             except Exception as e:  # keep going: one broken family must not hide the others

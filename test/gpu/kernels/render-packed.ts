@@ -10,9 +10,10 @@ import { gptSpec, llamaSpec } from './specs.js';
 
 const outDir = process.argv[2] ?? '.carry/kernels-packed';
 // the packed files, and attention_util.cu for the accumulator init and delta the FPDT checks call
-const FILES = ['attention_fwd_docs.cu', 'attention_fwd_docs_sm90.cu', 'attention_fwd_docs_mma.cu', 'attention_bwd_docs.cu', 'rope_pos.cu', 'attention_util.cu'];
-// <spec>: the programs' packed kernels; <spec>-sm90: with the sm_90a forward taking document ids
-// (RenderOptions.sm90Documents), whose fpdt_attn_fwd_docs is that kernel with its mma.sync fallback
+const FILES = ['attention_fwd_docs.cu', 'attention_fwd_docs_sm90.cu', 'attention_fwd_docs_mma.cu', 'attention_bwd_docs.cu', 'attention_bwd_docs_sm90.cu',
+  'attention_bwd_docs_mma.cu', 'rope_pos.cu', 'attention_util.cu'];
+// <spec>: the programs' packed kernels; <spec>-sm90: with the sm_90a forward and backward taking document
+// ids (RenderOptions.sm90Documents): fpdt_attn_{fwd,bwd}_docs are those kernels with their mma.sync fallbacks
 const specs = [['llama', { ...llamaSpec, target: 'sm90a' as const, packed: true }], ['gpt', { ...gptSpec, target: 'sm90a' as const, packed: true }]] as const;
 for (const [name, spec, sm90Documents] of specs.flatMap(([n, s]) => [[n, s, false], [`${n}-sm90`, s, true]] as const)) {
   const dir = join(outDir, name);
