@@ -55,6 +55,17 @@ describe('codegen of packed documents', function () {
     expect(program).to.contain('p->doc_first[k] = docs[');
   });
 
+  it('FPDTC_SM90_DOCUMENTS=1 renders the sm_90a kernels with ids behind the same launchers, the host program unchanged', () => {
+    const m = loadCompiled(join(out, 'gpu-llama')); // an h200 program
+    const on = new Map(renderProgramSources(m, { FPDTC_SM90_DOCUMENTS: '1' }).map((f) => [f.file, f.text]));
+    const off = sources(out);
+    for (const f of ['attention_fwd_docs_sm90.cu', 'attention_fwd_docs_mma.cu', 'attention_bwd_docs_sm90.cu', 'attention_bwd_docs_mma.cu'])
+      expect(on.has(f) && !off.has(f), f).to.equal(true);
+    expect(on.has('attention_fwd_docs.cu') || on.has('attention_bwd_docs.cu')).to.equal(false);
+    expect(on.get('program.cu')).to.equal(off.get('program.cu'));
+    expect(new Map(renderProgramSources(m, {}).map((f) => [f.file, f.text]))).to.deep.equal(off);
+  });
+
   it('with dp groups gathers the ids inside the sequence-parallel group', () => {
     const program = sources(groups).get('program.cu')!;
     expect(program).to.match(/FPDT_TRY\(fpdt_all_gather_group\([^;]*, \d+LL, 4, "i\d+ all_gather"\)\);/);
