@@ -2,7 +2,7 @@
 // constants and the host program rendered from its schedule. Reads schedule.json and nothing
 // else that `fpdtc compile` wrote: the schedule carries the memory plan (buffer offsets, arena
 // sizes) and the parameter table, so codegen neither plans memory nor reads the graph.
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { errors, UserError } from '../errors.js';
 import { readScheduleJson, scheduleFromJson } from '../schedule/export-json.js';
@@ -49,7 +49,12 @@ export function renderProgramSources(m: CompiledModel, env: NodeJS.ProcessEnv = 
 export function writeProgramSources(dir: string, m = loadCompiled(dir)): string[] {
   const src = join(dir, 'src');
   mkdirSync(src, { recursive: true });
-  return renderProgramSources(m).map((f) => {
+  const files = renderProgramSources(m);
+  // src holds only what this render writes: a file of an earlier render (another kernel layout) would be
+  // built too, and could define the same launcher twice
+  const now = new Set(files.map((f) => f.file));
+  for (const old of readdirSync(src)) if (!now.has(old) && statSync(join(src, old)).isFile()) rmSync(join(src, old));
+  return files.map((f) => {
     writeFileSync(join(src, f.file), f.text);
     return join(src, f.file);
   });

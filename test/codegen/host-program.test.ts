@@ -3,8 +3,8 @@
 // missing GPU in one line; the same model compiled for sp 2 (collectives, shards, token layout)
 // renders and builds too. GPU runs live in test/gpu/ (run-on-h200.sh, run-sp-on-h200.sh).
 import { expect } from 'chai';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import { compile } from '../../compiler/compile.js';
 import { loadCompiled, renderProgramSources, writeProgramSources } from '../../compiler/codegen/host-files.js';
 import { findExecutable, buildAddon } from '../../runtime/build.js';
@@ -51,6 +51,15 @@ describe('host program codegen', function () {
     writeProgramSources(dir2);
     const built = await buildAddon({ programDir: dir2, onProgress: () => {} });
     expect(existsSync(built.addonPath)).to.equal(true);
+  });
+
+  it('writes src afresh: files of an earlier render are removed', () => {
+    const src = join(dir, 'src');
+    mkdirSync(src, { recursive: true });
+    writeFileSync(join(src, 'attention_fwd_docs_sm90.cu'), '// an earlier layout\n');
+    const written = writeProgramSources(dir).map((f) => basename(f)).sort();
+    expect(readdirSync(src).sort()).to.deep.equal(written);
+    expect(written).to.include('program.cu');
   });
 
   it('renders the golden program.cu for gpu-llama', () => {
