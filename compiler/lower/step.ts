@@ -42,6 +42,14 @@ function crossLoop(r: Region): Set<string> {
 function bindRegionValues(g: Graph, r: Region, b: Bindings, prefix: string, attnKv: Set<string>): void {
   const { e, geo } = b;
   const cross = crossLoop(r);
+  // A view emits nothing: where its output is already placed (a region result: the layer's output in
+  // act.carry), the value it views must be written there, so it takes the same place.
+  for (const n of [...r.nodes].reverse()) {
+    const [o] = n.outputs;
+    if (n.op !== 'view' || !b.has(o) || b.has(n.inputs[0])) continue;
+    const at = b.get(o);
+    b.set(n.inputs[0], at.kind === 'tok' ? { ...at, row: rowOf(g, n.inputs[0]) } : at);
+  }
   for (const n of r.nodes) {
     n.outputs.forEach((o, k) => {
       if (b.has(o)) return;
@@ -92,6 +100,11 @@ interface StepCtx {
   readonly ckptSpace: 'gpu' | 'host';
   /** the last `keep` layers keep their attention tensors for backward instead of recomputing */
   readonly keep: number;
+  /**
+   * whether kept layers also keep the attention output in token layout: only where their backward reads
+   * it (the output projection's weight gradient does; a layer that ends in attention has no reader)
+   */
+  readonly keepTokens: boolean;
 }
 
 /** The attention tensors of a layer body: q, k, v, o, lse (heads layout) and o back in token layout. */
@@ -118,7 +131,13 @@ function declareKept(s: StepCtx, fwdBody: Region): void {
     if (h.kind !== 'heads') throw new Error(`lowering: %${id} is not in heads layout`);
     e.buffer(`keep.${KEPT[k]}`, s.space, g.values[id].type.dtype, [s.keep, geo.u, h.per], 'stash');
   });
-  if (t.tokens) e.buffer('keep.attn', s.space, g.values[t.tokens].type.dtype, [s.keep, geo.S / geo.P, rowOf(g, t.tokens)], 'stash');
+  if (t.tokens && s.keepTokens) e.buffer('keep.attn', s.space, g.values[t.tokens].type.dtype, [s.keep, geo.S / geo.P, rowOf(g, t.tokens)], 'stash');
+}
+
+/** Whether the backward body reads the attention output in token layout outside its recompute loop. */
+function backwardReadsAttentionTokens(bwd: Region): boolean {
+  const t = attentionTensors(bwd);
+  return t?.tokens !== undefined && bwd.nodes.some((x) => x.attrs.loop !== 'recompute' && x.inputs.includes(t.tokens!));
 }
 
 /** Chunk `cv` of kept tensor `name` for layer l (kept layers are the last `keep`). */
@@ -158,7 +177,7 @@ function lowerLayerForward(s: StepCtx, n: Node): void {
           for (const o of x.outputs) {
             const k = t.heads.indexOf(o);
             if (k >= 0) e.copy(b.chunk(o), keptChunk(s, KEPT[k], 'i'));
-            if (o === t.tokens) e.copy(b.rows(o, 'i'), keptRows(s, 'i'));
+            if (o === t.tokens && s.keepTokens) e.copy(b.rows(o, 'i'), keptRows(s, 'i'));
           }
         }
       });
@@ -208,7 +227,7 @@ function lowerLayerBackward(s: StepCtx, n: Node, fwd: Node): void {
         if (s.ckptSpace === 'host') e.copy(e.ref('ckpt.layers', scaleAff(v('l'), rowsD), rowsD), e.whole('act.xck'));
         if (!keep) e.loop('i', 0, geo.u, 'chunk', () => of('recompute').forEach((x) => emitNode(g, x, bb, 'i', names)));
         e.loop('i', 0, geo.u, 'chunk', () => {
-          if (keep && t?.tokens) e.copy(keptRows(s, 'i'), bb.rows(t.tokens, 'i'));
+          if (keep && t?.tokens && s.keepTokens) e.copy(keptRows(s, 'i'), bb.rows(t.tokens, 'i'));
           of('pre').forEach((x) => emitNode(g, x, bb, 'i', names, attnB));
         });
         if (attnB) emitAttentionBwd(attnB, bb, names, (cv) => of('post').forEach((x) => emitNode(g, x, bb, cv, names)));
@@ -254,7 +273,7 @@ export function lowerStep(g: Graph, opts: LowerOptions = {}): Schedule {
   if (ckptSpace === 'host') e.buffer('act.xck', 'gpu', 'bf16', [local, D], 'act');
   const b = new Bindings(e, geo);
   const keep = Math.max(0, Math.min(geo.L, opts.keepLayers ?? 0));
-  const s: StepCtx = { g, geo, e, b, pl, space, ckptSpace, keep };
+  const s: StepCtx = { g, geo, e, b, pl, space, ckptSpace, keep, keepTokens: backwardReadsAttentionTokens(repeatBwd.body!) };
 
   // main-region bindings
   for (const p of pl.global) b.set(p.id, { kind: 'flat', ...globalParamRef(pl, p.id) });

@@ -5,7 +5,12 @@ import { chooseKeptLayers } from '../../compiler/lower/keep.js';
 import { deviceProfile } from '../../compiler/schedule/devices.js';
 import { planMemory } from '../../compiler/schedule/memory.js';
 import { simulateStreams } from '../../compiler/schedule/simulate.js';
-import { graphOf, scheduleOf } from './helpers.js';
+import { checkModel } from '../../compiler/check.js';
+import { resolveConfig } from '../../compiler/config.js';
+import tinyAttnOnly from '../fixtures/models/tiny-attn-only.js';
+import { graphPasses } from '../../compiler/passes/index.js';
+import { runGraphPasses } from '../../compiler/passes/pipeline.js';
+import { graphOf, scheduleOf, syncedSchedule } from './helpers.js';
 
 describe('keeping attention for backward', () => {
   it('keeps as many layers as the host memory left by the plan holds', () => {
@@ -29,6 +34,22 @@ describe('keeping attention for backward', () => {
     expect(all.keptLayers).to.equal(16);
     const dev = deviceProfile('h200');
     expect(simulateStreams(all, dev).busySeconds.compute).to.be.lessThan(simulateStreams(none, dev).busySeconds.compute);
+  });
+});
+
+describe('the kept attention output in token layout', () => {
+  // tiny-attn-only's layer output is a view of the attention output: lowering places the viewed value
+  // in the layer's output buffer (a view writes nothing), which the float64 check below proves
+  it('is kept where the backward reads it (the output projection), and a layer that ends in attention equals the unchunked model', () => {
+    const bufs = (s: ReturnType<typeof scheduleOf>) => s.buffers.map((b) => b.id);
+    expect(bufs(scheduleOf('tiny-llama', { sp: 2, seq: 96, chunk: 24, keepAttention: 1 }))).to.include('keep.attn');
+    // a layer that ends in attention: q, k, v, o and lse are kept, the token-layout copy is not
+    const cfg = resolveConfig(tinyAttnOnly.def.train!, { sp: 2, seq: 96, chunk: 24, keepAttention: 1 });
+    const kept = bufs(syncedSchedule(runGraphPasses(tinyAttnOnly.build(cfg), graphPasses(cfg))));
+    expect(kept).to.include.members(['keep.q', 'keep.k', 'keep.v', 'keep.o', 'keep.lse']).and.not.include('keep.attn');
+    const r = checkModel(tinyAttnOnly, cfg, { orders: 2, arena: 'planned', seed: 3 });
+    expect(r.maxError, JSON.stringify(r.grads.filter((g) => !(g.error <= 1e-9)))).to.be.at.most(1e-9);
+    expect(r.ok).to.equal(true);
   });
 });
 
