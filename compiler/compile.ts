@@ -21,6 +21,7 @@ import { PassError, runGraphPasses, type GraphPass } from './passes/pipeline.js'
 import { buildReport, type Report } from './report.js';
 import { offloadComparison, planGraph, resolveAutoChunk, type Planned } from './plan.js';
 import { architectureOf } from './schedule/architecture.js';
+import { attentionPricing } from './schedule/document-pricing.js';
 import { scheduleOutputs } from './schedule/export-files.js';
 import { scheduleHash } from './schedule/json.js';
 import { StageTimer, type Timings } from './timings.js';
@@ -166,6 +167,7 @@ function scheduleReport(p: Planned, attention: ReturnType<typeof offloadComparis
     // Every rank runs the same program on the same shapes, so each plans to the same bytes.
     ranks: Array.from({ length: p.schedule.world }, (_, r) => rank(r)),
     predicted_step_s: t.stepSeconds,
+    attention_pricing: attentionPricing(p.schedule),
     mfu: t.mfu,
     exposed_copy_s: t.exposedCopySeconds,
     exposed_comm_s: t.exposedCommSeconds,

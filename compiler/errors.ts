@@ -94,6 +94,8 @@ export const errors = {
   /** --eod-token, --documents or --loss-mask for a program compiled without --packed */
   documentsNeedPacked: (dir: string, flag: string) =>
     new UserError(`--${flag}: ${dir} was compiled without --packed, so its attention spans the whole window; compile with --packed to train on packed documents`, 2),
+  /** `fpdtc inspect --documents FILE` of a file of starts that does not read (runtime/document-boundaries.ts' message, first line) */
+  badDocumentsFile: (message: string) => new UserError(`--documents: ${message.split('\n')[0]}`, 2),
   /** `fpdtc check` estimated to run too long on the CPU */
   checkTooSlow: (model: string, seq: number, duration: string, runs: number, flopsPerRun: number, limit: string) =>
     new UserError(

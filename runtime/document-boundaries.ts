@@ -38,8 +38,8 @@ async function firstWhere(lo: number, hi: number, above: (i: number) => Promise<
   return lo;
 }
 
-/** --documents FILE: every start offset read once (a file of starts is small beside its corpus). */
-export async function fileBoundaries(path: string, streamLength: number): Promise<DocumentBoundaries> {
+/** The start offsets a --documents FILE lists (text or .npy), checked to ascend; `fpdtc inspect --documents` reads them too. */
+export async function readDocumentStarts(path: string): Promise<number[]> {
   const fix = "write one start offset per document, ascending, in the token stream's positions (text, or a .npy of integers)";
   let starts: number[];
   if (path.endsWith(".npy")) starts = Array.from(await readTokens(path));
@@ -57,10 +57,16 @@ export async function fileBoundaries(path: string, streamLength: number): Promis
     });
   }
   if (starts.length === 0) throw runtimeErrors.badFile(path, "lists no document start", fix);
-  for (let i = 0; i < starts.length; i++) {
-    if (i > 0 && starts[i] <= starts[i - 1]) throw runtimeErrors.badFile(path, `entry ${i + 1} (${starts[i]}) does not come after entry ${i} (${starts[i - 1]})`, fix);
-    if (starts[i] >= streamLength) throw runtimeErrors.badFile(path, `entry ${i + 1} (${starts[i]}) is past the token stream's ${streamLength} tokens`, "use the boundaries of this token file");
-  }
+  for (let i = 1; i < starts.length; i++)
+    if (starts[i] <= starts[i - 1]) throw runtimeErrors.badFile(path, `entry ${i + 1} (${starts[i]}) does not come after entry ${i} (${starts[i - 1]})`, fix);
+  return starts;
+}
+
+/** --documents FILE: every start offset read once (a file of starts is small beside its corpus). */
+export async function fileBoundaries(path: string, streamLength: number): Promise<DocumentBoundaries> {
+  const starts = await readDocumentStarts(path);
+  const past = starts.findIndex((x) => x >= streamLength);
+  if (past >= 0) throw runtimeErrors.badFile(path, `entry ${past + 1} (${starts[past]}) is past the token stream's ${streamLength} tokens`, "use the boundaries of this token file");
   return {
     describe: `--documents ${path} (${starts.length} documents)`,
     startsIn: async (from, tokens) => {

@@ -67,7 +67,7 @@ function summary({ report: r, files }: CompileResult): string {
 
 const GiB = 1024 ** 3;
 
-/** The plan in two lines: memory per rank against the device, and the predicted step. */
+/** The plan in two lines (three when packed): memory per rank against the device, and the predicted step. */
 function planLines(r: CompileResult['report']): string[] {
   if (r.predicted_step_s === undefined) return [];
   const gib = (x: unknown) => `${(Number(x) / GiB).toFixed(1)} GiB`;
@@ -76,6 +76,8 @@ function planLines(r: CompileResult['report']): string[] {
   return [
     `  memory      GPU ${gib(r.peak_gpu_bytes)} of ${gib(r.gpu_budget_bytes)}, pinned host ${gib(r.peak_host_bytes)} of ${gib(r.host_budget_bytes)} per rank${r.fits ? '' : ' (does not fit)'}`,
     `  predicted   ${Number(r.predicted_step_s).toFixed(2)} s per step${mfu}, ${Number(r.exposed_copy_s).toFixed(2)} s of copies exposed; attention kept for ${kept} of ${r.layers} layers`,
+    // packed: the documents are data, so the prediction prices every block in full
+    ...(r.config.packed && typeof r.attention_pricing === 'string' ? [`  attention   priced ${r.attention_pricing}`] : []),
   ];
 }
 

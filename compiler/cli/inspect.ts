@@ -5,6 +5,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { UserError } from '../errors.js';
+import { compareDocuments, formatDocuments, readWindowLayout } from './inspect-documents.js';
 import { compareWithMeasured, formatMeasured } from './inspect-measured.js';
 import type { TrainConfig } from '../ir/types.js';
 import { deviceProfile } from '../schedule/devices.js';
@@ -14,6 +15,7 @@ import { readScheduleJson, scheduleFromJson } from '../schedule/export-json.js';
 import { checkReportAgainstSchedule, checkReportDoc, parseJsonText, readOutFile } from '../schedule/json.js';
 import { formatBytes, listSchedule } from '../schedule/listing.js';
 import type { ArenaSummary } from '../schedule/memory.js';
+import { attentionPricing } from '../schedule/document-pricing.js';
 import { summarizeSchedule, type MemorySummary, type TimelineSummary } from '../schedule/summary.js';
 import { STREAMS, type Schedule } from '../schedule/types.js';
 
@@ -24,10 +26,13 @@ export function register(program: Command): void {
     .argument('<dir>', 'the output folder of a compile, e.g. out/llama70b')
     .option('--events', 'show the event records and waits in the listing')
     .option('--measured <trace>', "compare with a measured step: the Chrome trace 'fpdtc run --trace' wrote (.json or .json.gz): time per op kind, the step, exposed copy time")
-    .action((dir: string, o: { events?: boolean; measured?: string }) => {
+    .option('--documents <file>', "packed programs: price attention for the documents of the token stream's first window (start offsets, ascending, as text or a .npy, as 'fpdtc run --documents' takes them) beside the full-causal prediction")
+    .action(async (dir: string, o: { events?: boolean; measured?: string; documents?: string }) => {
       const x = loadInspection(dir);
+      const layout = o.documents === undefined ? undefined : await readWindowLayout(dir, x.schedule, o.documents);
+      const documents = layout ? formatDocuments(compareDocuments(x.schedule, layout, o.documents!)) : undefined;
       const measured = o.measured ? formatMeasured(compareWithMeasured(x.schedule, readTrace(o.measured), o.measured)) : undefined;
-      process.stdout.write(formatInspection(x, { events: o.events === true, measured }));
+      process.stdout.write(formatInspection(x, { events: o.events === true, measured, documents }));
     });
 }
 
@@ -94,9 +99,10 @@ function memoryTable(m: MemorySummary): string[] {
   return out;
 }
 
-function timelineLines(t: TimelineSummary): string[] {
+function timelineLines(t: TimelineSummary, s: Schedule): string[] {
   const how = t.extrapolated ? `simulated ${t.windowLayers} of ${t.layers} layers, extrapolated per layer` : `simulated all ${t.layers} layers`;
   const out = [`timeline per rank (predicted; ${how}; ${t.simulatedItems} items)`, `  step time       ${secs(t.stepSeconds)}`];
+  if (s.config.packed) out.push(`  attention       ${attentionPricing(s)}`);
   if (t.mfu !== undefined) out.push(`  MFU             ${pct(t.mfu)} (6*params*tokens + 6*layers*S^2*hidden over ${(t.peakFlops / 1e12).toFixed(0)} TFLOP/s per GPU)`);
   out.push(`  exposed copy    ${secs(t.exposedCopySeconds)} (compute waiting on h2d/d2h)`);
   out.push(`  exposed comm    ${secs(t.exposedCommSeconds)} (compute waiting on collectives)`);
@@ -104,8 +110,8 @@ function timelineLines(t: TimelineSummary): string[] {
   return out;
 }
 
-/** The whole printout of `fpdtc inspect`; `measured`: the lines of a comparison with a measured step. */
-export function formatInspection(x: Inspection, opts: { events?: boolean; measured?: readonly string[] } = {}): string {
+/** The whole printout of `fpdtc inspect`; `documents`, `measured`: the lines of a priced document layout, of a comparison with a measured step. */
+export function formatInspection(x: Inspection, opts: { events?: boolean; measured?: readonly string[]; documents?: readonly string[] } = {}): string {
   const s = x.schedule;
   const c = s.config;
   const head = `${s.model}: ${s.world} rank${s.world === 1 ? '' : 's'}, ${s.layers} layers, ${c.seq} tokens in ${s.chunks} chunks of ${s.chunk}, offload ${c.offload ? 'on' : 'off'}, checkpoints ${c.checkpoint}, ZeRO-${c.zero}, ${c.device}`;
@@ -114,8 +120,9 @@ export function formatInspection(x: Inspection, opts: { events?: boolean; measur
     '',
     ...memoryTable(x.memory),
     '',
-    ...timelineLines(x.timeline),
+    ...timelineLines(x.timeline, s),
     '',
+    ...(opts.documents ? [...opts.documents, ''] : []),
     ...(opts.measured ? [...opts.measured, ''] : []),
     `one layer, forward and backward (per rank${opts.events ? '' : '; --events shows the event records and waits'}):`,
     listSchedule(s, { layersOnly: true, header: false, events: opts.events ?? true }).trimEnd(),

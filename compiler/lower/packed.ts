@@ -42,10 +42,12 @@
 //   CTA finds the one range of tiles its rows meet by binary search over the block's two id
 //   windows and visits only those; a tile that holds more than one document masks by equality.
 //
-// The cost model and the memory plan do not know the layout (it is data, not known when the
-// schedule is made): the cost model prices every block at full cost, as one document spanning
-// the window, an upper bound; the memory plan counts the new io buffers, and nothing else
-// changes (a block's working set does not depend on the documents).
+// The layout is data, not known when the schedule is made: compile's prediction prices every
+// block at full cost, as one document spanning the window, an upper bound (report.json
+// `attention_pricing`); schedule/document-pricing.ts prices a layout known before the step
+// (`fpdtc inspect --documents`), mirroring both levels of skipping above. The memory plan counts
+// the new io buffers, and nothing else changes: it does not depend on the layout (every buffer
+// is sized for the window and the chunk, and a skipped block's slots keep their place).
 //
 // With packing off nothing here runs, and every schedule is byte for byte what it was.
 import { PACKED_BUFFERS, scaleAff, v, type Affine, type Ref } from '../schedule/types.js';

@@ -189,7 +189,8 @@ export function scheduleSummary(s: ScheduleState): ScheduleSummary {
   const plan = need(s, 'plan', 'simulate');
   const full = need(s, 'timeline', 'simulate');
   const memory = { device: s.device.name, fits: plan.fits, advice: plan.advice, gpu: plan.gpu, host: plan.host, buffers: schedule.buffers.length };
-  const { spans: _spans, ...t } = full;
+  // per-op totals stay out of report.json (inspect prints them)
+  const { spans: _spans, ops: _ops, skipped: _skipped, ...t } = full;
   return { memory, timeline: { ...t, peakFlops: s.device.peakFlops, layers: schedule.layers }, plan, full };
 }
 

@@ -187,6 +187,7 @@ const reportSchema = object(['model', 'params', 'tokens', 'layers', 'hidden', 'c
   host_budget_bytes: num(0),
   ranks: { type: 'array', items: { type: 'object' } },
   predicted_step_s: num(0),
+  attention_pricing: str,
   mfu: num(0),
   exposed_copy_s: num(0),
   exposed_comm_s: num(0),

@@ -17,8 +17,15 @@
 // prologue (embedding, first gathers) and epilogue (loss, optimizer) are counted once. Layer
 // loops may differ: layers that keep their attention skip the recompute. The trace spans come
 // from the 2-layer window.
+//
+// Packed documents: given the window's document layout (`documents`, schedule/document-pricing.ts)
+// the instructions a block whose chunks share no document reads are not issued, and packed
+// attention blocks do only their documents' share of the flops. Without it, every block is priced
+// in full: as one document spanning the window, an upper bound for any layout.
 import { instrSeconds } from './cost.js';
 import type { DeviceProfile } from './devices.js';
+import type { DocumentPricing } from './document-pricing.js';
+import { opKindOf } from './span-breakdown.js';
 import { STREAMS, evalAff, groupsOf, type EventOp, type Item, type Instr, type Loop, type Schedule, type StreamName } from './types.js';
 import { windowRange, type UnrollOptions } from './unroll.js';
 
@@ -44,10 +51,20 @@ export interface ModelSize {
   readonly hidden: number;
 }
 
+/** Instructions of one op kind (copies by stream: 'copy h2d') and the time they keep their stream busy. */
+export interface OpTotal {
+  readonly count: number;
+  readonly seconds: number;
+}
+
 /** What one simulated window gives. Times in seconds. */
 export interface WindowResult {
   readonly stepSeconds: number;
   readonly busySeconds: Readonly<Record<StreamName, number>>;
+  /** per op kind */
+  readonly ops: Readonly<Record<string, OpTotal>>;
+  /** instructions not issued because their chunks share no document (with `documents` only) */
+  readonly skipped: number;
   /** time the compute stream sits idle because of copies (h2d/d2h) or collectives */
   readonly exposedCopySeconds: number;
   readonly exposedCommSeconds: number;
@@ -61,6 +78,8 @@ export interface LayerLoopCost {
   readonly missing: number;
   readonly step: number;
   readonly busy: Readonly<Record<StreamName, number>>;
+  readonly ops: Readonly<Record<string, OpTotal>>;
+  readonly skipped: number;
   readonly copy: number;
   readonly comm: number;
 }
@@ -83,6 +102,8 @@ export interface SimulateOptions {
   readonly model?: ModelSize;
   /** keep spans for the trace (default true) */
   readonly spans?: boolean;
+  /** packed programs: the window's document layout; without it every block is priced in full */
+  readonly documents?: DocumentPricing;
 }
 
 /** 6 * params * tokens + 6 * layers * S^2 * hidden: the ANCHORS.md convention for model FLOPs. */
@@ -147,11 +168,16 @@ export function walkWindow(s: Schedule, opts: UnrollOptions, visit: Visit, onLay
 }
 
 /** Simulates the window `opts` selects, in one pass over the items in program order. */
-export function simulateWindow(s: Schedule, dev: DeviceProfile, opts: UnrollOptions & { spans?: boolean | 'all' } = {}): WindowResult {
+export function simulateWindow(s: Schedule, dev: DeviceProfile, opts: UnrollOptions & { spans?: boolean | 'all'; documents?: DocumentPricing } = {}): WindowResult {
   const keepSpans = opts.spans !== false;
   // 'all': every span of the window (a whole step to compare with a measured trace), not one layer each way
   const allSpans = opts.spans === 'all';
   const durations = new Map<Instr, number>();
+  const docs = opts.documents;
+  // packed blocks under a layout: by their share of the full flops
+  const shared = new Map<Instr, Map<number, number>>();
+  const ops: Record<string, { count: number; seconds: number }> = {};
+  let skipped = 0;
   const free = zeroByStream(); // when the stream's last instruction ends
   const gate = zeroByStream(); // the latest time a wait holds the stream until
   const gateCause: Record<StreamName, StreamName> = { compute: 'compute', h2d: 'h2d', d2h: 'd2h', comm: 'comm' };
@@ -170,7 +196,14 @@ export function simulateWindow(s: Schedule, dev: DeviceProfile, opts: UnrollOpti
   };
 
   const marks = new Map<Loop, { at: Snapshot; trips: number; run: number; last?: Snapshot }>();
-  const snapshot = (): Snapshot => ({ t: free.compute, busy: { ...busy }, copy: exposedCopy, comm: exposedComm });
+  const snapshot = (): Snapshot => ({
+    t: free.compute,
+    busy: { ...busy },
+    copy: exposedCopy,
+    comm: exposedComm,
+    ops: Object.fromEntries(Object.entries(ops).map(([k, o]) => [k, { ...o }])),
+    skipped,
+  });
   // spans are kept outside layer loops and for the first iteration of the first forward and the
   // first backward layer loop: one layer each way is the trace's window
   let layerK = -1;
@@ -203,11 +236,18 @@ export function simulateWindow(s: Schedule, dev: DeviceProfile, opts: UnrollOpti
       }
       return;
     }
+    if (docs && !docs.runs(it, env)) {
+      // not issued: the stream moves on (the waits before it still hold it)
+      skipped++;
+      return;
+    }
     const start = Math.max(free[st], gate[st]);
-    let dur = durations.get(it);
+    const share = docs ? docs.flopsShare(it, env) : 1;
+    let dur = share === 1 ? durations.get(it) : shared.get(it)?.get(share);
     if (dur === undefined) {
-      dur = instrSeconds(it, dev, { world: s.world });
-      durations.set(it, dur);
+      dur = instrSeconds(share === 1 ? it : { ...it, flops: it.flops * share }, dev, { world: s.world });
+      if (share === 1) durations.set(it, dur);
+      else shared.set(it, (shared.get(it) ?? new Map<number, number>()).set(share, dur));
     }
     const other = otherCopyStream[st];
     if (other && it.op === 'copy' && dur > 0) {
@@ -218,9 +258,17 @@ export function simulateWindow(s: Schedule, dev: DeviceProfile, opts: UnrollOpti
     }
     if (st === 'compute' && start > free.compute && gate.compute > free.compute) blame(gateCause.compute, start - free.compute);
     const end = start + dur;
-    free[st] = end;
-    last[st] = [start, end];
+    // an instruction of no time (a collective over one rank) leaves the stream's free time, so a
+    // record after it still blames what the stream waited for
+    if (dur > 0) {
+      free[st] = end;
+      last[st] = [start, end];
+    }
     busy[st] += dur;
+    const kind = opKindOf(it);
+    const o = (ops[kind] ??= { count: 0, seconds: 0 });
+    o.count++;
+    o.seconds += dur;
     if (keepSpans && (allSpans || layerK < 0 || (layerK === 0 && traced))) spans.push({ stream: st, op: it.op, id: it.id, start, end, ...byRole });
   }, onLayer);
   const stepSeconds = Math.max(...STREAMS.map((x) => Math.max(free[x], gate[x])));
@@ -236,9 +284,14 @@ export function simulateWindow(s: Schedule, dev: DeviceProfile, opts: UnrollOpti
     const b = m.last!;
     const busyD = zeroByStream();
     for (const x of STREAMS) busyD[x] = b.busy[x] - a.busy[x];
-    return { missing: m.trips - m.run, step: b.t - a.t, busy: busyD, copy: b.copy - a.copy, comm: b.comm - a.comm };
+    const opsD: Record<string, OpTotal> = {};
+    for (const [k, o] of Object.entries(b.ops)) {
+      const before = a.ops[k] ?? { count: 0, seconds: 0 };
+      if (o.count > before.count) opsD[k] = { count: o.count - before.count, seconds: o.seconds - before.seconds };
+    }
+    return { missing: m.trips - m.run, step: b.t - a.t, busy: busyD, copy: b.copy - a.copy, comm: b.comm - a.comm, ops: opsD, skipped: b.skipped - a.skipped };
   });
-  return { stepSeconds, busySeconds: busy, exposedCopySeconds: exposedCopy, exposedCommSeconds: exposedComm, items, spans, layerLoops };
+  return { stepSeconds, busySeconds: busy, ops, skipped, exposedCopySeconds: exposedCopy, exposedCommSeconds: exposedComm, items, spans, layerLoops };
 }
 
 interface Snapshot {
@@ -246,6 +299,8 @@ interface Snapshot {
   readonly busy: Record<StreamName, number>;
   readonly copy: number;
   readonly comm: number;
+  readonly ops: Readonly<Record<string, OpTotal>>;
+  readonly skipped: number;
 }
 
 
@@ -254,7 +309,7 @@ interface Snapshot {
  * window, and MFU when `model` is given (model FLOPs of the dp sequences / world ranks / (step * peak)).
  */
 export function simulateStreams(s: Schedule, dev: DeviceProfile, opts: SimulateOptions = {}): Timeline {
-  const base = { rank: opts.rank, window: opts.window ?? {} };
+  const base = { rank: opts.rank, window: opts.window ?? {}, documents: opts.documents };
   const L = s.layers;
   let w: WindowResult;
   let extrapolated = false;
@@ -272,13 +327,20 @@ export function simulateStreams(s: Schedule, dev: DeviceProfile, opts: SimulateO
     let step = w2.stepSeconds;
     let copy = w2.exposedCopySeconds;
     let comm = w2.exposedCommSeconds;
+    let skipped = w2.skipped;
+    const ops: Record<string, OpTotal> = { ...w2.ops };
     for (const l of w2.layerLoops) {
       step += l.missing * l.step;
       copy += l.missing * l.copy;
       comm += l.missing * l.comm;
+      skipped += l.missing * l.skipped;
       for (const x of STREAMS) busySeconds[x] += l.missing * l.busy[x];
+      for (const [k, o] of Object.entries(l.ops)) {
+        const had = ops[k] ?? { count: 0, seconds: 0 };
+        ops[k] = { count: had.count + l.missing * o.count, seconds: had.seconds + l.missing * o.seconds };
+      }
     }
-    w = { ...w2, stepSeconds: step, busySeconds, exposedCopySeconds: copy, exposedCommSeconds: comm };
+    w = { ...w2, stepSeconds: step, busySeconds, ops, skipped, exposedCopySeconds: copy, exposedCommSeconds: comm };
     extrapolated = true;
     simulatedItems = w.items;
     windowLayers = 2;

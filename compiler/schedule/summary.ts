@@ -42,6 +42,7 @@ export function summarizeSchedule(s: Schedule, dev: DeviceProfile, model?: Model
   const plan = planMemory(s, dev);
   const full = simulateStreams(s, dev, { model });
   const memory: MemorySummary = { device: dev.name, fits: plan.fits, advice: plan.advice, gpu: plan.gpu, host: plan.host, buffers: s.buffers.length };
-  const { spans: _spans, ...t } = full;
+  // per-op totals stay out of report.json (inspect prints them)
+  const { spans: _spans, ops: _ops, skipped: _skipped, ...t } = full;
   return { memory, timeline: { ...t, peakFlops: dev.peakFlops, layers: s.layers }, plan, full };
 }

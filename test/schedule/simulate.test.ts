@@ -68,6 +68,25 @@ describe('schedule/simulate', () => {
     close(t.exposedCopySeconds, 0);
     close(t.spans[2].start, 2 * ms);
   });
+  it('blames a wait on what held the stream before an instruction of no time (a collective over one rank)', () => {
+    const s = scheduleOf(
+      [
+        instr('h2d', 'copy', [ref('h', 0, 8)], [ref('a', 0, 8)], { attrs: { dir: 'h2d' }, bytes: 3e6 }),
+        record('h2d', 'ready'),
+        wait('comm', 'ready'),
+        instr('comm', 'all_gather', [ref('a', 0, 8)], [ref('b', 0, 8)], { attrs: { ranks: 1, n: 8 }, bytes: 8 }),
+        record('comm', 'gathered'),
+        wait('compute', 'gathered'),
+        instr('compute', 'linear', [ref('b', 0, 8)], [ref('b', 0, 8)], { flops: 1e9 }),
+      ],
+      bufs,
+      { ready: 1, gathered: 1 },
+    );
+    const t = simulateWindow(s, dev);
+    close(t.stepSeconds, 4 * ms);
+    close(t.exposedCopySeconds, 3 * ms);
+    close(t.exposedCommSeconds, 0);
+  });
   it('a wait before any record is a no-op', () => {
     const s = scheduleOf([wait('compute', 'never'), instr('compute', 'linear', [], [], { flops: 1e9 })], bufs, { never: 1 });
     close(simulateWindow(s, dev).stepSeconds, 1 * ms);
