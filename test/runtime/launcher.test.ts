@@ -109,7 +109,7 @@ describe("launcher", function () {
     expect(message).to.not.match(/rank 0/);
   });
 
-  it("the start timeout bounds each phase, not the whole start; 'ready' ends it", async () => {
+  it("the start timeout bounds each phase, not the whole start; 'ready' ends it @slow", async () => {
     // every phase lasts 1 s of a 2.5 s limit; the whole start takes longer than the limit
     const script = `
       const say = (p) => process.stderr.write("@fpdt-start-phase " + p + "\\n");

@@ -93,7 +93,7 @@ describe("rendezvous between two processes", function () {
     expect(Date.now() - started).to.be.below(15_000);
   });
 
-  it("a rank stuck in ncclCommInitRank past FPDT_INIT_TIMEOUT_S says so in one line and the world stops", async () => {
+  it("a rank stuck in ncclCommInitRank past FPDT_INIT_TIMEOUT_S says so in one line and the world stops @slow", async () => {
     const script = join(dir, "stuck.mjs");
     writeFileSync(script, stuckRankScript());
     const lines: string[] = [];

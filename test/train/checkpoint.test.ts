@@ -167,7 +167,7 @@ describe('checkpoints', function () {
     expect(readdirSync(dir).filter((f) => f.startsWith('step-')).length, readdirSync(dir).join(' ')).to.be.at.most(3);
   }
 
-  it('a run killed with SIGKILL at random moments always resumes from a complete checkpoint', () => killAndResume(1, 12345));
+  it('a run killed with SIGKILL at random moments always resumes from a complete checkpoint @slow', () => killAndResume(1, 12345));
 
   it('with --accumulate 3, killed between micro steps and saves, it resumes at the data position of its step @slow', () => killAndResume(3, 777));
 });

@@ -20,7 +20,7 @@ describe('fpdtc run: schedule, metrics and progress flags', () => {
   });
   after(() => rmSync(root, { recursive: true, force: true }));
 
-  it('bad schedule values are one usage line, exit 2, before anything is read', () => {
+  it('bad schedule values are one usage line, exit 2, before anything is read @slow', () => {
     const cases: [string[], string][] = [
       [['--schedule', 'step'], '--schedule step: one of constant, cosine, linear'],
       [['--warmup', '-3'], '--warmup -3: a whole number of steps (0 for none)'],
