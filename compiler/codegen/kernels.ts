@@ -60,6 +60,8 @@ export interface RenderOptions {
    * `fpdt_attn_fwd_st<N>` and `fpdt_attn_fwd_st<N>_sm90` (falling back to `fpdt_attn_fwd_mma`) (benchmarks)
    */
   sm90StageVariants?: number[];
+  /** Benchmark copy of the head-dim-64 sm_90a forward with three consumer warpgroups (attention_fwd_wg3_sm90.cu, fpdt_attn_fwd_wg3). */
+  sm90ThreeConsumers?: boolean;
   /** Packed programs: the sm_90a forward with document ids (a check variant until measured; see packedFiles). */
   sm90Documents?: boolean;
 }
@@ -202,9 +204,9 @@ function attentionForwardSm90(spec: KernelSpec, t: AttentionTiling, suffix: stri
   ];
 }
 
-function sm90ForwardFile(spec: KernelSpec, suffix: string, stages: number, fallbackSuffix: string, docs = false): RenderedKernel {
+function sm90ForwardFile(spec: KernelSpec, suffix: string, stages: number, fallbackSuffix: string, docs = false, consumers = 2): RenderedKernel {
   const ns = `fpdt_attn_fwd_sm90_${spec.headDim}${suffix}`;
-  const text = render('attention_fwd_sm90.cu.njk', { headDim: spec.headDim, stages, ns, suffix, fallbackSuffix, docs });
+  const text = render('attention_fwd_sm90.cu.njk', { headDim: spec.headDim, stages, ns, suffix, fallbackSuffix, docs, consumers });
   return { file: `attention_fwd${suffix}_sm90.cu`, text };
 }
 
@@ -295,6 +297,8 @@ export function renderKernels(spec: KernelSpec, options: RenderOptions = {}): Re
   }
   if (usesSm90Forward(spec))
     for (const stages of options.sm90StageVariants ?? []) files.push(sm90ForwardFile(spec, `_st${stages}`, stages, '_mma'));
+  if (options.sm90ThreeConsumers && usesSm90Forward(spec) && spec.headDim === 64)
+    files.push(sm90ForwardFile(spec, '_wg3', sm90ForwardStages(spec.headDim), '_mma', false, 3));
   const prototypes = files.flatMap((f) => launcherPrototypes[f.file] ?? []);
   files.push({ file: 'fpdt_kernels.h', text: render('fpdt_kernels.h.njk', { spec, prototypes }) });
   return files;
