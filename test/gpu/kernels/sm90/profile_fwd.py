@@ -17,7 +17,9 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import build as B  # noqa: E402
+from phase_profile import F, I, P, measure, ok, print_phases, st  # noqa: E402
 
 KDIR = sys.argv[1] if len(sys.argv) > 1 else ".carry/kernels"
 S = int(sys.argv[2]) if len(sys.argv) > 2 else 32768
@@ -25,17 +27,6 @@ HQ, HK = (int(x) for x in (sys.argv[3] if len(sys.argv) > 3 else "32/8").split("
 PHASES = ["K/V wait", "GEMMs issued", "S wait", "softmax", "PV wait", "rescale, pack"]
 B.FLAGS = B.FLAGS + ["-DFPDT_SM90_FWD_PROFILE=1"]
 dev = torch.device("cuda")
-P = lambda t: C.c_void_p(t.data_ptr())  # noqa: E731
-I, F = C.c_int, C.c_float
-
-
-def st():
-    return C.c_void_p(torch.cuda.current_stream().cuda_stream)
-
-
-def ok(err, what):
-    if err != 0:
-        raise RuntimeError(f"{what}: error {err}")
 
 
 def profile(spec_dir):
@@ -52,30 +43,10 @@ def profile(spec_dir):
         ok(lib.fpdt_attn_fwd_sm90(P(q), P(k), P(v), C.c_void_p(0), P(lse), P(o), I(S), I(S), I(HQ), I(HK), I(0),
                                   I(HQ // HK), F(1 / math.sqrt(d)), I(1), I(2), st()), "fwd_sm90")
 
-    n = len(PHASES) + 1
-    counters = (C.c_ulonglong * (2 * n))()
-    fwd()
-    torch.cuda.synchronize()
-    ok(lib.fpdt_attn_fwd_sm90_profile(counters, st()), "profile")
-    times = []
-    for _ in range(3):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        fwd()
-        b.record()
-        torch.cuda.synchronize()
-        times.append(a.elapsed_time(b))
-    ok(lib.fpdt_attn_fwd_sm90_profile(counters, st()), "profile")
+    ms, counters = measure(fwd, lib.fpdt_attn_fwd_sm90_profile, PHASES, st)
     flops = 2 * S * S * d * HQ  # causal: half of 4 S^2 d per head
-    print(f"head dim {d}, S {S}, heads {HQ}/{HK}: forward {min(times):.2f} ms "
-          f"({flops / min(times) / 1e9:.1f} TFLOP/s, profiled build)")
-    for wg in range(2):
-        row = counters[wg * n:(wg + 1) * n]
-        iters = max(row[n - 1], 1)
-        total = sum(row[:n - 1])
-        print(f"  warpgroup {wg}: {iters} iterations, {total / iters:.0f} cycles each")
-        for name, c in zip(PHASES, row[:n - 1]):
-            print(f"    {name:<16} {c / iters:8.0f} cycles  {100 * c / max(total, 1):5.1f}%")
+    print(f"head dim {d}, S {S}, heads {HQ}/{HK}: forward {ms:.2f} ms ({flops / ms / 1e9:.1f} TFLOP/s, profiled build)")
+    print_phases(counters, PHASES)
 
 
 for name in sorted(os.listdir(KDIR)):
