@@ -1,7 +1,6 @@
 #include "gemm_bf16.h"
 
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "cublaslt_shim.h"
@@ -11,10 +10,6 @@
 namespace {
 
 constexpr int kCacheSlots = 64;
-// FPDT_GEMM_AUTOTUNE=1: at a key's first use, time this many heuristic candidates and keep the
-// fastest (off by default: test/bench/gemm.py measures what it would gain first).
-constexpr int kAutotuneCandidates = 16;
-constexpr int kAutotuneRuns = 3;
 
 struct PlanKey {
   int trans_a, trans_b, out_type, accumulate;
@@ -30,9 +25,6 @@ struct CachedPlan {
   fpdt_lt_algo algo{};
 };
 
-// The operands of the call that builds a plan: autotuning times the candidates on them.
-struct GemmCall { cudaStream_t stream; const float *alpha, *beta; const void *a, *b, *c; };
-
 }  // namespace
 
 struct fpdt_gemm {
@@ -42,7 +34,6 @@ struct fpdt_gemm {
   size_t workspace_bytes = 0;
   CachedPlan cache[kCacheSlots];
   int next_victim = 0;
-  bool autotune = false;
   char error[1024] = "";
 };
 
@@ -61,41 +52,8 @@ int fail(fpdt_gemm* g, int status, const char* fmt, const char* what, int code) 
   return status;
 }
 
-// The index of the fastest of n candidates run on the call's operands, writing a scratch D so C is
-// left as it was; 0 (the heuristic's first) when the timing itself fails.
-int fastestCandidate(fpdt_gemm* g, const CachedPlan& slot, const fpdt_gemm_plan& plan,
-                     const fpdt_lt_heuristic* results, int n, const GemmCall& call) {
-  size_t elem = slot.key.out_type == FPDT_GEMM_OUT_F32 ? 4 : 2;
-  void* scratch = nullptr;
-  cudaEvent_t start = nullptr, stop = nullptr;
-  int best = 0;
-  float best_ms = -1, ms = 0;
-  auto run = [&](int i) {
-    return g->lt->matmul(g->handle, slot.desc, call.alpha, call.b, slot.first, call.a, slot.second,
-                         call.beta, call.c, slot.out, scratch, slot.out, &results[i].algo,
-                         g->workspace, g->workspace_bytes, call.stream);
-  };
-  if (cudaMalloc(&scratch, (size_t)plan.out_ld * plan.out_cols * elem) == cudaSuccess &&
-      cudaEventCreate(&start) == cudaSuccess && cudaEventCreate(&stop) == cudaSuccess) {
-    for (int i = 0; i < n; i++) {
-      if (run(i)) continue;  // a candidate that does not run is never kept
-      cudaEventRecord(start, call.stream);
-      for (int r = 0; r < kAutotuneRuns; r++) run(i);
-      cudaEventRecord(stop, call.stream);
-      if (cudaEventSynchronize(stop) || cudaEventElapsedTime(&ms, start, stop)) break;
-      if (best_ms < 0 || ms < best_ms) best = i, best_ms = ms;
-    }
-  }
-  if (start) cudaEventDestroy(start);
-  if (stop) cudaEventDestroy(stop);
-  if (scratch) cudaFree(scratch);
-  cudaGetLastError();  // a failed timing leaves no error behind for the program's next check
-  return best;
-}
-
 // Builds descriptors and picks an algorithm for `key`; fills slot.
-int buildPlan(fpdt_gemm* g, const PlanKey& key, const fpdt_gemm_plan& plan, CachedPlan& slot,
-              const GemmCall& call) {
+int buildPlan(fpdt_gemm* g, const PlanKey& key, const fpdt_gemm_plan& plan, CachedPlan& slot) {
   const fpdt_cublaslt* lt = g->lt;
   const char* fmt = "cuBLASLt error: %s failed with status %d (%s) for a bf16 GEMM";
   int out_dtype = key.out_type == FPDT_GEMM_OUT_F32 ? FPDT_CUDA_R_32F : FPDT_CUDA_R_16BF;
@@ -118,10 +76,10 @@ int buildPlan(fpdt_gemm* g, const PlanKey& key, const fpdt_gemm_plan& plan, Cach
   if (s) return fail(g, FPDT_ERR_CUBLAS, fmt, "cublasLtMatmulPreferenceCreate", s);
   size_t ws = g->workspace_bytes;
   s = lt->preference_set_attribute(pref, FPDT_LT_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof ws);
-  fpdt_lt_heuristic results[kAutotuneCandidates]{};
+  fpdt_lt_heuristic result{};
   int returned = 0;
   if (!s) s = lt->heuristic(g->handle, slot.desc, slot.first, slot.second, slot.out, slot.out,
-                            pref, g->autotune ? kAutotuneCandidates : 1, results, &returned);
+                            pref, 1, &result, &returned);
   lt->preference_destroy(pref);
   if (s) return fail(g, FPDT_ERR_CUBLAS, fmt, "cublasLtMatmulAlgoGetHeuristic", s);
   if (returned == 0) {
@@ -132,9 +90,8 @@ int buildPlan(fpdt_gemm* g, const PlanKey& key, const fpdt_gemm_plan& plan, Cach
              (long long)key.ldb, (long long)key.ldc);
     return FPDT_ERR_CUBLAS;
   }
+  slot.algo = result.algo;
   slot.key = key;
-  int pick = returned > 1 ? fastestCandidate(g, slot, plan, results, returned, call) : 0;
-  slot.algo = results[pick].algo;
   slot.used = true;
   return FPDT_OK;
 }
@@ -151,8 +108,6 @@ extern "C" int fpdt_gemm_create(fpdt_gemm** out, size_t workspace_bytes, char* m
   if (!lt) return FPDT_ERR_LIBRARY;
   fpdt_gemm* g = new fpdt_gemm();
   g->lt = lt;
-  const char* autotune = getenv("FPDT_GEMM_AUTOTUNE");
-  g->autotune = autotune && strcmp(autotune, "1") == 0;
   int s = lt->create(&g->handle);
   if (s) {
     if (msg) snprintf(msg, cap, "cuBLASLt error: cublasLtCreate failed with status %d (%s)", s,
@@ -208,7 +163,7 @@ extern "C" int fpdt_gemm_bf16(fpdt_gemm* g, cudaStream_t stream, int trans_a, in
     slot = &g->cache[g->next_victim];
     g->next_victim = (g->next_victim + 1) % kCacheSlots;
     if (slot->used) releasePlan(g->lt, *slot);
-    status = buildPlan(g, key, plan, *slot, GemmCall{stream, &alpha, &beta, a, b, c});
+    status = buildPlan(g, key, plan, *slot);
     if (status) {
       releasePlan(g->lt, *slot);
       return status;

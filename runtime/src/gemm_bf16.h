@@ -40,9 +40,7 @@ int fpdt_gemm_plan_rowmajor(int trans_a, int trans_b, int64_t m, int64_t n, int6
 // Use one per stream: calls on one fpdt_gemm share its workspace.
 typedef struct fpdt_gemm fpdt_gemm;
 
-// Opens cuBLASLt (FPDT_CUBLASLT) and allocates workspace_bytes on the current device. Each GEMM
-// key runs the algorithm cuBLASLt's heuristic ranks first; with FPDT_GEMM_AUTOTUNE=1 (read here,
-// off by default) the fastest of its top 16, timed on the key's first call (test/bench/gemm.py).
+// Opens cuBLASLt (FPDT_CUBLASLT) and allocates workspace_bytes on the current device.
 int fpdt_gemm_create(fpdt_gemm** out, size_t workspace_bytes, char* msg, size_t cap);
 void fpdt_gemm_destroy(fpdt_gemm* g);
 const char* fpdt_gemm_last_error(const fpdt_gemm* g);

@@ -7,7 +7,7 @@ Where Node is (the shapes file of llama1b at 64K, chunk 16K, is committed):
   npx tsx test/bench/gemm-shapes.ts /tmp/x/llama1b test/bench/gemm-shapes-llama1b-64k.json
 On the GPU machine, from the repository root (no Node there; nvcc and torch are), about a minute:
   python3 test/bench/gemm.py --out "$OUT"      # llama1b 64K; prints a table, writes $OUT/gemm.json
-  python3 test/bench/gemm.py --shapes FILE --out DIR --top 16 --no-autotune --only 'm=16384 n=8192'
+  python3 test/bench/gemm.py --shapes FILE --out DIR --top 16 --autotune --only 'm=16384 n=8192'
 Exit status 1 when a result of ours (or auto) is wrong or a shape fails; FPDT_COMMIT names the commit.
 
 What it does: builds runtime/src's gemm_bf16.cc, gemm_plan.cc, cublaslt_shim.cc, dl_library.cc and
@@ -17,8 +17,8 @@ torch's packages). Per shape (m, n, k, transposes, leading dimensions, beta, out
 passes them to fpdt_gemm_bf16), on buffers of that layout:
   ours   fpdt_gemm_bf16 through a handle of the program's workspace (FPDT_GEMM_WORKSPACE of the host
          template), timed as the programs call it;
-  auto   the same with FPDT_GEMM_AUTOTUNE=1 (the runtime times the top 16 at first use), unless
-         --no-autotune;
+  auto   with --autotune, the same with FPDT_GEMM_AUTOTUNE=1 (the runtime of branch gemm-autotune
+         times the top 16 at first use; main's runtime takes the heuristic's first);
   #i     the heuristic's i-th algorithm (descriptors and workspace limit the runtime's own);
   torch  torch.mm / addmm with out_dtype float32 where the output is fp32, torch.matmul otherwise.
 Every variant's output is checked once against an fp32 product of the same bf16 inputs (relative
@@ -64,7 +64,8 @@ def parse_args():
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--samples", type=int, default=5, help="samples per variant per round")
     ap.add_argument("--min-sample-ms", type=float, default=2.0)
-    ap.add_argument("--no-autotune", action="store_true", help="skip timing FPDT_GEMM_AUTOTUNE=1")
+    ap.add_argument("--autotune", action="store_true",
+                    help="also time FPDT_GEMM_AUTOTUNE=1 (a runtime with it: branch gemm-autotune)")
     ap.add_argument("--only", default="", help="only shapes whose key contains this text")
     return ap.parse_args()
 
@@ -358,7 +359,7 @@ def main():
     lib = load_library(build_library())
     ws = workspace_bytes()
     handles = {"ours": gemm_handle(lib, ws, False)}
-    if not args.no_autotune:
+    if args.autotune:
         handles["auto"] = gemm_handle(lib, ws, True)
     ws_tensor = torch.empty(ws, dtype=torch.uint8, device=dev)
     step = doc_in.get("predictedStepSeconds")
