@@ -36,14 +36,9 @@ export function loadCompiled(dir: string): CompiledModel {
   return { schedule, plan: plannedMemoryOf(doc, where) };
 }
 
-/**
- * Every source file of the program: kernels, then the host program and its headers.
- * FPDTC_SM90_DOCUMENTS=1 renders packed programs for Hopper with the sm_90a attention kernels that take
- * document ids (kernels.ts sm90Documents), a switch for measuring them before they become the default.
- */
-export function renderProgramSources(m: CompiledModel, env: NodeJS.ProcessEnv = process.env): RenderedKernel[] {
-  const sm90Documents = env.FPDTC_SM90_DOCUMENTS === '1';
-  return [...renderKernels(kernelSpecOf(m.schedule), { sm90Documents }), ...renderHostProgram(m)];
+/** Every source file of the program: kernels, then the host program and its headers. */
+export function renderProgramSources(m: CompiledModel): RenderedKernel[] {
+  return [...renderKernels(kernelSpecOf(m.schedule)), ...renderHostProgram(m)];
 }
 
 export function writeProgramSources(dir: string, m = loadCompiled(dir)): string[] {

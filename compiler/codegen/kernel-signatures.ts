@@ -32,7 +32,7 @@ export const launcherPrototypes: Readonly<Record<string, readonly string[]>> = {
   'attention_bwd_mma.cu': [attnBwd('fpdt_attn_bwd_mma')],
   // packed documents (kernels.ts packedFiles): each block reads its q rows' and kv rows' document ids
   'attention_fwd_docs.cu': [attnFwdDocs('fpdt_attn_fwd_docs')],
-  // with RenderOptions.sm90Documents: the wgmma kernel with ids, and the mma.sync one it falls back to
+  // on sm_90a (kernels.ts usesSm90Documents): the wgmma kernel with ids, and the mma.sync one it falls back to
   'attention_fwd_docs_sm90.cu': [attnFwdDocs('fpdt_attn_fwd_docs_sm90'), attnFwdDocs('fpdt_attn_fwd_docs')],
   'attention_fwd_docs_mma.cu': [attnFwdDocs('fpdt_attn_fwd_docs_mma')],
   'attention_bwd_docs.cu': [attnBwdDocs('fpdt_attn_bwd_docs')],

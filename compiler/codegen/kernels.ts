@@ -26,8 +26,9 @@ export interface KernelSpec {
    */
   target?: 'sm90a' | 'generic';
   /**
-   * Packed documents: also render the document-masked attention (attention_fwd_docs.cu,
-   * attention_bwd_docs.cu, mma.sync on every target) and RoPE at per-row positions (rope_pos.cu).
+   * Packed documents: also render the document-masked attention (on sm90a at head dims 64 and 128 the
+   * wgmma kernels with ids, attention_{fwd,bwd}_docs_sm90.cu, falling back to the mma.sync ones renamed
+   * _docs_mma; elsewhere attention_{fwd,bwd}_docs.cu, mma.sync) and RoPE at per-row positions (rope_pos.cu).
    */
   packed?: boolean;
 }
@@ -60,10 +61,8 @@ export interface RenderOptions {
    * `fpdt_attn_fwd_st<N>` and `fpdt_attn_fwd_st<N>_sm90` (falling back to `fpdt_attn_fwd_mma`) (benchmarks)
    */
   sm90StageVariants?: number[];
-  /** Benchmark copy of the head-dim-64 sm_90a forward with three consumer warpgroups (attention_fwd_wg3_sm90.cu, fpdt_attn_fwd_wg3). */
-  sm90ThreeConsumers?: boolean;
-  /** Packed programs: the sm_90a forward with document ids (a check variant until measured; see packedFiles). */
-  sm90Documents?: boolean;
+  /** Benchmark copy of the head-dim-64 sm_90a forward with two consumer warpgroups, the programs' until 2026-11-30 (attention_fwd_wg2_sm90.cu, fpdt_attn_fwd_wg2). */
+  sm90TwoConsumers?: boolean;
 }
 
 export class KernelSpecError extends Error {}
@@ -193,13 +192,23 @@ export function sm90ForwardStages(headDim: number): number {
 }
 
 /**
+ * Consumer warpgroups of the sm_90a forward (64 query rows each). Head dim 64: 3 (192 rows a CTA): its
+ * softmax is the larger part of an iteration (53-65% of the cycles with 2, profile_fwd.py), and a third
+ * warpgroup's GEMMs fill that time; measured 1.12-1.13x the 2-warpgroup kernel, 1.03-1.04x cuDNN, on one
+ * H200 (results/kernels.md). Head dim 128: 2 (its registers do not allow 3).
+ */
+export function sm90ForwardConsumers(headDim: number): 2 | 3 {
+  return headDim === 64 ? 3 : 2;
+}
+
+/**
  * The sm_90a forward (launchers fpdt_attn_fwd<suffix>_sm90 and fpdt_attn_fwd<suffix>) and the mma.sync
  * kernel it falls back to, renamed fpdt_attn_fwd<suffix>_mma in attention_fwd<suffix>_mma.cu.
  */
 function attentionForwardSm90(spec: KernelSpec, t: AttentionTiling, suffix: string): RenderedKernel[] {
   const fallbackSuffix = `${suffix}_mma`;
   return [
-    sm90ForwardFile(spec, suffix, sm90ForwardStages(spec.headDim), fallbackSuffix),
+    sm90ForwardFile(spec, suffix, sm90ForwardStages(spec.headDim), fallbackSuffix, false, sm90ForwardConsumers(spec.headDim)),
     { file: `attention_fwd${fallbackSuffix}.cu`, text: attentionForward(spec, t, fallbackSuffix) },
   ];
 }
@@ -219,6 +228,11 @@ function attentionBackward(spec: KernelSpec, t: AttentionTiling, suffix: string,
   const ns = `fpdt_attn_bwd_${spec.headDim}_${t.bwdWarps}w_${t.bwdBq}_${t.bwdDq}${suffix}`;
   const dqMode = { atomic2: 0, atomic4: 1, bulk: 2 }[t.bwdDq];
   return render('attention_bwd.cu.njk', { headDim: spec.headDim, warps: t.bwdWarps, bq: t.bwdBq, dqMode, ns, suffix, docs });
+}
+
+/** Whether packed programs' document-masked attention is the wgmma (sm_90a) kernels with ids. */
+export function usesSm90Documents(spec: KernelSpec): boolean {
+  return spec.packed === true && spec.target === 'sm90a' && (spec.headDim === 64 || spec.headDim === 128);
 }
 
 /** Whether the attention backward is the wgmma (sm_90a) kernel: Hopper targets, head dims 64 and 128. */
@@ -246,12 +260,13 @@ function attentionBackwardFiles(spec: KernelSpec, t: AttentionTiling): RenderedK
 
 /**
  * Packed documents: attention masked by document ids (launchers fpdt_attn_{fwd,bwd}_docs) and RoPE at given
- * positions (fpdt_rope_{fwd,bwd}_pos). With `sm90Documents` (a check variant until measured on a GPU) the
- * forward and backward are the sm_90a kernels with ids (attention_{fwd,bwd}_docs_sm90.cu), falling back to
- * the mma.sync ones renamed fpdt_attn_{fwd,bwd}_docs_mma.
+ * positions (fpdt_rope_{fwd,bwd}_pos). On sm_90a at head dims 64 and 128 the forward and backward are the
+ * wgmma kernels with ids (attention_{fwd,bwd}_docs_sm90.cu), falling back to the mma.sync ones renamed
+ * fpdt_attn_{fwd,bwd}_docs_mma; the forward keeps two consumer warpgroups at head dim 64 (the form the packed
+ * parity suite and the 512K window ran, results/packed.md).
  */
-function packedFiles(spec: KernelSpec, t: AttentionTiling, data: object, sm90Documents: boolean): RenderedKernel[] {
-  const sm90 = sm90Documents && spec.target === 'sm90a' && (spec.headDim === 64 || spec.headDim === 128);
+function packedFiles(spec: KernelSpec, t: AttentionTiling, data: object): RenderedKernel[] {
+  const sm90 = usesSm90Documents(spec);
   const forward = sm90
     ? [
         sm90ForwardFile(spec, '_docs', sm90ForwardStages(spec.headDim), '_docs_mma', true),
@@ -289,7 +304,7 @@ export function renderKernels(spec: KernelSpec, options: RenderOptions = {}): Re
   ];
   for (const name of ['attention_util.cu', normFile, 'rope.cu', mlpFile, 'embedding.cu', 'loss.cu', 'optimizer.cu', 'elementwise.cu'])
     files.push({ file: name, text: render(`${name}.njk`, data) });
-  if (spec.packed) files.push(...packedFiles(spec, tiling, data, options.sm90Documents === true));
+  if (spec.packed) files.push(...packedFiles(spec, tiling, data));
   for (const v of options.attentionVariants ?? []) {
     // tile-shape variants of the mma.sync kernel (the sm90 kernel has no tiling choice)
     files.push({ file: `attention_fwd${v.suffix}.cu`, text: attentionForward(spec, v.tiling, v.suffix) });
@@ -297,8 +312,8 @@ export function renderKernels(spec: KernelSpec, options: RenderOptions = {}): Re
   }
   if (usesSm90Forward(spec))
     for (const stages of options.sm90StageVariants ?? []) files.push(sm90ForwardFile(spec, `_st${stages}`, stages, '_mma'));
-  if (options.sm90ThreeConsumers && usesSm90Forward(spec) && spec.headDim === 64)
-    files.push(sm90ForwardFile(spec, '_wg3', sm90ForwardStages(spec.headDim), '_mma', false, 3));
+  if (options.sm90TwoConsumers && usesSm90Forward(spec) && spec.headDim === 64)
+    files.push(sm90ForwardFile(spec, '_wg2', sm90ForwardStages(spec.headDim), '_mma', false, 2));
   const prototypes = files.flatMap((f) => launcherPrototypes[f.file] ?? []);
   files.push({ file: 'fpdt_kernels.h', text: render('fpdt_kernels.h.njk', { spec, prototypes }) });
   return files;

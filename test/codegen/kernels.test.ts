@@ -56,7 +56,11 @@ describe('codegen/kernels', () => {
     expect(names({ ...sm90Gpt, headDim: 96, rotaryDim: 32 })).to.deep.equal(['attention_fwd.cu']); // no wgmma tiles for 96
     // the head dim and the K/V ring depth are the rendered constants
     const gpt90 = renderKernels(sm90Gpt).find((f) => f.file === 'attention_fwd_sm90.cu')!.text;
-    expect(gpt90).to.contain('constexpr int kD = 64;').and.contain('constexpr int ST = 4;');
+    expect(gpt90).to.contain('constexpr int kD = 64;').and.contain('constexpr int ST = 4;').and.contain('(3 consumer warpgroups x 64)');
+    expect(renderKernels(sm90Llama).find((f) => f.file === 'attention_fwd_sm90.cu')!.text).to.contain('(2 consumer warpgroups x 64)');
+    // the two-warpgroup head-dim-64 forward stays as a benchmark copy
+    const wg2 = renderKernels(sm90Gpt, { sm90TwoConsumers: true }).find((f) => f.file === 'attention_fwd_wg2_sm90.cu')!.text;
+    expect(wg2).to.contain('(2 consumer warpgroups x 64)').and.contain('return fpdt_attn_fwd_mma(');
     // benchmark copies with another ring depth fall back to the one mma.sync kernel; none where the forward is mma.sync
     const st2 = renderKernels(sm90Gpt, { sm90StageVariants: [2] }).find((f) => f.file === 'attention_fwd_st2_sm90.cu')!.text;
     expect(st2).to.contain('constexpr int ST = 2;').and.contain('return fpdt_attn_fwd_mma(');
@@ -76,7 +80,8 @@ describe('codegen/kernels', () => {
     expect(names(sm90Llama)).to.deep.equal(['attention_bwd_sm90.cu', 'attention_bwd_mma.cu']);
     expect(names(sm90Gpt)).to.deep.equal(['attention_bwd_sm90.cu', 'attention_bwd_mma.cu']);
     expect(names(llamaSpec)).to.deep.equal(['attention_bwd.cu']);
-    expect(names({ ...sm90Llama, packed: true })).to.deep.equal(['attention_bwd.cu', 'attention_bwd_docs.cu']); // document ids: mma.sync only
+    // packed: only the kernels with document ids are called (on sm_90a the wgmma ones, with mma.sync fallbacks)
+    expect(names({ ...sm90Llama, packed: true })).to.deep.equal(['attention_bwd.cu', 'attention_bwd_docs_sm90.cu', 'attention_bwd_docs_mma.cu']);
     const bwd = (spec: KernelSpec) => renderKernels(spec).find((f) => f.file === 'attention_bwd_sm90.cu')!.text;
     expect(launchersIn(bwd(sm90Gpt))).to.deep.equal(['fpdt_attn_bwd_sm90', 'fpdt_attn_bwd']);
     expect(bwd(sm90Gpt)).to.contain('constexpr int kD = 64;').and.contain('return fpdt_attn_bwd_mma(');

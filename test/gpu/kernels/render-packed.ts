@@ -12,14 +12,14 @@ const outDir = process.argv[2] ?? '.carry/kernels-packed';
 // the packed files, and attention_util.cu for the accumulator init and delta the FPDT checks call
 const FILES = ['attention_fwd_docs.cu', 'attention_fwd_docs_sm90.cu', 'attention_fwd_docs_mma.cu', 'attention_bwd_docs.cu', 'attention_bwd_docs_sm90.cu',
   'attention_bwd_docs_mma.cu', 'rope_pos.cu', 'attention_util.cu'];
-// <spec>: the programs' packed kernels; <spec>-sm90: with the sm_90a forward and backward taking document
-// ids (RenderOptions.sm90Documents): fpdt_attn_{fwd,bwd}_docs are those kernels with their mma.sync fallbacks
-const specs = [['llama', { ...llamaSpec, target: 'sm90a' as const, packed: true }], ['gpt', { ...gptSpec, target: 'sm90a' as const, packed: true }]] as const;
-for (const [name, spec, sm90Documents] of specs.flatMap(([n, s]) => [[n, s, false], [`${n}-sm90`, s, true]] as const)) {
+// <spec>: the kernels of generic packed programs (mma.sync); <spec>-sm90: of sm_90a ones, the wgmma forward
+// and backward taking document ids: fpdt_attn_{fwd,bwd}_docs are those kernels with their mma.sync fallbacks
+const specs = [['llama', { ...llamaSpec, packed: true }], ['gpt', { ...gptSpec, packed: true }]] as const;
+for (const [name, spec] of specs.flatMap(([n, s]) => [[n, s], [`${n}-sm90`, { ...s, target: 'sm90a' as const }]] as const)) {
   const dir = join(outDir, name);
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
-  const files = renderKernels(spec, { sm90Documents }).filter((f) => FILES.includes(f.file));
+  const files = renderKernels(spec).filter((f) => FILES.includes(f.file));
   for (const f of files) writeFileSync(join(dir, f.file), f.text);
   writeFileSync(join(dir, 'spec.json'), JSON.stringify(spec, null, 2) + '\n');
   console.log(`${dir}: ${files.map((f) => f.file).join(' ')}`);

@@ -7,9 +7,8 @@
 set -eu
 . test/gpu/carry-build.sh
 here=test/gpu/packed
-# FPDTC_SM90_DOCUMENTS=1: with the sm_90a kernels that take document ids, into .carry/packed-sm90
-dest=.carry/packed${FPDTC_SM90_DOCUMENTS:+-sm90}
-work=/tmp/fpdt-packed${FPDTC_SM90_DOCUMENTS:+-sm90}
+dest=.carry/packed
+work=/tmp/fpdt-packed
 mkdir -p "$dest" "$work"
 cp $here/cases.json "$dest/"
 seq=$(node -e "console.log(require('./$here/cases.json').seq)")

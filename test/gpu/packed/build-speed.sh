@@ -9,10 +9,8 @@
 # chunk; KEEP (default auto) the layers that keep attention. Usage: build-speed.sh [w512k w512k-resident s16k s16k-packed]
 set -eu
 . test/gpu/carry-build.sh
-# FPDTC_SM90_DOCUMENTS=1: the packed programs with the sm_90a kernels that take document ids, into
-# .carry/packed-speed-sm90 (run-speed.sh with CARRY=.carry/packed-speed-sm90)
-dest=.carry/packed-speed${FPDTC_SM90_DOCUMENTS:+-sm90}
-work=/tmp/fpdt-packed-speed${FPDTC_SM90_DOCUMENTS:+-sm90}
+dest=.carry/packed-speed
+work=/tmp/fpdt-packed-speed
 host=${HOST_MEM:-80}
 keep=${KEEP:-auto}
 mkdir -p "$dest" "$work"

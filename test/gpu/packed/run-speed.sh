@@ -8,8 +8,7 @@
 #   separate-packed the same with the packed 16K program (the document-masked kernels, one document a step)
 #   report          the figures so far, and the gate: window <= 1.2 x the sum of 32 separate steps
 #   all (default)   every part, then the report
-# CARRY: the built programs (default .carry/packed-speed; .carry/packed-speed-sm90 from build-speed.sh with
-# FPDTC_SM90_DOCUMENTS=1). Each part keeps its --metrics in /tmp/<carry's name> (kept while the machine stays warm) and copies it
+# CARRY: the built programs (default .carry/packed-speed). Each part keeps its --metrics in /tmp/<carry's name> (kept while the machine stays warm) and copies it
 # to $OUT, so the parts can run as separate commands under a 10-minute limit each.
 set -u
 OUT=${OUT:-/tmp/fpdt-out}
