@@ -2,7 +2,7 @@
 // part of recomputing a layer at long context, and FPDT already writes each chunk's q, k, v, o
 // and lse to host memory. Keeping them for the last K layers skips those layers' attention
 // recompute. K is the most layers whose kept tensors fit in the memory the plan leaves (host
-// memory with offload, GPU memory without).
+// memory with offload, GPU memory without), within SLACK of it.
 import type { Graph } from '../ir/types.js';
 import type { DeviceProfile } from '../schedule/devices.js';
 import { planMemory, type MemoryPlan } from '../schedule/memory.js';
@@ -29,14 +29,20 @@ export function chooseKeptLayers(g: Graph, dev: DeviceProfile): KeepChoice {
   if (!none.plan.fits) return none;
   // kept tensors go where the stream of chunks goes: host memory with offload, else the GPU
   const arena = g.config.offload && g.config.fpdt ? 'host' : 'gpu';
-  const one = lowerWith(1);
-  const perLayer = one.plan[arena].size - none.plan[arena].size;
-  if (one.keep === 0 || perLayer <= 0) return none;
-  let k = Math.min(g.sizes.L, Math.floor((SLACK * none.plan[arena].budget - none.plan[arena].size) / perLayer));
-  while (k > 0) {
-    const c = lowerWith(k);
-    if (c.plan.fits && c.plan[arena].size <= SLACK * c.plan[arena].budget) return c;
-    k = Math.floor(k / 2);
+  const fits = (c: KeepChoice) => c.plan.fits && c.plan[arena].size <= SLACK * c.plan[arena].budget;
+  // the most layers that fit: memory grows with the count, so a binary search over 0..L (the plan may
+  // place the first kept layers in room it has anyway, so the count does not follow from one layer's size)
+  let best = none;
+  let lo = 0;
+  let hi = g.sizes.L;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1;
+    const c = lowerWith(mid);
+    if (c.keep === 0) break; // the model keeps nothing (no attention to keep)
+    if (fits(c)) {
+      best = c;
+      lo = mid;
+    } else hi = mid - 1;
   }
-  return none;
+  return best;
 }

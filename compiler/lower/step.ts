@@ -101,10 +101,12 @@ interface StepCtx {
   /** the last `keep` layers keep their attention tensors for backward instead of recomputing */
   readonly keep: number;
   /**
-   * whether kept layers also keep the attention output in token layout: only where their backward reads
-   * it (the output projection's weight gradient does; a layer that ends in attention has no reader)
+   * where a kept layer's backward finds the attention output in token layout: nowhere where it reads none
+   * (a layer that ends in attention); in keep.o with one rank (a chunk of o in heads layout, [c, Hq, d], is
+   * the same bytes as its token rows); else in keep.attn, a copy in token layout (the output projection's
+   * weight gradient reads it)
    */
-  readonly keepTokens: boolean;
+  readonly keptTokens: 'none' | 'keep.o' | 'keep.attn';
 }
 
 /** The attention tensors of a layer body: q, k, v, o, lse (heads layout) and o back in token layout. */
@@ -131,7 +133,7 @@ function declareKept(s: StepCtx, fwdBody: Region): void {
     if (h.kind !== 'heads') throw new Error(`lowering: %${id} is not in heads layout`);
     e.buffer(`keep.${KEPT[k]}`, s.space, g.values[id].type.dtype, [s.keep, geo.u, h.per], 'stash');
   });
-  if (t.tokens && s.keepTokens) e.buffer('keep.attn', s.space, g.values[t.tokens].type.dtype, [s.keep, geo.S / geo.P, rowOf(g, t.tokens)], 'stash');
+  if (t.tokens && s.keptTokens === 'keep.attn') e.buffer('keep.attn', s.space, g.values[t.tokens].type.dtype, [s.keep, geo.S / geo.P, rowOf(g, t.tokens)], 'stash');
 }
 
 /** Whether the backward body reads the attention output in token layout outside its recompute loop. */
@@ -177,7 +179,7 @@ function lowerLayerForward(s: StepCtx, n: Node): void {
           for (const o of x.outputs) {
             const k = t.heads.indexOf(o);
             if (k >= 0) e.copy(b.chunk(o), keptChunk(s, KEPT[k], 'i'));
-            if (o === t.tokens && s.keepTokens) e.copy(b.rows(o, 'i'), keptRows(s, 'i'));
+            if (o === t.tokens && s.keptTokens === 'keep.attn') e.copy(b.rows(o, 'i'), keptRows(s, 'i'));
           }
         }
       });
@@ -227,7 +229,8 @@ function lowerLayerBackward(s: StepCtx, n: Node, fwd: Node): void {
         if (s.ckptSpace === 'host') e.copy(e.ref('ckpt.layers', scaleAff(v('l'), rowsD), rowsD), e.whole('act.xck'));
         if (!keep) e.loop('i', 0, geo.u, 'chunk', () => of('recompute').forEach((x) => emitNode(g, x, bb, 'i', names)));
         e.loop('i', 0, geo.u, 'chunk', () => {
-          if (keep && t?.tokens && s.keepTokens) e.copy(keptRows(s, 'i'), bb.rows(t.tokens, 'i'));
+          if (keep && t?.tokens && s.keptTokens === 'keep.attn') e.copy(keptRows(s, 'i'), bb.rows(t.tokens, 'i'));
+          if (keep && t?.tokens && s.keptTokens === 'keep.o') e.copy(keptChunk(s, 'o', 'i'), bb.rows(t.tokens, 'i'));
           of('pre').forEach((x) => emitNode(g, x, bb, 'i', names, attnB));
         });
         if (attnB) emitAttentionBwd(attnB, bb, names, (cv) => of('post').forEach((x) => emitNode(g, x, bb, cv, names)));
@@ -273,7 +276,8 @@ export function lowerStep(g: Graph, opts: LowerOptions = {}): Schedule {
   if (ckptSpace === 'host') e.buffer('act.xck', 'gpu', 'bf16', [local, D], 'act');
   const b = new Bindings(e, geo);
   const keep = Math.max(0, Math.min(geo.L, opts.keepLayers ?? 0));
-  const s: StepCtx = { g, geo, e, b, pl, space, ckptSpace, keep, keepTokens: backwardReadsAttentionTokens(repeatBwd.body!) };
+  const keptTokens = !backwardReadsAttentionTokens(repeatBwd.body!) ? 'none' : geo.P === 1 ? 'keep.o' : 'keep.attn';
+  const s: StepCtx = { g, geo, e, b, pl, space, ckptSpace, keep, keptTokens };
 
   // main-region bindings
   for (const p of pl.global) b.set(p.id, { kind: 'flat', ...globalParamRef(pl, p.id) });

@@ -7,6 +7,7 @@ import { planMemory } from '../../compiler/schedule/memory.js';
 import { simulateStreams } from '../../compiler/schedule/simulate.js';
 import { checkModel } from '../../compiler/check.js';
 import { resolveConfig } from '../../compiler/config.js';
+import tinyLlama from '../../models/tiny-llama.js';
 import tinyAttnOnly from '../fixtures/models/tiny-attn-only.js';
 import { graphPasses } from '../../compiler/passes/index.js';
 import { runGraphPasses } from '../../compiler/passes/pipeline.js';
@@ -50,6 +51,25 @@ describe('the kept attention output in token layout', () => {
     const r = checkModel(tinyAttnOnly, cfg, { orders: 2, arena: 'planned', seed: 3 });
     expect(r.maxError, JSON.stringify(r.grads.filter((g) => !(g.error <= 1e-9)))).to.be.at.most(1e-9);
     expect(r.ok).to.equal(true);
+  });
+});
+
+describe('kept layers with one rank', () => {
+  it('read the output projection input from keep.o (its chunks are the token rows) and equal the unchunked model', () => {
+    const bufs = (s: ReturnType<typeof scheduleOf>) => s.buffers.map((b) => b.id);
+    expect(bufs(scheduleOf('tiny-llama', { sp: 1, seq: 96, chunk: 24, keepAttention: 2 }))).to.include('keep.o').and.not.include('keep.attn');
+    for (const o of [{ sp: 1, seq: 96, chunk: 24, keepAttention: 2 }, { sp: 1, seq: 96, chunk: 24, keepAttention: 1, offload: false }]) {
+      const r = checkModel(tinyLlama, resolveConfig(tinyLlama.def.train!, o), { orders: 2, arena: 'planned', seed: 5 });
+      expect(r.maxError, JSON.stringify(o)).to.be.at.most(1e-9);
+    }
+  });
+
+  it('auto keeps the most layers that fit within the slack (llama1b 512K, 110 GiB of host memory)', () => {
+    const dev = deviceProfile('h200', { hostMemGiB: 110 });
+    const c = chooseKeptLayers(graphOf('llama1b', { seq: '512K', chunk: '64K', hostMemGiB: 110 }), dev);
+    expect(c.keep).to.be.greaterThan(8);
+    const more = planMemory(scheduleOf('llama1b', { seq: '512K', chunk: '64K', hostMemGiB: 110, keepAttention: c.keep + 1 }), dev);
+    expect(!more.fits || more.host.size > 0.9 * more.host.budget).to.equal(true);
   });
 });
 
