@@ -156,6 +156,7 @@ function scheduleReport(p: Planned, attention: ReturnType<typeof offloadComparis
     chunks: p.schedule.chunks,
     // layers whose attention is kept in host memory for backward, skipping its recompute
     kept_attention_layers: p.schedule.keptLayers ?? 0,
+    ...(p.schedule.keptForm ? { kept_attention_form: p.schedule.keptForm } : {}),
     device: p.device.name,
     fits: m.fits,
     ...(m.fits ? {} : { advice: m.advice }),

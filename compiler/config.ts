@@ -59,6 +59,8 @@ export interface TrainDefaults {
   device?: string;
   /** layers that keep attention for backward instead of recomputing it (default: the planner decides) */
   keepAttention?: number | 'auto';
+  /** what kept layers keep: all of q, k, v, o, lse, or the outputs o, lse (default: the planner decides) */
+  keepForm?: 'all' | 'outputs';
   /** where the fp32 AdamW states live (default gpu) */
   optimizer?: 'gpu' | 'host';
   /** windows of packed documents: positions restart and attention stays inside each document (default off) */
@@ -98,6 +100,7 @@ export function resolveConfig(defaults: TrainDefaults, overrides: TrainDefaults 
     lr: pick('lr') ?? BASE_CONFIG.lr,
     seed: pick('seed') ?? BASE_CONFIG.seed,
     ...(pick('keepAttention') !== undefined ? { keepAttention: pick('keepAttention') } : {}),
+    ...(pick('keepForm') !== undefined ? { keepForm: pick('keepForm') } : {}),
     ...(pick('optimizer') !== undefined ? { optimizer: pick('optimizer') } : {}),
     // only said when on, so that a schedule without packing prints as it always did
     ...(pick('packed') === true ? { packed: true } : {}),

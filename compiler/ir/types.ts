@@ -90,6 +90,8 @@ export interface TrainConfig {
   readonly hostMemGiB?: number;
   /** layers that keep attention for backward instead of recomputing it: a number, or the planner's choice */
   readonly keepAttention?: number | 'auto';
+  /** what kept layers keep: all of q, k, v, o, lse, or the outputs o, lse (their backward recomputes q, k, v) */
+  readonly keepForm?: 'all' | 'outputs';
   /** where the fp32 AdamW states (master weights, moments) live; host streams them through the GPU */
   readonly optimizer?: 'gpu' | 'host';
   /**

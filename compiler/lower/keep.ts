@@ -7,7 +7,7 @@ import type { Graph } from '../ir/types.js';
 import type { DeviceProfile } from '../schedule/devices.js';
 import { planMemory, type MemoryPlan } from '../schedule/memory.js';
 import type { Schedule } from '../schedule/types.js';
-import { lowerStep } from './step.js';
+import { lowerStep, type KeepForm } from './step.js';
 
 /** Memory the plan keeps free for what it does not see (the process, the OS, allocator slack). */
 const SLACK = 0.9;
@@ -18,31 +18,49 @@ export interface KeepChoice {
   readonly keep: number;
 }
 
+/**
+ * The kept layers and what they keep. A count given by the user is taken as given, keeping all of
+ * q, k, v, o, lse where that fits and the outputs o, lse where only those do. With auto: the most
+ * layers that fit keeping all; where that is not every layer, the most that fit keeping the outputs,
+ * if more (each layer kept that way skips its attention forward for a few percent of it in projections).
+ */
 export function chooseKeptLayers(g: Graph, dev: DeviceProfile): KeepChoice {
-  const lowerWith = (keep: number): KeepChoice => {
-    const schedule = lowerStep(g, { keepLayers: keep });
+  const lowerWith = (keep: number, keepForm: KeepForm): KeepChoice => {
+    const schedule = lowerStep(g, { keepLayers: keep, keepForm });
     return { schedule, plan: planMemory(schedule, dev), keep: schedule.keptLayers ?? 0 };
   };
-  const want = g.config.keepAttention ?? 'auto';
-  if (want !== 'auto') return lowerWith(want);
-  const none = lowerWith(0);
-  if (!none.plan.fits) return none;
   // kept tensors go where the stream of chunks goes: host memory with offload, else the GPU
   const arena = g.config.offload && g.config.fpdt ? 'host' : 'gpu';
   const fits = (c: KeepChoice) => c.plan.fits && c.plan[arena].size <= SLACK * c.plan[arena].budget;
+  const want = g.config.keepAttention ?? 'auto';
+  const form = g.config.keepForm;
+  if (want !== 'auto' && form) return lowerWith(want, form);
+  if (want !== 'auto') {
+    const all = lowerWith(want, 'all');
+    if (fits(all) || all.keep === 0) return all;
+    const outputs = lowerWith(want, 'outputs');
+    return fits(outputs) ? outputs : all;
+  }
+  const none = lowerWith(0, 'all');
+  if (!none.plan.fits) return none;
   // the most layers that fit: memory grows with the count, so a binary search over 0..L (the plan may
   // place the first kept layers in room it has anyway, so the count does not follow from one layer's size)
-  let best = none;
-  let lo = 0;
-  let hi = g.sizes.L;
-  while (lo < hi) {
-    const mid = (lo + hi + 1) >> 1;
-    const c = lowerWith(mid);
-    if (c.keep === 0) break; // the model keeps nothing (no attention to keep)
-    if (fits(c)) {
-      best = c;
-      lo = mid;
-    } else hi = mid - 1;
-  }
-  return best;
+  const most = (form: KeepForm, from: KeepChoice): KeepChoice => {
+    let best = from;
+    let lo = from.keep;
+    let hi = g.sizes.L;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      const c = lowerWith(mid, form);
+      if (c.keep === 0) break; // the model keeps nothing (no attention to keep)
+      if (fits(c)) {
+        best = c;
+        lo = mid;
+      } else hi = mid - 1;
+    }
+    return best;
+  };
+  if (form) return most(form, none);
+  const all = most('all', none);
+  return all.keep === g.sizes.L ? all : most('outputs', all);
 }

@@ -183,6 +183,8 @@ export interface Schedule {
   readonly sizes: Readonly<Record<string, number>>;
   /** the last layers that keep their attention tensors for backward instead of recomputing them */
   readonly keptLayers?: number;
+  /** what they keep: all of q, k, v, o, lse, or the outputs o and lse (q, k, v recomputed by their projections) */
+  readonly keptForm?: 'all' | 'outputs';
   /** every parameter tensor and its place; lowering always fills it (hand-made test schedules may not) */
   readonly params?: ParamTable;
   /** where the zero, micro and update phases begin; lowering always fills it (hand-made test schedules may not) */

@@ -64,12 +64,50 @@ describe('kept layers with one rank', () => {
     }
   });
 
-  it('auto keeps the most layers that fit within the slack (llama1b 512K, 110 GiB of host memory)', () => {
+  it('auto keeps the most layers that fit within the slack, keeping all of q, k, v, o, lse (llama1b 512K, 110 GiB of host memory)', () => {
     const dev = deviceProfile('h200', { hostMemGiB: 110 });
-    const c = chooseKeptLayers(graphOf('llama1b', { seq: '512K', chunk: '64K', hostMemGiB: 110 }), dev);
+    const c = chooseKeptLayers(graphOf('llama1b', { seq: '512K', chunk: '64K', hostMemGiB: 110, keepForm: 'all' }), dev);
     expect(c.keep).to.be.greaterThan(8);
-    const more = planMemory(scheduleOf('llama1b', { seq: '512K', chunk: '64K', hostMemGiB: 110, keepAttention: c.keep + 1 }), dev);
+    const more = planMemory(scheduleOf('llama1b', { seq: '512K', chunk: '64K', hostMemGiB: 110, keepAttention: c.keep + 1, keepForm: 'all' }), dev);
     expect(!more.fits || more.host.size > 0.9 * more.host.budget).to.equal(true);
+  });
+});
+
+describe('kept layers that keep only the attention outputs (o, lse)', () => {
+  it('recompute q, k, v by their projections and equal the unchunked model (one rank, two ranks, packed, no offload)', () => {
+    const bufs = (s: ReturnType<typeof scheduleOf>) => s.buffers.map((b) => b.id).filter((x) => x.startsWith('keep.'));
+    const s = scheduleOf('tiny-llama', { sp: 1, seq: 96, chunk: 24, keepAttention: 2, keepForm: 'outputs' });
+    expect(s.keptForm).to.equal('outputs');
+    expect(bufs(s)).to.have.members(['keep.o', 'keep.lse']);
+    expect(bufs(scheduleOf('tiny-llama', { sp: 2, seq: 96, chunk: 24, keepAttention: 1, keepForm: 'outputs' }))).to.have.members(['keep.o', 'keep.lse', 'keep.attn']);
+    // the kept layers' backward runs the projections of q, k, v again, and no attention forward
+    const ops = (form: 'all' | 'outputs') =>
+      scheduleOf('tiny-llama', { sp: 1, seq: 96, chunk: 24, keepAttention: 2, keepForm: form }).body.length;
+    expect(ops('outputs')).to.be.greaterThan(ops('all'));
+    for (const o of [
+      { sp: 1, seq: 96, chunk: 24, keepAttention: 2 },
+      { sp: 2, seq: 96, chunk: 24, keepAttention: 1 },
+      { sp: 2, seq: 96, chunk: 24, keepAttention: 2, packed: true },
+      { sp: 1, seq: 96, chunk: 24, keepAttention: 2, offload: false },
+    ]) {
+      const r = checkModel(tinyLlama, resolveConfig(tinyLlama.def.train!, { ...o, keepForm: 'outputs' }), { orders: 2, arena: 'planned', seed: 5 });
+      expect(r.maxError, JSON.stringify(o)).to.be.at.most(1e-9);
+      expect(r.ok, JSON.stringify(o)).to.equal(true);
+    }
+  });
+
+  it('let auto keep every layer of llama1b at 512K in 110 GiB of host memory, predicting a faster step than keeping all of fewer layers', () => {
+    const dev = deviceProfile('h200', { hostMemGiB: 110 });
+    const over = { seq: '512K', chunk: '64K', hostMemGiB: 110 } as const;
+    const auto = chooseKeptLayers(graphOf('llama1b', over), dev);
+    const all = chooseKeptLayers(graphOf('llama1b', { ...over, keepForm: 'all' }), dev);
+    expect(auto.keep).to.equal(16);
+    expect(auto.schedule.keptForm).to.equal('outputs');
+    expect(all.keep).to.be.lessThan(16);
+    expect(auto.plan.host.size).to.be.at.most(0.9 * auto.plan.host.budget);
+    expect(simulateStreams(auto.schedule, dev).stepSeconds).to.be.lessThan(simulateStreams(all.schedule, dev).stepSeconds);
+    // where every layer fits keeping all (llama1b at 64K), auto keeps all
+    expect(chooseKeptLayers(graphOf('llama1b', { seq: '64K', chunk: '16K' }), deviceProfile('h200')).schedule.keptForm).to.equal('all');
   });
 });
 
