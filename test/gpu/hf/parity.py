@@ -218,6 +218,11 @@ def run_case(case, spec, carry, fpdtc):
     neox = case["model"] == "gptneox"
     res = {"case": name, "sp": case["sp"], "offload": case["offload"], "keep_attention": case["keep"], "failures": []}
     fail = res["failures"].append
+    # what the compiled schedule keeps (all of q, k, v, o, lse, or the outputs o, lse)
+    sched = json.load(open(os.path.join(case_dir, "schedule.json")))
+    res["kept"] = [sched.get("keptLayers", 0), sched.get("keptForm", "all")]
+    if case.get("keepForm") and sched.get("keptLayers", 0) > 0 and sched.get("keptForm") != case["keepForm"]:
+        fail(f"the schedule keeps {sched.get('keptForm')}, the case asks for {case['keepForm']}")
 
     # the model and its weights as a user has them
     if neox:
