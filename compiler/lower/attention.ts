@@ -26,20 +26,20 @@ function heads(b: Bindings, id: string): HeadsBind {
   return x;
 }
 
-/** Chunk k of a stashed value, ready for a kernel: fetched into slot `k` if the stash is on the host. */
+/** Chunk k of a stashed value, ready for a kernel: fetched into slot `k` (of a rotating buffer) if the stash is on the host. */
 function fetch(b: Bindings, id: string, k: Affine, slotBuf: string): Ref {
   const h = heads(b, id);
   const src = b.stashed(id, k);
   if (b.e.buffers.get(h.stash!)!.space === 'gpu') return src;
-  const dst = b.e.ref(slotBuf, 0, h.per, k);
+  const dst = b.e.ref(slotBuf, 0, h.per, b.e.buffers.get(slotBuf)!.slots > 1 ? k : undefined);
   b.e.copy(src, dst);
   return dst;
 }
 
-function slotBuffer(b: Bindings, id: string, name: string): string {
+function slotBuffer(b: Bindings, id: string, name: string, slots = 2): string {
   const h = heads(b, id);
   const like = b.e.buffers.get(h.chunk)!;
-  b.e.buffer(name, 'gpu', like.dtype, like.shape, 'attn', { slots: 2 });
+  b.e.buffer(name, 'gpu', like.dtype, like.shape, 'attn', { slots });
   return name;
 }
 
@@ -67,7 +67,7 @@ export function emitAttentionFwd(n: Node, b: Bindings, cv: string, names: AttnNa
       e.instr({
         stream: 'compute',
         op: 'attn_fwd_block',
-        reads: { q: b.chunk(q), k: kr, v: vr, ...blockDocuments(e, geo, v(cv), v('j')) },
+        reads: { q: b.chunk(q, cv), k: kr, v: vr, ...blockDocuments(e, geo, v(cv), v('j')) },
         writes: { oAcc: e.whole(oAcc), lseAcc: e.whole(lAcc) },
         attrs: blockAttrs(b, false),
         args: qHeadBase(b),
@@ -78,13 +78,13 @@ export function emitAttentionFwd(n: Node, b: Bindings, cv: string, names: AttnNa
   e.instr({
     stream: 'compute',
     op: 'attn_fwd_block',
-    reads: { q: b.chunk(q), k: b.chunk(k), v: b.chunk(vv), ...blockDocuments(e, geo, v(cv), v(cv)) },
+    reads: { q: b.chunk(q, cv), k: b.chunk(k, cv), v: b.chunk(vv, cv), ...blockDocuments(e, geo, v(cv), v(cv)) },
     writes: { oAcc: e.whole(oAcc), lseAcc: e.whole(lAcc) },
     attrs: blockAttrs(b, true),
     args: qHeadBase(b),
     flops: blockFlops(b, true),
   });
-  e.instr({ stream: 'compute', op: 'attn_finalize', reads: { oAcc: e.whole(oAcc), lseAcc: e.whole(lAcc) }, writes: { o: b.chunk(o), lse: b.chunk(lse) }, attrs: { rows: geo.C, heads: geo.hqL, d: geo.d } });
+  e.instr({ stream: 'compute', op: 'attn_finalize', reads: { oAcc: e.whole(oAcc), lseAcc: e.whole(lAcc) }, writes: { o: b.chunk(o, cv), lse: b.chunk(lse, cv) }, attrs: { rows: geo.C, heads: geo.hqL, d: geo.d } });
 }
 
 /** D_i = rowsum(do_i * o_i), once per q chunk, right after do_i exists; stashed for the kv loop. */
@@ -95,7 +95,7 @@ export function emitAttentionBwdPrep(n: Node, b: Bindings, cv: string, names: At
   const dBuf = e.buffer(`${names.prefix}delta`, 'gpu', 'fp32', [geo.hqL, geo.C], 'attn').id;
   const dStash = e.buffer(`${names.prefix}delta_stash`, names.space, 'fp32', [geo.u, geo.hqL * geo.C], 'stash').id;
   const oRef = fetch(b, o, v(cv), oSlot);
-  e.instr({ stream: 'compute', op: 'attn_bwd_prep', reads: { do: b.chunk(dout), o: oRef }, writes: { delta: e.whole(dBuf) }, attrs: { rows: geo.C, heads: geo.hqL, d: geo.d } });
+  e.instr({ stream: 'compute', op: 'attn_bwd_prep', reads: { do: b.chunk(dout, cv), o: oRef }, writes: { delta: e.whole(dBuf) }, attrs: { rows: geo.C, heads: geo.hqL, d: geo.d } });
   e.copy(e.whole(dBuf), e.ref(dStash, scaleAff(v(cv), geo.hqL * geo.C), geo.hqL * geo.C));
 }
 
@@ -121,7 +121,20 @@ export function emitAttentionBwd(n: Node, b: Bindings, names: AttnNames, post: (
     do: slotBuffer(b, dout, `${names.prefix}do_slot`),
     lse: slotBuffer(b, lse, `${names.prefix}lse_slot`),
   };
+  // The diagonal block has slots of its own: the off-diagonal blocks then alternate their two slots
+  // without a gap, so the next kv step's first fetch goes into a slot no longer read while the
+  // diagonal block and the projections' backward run (with one set of two slots indexed by q chunk,
+  // every other kv step's first fetch waited for the diagonal block to finish).
   const onHost = names.space === 'host';
+  const diag = onHost
+    ? {
+        q: slotBuffer(b, q, `${names.prefix}q_dslot`, 1),
+        do: slotBuffer(b, dout, `${names.prefix}do_dslot`, 1),
+        lse: slotBuffer(b, lse, `${names.prefix}lse_dslot`, 1),
+        delta: e.buffer(`${names.prefix}delta_dslot`, 'gpu', 'fp32', [geo.hqL, geo.C], 'attn').id,
+        dq: e.buffer(`${names.prefix}dq_dslot`, 'gpu', 'fp32', [geo.C, geo.hqL, geo.d], 'attn').id,
+      }
+    : undefined;
   if (!onHost) e.fill(e.whole(dqStash), 0);
 
   /** One block (q chunk i, kv chunk j); the dq partial is fetched unless this is kv step 0. */
@@ -129,18 +142,20 @@ export function emitAttentionBwd(n: Node, b: Bindings, names: AttnNames, post: (
     // off the diagonal, packed: what only this block reads is skipped with it where chunks i and j
     // share no document; at kv step 0 the dq partial's zeros are still written (they start it)
     const only = <T>(body: () => T): T => (causal ? body() : ifDocumentsMeet(e, geo, i, j, body));
+    const sl = causal && diag ? diag : { ...slots, delta: dSlot, dq: dqSlot };
+    const slotOf = (buf: string) => (e.buffers.get(buf)!.slots > 1 ? i : undefined);
     const [qr, dor, lr, dr] = only(() => {
       const dSrc = e.ref(dStash, scaleAff(i, geo.hqL * geo.C), geo.hqL * geo.C);
-      const refs = [fetch(b, q, i, slots.q), fetch(b, dout, i, slots.do), fetch(b, lse, i, slots.lse), dSrc];
+      const refs = [fetch(b, q, i, sl.q), fetch(b, dout, i, sl.do), fetch(b, lse, i, sl.lse), dSrc];
       if (onHost) {
-        refs[3] = e.ref(dSlot, 0, geo.hqL * geo.C, i);
+        refs[3] = e.ref(sl.delta, 0, geo.hqL * geo.C, slotOf(sl.delta));
         e.copy(dSrc, refs[3]);
       }
       return refs;
     });
     let dqr = e.ref(dqStash, scaleAff(i, per), per);
     if (onHost) {
-      const slot = e.ref(dqSlot, 0, per, i);
+      const slot = e.ref(sl.dq, 0, per, slotOf(sl.dq));
       const stash = dqr;
       if (firstStep) e.fill(slot, 0);
       else only(() => e.copy(stash, slot));
@@ -181,7 +196,7 @@ export function emitAttentionBwd(n: Node, b: Bindings, names: AttnNames, post: (
       stream: 'compute',
       op: 'attn_bwd_finalize',
       reads: { dqAcc: dqDiag, dkAcc: e.whole(dkAcc), dvAcc: e.whole(dvAcc) },
-      writes: { dq: b.chunk(dq), dk: b.chunk(dk), dv: b.chunk(dv) },
+      writes: { dq: b.chunk(dq, 'j'), dk: b.chunk(dk, 'j'), dv: b.chunk(dv, 'j') },
       attrs: { rows: geo.C, hq: geo.hqL, hkv: geo.kvL, d: geo.d },
     });
   };
@@ -208,8 +223,8 @@ export function emitAllToAll(n: Node, b: Bindings, cv: string): void {
   e.instr({
     stream: 'comm',
     op: 'all_to_all',
-    reads: { src: toHeads ? b.rows(inId, cv) : b.chunk(inId) },
-    writes: { dst: toHeads ? b.chunk(outId) : b.rows(outId, cv) },
+    reads: { src: toHeads ? b.rows(inId, cv) : b.chunk(inId, cv) },
+    writes: { dst: toHeads ? b.chunk(outId, cv) : b.rows(outId, cv) },
     attrs: {
       dir: n.op,
       rows: geo.c,
@@ -228,5 +243,5 @@ export function emitAllToAll(n: Node, b: Bindings, cv: string): void {
 export function stashChunk(b: Bindings, id: string, cv: string): void {
   const h = b.get(id);
   if (h.kind !== 'heads' || !h.stash) return;
-  b.e.copy(b.chunk(id), b.stashed(id, v(cv)));
+  b.e.copy(b.chunk(id, cv), b.stashed(id, v(cv)));
 }

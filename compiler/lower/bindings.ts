@@ -81,10 +81,11 @@ export class Bindings {
     return this.e.ref(b.buf, b.off, b.len, b.slot);
   }
 
-  chunk(id: string): Ref {
+  /** The chunk buffer of a heads-layout value in chunk `cv`: its slot where the buffer rotates (two chunks in flight). */
+  chunk(id: string, cv: string): Ref {
     const b = this.get(id);
     if (b.kind !== 'heads') throw new Error(`lowering: %${id} is not in heads layout`);
-    return this.e.whole(b.chunk);
+    return this.e.whole(b.chunk, this.e.buffers.get(b.chunk)!.slots > 1 ? v(cv) : undefined);
   }
 
   /** Chunk `k` of a stashed heads-layout value. */
@@ -100,7 +101,7 @@ export class Bindings {
     const b = this.get(id);
     if (b.kind === 'tok') return this.rows(id, cv);
     if (b.kind === 'flat') return this.flat(id);
-    return this.chunk(id);
+    return this.chunk(id, cv);
   }
 }
 

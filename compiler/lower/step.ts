@@ -64,7 +64,8 @@ function bindRegionValues(g: Graph, r: Region, b: Bindings, prefix: string, attn
         const local = H === g.sizes.Hq ? geo.hqL : geo.kvL;
         const per = t.shape.length === 3 ? geo.C * local * geo.d : geo.hqL * geo.C;
         const shape = t.shape.length === 3 ? [geo.C, local, geo.d] : [geo.hqL, geo.C];
-        const chunk = e.buffer(`${prefix}${o}`, 'gpu', t.dtype, shape, 'attn', { value: o }).id;
+        // two slots, by chunk: a chunk is computed while the previous one is still copied out (stash, kept)
+        const chunk = e.buffer(`${prefix}${o}`, 'gpu', t.dtype, shape, 'attn', { value: o, slots: 2 }).id;
         const needStash = cross.has(o) || attnKv.has(o);
         const stash = needStash ? e.buffer(`${prefix}${o}.stash`, t.place ?? 'gpu', t.dtype, [geo.u, per], 'stash', { value: o }).id : undefined;
         b.set(o, { kind: 'heads', chunk, per, ...(stash ? { stash } : {}) });
@@ -189,7 +190,7 @@ function lowerLayerForward(s: StepCtx, n: Node): void {
           if (!keep || !t) continue;
           for (const o of x.outputs) {
             const k = t.heads.indexOf(o);
-            if (k >= 0 && keptIn(s.form, k)) e.copy(b.chunk(o), keptChunk(s, KEPT[k], 'i'));
+            if (k >= 0 && keptIn(s.form, k)) e.copy(b.chunk(o, 'i'), keptChunk(s, KEPT[k], 'i'));
             if (o === t.tokens && s.keptTokens === 'keep.attn') e.copy(b.rows(o, 'i'), keptRows(s, 'i'));
           }
         }
@@ -218,7 +219,8 @@ function lowerLayerBackward(s: StepCtx, n: Node, fwd: Node): void {
   const rowsD = (geo.S / geo.P) * D;
   b.set(body.params[0], { kind: 'tok', buf: 'act.dcarry', row: D, full: true, base: aff(0), slot: v('l', 1, 1) });
   if (s.ckptSpace === 'gpu') b.set(body.params[1], { kind: 'tok', buf: 'ckpt.layers', row: D, full: true, base: scaleAff(v('l'), rowsD) });
-  else b.set(body.params[1], { kind: 'tok', buf: 'act.xck', row: D, full: true, base: aff(0) });
+  // the host checkpoint comes back into one of two slots, by layer: the next layer's is fetched while this one runs
+  else b.set(body.params[1], { kind: 'tok', buf: 'act.xck', row: D, full: true, base: aff(0), slot: v('l') });
   body.params.slice(2).forEach((p, k) => b.set(p, { kind: 'flat', ...layerParamRef(e, pl, fwd.inputs[1 + k]) }));
   b.set(body.results[0], { kind: 'tok', buf: 'act.dcarry', row: D, full: true, base: aff(0), slot: v('l') });
   body.results.slice(1).forEach((r, k) => {
@@ -249,7 +251,7 @@ function lowerLayerBackward(s: StepCtx, n: Node, fwd: Node): void {
       true,
       () => {
         e.fill(e.whole('grads.acc_layer'), 0);
-        if (s.ckptSpace === 'host') e.copy(e.ref('ckpt.layers', scaleAff(v('l'), rowsD), rowsD), e.whole('act.xck'));
+        if (s.ckptSpace === 'host') e.copy(e.ref('ckpt.layers', scaleAff(v('l'), rowsD), rowsD), e.whole('act.xck', v('l')));
         if (!keep) e.loop('i', 0, geo.u, 'chunk', () => of('recompute').forEach((x) => emitNode(g, x, bb, 'i', names)));
         else if (s.form === 'outputs' && attnF) e.loop('i', 0, geo.u, 'chunk', () => producersOf(of('recompute'), attnF.inputs).forEach((x) => emitNode(g, x, bb, 'i', names)));
         e.loop('i', 0, geo.u, 'chunk', () => {
@@ -299,7 +301,7 @@ export function lowerStep(g: Graph, opts: LowerOptions = {}): Schedule {
   e.buffer('act.carry', 'gpu', 'bf16', [local, D], 'act', { slots: 2 });
   e.buffer('act.dcarry', 'gpu', 'bf16', [local, D], 'act', { slots: 2 });
   e.buffer('ckpt.layers', ckptSpace, 'bf16', [geo.L, local, D], 'ckpt');
-  if (ckptSpace === 'host') e.buffer('act.xck', 'gpu', 'bf16', [local, D], 'act');
+  if (ckptSpace === 'host') e.buffer('act.xck', 'gpu', 'bf16', [local, D], 'act', { slots: 2 });
   const b = new Bindings(e, geo);
   const keep = Math.max(0, Math.min(geo.L, opts.keepLayers ?? 0));
   const keptTokens = !backwardReadsAttentionTokens(repeatBwd.body!) ? 'none' : geo.P === 1 ? 'keep.o' : 'keep.attn';

@@ -140,7 +140,8 @@ export function instrSeconds(ins: Instr, dev: DeviceProfile, ctx: CostContext): 
   switch (OP_COST[ins.op].rate) {
     case 'copy': {
       const dir = typeof ins.attrs.dir === 'string' ? ins.attrs.dir : ins.stream === 'd2h' ? 'd2h' : 'h2d';
-      return copySeconds(ins.bytes, dir, dev, ctx.bothWays ?? 0);
+      // an instruction's bytes count its reads and its writes: a copy moves half of them
+      return copySeconds(ins.bytes / 2, dir, dev, ctx.bothWays ?? 0);
     }
     case 'collective': {
       const n = typeof ins.attrs.ranks === 'number' ? ins.attrs.ranks : ctx.world;

@@ -104,17 +104,17 @@ export function fpdtLike(o: FpdtLikeOptions = {}): Schedule {
   const block = 4 * C * C * D;
   const kvBytes = kvElems * 2;
   const fwd = loop('l', 0, L, 'layer', [
-    instr('compute', 'copy', [ref('x', 0, u * C * D)], [ref('ckpt', v('l', u * C * D), u * C * D)], { id: 'save_ckpt', attrs: { dir: 'd2d' }, bytes: u * C * D * 2 }),
+    instr('compute', 'copy', [ref('x', 0, u * C * D)], [ref('ckpt', v('l', u * C * D), u * C * D)], { id: 'save_ckpt', attrs: { dir: 'd2d' }, bytes: 2 * u * C * D * 2 }),
     loop('i', 0, u, 'chunk', [
       instr('compute', 'linear', [ref('x', v('i', C * D), C * D), ref('w', v('l', D * 3 * D), D * 3 * D)], [ref('q', 0, C * D), ref('kv_new', 0, kvElems)], { id: 'qkv_proj', flops: gemm, bytes: 2 * (C * D + 3 * D * D + 3 * C * D) }),
       record('compute', 'kv_made'),
       wait('d2h', 'kv_made'),
-      instr('d2h', 'copy', [ref('kv_new', 0, kvElems)], [ref('kv_host', v('i', kvElems), kvElems)], { id: 'offload_kv', attrs: { dir: 'd2h' }, bytes: kvBytes }),
+      instr('d2h', 'copy', [ref('kv_new', 0, kvElems)], [ref('kv_host', v('i', kvElems), kvElems)], { id: 'offload_kv', attrs: { dir: 'd2h' }, bytes: 2 * kvBytes }),
       record('d2h', 'kv_saved'),
       wait('h2d', 'kv_saved'),
       loop('j', 0, v('i', 1, 1), 'kv', [
         wait('h2d', 'kv_free', v('j')),
-        instr('h2d', 'copy', [ref('kv_host', v('j', kvElems), kvElems)], [ref('kv', 0, kvElems, v('j'))], { id: 'fetch_kv', attrs: { dir: 'h2d' }, bytes: kvBytes }),
+        instr('h2d', 'copy', [ref('kv_host', v('j', kvElems), kvElems)], [ref('kv', 0, kvElems, v('j'))], { id: 'fetch_kv', attrs: { dir: 'h2d' }, bytes: 2 * kvBytes }),
         record('h2d', 'kv_ready', v('j')),
         wait('compute', 'kv_ready', v('j')),
         instr('compute', 'attn_fwd_block', [ref('q', 0, C * D), ref('kv', 0, kvElems, v('j')), ref('o', 0, C * D)], [ref('o', 0, C * D)], { id: 'attn_block', flops: block, bytes: 2 * (C * D + kvElems) + 8 * C * D }),
@@ -131,7 +131,7 @@ export function fpdtLike(o: FpdtLikeOptions = {}): Schedule {
     [
       loop('i', 0, u, 'chunk', [
         wait('h2d', 'kv_free', v('i')),
-        instr('h2d', 'copy', [ref('kv_host', v('i', kvElems), kvElems)], [ref('kv', 0, kvElems, v('i'))], { id: 'fetch_kv_bwd', attrs: { dir: 'h2d' }, bytes: kvBytes }),
+        instr('h2d', 'copy', [ref('kv_host', v('i', kvElems), kvElems)], [ref('kv', 0, kvElems, v('i'))], { id: 'fetch_kv_bwd', attrs: { dir: 'h2d' }, bytes: 2 * kvBytes }),
         record('h2d', 'kv_ready', v('i')),
         wait('compute', 'kv_ready', v('i')),
         instr('compute', 'attn_bwd_block', [ref('kv', 0, kvElems, v('i')), ref('ckpt', v('l', u * C * D), C * D)], [ref('dx', 0, C * D)], { id: 'attn_bwd', flops: 2.5 * block, bytes: 4 * kvBytes }),

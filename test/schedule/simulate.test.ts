@@ -14,7 +14,7 @@ const bufs = [buffer('a', 'gpu', 'chunk', [1 << 20]), buffer('b', 'gpu', 'chunk'
 function fetchBesideCompute(fetchMs: number, withWait: boolean) {
   return scheduleOf(
     [
-      instr('h2d', 'copy', [ref('h', 0, 8)], [ref('a', 0, 8)], { attrs: { dir: 'h2d' }, bytes: fetchMs * 1e6 }),
+      instr('h2d', 'copy', [ref('h', 0, 8)], [ref('a', 0, 8)], { attrs: { dir: 'h2d' }, bytes: 2 * fetchMs * 1e6 }),
       record('h2d', 'ready'),
       instr('compute', 'linear', [ref('b', 0, 8)], [ref('b', 0, 8)], { flops: 2e9 }),
       ...(withWait ? [wait('compute', 'ready')] : []),
@@ -31,6 +31,8 @@ describe('schedule/cost', () => {
     close(instrSeconds(instr('compute', 'linear', [], [], { flops: 1e9, bytes: 1 }), dev, { world: 1 }), 1 * ms + 1e-6);
     close(instrSeconds(instr('compute', 'add', [], [], { flops: 1e12, bytes: 1e9 }), dev, { world: 1 }), 1 * ms + 1e-6);
     close(copySeconds(1e6, 'h2d', dev), 1 * ms);
+    // an instruction's bytes count its reads and writes: a copy of 1 MB counts 2 MB and moves 1 MB
+    close(instrSeconds(instr('h2d', 'copy', [], [], { attrs: { dir: 'h2d' }, bytes: 2e6 }), dev, { world: 1 }), 1 * ms);
     close(copySeconds(1e6, 'd2d', dev), 2e6 / 1e12 + 1e-6);
     close(collectiveSeconds('all_to_all', 4e6, 4, dev), 3 * ms);
     close(collectiveSeconds('all_reduce', 4e6, 4, dev), 6 * ms);
@@ -71,7 +73,7 @@ describe('schedule/simulate', () => {
   it('blames a wait on what held the stream before an instruction of no time (a collective over one rank)', () => {
     const s = scheduleOf(
       [
-        instr('h2d', 'copy', [ref('h', 0, 8)], [ref('a', 0, 8)], { attrs: { dir: 'h2d' }, bytes: 3e6 }),
+        instr('h2d', 'copy', [ref('h', 0, 8)], [ref('a', 0, 8)], { attrs: { dir: 'h2d' }, bytes: 6e6 }),
         record('h2d', 'ready'),
         wait('comm', 'ready'),
         instr('comm', 'all_gather', [ref('a', 0, 8)], [ref('b', 0, 8)], { attrs: { ranks: 1, n: 8 }, bytes: 8 }),
@@ -96,7 +98,7 @@ describe('schedule/simulate', () => {
       [
         loop('j', 0, 4, 'kv', [
           wait('h2d', 'free', v('j')),
-          instr('h2d', 'copy', [ref('h', v('j', 8), 8)], [ref('a', 0, 8, v('j'))], { attrs: { dir: 'h2d' }, bytes: 1e6 }),
+          instr('h2d', 'copy', [ref('h', v('j', 8), 8)], [ref('a', 0, 8, v('j'))], { attrs: { dir: 'h2d' }, bytes: 2e6 }),
           record('h2d', 'ready', v('j')),
           wait('compute', 'ready', v('j')),
           instr('compute', 'attn_fwd_block', [ref('a', 0, 8, v('j'))], [ref('b', 0, 8)], { flops: 2e9 }),

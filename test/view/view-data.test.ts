@@ -41,7 +41,7 @@ describe('view/timeline-data', () => {
     const bufs = [buffer('a', 'gpu', 'chunk', [1 << 20]), buffer('b', 'gpu', 'chunk', [1 << 20]), buffer('h', 'host', 'stash', [1 << 20])];
     const s = scheduleOf(
       [
-        instr('h2d', 'copy', [ref('h', 0, 8)], [ref('a', 0, 8)], { attrs: { dir: 'h2d' }, bytes: 3e6 }),
+        instr('h2d', 'copy', [ref('h', 0, 8)], [ref('a', 0, 8)], { attrs: { dir: 'h2d' }, bytes: 6e6 }),
         record('h2d', 'ready'),
         instr('compute', 'linear', [ref('b', 0, 8)], [ref('b', 0, 8)], { flops: 2e9 }),
         wait('compute', 'ready'),
