@@ -157,6 +157,8 @@ function scheduleReport(p: Planned, attention: ReturnType<typeof offloadComparis
     // layers whose attention is kept in host memory for backward, skipping its recompute
     kept_attention_layers: p.schedule.keptLayers ?? 0,
     ...(p.schedule.keptForm ? { kept_attention_form: p.schedule.keptForm } : {}),
+    // with host checkpoints, the last layers that keep theirs on the GPU (where the host cannot hold them all)
+    ...(p.schedule.gpuCheckpointLayers ? { gpu_checkpoint_layers: p.schedule.gpuCheckpointLayers } : {}),
     device: p.device.name,
     fits: m.fits,
     ...(m.fits ? {} : { advice: m.advice }),

@@ -25,8 +25,9 @@ export interface KeepChoice {
  * if more (each layer kept that way skips its attention forward for a few percent of it in projections).
  */
 export function chooseKeptLayers(g: Graph, dev: DeviceProfile): KeepChoice {
+  const gpuCheckpointLayers = chooseGpuCheckpoints(g, dev);
   const lowerWith = (keep: number, keepForm: KeepForm): KeepChoice => {
-    const schedule = lowerStep(g, { keepLayers: keep, keepForm });
+    const schedule = lowerStep(g, { keepLayers: keep, keepForm, gpuCheckpointLayers });
     return { schedule, plan: planMemory(schedule, dev), keep: schedule.keptLayers ?? 0 };
   };
   // kept tensors go where the stream of chunks goes: host memory with offload, else the GPU
@@ -63,4 +64,32 @@ export function chooseKeptLayers(g: Graph, dev: DeviceProfile): KeepChoice {
   if (form) return most(form, none);
   const all = most('all', none);
   return all.keep === g.sizes.L ? all : most('outputs', all);
+}
+
+/**
+ * With checkpoints on the host, the last layers whose checkpoints stay on the GPU: none where the host
+ * holds every layer's; else the fewest that make the plan fit (a binary search: host memory falls and
+ * GPU memory grows with the count), or none where no count does (the plan then says what is over).
+ */
+function chooseGpuCheckpoints(g: Graph, dev: DeviceProfile): number {
+  const want = g.config.gpuCheckpoints ?? 'auto';
+  if (want !== 'auto') return want;
+  if (g.config.checkpoint !== 'host') return 0;
+  const planWith = (n: number) => planMemory(lowerStep(g, { gpuCheckpointLayers: n }), dev);
+  const none = planWith(0);
+  // the host holds every layer's checkpoint (or what is over is not the host)
+  if (none.fits || none.host.size <= none.host.budget) return 0;
+  let found = 0;
+  let lo = 1;
+  let hi = g.sizes.L;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    const p = planWith(mid);
+    if (p.fits) {
+      found = mid;
+      hi = mid - 1;
+    } else if (p.host.size > p.host.budget) lo = mid + 1; // the host is still over: more on the GPU
+    else hi = mid - 1; // the GPU is over: fewer
+  }
+  return found;
 }

@@ -99,6 +99,11 @@ interface StepCtx {
   readonly pl: ParamLayout;
   readonly space: 'gpu' | 'host';
   readonly ckptSpace: 'gpu' | 'host';
+  /**
+   * with host checkpoints, the last `gpuCkpt` layers keep theirs on the GPU instead (ckpt.gpu): where
+   * the host cannot hold every layer's, the GPU memory left holds some
+   */
+  readonly gpuCkpt: number;
   /** the last `keep` layers keep their attention tensors for backward instead of recomputing */
   readonly keep: number;
   /** what kept layers keep: see KeepForm */
@@ -181,9 +186,9 @@ function lowerLayerForward(s: StepCtx, n: Node): void {
   bindRegionValues(g, body, b, 'f.', new Set(attn ? attn.inputs.slice(1) : []));
   declareKept(s, body);
   const t = attentionTensors(body);
-  const layers = (from: number, to: number, keep: boolean) =>
+  const layers = (from: number, to: number, keep: boolean, gpuCkpt: boolean) =>
     layerLoop(e, pl, from, to, false, () => {
-      e.copy(e.ref('act.carry', 0, rowsD, v('l')), e.ref('ckpt.layers', scaleAff(v('l'), rowsD), rowsD));
+      e.copy(e.ref('act.carry', 0, rowsD, v('l')), gpuCkpt ? gpuCkptRef(s) : e.ref('ckpt.layers', scaleAff(v('l'), rowsD), rowsD));
       e.loop('i', 0, geo.u, 'chunk', () => {
         for (const x of body.nodes) {
           emitNode(g, x, b, 'i', { prefix: 'f.', space: s.space });
@@ -196,8 +201,20 @@ function lowerLayerForward(s: StepCtx, n: Node): void {
         }
       });
     }, { startsPass: from === 0, endsPass: to === geo.L });
-  layers(0, geo.L - s.keep, false);
-  if (s.keep > 0) layers(geo.L - s.keep, geo.L, true);
+  for (const [from, to] of layerSegments(s)) layers(from, to, from >= geo.L - s.keep, from >= geo.L - s.gpuCkpt);
+}
+
+/** The layer ranges, first to last, within which the same things are kept (attention) and placed (checkpoints). */
+function layerSegments(s: StepCtx): [number, number][] {
+  const L = s.geo.L;
+  const cuts = [...new Set([0, L - s.keep, L - s.gpuCkpt, L])].sort((a, b) => a - b);
+  return cuts.slice(0, -1).map((x, k) => [x, cuts[k + 1]] as [number, number]).filter(([a, b]) => b > a);
+}
+
+/** Layer l's checkpoint where the last `gpuCkpt` layers keep theirs on the GPU. */
+function gpuCkptRef(s: StepCtx): import('../schedule/types.js').Ref {
+  const rowsD = (s.geo.S / s.geo.P) * s.g.sizes.D;
+  return s.e.ref('ckpt.gpu', scaleAff(v('l', 1, -(s.geo.L - s.gpuCkpt)), rowsD), rowsD);
 }
 
 /** The nodes of `nodes` (in order) that the values `ids` depend on. */
@@ -241,8 +258,15 @@ function lowerLayerBackward(s: StepCtx, n: Node, fwd: Node): void {
       if (h.kind !== 'heads' || !keptIn(s.form, k)) return;
       kb.set(id, { ...h, stash: `keep.${KEPT[k]}`, stashBase: scaleAff(v('l', 1, -(geo.L - s.keep)), geo.u * h.per) });
     });
-  const layers = (from: number, to: number, keep: boolean) => {
-    const bb = keep ? kb : b;
+  // layers whose checkpoint stayed on the GPU read it there
+  const onGpu = (x: Bindings) => {
+    const c = x.clone();
+    c.set(body.params[1], { kind: 'tok', buf: 'ckpt.gpu', row: D, full: true, base: scaleAff(v('l', 1, -(geo.L - s.gpuCkpt)), rowsD) });
+    return c;
+  };
+  const [kbGpu, bGpu] = s.gpuCkpt > 0 ? [onGpu(kb), onGpu(b)] : [kb, b];
+  const layers = (from: number, to: number, keep: boolean, gpuCkpt: boolean) => {
+    const bb = gpuCkpt ? (keep ? kbGpu : bGpu) : keep ? kb : b;
     layerLoop(
       e,
       pl,
@@ -251,7 +275,7 @@ function lowerLayerBackward(s: StepCtx, n: Node, fwd: Node): void {
       true,
       () => {
         e.fill(e.whole('grads.acc_layer'), 0);
-        if (s.ckptSpace === 'host') e.copy(e.ref('ckpt.layers', scaleAff(v('l'), rowsD), rowsD), e.whole('act.xck', v('l')));
+        if (s.ckptSpace === 'host' && !gpuCkpt) e.copy(e.ref('ckpt.layers', scaleAff(v('l'), rowsD), rowsD), e.whole('act.xck', v('l')));
         if (!keep) e.loop('i', 0, geo.u, 'chunk', () => of('recompute').forEach((x) => emitNode(g, x, bb, 'i', names)));
         else if (s.form === 'outputs' && attnF) e.loop('i', 0, geo.u, 'chunk', () => producersOf(of('recompute'), attnF.inputs).forEach((x) => emitNode(g, x, bb, 'i', names)));
         e.loop('i', 0, geo.u, 'chunk', () => {
@@ -267,8 +291,7 @@ function lowerLayerBackward(s: StepCtx, n: Node, fwd: Node): void {
       { startsPass: to === geo.L, endsPass: from === 0 },
     );
   };
-  if (s.keep > 0) layers(geo.L - s.keep, geo.L, true);
-  layers(0, geo.L - s.keep, false);
+  for (const [from, to] of layerSegments(s).reverse()) layers(from, to, from >= geo.L - s.keep, from >= geo.L - s.gpuCkpt);
 }
 
 export interface LowerOptions {
@@ -276,6 +299,8 @@ export interface LowerOptions {
   readonly keepLayers?: number;
   /** what those layers keep (default all) */
   readonly keepForm?: KeepForm;
+  /** with host checkpoints: the last layers that keep theirs on the GPU instead (default none) */
+  readonly gpuCheckpointLayers?: number;
 }
 
 export function lowerStep(g: Graph, opts: LowerOptions = {}): Schedule {
@@ -300,13 +325,15 @@ export function lowerStep(g: Graph, opts: LowerOptions = {}): Schedule {
   if (geo.packed) declarePackedInputs(e, geo);
   e.buffer('act.carry', 'gpu', 'bf16', [local, D], 'act', { slots: 2 });
   e.buffer('act.dcarry', 'gpu', 'bf16', [local, D], 'act', { slots: 2 });
-  e.buffer('ckpt.layers', ckptSpace, 'bf16', [geo.L, local, D], 'ckpt');
-  if (ckptSpace === 'host') e.buffer('act.xck', 'gpu', 'bf16', [local, D], 'act', { slots: 2 });
+  const gpuCkpt = ckptSpace === 'host' ? Math.max(0, Math.min(geo.L, opts.gpuCheckpointLayers ?? 0)) : 0;
+  if (gpuCkpt < geo.L) e.buffer('ckpt.layers', ckptSpace, 'bf16', [geo.L - gpuCkpt, local, D], 'ckpt');
+  if (gpuCkpt > 0) e.buffer('ckpt.gpu', 'gpu', 'bf16', [gpuCkpt, local, D], 'ckpt');
+  if (ckptSpace === 'host' && gpuCkpt < geo.L) e.buffer('act.xck', 'gpu', 'bf16', [local, D], 'act', { slots: 2 });
   const b = new Bindings(e, geo);
   const keep = Math.max(0, Math.min(geo.L, opts.keepLayers ?? 0));
   const keptTokens = !backwardReadsAttentionTokens(repeatBwd.body!) ? 'none' : geo.P === 1 ? 'keep.o' : 'keep.attn';
   const form = opts.keepForm ?? 'all';
-  const s: StepCtx = { g, geo, e, b, pl, space, ckptSpace, keep, form, keptTokens };
+  const s: StepCtx = { g, geo, e, b, pl, space, ckptSpace, gpuCkpt, keep, form, keptTokens };
 
   // main-region bindings
   for (const p of pl.global) b.set(p.id, { kind: 'flat', ...globalParamRef(pl, p.id) });
@@ -378,6 +405,7 @@ export function lowerStep(g: Graph, opts: LowerOptions = {}): Schedule {
     sizes: g.sizes,
     keptLayers: keep,
     ...(keep > 0 ? { keptForm: form } : {}),
+    ...(gpuCkpt > 0 ? { gpuCheckpointLayers: gpuCkpt } : {}),
     params: paramTable(g, pl),
     phases: { micro: body[microAt].id, update: body[updateAt].id },
   };

@@ -111,6 +111,36 @@ describe('kept layers that keep only the attention outputs (o, lse)', () => {
   });
 });
 
+describe('checkpoints split between host and GPU', () => {
+  it('the last layers keep their checkpoint on the GPU and equal the unchunked model', () => {
+    const s = scheduleOf('tiny-llama', { sp: 1, seq: 96, chunk: 24, checkpoint: 'host', gpuCheckpoints: 1 });
+    expect(s.gpuCheckpointLayers).to.equal(1);
+    const ckpt = Object.fromEntries(s.buffers.filter((b) => b.kind === 'ckpt').map((b) => [b.id, [b.space, b.shape[0]]]));
+    expect(ckpt).to.deep.equal({ 'ckpt.layers': ['host', 1], 'ckpt.gpu': ['gpu', 1] });
+    for (const o of [
+      { sp: 1, seq: 96, chunk: 24, gpuCheckpoints: 1 },
+      { sp: 2, seq: 96, chunk: 24, gpuCheckpoints: 2, keepAttention: 1 },
+      { sp: 2, seq: 96, chunk: 24, gpuCheckpoints: 1, keepAttention: 2, keepForm: 'outputs' as const, packed: true },
+    ]) {
+      const r = checkModel(tinyLlama, resolveConfig(tinyLlama.def.train!, { ...o, checkpoint: 'host' }), { orders: 2, arena: 'planned', seed: 9 });
+      expect(r.maxError, JSON.stringify(o)).to.be.at.most(1e-9);
+      expect(r.ok, JSON.stringify(o)).to.equal(true);
+    }
+  });
+
+  it('auto: none where the host holds every checkpoint; the fewest that fit where it does not (llama8b, 2M tokens, 4 H200s, 110 GiB of host each)', () => {
+    expect(scheduleOf('llama1b', { seq: '512K', chunk: '64K', hostMemGiB: 110 }).gpuCheckpointLayers ?? 0).to.equal(0);
+    const dev = deviceProfile('h200', { hostMemGiB: 110 });
+    const c = chooseKeptLayers(graphOf('llama8b', { seq: '2M', sp: 4, hostMemGiB: 110 }), dev);
+    const n = c.schedule.gpuCheckpointLayers ?? 0;
+    expect(n).to.be.within(1, 31);
+    expect(c.plan.fits, c.plan.advice).to.equal(true);
+    // one layer fewer on the GPU leaves the host over its budget
+    const fewer = planMemory(scheduleOf('llama8b', { seq: '2M', sp: 4, hostMemGiB: 110, gpuCheckpoints: n - 1, keepAttention: 0 }), dev);
+    expect(fewer.host.size).to.be.greaterThan(fewer.host.budget);
+  });
+});
+
 describe('AdamW states in host memory', () => {
   it('moves the optimizer states off the GPU and lets llama8b train 128K tokens on one H200', () => {
     const over = { seq: '128K', sp: 1, hostMemGiB: 110, checkpoint: 'gpu' as const };
