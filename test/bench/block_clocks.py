@@ -28,23 +28,14 @@ import torch
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "gpu", "kernels"))
 from build import build  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from launch import NULL, F, I, P, ok, st  # noqa: E402
+
 KROOT = sys.argv[1] if len(sys.argv) > 1 else ".carry/kernels"
 SECONDS = float(sys.argv[2]) if len(sys.argv) > 2 else 3.0
 OUT = os.environ.get("OUT", "/tmp")
 H, HKV, D = 32, 8, 128
 dev = torch.device("cuda")
-P = lambda t: C.c_void_p(t.data_ptr())  # noqa: E731
-I, F = C.c_int, C.c_float
-NULL = C.c_void_p(0)
-
-
-def st():
-    return C.c_void_p(torch.cuda.current_stream().cuda_stream)
-
-
-def ok(err, what):
-    if err != 0:
-        raise RuntimeError(f"{what}: cudaError {err}")
 
 
 def sampler():

@@ -30,6 +30,9 @@ import torch
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "gpu", "kernels"))
 from build import build  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from launch import LL, NULL, F, I, P, ok, st  # noqa: E402,F401
+
 DEVICE = sys.argv[1] if len(sys.argv) > 1 else "h200"
 KROOT = sys.argv[2] if len(sys.argv) > 2 else ".carry/kernels"
 OUT = os.environ.get("OUT", "/tmp")
@@ -37,18 +40,6 @@ H, HKV = 32, 8
 SM90_LENGTHS = [4096, 16384, 65536]
 MMA_LENGTHS = [4096, 16384]
 dev = torch.device("cuda")
-P = lambda t: C.c_void_p(t.data_ptr())  # noqa: E731
-I, F, LL = C.c_int, C.c_float, C.c_longlong
-NULL = C.c_void_p(0)
-
-
-def st():
-    return C.c_void_p(torch.cuda.current_stream().cuda_stream)
-
-
-def ok(err, what):
-    if err != 0:
-        raise RuntimeError(f"{what}: cudaError {err}")
 
 
 def timed(fn, budget_s=0.4, most=10):
