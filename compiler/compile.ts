@@ -157,6 +157,8 @@ function scheduleReport(p: Planned, attention: ReturnType<typeof offloadComparis
     // layers whose attention is kept in host memory for backward, skipping its recompute
     kept_attention_layers: p.schedule.keptLayers ?? 0,
     ...(p.schedule.keptForm ? { kept_attention_form: p.schedule.keptForm } : {}),
+    // layers that keep on the GPU the GEMM outputs their backward would recompute
+    ...(p.schedule.keptActivationLayers ? { kept_activation_layers: p.schedule.keptActivationLayers } : {}),
     device: p.device.name,
     fits: m.fits,
     ...(m.fits ? {} : { advice: m.advice }),

@@ -61,6 +61,8 @@ export interface TrainDefaults {
   keepAttention?: number | 'auto';
   /** what kept layers keep: all of q, k, v, o, lse, or the outputs o, lse (default: the planner decides) */
   keepForm?: 'all' | 'outputs';
+  /** layers that keep activations on the GPU for backward (without offload; default: the planner decides) */
+  keepActivations?: number | 'auto';
   /** where the fp32 AdamW states live (default gpu) */
   optimizer?: 'gpu' | 'host';
   /** windows of packed documents: positions restart and attention stays inside each document (default off) */
@@ -101,6 +103,7 @@ export function resolveConfig(defaults: TrainDefaults, overrides: TrainDefaults 
     seed: pick('seed') ?? BASE_CONFIG.seed,
     ...(pick('keepAttention') !== undefined ? { keepAttention: pick('keepAttention') } : {}),
     ...(pick('keepForm') !== undefined ? { keepForm: pick('keepForm') } : {}),
+    ...(pick('keepActivations') !== undefined ? { keepActivations: pick('keepActivations') } : {}),
     ...(pick('optimizer') !== undefined ? { optimizer: pick('optimizer') } : {}),
     // only said when on, so that a schedule without packing prints as it always did
     ...(pick('packed') === true ? { packed: true } : {}),

@@ -74,8 +74,8 @@ export const errors = {
   tooManyChunks: (chunk: number, seq: number, limit: number, suggestion: number) =>
     new UserError(`chunk ${chunk} cuts seq ${seq} into ${seq / chunk} chunks; the planner supports at most ${limit} (a layer's schedule grows with their square): use --chunk ${suggestion} or larger`),
   tooManyRanks: (flag: string, n: number, limit: number) => new UserError(`--${flag} ${n} makes more ranks than the planner supports (at most ${limit})`),
-  keepAttentionAboveLayers: (n: number, layers: number) =>
-    new UserError(`--keep-attention ${n} is more than the model's ${layers} layers; pass at most ${layers}, or auto`),
+  keepAttentionAboveLayers: (n: number, layers: number, flag = 'keep-attention') =>
+    new UserError(`--${flag} ${n} is more than the model's ${layers} layers; pass at most ${layers}, or auto`),
 
   // --- the process ---
   /** a rank stopped by a signal (its launcher stops every rank when one fails) */

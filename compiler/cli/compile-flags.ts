@@ -20,6 +20,7 @@ export interface RawCompileFlags {
   hostMem?: string;
   keepAttention?: string;
   keepForm?: string;
+  keepActivations?: string;
   optimizer?: string;
   /** `--packed`: windows of packed documents */
   packed?: boolean;
@@ -44,6 +45,7 @@ export function parseCompileFlags(raw: RawCompileFlags): ConfigOverrides {
   if (raw.device !== undefined) o.device = deviceName(raw.device);
   if (raw.keepAttention !== undefined) o.keepAttention = raw.keepAttention === 'auto' ? 'auto' : wholeNumber('keep-attention', raw.keepAttention);
   if (raw.keepForm !== undefined && raw.keepForm !== 'auto') o.keepForm = oneOf('keep-form', raw.keepForm, ['all', 'outputs'] as const);
+  if (raw.keepActivations !== undefined) o.keepActivations = raw.keepActivations === 'auto' ? 'auto' : wholeNumber('keep-activations', raw.keepActivations);
   if (raw.optimizer !== undefined) o.optimizer = oneOf('optimizer', raw.optimizer, ['gpu', 'host'] as const);
   if (raw.hostMem !== undefined) o.hostMemGiB = hostMemGiB(raw.hostMem);
   if (raw.packed === true) o.packed = true;

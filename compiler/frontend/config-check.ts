@@ -20,6 +20,8 @@ export function validateConfig(config: TrainConfig, sizes: Readonly<Record<strin
   const layers = sizes.L;
   if (typeof config.keepAttention === 'number' && layers !== undefined && config.keepAttention > layers)
     throw errors.keepAttentionAboveLayers(config.keepAttention, layers);
+  if (typeof config.keepActivations === 'number' && layers !== undefined && config.keepActivations > layers)
+    throw errors.keepAttentionAboveLayers(config.keepActivations, layers, 'keep-activations');
   const heads = sizes.Hq;
   if (heads !== undefined && heads % sp !== 0) throw errors.spNotDivisor('the query heads Hq', heads, sp);
   if (sp > seq) throw errors.spExceedsSeq(sp, seq);

@@ -92,6 +92,8 @@ export interface TrainConfig {
   readonly keepAttention?: number | 'auto';
   /** what kept layers keep: all of q, k, v, o, lse, or the outputs o, lse (their backward recomputes q, k, v) */
   readonly keepForm?: 'all' | 'outputs';
+  /** layers that keep on the GPU the GEMM outputs their backward would recompute: a number, or the planner's choice */
+  readonly keepActivations?: number | 'auto';
   /** where the fp32 AdamW states (master weights, moments) live; host streams them through the GPU */
   readonly optimizer?: 'gpu' | 'host';
   /**

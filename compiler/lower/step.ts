@@ -15,6 +15,7 @@ import { Emitter } from './emitter.js';
 import { geometry, spanAttr, type Geometry } from './geometry.js';
 import { declareParamBuffers, emitGlobalGatherAndReduce, emitZeroGrads, emitGradNorm, emitOptimizer, globalParamRef, layerLoop, layerParamRef, paramLayout, paramTable, reduceLayerGrads, type ParamLayout } from './params.js';
 import { declarePackedInputs, emitDocumentGather } from './packed.js';
+import { bindKeptActivations, declareKeptActivations, keptActivations, withoutKept, type KeptActivation } from './kept-activations.js';
 import { emitTokenwise } from './tokenwise.js';
 
 const IO = { nvalid: 'io.nvalid' };
@@ -103,6 +104,9 @@ interface StepCtx {
   readonly keep: number;
   /** what kept layers keep: see KeepForm */
   readonly form: KeepForm;
+  /** the last `keepAct` layers keep these activations on the GPU for backward (kept-activations.ts) */
+  readonly keepAct: number;
+  readonly acts: readonly KeptActivation[];
   /**
    * where a kept layer's backward finds the attention output in token layout: nowhere where it reads none
    * (a layer that ends in attention); in keep.o with one rank (a chunk of o in heads layout, [c, Hq, d], is
@@ -180,13 +184,16 @@ function lowerLayerForward(s: StepCtx, n: Node): void {
   const attn = body.nodes.find((x) => x.op === 'attention');
   bindRegionValues(g, body, b, 'f.', new Set(attn ? attn.inputs.slice(1) : []));
   declareKept(s, body);
+  if (s.keepAct > 0) declareKeptActivations(e, g, geo, s.acts, s.keepAct);
+  const withActs = bindKeptActivations(b, geo, s.acts, s.keepAct, 'fwd');
   const t = attentionTensors(body);
-  const layers = (from: number, to: number, keep: boolean) =>
+  const layers = (from: number, to: number, keep: boolean, keepAct: boolean) =>
     layerLoop(e, pl, from, to, false, () => {
+      const fb = keepAct ? withActs : b;
       e.copy(e.ref('act.carry', 0, rowsD, v('l')), e.ref('ckpt.layers', scaleAff(v('l'), rowsD), rowsD));
       e.loop('i', 0, geo.u, 'chunk', () => {
         for (const x of body.nodes) {
-          emitNode(g, x, b, 'i', { prefix: 'f.', space: s.space });
+          emitNode(g, x, fb, 'i', { prefix: 'f.', space: s.space });
           if (!keep || !t) continue;
           for (const o of x.outputs) {
             const k = t.heads.indexOf(o);
@@ -196,8 +203,14 @@ function lowerLayerForward(s: StepCtx, n: Node): void {
         }
       });
     }, { startsPass: from === 0, endsPass: to === geo.L });
-  layers(0, geo.L - s.keep, false);
-  if (s.keep > 0) layers(geo.L - s.keep, geo.L, true);
+  for (const [from, to] of layerSegments(s)) layers(from, to, from >= geo.L - s.keep, from >= geo.L - s.keepAct);
+}
+
+/** The layer ranges, first to last, within which the same things are kept (attention, activations). */
+function layerSegments(s: StepCtx): [number, number][] {
+  const L = s.geo.L;
+  const cuts = [...new Set([0, L - s.keep, L - s.keepAct, L])].filter((x) => x >= 0 && x <= L).sort((a, b) => a - b);
+  return cuts.slice(0, -1).map((x, k) => [x, cuts[k + 1]] as [number, number]).filter(([a, b]) => b > a);
 }
 
 /** The nodes of `nodes` (in order) that the values `ids` depend on. */
@@ -241,8 +254,11 @@ function lowerLayerBackward(s: StepCtx, n: Node, fwd: Node): void {
       if (h.kind !== 'heads' || !keptIn(s.form, k)) return;
       kb.set(id, { ...h, stash: `keep.${KEPT[k]}`, stashBase: scaleAff(v('l', 1, -(geo.L - s.keep)), geo.u * h.per) });
     });
-  const layers = (from: number, to: number, keep: boolean) => {
-    const bb = keep ? kb : b;
+  const kbActs = bindKeptActivations(kb, geo, s.acts, s.keepAct, 'bwd');
+  const bActs = bindKeptActivations(b, geo, s.acts, s.keepAct, 'bwd');
+  const layers = (from: number, to: number, keep: boolean, keepAct: boolean) => {
+    const bb = keepAct ? (keep ? kbActs : bActs) : keep ? kb : b;
+    const pre = keepAct ? withoutKept(of('pre'), s.acts) : of('pre');
     layerLoop(
       e,
       pl,
@@ -257,7 +273,7 @@ function lowerLayerBackward(s: StepCtx, n: Node, fwd: Node): void {
         e.loop('i', 0, geo.u, 'chunk', () => {
           if (keep && t?.tokens && s.keptTokens === 'keep.attn') e.copy(keptRows(s, 'i'), bb.rows(t.tokens, 'i'));
           if (keep && t?.tokens && s.keptTokens === 'keep.o') e.copy(keptChunk(s, 'o', 'i'), bb.rows(t.tokens, 'i'));
-          of('pre').forEach((x) => emitNode(g, x, bb, 'i', names, attnB));
+          pre.forEach((x) => emitNode(g, x, bb, 'i', names, attnB));
         });
         if (attnB) emitAttentionBwd(attnB, bb, names, (cv) => of('post').forEach((x) => emitNode(g, x, bb, cv, names)));
         else e.loop('j', 0, geo.u, 'chunk', () => of('post').forEach((x) => emitNode(g, x, bb, 'j', names)));
@@ -267,8 +283,7 @@ function lowerLayerBackward(s: StepCtx, n: Node, fwd: Node): void {
       { startsPass: to === geo.L, endsPass: from === 0 },
     );
   };
-  if (s.keep > 0) layers(geo.L - s.keep, geo.L, true);
-  layers(0, geo.L - s.keep, false);
+  for (const [from, to] of layerSegments(s).reverse()) layers(from, to, from >= geo.L - s.keep, from >= geo.L - s.keepAct);
 }
 
 export interface LowerOptions {
@@ -276,6 +291,8 @@ export interface LowerOptions {
   readonly keepLayers?: number;
   /** what those layers keep (default all) */
   readonly keepForm?: KeepForm;
+  /** layers (the last ones) that keep on the GPU the GEMM outputs their backward would recompute (kept-activations.ts) */
+  readonly keepActivations?: number;
 }
 
 export function lowerStep(g: Graph, opts: LowerOptions = {}): Schedule {
@@ -306,7 +323,9 @@ export function lowerStep(g: Graph, opts: LowerOptions = {}): Schedule {
   const keep = Math.max(0, Math.min(geo.L, opts.keepLayers ?? 0));
   const keptTokens = !backwardReadsAttentionTokens(repeatBwd.body!) ? 'none' : geo.P === 1 ? 'keep.o' : 'keep.attn';
   const form = opts.keepForm ?? 'all';
-  const s: StepCtx = { g, geo, e, b, pl, space, ckptSpace, keep, form, keptTokens };
+  const acts = keptActivations(g, repeat.body!, repeatBwd.body!);
+  const keepAct = acts.length === 0 ? 0 : Math.max(0, Math.min(geo.L, opts.keepActivations ?? 0));
+  const s: StepCtx = { g, geo, e, b, pl, space, ckptSpace, keep, form, keepAct, acts, keptTokens };
 
   // main-region bindings
   for (const p of pl.global) b.set(p.id, { kind: 'flat', ...globalParamRef(pl, p.id) });
@@ -378,6 +397,7 @@ export function lowerStep(g: Graph, opts: LowerOptions = {}): Schedule {
     sizes: g.sizes,
     keptLayers: keep,
     ...(keep > 0 ? { keptForm: form } : {}),
+    ...(keepAct > 0 ? { keptActivationLayers: keepAct } : {}),
     params: paramTable(g, pl),
     phases: { micro: body[microAt].id, update: body[updateAt].id },
   };

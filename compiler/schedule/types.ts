@@ -185,6 +185,8 @@ export interface Schedule {
   readonly keptLayers?: number;
   /** what they keep: all of q, k, v, o, lse, or the outputs o and lse (q, k, v recomputed by their projections) */
   readonly keptForm?: 'all' | 'outputs';
+  /** the last layers that keep on the GPU the GEMM outputs their backward would recompute */
+  readonly keptActivationLayers?: number;
   /** every parameter tensor and its place; lowering always fills it (hand-made test schedules may not) */
   readonly params?: ParamTable;
   /** where the zero, micro and update phases begin; lowering always fills it (hand-made test schedules may not) */
