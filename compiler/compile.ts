@@ -159,6 +159,8 @@ function scheduleReport(p: Planned, attention: ReturnType<typeof offloadComparis
     ...(p.schedule.keptForm ? { kept_attention_form: p.schedule.keptForm } : {}),
     // with host checkpoints, the last layers that keep theirs on the GPU (where the host cannot hold them all)
     ...(p.schedule.gpuCheckpointLayers ? { gpu_checkpoint_layers: p.schedule.gpuCheckpointLayers } : {}),
+    // layers that keep on the GPU the GEMM outputs their backward would recompute
+    ...(p.schedule.keptActivationLayers ? { kept_activation_layers: p.schedule.keptActivationLayers } : {}),
     device: p.device.name,
     fits: m.fits,
     ...(m.fits ? {} : { advice: m.advice }),

@@ -27,6 +27,7 @@ export function register(program: Command): void {
     .option('--optimizer <gpu|host>', 'where the fp32 AdamW states live (host: streamed through the GPU at the update)')
     .option('--keep-attention <auto|layers>', 'layers that keep attention tensors in host memory for backward instead of recomputing (auto: as many as host memory allows)')
     .option('--gpu-checkpoints <auto|layers>', 'with --checkpoint host: the last layers that keep their checkpoint on the GPU (auto: none where the host holds every layer\'s, else the fewest that make the plan fit)')
+    .option('--keep-activations <auto|layers>', 'without offload: layers that keep on the GPU the GEMM outputs their backward would recompute (auto: as many as GPU memory allows; none with offload)')
     .option('--keep-form <auto|all|outputs>', 'what those layers keep: all of q, k, v, o, lse, or only o and lse, their backward recomputing q, k, v by the projections (auto: all where every kept layer fits, else what keeps more layers)')
     .option('--packed', 'windows of packed documents: per-token positions and document ids, attention stays inside each document (run takes the boundaries from the dataset, --eod-token or --documents)')
     .option('--out <dir>', 'output folder', 'out')
@@ -77,7 +78,7 @@ function planLines(r: CompileResult['report']): string[] {
   const kept = Number(r.kept_attention_layers ?? 0);
   return [
     `  memory      GPU ${gib(r.peak_gpu_bytes)} of ${gib(r.gpu_budget_bytes)}, pinned host ${gib(r.peak_host_bytes)} of ${gib(r.host_budget_bytes)} per rank${r.fits ? '' : ' (does not fit)'}`,
-    `  predicted   ${Number(r.predicted_step_s).toFixed(2)} s per step${mfu}, ${Number(r.exposed_copy_s).toFixed(2)} s of copies exposed; attention kept for ${kept} of ${r.layers} layers${r.kept_attention_form === 'outputs' ? ' (o and lse; q, k, v recomputed by their projections)' : ''}${r.gpu_checkpoint_layers ? `; the last ${r.gpu_checkpoint_layers} layers' checkpoints on the GPU` : ''}`,
+    `  predicted   ${Number(r.predicted_step_s).toFixed(2)} s per step${mfu}, ${Number(r.exposed_copy_s).toFixed(2)} s of copies exposed; attention kept for ${kept} of ${r.layers} layers${r.kept_attention_form === 'outputs' ? ' (o and lse; q, k, v recomputed by their projections)' : ''}${r.kept_activation_layers ? `, activations for ${r.kept_activation_layers}` : ''}${r.gpu_checkpoint_layers ? `; the last ${r.gpu_checkpoint_layers} layers' checkpoints on the GPU` : ''}`,
     // packed: the documents are data, so the prediction prices every block in full
     ...(r.config.packed && typeof r.attention_pricing === 'string' ? [`  attention   priced ${r.attention_pricing}`] : []),
   ];

@@ -22,6 +22,8 @@ export function validateConfig(config: TrainConfig, sizes: Readonly<Record<strin
     throw errors.keepAttentionAboveLayers(config.keepAttention, layers);
   if (typeof config.gpuCheckpoints === 'number' && layers !== undefined && config.gpuCheckpoints > layers)
     throw errors.keepAttentionAboveLayers(config.gpuCheckpoints, layers, 'gpu-checkpoints');
+  if (typeof config.keepActivations === 'number' && layers !== undefined && config.keepActivations > layers)
+    throw errors.keepAttentionAboveLayers(config.keepActivations, layers, 'keep-activations');
   const heads = sizes.Hq;
   if (heads !== undefined && heads % sp !== 0) throw errors.spNotDivisor('the query heads Hq', heads, sp);
   if (sp > seq) throw errors.spExceedsSeq(sp, seq);

@@ -94,6 +94,8 @@ export interface TrainConfig {
   readonly keepForm?: 'all' | 'outputs';
   /** with checkpoints on the host: the last layers that keep theirs on the GPU (a number, or the planner's choice: none where the host holds all) */
   readonly gpuCheckpoints?: number | 'auto';
+  /** layers that keep on the GPU the GEMM outputs their backward would recompute: a number, or the planner's choice */
+  readonly keepActivations?: number | 'auto';
   /** where the fp32 AdamW states (master weights, moments) live; host streams them through the GPU */
   readonly optimizer?: 'gpu' | 'host';
   /**

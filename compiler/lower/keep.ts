@@ -2,7 +2,8 @@
 // part of recomputing a layer at long context, and FPDT already writes each chunk's q, k, v, o
 // and lse to host memory. Keeping them for the last K layers skips those layers' attention
 // recompute. K is the most layers whose kept tensors fit in the memory the plan leaves (host
-// memory with offload, GPU memory without), within SLACK of it.
+// memory with offload, GPU memory without), within SLACK of it. Where activations stay on the GPU
+// (no offload), the GPU memory still left keeps activations too (kept-activations.ts).
 import type { Graph } from '../ir/types.js';
 import type { DeviceProfile } from '../schedule/devices.js';
 import { planMemory, type MemoryPlan } from '../schedule/memory.js';
@@ -18,21 +19,49 @@ export interface KeepChoice {
   readonly keep: number;
 }
 
+interface Trial extends KeepChoice {
+  readonly form: KeepForm;
+  readonly acts: number;
+}
+
 /**
  * The kept layers and what they keep. A count given by the user is taken as given, keeping all of
  * q, k, v, o, lse where that fits and the outputs o, lse where only those do. With auto: the most
  * layers that fit keeping all; where that is not every layer, the most that fit keeping the outputs,
  * if more (each layer kept that way skips its attention forward for a few percent of it in projections).
+ * Then, without offload, the most layers whose activations (the GEMM outputs the backward would
+ * recompute) fit on the GPU beside that.
  */
 export function chooseKeptLayers(g: Graph, dev: DeviceProfile): KeepChoice {
   const gpuCheckpointLayers = chooseGpuCheckpoints(g, dev);
-  const lowerWith = (keep: number, keepForm: KeepForm): KeepChoice => {
-    const schedule = lowerStep(g, { keepLayers: keep, keepForm, gpuCheckpointLayers });
-    return { schedule, plan: planMemory(schedule, dev), keep: schedule.keptLayers ?? 0 };
+  const lowerWith = (keep: number, form: KeepForm, acts = 0): Trial => {
+    const schedule = lowerStep(g, { keepLayers: keep, keepForm: form, keepActivations: acts, gpuCheckpointLayers });
+    return { schedule, plan: planMemory(schedule, dev), keep: schedule.keptLayers ?? 0, form, acts: schedule.keptActivationLayers ?? 0 };
   };
   // kept tensors go where the stream of chunks goes: host memory with offload, else the GPU
   const arena = g.config.offload && g.config.fpdt ? 'host' : 'gpu';
-  const fits = (c: KeepChoice) => c.plan.fits && c.plan[arena].size <= SLACK * c.plan[arena].budget;
+  const fits = (c: KeepChoice, where: 'host' | 'gpu' = arena) => c.plan.fits && c.plan[where].size <= SLACK * c.plan[where].budget;
+  const attention = chooseAttention(g, lowerWith, fits);
+  const wantActs = g.config.keepActivations ?? 'auto';
+  if (wantActs !== 'auto') return wantActs === 0 ? attention : lowerWith(attention.keep, attention.form, wantActs);
+  if (arena !== 'gpu' || !fits(attention, 'gpu')) return attention;
+  // the most layers that also keep their activations on the GPU (a binary search, as for attention)
+  let best = attention;
+  let lo = 0;
+  let hi = g.sizes.L;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1;
+    const c = lowerWith(attention.keep, attention.form, mid);
+    if (c.acts === 0) break; // the model has no activations to keep
+    if (fits(c, 'gpu')) {
+      best = c;
+      lo = mid;
+    } else hi = mid - 1;
+  }
+  return best;
+}
+
+function chooseAttention(g: Graph, lowerWith: (keep: number, form: KeepForm) => Trial, fits: (c: KeepChoice) => boolean): Trial {
   const want = g.config.keepAttention ?? 'auto';
   const form = g.config.keepForm;
   if (want !== 'auto' && form) return lowerWith(want, form);
@@ -46,7 +75,7 @@ export function chooseKeptLayers(g: Graph, dev: DeviceProfile): KeepChoice {
   if (!none.plan.fits) return none;
   // the most layers that fit: memory grows with the count, so a binary search over 0..L (the plan may
   // place the first kept layers in room it has anyway, so the count does not follow from one layer's size)
-  const most = (form: KeepForm, from: KeepChoice): KeepChoice => {
+  const most = (form: KeepForm, from: Trial): Trial => {
     let best = from;
     let lo = from.keep;
     let hi = g.sizes.L;

@@ -15,6 +15,7 @@ import { Emitter } from './emitter.js';
 import { geometry, spanAttr, type Geometry } from './geometry.js';
 import { declareParamBuffers, emitGlobalGatherAndReduce, emitZeroGrads, emitGradNorm, emitOptimizer, globalParamRef, layerLoop, layerParamRef, paramLayout, paramTable, reduceLayerGrads, type ParamLayout } from './params.js';
 import { declarePackedInputs, emitDocumentGather } from './packed.js';
+import { bindKeptActivations, declareKeptActivations, keptActivations, withoutKept, type KeptActivation } from './kept-activations.js';
 import { emitTokenwise } from './tokenwise.js';
 
 const IO = { nvalid: 'io.nvalid' };
@@ -108,6 +109,9 @@ interface StepCtx {
   readonly keep: number;
   /** what kept layers keep: see KeepForm */
   readonly form: KeepForm;
+  /** the last `keepAct` layers keep these activations on the GPU for backward (kept-activations.ts) */
+  readonly keepAct: number;
+  readonly acts: readonly KeptActivation[];
   /**
    * where a kept layer's backward finds the attention output in token layout: nowhere where it reads none
    * (a layer that ends in attention); in keep.o with one rank (a chunk of o in heads layout, [c, Hq, d], is
@@ -185,13 +189,16 @@ function lowerLayerForward(s: StepCtx, n: Node): void {
   const attn = body.nodes.find((x) => x.op === 'attention');
   bindRegionValues(g, body, b, 'f.', new Set(attn ? attn.inputs.slice(1) : []));
   declareKept(s, body);
+  if (s.keepAct > 0) declareKeptActivations(e, g, geo, s.acts, s.keepAct);
+  const withActs = bindKeptActivations(b, geo, s.acts, s.keepAct, 'fwd');
   const t = attentionTensors(body);
-  const layers = (from: number, to: number, keep: boolean, gpuCkpt: boolean) =>
+  const layers = (from: number, to: number, keep: boolean, keepAct: boolean, gpuCkpt: boolean) =>
     layerLoop(e, pl, from, to, false, () => {
+      const fb = keepAct ? withActs : b;
       e.copy(e.ref('act.carry', 0, rowsD, v('l')), gpuCkpt ? gpuCkptRef(s) : e.ref('ckpt.layers', scaleAff(v('l'), rowsD), rowsD));
       e.loop('i', 0, geo.u, 'chunk', () => {
         for (const x of body.nodes) {
-          emitNode(g, x, b, 'i', { prefix: 'f.', space: s.space });
+          emitNode(g, x, fb, 'i', { prefix: 'f.', space: s.space });
           if (!keep || !t) continue;
           for (const o of x.outputs) {
             const k = t.heads.indexOf(o);
@@ -201,13 +208,19 @@ function lowerLayerForward(s: StepCtx, n: Node): void {
         }
       });
     }, { startsPass: from === 0, endsPass: to === geo.L });
-  for (const [from, to] of layerSegments(s)) layers(from, to, from >= geo.L - s.keep, from >= geo.L - s.gpuCkpt);
+  for (const [from, to] of layerSegments(s)) layers(from, to, ...segmentFlags(s, from));
 }
 
-/** The layer ranges, first to last, within which the same things are kept (attention) and placed (checkpoints). */
+/** What a segment of layers starting at `from` keeps (attention, activations) and where its checkpoints are. */
+function segmentFlags(s: StepCtx, from: number): [keep: boolean, keepAct: boolean, gpuCkpt: boolean] {
+  const L = s.geo.L;
+  return [from >= L - s.keep, from >= L - s.keepAct, from >= L - s.gpuCkpt];
+}
+
+/** The layer ranges, first to last, within which the same things are kept (attention, activations) and placed (checkpoints). */
 function layerSegments(s: StepCtx): [number, number][] {
   const L = s.geo.L;
-  const cuts = [...new Set([0, L - s.keep, L - s.gpuCkpt, L])].sort((a, b) => a - b);
+  const cuts = [...new Set([0, L - s.keep, L - s.keepAct, L - s.gpuCkpt, L])].filter((x) => x >= 0 && x <= L).sort((a, b) => a - b);
   return cuts.slice(0, -1).map((x, k) => [x, cuts[k + 1]] as [number, number]).filter(([a, b]) => b > a);
 }
 
@@ -264,9 +277,12 @@ function lowerLayerBackward(s: StepCtx, n: Node, fwd: Node): void {
     c.set(body.params[1], { kind: 'tok', buf: 'ckpt.gpu', row: D, full: true, base: scaleAff(v('l', 1, -(geo.L - s.gpuCkpt)), rowsD) });
     return c;
   };
-  const [kbGpu, bGpu] = s.gpuCkpt > 0 ? [onGpu(kb), onGpu(b)] : [kb, b];
-  const layers = (from: number, to: number, keep: boolean, gpuCkpt: boolean) => {
-    const bb = gpuCkpt ? (keep ? kbGpu : bGpu) : keep ? kb : b;
+  const kbActs = bindKeptActivations(kb, geo, s.acts, s.keepAct, 'bwd');
+  const bActs = bindKeptActivations(b, geo, s.acts, s.keepAct, 'bwd');
+  const layers = (from: number, to: number, keep: boolean, keepAct: boolean, gpuCkpt: boolean) => {
+    const base = keepAct ? (keep ? kbActs : bActs) : keep ? kb : b;
+    const bb = gpuCkpt ? onGpu(base) : base;
+    const pre = keepAct ? withoutKept(of('pre'), s.acts) : of('pre');
     layerLoop(
       e,
       pl,
@@ -281,7 +297,7 @@ function lowerLayerBackward(s: StepCtx, n: Node, fwd: Node): void {
         e.loop('i', 0, geo.u, 'chunk', () => {
           if (keep && t?.tokens && s.keptTokens === 'keep.attn') e.copy(keptRows(s, 'i'), bb.rows(t.tokens, 'i'));
           if (keep && t?.tokens && s.keptTokens === 'keep.o') e.copy(keptChunk(s, 'o', 'i'), bb.rows(t.tokens, 'i'));
-          of('pre').forEach((x) => emitNode(g, x, bb, 'i', names, attnB));
+          pre.forEach((x) => emitNode(g, x, bb, 'i', names, attnB));
         });
         if (attnB) emitAttentionBwd(attnB, bb, names, (cv) => of('post').forEach((x) => emitNode(g, x, bb, cv, names)));
         else e.loop('j', 0, geo.u, 'chunk', () => of('post').forEach((x) => emitNode(g, x, bb, 'j', names)));
@@ -291,7 +307,7 @@ function lowerLayerBackward(s: StepCtx, n: Node, fwd: Node): void {
       { startsPass: to === geo.L, endsPass: from === 0 },
     );
   };
-  for (const [from, to] of layerSegments(s).reverse()) layers(from, to, from >= geo.L - s.keep, from >= geo.L - s.gpuCkpt);
+  for (const [from, to] of layerSegments(s).reverse()) layers(from, to, ...segmentFlags(s, from));
 }
 
 export interface LowerOptions {
@@ -301,6 +317,8 @@ export interface LowerOptions {
   readonly keepForm?: KeepForm;
   /** with host checkpoints: the last layers that keep theirs on the GPU instead (default none) */
   readonly gpuCheckpointLayers?: number;
+  /** layers (the last ones) that keep on the GPU the GEMM outputs their backward would recompute (kept-activations.ts) */
+  readonly keepActivations?: number;
 }
 
 export function lowerStep(g: Graph, opts: LowerOptions = {}): Schedule {
@@ -333,7 +351,9 @@ export function lowerStep(g: Graph, opts: LowerOptions = {}): Schedule {
   const keep = Math.max(0, Math.min(geo.L, opts.keepLayers ?? 0));
   const keptTokens = !backwardReadsAttentionTokens(repeatBwd.body!) ? 'none' : geo.P === 1 ? 'keep.o' : 'keep.attn';
   const form = opts.keepForm ?? 'all';
-  const s: StepCtx = { g, geo, e, b, pl, space, ckptSpace, gpuCkpt, keep, form, keptTokens };
+  const acts = keptActivations(g, repeat.body!, repeatBwd.body!);
+  const keepAct = acts.length === 0 ? 0 : Math.max(0, Math.min(geo.L, opts.keepActivations ?? 0));
+  const s: StepCtx = { g, geo, e, b, pl, space, ckptSpace, gpuCkpt, keep, form, keepAct, acts, keptTokens };
 
   // main-region bindings
   for (const p of pl.global) b.set(p.id, { kind: 'flat', ...globalParamRef(pl, p.id) });
@@ -406,6 +426,7 @@ export function lowerStep(g: Graph, opts: LowerOptions = {}): Schedule {
     keptLayers: keep,
     ...(keep > 0 ? { keptForm: form } : {}),
     ...(gpuCkpt > 0 ? { gpuCheckpointLayers: gpuCkpt } : {}),
+    ...(keepAct > 0 ? { keptActivationLayers: keepAct } : {}),
     params: paramTable(g, pl),
     phases: { micro: body[microAt].id, update: body[updateAt].id },
   };

@@ -94,6 +94,7 @@ export function scheduleProblem(s: ScheduleJson): string | undefined {
   if (s.sizes.L !== undefined && s.sizes.L !== s.layers) return `layers is ${s.layers} but sizes.L is ${s.sizes.L}`;
   if (s.keptLayers !== undefined && s.keptLayers > s.layers) return `keptLayers is ${s.keptLayers}, more than the ${s.layers} layers`;
   if (s.gpuCheckpointLayers !== undefined && s.gpuCheckpointLayers > s.layers) return `gpuCheckpointLayers is ${s.gpuCheckpointLayers}, more than the ${s.layers} layers`;
+  if (s.keptActivationLayers !== undefined && s.keptActivationLayers > s.layers) return `keptActivationLayers is ${s.keptActivationLayers}, more than the ${s.layers} layers`;
   const byId = new Map<string, ScheduleJson['buffers'][number]>();
   for (const [i, b] of s.buffers.entries()) {
     const at = `buffers[${i}] ('${b.id}')`;

@@ -12,6 +12,7 @@ import tinyAttnOnly from '../fixtures/models/tiny-attn-only.js';
 import { graphPasses } from '../../compiler/passes/index.js';
 import { runGraphPasses } from '../../compiler/passes/pipeline.js';
 import { graphOf, scheduleOf, syncedSchedule } from './helpers.js';
+import { unroll } from '../../compiler/schedule/unroll.js';
 
 describe('keeping attention for backward', () => {
   it('keeps as many layers as the host memory left by the plan holds', () => {
@@ -138,6 +139,43 @@ describe('checkpoints split between host and GPU', () => {
     // one layer fewer on the GPU leaves the host over its budget
     const fewer = planMemory(scheduleOf('llama8b', { seq: '2M', sp: 4, hostMemGiB: 110, gpuCheckpoints: n - 1, keepAttention: 0 }), dev);
     expect(fewer.host.size).to.be.greaterThan(fewer.host.budget);
+  });
+});
+
+describe('activations kept on the GPU for backward', () => {
+  it('keep the GEMM outputs the backward recomputes (output projection, gate, up) and equal the unchunked model', () => {
+    const s = scheduleOf('tiny-llama', { sp: 1, seq: 96, chunk: 24, offload: false, keepActivations: 2 });
+    expect(s.keptActivationLayers).to.equal(2);
+    expect(s.buffers.map((b) => b.id).filter((x) => x.startsWith('keep.act.'))).to.have.members(['keep.act.attn_out', 'keep.act.gate', 'keep.act.up']);
+    // the backward runs three GEMMs a layer fewer
+    const linears = (k: number) => {
+      let n = 0;
+      for (const it of unroll(scheduleOf('tiny-llama', { sp: 1, seq: 96, chunk: 24, offload: false, keepAttention: 2, keepActivations: k })))
+        if (it.kind === 'instr' && it.item.op === 'linear') n++;
+      return n;
+    };
+    expect(linears(0) - linears(2)).to.equal(2 * 3 * 4); // 2 layers x 3 GEMMs x 4 chunks
+    for (const o of [
+      { sp: 1, seq: 96, chunk: 24, offload: false, keepActivations: 1 },
+      { sp: 2, seq: 96, chunk: 24, offload: false, keepActivations: 2, keepAttention: 1 },
+      { sp: 2, seq: 96, chunk: 24, offload: false, keepActivations: 1, keepAttention: 2, keepForm: 'outputs' as const },
+      { sp: 2, seq: 96, chunk: 24, offload: false, keepActivations: 2, packed: true },
+      { sp: 1, seq: 96, chunk: 24, offload: true, keepActivations: 1 },
+    ]) {
+      const r = checkModel(tinyLlama, resolveConfig(tinyLlama.def.train!, o), { orders: 2, arena: 'planned', seed: 7 });
+      expect(r.maxError, JSON.stringify(o)).to.be.at.most(1e-9);
+      expect(r.ok, JSON.stringify(o)).to.equal(true);
+    }
+  });
+
+  it('auto keeps them without offload where GPU memory is left (llama1b at 64K: all 16 layers, a faster step), none with offload', () => {
+    const dev = deviceProfile('h200');
+    const resident = chooseKeptLayers(graphOf('llama1b', { seq: '64K', chunk: '64K', offload: false, checkpoint: 'gpu' }), dev);
+    const without = chooseKeptLayers(graphOf('llama1b', { seq: '64K', chunk: '64K', offload: false, checkpoint: 'gpu', keepActivations: 0 }), dev);
+    expect(resident.schedule.keptActivationLayers).to.equal(16);
+    expect(resident.plan.gpu.size).to.be.at.most(0.9 * resident.plan.gpu.budget);
+    expect(simulateStreams(resident.schedule, dev).stepSeconds).to.be.lessThan(simulateStreams(without.schedule, dev).stepSeconds);
+    expect(chooseKeptLayers(graphOf('llama1b', { seq: '64K', chunk: '16K' }), dev).schedule.keptActivationLayers ?? 0).to.equal(0);
   });
 });
 
