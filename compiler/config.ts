@@ -63,6 +63,8 @@ export interface TrainDefaults {
   keepForm?: 'all' | 'outputs';
   /** with checkpoints on the host: the last layers that keep theirs on the GPU (default: the planner decides) */
   gpuCheckpoints?: number | 'auto';
+  /** with offload, where a layer's working stashes go (default: the planner decides) */
+  stashes?: 'host' | 'gpu';
   /** where the fp32 AdamW states live (default gpu) */
   optimizer?: 'gpu' | 'host';
   /** windows of packed documents: positions restart and attention stays inside each document (default off) */
@@ -104,6 +106,7 @@ export function resolveConfig(defaults: TrainDefaults, overrides: TrainDefaults 
     ...(pick('keepAttention') !== undefined ? { keepAttention: pick('keepAttention') } : {}),
     ...(pick('keepForm') !== undefined ? { keepForm: pick('keepForm') } : {}),
     ...(pick('gpuCheckpoints') !== undefined ? { gpuCheckpoints: pick('gpuCheckpoints') } : {}),
+    ...(pick('stashes') !== undefined ? { stashes: pick('stashes') } : {}),
     ...(pick('optimizer') !== undefined ? { optimizer: pick('optimizer') } : {}),
     // only said when on, so that a schedule without packing prints as it always did
     ...(pick('packed') === true ? { packed: true } : {}),

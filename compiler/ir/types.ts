@@ -94,6 +94,8 @@ export interface TrainConfig {
   readonly keepForm?: 'all' | 'outputs';
   /** with checkpoints on the host: the last layers that keep theirs on the GPU (a number, or the planner's choice: none where the host holds all) */
   readonly gpuCheckpoints?: number | 'auto';
+  /** with offload, where a layer's working stashes (its chunks of q, k, v, dO, o, lse, the dq partials) go: the planner's choice when absent */
+  readonly stashes?: 'host' | 'gpu';
   /** where the fp32 AdamW states (master weights, moments) live; host streams them through the GPU */
   readonly optimizer?: 'gpu' | 'host';
   /**

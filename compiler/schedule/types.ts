@@ -187,6 +187,8 @@ export interface Schedule {
   readonly keptForm?: 'all' | 'outputs';
   /** with checkpoints on the host, the last layers that keep theirs on the GPU (ckpt.gpu) */
   readonly gpuCheckpointLayers?: number;
+  /** with offload, the layers' working stashes are on the GPU (what grows with the layers stays on the host) */
+  readonly gpuStashes?: boolean;
   /** every parameter tensor and its place; lowering always fills it (hand-made test schedules may not) */
   readonly params?: ParamTable;
   /** where the zero, micro and update phases begin; lowering always fills it (hand-made test schedules may not) */
