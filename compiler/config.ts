@@ -65,6 +65,8 @@ export interface TrainDefaults {
   gpuCheckpoints?: number | 'auto';
   /** layers that keep activations on the GPU for backward (without offload; default: the planner decides) */
   keepActivations?: number | 'auto';
+  /** with offload, where a layer's working stashes go (default: the planner decides) */
+  stashes?: 'host' | 'gpu';
   /** where the fp32 AdamW states live (default gpu) */
   optimizer?: 'gpu' | 'host';
   /** windows of packed documents: positions restart and attention stays inside each document (default off) */
@@ -107,6 +109,7 @@ export function resolveConfig(defaults: TrainDefaults, overrides: TrainDefaults 
     ...(pick('keepForm') !== undefined ? { keepForm: pick('keepForm') } : {}),
     ...(pick('gpuCheckpoints') !== undefined ? { gpuCheckpoints: pick('gpuCheckpoints') } : {}),
     ...(pick('keepActivations') !== undefined ? { keepActivations: pick('keepActivations') } : {}),
+    ...(pick('stashes') !== undefined ? { stashes: pick('stashes') } : {}),
     ...(pick('optimizer') !== undefined ? { optimizer: pick('optimizer') } : {}),
     // only said when on, so that a schedule without packing prints as it always did
     ...(pick('packed') === true ? { packed: true } : {}),

@@ -42,6 +42,7 @@ export function register(program: Command): void {
     .option('--keep-attention <auto|layers>', 'layers that keep attention for backward instead of recomputing')
     .option('--gpu-checkpoints <auto|layers>', 'with --checkpoint host: the last layers that keep their checkpoint on the GPU')
     .option('--keep-activations <auto|layers>', 'without offload: layers that keep the GEMM outputs their backward would recompute')
+    .option('--stashes <auto|host|gpu>', 'with offload: where a layer\'s working stashes go')
     .option('--keep-form <auto|all|outputs>', 'what those layers keep: all of q, k, v, o, lse, or only o and lse')
     .option('--optimizer <gpu|host>', 'where the fp32 AdamW states live')
     .option('--packed', 'windows of packed documents: RoPE positions restart and attention stays inside each document (check: random documents against each run on its own)')

@@ -22,6 +22,7 @@ export interface RawCompileFlags {
   keepForm?: string;
   gpuCheckpoints?: string;
   keepActivations?: string;
+  stashes?: string;
   optimizer?: string;
   /** `--packed`: windows of packed documents */
   packed?: boolean;
@@ -48,6 +49,7 @@ export function parseCompileFlags(raw: RawCompileFlags): ConfigOverrides {
   if (raw.keepForm !== undefined && raw.keepForm !== 'auto') o.keepForm = oneOf('keep-form', raw.keepForm, ['all', 'outputs'] as const);
   if (raw.gpuCheckpoints !== undefined) o.gpuCheckpoints = raw.gpuCheckpoints === 'auto' ? 'auto' : wholeNumber('gpu-checkpoints', raw.gpuCheckpoints);
   if (raw.keepActivations !== undefined) o.keepActivations = raw.keepActivations === 'auto' ? 'auto' : wholeNumber('keep-activations', raw.keepActivations);
+  if (raw.stashes !== undefined && raw.stashes !== 'auto') o.stashes = oneOf('stashes', raw.stashes, ['host', 'gpu'] as const);
   if (raw.optimizer !== undefined) o.optimizer = oneOf('optimizer', raw.optimizer, ['gpu', 'host'] as const);
   if (raw.hostMem !== undefined) o.hostMemGiB = hostMemGiB(raw.hostMem);
   if (raw.packed === true) o.packed = true;

@@ -96,6 +96,8 @@ export interface TrainConfig {
   readonly gpuCheckpoints?: number | 'auto';
   /** layers that keep on the GPU the GEMM outputs their backward would recompute: a number, or the planner's choice */
   readonly keepActivations?: number | 'auto';
+  /** with offload, where a layer's working stashes (its chunks of q, k, v, dO, o, lse, the dq partials) go: the planner's choice when absent */
+  readonly stashes?: 'host' | 'gpu';
   /** where the fp32 AdamW states (master weights, moments) live; host streams them through the GPU */
   readonly optimizer?: 'gpu' | 'host';
   /**

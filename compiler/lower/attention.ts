@@ -126,15 +126,21 @@ export function emitAttentionBwd(n: Node, b: Bindings, names: AttnNames, post: (
   // diagonal block and the projections' backward run (with one set of two slots indexed by q chunk,
   // every other kv step's first fetch waited for the diagonal block to finish).
   const onHost = names.space === 'host';
-  const diag = onHost
+  // (q, dO and lse come from the host where their stash is there: kept tensors, or every stash with offload)
+  const fromHost = [q, dout, lse].some((id) => e.buffers.get(heads(b, id).stash!)?.space === 'host');
+  const diagIn = fromHost
     ? {
         q: slotBuffer(b, q, `${names.prefix}q_dslot`, 1),
         do: slotBuffer(b, dout, `${names.prefix}do_dslot`, 1),
         lse: slotBuffer(b, lse, `${names.prefix}lse_dslot`, 1),
+      }
+    : {};
+  const diagAcc = onHost
+    ? {
         delta: e.buffer(`${names.prefix}delta_dslot`, 'gpu', 'fp32', [geo.hqL, geo.C], 'attn').id,
         dq: e.buffer(`${names.prefix}dq_dslot`, 'gpu', 'fp32', [geo.C, geo.hqL, geo.d], 'attn').id,
       }
-    : undefined;
+    : {};
   if (!onHost) e.fill(e.whole(dqStash), 0);
 
   /** One block (q chunk i, kv chunk j); the dq partial is fetched unless this is kv step 0. */
@@ -142,7 +148,7 @@ export function emitAttentionBwd(n: Node, b: Bindings, names: AttnNames, post: (
     // off the diagonal, packed: what only this block reads is skipped with it where chunks i and j
     // share no document; at kv step 0 the dq partial's zeros are still written (they start it)
     const only = <T>(body: () => T): T => (causal ? body() : ifDocumentsMeet(e, geo, i, j, body));
-    const sl = causal && diag ? diag : { ...slots, delta: dSlot, dq: dqSlot };
+    const sl = { ...slots, delta: dSlot, dq: dqSlot, ...(causal ? { ...diagIn, ...diagAcc } : {}) };
     const slotOf = (buf: string) => (e.buffers.get(buf)!.slots > 1 ? i : undefined);
     const [qr, dor, lr, dr] = only(() => {
       const dSrc = e.ref(dStash, scaleAff(i, geo.hqL * geo.C), geo.hqL * geo.C);

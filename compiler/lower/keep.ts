@@ -34,8 +34,9 @@ interface Trial extends KeepChoice {
  */
 export function chooseKeptLayers(g: Graph, dev: DeviceProfile): KeepChoice {
   const gpuCheckpointLayers = chooseGpuCheckpoints(g, dev);
+  const gpuStashes = chooseGpuStashes(g, dev, gpuCheckpointLayers);
   const lowerWith = (keep: number, form: KeepForm, acts = 0): Trial => {
-    const schedule = lowerStep(g, { keepLayers: keep, keepForm: form, keepActivations: acts, gpuCheckpointLayers });
+    const schedule = lowerStep(g, { keepLayers: keep, keepForm: form, keepActivations: acts, gpuCheckpointLayers, gpuStashes });
     return { schedule, plan: planMemory(schedule, dev), keep: schedule.keptLayers ?? 0, form, acts: schedule.keptActivationLayers ?? 0 };
   };
   // kept tensors go where the stream of chunks goes: host memory with offload, else the GPU
@@ -121,4 +122,16 @@ function chooseGpuCheckpoints(g: Graph, dev: DeviceProfile): number {
     else hi = mid - 1; // the GPU is over: fewer
   }
   return found;
+}
+
+/**
+ * With offload, whether a layer's working stashes go to the GPU: only where asked (`--stashes gpu`), for
+ * now (they are reused by every layer, so they cost a layer's worth; the blocks then read their operands
+ * without copies and the host keeps its room for what grows with the layers). To become the planner's
+ * choice where they fit, once measured on a GPU.
+ */
+function chooseGpuStashes(g: Graph, dev: DeviceProfile, gpuCheckpointLayers: number): boolean {
+  if (g.config.stashes !== 'gpu' || !(g.config.offload && g.config.fpdt)) return false;
+  const plan = planMemory(lowerStep(g, { gpuCheckpointLayers, gpuStashes: true }), dev);
+  return plan.fits || g.config.stashes === 'gpu';
 }

@@ -40,7 +40,7 @@ function crossLoop(r: Region): Set<string> {
   return out;
 }
 
-function bindRegionValues(g: Graph, r: Region, b: Bindings, prefix: string, attnKv: Set<string>): void {
+function bindRegionValues(g: Graph, r: Region, b: Bindings, prefix: string, attnKv: Set<string>, stashSpace?: 'gpu'): void {
   const { e, geo } = b;
   const cross = crossLoop(r);
   // A view emits nothing: where its output is already placed (a region result: the layer's output in
@@ -68,7 +68,7 @@ function bindRegionValues(g: Graph, r: Region, b: Bindings, prefix: string, attn
         // two slots, by chunk: a chunk is computed while the previous one is still copied out (stash, kept)
         const chunk = e.buffer(`${prefix}${o}`, 'gpu', t.dtype, shape, 'attn', { value: o, slots: 2 }).id;
         const needStash = cross.has(o) || attnKv.has(o);
-        const stash = needStash ? e.buffer(`${prefix}${o}.stash`, t.place ?? 'gpu', t.dtype, [geo.u, per], 'stash', { value: o }).id : undefined;
+        const stash = needStash ? e.buffer(`${prefix}${o}.stash`, stashSpace ?? t.place ?? 'gpu', t.dtype, [geo.u, per], 'stash', { value: o }).id : undefined;
         b.set(o, { kind: 'heads', chunk, per, ...(stash ? { stash } : {}) });
         return;
       }
@@ -100,6 +100,12 @@ interface StepCtx {
   readonly pl: ParamLayout;
   readonly space: 'gpu' | 'host';
   readonly ckptSpace: 'gpu' | 'host';
+  /**
+   * with offload, a layer's working stashes (its chunks of q, k, v, dO, o, lse and the fp32 dq partials,
+   * reused by every layer) on the GPU: what grows with the layers (checkpoints, kept attention) stays
+   * on the host, and the blocks read their operands without copies
+   */
+  readonly gpuStashes: boolean;
   /**
    * with host checkpoints, the last `gpuCkpt` layers keep theirs on the GPU instead (ckpt.gpu): where
    * the host cannot hold every layer's, the GPU memory left holds some
@@ -187,7 +193,7 @@ function lowerLayerForward(s: StepCtx, n: Node): void {
   b.set(body.results[0], { kind: 'tok', buf: 'act.carry', row: g.sizes.D, full: true, base: aff(0), slot: v('l', 1, 1) });
   body.params.slice(1).forEach((p, k) => b.set(p, { kind: 'flat', ...layerParamRef(e, pl, n.inputs[1 + k]) }));
   const attn = body.nodes.find((x) => x.op === 'attention');
-  bindRegionValues(g, body, b, 'f.', new Set(attn ? attn.inputs.slice(1) : []));
+  bindRegionValues(g, body, b, 'f.', new Set(attn ? attn.inputs.slice(1) : []), s.gpuStashes ? 'gpu' : undefined);
   declareKept(s, body);
   if (s.keepAct > 0) declareKeptActivations(e, g, geo, s.acts, s.keepAct);
   const withActs = bindKeptActivations(b, geo, s.acts, s.keepAct, 'fwd');
@@ -259,8 +265,8 @@ function lowerLayerBackward(s: StepCtx, n: Node, fwd: Node): void {
   });
   const attnB = body.nodes.find((x) => x.op === 'attention_bwd');
   const attnF = body.nodes.find((x) => x.op === 'attention');
-  bindRegionValues(g, body, b, 'b.', new Set(attnF ? attnF.inputs.slice(1) : []));
-  const names: AttnNames = { prefix: 'b.', space: s.space };
+  bindRegionValues(g, body, b, 'b.', new Set(attnF ? attnF.inputs.slice(1) : []), s.gpuStashes ? 'gpu' : undefined);
+  const names: AttnNames = { prefix: 'b.', space: s.gpuStashes ? 'gpu' : s.space };
   const of = (loop: string) => body.nodes.filter((x) => x.attrs.loop === loop);
   const t = attentionTensors(body);
   // Kept layers read q, k, v, o, lse from what their forward kept, and skip the recompute loop.
@@ -319,6 +325,8 @@ export interface LowerOptions {
   readonly gpuCheckpointLayers?: number;
   /** layers (the last ones) that keep on the GPU the GEMM outputs their backward would recompute (kept-activations.ts) */
   readonly keepActivations?: number;
+  /** with offload: the layers' working stashes on the GPU (see StepCtx.gpuStashes; default off) */
+  readonly gpuStashes?: boolean;
 }
 
 export function lowerStep(g: Graph, opts: LowerOptions = {}): Schedule {
@@ -353,7 +361,8 @@ export function lowerStep(g: Graph, opts: LowerOptions = {}): Schedule {
   const form = opts.keepForm ?? 'all';
   const acts = keptActivations(g, repeat.body!, repeatBwd.body!);
   const keepAct = acts.length === 0 ? 0 : Math.max(0, Math.min(geo.L, opts.keepActivations ?? 0));
-  const s: StepCtx = { g, geo, e, b, pl, space, ckptSpace, gpuCkpt, keep, form, keepAct, acts, keptTokens };
+  const gpuStashes = space === 'host' && opts.gpuStashes === true;
+  const s: StepCtx = { g, geo, e, b, pl, space, ckptSpace, gpuCkpt, gpuStashes, keep, form, keepAct, acts, keptTokens };
 
   // main-region bindings
   for (const p of pl.global) b.set(p.id, { kind: 'flat', ...globalParamRef(pl, p.id) });
@@ -427,6 +436,7 @@ export function lowerStep(g: Graph, opts: LowerOptions = {}): Schedule {
     ...(keep > 0 ? { keptForm: form } : {}),
     ...(gpuCkpt > 0 ? { gpuCheckpointLayers: gpuCkpt } : {}),
     ...(keepAct > 0 ? { keptActivationLayers: keepAct } : {}),
+    ...(gpuStashes ? { gpuStashes: true } : {}),
     params: paramTable(g, pl),
     phases: { micro: body[microAt].id, update: body[updateAt].id },
   };

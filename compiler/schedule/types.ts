@@ -189,6 +189,8 @@ export interface Schedule {
   readonly gpuCheckpointLayers?: number;
   /** the last layers that keep on the GPU the GEMM outputs their backward would recompute */
   readonly keptActivationLayers?: number;
+  /** with offload, the layers' working stashes are on the GPU (what grows with the layers stays on the host) */
+  readonly gpuStashes?: boolean;
   /** every parameter tensor and its place; lowering always fills it (hand-made test schedules may not) */
   readonly params?: ParamTable;
   /** where the zero, micro and update phases begin; lowering always fills it (hand-made test schedules may not) */

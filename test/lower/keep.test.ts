@@ -179,6 +179,38 @@ describe('activations kept on the GPU for backward', () => {
   });
 });
 
+describe('working stashes on the GPU with offload', () => {
+  it('leave on the host only what grows with the layers, and equal the unchunked model', () => {
+    const s = scheduleOf('tiny-llama', { sp: 1, seq: 96, chunk: 24, keepAttention: 1, stashes: 'gpu' });
+    expect(s.gpuStashes).to.equal(true);
+    const host = s.buffers.filter((b) => b.space === 'host').map((b) => b.id);
+    expect(host.every((x) => x.startsWith('keep.') || x.startsWith('ckpt.'))).to.equal(true);
+    for (const o of [
+      { sp: 1, seq: 96, chunk: 24 },
+      { sp: 2, seq: 96, chunk: 24, keepAttention: 1 },
+      { sp: 2, seq: 96, chunk: 24, keepAttention: 2, keepForm: 'outputs' as const, packed: true },
+    ]) {
+      const r = checkModel(tinyLlama, resolveConfig(tinyLlama.def.train!, { ...o, stashes: 'gpu' }), { orders: 2, arena: 'planned', seed: 11 });
+      expect(r.maxError, JSON.stringify(o)).to.be.at.most(1e-9);
+      expect(r.ok, JSON.stringify(o)).to.equal(true);
+    }
+  });
+
+  it('on llama1b at 512K: a fifth of the host copies, in 5 GiB more of the GPU', () => {
+    const dev = deviceProfile('h200', { hostMemGiB: 110 });
+    const over = { seq: '512K', chunk: '64K', hostMemGiB: 110 } as const;
+    const gpu = chooseKeptLayers(graphOf('llama1b', { ...over, stashes: 'gpu' }), dev);
+    const host = chooseKeptLayers(graphOf('llama1b', over), dev);
+    expect(gpu.schedule.gpuStashes).to.equal(true);
+    expect(host.schedule.gpuStashes ?? false).to.equal(false);
+    expect(gpu.plan.gpu.size).to.be.at.most(0.9 * gpu.plan.gpu.budget);
+    const [a, h] = [simulateStreams(gpu.schedule, dev), simulateStreams(host.schedule, dev)];
+    const copies = (t: typeof a) => t.busySeconds.h2d + t.busySeconds.d2h;
+    expect(copies(a)).to.be.lessThan(0.25 * copies(h));
+    expect(gpu.plan.gpu.size - host.plan.gpu.size).to.be.lessThan(6 * 2 ** 30);
+  });
+});
+
 describe('AdamW states in host memory', () => {
   it('moves the optimizer states off the GPU and lets llama8b train 128K tokens on one H200', () => {
     const over = { seq: '128K', sp: 1, hostMemGiB: 110, checkpoint: 'gpu' as const };
