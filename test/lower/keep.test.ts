@@ -161,6 +161,7 @@ describe('activations kept on the GPU for backward', () => {
       { sp: 2, seq: 96, chunk: 24, offload: false, keepActivations: 1, keepAttention: 2, keepForm: 'outputs' as const },
       { sp: 2, seq: 96, chunk: 24, offload: false, keepActivations: 2, packed: true },
       { sp: 1, seq: 96, chunk: 24, offload: true, keepActivations: 1 },
+      { sp: 2, seq: 96, chunk: 24, offload: false, checkpoint: 'host' as const, gpuCheckpoints: 1, keepActivations: 2 },
     ]) {
       const r = checkModel(tinyLlama, resolveConfig(tinyLlama.def.train!, o), { orders: 2, arena: 'planned', seed: 7 });
       expect(r.maxError, JSON.stringify(o)).to.be.at.most(1e-9);
