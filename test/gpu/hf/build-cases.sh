@@ -13,8 +13,8 @@ mkdir -p "$dest" "$work"
 cp $here/cases.json "$dest/"
 seq=$(node -e "console.log(require('./$here/cases.json').seq)")
 chunk=$(node -e "console.log(require('./$here/cases.json').chunk)")
-build() { # case model sp offload keep form
-  local name=$1 model=$2 sp=$3 offload=$4 keep=$5 form=$6 file
+build() { # case model sp offload keep form stashes
+  local name=$1 model=$2 sp=$3 offload=$4 keep=$5 form=$6 stashes=$7 file
   if [ "$model" = gptneox ]; then
     file=test/gpu/models/hf-gptneox.ts
   else
@@ -26,11 +26,11 @@ build() { # case model sp offload keep form
     [ -f "$file" ] || npx fpdtc import-hf "$work/config-$model" --out "$file" >/dev/null
   fi
   compile_and_carry "$name" "$file" "$dest" "$work" --seq "$seq" --chunk "$chunk" --sp "$sp" --offload "$offload" \
-    --keep-attention "$keep" --keep-form "$form"
+    --keep-attention "$keep" --keep-form "$form" --stashes "$stashes"
 }
-node -e "for (const c of require('./$here/cases.json').cases) console.log(c.name, c.model, c.sp, c.offload, c.keep, c.keepForm ?? 'auto')" |
-while read -r name model sp offload keep form; do
+node -e "for (const c of require('./$here/cases.json').cases) console.log(c.name, c.model, c.sp, c.offload, c.keep, c.keepForm ?? 'auto', c.stashes ?? 'auto')" |
+while read -r name model sp offload keep form stashes; do
   if [ $# -gt 0 ] && [[ " $* " != *" $name "* ]]; then continue; fi
-  build "$name" "$model" "$sp" "$offload" "$keep" "$form"
+  build "$name" "$model" "$sp" "$offload" "$keep" "$form" "$stashes"
 done
 bundle_run_entry "$dest/run-entry.mjs"

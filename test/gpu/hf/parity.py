@@ -223,6 +223,11 @@ def run_case(case, spec, carry, fpdtc):
     res["kept"] = [sched.get("keptLayers", 0), sched.get("keptForm", "all")]
     if case.get("keepForm") and sched.get("keptLayers", 0) > 0 and sched.get("keptForm") != case["keepForm"]:
         fail(f"the schedule keeps {sched.get('keptForm')}, the case asks for {case['keepForm']}")
+    # what else the planner placed: GEMM outputs kept on the GPU (no offload), working stashes on the GPU
+    res["kept_activations"] = sched.get("keptActivationLayers", 0)
+    res["gpu_stashes"] = bool(sched.get("gpuStashes", False))
+    if case.get("stashes") == "gpu" and not res["gpu_stashes"]:
+        fail("the case asks for the working stashes on the GPU, the schedule keeps them on the host")
 
     # the model and its weights as a user has them
     if neox:

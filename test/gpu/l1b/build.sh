@@ -1,8 +1,8 @@
 #!/bin/bash
 # Builds, on a machine with nvcc, what test/gpu/l1b/run.sh runs: models/llama1b.ts (Llama-3.2-1B shape,
-# head dim 64) compiled at each SEQ:CHUNK[:HOST_GIB[:resident|gpu]] given (default 64K:16K; offload on, or off
-# with `resident`, and the layer checkpoints on the GPU too with `gpu`; HOST_GIB the pinned host memory the plan may use, --host-mem: the one-H200 machine has
-# 128 GiB in all) and built, into .carry/l1b-<SEQ>[-c<CHUNK>-resident|-c<CHUNK>-gpu]/, plus the bundled `fpdtc run` (.carry/l1b-run-entry.mjs)
+# head dim 64) compiled at each SEQ:CHUNK[:HOST_GIB[:resident|gpu|stashes]] given (default 64K:16K; offload on, or off
+# with `resident`, and the layer checkpoints on the GPU too with `gpu`; offload on with the working stashes on the GPU with `stashes`; HOST_GIB the pinned host memory the plan may use, --host-mem: the one-H200 machine has
+# 128 GiB in all) and built, into .carry/l1b-<SEQ>[-c<CHUNK>-resident|-c<CHUNK>-gpu|-stashes]/, plus the bundled `fpdtc run` (.carry/l1b-run-entry.mjs)
 # and the Hugging Face anchor (../shared/bench/hf_maxctx.py into .carry/anchors).
 #   test/gpu/l1b/build.sh [64K:16K] [512K:64K:110] [64K:64K::resident] ...
 set -eu
@@ -15,6 +15,8 @@ for sc in "${@:-64K:16K}"; do
     compile_and_carry "l1b-$seq-c$chunk-resident" models/llama1b.ts .carry "$work" --seq "$seq" --chunk "$chunk" ${host:+--host-mem "$host"} --offload off
   elif [ "${mode:-}" = gpu ]; then
     compile_and_carry "l1b-$seq-c$chunk-gpu" models/llama1b.ts .carry "$work" --seq "$seq" --chunk "$chunk" ${host:+--host-mem "$host"} --offload off --checkpoint gpu
+  elif [ "${mode:-}" = stashes ]; then
+    compile_and_carry "l1b-$seq-stashes" models/llama1b.ts .carry "$work" --seq "$seq" --chunk "$chunk" ${host:+--host-mem "$host"} --stashes gpu
   else
     compile_and_carry "l1b-$seq" models/llama1b.ts .carry "$work" --seq "$seq" --chunk "$chunk" ${host:+--host-mem "$host"}
   fi
