@@ -28,7 +28,7 @@ export function register(program: Command): void {
     .option('--keep-attention <auto|layers>', 'layers that keep attention tensors in host memory for backward instead of recomputing (auto: as many as host memory allows)')
     .option('--gpu-checkpoints <auto|layers>', 'with --checkpoint host: the last layers that keep their checkpoint on the GPU (auto: none where the host holds every layer\'s, else the fewest that make the plan fit)')
     .option('--keep-activations <auto|layers>', 'without offload: layers that keep on the GPU the GEMM outputs their backward would recompute (auto: as many as GPU memory allows; none with offload)')
-    .option('--stashes <auto|host|gpu>', 'with offload: where a layer\'s working stashes go (its chunks of q, k, v, dO, o, lse and the dq partials, reused by every layer; auto: the host, for now)')
+    .option('--stashes <auto|host|gpu>', 'with offload: where a layer\'s working stashes go (its chunks of q, k, v, dO, o, lse and the dq partials, reused by every layer; auto: the GPU where they fit, else the host)')
     .option('--keep-form <auto|all|outputs>', 'what those layers keep: all of q, k, v, o, lse, or only o and lse, their backward recomputing q, k, v by the projections (auto: all where every kept layer fits, else what keeps more layers)')
     .option('--packed', 'windows of packed documents: per-token positions and document ids, attention stays inside each document (run takes the boundaries from the dataset, --eod-token or --documents)')
     .option('--out <dir>', 'output folder', 'out')

@@ -83,7 +83,7 @@ describe('kept layers that keep only the attention outputs (o, lse)', () => {
     expect(bufs(scheduleOf('tiny-llama', { sp: 2, seq: 96, chunk: 24, keepAttention: 1, keepForm: 'outputs' }))).to.have.members(['keep.o', 'keep.lse', 'keep.attn']);
     // the kept layers' backward runs the projections of q, k, v again, and no attention forward
     const ops = (form: 'all' | 'outputs') =>
-      scheduleOf('tiny-llama', { sp: 1, seq: 96, chunk: 24, keepAttention: 2, keepForm: form }).body.length;
+      scheduleOf('tiny-llama', { sp: 1, seq: 96, chunk: 24, keepAttention: 2, keepForm: form, stashes: 'host' }).body.length;
     expect(ops('outputs')).to.be.greaterThan(ops('all'));
     for (const o of [
       { sp: 1, seq: 96, chunk: 24, keepAttention: 2 },
@@ -197,13 +197,16 @@ describe('working stashes on the GPU with offload', () => {
     }
   });
 
-  it('on llama1b at 512K: a fifth of the host copies, in 5 GiB more of the GPU', () => {
+  it('on llama1b at 512K: a fifth of the host copies, in 5 GiB more of the GPU; auto where they fit', () => {
     const dev = deviceProfile('h200', { hostMemGiB: 110 });
     const over = { seq: '512K', chunk: '64K', hostMemGiB: 110 } as const;
     const gpu = chooseKeptLayers(graphOf('llama1b', { ...over, stashes: 'gpu' }), dev);
-    const host = chooseKeptLayers(graphOf('llama1b', over), dev);
+    const host = chooseKeptLayers(graphOf('llama1b', { ...over, stashes: 'host' }), dev);
     expect(gpu.schedule.gpuStashes).to.equal(true);
     expect(host.schedule.gpuStashes ?? false).to.equal(false);
+    // auto takes the GPU where they fit, the host where they do not (llama1b at 2M)
+    expect(chooseKeptLayers(graphOf('llama1b', over), dev).schedule.gpuStashes).to.equal(true);
+    expect(chooseKeptLayers(graphOf('llama1b', { seq: '2M', chunk: '64K' }), deviceProfile('h200')).schedule.gpuStashes ?? false).to.equal(false);
     expect(gpu.plan.gpu.size).to.be.at.most(0.9 * gpu.plan.gpu.budget);
     const [a, h] = [simulateStreams(gpu.schedule, dev), simulateStreams(host.schedule, dev)];
     const copies = (t: typeof a) => t.busySeconds.h2d + t.busySeconds.d2h;

@@ -37,7 +37,7 @@ describe('packed documents: blocks without a shared document skipped', function 
   }
 
   it('marks only what one block off the diagonal reads: its fetches, the block, its dq round trip', () => {
-    const s = scheduleOf('tiny-llama', { packed: true, sp: 2, seq: 96, chunk: 24 });
+    const s = scheduleOf('tiny-llama', { packed: true, sp: 2, seq: 96, chunk: 24, stashes: 'host' });
     const marked = [...instrs(s.body)].filter((it) => it.attrs[DOCUMENTS_MEET] === true);
     const ops = new Set(marked.map((it) => (it.op === 'copy' ? `copy ${String(it.attrs.dir)}` : it.op)));
     expect([...ops].sort()).to.deep.equal(['attn_bwd_block', 'attn_fwd_block', 'copy d2h', 'copy h2d']);

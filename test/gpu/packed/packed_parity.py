@@ -145,6 +145,10 @@ def run_case(case, spec, carry, fpdtc):
     S, steps = spec["seq"], 2
     res = {"case": name, "sp": case["sp"], "offload": case["offload"], "keep_attention": case["keep"], "source": case["source"], "failures": []}
     fail = res["failures"].append
+    # where the compiled schedule put the working stashes (the case may ask for one place)
+    res["gpu_stashes"] = bool(json.load(open(os.path.join(case_dir, "schedule.json"))).get("gpuStashes", False))
+    if case.get("stashes") and res["gpu_stashes"] != (case["stashes"] == "gpu"):
+        fail(f"the case asks for the working stashes on the {case['stashes']}, the schedule has them elsewhere")
     model = llama_model(spec["llama"][case["model"]], case["seed"])
     perturb_norms(model, case["seed"])
     weights = os.path.join(work, "init")
