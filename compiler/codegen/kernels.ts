@@ -63,6 +63,8 @@ export interface RenderOptions {
   sm90StageVariants?: number[];
   /** Benchmark copy of the head-dim-64 sm_90a forward with two consumer warpgroups, the programs' until 2026-11-30 (attention_fwd_wg2_sm90.cu, fpdt_attn_fwd_wg2). */
   sm90TwoConsumers?: boolean;
+  /** Benchmark variant of the sm_90a backward whose full blocks start each kv tile at its own q tile (attention_bwd_rot_sm90.cu, fpdt_attn_bwd_rot). */
+  sm90RotatedBackward?: boolean;
 }
 
 export class KernelSpecError extends Error {}
@@ -314,6 +316,10 @@ export function renderKernels(spec: KernelSpec, options: RenderOptions = {}): Re
     for (const stages of options.sm90StageVariants ?? []) files.push(sm90ForwardFile(spec, `_st${stages}`, stages, '_mma'));
   if (options.sm90TwoConsumers && usesSm90Forward(spec) && spec.headDim === 64)
     files.push(sm90ForwardFile(spec, '_wg2', sm90ForwardStages(spec.headDim), '_mma', false, 2));
+  if (options.sm90RotatedBackward && usesSm90Backward(spec)) {
+    const ns = `fpdt_attn_bwd_sm90_${spec.headDim}_rot`;
+    files.push({ file: 'attention_bwd_rot_sm90.cu', text: render('attention_bwd_sm90.cu.njk', { headDim: spec.headDim, ns, suffix: '_rot', fallbackSuffix: '_mma', docs: false, rotate: true }) });
+  }
   const prototypes = files.flatMap((f) => launcherPrototypes[f.file] ?? []);
   files.push({ file: 'fpdt_kernels.h', text: render('fpdt_kernels.h.njk', { spec, prototypes }) });
   return files;

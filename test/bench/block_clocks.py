@@ -11,6 +11,9 @@ built with test/gpu/kernels/build.py. Cases, 32 q / 8 kv heads, head dim 128 (th
 - the same with the causal forward's lse (as calibrate.py times it: probabilities above 1 off the
   causal part, the fp32 partials growing run after run);
 - causal 64K, and full 16K, with their own forward's lse.
+Then, where the build has it, the variant whose full blocks start each kv tile at its own q tile
+(fpdt_attn_bwd_rot, attention_bwd_rot_sm90.cu): its dq, dk, dv against fpdt_attn_bwd's on the same operands
+(full 64K, 16K, 4K, causal 16K), and only if they agree, its full 64K and 16K runs beside the default's.
 Prints, per case, TFLOP/s (the schedule's count: 4 L^2 d H, halved causal, x2.5 backward) of the first
 and last runs and their median, and the clock, power and temperature the samples saw. Writes
 $OUT/block_clocks.json. Reads nothing of the GPU's settings and changes none."""
@@ -56,7 +59,7 @@ def samples(proc):
     return rows
 
 
-def case(lib, name, L, causal, lse_from_causal):
+def case(lib, name, L, causal, lse_from_causal, fn="fpdt_attn_bwd"):
     scale = 1 / math.sqrt(D)
     G = H // HKV
     q, do = (torch.randn(L, H, D, device=dev, dtype=torch.bfloat16) for _ in range(2))
@@ -75,8 +78,8 @@ def case(lib, name, L, causal, lse_from_causal):
             dq.zero_(), dk.zero_(), dv.zero_()
         a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         a.record()
-        ok(lib.fpdt_attn_bwd(P(q), P(k), P(v), P(do), P(lse), P(delta), P(dq), P(dk), P(dv), I(L), I(L), I(H), I(HKV), I(0), I(G),
-                             F(scale), I(int(causal)), st()), "bwd")
+        ok(getattr(lib, fn)(P(q), P(k), P(v), P(do), P(lse), P(delta), P(dq), P(dk), P(dv), I(L), I(L), I(H), I(HKV), I(0), I(G),
+                            F(scale), I(int(causal)), st()), fn)
         b.record()
         torch.cuda.synchronize()
         return a.elapsed_time(b) / 1e3
@@ -96,7 +99,7 @@ def case(lib, name, L, causal, lse_from_causal):
     power = [r[1] for r in rows] or [float("nan")]
     temp = [r[2] for r in rows] or [float("nan")]
     finite = bool(torch.isfinite(dq).all().item())
-    res = {"case": name, "L": L, "causal": causal, "lse_from_causal": lse_from_causal, "runs": len(times),
+    res = {"case": name, "kernel": fn, "L": L, "causal": causal, "lse_from_causal": lse_from_causal, "runs": len(times),
            "tflops_first": rate[0], "tflops_last": rate[-1], "tflops_median": statistics.median(rate),
            "sm_clock_mhz": [min(clock), statistics.median(clock), max(clock)], "power_w": [min(power), statistics.median(power), max(power)],
            "temperature_c": [min(temp), max(temp)], "dq_finite": finite}
@@ -106,6 +109,30 @@ def case(lib, name, L, causal, lse_from_causal):
     del q, do, k, v, o, lse, delta, dq, dk, dv
     torch.cuda.empty_cache()
     return res
+
+
+def same_outputs(lib, L, causal, fn):
+    """fn's dq, dk, dv against fpdt_attn_bwd's on the same operands (one run each from zero): relative norm errors."""
+    scale = 1 / math.sqrt(D)
+    G = H // HKV
+    g = torch.Generator(device=dev).manual_seed(5)
+    q, do = (torch.randn(L, H, D, device=dev, dtype=torch.bfloat16, generator=g) for _ in range(2))
+    k, v = (torch.randn(L, HKV, D, device=dev, dtype=torch.bfloat16, generator=g) for _ in range(2))
+    o = torch.empty(L, H, D, device=dev, dtype=torch.bfloat16)
+    lse, delta = torch.empty(H, L, device=dev), torch.empty(H, L, device=dev)
+    ok(lib.fpdt_attn_fwd(P(q), P(k), P(v), NULL, P(lse), P(o), I(L), I(L), I(H), I(HKV), I(0), I(G), F(scale), I(int(causal)), I(2), st()), "fwd")
+    ok(lib.fpdt_attn_bwd_delta(P(o), P(do), P(delta), I(L), I(H), st()), "delta")
+    outs = []
+    for name in ("fpdt_attn_bwd", fn):
+        dq = torch.zeros(L, H, D, device=dev)
+        dk, dv = (torch.zeros(L, HKV, D, device=dev) for _ in range(2))
+        ok(getattr(lib, name)(P(q), P(k), P(v), P(do), P(lse), P(delta), P(dq), P(dk), P(dv), I(L), I(L), I(H), I(HKV), I(0), I(G),
+                              F(scale), I(int(causal)), st()), name)
+        torch.cuda.synchronize()
+        outs.append((dq, dk, dv))
+    err = {n: ((a - b).norm() / b.norm()).item() for n, a, b in zip(("dq", "dk", "dv"), outs[1], outs[0])}
+    print(f"{fn} against fpdt_attn_bwd, L {L} {'causal' if causal else 'full'}: " + ", ".join(f"{n} {e:.1e}" for n, e in err.items()), flush=True)
+    return err
 
 
 def main():
@@ -120,6 +147,15 @@ def main():
         ("full 64K again", 65536, False, False),
     ]
     results = [case(lib, *c) for c in cases]
+    # the variant whose full blocks start each kv tile at its own q tile (attention_bwd_rot_sm90.cu)
+    if hasattr(lib, "fpdt_attn_bwd_rot"):
+        checks = [same_outputs(lib, L, causal, "fpdt_attn_bwd_rot") for L, causal in ((65536, False), (16384, False), (4096, False), (16384, True))]
+        if max(max(e.values()) for e in checks) > 1e-5:
+            print("FAIL: the rotated backward differs from fpdt_attn_bwd beyond fp32 summation order", flush=True)
+        else:
+            for c in [("full 64K rotated", 65536, False, False), ("full 16K rotated", 16384, False, False), ("full 64K (default)", 65536, False, False),
+                      ("full 64K rotated again", 65536, False, False)]:
+                results.append(case(lib, *c, fn="fpdt_attn_bwd_rot" if "rotated" in c[0] else "fpdt_attn_bwd"))
     with open(os.path.join(OUT, "block_clocks.json"), "w") as f:
         json.dump(results, f, indent=1)
 
