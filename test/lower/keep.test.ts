@@ -113,7 +113,7 @@ describe('kept layers that keep only the attention outputs (o, lse)', () => {
 });
 
 describe('checkpoints split between host and GPU', () => {
-  it('the last layers keep their checkpoint on the GPU and equal the unchunked model', () => {
+  it('the last layers keep their checkpoint on the GPU and equal the unchunked model @slow', () => {
     const s = scheduleOf('tiny-llama', { sp: 1, seq: 96, chunk: 24, checkpoint: 'host', gpuCheckpoints: 1 });
     expect(s.gpuCheckpointLayers).to.equal(1);
     const ckpt = Object.fromEntries(s.buffers.filter((b) => b.kind === 'ckpt').map((b) => [b.id, [b.space, b.shape[0]]]));
@@ -143,7 +143,7 @@ describe('checkpoints split between host and GPU', () => {
 });
 
 describe('activations kept on the GPU for backward', () => {
-  it('keep the GEMM outputs the backward recomputes (output projection, gate, up) and equal the unchunked model', () => {
+  it('keep the GEMM outputs the backward recomputes (output projection, gate, up) and equal the unchunked model @slow', () => {
     const s = scheduleOf('tiny-llama', { sp: 1, seq: 96, chunk: 24, offload: false, keepActivations: 2 });
     expect(s.keptActivationLayers).to.equal(2);
     expect(s.buffers.map((b) => b.id).filter((x) => x.startsWith('keep.act.'))).to.have.members(['keep.act.attn_out', 'keep.act.gate', 'keep.act.up']);
@@ -181,7 +181,7 @@ describe('activations kept on the GPU for backward', () => {
 });
 
 describe('working stashes on the GPU with offload', () => {
-  it('leave on the host only what grows with the layers, and equal the unchunked model', () => {
+  it('leave on the host only what grows with the layers, and equal the unchunked model @slow', () => {
     const s = scheduleOf('tiny-llama', { sp: 1, seq: 96, chunk: 24, keepAttention: 1, stashes: 'gpu' });
     expect(s.gpuStashes).to.equal(true);
     const host = s.buffers.filter((b) => b.space === 'host').map((b) => b.id);
