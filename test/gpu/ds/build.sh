@@ -1,7 +1,8 @@
 #!/bin/bash
 # Builds, on a machine with nvcc, what test/gpu/ds/run.sh runs on one H200: our Llama-3-8B attention
 # layer (test/gpu/models/ds-attn8b.ts, one layer, sp 1, chunk 64K) at each SEQ given (default 128K
-# 256K 512K), offloaded (offload on, the layer input checkpointed to host, as DeepSpeed offloads it)
+# 256K 512K), offloaded (offload on, the layer input checkpointed to host, the working stashes on the
+# host: FPDT's placement, as DeepSpeed offloads them; the planner would put them on the GPU where they fit)
 # into .carry/ds/ours-<SEQ>/ and resident (offload off, checkpoint on the GPU) into
 # .carry/ds/ours-<SEQ>-resident/; the bundled `fpdtc run` (.carry/ds/run-entry.mjs); DeepSpeed's
 # bench (../shared/bench/ds_fpdt into .carry/ds/bench/) and DeepSpeed's two files into
@@ -46,7 +47,7 @@ for s in "$@"; do
   [ "$s" = none ] && continue
   built=1
   compile_and_carry "ours-$s" test/gpu/models/ds-attn8b.ts "$dest" "$work" --seq "$s" --chunk 64K \
-    --offload on --checkpoint host --host-mem "$host"
+    --offload on --checkpoint host --stashes host --host-mem "$host"
   compile_and_carry "ours-$s-resident" test/gpu/models/ds-attn8b.ts "$dest" "$work" --seq "$s" --chunk 64K \
     --offload off --checkpoint gpu --host-mem "$host"
 done
