@@ -37,6 +37,8 @@ describe('schedule/cost', () => {
     close(collectiveSeconds('all_to_all', 4e6, 4, dev), 3 * ms);
     close(collectiveSeconds('all_reduce', 4e6, 4, dev), 6 * ms);
     close(collectiveSeconds('all_gather', 4e6, 1, dev), 0);
+    // one rank: the all-to-all's layout change is a device copy (reads and writes the buffer)
+    close(collectiveSeconds('all_to_all', 1e9, 1, dev), 2e9 / (dev.elementwiseBps?.default ?? dev.hbmBps) + 1e-6);
   });
   it('slows a copy while the other direction shares the link (hand-written h200: 110.8/99.4)', () => {
     const h200 = deviceProfile('h200', { calibration: false });
