@@ -6,13 +6,22 @@ import { deviceProfile } from '../../compiler/schedule/devices.js';
 import { planMemory } from '../../compiler/schedule/memory.js';
 import { simulateStreams } from '../../compiler/schedule/simulate.js';
 import { checkModel } from '../../compiler/check.js';
-import { resolveConfig } from '../../compiler/config.js';
+import { resolveConfig, type TrainDefaults } from '../../compiler/config.js';
 import tinyLlama from '../../models/tiny-llama.js';
 import tinyAttnOnly from '../fixtures/models/tiny-attn-only.js';
 import { graphPasses } from '../../compiler/passes/index.js';
 import { runGraphPasses } from '../../compiler/passes/pipeline.js';
 import { graphOf, scheduleOf, syncedSchedule } from './helpers.js';
 import { unroll } from '../../compiler/schedule/unroll.js';
+
+/** Each configuration of tiny-llama equals the unchunked model in float64 (planned arena, two stream orders). */
+function expectUnchunked(configs: readonly TrainDefaults[], seed: number): void {
+  for (const o of configs) {
+    const r = checkModel(tinyLlama, resolveConfig(tinyLlama.def.train!, o), { orders: 2, arena: 'planned', seed });
+    expect(r.maxError, JSON.stringify(o)).to.be.at.most(1e-9);
+    expect(r.ok, JSON.stringify(o)).to.equal(true);
+  }
+}
 
 describe('keeping attention for backward', () => {
   it('keeps as many layers as the host memory left by the plan holds', () => {
@@ -85,16 +94,15 @@ describe('kept layers that keep only the attention outputs (o, lse)', () => {
     const ops = (form: 'all' | 'outputs') =>
       scheduleOf('tiny-llama', { sp: 1, seq: 96, chunk: 24, keepAttention: 2, keepForm: form, stashes: 'host' }).body.length;
     expect(ops('outputs')).to.be.greaterThan(ops('all'));
-    for (const o of [
-      { sp: 1, seq: 96, chunk: 24, keepAttention: 2 },
-      { sp: 2, seq: 96, chunk: 24, keepAttention: 1 },
-      { sp: 2, seq: 96, chunk: 24, keepAttention: 2, packed: true },
-      { sp: 1, seq: 96, chunk: 24, keepAttention: 2, offload: false },
-    ]) {
-      const r = checkModel(tinyLlama, resolveConfig(tinyLlama.def.train!, { ...o, keepForm: 'outputs' }), { orders: 2, arena: 'planned', seed: 5 });
-      expect(r.maxError, JSON.stringify(o)).to.be.at.most(1e-9);
-      expect(r.ok, JSON.stringify(o)).to.equal(true);
-    }
+    expectUnchunked(
+      [
+        { sp: 1, seq: 96, chunk: 24, keepAttention: 2 },
+        { sp: 2, seq: 96, chunk: 24, keepAttention: 1 },
+        { sp: 2, seq: 96, chunk: 24, keepAttention: 2, packed: true },
+        { sp: 1, seq: 96, chunk: 24, keepAttention: 2, offload: false },
+      ].map((o) => ({ ...o, keepForm: 'outputs' })),
+      5,
+    );
   });
 
   it('let auto keep every layer of llama1b at 512K in 110 GiB of host memory, predicting a faster step than keeping all of fewer layers', () => {
@@ -118,15 +126,14 @@ describe('checkpoints split between host and GPU', () => {
     expect(s.gpuCheckpointLayers).to.equal(1);
     const ckpt = Object.fromEntries(s.buffers.filter((b) => b.kind === 'ckpt').map((b) => [b.id, [b.space, b.shape[0]]]));
     expect(ckpt).to.deep.equal({ 'ckpt.layers': ['host', 1], 'ckpt.gpu': ['gpu', 1] });
-    for (const o of [
-      { sp: 1, seq: 96, chunk: 24, gpuCheckpoints: 1 },
-      { sp: 2, seq: 96, chunk: 24, gpuCheckpoints: 2, keepAttention: 1 },
-      { sp: 2, seq: 96, chunk: 24, gpuCheckpoints: 1, keepAttention: 2, keepForm: 'outputs' as const, packed: true },
-    ]) {
-      const r = checkModel(tinyLlama, resolveConfig(tinyLlama.def.train!, { ...o, checkpoint: 'host' }), { orders: 2, arena: 'planned', seed: 9 });
-      expect(r.maxError, JSON.stringify(o)).to.be.at.most(1e-9);
-      expect(r.ok, JSON.stringify(o)).to.equal(true);
-    }
+    expectUnchunked(
+      [
+        { sp: 1, seq: 96, chunk: 24, gpuCheckpoints: 1 },
+        { sp: 2, seq: 96, chunk: 24, gpuCheckpoints: 2, keepAttention: 1 },
+        { sp: 2, seq: 96, chunk: 24, gpuCheckpoints: 1, keepAttention: 2, keepForm: 'outputs' as const, packed: true },
+      ].map((o) => ({ ...o, checkpoint: 'host' })),
+      9,
+    );
   });
 
   it('auto: none where the host holds every checkpoint; the fewest that fit where it does not (llama8b, 2M tokens, 4 H200s, 110 GiB of host each)', () => {
@@ -155,18 +162,14 @@ describe('activations kept on the GPU for backward', () => {
       return n;
     };
     expect(linears(0) - linears(2)).to.equal(2 * 3 * 4); // 2 layers x 3 GEMMs x 4 chunks
-    for (const o of [
+    expectUnchunked([
       { sp: 1, seq: 96, chunk: 24, offload: false, keepActivations: 1 },
       { sp: 2, seq: 96, chunk: 24, offload: false, keepActivations: 2, keepAttention: 1 },
       { sp: 2, seq: 96, chunk: 24, offload: false, keepActivations: 1, keepAttention: 2, keepForm: 'outputs' as const },
       { sp: 2, seq: 96, chunk: 24, offload: false, keepActivations: 2, packed: true },
       { sp: 1, seq: 96, chunk: 24, offload: true, keepActivations: 1 },
       { sp: 2, seq: 96, chunk: 24, offload: false, checkpoint: 'host' as const, gpuCheckpoints: 1, keepActivations: 2 },
-    ]) {
-      const r = checkModel(tinyLlama, resolveConfig(tinyLlama.def.train!, o), { orders: 2, arena: 'planned', seed: 7 });
-      expect(r.maxError, JSON.stringify(o)).to.be.at.most(1e-9);
-      expect(r.ok, JSON.stringify(o)).to.equal(true);
-    }
+    ], 7);
   });
 
   it('auto keeps them without offload where GPU memory is left (llama1b at 64K: all 16 layers, a faster step), none with offload', () => {
@@ -186,15 +189,14 @@ describe('working stashes on the GPU with offload', () => {
     expect(s.gpuStashes).to.equal(true);
     const host = s.buffers.filter((b) => b.space === 'host').map((b) => b.id);
     expect(host.every((x) => x.startsWith('keep.') || x.startsWith('ckpt.'))).to.equal(true);
-    for (const o of [
-      { sp: 1, seq: 96, chunk: 24 },
-      { sp: 2, seq: 96, chunk: 24, keepAttention: 1 },
-      { sp: 2, seq: 96, chunk: 24, keepAttention: 2, keepForm: 'outputs' as const, packed: true },
-    ]) {
-      const r = checkModel(tinyLlama, resolveConfig(tinyLlama.def.train!, { ...o, stashes: 'gpu' }), { orders: 2, arena: 'planned', seed: 11 });
-      expect(r.maxError, JSON.stringify(o)).to.be.at.most(1e-9);
-      expect(r.ok, JSON.stringify(o)).to.equal(true);
-    }
+    expectUnchunked(
+      [
+        { sp: 1, seq: 96, chunk: 24 },
+        { sp: 2, seq: 96, chunk: 24, keepAttention: 1 },
+        { sp: 2, seq: 96, chunk: 24, keepAttention: 2, keepForm: 'outputs' as const, packed: true },
+      ].map((o) => ({ ...o, stashes: 'gpu' })),
+      11,
+    );
   });
 
   it('on llama1b at 512K: a fifth of the host copies, in 5 GiB more of the GPU; auto where they fit', () => {
