@@ -38,7 +38,9 @@ from launch import NULL, F, I, P, ok, st  # noqa: E402
 KROOT = sys.argv[1] if len(sys.argv) > 1 else ".carry/kernels"
 SECONDS = float(sys.argv[2]) if len(sys.argv) > 2 else 3.0
 OUT = os.environ.get("OUT", "/tmp")
-H, HKV, D = 32, 8, 128
+# SPEC=gpt: the head-dim-64 kernels (the gpt check spec) at the same head counts
+SPEC = os.environ.get("SPEC", "llama")
+H, HKV, D = 32, 8, (64 if SPEC == "gpt" else 128)
 dev = torch.device("cuda")
 
 
@@ -137,7 +139,7 @@ def same_outputs(lib, L, causal, fn):
 
 
 def main():
-    sdir = os.path.join(KROOT, "llama")
+    sdir = os.path.join(KROOT, SPEC)
     lib = C.CDLL(build(sdir, "/tmp/fpdt_build_block_clocks"))
     print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}; {SECONDS:.0f} s a case, nvidia-smi every 100 ms", flush=True)
     cases = [
