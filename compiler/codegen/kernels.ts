@@ -63,8 +63,8 @@ export interface RenderOptions {
   sm90StageVariants?: number[];
   /** Benchmark copy of the head-dim-64 sm_90a forward with two consumer warpgroups, the programs' until 2026-11-30 (attention_fwd_wg2_sm90.cu, fpdt_attn_fwd_wg2). */
   sm90TwoConsumers?: boolean;
-  /** Benchmark variant of the sm_90a backward whose full blocks start each kv tile at its own q tile (attention_bwd_rot_sm90.cu, fpdt_attn_bwd_rot). */
-  sm90RotatedBackward?: boolean;
+  /** Benchmark copy of the head-dim-128 sm_90a backward whose full blocks start every kv tile at the first q tile, the programs' until 2026-12 (attention_bwd_unrotated_sm90.cu, fpdt_attn_bwd_unrotated). */
+  sm90UnrotatedBackward?: boolean;
 }
 
 export class KernelSpecError extends Error {}
@@ -250,7 +250,9 @@ function attentionBackwardSm90(spec: KernelSpec, t: AttentionTiling, suffix: str
   const ns = `fpdt_attn_bwd_sm90_${spec.headDim}${suffix}`;
   const fallbackSuffix = `${suffix}_mma`;
   return [
-    { file: `attention_bwd${suffix}_sm90.cu`, text: render('attention_bwd_sm90.cu.njk', { headDim: spec.headDim, ns, suffix, fallbackSuffix, docs }) },
+    // at head dim 128 full blocks start each kv tile at its own q tile (results/kernels.md: +14-18% on full
+    // 64K blocks; at head dim 64 the same order is 3-4% slower, so it keeps the first-tile start)
+    { file: `attention_bwd${suffix}_sm90.cu`, text: render('attention_bwd_sm90.cu.njk', { headDim: spec.headDim, ns, suffix, fallbackSuffix, docs, rotate: !docs && spec.headDim === 128 }) },
     { file: `attention_bwd${fallbackSuffix}.cu`, text: attentionBackward(spec, t, fallbackSuffix, docs) },
   ];
 }
@@ -316,9 +318,9 @@ export function renderKernels(spec: KernelSpec, options: RenderOptions = {}): Re
     for (const stages of options.sm90StageVariants ?? []) files.push(sm90ForwardFile(spec, `_st${stages}`, stages, '_mma'));
   if (options.sm90TwoConsumers && usesSm90Forward(spec) && spec.headDim === 64)
     files.push(sm90ForwardFile(spec, '_wg2', sm90ForwardStages(spec.headDim), '_mma', false, 2));
-  if (options.sm90RotatedBackward && usesSm90Backward(spec)) {
-    const ns = `fpdt_attn_bwd_sm90_${spec.headDim}_rot`;
-    files.push({ file: 'attention_bwd_rot_sm90.cu', text: render('attention_bwd_sm90.cu.njk', { headDim: spec.headDim, ns, suffix: '_rot', fallbackSuffix: '_mma', docs: false, rotate: true }) });
+  if (options.sm90UnrotatedBackward && usesSm90Backward(spec) && spec.headDim === 128) {
+    const ns = `fpdt_attn_bwd_sm90_${spec.headDim}_unrotated`;
+    files.push({ file: 'attention_bwd_unrotated_sm90.cu', text: render('attention_bwd_sm90.cu.njk', { headDim: spec.headDim, ns, suffix: '_unrotated', fallbackSuffix: '_mma', docs: false, rotate: false }) });
   }
   const prototypes = files.flatMap((f) => launcherPrototypes[f.file] ?? []);
   files.push({ file: 'fpdt_kernels.h', text: render('fpdt_kernels.h.njk', { spec, prototypes }) });

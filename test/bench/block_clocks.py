@@ -11,9 +11,10 @@ built with test/gpu/kernels/build.py. Cases, 32 q / 8 kv heads, head dim 128 (th
 - the same with the causal forward's lse (as calibrate.py times it: probabilities above 1 off the
   causal part, the fp32 partials growing run after run);
 - causal 64K, and full 16K, with their own forward's lse.
-Then, where the build has it, the variant whose full blocks start each kv tile at its own q tile
-(fpdt_attn_bwd_rot, attention_bwd_rot_sm90.cu): its dq, dk, dv against fpdt_attn_bwd's on the same operands
-(full 64K, 16K, 4K, causal 16K), and only if they agree, its full 64K and 16K runs beside the default's.
+Then, where the build has it, the bench copy whose full blocks start every kv tile at the first q tile
+(fpdt_attn_bwd_unrotated, attention_bwd_unrotated_sm90.cu; the default starts kv tile n at q tile 2n and
+wraps): its dq, dk, dv against fpdt_attn_bwd's on the same operands (full 64K, 16K, 4K, causal 16K), and
+only if they agree, its full 64K and 16K runs beside the default's (VARIANT_ONLY=1: only these).
 Prints, per case, TFLOP/s (the schedule's count: 4 L^2 d H, halved causal, x2.5 backward) of the first
 and last runs and their median, and the clock, power and temperature the samples saw. Writes
 $OUT/block_clocks.json. Reads nothing of the GPU's settings and changes none."""
@@ -37,7 +38,9 @@ from launch import NULL, F, I, P, ok, st  # noqa: E402
 KROOT = sys.argv[1] if len(sys.argv) > 1 else ".carry/kernels"
 SECONDS = float(sys.argv[2]) if len(sys.argv) > 2 else 3.0
 OUT = os.environ.get("OUT", "/tmp")
-H, HKV, D = 32, 8, 128
+# SPEC=gpt: the head-dim-64 kernels (the gpt check spec) at the same head counts
+SPEC = os.environ.get("SPEC", "llama")
+H, HKV, D = 32, 8, (64 if SPEC == "gpt" else 128)
 dev = torch.device("cuda")
 
 
@@ -136,7 +139,7 @@ def same_outputs(lib, L, causal, fn):
 
 
 def main():
-    sdir = os.path.join(KROOT, "llama")
+    sdir = os.path.join(KROOT, SPEC)
     lib = C.CDLL(build(sdir, "/tmp/fpdt_build_block_clocks"))
     print(f"{torch.cuda.get_device_name()}, torch {torch.__version__}; {SECONDS:.0f} s a case, nvidia-smi every 100 ms", flush=True)
     cases = [
@@ -146,18 +149,19 @@ def main():
         ("full 16K", 16384, False, False),
         ("full 64K again", 65536, False, False),
     ]
-    results = [] if os.environ.get("ROTATED_ONLY") == "1" else [case(lib, *c) for c in cases]
-    # the variant whose full blocks start each kv tile at its own q tile (attention_bwd_rot_sm90.cu)
-    if hasattr(lib, "fpdt_attn_bwd_rot"):
-        checks = [same_outputs(lib, L, causal, "fpdt_attn_bwd_rot") for L, causal in ((65536, False), (16384, False), (4096, False), (16384, True))]
+    results = [] if os.environ.get("VARIANT_ONLY") == "1" else [case(lib, *c) for c in cases]
+    variant = "fpdt_attn_bwd_unrotated"
+    if hasattr(lib, variant):
+        checks = [same_outputs(lib, L, causal, variant) for L, causal in ((65536, False), (16384, False), (4096, False), (16384, True))]
         # dk and dv sum a kv tile's q tiles in another order (fp32, their terms cancel: 5.6e-5 seen at 64K);
         # the kernel checks hold both kernels within 2e-3 of float64
         if max(max(e.values()) for e in checks) > 5e-4:
-            print("FAIL: the rotated backward differs from fpdt_attn_bwd beyond fp32 summation order", flush=True)
+            print(f"FAIL: {variant} differs from fpdt_attn_bwd beyond fp32 summation order", flush=True)
         else:
-            for c in [("full 64K rotated", 65536, False, False), ("full 16K rotated", 16384, False, False), ("full 64K (default)", 65536, False, False),
-                      ("full 64K rotated again", 65536, False, False)]:
-                results.append(case(lib, *c, fn="fpdt_attn_bwd_rot" if "rotated" in c[0] else "fpdt_attn_bwd"))
+            for c in [("full 64K unrotated", 65536, False, False), ("full 64K (default)", 65536, False, False),
+                      ("full 16K unrotated", 16384, False, False), ("full 16K (default)", 16384, False, False),
+                      ("full 64K unrotated again", 65536, False, False), ("full 64K (default) again", 65536, False, False)]:
+                results.append(case(lib, *c, fn=variant if "unrotated" in c[0] else "fpdt_attn_bwd"))
     with open(os.path.join(OUT, "block_clocks.json"), "w") as f:
         json.dump(results, f, indent=1)
 

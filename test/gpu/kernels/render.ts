@@ -24,7 +24,7 @@ for (const [name, spec] of [['llama', sm90Llama], ['gpt', sm90Gpt]] as const) {
   mkdirSync(dir, { recursive: true });
   // and the wgmma forward with other K/V ring depths than the default (2 at head dim 128, 4 at 64)
   const sm90StageVariants = name === 'llama' ? [3] : [2, 3];
-  const files = renderKernels(spec, { attentionVariants: name === 'llama' ? variants : [], sm90StageVariants, sm90TwoConsumers: true, sm90RotatedBackward: true });
+  const files = renderKernels(spec, { attentionVariants: name === 'llama' ? variants : [], sm90StageVariants, sm90TwoConsumers: true, sm90UnrotatedBackward: true });
   for (const f of files) writeFileSync(join(dir, f.file), f.text);
   writeFileSync(join(dir, 'spec.json'), JSON.stringify(spec, null, 2) + '\n');
   console.log(`${dir}: ${files.map((f) => f.file).join(' ')}`);
