@@ -52,6 +52,7 @@ function bindRegionValues(g: Graph, r: Region, b: Bindings, prefix: string, attn
     const at = b.get(o);
     b.set(n.inputs[0], at.kind === 'tok' ? { ...at, row: rowOf(g, n.inputs[0]) } : at);
   }
+  sumsInPlace(g, r, b, (o) => placeTok(g, b, prefix, o, cross.has(o)));
   for (const n of r.nodes) {
     n.outputs.forEach((o, k) => {
       if (b.has(o)) return;
@@ -74,15 +75,52 @@ function bindRegionValues(g: Graph, r: Region, b: Bindings, prefix: string, attn
         return;
       }
       if (isTok(g, o)) {
-        const row = rowOf(g, o);
-        const full = cross.has(o);
-        const buf = e.buffer(`${prefix}${o}`, 'gpu', t.dtype, [full ? geo.S / geo.P : geo.c, row], full ? 'act' : 'chunk', { value: o }).id;
-        b.set(o, { kind: 'tok', buf, row, full, base: aff(0) });
+        placeTok(g, b, prefix, o, cross.has(o));
         return;
       }
       throw new Error(`lowering: no place for %${o} (${n.op} output ${k})`);
     });
   }
+}
+
+/**
+ * A sum of two token-wise gradients whose later term is a linear_dx, each term read by the sum alone and
+ * all three in the same chunk loop: both terms take the sum's place (a region result such as the layer's
+ * input gradient in act.dcarry, the term of a later such sum, or a buffer of its own), the earlier term's
+ * op writes it and the linear_dx adds into it (linear_dx_add), so the terms need no buffers and the sum
+ * no instruction. The q, k, v projections' input gradients become one place and two accumulating GEMMs.
+ */
+function sumsInPlace(g: Graph, r: Region, b: Bindings, place: (o: string) => void): void {
+  const at = new Map(r.nodes.map((n, k) => [n, k] as const));
+  const producer = new Map<string, Node>();
+  const readers = new Map<string, number>();
+  for (const n of r.nodes) {
+    for (const o of n.outputs) producer.set(o, n);
+    for (const i of n.inputs) readers.set(i, (readers.get(i) ?? 0) + 1);
+  }
+  for (const x of r.results) readers.set(x, (readers.get(x) ?? 0) + 1);
+  for (const n of [...r.nodes].reverse()) {
+    const [o] = n.outputs;
+    if (n.op !== 'grad_add' || !isTok(g, o) || n.inputs[0] === n.inputs[1]) continue;
+    const terms = n.inputs.map((i) => ({ id: i, by: producer.get(i) }));
+    if (terms.some((t) => !t.by || b.has(t.id) || readers.get(t.id) !== 1 || t.by.attrs.loop !== n.attrs.loop || rowOf(g, t.id) !== rowOf(g, o))) continue;
+    const [first, later] = [...terms].sort((x, y) => at.get(x.by!)! - at.get(y.by!)!);
+    if (later.by!.op !== 'linear_dx' || later.by!.outputs.length !== 1) continue;
+    if (!b.has(o)) place(o);
+    const to = b.get(o);
+    if (to.kind !== 'tok') continue;
+    b.set(first.id, to);
+    b.set(later.id, to);
+    b.addsInto.add(later.id);
+  }
+}
+
+/** A buffer for token-wise value `o`: the chunk's rows, or the whole local sequence where it crosses chunk loops. */
+function placeTok(g: Graph, b: Bindings, prefix: string, o: string, full: boolean): void {
+  const { e, geo } = b;
+  const row = rowOf(g, o);
+  const buf = e.buffer(`${prefix}${o}`, 'gpu', g.values[o].type.dtype, [full ? geo.S / geo.P : geo.c, row], full ? 'act' : 'chunk', { value: o }).id;
+  b.set(o, { kind: 'tok', buf, row, full, base: aff(0) });
 }
 
 function emitNode(g: Graph, n: Node, b: Bindings, cv: string, names: AttnNames, bwdAttn?: Node): void {
