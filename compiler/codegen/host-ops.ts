@@ -140,6 +140,11 @@ export const HOST_OPS: { readonly [K in OpName]: Emit<K> } = {
     const [rows, inF, outF] = [num(c, 'rows'), num(c, 'in'), num(c, 'out')];
     return [gemm(c, 0, 0, rows, inF, outF, rd(c, c.r.dy), outF, rd(c, c.r.w), inF, 0, wr(c, c.w.dx), inF, dtypeOf(c, c.w.dx))];
   },
+  // dx[rows, in] += dy[rows, out] · w[out, in] (the sum in fp32, rounded once)
+  linear_dx_add: (c) => {
+    const [rows, inF, outF] = [num(c, 'rows'), num(c, 'in'), num(c, 'out')];
+    return [gemm(c, 0, 0, rows, inF, outF, rd(c, c.r.dy), outF, rd(c, c.r.w), inF, 1, wr(c, c.w.dx), inF, dtypeOf(c, c.w.dx))];
+  },
   // dw[out, in] += dy[rows, out]ᵀ · x[rows, in], fp32
   linear_dw: (c) => {
     const [rows, inF, outF] = [num(c, 'rows'), num(c, 'in'), num(c, 'out')];

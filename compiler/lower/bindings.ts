@@ -42,6 +42,8 @@ export type Bind = TokBind | FlatBind | HeadsBind;
 
 export class Bindings {
   private readonly map = new Map<string, Bind>();
+  /** values a linear_dx adds into their place instead of writing it (a gradient sum's later term; step.ts) */
+  readonly addsInto = new Set<string>();
   constructor(
     readonly e: Emitter,
     readonly geo: Geometry,
@@ -51,6 +53,7 @@ export class Bindings {
   clone(): Bindings {
     const c = new Bindings(this.e, this.geo);
     for (const [k, x] of this.map) c.map.set(k, x);
+    for (const x of this.addsInto) c.addsInto.add(x);
     return c;
   }
 

@@ -145,10 +145,13 @@ export function layerLoop(
   if (ends.startsPass) gatherLayer(e, pl, aff(first));
   const step = reverse ? -1 : 1;
   const peel = ends.endsPass ? 1 : 0;
-  e.loop('l', reverse ? from + peel : from, reverse ? to : to - peel, 'layer', () => {
-    gatherLayer(e, pl, v('l', 1, step));
-    body();
-  }, reverse);
+  const [lo, hi] = reverse ? [from + peel, to] : [from, to - peel];
+  // a segment of one layer that ends the pass is all peel: no empty loop before it
+  if (hi > lo)
+    e.loop('l', lo, hi, 'layer', () => {
+      gatherLayer(e, pl, v('l', 1, step));
+      body();
+    }, reverse);
   if (peel) e.loop('l', last, last + 1, 'layer', body, reverse);
 }
 

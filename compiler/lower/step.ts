@@ -17,6 +17,7 @@ import { declareParamBuffers, emitGlobalGatherAndReduce, emitZeroGrads, emitGrad
 import { declarePackedInputs, emitDocumentGather } from './packed.js';
 import { bindKeptActivations, declareKeptActivations, keptActivations, withoutKept, type KeptActivation } from './kept-activations.js';
 import { emitTokenwise } from './tokenwise.js';
+import { withoutUnusedBuffers } from './unused-buffers.js';
 
 const IO = { nvalid: 'io.nvalid' };
 
@@ -51,6 +52,7 @@ function bindRegionValues(g: Graph, r: Region, b: Bindings, prefix: string, attn
     const at = b.get(o);
     b.set(n.inputs[0], at.kind === 'tok' ? { ...at, row: rowOf(g, n.inputs[0]) } : at);
   }
+  sumsInPlace(g, r, b, (o) => placeTok(g, b, prefix, o, cross.has(o)));
   for (const n of r.nodes) {
     n.outputs.forEach((o, k) => {
       if (b.has(o)) return;
@@ -73,15 +75,52 @@ function bindRegionValues(g: Graph, r: Region, b: Bindings, prefix: string, attn
         return;
       }
       if (isTok(g, o)) {
-        const row = rowOf(g, o);
-        const full = cross.has(o);
-        const buf = e.buffer(`${prefix}${o}`, 'gpu', t.dtype, [full ? geo.S / geo.P : geo.c, row], full ? 'act' : 'chunk', { value: o }).id;
-        b.set(o, { kind: 'tok', buf, row, full, base: aff(0) });
+        placeTok(g, b, prefix, o, cross.has(o));
         return;
       }
       throw new Error(`lowering: no place for %${o} (${n.op} output ${k})`);
     });
   }
+}
+
+/**
+ * A sum of two token-wise gradients whose later term is a linear_dx, each term read by the sum alone and
+ * all three in the same chunk loop: both terms take the sum's place (a region result such as the layer's
+ * input gradient in act.dcarry, the term of a later such sum, or a buffer of its own), the earlier term's
+ * op writes it and the linear_dx adds into it (linear_dx_add), so the terms need no buffers and the sum
+ * no instruction. The q, k, v projections' input gradients become one place and two accumulating GEMMs.
+ */
+function sumsInPlace(g: Graph, r: Region, b: Bindings, place: (o: string) => void): void {
+  const at = new Map(r.nodes.map((n, k) => [n, k] as const));
+  const producer = new Map<string, Node>();
+  const readers = new Map<string, number>();
+  for (const n of r.nodes) {
+    for (const o of n.outputs) producer.set(o, n);
+    for (const i of n.inputs) readers.set(i, (readers.get(i) ?? 0) + 1);
+  }
+  for (const x of r.results) readers.set(x, (readers.get(x) ?? 0) + 1);
+  for (const n of [...r.nodes].reverse()) {
+    const [o] = n.outputs;
+    if (n.op !== 'grad_add' || !isTok(g, o) || n.inputs[0] === n.inputs[1]) continue;
+    const terms = n.inputs.map((i) => ({ id: i, by: producer.get(i) }));
+    if (terms.some((t) => !t.by || b.has(t.id) || readers.get(t.id) !== 1 || t.by.attrs.loop !== n.attrs.loop || rowOf(g, t.id) !== rowOf(g, o))) continue;
+    const [first, later] = [...terms].sort((x, y) => at.get(x.by!)! - at.get(y.by!)!);
+    if (later.by!.op !== 'linear_dx' || later.by!.outputs.length !== 1) continue;
+    if (!b.has(o)) place(o);
+    const to = b.get(o);
+    if (to.kind !== 'tok') continue;
+    b.set(first.id, to);
+    b.set(later.id, to);
+    b.addsInto.add(later.id);
+  }
+}
+
+/** A buffer for token-wise value `o`: the chunk's rows, or the whole local sequence where it crosses chunk loops. */
+function placeTok(g: Graph, b: Bindings, prefix: string, o: string, full: boolean): void {
+  const { e, geo } = b;
+  const row = rowOf(g, o);
+  const buf = e.buffer(`${prefix}${o}`, 'gpu', g.values[o].type.dtype, [full ? geo.S / geo.P : geo.c, row], full ? 'act' : 'chunk', { value: o }).id;
+  b.set(o, { kind: 'tok', buf, row, full, base: aff(0) });
 }
 
 function emitNode(g: Graph, n: Node, b: Bindings, cv: string, names: AttnNames, bwdAttn?: Node): void {
@@ -107,10 +146,15 @@ interface StepCtx {
    */
   readonly gpuStashes: boolean;
   /**
-   * with host checkpoints, the last `gpuCkpt` layers keep theirs on the GPU instead (ckpt.gpu): where
-   * the host cannot hold every layer's, the GPU memory left holds some
+   * with host checkpoints, the `gpuCkpt` layers before the last keep theirs on the GPU instead (ckpt.gpu):
+   * where the host cannot hold every layer's, the GPU memory left holds some
    */
   readonly gpuCkpt: number;
+  /**
+   * the layers (the first ones) whose checkpoint is in ckpt.layers; the last layer needs none: its input
+   * is still in act.carry when the backward starts with it
+   */
+  readonly ckptLayers: number;
   /** the last `keep` layers keep their attention tensors for backward instead of recomputing */
   readonly keep: number;
   /** what kept layers keep: see KeepForm */
@@ -198,10 +242,10 @@ function lowerLayerForward(s: StepCtx, n: Node): void {
   if (s.keepAct > 0) declareKeptActivations(e, g, geo, s.acts, s.keepAct);
   const withActs = bindKeptActivations(b, geo, s.acts, s.keepAct, 'fwd');
   const t = attentionTensors(body);
-  const layers = (from: number, to: number, keep: boolean, keepAct: boolean, gpuCkpt: boolean) =>
+  const layers = (from: number, to: number, { keep, keepAct, ckpt }: Segment) =>
     layerLoop(e, pl, from, to, false, () => {
       const fb = keepAct ? withActs : b;
-      e.copy(e.ref('act.carry', 0, rowsD, v('l')), gpuCkpt ? gpuCkptRef(s) : e.ref('ckpt.layers', scaleAff(v('l'), rowsD), rowsD));
+      if (ckpt !== 'carry') e.copy(e.ref('act.carry', 0, rowsD, v('l')), ckpt === 'gpu' ? gpuCkptRef(s) : e.ref('ckpt.layers', scaleAff(v('l'), rowsD), rowsD));
       e.loop('i', 0, geo.u, 'chunk', () => {
         for (const x of body.nodes) {
           emitNode(g, x, fb, 'i', { prefix: 'f.', space: s.space });
@@ -214,26 +258,36 @@ function lowerLayerForward(s: StepCtx, n: Node): void {
         }
       });
     }, { startsPass: from === 0, endsPass: to === geo.L });
-  for (const [from, to] of layerSegments(s)) layers(from, to, ...segmentFlags(s, from));
+  for (const [from, to] of layerSegments(s)) layers(from, to, segmentOf(s, from));
 }
 
-/** What a segment of layers starting at `from` keeps (attention, activations) and where its checkpoints are. */
-function segmentFlags(s: StepCtx, from: number): [keep: boolean, keepAct: boolean, gpuCkpt: boolean] {
+/**
+ * What the layers of a segment keep (attention, activations) and where their checkpoint is: ckpt.layers
+ * (host or GPU, by the checkpoint's place), ckpt.gpu (host checkpoints that did not fit), or act.carry
+ * itself (the last layer: its input is still there when the backward starts with it, so it is not copied).
+ */
+interface Segment {
+  readonly keep: boolean;
+  readonly keepAct: boolean;
+  readonly ckpt: 'layers' | 'gpu' | 'carry';
+}
+
+function segmentOf(s: StepCtx, from: number): Segment {
   const L = s.geo.L;
-  return [from >= L - s.keep, from >= L - s.keepAct, from >= L - s.gpuCkpt];
+  return { keep: from >= L - s.keep, keepAct: from >= L - s.keepAct, ckpt: from >= L - 1 ? 'carry' : from >= s.ckptLayers ? 'gpu' : 'layers' };
 }
 
 /** The layer ranges, first to last, within which the same things are kept (attention, activations) and placed (checkpoints). */
 function layerSegments(s: StepCtx): [number, number][] {
   const L = s.geo.L;
-  const cuts = [...new Set([0, L - s.keep, L - s.keepAct, L - s.gpuCkpt, L])].filter((x) => x >= 0 && x <= L).sort((a, b) => a - b);
+  const cuts = [...new Set([0, L - s.keep, L - s.keepAct, s.ckptLayers, L - 1, L])].filter((x) => x >= 0 && x <= L).sort((a, b) => a - b);
   return cuts.slice(0, -1).map((x, k) => [x, cuts[k + 1]] as [number, number]).filter(([a, b]) => b > a);
 }
 
-/** Layer l's checkpoint where the last `gpuCkpt` layers keep theirs on the GPU. */
+/** Layer l's checkpoint where the `gpuCkpt` layers before the last keep theirs on the GPU. */
 function gpuCkptRef(s: StepCtx): import('../schedule/types.js').Ref {
   const rowsD = (s.geo.S / s.geo.P) * s.g.sizes.D;
-  return s.e.ref('ckpt.gpu', scaleAff(v('l', 1, -(s.geo.L - s.gpuCkpt)), rowsD), rowsD);
+  return s.e.ref('ckpt.gpu', scaleAff(v('l', 1, -s.ckptLayers), rowsD), rowsD);
 }
 
 /** The nodes of `nodes` (in order) that the values `ids` depend on. */
@@ -277,17 +331,18 @@ function lowerLayerBackward(s: StepCtx, n: Node, fwd: Node): void {
       if (h.kind !== 'heads' || !keptIn(s.form, k)) return;
       kb.set(id, { ...h, stash: `keep.${KEPT[k]}`, stashBase: scaleAff(v('l', 1, -(geo.L - s.keep)), geo.u * h.per) });
     });
-  // layers whose checkpoint stayed on the GPU read it there
-  const onGpu = (x: Bindings) => {
+  // layers whose checkpoint stayed on the GPU read it there; the last layer reads its input where the forward left it
+  const withCkpt = (x: Bindings, ckpt: Segment['ckpt']) => {
+    if (ckpt === 'layers') return x;
     const c = x.clone();
-    c.set(body.params[1], { kind: 'tok', buf: 'ckpt.gpu', row: D, full: true, base: scaleAff(v('l', 1, -(geo.L - s.gpuCkpt)), rowsD) });
+    if (ckpt === 'gpu') c.set(body.params[1], { kind: 'tok', buf: 'ckpt.gpu', row: D, full: true, base: scaleAff(v('l', 1, -s.ckptLayers), rowsD) });
+    else c.set(body.params[1], { kind: 'tok', buf: 'act.carry', row: D, full: true, base: aff(0), slot: v('l') });
     return c;
   };
   const kbActs = bindKeptActivations(kb, geo, s.acts, s.keepAct, 'bwd');
   const bActs = bindKeptActivations(b, geo, s.acts, s.keepAct, 'bwd');
-  const layers = (from: number, to: number, keep: boolean, keepAct: boolean, gpuCkpt: boolean) => {
-    const base = keepAct ? (keep ? kbActs : bActs) : keep ? kb : b;
-    const bb = gpuCkpt ? onGpu(base) : base;
+  const layers = (from: number, to: number, { keep, keepAct, ckpt }: Segment) => {
+    const bb = withCkpt(keepAct ? (keep ? kbActs : bActs) : keep ? kb : b, ckpt);
     const pre = keepAct ? withoutKept(of('pre'), s.acts) : of('pre');
     layerLoop(
       e,
@@ -297,7 +352,7 @@ function lowerLayerBackward(s: StepCtx, n: Node, fwd: Node): void {
       true,
       () => {
         e.fill(e.whole('grads.acc_layer'), 0);
-        if (s.ckptSpace === 'host' && !gpuCkpt) e.copy(e.ref('ckpt.layers', scaleAff(v('l'), rowsD), rowsD), e.whole('act.xck', v('l')));
+        if (s.ckptSpace === 'host' && ckpt === 'layers') e.copy(e.ref('ckpt.layers', scaleAff(v('l'), rowsD), rowsD), e.whole('act.xck', v('l')));
         if (!keep) e.loop('i', 0, geo.u, 'chunk', () => of('recompute').forEach((x) => emitNode(g, x, bb, 'i', names)));
         else if (s.form === 'outputs' && attnF) e.loop('i', 0, geo.u, 'chunk', () => producersOf(of('recompute'), attnF.inputs).forEach((x) => emitNode(g, x, bb, 'i', names)));
         e.loop('i', 0, geo.u, 'chunk', () => {
@@ -313,7 +368,7 @@ function lowerLayerBackward(s: StepCtx, n: Node, fwd: Node): void {
       { startsPass: to === geo.L, endsPass: from === 0 },
     );
   };
-  for (const [from, to] of layerSegments(s).reverse()) layers(from, to, ...segmentFlags(s, from));
+  for (const [from, to] of layerSegments(s).reverse()) layers(from, to, segmentOf(s, from));
 }
 
 export interface LowerOptions {
@@ -351,10 +406,12 @@ export function lowerStep(g: Graph, opts: LowerOptions = {}): Schedule {
   if (geo.packed) declarePackedInputs(e, geo);
   e.buffer('act.carry', 'gpu', 'bf16', [local, D], 'act', { slots: 2 });
   e.buffer('act.dcarry', 'gpu', 'bf16', [local, D], 'act', { slots: 2 });
-  const gpuCkpt = ckptSpace === 'host' ? Math.max(0, Math.min(geo.L, opts.gpuCheckpointLayers ?? 0)) : 0;
-  if (gpuCkpt < geo.L) e.buffer('ckpt.layers', ckptSpace, 'bf16', [geo.L - gpuCkpt, local, D], 'ckpt');
+  // the last layer's checkpoint is its input, still in act.carry when the backward starts: layers 0 .. L-2 have one
+  const gpuCkpt = ckptSpace === 'host' ? Math.max(0, Math.min(geo.L - 1, opts.gpuCheckpointLayers ?? 0)) : 0;
+  const ckptLayers = Math.max(0, geo.L - 1 - gpuCkpt);
+  if (ckptLayers > 0) e.buffer('ckpt.layers', ckptSpace, 'bf16', [ckptLayers, local, D], 'ckpt');
   if (gpuCkpt > 0) e.buffer('ckpt.gpu', 'gpu', 'bf16', [gpuCkpt, local, D], 'ckpt');
-  if (ckptSpace === 'host' && gpuCkpt < geo.L) e.buffer('act.xck', 'gpu', 'bf16', [local, D], 'act', { slots: 2 });
+  if (ckptSpace === 'host' && ckptLayers > 0) e.buffer('act.xck', 'gpu', 'bf16', [local, D], 'act', { slots: 2 });
   const b = new Bindings(e, geo);
   const keep = Math.max(0, Math.min(geo.L, opts.keepLayers ?? 0));
   const keptTokens = !backwardReadsAttentionTokens(repeatBwd.body!) ? 'none' : geo.P === 1 ? 'keep.o' : 'keep.attn';
@@ -362,7 +419,7 @@ export function lowerStep(g: Graph, opts: LowerOptions = {}): Schedule {
   const acts = keptActivations(g, repeat.body!, repeatBwd.body!);
   const keepAct = acts.length === 0 ? 0 : Math.max(0, Math.min(geo.L, opts.keepActivations ?? 0));
   const gpuStashes = space === 'host' && opts.gpuStashes === true;
-  const s: StepCtx = { g, geo, e, b, pl, space, ckptSpace, gpuCkpt, gpuStashes, keep, form, keepAct, acts, keptTokens };
+  const s: StepCtx = { g, geo, e, b, pl, space, ckptSpace, gpuCkpt, ckptLayers, gpuStashes, keep, form, keepAct, acts, keptTokens };
 
   // main-region bindings
   for (const p of pl.global) b.set(p.id, { kind: 'flat', ...globalParamRef(pl, p.id) });
@@ -421,7 +478,7 @@ export function lowerStep(g: Graph, opts: LowerOptions = {}): Schedule {
   emitOptimizer(e, g.config.lr, optimizerSpace === 'host');
   const body = e.items();
 
-  return {
+  return withoutUnusedBuffers({
     model: g.name,
     config: g.config,
     world,
@@ -439,6 +496,6 @@ export function lowerStep(g: Graph, opts: LowerOptions = {}): Schedule {
     ...(gpuStashes ? { gpuStashes: true } : {}),
     params: paramTable(g, pl),
     phases: { micro: body[microAt].id, update: body[updateAt].id },
-  };
+  });
 }
 

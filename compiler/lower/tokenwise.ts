@@ -36,6 +36,7 @@ export function emitTokenwise(g: Graph, n: Node, b: Bindings, cv: string, io: { 
       return;
     case 'grad_add':
       if (b.get(n.inputs[0]).kind === 'flat') return; // accumulators are shared
+      if (b.addsInto.has(n.inputs[0]) || b.addsInto.has(n.inputs[1])) return; // its later term added itself in
       e.instr({ stream: 'compute', op: 'add', reads: { a: in0, b: in1 }, writes: { y: op(0) }, attrs: { n: c * rowOf(g, n.outputs[0]) } });
       return;
     case 'embedding':
@@ -52,7 +53,8 @@ export function emitTokenwise(g: Graph, n: Node, b: Bindings, cv: string, io: { 
     }
     case 'linear_dx': {
       const [inF, outF] = [last(g, n.outputs[0]), last(g, n.inputs[0])];
-      e.instr({ stream: 'compute', op: 'linear_dx', reads: { dy: in0, w: in1 }, writes: { dx: op(0) }, attrs: { ...attrs, in: inF, out: outF, bias: n.inputs.length === 3 }, flops: 2 * c * inF * outF });
+      const add = b.addsInto.has(n.outputs[0]);
+      e.instr({ stream: 'compute', op: add ? 'linear_dx_add' : 'linear_dx', reads: { dy: in0, w: in1 }, writes: { dx: op(0) }, attrs: { ...attrs, in: inF, out: outF, bias: n.inputs.length === 3 }, flops: 2 * c * inF * outF });
       return;
     }
     case 'linear_dw': {

@@ -179,6 +179,7 @@ const RULES: { readonly [K in LocalOp]: Rule<K> } = {
   embedding_bwd: (c) => ({ dtable: M.embeddingBwd(c.ins.dy, ints(c.ins.tokens), len(c, 'dtable') / num(c, 'dim'), num(c, 'dim'), c.current('dtable')) }),
   linear: (c) => ({ y: M.linearFwd(c.ins.x, c.ins.w, c.instr.attrs.bias === true ? c.ins.b : undefined, num(c, 'rows'), num(c, 'in'), num(c, 'out')) }),
   linear_dx: (c) => ({ dx: M.linearDx(c.ins.dy, c.ins.w, num(c, 'rows'), num(c, 'in'), num(c, 'out')) }),
+  linear_dx_add: (c) => ({ dx: accumulate(c, 'dx', M.linearDx(c.ins.dy, c.ins.w, num(c, 'rows'), num(c, 'in'), num(c, 'out'))) }),
   linear_dw: (c) => ({ dw: M.linearDw(c.ins.dy, c.ins.x, num(c, 'rows'), num(c, 'in'), num(c, 'out'), c.current('dw')) }),
   linear_db: (c) => ({ db: M.linearDb(c.ins.dy, num(c, 'rows'), num(c, 'out'), c.current('db')) }),
   rmsnorm: (c) => ({ y: M.rmsnormFwd(c.ins.x, c.ins.w, num(c, 'rows'), num(c, 'dim'), num(c, 'eps')) }),

@@ -34,6 +34,7 @@ const OP_COST: { readonly [K in OpName]: { readonly cls: OpClass; readonly rate:
   embedding_bwd: ew,
   linear: gemm,
   linear_dx: gemm,
+  linear_dx_add: gemm,
   linear_dw: gemm,
   linear_db: ew,
   rmsnorm: ew,

@@ -58,6 +58,8 @@ export const SCHEDULE_OPS = {
   embedding_bwd: { reads: ['dy', 'tokens'], writes: ['dtable'], attrs: { rows: 'number', dim: 'number' }, accumulates: ['dtable'] },
   linear: { reads: ['x', 'w', { name: 'b', if: 'bias' }], writes: ['y'], attrs: LINEAR_ATTRS },
   linear_dx: { reads: ['dy', 'w'], writes: ['dx'], attrs: LINEAR_ATTRS },
+  // dx += dy · w: a sum of gradients whose other term an earlier instruction wrote into dx (lower/step.ts)
+  linear_dx_add: { reads: ['dy', 'w'], writes: ['dx'], attrs: LINEAR_ATTRS, accumulates: ['dx'] },
   linear_dw: { reads: ['dy', 'x'], writes: ['dw'], attrs: LINEAR_ATTRS, accumulates: ['dw'] },
   linear_db: { reads: ['dy'], writes: ['db'], attrs: { rows: 'number', out: 'number' }, accumulates: ['db'] },
   rmsnorm: { reads: ['x', 'w'], writes: ['y'], attrs: NORM_ATTRS },

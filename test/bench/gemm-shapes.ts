@@ -16,7 +16,7 @@ import { readScheduleJson, scheduleFromJson, type ScheduleJson } from '../../com
 import type { Instr, Ref } from '../../compiler/schedule/types.js';
 import { unroll } from '../../compiler/schedule/unroll.js';
 
-const GEMM_OPS = new Set(['linear', 'linear_dx', 'linear_dw']);
+const GEMM_OPS = new Set(['linear', 'linear_dx', 'linear_dx_add', 'linear_dw']);
 const ARGS = ['gemm', 'stream', 'transA', 'transB', 'm', 'n', 'k', 'alpha', 'a', 'lda', 'b', 'ldb', 'beta', 'c', 'ldc', 'out'] as const;
 
 export interface GemmShape {

@@ -15,7 +15,10 @@ import tinyLlama from '../../models/tiny-llama.js';
 export const MODELS: Record<string, Model> = { 'tiny-llama': tinyLlama, 'tiny-gpt': tinyGpt, llama1b, llama8b, llama70b, 'gpt6.7b': gpt67 };
 
 export function graphOf(name: string, over: TrainDefaults & { hostMemGiB?: number } = {}) {
-  const m = MODELS[name];
+  return graphOfModel(MODELS[name], over);
+}
+
+export function graphOfModel(m: Model, over: TrainDefaults & { hostMemGiB?: number } = {}) {
   const cfg = resolveConfig(m.def.train ?? {}, over);
   return runGraphPasses(m.build(cfg), graphPasses(cfg));
 }
