@@ -62,8 +62,10 @@ def main():
     rows = []
     scale = 1 / math.sqrt(D)
     # "_mma": the mma.sync kernels that the sm_90a ones (the default launchers, where rendered) fall back to;
-    # "_st<N>": the sm_90a forward with an N-stage K/V ring (the default: 2 at head dim 128, 4 at 64)
-    variants = [s for s in ("", "_mma", "_v1", "_v2", "_v3", "_st2", "_st3", "_st4", "_wg2") if hasattr(lib, "fpdt_attn_fwd" + s)]
+    # "_st<N>": the sm_90a forward with an N-stage K/V ring (the default: 2 at head dim 128, 4 at 64);
+    # "_bst<N>": the sm_90a backward with an N-stage Q/dO ring (the default 2; the default forward with it)
+    variants = [s for s in ("", "_mma", "_v1", "_v2", "_v3", "_st2", "_st3", "_st4", "_wg2", "_bst3", "_bst4")
+                if hasattr(lib, "fpdt_attn_fwd" + s) or hasattr(lib, "fpdt_attn_bwd" + s)]
     if os.environ.get("VARIANTS"):  # e.g. VARIANTS=default,_mma: only these (default = the "" launchers)
         keep = {"" if v == "default" else v for v in os.environ["VARIANTS"].split(",")}
         variants = [s for s in variants if s in keep]
@@ -80,6 +82,7 @@ def main():
         G = H // HKV
 
         def fwd(sfx=""):
+            sfx = sfx if hasattr(lib, "fpdt_attn_fwd" + sfx) else ""  # a backward-only variant: the default forward
             ok(getattr(lib, "fpdt_attn_fwd" + sfx)(P(q), P(k), P(v), NULL, P(lse), P(o), I(S), I(S), I(H), I(HKV),
                                                    I(0), I(G), F(scale), I(1), I(2), st()), "fwd")
 
