@@ -6,7 +6,10 @@
 // `<id>#<slot>`, so that the memory plan gives each its own live interval and a dead slot's bytes
 // serve what is live only later. Slots no access names are dropped with the other unused buffers.
 // A buffer whose slot varies with a loop (the carry of several layers, a chunk's double buffer)
-// stays as it is.
+// stays as it is, and so does a fetch target (written by a copy from the host), even when its
+// slots are known: its copy runs ahead on its own stream, and a slot with a shorter life would
+// let the plan give it bytes that the compute before it still uses, holding the fetch back
+// until then (DeepSpeed's layer at 128K: the backward's first k fetch behind the last dO chunk).
 import type { Affine, Buffer, Instr, Item, Ref, Schedule } from '../schedule/types.js';
 
 type Range = readonly [number, number];
@@ -51,6 +54,15 @@ function knownSlot(r: Ref, slots: number, ranges: Ranges): number | undefined {
   return range && range[0] === range[1] ? slotMod(range[0], slots) : undefined;
 }
 
+/** Buffers a copy from the host writes: their slots are a prefetch pipeline (see the header). */
+function fetchTargets(items: readonly Item[], out = new Set<string>()): Set<string> {
+  for (const it of items) {
+    if (it.kind === 'loop') fetchTargets(it.body, out);
+    else if (it.kind === 'instr' && it.stream === 'h2d') for (const w of it.writes) out.add(w.buf);
+  }
+  return out;
+}
+
 export const slotBufferId = (id: string, slot: number): string => `${id}#${slot}`;
 
 /** The schedule with each buffer whose accesses all name known slots split into one buffer per slot. */
@@ -61,6 +73,7 @@ export function splitStaticSlots(s: Schedule): Schedule {
     if (split.has(r.buf) && knownSlot(r, slots.get(r.buf)!, ranges) === undefined) split.delete(r.buf);
     return r;
   });
+  for (const id of fetchTargets(s.body)) split.delete(id);
   if (split.size === 0) return s;
   const buffers: Buffer[] = s.buffers.flatMap((b) =>
     split.has(b.id) ? Array.from({ length: b.slots }, (_, k) => ({ ...b, id: slotBufferId(b.id, k), slots: 1 })) : [b],

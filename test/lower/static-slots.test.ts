@@ -38,14 +38,15 @@ describe('buffers whose slots are known before the step runs', () => {
     expect(refsOf(s).map((r) => `${r.buf}${r.slot ? '@' : ''}`)).to.deep.equal(['a#1', 'a#1', 'a#0', 'b#1', 'c#0']);
   });
 
-  it('stay rotating where a slot varies with a loop or the rank', () => {
+  it('stay rotating where a slot varies with a loop or the rank, or a copy from the host fills them', () => {
     const body = [
       loop('i', 0, 2, 'chunk', [instr('compute', 'fill', [], [ref('a', 0, 4, v('i'))])]),
+      instr('h2d', 'copy', [ref('h', 0, 4)], [ref('d', 0, 4, aff(1))]),
       // j runs 1..2 for i = 0 and 2..2 for i = 1: slot j takes two values
       loop('i', 0, 2, 'chunk', [loop('j', v('i', 1, 1), 3, 'kv', [instr('compute', 'fill', [], [ref('b', 0, 4, v('j'))])])]),
       instr('compute', 'fill', [], [ref('c', 0, 4, v('r'))]),
     ];
-    const s = scheduleOf(body, [buffer('a', 'gpu', 'act', [4], 2), buffer('b', 'gpu', 'attn', [4], 2), buffer('c', 'gpu', 'attn', [4], 2)]);
+    const s = scheduleOf(body, [buffer('a', 'gpu', 'act', [4], 2), buffer('b', 'gpu', 'attn', [4], 2), buffer('c', 'gpu', 'attn', [4], 2), buffer('d', 'gpu', 'attn', [4], 2), buffer('h', 'host', 'stash', [4])]);
     const two = { ...s, config: { ...s.config, sp: 2 } };
     expect(splitStaticSlots(two)).to.equal(two);
   });
