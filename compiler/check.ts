@@ -42,6 +42,7 @@ import type { ArenaMode, StepInputs } from './reference/executor-layout.js';
 import { concatBatch, interpretBatch } from './reference/batch.js';
 import { initParams, randomBatch, type Batch } from './reference/init.js';
 import { concatPacked, documentsOf, interpretDocuments, packedBatch, type PackedBatch } from './reference/packed.js';
+import type { MemoryPlan } from './schedule/memory.js';
 import type { Schedule } from './schedule/types.js';
 import type { Model } from './dsl/index.js';
 
@@ -61,6 +62,8 @@ export interface CheckOptions {
   readonly arena?: ArenaMode;
   /** rewrites the schedule before it runs (tests use it to break schedules on purpose) */
   readonly mutate?: (s: Schedule) => Schedule;
+  /** rewrites the memory plan the executor places buffers by (tests use it to overlap live buffers on purpose) */
+  readonly mutatePlan?: (p: MemoryPlan) => MemoryPlan;
   /** clip by the global gradient norm at this maximum (as `fpdtc run --clip-grad-norm`), in the schedule and the reference */
   readonly maxGradNorm?: number;
   /** the clipping factor the executor's AdamW scales by (default the kernel's formula; tests break it on purpose) */
@@ -238,7 +241,7 @@ export function checkModel(model: Model, requested: TrainConfig, opts: CheckOpti
     after: (stage, st) => (stage === 'sync' ? { ...st, schedule: rewrite(st.schedule!) } : st),
   });
   const s = staged.schedule!;
-  const plan = staged.plan!;
+  const plan = opts.mutatePlan ? opts.mutatePlan(staged.plan!) : staged.plan!;
 
   const params = initParams(refGraph, seed);
   // one graph per document length, differentiated as the reference graph is (packed windows)

@@ -17,6 +17,7 @@ import { declareParamBuffers, emitGlobalGatherAndReduce, emitZeroGrads, emitGrad
 import { declarePackedInputs, emitDocumentGather } from './packed.js';
 import { bindKeptActivations, declareKeptActivations, keptActivations, withoutKept, type KeptActivation } from './kept-activations.js';
 import { emitTokenwise } from './tokenwise.js';
+import { splitStaticSlots } from './static-slots.js';
 import { withoutUnusedBuffers } from './unused-buffers.js';
 
 const IO = { nvalid: 'io.nvalid' };
@@ -478,7 +479,7 @@ export function lowerStep(g: Graph, opts: LowerOptions = {}): Schedule {
   emitOptimizer(e, g.config.lr, optimizerSpace === 'host');
   const body = e.items();
 
-  return withoutUnusedBuffers({
+  return withoutUnusedBuffers(splitStaticSlots({
     model: g.name,
     config: g.config,
     world,
@@ -496,6 +497,6 @@ export function lowerStep(g: Graph, opts: LowerOptions = {}): Schedule {
     ...(gpuStashes ? { gpuStashes: true } : {}),
     params: paramTable(g, pl),
     phases: { micro: body[microAt].id, update: body[updateAt].id },
-  });
+  }));
 }
 

@@ -36,8 +36,9 @@ describe('gradient sums in place', () => {
       expect(r.ok).to.equal(true);
     });
 
-  it("DeepSpeed's layer at 512K plans 28.8 GiB of GPU with FPDT's host stashes", () => {
+  // 28.8 GiB before the carries' slots were split (static-slots.test.ts); DeepSpeed measured 27.8
+  it("DeepSpeed's layer at 512K plans 24.8 GiB of GPU with FPDT's host stashes", () => {
     const s = syncedSchedule(graphOfModel(dsLayer, { seq: '512K', chunk: '64K', offload: true, checkpoint: 'host', stashes: 'host' }));
-    expect(planMemory(s, deviceProfile('h200')).gpu.size / 2 ** 30).to.be.within(28.5, 29);
+    expect(planMemory(s, deviceProfile('h200')).gpu.size / 2 ** 30).to.be.within(24.5, 25);
   });
 });
