@@ -21,7 +21,7 @@ describe('--dp', () => {
     }
   });
 
-  it('compile names dp x sp; run names the world and the ranks it needs', () =>
+  it('compile names dp x sp; run names the world and the ranks it needs @slow', () =>
     withTempDir('fpdt-dp-', (out) => {
       const c = runCli(['compile', 'tiny-llama', '--dp', '2', '--sp', '2', '--out', out]);
       expect(c.code, c.stderr).to.equal(0);

@@ -84,7 +84,7 @@ describe('kept layers with one rank', () => {
 });
 
 describe('kept layers that keep only the attention outputs (o, lse)', () => {
-  it('recompute q, k, v by their projections and equal the unchunked model (one rank, two ranks, packed, no offload)', () => {
+  it('recompute q, k, v by their projections and equal the unchunked model (one rank, two ranks, packed, no offload) @slow', () => {
     const bufs = (s: ReturnType<typeof scheduleOf>) => s.buffers.map((b) => b.id).filter((x) => x.startsWith('keep.'));
     const s = scheduleOf('tiny-llama', { sp: 1, seq: 96, chunk: 24, keepAttention: 2, keepForm: 'outputs' });
     expect(s.keptForm).to.equal('outputs');

@@ -25,28 +25,29 @@ const describeConfig = (o: TrainDefaults) =>
 // chunk = seq / u, a multiple of sp; tiny-llama has 12 q heads and 2 kv heads (sp 3, 4 replicate kv).
 // Offloaded configurations without `stashes` get the planner's choice (the GPU, at these sizes); those
 // with `stashes: 'host'` run FPDT's copies and double buffers.
-const MATRIX: [string, TrainDefaults][] = [
+// Rows marked 'slow' run with `npm run test:build` (CI runs both), keeping `npm test` under its time.
+const MATRIX: [string, TrainDefaults, 'slow'?][] = [
   ['tiny-llama', { sp: 1, seq: 96, chunk: 96, keepAttention: 0 }],
-  ['tiny-llama', { sp: 2, seq: 96, chunk: 48, keepAttention: 0, stashes: 'host' }],
+  ['tiny-llama', { sp: 2, seq: 96, chunk: 48, keepAttention: 0, stashes: 'host' }, 'slow'],
   ['tiny-llama', { sp: 2, seq: 96, chunk: 24, keepAttention: 1 }],
-  ['tiny-llama', { sp: 3, seq: 72, chunk: 24, keepAttention: 0 }],
+  ['tiny-llama', { sp: 3, seq: 72, chunk: 24, keepAttention: 0 }, 'slow'],
   ['tiny-llama', { sp: 4, seq: 96, chunk: 12, keepAttention: 2, stashes: 'host' }],
-  ['tiny-llama', { sp: 4, seq: 96, chunk: 32, offload: false }],
-  ['tiny-llama', { sp: 3, seq: 72, chunk: 24, checkpoint: 'gpu', zero: 0, keepAttention: 0, stashes: 'host' }],
-  ['tiny-llama', { sp: 2, seq: 120, chunk: 40, offload: false, checkpoint: 'gpu' }],
-  ['tiny-llama', { sp: 2, seq: 96, chunk: 24, zero: 0 }],
-  ['tiny-llama', { sp: 2, seq: 96, chunk: 24, optimizer: 'host', stashes: 'host' }],
+  ['tiny-llama', { sp: 4, seq: 96, chunk: 32, offload: false }, 'slow'],
+  ['tiny-llama', { sp: 3, seq: 72, chunk: 24, checkpoint: 'gpu', zero: 0, keepAttention: 0, stashes: 'host' }, 'slow'],
+  ['tiny-llama', { sp: 2, seq: 120, chunk: 40, offload: false, checkpoint: 'gpu' }, 'slow'],
+  ['tiny-llama', { sp: 2, seq: 96, chunk: 24, zero: 0 }, 'slow'],
+  ['tiny-llama', { sp: 2, seq: 96, chunk: 24, optimizer: 'host', stashes: 'host' }, 'slow'],
   ['tiny-gpt', { sp: 4, seq: 96, chunk: 24, optimizer: 'host', zero: 0, keepAttention: 1 }],
   ['tiny-gpt', { sp: 1, seq: 96, chunk: 12, keepAttention: 0, stashes: 'host' }],
-  ['tiny-gpt', { sp: 2, seq: 96, chunk: 32, keepAttention: 1 }],
-  ['tiny-gpt', { sp: 3, seq: 72, chunk: 24, offload: false, zero: 0 }],
-  ['tiny-gpt', { sp: 4, seq: 96, chunk: 48, checkpoint: 'gpu', keepAttention: 0, stashes: 'host' }],
+  ['tiny-gpt', { sp: 2, seq: 96, chunk: 32, keepAttention: 1 }, 'slow'],
+  ['tiny-gpt', { sp: 3, seq: 72, chunk: 24, offload: false, zero: 0 }, 'slow'],
+  ['tiny-gpt', { sp: 4, seq: 96, chunk: 48, checkpoint: 'gpu', keepAttention: 0, stashes: 'host' }, 'slow'],
   ['tiny-gpt', { sp: 4, seq: 120, chunk: 40, offload: false, checkpoint: 'gpu', zero: 0 }],
 ];
 
 describe('schedule executor equals the unchunked model', () => {
-  for (const [name, o] of MATRIX)
-    it(`${name}: ${describeConfig(o)}`, () => {
+  for (const [name, o, slow] of MATRIX)
+    it(`${name}: ${describeConfig(o)}${slow ? ' @slow' : ''}`, () => {
       const r = run(name, o);
       expect(r.maxError, JSON.stringify({ loss: r.loss, grads: r.grads.filter((g) => !(g.error <= 1e-9)) })).to.be.at.most(1e-9);
       expect(r.ok).to.equal(true);

@@ -47,7 +47,7 @@ describe('fpdtc run with ranks', function () {
     expect(runCli(['run', dir, '--gpus', '0'], clean).code).to.equal(2);
   });
 
-  it('--gpus 2 starts two ranks; the failing one takes the other down and is named', () => {
+  it('--gpus 2 starts two ranks; the failing one takes the other down and is named @slow', () => {
     // no built addon here: a rank fails at start while the other waits for rank 0
     const r = runCli(['run', dir, '--gpus', '2'], clean);
     expect(r.code).to.equal(1);
