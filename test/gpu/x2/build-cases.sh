@@ -27,6 +27,7 @@ build gpu-llama-sp1-opthost test/gpu/models/gpu-llama.ts --sp 1 --optimizer host
 build gpu-llama-sp2-opthost test/gpu/models/gpu-llama.ts --sp 2 --optimizer host
 build gpu-llama8b-l12 test/gpu/models/gpu-llama8b-l12.ts
 build llama8b-128k-sp2 llama8b --seq 128K --sp 2 --host-mem 110
+build llama8b-128k-sp2 llama8b --seq 128K --sp 2 --host-mem 110
 build llama8b-256k-sp2 llama8b --seq 256K --sp 2 --host-mem 110
 npx esbuild test/gpu/run-entry.ts --bundle --platform=node --format=esm --outfile="$dest/run-entry.mjs" \
   --banner:js="import { createRequire as __cr } from 'module'; const require = __cr(import.meta.url);" >/dev/null
