@@ -142,16 +142,46 @@ export function emitAttentionBwd(n: Node, b: Bindings, names: AttnNames, post: (
       }
     : {};
   if (!onHost) e.fill(e.whole(dqStash), 0);
+  // The last kv step has only its diagonal block, and the step before it ran chunk u-1's block
+  // last but one, right before its own diagonal block (the q loop runs from u-1 down): chunk u-1's
+  // q, dO, lse and D and its dq partial are still in slot u-1 of the rotating slots, so the last
+  // diagonal block reads them there instead of fetching them again into the diagonal slots after
+  // the previous diagonal block. Not with packed documents: that block may not have run.
+  const reuseLast = geo.u >= 2 && !geo.packed && (fromHost || onHost);
+  /** Chunk i of a stashed value as the last fetch into rotating slot buffer `slotBuf` left it. */
+  const held = (id: string, i: Affine, slotBuf: string): Ref => {
+    const h = heads(b, id);
+    return e.buffers.get(h.stash!)!.space === 'gpu' ? b.stashed(id, i) : e.ref(slotBuf, 0, h.per, i);
+  };
 
-  /** One block (q chunk i, kv chunk j); the dq partial is fetched unless this is kv step 0. */
-  const block = (i: Affine, j: Affine, kr: Ref, vr: Ref, causal: boolean, firstStep: boolean): Ref => {
+  /**
+   * One block (q chunk i, kv chunk j); the dq partial is fetched unless this is kv step 0. With
+   * `inSlots` its inputs and dq partial are read where the previous block of chunk i left them.
+   */
+  const block = (i: Affine, j: Affine, kr: Ref, vr: Ref, causal: boolean, firstStep: boolean, inSlots = false): Ref => {
+    const dSrc = e.ref(dStash, scaleAff(i, geo.hqL * geo.C), geo.hqL * geo.C);
+    const dqStashed = e.ref(dqStash, scaleAff(i, per), per);
+    if (inSlots) {
+      const dr = onHost ? e.ref(dSlot, 0, geo.hqL * geo.C, i) : dSrc;
+      const dqr = onHost ? e.ref(dqSlot, 0, per, i) : dqStashed;
+      const reads = { q: held(q, i, slots.q), do: held(dout, i, slots.do), lse: held(lse, i, slots.lse), delta: dr };
+      e.instr({
+        stream: 'compute',
+        op: 'attn_bwd_block',
+        reads: { ...reads, k: kr, v: vr },
+        writes: { dqAcc: dqr, dkAcc: e.whole(dkAcc), dvAcc: e.whole(dvAcc) },
+        attrs: blockAttrs(b, causal),
+        args: qHeadBase(b),
+        flops: 2.5 * blockFlops(b, causal),
+      });
+      return dqr;
+    }
     // off the diagonal, packed: what only this block reads is skipped with it where chunks i and j
     // share no document; at kv step 0 the dq partial's zeros are still written (they start it)
     const only = <T>(body: () => T): T => (causal ? body() : ifDocumentsMeet(e, geo, i, j, body));
     const sl = { ...slots, delta: dSlot, dq: dqSlot, ...(causal ? { ...diagIn, ...diagAcc } : {}) };
     const slotOf = (buf: string) => (e.buffers.get(buf)!.slots > 1 ? i : undefined);
     const [qr, dor, lr, dr] = only(() => {
-      const dSrc = e.ref(dStash, scaleAff(i, geo.hqL * geo.C), geo.hqL * geo.C);
       const refs = [fetch(b, q, i, sl.q), fetch(b, dout, i, sl.do), fetch(b, lse, i, sl.lse), dSrc];
       if (onHost) {
         refs[3] = e.ref(sl.delta, 0, geo.hqL * geo.C, slotOf(sl.delta));
@@ -159,7 +189,7 @@ export function emitAttentionBwd(n: Node, b: Bindings, names: AttnNames, post: (
       }
       return refs;
     });
-    let dqr = e.ref(dqStash, scaleAff(i, per), per);
+    let dqr = dqStashed;
     if (onHost) {
       const slot = e.ref(sl.dq, 0, per, slotOf(sl.dq));
       const stash = dqr;
@@ -179,12 +209,12 @@ export function emitAttentionBwd(n: Node, b: Bindings, names: AttnNames, post: (
     return dqr;
   };
 
-  const step = (j: Affine, firstStep: boolean) => {
+  const step = (j: Affine, firstStep: boolean, lastStep = false) => {
     const kr = fetch(b, k, j, slots.k);
     const vr = fetch(b, vv, j, slots.v);
     e.fill(e.whole(dkAcc), 0);
     e.fill(e.whole(dvAcc), 0);
-    e.loop(
+    if (!lastStep) e.loop(
       'i',
       { c: j.c + 1, t: j.t },
       aff(geo.u),
@@ -197,7 +227,7 @@ export function emitAttentionBwd(n: Node, b: Bindings, names: AttnNames, post: (
       },
       true,
     );
-    const dqDiag = block(j, j, kr, vr, true, firstStep);
+    const dqDiag = block(j, j, kr, vr, true, firstStep, lastStep);
     e.instr({
       stream: 'compute',
       op: 'attn_bwd_finalize',
@@ -212,10 +242,17 @@ export function emitAttentionBwd(n: Node, b: Bindings, names: AttnNames, post: (
     step(v('j'), onHost);
     post('j');
   });
-  e.loop('j', 1, geo.u, 'kv', () => {
-    step(v('j'), false);
-    post('j');
-  });
+  const middle = reuseLast ? geo.u - 1 : geo.u;
+  if (!reuseLast || middle > 1)
+    e.loop('j', 1, middle, 'kv', () => {
+      step(v('j'), false);
+      post('j');
+    });
+  if (reuseLast)
+    e.loop('j', geo.u - 1, geo.u, 'kv', () => {
+      step(v('j'), false, true);
+      post('j');
+    });
 }
 
 export function emitAllToAll(n: Node, b: Bindings, cv: string): void {

@@ -16,7 +16,7 @@
 //     the buffers whose bytes it reuses.
 //  5. No wait is issued twice in a straight-line stretch; waits implied by a later record on the
 //     same stream in the same loop body are dropped; waits on events recorded outside a loop go
-//     before it, once.
+//     before it, once, unless an instruction of their stream comes before them in its body.
 //
 // Loop-carried dependencies (1) are found by running each loop body against the state its
 // previous iterations leave (slot and window expressions shifted back, CARRIED_ITERATIONS).
@@ -215,14 +215,21 @@ class Sync {
     mergeInto(state, entry);
     this.forget(state, l.var);
     // A wait for an event recorded outside the loop binds to the same record in every iteration:
-    // it goes before the loop, once (unless its index moves with the loop).
+    // it goes before the loop, once (unless its index moves with the loop), where no instruction
+    // of its stream comes before it in the body. Where one does, it stays: hoisted, it would hold
+    // that earlier instruction too (a fetch at the top of a layer's backward would wait for the
+    // last reader of the bytes a later fetch reuses), and waiting again on a completed record
+    // costs the host one call an iteration.
     const inside = new Set<string>();
     const collect = (items: readonly Item[]) => items.forEach((x) => (x.kind === 'loop' ? collect(x.body) : inside.add(x.id)));
     collect(l.body);
+    const started = new Set<StreamName>();
+    const mark = (items: readonly Item[]) => items.forEach((x) => (x.kind === 'loop' ? mark(x.body) : x.kind === 'instr' && started.add(x.stream)));
     const hoisted: EventOp[] = [];
     const seen = new Set<WaitKey>();
     const body = walked.filter((x) => {
-      if (x.kind !== 'wait' || inside.has(this.site.get(x.event)!.instr) || (x.index && x.index.t[l.var])) return true;
+      if (x.kind === 'loop' || x.kind === 'instr') mark([x]);
+      if (x.kind !== 'wait' || started.has(x.stream) || inside.has(this.site.get(x.event)!.instr) || (x.index && x.index.t[l.var])) return true;
       const key = this.waitKey(x.stream, x.event, x.index);
       if (!seen.has(key)) {
         seen.add(key);
