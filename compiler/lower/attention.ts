@@ -148,6 +148,13 @@ export function emitAttentionBwd(n: Node, b: Bindings, names: AttnNames, post: (
   // diagonal block reads them there instead of fetching them again into the diagonal slots after
   // the previous diagonal block. Not with packed documents: that block may not have run.
   const reuseLast = geo.u >= 2 && !geo.packed && (fromHost || onHost);
+  // kv step 0 starts with chunk u-1's block, whose dO the prep loop has just left in its chunk
+  // buffer: it reads it there, not after a round trip through the host.
+  const peelFirst = geo.u >= 2 && e.buffers.get(heads(b, dout).stash!)?.space === 'host';
+  const doChunkRef = () => {
+    const buf = heads(b, dout).chunk;
+    return e.whole(buf, e.buffers.get(buf)!.slots > 1 ? aff(geo.u - 1) : undefined);
+  };
   /** Chunk i of a stashed value as the last fetch into rotating slot buffer `slotBuf` left it. */
   const held = (id: string, i: Affine, slotBuf: string): Ref => {
     const h = heads(b, id);
@@ -158,13 +165,15 @@ export function emitAttentionBwd(n: Node, b: Bindings, names: AttnNames, post: (
    * One block (q chunk i, kv chunk j); the dq partial is fetched unless this is kv step 0. With
    * `inSlots` its inputs and dq partial are read where the previous block of chunk i left them.
    */
-  const block = (i: Affine, j: Affine, kr: Ref, vr: Ref, causal: boolean, firstStep: boolean, inSlots = false): Ref => {
+  const block = (i: Affine, j: Affine, kr: Ref, vr: Ref, causal: boolean, firstStep: boolean, inSlots = false, dO?: Ref): Ref => {
     const dSrc = e.ref(dStash, scaleAff(i, geo.hqL * geo.C), geo.hqL * geo.C);
     const dqStashed = e.ref(dqStash, scaleAff(i, per), per);
     if (inSlots) {
       const dr = onHost ? e.ref(dSlot, 0, geo.hqL * geo.C, i) : dSrc;
       const dqr = onHost ? e.ref(dqSlot, 0, per, i) : dqStashed;
-      const reads = { q: held(q, i, slots.q), do: held(dout, i, slots.do), lse: held(lse, i, slots.lse), delta: dr };
+      // (with two chunks that block was kv step 0's first, which read dO from its chunk buffer)
+      const dO = peelFirst && geo.u === 2 ? doChunkRef() : held(dout, i, slots.do);
+      const reads = { q: held(q, i, slots.q), do: dO, lse: held(lse, i, slots.lse), delta: dr };
       e.instr({
         stream: 'compute',
         op: 'attn_bwd_block',
@@ -182,7 +191,7 @@ export function emitAttentionBwd(n: Node, b: Bindings, names: AttnNames, post: (
     const sl = { ...slots, delta: dSlot, dq: dqSlot, ...(causal ? { ...diagIn, ...diagAcc } : {}) };
     const slotOf = (buf: string) => (e.buffers.get(buf)!.slots > 1 ? i : undefined);
     const [qr, dor, lr, dr] = only(() => {
-      const refs = [fetch(b, q, i, sl.q), fetch(b, dout, i, sl.do), fetch(b, lse, i, sl.lse), dSrc];
+      const refs = [fetch(b, q, i, sl.q), dO ?? fetch(b, dout, i, sl.do), fetch(b, lse, i, sl.lse), dSrc];
       if (onHost) {
         refs[3] = e.ref(sl.delta, 0, geo.hqL * geo.C, slotOf(sl.delta));
         e.copy(dSrc, refs[3]);
@@ -209,24 +218,22 @@ export function emitAttentionBwd(n: Node, b: Bindings, names: AttnNames, post: (
     return dqr;
   };
 
-  const step = (j: Affine, firstStep: boolean, lastStep = false) => {
+  const step = (j: Affine, firstStep: boolean, lastStep = false, stepZero = false) => {
     const kr = fetch(b, k, j, slots.k);
     const vr = fetch(b, vv, j, slots.v);
     e.fill(e.whole(dkAcc), 0);
     e.fill(e.whole(dvAcc), 0);
-    if (!lastStep) e.loop(
-      'i',
-      { c: j.c + 1, t: j.t },
-      aff(geo.u),
-      'q',
-      () => {
-        const dqr = block(v('i'), j, kr, vr, false, firstStep);
-        const writeBack = () => e.copy(dqr, e.ref(dqStash, scaleAff(v('i'), per), per));
-        if (onHost && firstStep) writeBack();
-        else if (onHost) ifDocumentsMeet(e, geo, v('i'), j, writeBack);
-      },
-      true,
-    );
+    const offDiagonal = (i: Affine, dO?: Ref) => {
+      const dqr = block(i, j, kr, vr, false, firstStep, false, dO);
+      const writeBack = () => e.copy(dqr, e.ref(dqStash, scaleAff(i, per), per));
+      if (onHost && firstStep) writeBack();
+      else if (onHost) ifDocumentsMeet(e, geo, i, j, writeBack);
+    };
+    const peel = stepZero && peelFirst;
+    const last = aff(geo.u - 1);
+    if (peel) offDiagonal(last, doChunkRef());
+    const top = peel ? geo.u - 1 : geo.u;
+    if (!lastStep && !(peel && top <= 1)) e.loop('i', { c: j.c + 1, t: j.t }, aff(top), 'q', () => offDiagonal(v('i')), true);
     const dqDiag = block(j, j, kr, vr, true, firstStep, lastStep);
     e.instr({
       stream: 'compute',
@@ -239,7 +246,7 @@ export function emitAttentionBwd(n: Node, b: Bindings, names: AttnNames, post: (
 
   // Step 0 starts every dq partial at zero; later steps fetch them.
   e.loop('j', 0, 1, 'kv', () => {
-    step(v('j'), onHost);
+    step(v('j'), onHost, false, true);
     post('j');
   });
   const middle = reuseLast ? geo.u - 1 : geo.u;

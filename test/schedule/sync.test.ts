@@ -137,6 +137,39 @@ describe('sync pass', () => {
     verifySchedule(s, {});
   });
 
+  it('leaves in the loop body a wait that an instruction of its stream comes before: hoisted, it would hold that one too (invariant 5)', () => {
+    // the loop's first fetch needs nothing the compute stream does; its second reuses bytes the
+    // block before the loop reads, so only the second waits, inside the loop, after the first
+    const s = syncStreams(
+      scheduleOf(
+        [
+          instr('compute', 'attn_fwd_block', [ref('x', 0, 8)], [ref('o', 0, 8)], { id: 'block' }),
+          loop('i', 0, 2, 'chunk', [
+            instr('h2d', 'copy', [ref('a_host', v('i', 8), 8)], [ref('a', 0, 8)], { id: 'early' }),
+            instr('h2d', 'copy', [ref('b_host', v('i', 8), 8)], [ref('x', 0, 8)], { id: 'late' }),
+            instr('compute', 'attn_bwd_prep', [ref('a', 0, 8), ref('x', 0, 8)], [ref('o', 0, 8)], { id: 'use' }),
+          ]),
+        ],
+        [
+          buffer('x', 'gpu', 'chunk', [8]),
+          buffer('o', 'gpu', 'chunk', [8]),
+          buffer('a', 'gpu', 'attn', [8]),
+          buffer('a_host', 'host', 'stash', [16]),
+          buffer('b_host', 'host', 'stash', [16]),
+        ],
+      ),
+    );
+    const lines = listing(s).split('\n');
+    const at = (text: string) => lines.findIndex((l) => l.includes(text));
+    const blockEvent = lines[at('# block') + 1].split(/\s+/).at(-1)!; // 'compute record eN'
+    const wait = at(`h2d      wait             ${blockEvent}`);
+    expect(wait).to.be.greaterThan(at('# early'));
+    expect(wait).to.be.lessThan(at('# late'));
+    expect(lines[wait]).to.match(/^  h2d/); // in the body
+    expect(lines.slice(0, at('for i')).some((l) => l.startsWith('h2d'))).to.equal(false);
+    verifySchedule(s, {});
+  });
+
   it('keeps, of the waits on one stream\'s records in the same loop body, the most recent one (invariant 5)', () => {
     // sum waits for four loads on h2d: load_x ran last in this iteration (after load_w), and it
     // orders load_z and load_y of the previous iteration too. The reads are listed so that keeping
