@@ -67,8 +67,6 @@ export interface RenderOptions {
   sm90PartialDQBackward?: boolean;
   /** Benchmark copy of the head-dim-128 sm_90a backward whose full blocks start every kv tile at the first q tile, the programs' until 2026-12 (attention_bwd_unrotated_sm90.cu, fpdt_attn_bwd_unrotated). */
   sm90UnrotatedBackward?: boolean;
-  /** Benchmark variant of the head-dim-128 sm_90a backward that sends each q tile's dQ out at the start of the next tile's iteration, behind its S^T and dP^T wgmmas (attention_bwd_u2_sm90.cu, fpdt_attn_bwd_u2). */
-  sm90OverlapDQBackward?: boolean;
 }
 
 export class KernelSpecError extends Error {}
@@ -258,7 +256,7 @@ function attentionBackwardSm90(spec: KernelSpec, t: AttentionTiling, suffix: str
     // 64K blocks; at head dim 64 the same order is 3-4% slower, so it keeps the first-tile start); at head
     // dim 64 the warpgroups split dQ by columns (forward+backward 0.98x cuDNN against 0.94-0.95x with
     // partial tiles summed in shared memory, results/kernels.md)
-    { file: `attention_bwd${suffix}_sm90.cu`, text: render('attention_bwd_sm90.cu.njk', { headDim: spec.headDim, ns, suffix, fallbackSuffix, docs, rotate: !docs && spec.headDim === 128, stages: 2, dqSplit: spec.headDim === 64, dqOverlap: false }) },
+    { file: `attention_bwd${suffix}_sm90.cu`, text: render('attention_bwd_sm90.cu.njk', { headDim: spec.headDim, ns, suffix, fallbackSuffix, docs, rotate: !docs && spec.headDim === 128, stages: 2, dqSplit: spec.headDim === 64 }) },
     { file: `attention_bwd${fallbackSuffix}.cu`, text: attentionBackward(spec, t, fallbackSuffix, docs) },
   ];
 }
@@ -326,15 +324,11 @@ export function renderKernels(spec: KernelSpec, options: RenderOptions = {}): Re
     files.push(sm90ForwardFile(spec, '_wg2', sm90ForwardStages(spec.headDim), '_mma', false, 2));
   if (options.sm90UnrotatedBackward && usesSm90Backward(spec) && spec.headDim === 128) {
     const ns = `fpdt_attn_bwd_sm90_${spec.headDim}_unrotated`;
-    files.push({ file: 'attention_bwd_unrotated_sm90.cu', text: render('attention_bwd_sm90.cu.njk', { headDim: spec.headDim, ns, suffix: '_unrotated', fallbackSuffix: '_mma', docs: false, rotate: false, stages: 2, dqSplit: false, dqOverlap: false }) });
+    files.push({ file: 'attention_bwd_unrotated_sm90.cu', text: render('attention_bwd_sm90.cu.njk', { headDim: spec.headDim, ns, suffix: '_unrotated', fallbackSuffix: '_mma', docs: false, rotate: false, stages: 2, dqSplit: false }) });
   }
   if (options.sm90PartialDQBackward && usesSm90Backward(spec) && spec.headDim === 64) {
     const ns = `fpdt_attn_bwd_sm90_${spec.headDim}_dqpartial`;
-    files.push({ file: 'attention_bwd_dqpartial_sm90.cu', text: render('attention_bwd_sm90.cu.njk', { headDim: spec.headDim, ns, suffix: '_dqpartial', fallbackSuffix: '_mma', docs: false, rotate: false, stages: 2, dqSplit: false, dqOverlap: false }) });
-  }
-  if (options.sm90OverlapDQBackward && usesSm90Backward(spec) && spec.headDim === 128) {
-    const ns = `fpdt_attn_bwd_sm90_${spec.headDim}_u2`;
-    files.push({ file: 'attention_bwd_u2_sm90.cu', text: render('attention_bwd_sm90.cu.njk', { headDim: spec.headDim, ns, suffix: '_u2', fallbackSuffix: '_mma', docs: false, rotate: true, stages: 2, dqSplit: false, dqOverlap: true }) });
+    files.push({ file: 'attention_bwd_dqpartial_sm90.cu', text: render('attention_bwd_sm90.cu.njk', { headDim: spec.headDim, ns, suffix: '_dqpartial', fallbackSuffix: '_mma', docs: false, rotate: false, stages: 2, dqSplit: false }) });
   }
   const prototypes = files.flatMap((f) => launcherPrototypes[f.file] ?? []);
   files.push({ file: 'fpdt_kernels.h', text: render('fpdt_kernels.h.njk', { spec, prototypes }) });

@@ -4,13 +4,10 @@
 
 Builds each rendered spec folder that has attention_bwd_sm90.cu with -DFPDT_SM90_BWD_PROFILE=1 (thread 0
 of each consumer warpgroup adds clock64 deltas per phase), twice: dQ by tensor-map reductions (the
-default) and by float2 reductions (-DFPDT_SM90_DQ_BULK=0). Where the folder has the bench variant
-fpdt_attn_bwd_u2 (attention_bwd_u2_sm90.cu: each q tile's dQ sent out at the start of the next tile's
-iteration), it is profiled too, with tensor-map reductions, once for each FPDT_SM90_BWD_DQ_UNDER (1: the
-next tile's S^T runs under that dQ out, 2: its S^T and dP^T); its "dQ out" is the previous tile's, with
-the S^T issue. Runs one causal backward of S tokens three times and prints, per head dim and build, the
-cycles per q-tile iteration of each phase (both warpgroups) and their shares, beside the time of the
-profiled backward. The clock reads cost a little: compare the time with test/bench/attention.py's."""
+default) and by float2 reductions (-DFPDT_SM90_DQ_BULK=0). Runs one causal backward of S tokens three
+times and prints, per head dim and build, the cycles per q-tile iteration of each phase (both
+warpgroups) and their shares, beside the time of the profiled backward. The clock reads cost a little:
+compare the time with test/bench/attention.py's."""
 import ctypes as C
 import json
 import math
@@ -32,12 +29,11 @@ FLAGS = B.FLAGS + ["-DFPDT_SM90_BWD_PROFILE=1"]
 dev = torch.device("cuda")
 
 
-def profile(spec_dir, bulk, sfx="", under=None):
+def profile(spec_dir, bulk):
     spec = json.load(open(os.path.join(spec_dir, "spec.json")))
     d = spec["headDim"]
-    B.FLAGS = FLAGS + [f"-DFPDT_SM90_DQ_BULK={bulk}"] + ([f"-DFPDT_SM90_BWD_DQ_UNDER={under}"] if under else [])
-    tag = f"{os.path.basename(spec_dir)}-bulk{bulk}" + (f"-under{under}" if under else "")
-    lib = C.CDLL(B.build(spec_dir, f"/tmp/fpdt_prof_build/{tag}", log=lambda *_: None))
+    B.FLAGS = FLAGS + [f"-DFPDT_SM90_DQ_BULK={bulk}"]
+    lib = C.CDLL(B.build(spec_dir, f"/tmp/fpdt_prof_build/{os.path.basename(spec_dir)}-bulk{bulk}", log=lambda *_: None))
     scale = 1 / math.sqrt(d)
     torch.manual_seed(0)
     q, do = (torch.randn(S, HQ, d, device=dev, dtype=torch.bfloat16) for _ in range(2))
@@ -50,14 +46,13 @@ def profile(spec_dir, bulk, sfx="", under=None):
     dq, dk, dv = torch.zeros(S, HQ, d, device=dev), torch.zeros(S, HK, d, device=dev), torch.zeros(S, HK, d, device=dev)
 
     def bwd():
-        ok(getattr(lib, f"fpdt_attn_bwd{sfx}_sm90")(P(q), P(k), P(v), P(do), P(lse), P(delta), P(dq), P(dk), P(dv), I(S),
-                                                    I(S), I(HQ), I(HK), I(0), I(HQ // HK), F(scale), I(1), st()), "bwd_sm90")
+        ok(lib.fpdt_attn_bwd_sm90(P(q), P(k), P(v), P(do), P(lse), P(delta), P(dq), P(dk), P(dv), I(S), I(S), I(HQ),
+                                  I(HK), I(0), I(HQ // HK), F(scale), I(1), st()), "bwd_sm90")
 
-    ms, counters = measure(bwd, getattr(lib, f"fpdt_attn_bwd{sfx}_sm90_profile"), PHASES, st)
+    ms, counters = measure(bwd, lib.fpdt_attn_bwd_sm90_profile, PHASES, st)
     flops = 2.5 * 2 * S * S * d * HQ
-    what = f"fpdt_attn_bwd{sfx}" + (f" (FPDT_SM90_BWD_DQ_UNDER={under})" if under else "")
-    print(f"{what}, head dim {d}, S {S}, heads {HQ}/{HK}, dQ by {'tensor-map reductions' if bulk else 'float2 reductions'}: "
-          f"backward {ms:.2f} ms ({flops / ms / 1e9:.1f} TFLOP/s, profiled build)")
+    print(f"head dim {d}, S {S}, heads {HQ}/{HK}, dQ by {'tensor-map reductions' if bulk else 'float2 reductions'}: backward "
+          f"{ms:.2f} ms ({flops / ms / 1e9:.1f} TFLOP/s, profiled build)")
     print_phases(counters, PHASES)
 
 
@@ -66,6 +61,3 @@ for name in sorted(os.listdir(KDIR)):
     if os.path.exists(os.path.join(sdir, "attention_bwd_sm90.cu")):
         for bulk in (1, 0):
             profile(sdir, bulk)
-    if os.path.exists(os.path.join(sdir, "attention_bwd_u2_sm90.cu")):
-        for under in (1, 2):
-            profile(sdir, 1, "_u2", under)
