@@ -67,8 +67,6 @@ export interface RenderOptions {
   sm90PartialDQBackward?: boolean;
   /** Benchmark copy of the head-dim-128 sm_90a backward whose full blocks start every kv tile at the first q tile, the programs' until 2026-12 (attention_bwd_unrotated_sm90.cu, fpdt_attn_bwd_unrotated). */
   sm90UnrotatedBackward?: boolean;
-  /** Benchmark copies of the sm_90a forward and backward with that many of each 4 softmax exponentials on the FMA pipe (attention_{fwd,bwd}_ex<N>_sm90.cu, fpdt_attn_{fwd,bwd}_ex<N>). */
-  sm90ExpFmaVariants?: number[];
 }
 
 export class KernelSpecError extends Error {}
@@ -219,9 +217,9 @@ function attentionForwardSm90(spec: KernelSpec, t: AttentionTiling, suffix: stri
   ];
 }
 
-function sm90ForwardFile(spec: KernelSpec, suffix: string, stages: number, fallbackSuffix: string, docs = false, consumers = 2, expFma = 0): RenderedKernel {
+function sm90ForwardFile(spec: KernelSpec, suffix: string, stages: number, fallbackSuffix: string, docs = false, consumers = 2): RenderedKernel {
   const ns = `fpdt_attn_fwd_sm90_${spec.headDim}${suffix}`;
-  const text = render('attention_fwd_sm90.cu.njk', { headDim: spec.headDim, stages, ns, suffix, fallbackSuffix, docs, consumers, expFma });
+  const text = render('attention_fwd_sm90.cu.njk', { headDim: spec.headDim, stages, ns, suffix, fallbackSuffix, docs, consumers });
   return { file: `attention_fwd${suffix}_sm90.cu`, text };
 }
 
@@ -331,16 +329,6 @@ export function renderKernels(spec: KernelSpec, options: RenderOptions = {}): Re
   if (options.sm90PartialDQBackward && usesSm90Backward(spec) && spec.headDim === 64) {
     const ns = `fpdt_attn_bwd_sm90_${spec.headDim}_dqpartial`;
     files.push({ file: 'attention_bwd_dqpartial_sm90.cu', text: render('attention_bwd_sm90.cu.njk', { headDim: spec.headDim, ns, suffix: '_dqpartial', fallbackSuffix: '_mma', docs: false, rotate: false, stages: 2, dqSplit: false }) });
-  }
-  // of each 4 softmax exponentials, 1 or 2 on the FMA pipe (exp2_fma), forward and backward alike
-  for (const expFma of options.sm90ExpFmaVariants ?? []) {
-    const suffix = `_ex${expFma}`;
-    if (usesSm90Forward(spec)) files.push(sm90ForwardFile(spec, suffix, sm90ForwardStages(spec.headDim), '_mma', false, sm90ForwardConsumers(spec.headDim), expFma));
-    if (usesSm90Backward(spec)) {
-      const ns = `fpdt_attn_bwd_sm90_${spec.headDim}${suffix}`;
-      const text = render('attention_bwd_sm90.cu.njk', { headDim: spec.headDim, ns, suffix, fallbackSuffix: '_mma', docs: false, rotate: spec.headDim === 128, stages: 2, dqSplit: spec.headDim === 64, expFma });
-      files.push({ file: `attention_bwd${suffix}_sm90.cu`, text });
-    }
   }
   const prototypes = files.flatMap((f) => launcherPrototypes[f.file] ?? []);
   files.push({ file: 'fpdt_kernels.h', text: render('fpdt_kernels.h.njk', { spec, prototypes }) });

@@ -63,9 +63,8 @@ def main():
     scale = 1 / math.sqrt(D)
     # "_mma": the mma.sync kernels that the sm_90a ones (the default launchers, where rendered) fall back to;
     # "_st<N>": the sm_90a forward with an N-stage K/V ring (the default: 2 at head dim 128, 4 at 64);
-    # "_dqpartial": the head-dim-64 sm_90a backward with partial dQ tiles (the default forward with it);
-    # "_ex1", "_ex2": the sm_90a forward and backward with 1 or 2 of each 4 softmax exponentials on the FMA pipe
-    variants = [s for s in ("", "_mma", "_v1", "_v2", "_v3", "_st2", "_st3", "_st4", "_wg2", "_dqpartial", "_ex1", "_ex2")
+    # "_dqpartial": the head-dim-64 sm_90a backward with partial dQ tiles (the default forward with it)
+    variants = [s for s in ("", "_mma", "_v1", "_v2", "_v3", "_st2", "_st3", "_st4", "_wg2", "_dqpartial")
                 if hasattr(lib, "fpdt_attn_fwd" + s) or hasattr(lib, "fpdt_attn_bwd" + s)]
     if os.environ.get("VARIANTS"):  # e.g. VARIANTS=default,_mma: only these (default = the "" launchers)
         keep = {"" if v == "default" else v for v in os.environ["VARIANTS"].split(",")}

@@ -25,7 +25,7 @@ for (const [name, spec] of [['llama', sm90Llama], ['gpt', sm90Gpt]] as const) {
   // and the wgmma forward with other K/V ring depths than the default (2 at head dim 128, 4 at 64); the
   // head-dim-64 backward with partial dQ tiles summed in shared memory (_dqpartial)
   const sm90StageVariants = name === 'llama' ? [3] : [2, 3];
-  const files = renderKernels(spec, { attentionVariants: name === 'llama' ? variants : [], sm90StageVariants, sm90TwoConsumers: true, sm90UnrotatedBackward: true, sm90PartialDQBackward: true, sm90ExpFmaVariants: [1, 2] });
+  const files = renderKernels(spec, { attentionVariants: name === 'llama' ? variants : [], sm90StageVariants, sm90TwoConsumers: true, sm90UnrotatedBackward: true, sm90PartialDQBackward: true });
   for (const f of files) writeFileSync(join(dir, f.file), f.text);
   writeFileSync(join(dir, 'spec.json'), JSON.stringify(spec, null, 2) + '\n');
   console.log(`${dir}: ${files.map((f) => f.file).join(' ')}`);
