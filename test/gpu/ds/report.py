@@ -100,7 +100,8 @@ def layer_figures(trace):
               for w0, w1 in windows if a < w1 and b > w0]
     step = (min(e["ts"] for e in ev) * us, max(e["ts"] + e["dur"] for e in ev) * us)
     return {
-        "layer_s": sum(b - a for a, b in windows),
+        # (a fetch of the backward may run during the forward: the windows overlap, count it once)
+        "layer_s": length(union(windows)),
         "phases_s": [b - a for a, b in windows],
         "layer_compute_busy_s": length(union(span(e for e in mine if e.get("cat") == "compute"))),
         "exposed_copy_s": minus(copies, span(compute_all)),
