@@ -15,7 +15,7 @@ function* walk(items: readonly Item[], loops: Loop[] = []): Generator<{ it: Inst
 
 /** The backward blocks in program order, with the kv loop each sits in. */
 function bwdBlocks(s: Schedule) {
-  return [...walk(s.body)].filter((x) => x.it.op === 'attn_bwd_block').map((x) => ({ ...x, kv: x.loops.findLast((l) => l.role === 'kv')! }));
+  return [...walk(s.body)].filter((x) => x.it.op === 'attn_bwd_block').map((x) => ({ ...x, kv: [...x.loops].reverse().find((l) => l.role === 'kv')! }));
 }
 
 for (const [u, chunk] of [
