@@ -1,6 +1,7 @@
 """Causal attention benchmark: fpdtc kernels vs torch SDPA (flash, cuDNN), one H200, bf16, batch 1.
 
   python3 test/bench/attention.py [kernels_dir=.carry/kernels/llama] [seqs=32768,131072] [heads=32/32]
+  PAIRED=1: also the default launchers against cuDNN interleaved, the median of paired ratios (paired_speed)
 
 Head dim from the kernels' spec.json (llama 128, gpt 64); heads as q/kv (32/8: GQA, 4 q heads a kv head).
 TFLOP/s counted causal: 2*S^2*d*heads forward, x3.5 forward+backward. SDPA gets K/V with kv heads
@@ -55,6 +56,37 @@ def bench(fn, reps):
         times.append(a.elapsed_time(b) / 1e3)
     times.sort()
     return times[len(times) // 2]
+
+
+def paired_speed(ours, other, rounds=9, min_s=0.2):
+    """Median over `rounds` of other's time / ours (> 1: ours faster), with min and max. Each round times
+    both, alternating which goes first, each sample repeating the call for at least `min_s` seconds, so both
+    see the same clocks and heat; one bench() after the other sees ours cold and the other warm."""
+    ours()
+    other()
+    torch.cuda.synchronize()
+    n = max(1, math.ceil(min_s / bench(ours, 1)))
+
+    def sample(fn):
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record()
+        for _ in range(n):
+            fn()
+        b.record()
+        torch.cuda.synchronize()
+        return a.elapsed_time(b) / n
+
+    ratios = []
+    for r in range(rounds):
+        if r % 2 == 0:
+            t_ours = sample(ours)
+            t_other = sample(other)
+        else:
+            t_other = sample(other)
+            t_ours = sample(ours)
+        ratios.append(t_other / t_ours)
+    ratios.sort()
+    return ratios[len(ratios) // 2], ratios[0], ratios[-1]
 
 
 def main():
@@ -161,6 +193,14 @@ def main():
                     rows[-1]["ours_vs_this_rel_err"] = err
                     print(f"        ours vs {name}: relative difference {err:.2e}; forward speed ours (default) / this "
                           f"{t_fwd * 1e3 / t_ours:.3f}")
+                    if os.environ.get("PAIRED") and backend == SDPBackend.CUDNN_ATTENTION:
+                        # PAIRED=1: the default launchers against this backend, interleaved (paired_speed)
+                        with sdpa_kernel([backend]):
+                            pf = paired_speed(fwd, lambda: Fn.scaled_dot_product_attention(qt, kt, vt, is_causal=True, **kw))
+                            pb = paired_speed(lambda: (fwd(), bwd()), fb)
+                        rows[-1]["paired_speed_ours_over_this"] = {"fwd": pf, "fwdbwd": pb}
+                        print(f"        paired, median of 9 rounds (min-max): speed ours (default) / this: forward "
+                              f"{pf[0]:.3f} ({pf[1]:.3f}-{pf[2]:.3f}), forward+backward {pb[0]:.3f} ({pb[1]:.3f}-{pb[2]:.3f})")
                     del ref, qg, kg, vg
                     break
                 except Exception as e:
