@@ -161,11 +161,17 @@ export function emitAttentionBwd(n: Node, b: Bindings, names: AttnNames, post: (
     return e.buffers.get(h.stash!)!.space === 'gpu' ? b.stashed(id, i) : e.ref(slotBuf, 0, h.per, i);
   };
 
-  /**
-   * One block (q chunk i, kv chunk j); the dq partial is fetched unless this is kv step 0. With
-   * `inSlots` its inputs and dq partial are read where the previous block of chunk i left them.
-   */
-  const block = (i: Affine, j: Affine, kr: Ref, vr: Ref, causal: boolean, firstStep: boolean, inSlots = false, dO?: Ref): Ref => {
+  /** How one block gets its inputs (block below). */
+  interface BlockInputs {
+    /** kv step 0: the dq partial starts at zero instead of being fetched */
+    readonly firstStep: boolean;
+    /** the inputs and dq partial are read where the previous block of chunk i left them */
+    readonly inSlots?: boolean;
+    /** dO read from here instead of fetched */
+    readonly dO?: Ref;
+  }
+  /** One block (q chunk i, kv chunk j, whose k and v are kr and vr); returns where its dq partial is. */
+  const block = (i: Affine, j: Affine, kr: Ref, vr: Ref, causal: boolean, { firstStep, inSlots = false, dO }: BlockInputs): Ref => {
     const dSrc = e.ref(dStash, scaleAff(i, geo.hqL * geo.C), geo.hqL * geo.C);
     const dqStashed = e.ref(dqStash, scaleAff(i, per), per);
     if (inSlots) {
@@ -218,13 +224,14 @@ export function emitAttentionBwd(n: Node, b: Bindings, names: AttnNames, post: (
     return dqr;
   };
 
-  const step = (j: Affine, firstStep: boolean, lastStep = false, stepZero = false) => {
+  /** kv step j: `firstStep` starts the dq partials at zero; `lastStep` is reuseLast's; `stepZero` peels peelFirst's block. */
+  const step = (j: Affine, { firstStep, lastStep = false, stepZero = false }: { firstStep: boolean; lastStep?: boolean; stepZero?: boolean }) => {
     const kr = fetch(b, k, j, slots.k);
     const vr = fetch(b, vv, j, slots.v);
     e.fill(e.whole(dkAcc), 0);
     e.fill(e.whole(dvAcc), 0);
     const offDiagonal = (i: Affine, dO?: Ref) => {
-      const dqr = block(i, j, kr, vr, false, firstStep, false, dO);
+      const dqr = block(i, j, kr, vr, false, { firstStep, dO });
       const writeBack = () => e.copy(dqr, e.ref(dqStash, scaleAff(i, per), per));
       if (onHost && firstStep) writeBack();
       else if (onHost) ifDocumentsMeet(e, geo, i, j, writeBack);
@@ -234,7 +241,7 @@ export function emitAttentionBwd(n: Node, b: Bindings, names: AttnNames, post: (
     if (peel) offDiagonal(last, doChunkRef());
     const top = peel ? geo.u - 1 : geo.u;
     if (!lastStep && !(peel && top <= 1)) e.loop('i', { c: j.c + 1, t: j.t }, aff(top), 'q', () => offDiagonal(v('i')), true);
-    const dqDiag = block(j, j, kr, vr, true, firstStep, lastStep);
+    const dqDiag = block(j, j, kr, vr, true, { firstStep, inSlots: lastStep });
     e.instr({
       stream: 'compute',
       op: 'attn_bwd_finalize',
@@ -246,18 +253,18 @@ export function emitAttentionBwd(n: Node, b: Bindings, names: AttnNames, post: (
 
   // Step 0 starts every dq partial at zero; later steps fetch them.
   e.loop('j', 0, 1, 'kv', () => {
-    step(v('j'), onHost, false, true);
+    step(v('j'), { firstStep: onHost, stepZero: true });
     post('j');
   });
   const middle = reuseLast ? geo.u - 1 : geo.u;
   if (!reuseLast || middle > 1)
     e.loop('j', 1, middle, 'kv', () => {
-      step(v('j'), false);
+      step(v('j'), { firstStep: false });
       post('j');
     });
   if (reuseLast)
     e.loop('j', geo.u - 1, geo.u, 'kv', () => {
-      step(v('j'), false, true);
+      step(v('j'), { firstStep: false, lastStep: true });
       post('j');
     });
 }
