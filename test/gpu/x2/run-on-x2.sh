@@ -1,15 +1,18 @@
 #!/bin/bash
-# Runs on a host of two H200s (no Node there): the carried node and what build-cases.sh put in
-# .carry/x2. Parts (all by default but l12, opthost and resume): steps (the test models three ways, check_steps.py), a2a (plain
-# NCCL all-to-all), 8b128 / 8b256 (Llama-3-8B over two GPUs), resume (checkpoint and resume over NCCL), trace (--trace). Logs and JSON lines go to $OUT.
+# Runs on a host of GPUS (default 2) H200s (no Node there): the carried node and what build-cases.sh put
+# in .carry/x<GPUS> (built with SP=<GPUS>). Parts (all by default but l12, opthost and resume): steps (the
+# test models three ways, check_steps.py), a2a (plain NCCL all-to-all), 8b<K> (Llama-3-8B at K thousand
+# tokens over the GPUs: 8b128 and 8b256 with two, 8b256 and 8b512 with four), resume (checkpoint and resume
+# over NCCL), trace (--trace); l12 and opthost run on one GPU of the two-GPU build. Logs and JSON lines go to $OUT.
 set -u
 OUT=${OUT:-/tmp/fpdt-out}
 mkdir -p "$OUT"
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1 PYTHONUNBUFFERED=1
 [ -x /tmp/node ] || { xz -dc .carry/node.xz > /tmp/node && chmod +x /tmp/node; }
-X=.carry/x2
-parts=${*:-steps a2a 8b128 8b256}
-{ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader; nvidia-smi topo -m; date -u +%Y-%m-%dT%H:%MZ; free -g | head -2; } > "$OUT/machine-x2.txt" 2>&1
+n=${GPUS:-2}
+X=.carry/x$n
+parts=${*:-steps a2a $([ "$n" = 2 ] && echo 8b128 8b256 || echo 8b256 8b512)}
+{ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader; nvidia-smi topo -m; date -u +%Y-%m-%dT%H:%MZ; free -g | head -2; } > "$OUT/machine-x$n.txt" 2>&1
 run() { # log timeout args...
   local log=$1 t=$2; shift 2
   echo "== fpdtc run $*" >> "$log"
@@ -25,32 +28,33 @@ if [[ " $parts " == *" steps "* ]]; then
     # clipped at a norm the gradients pass: the update of every rank depends on the global norm
     clip=${CLIP:-0.5}
     run $d/one.log 60 $X/$m-sp1 --steps 3 --lr 1e-3 --clip-grad-norm $clip --dump-grads $d/g1.safetensors --save $d/w1.safetensors
-    run $d/local.log 60 $X/$m-sp2 --ranks-per-gpu 2 --steps 3 --lr 1e-3 --clip-grad-norm $clip --dump-grads $d/g2.safetensors --save $d/w2.safetensors
+    run $d/local.log 60 $X/$m-sp$n --ranks-per-gpu $n --steps 3 --lr 1e-3 --clip-grad-norm $clip --dump-grads $d/g2.safetensors --save $d/w2.safetensors
     nccl=()
-    if [ "$(nvidia-smi -L | wc -l)" -ge 2 ]; then
-      FPDT_PROFILE_COMM=1 run $d/nccl.log 90 $X/$m-sp2 --gpus 2 --steps 3 --lr 1e-3 --clip-grad-norm $clip --dump-grads $d/g3.safetensors --save $d/w3.safetensors
+    if [ "$(nvidia-smi -L | wc -l)" -ge "$n" ]; then
+      FPDT_PROFILE_COMM=1 run $d/nccl.log 90 $X/$m-sp$n --gpus $n --steps 3 --lr 1e-3 --clip-grad-norm $clip --dump-grads $d/g3.safetensors --save $d/w3.safetensors
       nccl=($d/nccl.log $d/g3.safetensors $d/w3.safetensors)
     fi
     cat $d/*.log >> "$OUT/steps-runs.log"
-    python3 $X/check_steps.py $m $d/init.safetensors $d/one.log $d/g1.safetensors $d/w1.safetensors \
+    python3 $X/check_steps.py --labels "one rank,sp $n local,sp $n nccl" $m $d/init.safetensors $d/one.log $d/g1.safetensors $d/w1.safetensors \
       $d/local.log $d/g2.safetensors $d/w2.safetensors "${nccl[@]}" 2>&1 | tee -a "$OUT/steps.jsonl"
   done
 fi
-[[ " $parts " == *" a2a "* ]] && timeout 120 python3 test/bench/alltoall.py 2 2>&1 | tee "$OUT/alltoall.txt" | tail -8
-if [[ " $parts " == *" 8b128 "* ]]; then
-  FPDT_PROFILE_COMM=1 FPDTC_DEBUG=1 run "$OUT/llama8b-128k.log" 420 $X/llama8b-128k-sp2 --gpus 2 --steps 3
-fi
-if [[ " $parts " == *" 8b256 "* ]]; then
-  FPDT_PROFILE_COMM=1 run "$OUT/llama8b-256k.log" 560 $X/llama8b-256k-sp2 --gpus 2 --steps 2
-fi
-# resume (two GPUs, NCCL): 4 steps straight with a checkpoint every 2 against 2 steps + resume + 2
+[[ " $parts " == *" a2a "* ]] && timeout 120 python3 test/bench/alltoall.py $n 2>&1 | tee "$OUT/alltoall.txt" | tail -8
+# Llama-3-8B over the GPUs, steps and time cut to fit one call (128K: 3 steps; 256K: 2; longer: 1)
+for p in $parts; do
+  [[ "$p" =~ ^8b([0-9]+)$ ]] || continue
+  k=${BASH_REMATCH[1]}
+  case $k in 128) t=420 steps=3 ;; 256) t=560 steps=2 ;; *) t=580 steps=1 ;; esac
+  FPDT_PROFILE_COMM=1 run "$OUT/llama8b-${k}k.log" $t $X/llama8b-${k}k-sp$n --gpus $n --steps $steps
+done
+# resume (over NCCL): 4 steps straight with a checkpoint every 2 against 2 steps + resume + 2
 # steps: each rank writes its moments, rank 0 the gathered weights; losses and weights compared
 if [[ " $parts " == *" resume "* ]]; then
   d=/tmp/x2-resume; rm -rf $d; mkdir -p $d
   m=${RESUME_MODEL:-gpu-llama}
-  run $d/straight.log 120 $X/$m-sp2 --gpus 2 --steps 4 --lr 1e-3 --checkpoint-dir $d/ck --save-every 2 --save $d/straight.safetensors
-  run $d/resumed.log 120 $X/$m-sp2 --gpus 2 --steps 4 --lr 1e-3 --resume $d/ck/step-00000002 --save $d/resumed.safetensors
-  run $d/again.log 120 $X/$m-sp2 --gpus 2 --steps 4 --lr 1e-3 --checkpoint-dir $d/ck --resume latest
+  run $d/straight.log 120 $X/$m-sp$n --gpus $n --steps 4 --lr 1e-3 --checkpoint-dir $d/ck --save-every 2 --save $d/straight.safetensors
+  run $d/resumed.log 120 $X/$m-sp$n --gpus $n --steps 4 --lr 1e-3 --resume $d/ck/step-00000002 --save $d/resumed.safetensors
+  run $d/again.log 120 $X/$m-sp$n --gpus $n --steps 4 --lr 1e-3 --checkpoint-dir $d/ck --resume latest
   cat $d/*.log >> "$OUT/resume-runs.log"; ls -R $d/ck >> "$OUT/resume-runs.log"
   python3 - $d <<'PY' 2>&1 | tee -a "$OUT/resume.jsonl"
 import json, re, sys
