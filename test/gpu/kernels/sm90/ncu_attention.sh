@@ -10,12 +10,15 @@ set -u
 KDIR=${KDIR:-.carry/kernels} S=${S:-32768} HEADS=${HEADS:-32/8} OUT=${OUT:-/tmp/fpdt-ncu}
 mkdir -p "$OUT"
 here=$(dirname "$0")
+# ncu from PATH, else the newest Nsight Compute installed under /opt/nvidia
+NCU=${NCU:-$(command -v ncu || ls -d /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | sort -V | tail -1)}
+[ -n "$NCU" ] || { echo "no ncu: set NCU to Nsight Compute's ncu" >&2; exit 1; }
 specs=("$@")
 [ ${#specs[@]} -gt 0 ] || for f in "$KDIR"/*/attention_bwd_sm90.cu; do specs+=("$(basename "$(dirname "$f")")"); done
 for spec in "${specs[@]}"; do
   # the build happens outside the profiler, so ncu sees only the kernels' launches
   python3 "$here/ncu_attention.py" "$KDIR/$spec" 1024 "$HEADS" >/dev/null || { echo "$spec: the program failed"; continue; }
-  ncu --clock-control none --target-processes all --kernel-name regex:'(fwd|bwd)_kernel' --launch-skip 2 --launch-count 2 \
+  "$NCU" --clock-control none --target-processes all --kernel-name regex:'(fwd|bwd)_kernel' --launch-skip 2 --launch-count 2 \
     --section SpeedOfLight --section ComputeWorkloadAnalysis --section MemoryWorkloadAnalysis \
     --section MemoryWorkloadAnalysis_Tables --section SchedulerStats --section WarpStateStats \
     --section InstructionStats --section Occupancy --section LaunchStats \
