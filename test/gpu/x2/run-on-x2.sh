@@ -45,7 +45,7 @@ for p in $parts; do
   [[ "$p" =~ ^8b([0-9]+)$ ]] || continue
   k=${BASH_REMATCH[1]}
   case $k in 128) t=420 steps=3 ;; 256) t=560 steps=2 ;; *) t=580 steps=1 ;; esac
-  FPDT_PROFILE_COMM=1 run "$OUT/llama8b-${k}k.log" $t $X/llama8b-${k}k-sp$n --gpus $n --steps $steps
+  FPDT_PROFILE_COMM=1 FPDTC_DEBUG=1 run "$OUT/llama8b-${k}k.log" $t $X/llama8b-${k}k-sp$n --gpus $n --steps $steps
 done
 # resume (over NCCL): 4 steps straight with a checkpoint every 2 against 2 steps + resume + 2
 # steps: each rank writes its moments, rank 0 the gathered weights; losses and weights compared
