@@ -20,6 +20,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "gpu", "kernels"))
 from build import build  # noqa: E402
+from cuda_timing import timed  # noqa: E402
 
 KDIR = sys.argv[1] if len(sys.argv) > 1 else ".carry/kernels/llama"
 SEQS = [int(s) for s in (sys.argv[2] if len(sys.argv) > 2 else "32768,131072").split(",")]
@@ -46,15 +47,7 @@ def ok(err, what):
 def bench(fn, reps):
     fn()
     torch.cuda.synchronize()
-    times = []
-    for _ in range(reps):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        fn()
-        b.record()
-        torch.cuda.synchronize()
-        times.append(a.elapsed_time(b) / 1e3)
-    times.sort()
+    times = sorted(timed(fn) for _ in range(reps))
     return times[len(times) // 2]
 
 
@@ -66,24 +59,14 @@ def paired_speed(ours, other, rounds=9, min_s=0.2):
     other()
     torch.cuda.synchronize()
     n = max(1, math.ceil(min_s / bench(ours, 1)))
-
-    def sample(fn):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        for _ in range(n):
-            fn()
-        b.record()
-        torch.cuda.synchronize()
-        return a.elapsed_time(b) / n
-
     ratios = []
     for r in range(rounds):
         if r % 2 == 0:
-            t_ours = sample(ours)
-            t_other = sample(other)
+            t_ours = timed(ours, n)
+            t_other = timed(other, n)
         else:
-            t_other = sample(other)
-            t_ours = sample(ours)
+            t_other = timed(other, n)
+            t_ours = timed(ours, n)
         ratios.append(t_other / t_ours)
     ratios.sort()
     return ratios[len(ratios) // 2], ratios[0], ratios[-1]

@@ -47,6 +47,7 @@ ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, os.path.join(ROOT, "test", "gpu", "kernels"))
 sys.path.insert(0, HERE)
 from calibrate import commit, machine, sig  # noqa: E402  (calibrate's top level only reads argv)
+from cuda_timing import timed  # noqa: E402
 
 SOURCES = ["runtime/src/gemm_bf16.cc", "runtime/src/gemm_plan.cc", "runtime/src/cublaslt_shim.cc",
            "runtime/src/dl_library.cc", "runtime/src/cuda_errors.cc", "test/bench/gemm_bench.cc"]
@@ -229,18 +230,9 @@ def sampler(fn, min_sample_s):
             fn()
             torch.cuda.synchronize()
             state["reps"] = 1
-            t = one(1)
+            t = timed(fn, 1)
             state["reps"] = max(1, math.ceil(min_sample_s / max(t, 1e-7)))
-        return one(state["reps"])
-
-    def one(reps):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        for _ in range(reps):
-            fn()
-        b.record()
-        torch.cuda.synchronize()
-        return a.elapsed_time(b) / 1e3 / reps
+        return timed(fn, state["reps"])
 
     return sample
 
