@@ -1,7 +1,8 @@
 """Causal attention benchmark: fpdtc kernels vs torch SDPA (flash, cuDNN), one H200, bf16, batch 1.
 
   python3 test/bench/attention.py [kernels_dir=.carry/kernels/llama] [seqs=32768,131072] [heads=32/32]
-  PAIRED=1: also the default launchers against cuDNN interleaved, the median of paired ratios (paired_speed)
+  PAIRED=1: also the default launchers against cuDNN, and each variant against the default, interleaved:
+  the median of paired ratios (paired_speed)
 
 Head dim from the kernels' spec.json (llama 128, gpt 64); heads as q/kv (32/8: GQA, 4 q heads a kv head).
 TFLOP/s counted causal: 2*S^2*d*heads forward, x3.5 forward+backward. SDPA gets K/V with kv heads
@@ -79,10 +80,12 @@ def main():
     # "_mma": the mma.sync kernels that the sm_90a ones (the default launchers, where rendered) fall back to;
     # "_st<N>": the sm_90a forward with an N-stage K/V ring (the default: 2 at head dim 128, 4 at 64);
     # "_dqpartial": the head-dim-64 sm_90a backward with partial dQ tiles (the default forward with it)
-    variants = [s for s in ("", "_mma", "_v1", "_v2", "_v3", "_st2", "_st3", "_st4", "_wg2", "_dqpartial")
+    # VARIANTS=default,_mma: only these (default = the "" launchers); a suffix named there that is not one of
+    # the known ones above is timed too where the library has its launchers (a bench copy built beside them)
+    keep = ["" if v == "default" else v for v in os.environ.get("VARIANTS", "").split(",") if v]
+    variants = [s for s in dict.fromkeys(("", "_mma", "_v1", "_v2", "_v3", "_st2", "_st3", "_st4", "_wg2", "_dqpartial", *keep))
                 if hasattr(lib, "fpdt_attn_fwd" + s) or hasattr(lib, "fpdt_attn_bwd" + s)]
-    if os.environ.get("VARIANTS"):  # e.g. VARIANTS=default,_mma: only these (default = the "" launchers)
-        keep = {"" if v == "default" else v for v in os.environ["VARIANTS"].split(",")}
+    if keep:
         variants = [s for s in variants if s in keep]
     for S in SEQS:
         reps = 5 if S <= 32768 else 2
@@ -148,6 +151,15 @@ def main():
             t_fwd = bench(lambda: fwd(sfx), reps)
             t_fb = bench(lambda: (fwd(sfx), bwd(sfx)), reps)
             record(f"ours 1-block{sfx or ' (default)'}", t_fwd, t_fb)
+            if os.environ.get("PAIRED") and sfx:
+                # PAIRED=1: each variant against the default launchers, interleaved (paired_speed)
+                # (a backward-only copy runs the default forward: only its forward+backward is paired)
+                pf = paired_speed(lambda: fwd(sfx), fwd) if hasattr(lib, "fpdt_attn_fwd" + sfx) else None
+                pb = paired_speed(lambda: (fwd(sfx), bwd(sfx)), lambda: (fwd(), bwd()))
+                rows[-1]["paired_speed_over_default"] = {"fwd": pf, "fwdbwd": pb}
+                print(f"        paired, median of 9 rounds (min-max): speed {sfx} / default: " +
+                      (f"forward {pf[0]:.3f} ({pf[1]:.3f}-{pf[2]:.3f}), " if pf else "") +
+                      f"forward+backward {pb[0]:.3f} ({pb[1]:.3f}-{pb[2]:.3f})")
         record(f"ours FPDT chunk={chunk // 1024}K", bench(fwd_fpdt, reps), bench(lambda: (fwd_fpdt(), bwd()), reps))
         record(f"ours FPDT unfused merge", bench(fwd_fpdt_merge, reps), None)
         # accuracy of ours vs the flash backend at this size (single block)

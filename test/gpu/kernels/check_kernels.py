@@ -510,7 +510,9 @@ def main():
         Hq, Hkv, d = spec["qHeads"], spec["kvHeads"], spec["headDim"]
         # _v1.._v3: mma.sync tile variants; _st2.._st4: the wgmma forward with another K/V ring depth;
         # _dqpartial: the head-dim-64 wgmma backward with partial dQ tiles (backward only)
-        suffixes = [""] + [s for s in ("_v1", "_v2", "_v3", "_st2", "_st3", "_st4", "_wg2", "_dqpartial")
+        # VARIANTS=_a,_b: also these suffixes, where the library has them (bench copies built beside the kernels)
+        extra = [v for v in os.environ.get("VARIANTS", "").split(",") if v.startswith("_")]
+        suffixes = [""] + [s for s in dict.fromkeys(("_v1", "_v2", "_v3", "_st2", "_st3", "_st4", "_wg2", "_dqpartial", *extra))
                            if hasattr(lib, "fpdt_attn_fwd" + s) or hasattr(lib, "fpdt_attn_bwd" + s)]
         # the forward also has, where rendered for sm_90a (attention_fwd_sm90.cu), the wgmma kernel on its own
         # (fpdt_attn_fwd_sm90: fails with cudaErrorNotSupported instead of falling back) and the mma.sync one

@@ -4,7 +4,8 @@ wgmma attention kernels, twice, on random bf16 data.
   python3 test/gpu/kernels/sm90/ncu_attention.py SPEC_DIR [S=32768] [heads=32/8]
 
 SPEC_DIR is one rendered spec folder (.carry/kernels/llama: head dim 128; .../gpt: 64), built here with
-build.py's flags. The first pass warms up; ncu_attention.sh profiles the second (--launch-skip 1)."""
+build.py's flags. The first pass warms up; ncu_attention.sh profiles the second (--launch-skip 2:
+the first forward and backward)."""
 import ctypes as C
 import json
 import math
@@ -22,7 +23,12 @@ SDIR = sys.argv[1]
 S = int(sys.argv[2]) if len(sys.argv) > 2 else 32768
 HQ, HK = (int(x) for x in (sys.argv[3] if len(sys.argv) > 3 else "32/8").split("/"))
 d = json.load(open(os.path.join(SDIR, "spec.json")))["headDim"]
-lib = C.CDLL(B.build(SDIR, f"/tmp/fpdt_ncu_build/{os.path.basename(os.path.normpath(SDIR))}", log=lambda *_: None))
+# FPDT_NCU_PREBUILT=1 (ncu_attention.sh's profiled run): the library the unprofiled run built, not rebuilt
+# under the profiler
+name = os.path.basename(os.path.normpath(SDIR))
+prebuilt = f"/tmp/fpdt_ncu_build/{name}/libfpdt_{name}.so"
+lib = C.CDLL(prebuilt if os.environ.get("FPDT_NCU_PREBUILT") and os.path.exists(prebuilt)
+             else B.build(SDIR, f"/tmp/fpdt_ncu_build/{name}", log=lambda *_: None))
 dev = torch.device("cuda")
 torch.manual_seed(0)
 scale = 1 / math.sqrt(d)
