@@ -418,6 +418,9 @@ def check_embedding_loss(lib, tag, spec):
 
 def check_optimizer_elementwise(lib, tag):
     for n, step in [(1, 1), (10007, 1), (300000, 7)]:
+        # its own seed: at n = 1 the update can be small beside the fp32 spacing of p, so the inputs must not
+        # depend on how many checks ran before (bench copies of kernels add checks)
+        torch.manual_seed(n)
         p, g, m, v = rnd(n, dtype=f32), rnd(n, dtype=f32), rnd(n, dtype=f32, scale=0.1), rnd(n, dtype=f32).abs()
         lr, b1, b2, eps, wd, gs = 1e-3, 0.9, 0.95, 1e-8, 0.1, 0.5
         pd, gd, md, vd = p.double(), g.double() * gs, m.double(), v.double()
@@ -430,7 +433,8 @@ def check_optimizer_elementwise(lib, tag):
         sq = torch.full((1,), (2.0 - 1e-6) ** 2, dtype=f32, device=dev)
         call(lib, "fpdt_adamw", P(p), P(g), P(m), P(v), P(out), LL(n), F(lr), F(b1), F(b2), F(eps), F(wd), P(sq),
              F(1.0), I(step))
-        check(f"{tag} adamw n={n} step={step}", {"dp": (p - p0, pr - p0.double()), "m": (m, md), "v": (v, vd)}, 1e-3)
+        # the update against the exact one rounded as the kernel stores p (fp32)
+        check(f"{tag} adamw n={n} step={step}", {"dp": (p - p0, pr.float().double() - p0.double()), "m": (m, md), "v": (v, vd)}, 1e-3)
         check(f"{tag} adamw bf16 copy n={n} step={step}", {"bf16": (out, pr)}, 1e-2)
     for n in [1, 1001, 1 << 20]:
         x, acc = rnd(n, dtype=f32), torch.full((1,), 0.25, dtype=f32, device=dev)
