@@ -2,7 +2,7 @@
 
   python3 test/bench/attention.py [kernels_dir=.carry/kernels/llama] [seqs=32768,131072] [heads=32/32]
   PAIRED=1: also the default launchers against cuDNN, and each variant against the default, interleaved:
-  the median of paired ratios (paired_speed)
+  the median of paired ratios (paired_speed). BACKENDS=cudnn: only that SDPA backend (default flash,cudnn)
 
 Head dim from the kernels' spec.json (llama 128, gpt 64); heads as q/kv (32/8: GQA, 4 q heads a kv head).
 TFLOP/s counted causal: 2*S^2*d*heads forward, x3.5 forward+backward. SDPA gets K/V with kv heads
@@ -166,7 +166,8 @@ def main():
         fwd()
         t_ours = next(r["fwd_ms"] for r in rows if r["S"] == S)  # the default launcher, measured first
         qt = q.transpose(0, 1).unsqueeze(0)
-        for backend, name in [(SDPBackend.FLASH_ATTENTION, "torch SDPA flash"), (SDPBackend.CUDNN_ATTENTION, "torch SDPA cuDNN")]:
+        backends = [(SDPBackend.FLASH_ATTENTION, "torch SDPA flash", "flash"), (SDPBackend.CUDNN_ATTENTION, "torch SDPA cuDNN", "cudnn")]
+        for backend, name, _ in [b for b in backends if b[2] in os.environ.get("BACKENDS", "flash,cudnn").split(",")]:
             for gqa in ([True, False] if G > 1 else [False]):
                 # K/V as [1, kv heads, S, D] with enable_gqa, else repeated to the q heads
                 kt, vt = ((t if gqa else t.repeat_interleave(G, 1)).transpose(0, 1).unsqueeze(0) for t in (k, v))
