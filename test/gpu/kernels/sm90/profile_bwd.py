@@ -24,7 +24,7 @@ from phase_profile import F, I, P, measure, ok, print_phases, st  # noqa: E402
 KDIR = sys.argv[1] if len(sys.argv) > 1 else ".carry/kernels"
 S = int(sys.argv[2]) if len(sys.argv) > 2 else 32768
 HQ, HK = (int(x) for x in (sys.argv[3] if len(sys.argv) > 3 else "32/8").split("/"))
-PHASES = ["Q/dO wait", "S^T, dP^T", "softmax", "dV issue, dP wait", "dS", "barrier", "dQ/dK wait", "dQ out"]
+PHASES = ["Q/dO wait", "S^T, dP^T, dQ hand-over", "softmax", "dV issue, dP wait", "dS", "barrier", "dQ/dK wait", "dQ staging"]
 FLAGS = B.FLAGS + ["-DFPDT_SM90_BWD_PROFILE=1"]
 dev = torch.device("cuda")
 
