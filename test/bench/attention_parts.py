@@ -15,8 +15,10 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "gpu", "kernels"))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "gpu", "kernels", "sm90"))
 from build import build  # noqa: E402
 from cuda_timing import timed  # noqa: E402
+from phase_profile import F, I, P, ok, st  # noqa: E402
 
 KDIR = sys.argv[1] if len(sys.argv) > 1 else ".carry/kernels/llama"
 S = int(sys.argv[2]) if len(sys.argv) > 2 else 32768
@@ -25,17 +27,6 @@ H, HKV = (int(x) for x in (sys.argv[4] if len(sys.argv) > 4 else "32/8").split("
 lib = C.CDLL(build(KDIR, "/tmp/fpdt_build_parts", log=lambda *_: None))
 D = __import__("json").load(open(os.path.join(KDIR, "spec.json")))["headDim"]
 dev = torch.device("cuda")
-P = lambda t: C.c_void_p(t.data_ptr())  # noqa: E731
-I, F = C.c_int, C.c_float
-
-
-def st():
-    return C.c_void_p(torch.cuda.current_stream().cuda_stream)
-
-
-def ok(err, what):
-    if err != 0:
-        raise RuntimeError(f"{what}: cudaError {err}")
 
 
 def board():
