@@ -1,4 +1,4 @@
-"""Times the memory-bound kernels (element-wise, RoPE, SwiGLU / GeLU, norms) against a device-to-device
+"""Times the memory-bound kernels (element-wise, RoPE, SwiGLU / GeLU, norms, the cross-entropy) against a device-to-device
 copy of the same bytes, timed in the same run on the same GPU.
 
   npx tsx test/bench/render-elementwise.ts .carry/kernels-ew      # where Node is (the GPU host needs none)
@@ -208,6 +208,28 @@ def norm_cases(lib, spec):
              lambda: bwd(P(x), P(w), P(dy), P(mean), P(rstd), P(dx), P(dw), P(db), I(R)), None)]
 
 
+def xent_cases(lib, spec):
+    """The cross-entropy over llama1b's vocab, logits overwritten by dlogits as the programs run it. Its two
+    passes read the logits twice: its bytes are two reads and one write of them."""
+    V, rows = spec["vocab"], R // 4
+    x0 = rnd(rows, V) * 3
+    x = x0.clone()
+    labels = torch.randint(0, V, (rows,), device=dev, dtype=torch.int32)
+    loss = torch.zeros(1, device=dev)
+    fn = launcher(lib, "fpdt_xent_bf16")
+    run = lambda: fn(P(x), P(labels), P(loss), P(x), I(rows), F(1.0 / rows))  # noqa: E731
+
+    def check():  # one call on fresh logits against torch (the timed calls run on what earlier calls left)
+        x.copy_(x0)
+        loss.zero_()
+        run()
+        torch.cuda.synchronize()
+        ld = x0[:256].double().requires_grad_()
+        torch.nn.functional.cross_entropy(ld, labels[:256].long(), reduction="sum").backward()
+        return rel(x[:256], ld.grad / rows)
+    return [(f"cross-entropy in place [{rows},{V}]", 3 * 2 * rows * V + 4 * rows, run, check)]
+
+
 def family(name):
     return name.split(" ")[0].replace("_pos", "")
 
@@ -233,7 +255,7 @@ def main():
         tag = f" ({name})"
         cases = rope_cases(lib, kdir, spec, tag)
         if name == "l1b":
-            cases = elementwise_cases(lib) + cases + swiglu_cases(lib) + norm_cases(lib, spec)
+            cases = elementwise_cases(lib) + cases + swiglu_cases(lib) + norm_cases(lib, spec) + xent_cases(lib, spec)
         elif name == "gelu":
             cases = cases + gelu_cases(lib) + norm_cases(lib, spec)
         for label, nbytes, fn, checker in cases:

@@ -1,7 +1,7 @@
 // Renders the memory-bound kernels that test/bench/elementwise.py times, so the GPU machine needs no Node:
 //   npx tsx test/bench/render-elementwise.ts [outDir]   (default .carry/kernels-ew)
-// Layout: <outDir>/<spec>/*.cu (element-wise, RoPE at offsets and at positions, the MLP activation and the
-// norm; no attention, so the GPU machine builds them in seconds) plus spec.json. Specs: llama1b's sizes
+// Layout: <outDir>/<spec>/*.cu (element-wise, RoPE at offsets and at positions, the MLP activation, the
+// norm and the cross-entropy; no attention, so the GPU machine builds them in seconds) plus spec.json. Specs: llama1b's sizes
 // (hidden 2048, ffn 8192, 32 q over 8 kv heads of 64), the same at head dim 128, and a GeLU/LayerNorm
 // block at those sizes with partial rotary (32 of 64 dims: RoPE's pass-through copy).
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { renderKernels, type KernelSpec } from '../../compiler/codegen/kernels.js';
 
 const outDir = process.argv[2] ?? '.carry/kernels-ew';
-const FILES = ['elementwise.cu', 'rope.cu', 'rope_pos.cu', 'mlp_swiglu.cu', 'mlp_gelu.cu', 'norm_rms.cu', 'norm_layer.cu'];
+const FILES = ['elementwise.cu', 'rope.cu', 'rope_pos.cu', 'mlp_swiglu.cu', 'mlp_gelu.cu', 'norm_rms.cu', 'norm_layer.cu', 'loss.cu'];
 const l1b: KernelSpec = {
   headDim: 64, hidden: 2048, kvHeads: 8, qHeads: 32, ffn: 8192, vocab: 128256, rotaryDim: 64, ropeTheta: 500000,
   ropeScaling: { type: 'llama3', factor: 32, lowFreqFactor: 1, highFreqFactor: 4, originalMaxPositions: 8192 },
