@@ -3,7 +3,8 @@
 # from what test/gpu/build-h200.sh packed into .carry/ (and .carry/node.xz). PARTS, in this order (default
 # "kernels bench hf packed l1b64"):
 #   kernels  check_kernels.py and check_packed.py on the rendered kernels
-#   bench    test/bench/attention.py at head dims 128 and 64, paired against cuDNN (BENCH_SEQS)
+#   bench    test/bench/attention.py at head dims 128 and 64, paired against cuDNN (BENCH_SEQS; BENCH_KDIR
+#            and VARIANTS: a folder of kernels with bench copies beside them, and the copies to pair)
 #   hf       the HF parity suite, each program twice (test/gpu/hf/run-on-h200.sh)
 #   packed   packed-document parity (test/gpu/packed/run-on-h200.sh)
 #   l1b64    llama1b at 64K, 4 steps, beside the HF anchor
@@ -47,7 +48,7 @@ for part in $parts; do
     bench)
       for spec in llama gpt; do
         BACKENDS=cudnn PAIRED=1 VARIANTS=${VARIANTS:-default} OUT=$logs timeout $(((deadline - SECONDS) / 2)) \
-          python3 test/bench/attention.py .carry/kernels/$spec "${BENCH_SEQS:-32768,131072}" 32/8 > "$logs/attn_$spec.log" 2>&1
+          python3 test/bench/attention.py "${BENCH_KDIR:-.carry/kernels}/$spec" "${BENCH_SEQS:-32768,131072}" 32/8 > "$logs/attn_$spec.log" 2>&1
         echo "attention $spec rc=$?"; grep -E "S=|paired" "$logs/attn_$spec.log" | grep -v "FPDT\|unfused" | cut -c1-190
       done ;;
     hf)
