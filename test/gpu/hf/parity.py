@@ -418,8 +418,11 @@ def run_case(case, spec, carry, fpdtc):
     resumed = os.path.join(work, "resumed" + (".safetensors" if neox else ""))
     rl = fpdtc.run(case_dir, case["sp"], "--resume", os.path.join(ck, f"step-{steps - 1:08d}"), "--tokens", tok_file, "--steps", str(steps), "--lr", str(lr), "--save", resumed)
     res["resume_losses"] = rl
-    if len(rl) != 1 or f"{rl[0]:.4f}" != f"{losses[-1]:.4f}":
-        fail(f"resumed at step {steps - 1}: step {steps} loss {rl} vs {losses[-1]:.4f} straight through")
+    # dq's float reduce-adds land in a different order from run to run, so two straight runs already differ
+    # in the last printed digit at the last step (8.6318 against 8.6319 at head dim 128, 2026-12-01): the loss
+    # is compared within 1e-4 relative, and the resumed weights against the straight run's just below
+    if len(rl) != 1 or not abs(rl[0] - losses[-1]) <= 1e-4 * abs(losses[-1]):
+        fail(f"resumed at step {steps - 1}: step {steps} loss {rl} vs {losses[-1]:.4f} straight through (> 1e-4 relative)")
     if neox:
         rw = load_file(resumed)
     else:
