@@ -1,14 +1,18 @@
 """Causal attention benchmark: fpdtc kernels vs torch SDPA (flash, cuDNN), one H200, bf16, batch 1.
 
   python3 test/bench/attention.py [kernels_dir=.carry/kernels/llama] [seqs=32768,131072] [heads=32/32]
-  PAIRED=1: also the default launchers against cuDNN, and each variant against the default, interleaved:
-  the median of paired ratios (paired_speed). BACKENDS=cudnn: only that SDPA backend (default flash,cudnn)
+  PAIRED=1: also the default launchers against cuDNN, each variant against the default, and the FPDT
+  decomposition against one block, interleaved: the median of paired ratios (paired_speed). BACKENDS=cudnn:
+  only that SDPA backend (default flash,cudnn)
 
 Head dim from the kernels' spec.json (llama 128, gpt 64); heads as q/kv (32/8: GQA, 4 q heads a kv head).
 TFLOP/s counted causal: 2*S^2*d*heads forward, x3.5 forward+backward. SDPA gets K/V with kv heads
 through enable_gqa=True where the backend takes it, else repeated to the q heads (said in the output).
 'ours 1-block': one causal block over the whole sequence (Lq = Lk = S).
-'ours FPDT': q chunks of min(64K, S/2) against kv chunks 0..i, fused fp32 accumulators, then bf16."""
+'ours FPDT': chunks of min(64K, S/2). Forward: q chunk i against kv chunks 0..i into fused fp32 accumulators,
+then bf16. Backward as the programs run it: delta per q chunk, then for each kv chunk j the blocks of q chunks
+j.. against the final lse (the diagonal one causal), dq accumulated across kv chunks; its gradients are
+compared once with one block's."""
 import ctypes as C
 import json
 import math
@@ -139,6 +143,25 @@ def main():
             ok(getattr(lib, "fpdt_attn_bwd" + sfx)(P(q), P(k), P(v), P(do), P(lse), P(delta), P(dq), P(dk), P(dv), I(S), I(S), I(H),
                                  I(HKV), I(0), I(G), F(scale), I(1), st()), "bwd")
 
+        n_chunks = S // chunk
+        lse_ck = torch.empty(n_chunks, H, chunk, device=dev)  # each q chunk's final lse, [H, chunk] as programs keep it
+        delta_ck = torch.empty(n_chunks, H, chunk, device=dev)
+
+        def bwd_fpdt():
+            c = chunk
+            for i in range(n_chunks):
+                ok(lib.fpdt_attn_bwd_delta(P(o[i * c:]), P(do[i * c:]), P(delta_ck[i]), I(c), I(H), st()), "delta chunk")
+            for t in (dq, dk, dv):
+                t.zero_()
+            for j in range(n_chunks):  # kv chunk outer, as the programs' backward loop
+                for i in range(j, n_chunks):
+                    ok(lib.fpdt_attn_bwd(P(q[i * c:]), P(k[j * c:]), P(v[j * c:]), P(do[i * c:]), P(lse_ck[i]), P(delta_ck[i]),
+                                         P(dq[i * c:]), P(dk[j * c:]), P(dv[j * c:]), I(c), I(c), I(H), I(HKV), I(0), I(G),
+                                         F(scale), I(int(i == j)), st()), "bwd block")
+
+        def rel_err(a, b):
+            return float((a.float() - b.float()).norm() / b.float().norm().clamp_min(1e-30))
+
         def record(name, t_fwd, t_fb):
             rows.append({"S": S, "kernel": name, "fwd_ms": t_fwd * 1e3, "fwd_tflops": flops / t_fwd / 1e12,
                          "fwdbwd_ms": t_fb * 1e3 if t_fb else None,
@@ -160,7 +183,28 @@ def main():
                 print(f"        paired, median of 9 rounds (min-max): speed {sfx} / default: " +
                       (f"forward {pf[0]:.3f} ({pf[1]:.3f}-{pf[2]:.3f}), " if pf else "") +
                       f"forward+backward {pb[0]:.3f} ({pb[1]:.3f}-{pb[2]:.3f})")
-        record(f"ours FPDT chunk={chunk // 1024}K", bench(fwd_fpdt, reps), bench(lambda: (fwd_fpdt(), bwd()), reps))
+        # the decomposition's results against one block's, once (fp32 sums in another order: ~1e-6 expected)
+        fwd()
+        bwd()
+        torch.cuda.synchronize()
+        o1, g1 = o.clone(), [t.clone() for t in (dq, dk, dv)]
+        lse_ck.copy_(lse.view(H, n_chunks, chunk).transpose(0, 1))
+        fwd_fpdt()
+        bwd_fpdt()
+        torch.cuda.synchronize()
+        errs = {"o": rel_err(o, o1), **{n: rel_err(t, r) for n, t, r in zip(("dq", "dk", "dv"), (dq, dk, dv), g1)}}
+        name = f"ours FPDT chunk={chunk // 1024}K"
+        record(name, bench(fwd_fpdt, reps), bench(lambda: (fwd_fpdt(), bwd_fpdt()), reps))
+        rows[-1]["err_vs_one_block"] = errs
+        print("        against one block: " + ", ".join(f"{n} {e:.1e}" for n, e in errs.items()))
+        if max(errs.values()) > 2e-2:
+            raise RuntimeError(f"{name}: results differ from one block's: {errs}")
+        if os.environ.get("PAIRED"):
+            pf = paired_speed(fwd_fpdt, fwd)
+            pb = paired_speed(lambda: (fwd_fpdt(), bwd_fpdt()), lambda: (fwd(), bwd()))
+            rows[-1]["paired_speed_over_one_block"] = {"fwd": pf, "fwdbwd": pb}
+            print(f"        paired, median of 9 rounds (min-max): speed FPDT / one block: forward {pf[0]:.3f} "
+                  f"({pf[1]:.3f}-{pf[2]:.3f}), forward+backward {pb[0]:.3f} ({pb[1]:.3f}-{pb[2]:.3f})")
         record(f"ours FPDT unfused merge", bench(fwd_fpdt_merge, reps), None)
         # accuracy of ours vs the flash backend at this size (single block)
         fwd()

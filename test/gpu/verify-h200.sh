@@ -51,7 +51,7 @@ for part in $parts; do
       for spec in llama gpt; do
         BACKENDS=cudnn PAIRED=1 VARIANTS=${VARIANTS:-default} OUT=$logs timeout $(((deadline - SECONDS) / 2)) \
           python3 test/bench/attention.py "${BENCH_KDIR:-.carry/kernels}/$spec" "${BENCH_SEQS:-32768,131072}" 32/8 > "$logs/attn_$spec.log" 2>&1
-        echo "attention $spec rc=$?"; grep -E "S=|paired" "$logs/attn_$spec.log" | grep -v "FPDT\|unfused" | cut -c1-190
+        echo "attention $spec rc=$?"; grep -E "S=|paired|against one block" "$logs/attn_$spec.log" | grep -v "unfused" | cut -c1-190
       done ;;
     hf)
       OUT=$logs/hf timeout "$t" bash test/gpu/hf/run-on-h200.sh > "$logs/hf.txt" 2>&1; echo "hf rc=$?"
