@@ -27,7 +27,7 @@ xz -dc .carry/node.xz > /tmp/node && chmod +x /tmp/node
   echo "programs from $(cat .carry/COMMIT 2>/dev/null || echo unknown)"; } | tee "$logs/machine.txt"
 
 # usual seconds of each part on one H200 (2026-12-01)
-declare -A need=([kernels]=30 [bench]=120 [hf]=170 [packed]=50 [l1b64]=90 [l1b512]=220 [ds]=240 [calib]=30)
+declare -A need=([kernels]=30 [bench]=200 [hf]=170 [packed]=50 [l1b64]=90 [l1b512]=220 [ds]=240 [calib]=30)
 fits() { # part: prints the seconds it may take, or fails when it does not fit
   local left=$((deadline - SECONDS))
   if [ "$left" -lt "${need[$1]}" ]; then echo "$1: skipped, ${left} s left, it usually takes ${need[$1]} s" >&2; return 1; fi
