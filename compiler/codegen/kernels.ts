@@ -67,6 +67,8 @@ export interface RenderOptions {
   sm90PartialDQBackward?: boolean;
   /** Benchmark copy of the head-dim-128 sm_90a backward whose full blocks start every kv tile at the first q tile, the programs' until 2026-12 (attention_bwd_unrotated_sm90.cu, fpdt_attn_bwd_unrotated). */
   sm90UnrotatedBackward?: boolean;
+  /** Benchmark copy of the sm_90a backward that runs every full block with one CTA per kv tile, the programs' until 2026-12 (attention_bwd_unsplit_sm90.cu, fpdt_attn_bwd_unsplit). */
+  sm90UnsplitBackward?: boolean;
 }
 
 export class KernelSpecError extends Error {}
@@ -256,9 +258,15 @@ function attentionBackwardSm90(spec: KernelSpec, t: AttentionTiling, suffix: str
     // 64K blocks; at head dim 64 the same order is 3-4% slower, so it keeps the first-tile start); at head
     // dim 64 the warpgroups split dQ by columns (forward+backward 0.98x cuDNN against 0.94-0.95x with
     // partial tiles summed in shared memory, results/kernels.md)
-    { file: `attention_bwd${suffix}_sm90.cu`, text: render('attention_bwd_sm90.cu.njk', { headDim: spec.headDim, ns, suffix, fallbackSuffix, docs, rotate: !docs && spec.headDim === 128, stages: 2, dqSplit: spec.headDim === 64 }) },
+    // full blocks split over their q tiles where that shortens the last wave (bwd_parts in the template)
+    { file: `attention_bwd${suffix}_sm90.cu`, text: render('attention_bwd_sm90.cu.njk', sm90BackwardData(spec, ns, suffix, fallbackSuffix, docs, !docs)) },
     { file: `attention_bwd${fallbackSuffix}.cu`, text: attentionBackward(spec, t, fallbackSuffix, docs) },
   ];
+}
+
+/** The sm_90a backward template's data: the programs' form at this head dim, split or not. */
+function sm90BackwardData(spec: KernelSpec, ns: string, suffix: string, fallbackSuffix: string, docs: boolean, split: boolean): object {
+  return { headDim: spec.headDim, ns, suffix, fallbackSuffix, docs, rotate: !docs && spec.headDim === 128, stages: 2, dqSplit: spec.headDim === 64, split };
 }
 
 function attentionBackwardFiles(spec: KernelSpec, t: AttentionTiling): RenderedKernel[] {
@@ -324,11 +332,15 @@ export function renderKernels(spec: KernelSpec, options: RenderOptions = {}): Re
     files.push(sm90ForwardFile(spec, '_wg2', sm90ForwardStages(spec.headDim), '_mma', false, 2));
   if (options.sm90UnrotatedBackward && usesSm90Backward(spec) && spec.headDim === 128) {
     const ns = `fpdt_attn_bwd_sm90_${spec.headDim}_unrotated`;
-    files.push({ file: 'attention_bwd_unrotated_sm90.cu', text: render('attention_bwd_sm90.cu.njk', { headDim: spec.headDim, ns, suffix: '_unrotated', fallbackSuffix: '_mma', docs: false, rotate: false, stages: 2, dqSplit: false }) });
+    files.push({ file: 'attention_bwd_unrotated_sm90.cu', text: render('attention_bwd_sm90.cu.njk', { headDim: spec.headDim, ns, suffix: '_unrotated', fallbackSuffix: '_mma', docs: false, rotate: false, stages: 2, dqSplit: false, split: false }) });
+  }
+  if (options.sm90UnsplitBackward && usesSm90Backward(spec)) {
+    const ns = `fpdt_attn_bwd_sm90_${spec.headDim}_unsplit`;
+    files.push({ file: 'attention_bwd_unsplit_sm90.cu', text: render('attention_bwd_sm90.cu.njk', sm90BackwardData(spec, ns, '_unsplit', '_mma', false, false)) });
   }
   if (options.sm90PartialDQBackward && usesSm90Backward(spec) && spec.headDim === 64) {
     const ns = `fpdt_attn_bwd_sm90_${spec.headDim}_dqpartial`;
-    files.push({ file: 'attention_bwd_dqpartial_sm90.cu', text: render('attention_bwd_sm90.cu.njk', { headDim: spec.headDim, ns, suffix: '_dqpartial', fallbackSuffix: '_mma', docs: false, rotate: false, stages: 2, dqSplit: false }) });
+    files.push({ file: 'attention_bwd_dqpartial_sm90.cu', text: render('attention_bwd_sm90.cu.njk', { headDim: spec.headDim, ns, suffix: '_dqpartial', fallbackSuffix: '_mma', docs: false, rotate: false, stages: 2, dqSplit: false, split: false }) });
   }
   const prototypes = files.flatMap((f) => launcherPrototypes[f.file] ?? []);
   files.push({ file: 'fpdt_kernels.h', text: render('fpdt_kernels.h.njk', { spec, prototypes }) });

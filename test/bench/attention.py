@@ -147,15 +147,16 @@ def main():
         lse_ck = torch.empty(n_chunks, H, chunk, device=dev)  # each q chunk's final lse, [H, chunk] as programs keep it
         delta_ck = torch.empty(n_chunks, H, chunk, device=dev)
 
-        def bwd_fpdt():
+        def bwd_fpdt(sfx=""):
             c = chunk
+            bwd_block = getattr(lib, "fpdt_attn_bwd" + sfx)
             for i in range(n_chunks):
                 ok(lib.fpdt_attn_bwd_delta(P(o[i * c:]), P(do[i * c:]), P(delta_ck[i]), I(c), I(H), st()), "delta chunk")
             for t in (dq, dk, dv):
                 t.zero_()
             for j in range(n_chunks):  # kv chunk outer, as the programs' backward loop
                 for i in range(j, n_chunks):
-                    ok(lib.fpdt_attn_bwd(P(q[i * c:]), P(k[j * c:]), P(v[j * c:]), P(do[i * c:]), P(lse_ck[i]), P(delta_ck[i]),
+                    ok(bwd_block(P(q[i * c:]), P(k[j * c:]), P(v[j * c:]), P(do[i * c:]), P(lse_ck[i]), P(delta_ck[i]),
                                          P(dq[i * c:]), P(dk[j * c:]), P(dv[j * c:]), I(c), I(c), I(H), I(HKV), I(0), I(G),
                                          F(scale), I(int(i == j)), st()), "bwd block")
 
@@ -205,6 +206,12 @@ def main():
             rows[-1]["paired_speed_over_one_block"] = {"fwd": pf, "fwdbwd": pb}
             print(f"        paired, median of 9 rounds (min-max): speed FPDT / one block: forward {pf[0]:.3f} "
                   f"({pf[1]:.3f}-{pf[2]:.3f}), forward+backward {pb[0]:.3f} ({pb[1]:.3f}-{pb[2]:.3f})")
+            for sfx in [v for v in variants if v and hasattr(lib, "fpdt_attn_bwd" + v)]:
+                # each backward variant inside the decomposition (its full blocks), against the default's
+                pb = paired_speed(lambda: (fwd_fpdt(), bwd_fpdt(sfx)), lambda: (fwd_fpdt(), bwd_fpdt()))
+                rows[-1].setdefault("paired_speed_variant_over_default", {})[sfx] = pb
+                print(f"        paired, median of 9 rounds (min-max): FPDT forward+backward, speed {sfx} / default: "
+                      f"{pb[0]:.3f} ({pb[1]:.3f}-{pb[2]:.3f})")
         record(f"ours FPDT unfused merge", bench(fwd_fpdt_merge, reps), None)
         # accuracy of ours vs the flash backend at this size (single block)
         fwd()

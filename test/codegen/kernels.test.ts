@@ -86,6 +86,14 @@ describe('codegen/kernels', () => {
     expect(launchersIn(bwd(sm90Gpt))).to.deep.equal(['fpdt_attn_bwd_sm90', 'fpdt_attn_bwd']);
     expect(bwd(sm90Gpt)).to.contain('constexpr int kD = 64;').and.contain('return fpdt_attn_bwd_mma(');
     expect(bwd(sm90Llama)).to.contain('constexpr int kD = 128;').and.contain('cp.reduce.async.bulk.tensor');
+    // full blocks split over their q tiles (dK/dV then added with atomics), not the packed kernels nor the bench copy
+    for (const spec of [sm90Llama, sm90Gpt]) expect(bwd(spec)).to.contain('bwd_parts(Hkv, n_kv').and.contain('atomicAdd(pk, ak)');
+    const docs = renderKernels({ ...sm90Llama, packed: true }).find((f) => f.file === 'attention_bwd_docs_sm90.cu')!.text;
+    expect(docs).to.contain('p.parts = 1;');
+    expect(docs).to.not.contain('bwd_parts(');
+    const unsplit = renderKernels(sm90Llama, { sm90UnsplitBackward: true }).find((f) => f.file === 'attention_bwd_unsplit_sm90.cu')!.text;
+    expect(launchersIn(unsplit)).to.deep.equal(['fpdt_attn_bwd_unsplit_sm90', 'fpdt_attn_bwd_unsplit']);
+    expect(unsplit).to.contain('p.parts = 1;');
     const fwd = renderKernels(sm90Gpt).find((f) => f.file === 'attention_fwd_sm90.cu')!.text;
     expect(launchersIn(fwd)).to.deep.equal(['fpdt_attn_fwd_sm90', 'fpdt_attn_fwd']);
     expect(fwd).to.contain('constexpr int kD = 64;').and.contain('return fpdt_attn_fwd_mma(');
