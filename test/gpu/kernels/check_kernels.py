@@ -191,16 +191,20 @@ def check_attention_bwd(lib, tag, Hq, Hkv, d, suffixes):
                  I(Lk), I(Hq), I(Hkv), I(0), I(Hq // Hkv), F(scale), I(int(causal)))
             check(f"{tag} attn_bwd{sfx} Lq={Lq} Lk={Lk} causal={causal}",
                   {"delta": (delta, delta_r), "dq": (dq - b_q, gq), "dk": (dk - b_k, gk), "dv": (dv - b_v, gv)}, 1e-2)
-            # a second run on the same inputs: dk/dv bit-identical (no atomics), dq within float atomics' order
+            # a second run on the same inputs: dq within float atomics' order; dk/dv bit-identical, except where
+            # the wgmma launcher may split a full block over its q tiles (dk/dv then added with atomics too)
             dq2, dk2, dv2 = b_q.clone(), b_k.clone(), b_v.clone()
             call(lib, "fpdt_attn_bwd" + sfx, P(q), P(k), P(v), P(do), P(lse), P(delta), P(dq2), P(dk2), P(dv2), I(Lq),
                  I(Lk), I(Hq), I(Hkv), I(0), I(Hq // Hkv), F(scale), I(int(causal)))
+            rerun = lambda x2, x, b: ((x2 - x).abs().max() / (x - b).abs().max().clamp_min(1e-30)).item()  # noqa: E731
             same = torch.equal(dk, dk2) and torch.equal(dv, dv2)
-            dq_rerun = ((dq2 - dq).abs().max() / (dq - b_q).abs().max().clamp_min(1e-30)).item()
-            ok = same and dq_rerun <= 1e-3
-            results.append((f"{tag} attn_bwd{sfx} rerun Lq={Lq} Lk={Lk}", ok, {"dk_dv_identical": same, "dq": dq_rerun}))
-            print(f"{'PASS' if ok else 'FAIL'} {tag} attn_bwd{sfx} rerun Lq={Lq} Lk={Lk}: dk/dv identical {same}, "
-                  f"dq {dq_rerun:.1e}", flush=True)
+            dq_rerun, dkv_rerun = rerun(dq2, dq, b_q), max(rerun(dk2, dk, b_k), rerun(dv2, dv, b_v))
+            may_split = not causal and sfx in ("", "_sm90") and hasattr(lib, "fpdt_attn_bwd_sm90")
+            ok = (same or (may_split and dkv_rerun <= 1e-3)) and dq_rerun <= 1e-3
+            results.append((f"{tag} attn_bwd{sfx} rerun Lq={Lq} Lk={Lk}", ok,
+                            {"dk_dv_identical": same, "dk_dv": dkv_rerun, "dq": dq_rerun}))
+            print(f"{'PASS' if ok else 'FAIL'} {tag} attn_bwd{sfx} rerun Lq={Lq} Lk={Lk}: dk/dv identical {same}"
+                  f"{'' if same else f' ({dkv_rerun:.1e}, split full block)' if may_split else ''}, dq {dq_rerun:.1e}", flush=True)
     # GQA head base: a rank's slice of query heads [qb, qb + hq) and the kv heads they read; dk/dv get only
     # the local q heads' contributions
     group = Hq // Hkv
