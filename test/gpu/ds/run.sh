@@ -1,7 +1,8 @@
 #!/bin/bash
 # Runs on one H200 what test/gpu/ds/build.sh built: our Llama-3-8B attention layer offloaded and
-# resident at each carried length (.carry/ds/ours-<SEQ>[-resident]), STEPS steps each (default 2, the
-# last traced with --trace), then DeepSpeed's own FPDT layer (.carry/ds/bench/bench_fpdt.py with
+# resident at each carried length (.carry/ds/ours-<SEQ>[-resident]), STEPS_<SEQ> (else STEPS) steps each
+# (default 6 at 128K, 3 at 256K, 2 longer: report.py compares the median of the steps after the first; the
+# last is traced with --trace), then DeepSpeed's own FPDT layer (.carry/ds/bench/bench_fpdt.py with
 # DeepSpeed's two files copied into its shim) in the same run, one program at a time; then
 # test/gpu/ds/report.py writes the table ($OUT/ds-vs-ours.md, .json). Every run is cut to what is left
 # of DEADLINE seconds (default 540), keeping DS_RESERVE (default 200) for DeepSpeed's bench.
@@ -23,7 +24,8 @@ for seq in ${SEQS:-128K 256K 512K}; do
     cap_var=CAP_$seq; cap=${!cap_var:-$([ "$seq" = 512K ] && echo 150 || echo 75)}
     t=$(($(left) - reserve)); [ "$t" -gt "$cap" ] && t=$cap
     if [ "$t" -lt 20 ]; then echo "$name: skipped, ${t}s left before DeepSpeed's share"; continue; fi
-    timeout "$t" /tmp/node .carry/ds/run-entry.mjs "$dir" --steps "${STEPS:-2}" --trace "$logs/$name.trace.json" \
+    steps_var=STEPS_$seq; steps=${!steps_var:-${STEPS:-$(case $seq in 128K) echo 6 ;; 256K) echo 3 ;; *) echo 2 ;; esac)}}
+    timeout "$t" /tmp/node .carry/ds/run-entry.mjs "$dir" --steps "$steps" --trace "$logs/$name.trace.json" \
       --metrics "$logs/$name.metrics.jsonl" >"$logs/$name.log" 2>&1
     echo "$name rc=$? at ${SECONDS}s"; grep -E "^step |rror" "$logs/$name.log" | tail -4
   done
