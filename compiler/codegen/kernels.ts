@@ -69,6 +69,8 @@ export interface RenderOptions {
   sm90UnrotatedBackward?: boolean;
   /** Benchmark copy of the sm_90a backward that runs every full block with one CTA per kv tile, the programs' until 2026-12 (attention_bwd_unsplit_sm90.cu, fpdt_attn_bwd_unsplit). */
   sm90UnsplitBackward?: boolean;
+  /** Benchmark copy of the sm_90a forward whose full blocks start each query tile at its own kv tile (attention_fwd_rot_sm90.cu, fpdt_attn_fwd_rot). */
+  sm90RotatedForward?: boolean;
 }
 
 export class KernelSpecError extends Error {}
@@ -214,15 +216,30 @@ export function sm90ForwardConsumers(headDim: number): 2 | 3 {
 function attentionForwardSm90(spec: KernelSpec, t: AttentionTiling, suffix: string): RenderedKernel[] {
   const fallbackSuffix = `${suffix}_mma`;
   return [
-    sm90ForwardFile(spec, suffix, sm90ForwardStages(spec.headDim), fallbackSuffix, false, sm90ForwardConsumers(spec.headDim)),
+    sm90ForwardFile(spec, { suffix, fallbackSuffix }),
     { file: `attention_fwd${fallbackSuffix}.cu`, text: attentionForward(spec, t, fallbackSuffix) },
   ];
 }
 
-function sm90ForwardFile(spec: KernelSpec, suffix: string, stages: number, fallbackSuffix: string, docs = false, consumers = 2): RenderedKernel {
-  const ns = `fpdt_attn_fwd_sm90_${spec.headDim}${suffix}`;
-  const text = render('attention_fwd_sm90.cu.njk', { headDim: spec.headDim, stages, ns, suffix, fallbackSuffix, docs, consumers });
-  return { file: `attention_fwd${suffix}_sm90.cu`, text };
+/** One rendering of the sm_90a forward: the programs' form at this head dim unless told otherwise. */
+interface Sm90Forward {
+  suffix: string;
+  fallbackSuffix: string;
+  stages?: number;
+  docs?: boolean;
+  consumers?: 2 | 3;
+  /** full blocks start each query tile at its own kv tile (bench copy _rot) */
+  rotateFull?: boolean;
+}
+
+function sm90ForwardFile(spec: KernelSpec, f: Sm90Forward): RenderedKernel {
+  const ns = `fpdt_attn_fwd_sm90_${spec.headDim}${f.suffix}`;
+  const text = render('attention_fwd_sm90.cu.njk', {
+    headDim: spec.headDim, ns, suffix: f.suffix, fallbackSuffix: f.fallbackSuffix, docs: f.docs ?? false,
+    stages: f.stages ?? sm90ForwardStages(spec.headDim), consumers: f.consumers ?? sm90ForwardConsumers(spec.headDim),
+    rotateFull: f.rotateFull ?? false,
+  });
+  return { file: `attention_fwd${f.suffix}_sm90.cu`, text };
 }
 
 function attentionForwardFiles(spec: KernelSpec, t: AttentionTiling): RenderedKernel[] {
@@ -285,7 +302,7 @@ function packedFiles(spec: KernelSpec, t: AttentionTiling, data: object): Render
   const sm90 = usesSm90Documents(spec);
   const forward = sm90
     ? [
-        sm90ForwardFile(spec, '_docs', sm90ForwardStages(spec.headDim), '_docs_mma', true),
+        sm90ForwardFile(spec, { suffix: '_docs', fallbackSuffix: '_docs_mma', docs: true, consumers: 2 }),
         { file: 'attention_fwd_docs_mma.cu', text: attentionForward(spec, t, '_docs_mma', true) },
       ]
     : [{ file: 'attention_fwd_docs.cu', text: attentionForward(spec, t, '_docs', true) }];
@@ -327,9 +344,10 @@ export function renderKernels(spec: KernelSpec, options: RenderOptions = {}): Re
     files.push({ file: `attention_bwd${v.suffix}.cu`, text: attentionBackward(spec, v.tiling, v.suffix) });
   }
   if (usesSm90Forward(spec))
-    for (const stages of options.sm90StageVariants ?? []) files.push(sm90ForwardFile(spec, `_st${stages}`, stages, '_mma'));
+    for (const stages of options.sm90StageVariants ?? []) files.push(sm90ForwardFile(spec, { suffix: `_st${stages}`, fallbackSuffix: '_mma', stages, consumers: 2 }));
   if (options.sm90TwoConsumers && usesSm90Forward(spec) && spec.headDim === 64)
-    files.push(sm90ForwardFile(spec, '_wg2', sm90ForwardStages(spec.headDim), '_mma', false, 2));
+    files.push(sm90ForwardFile(spec, { suffix: '_wg2', fallbackSuffix: '_mma', consumers: 2 }));
+  if (options.sm90RotatedForward && usesSm90Forward(spec)) files.push(sm90ForwardFile(spec, { suffix: '_rot', fallbackSuffix: '_mma', rotateFull: true }));
   if (options.sm90UnrotatedBackward && usesSm90Backward(spec) && spec.headDim === 128) {
     const ns = `fpdt_attn_bwd_sm90_${spec.headDim}_unrotated`;
     files.push({ file: 'attention_bwd_unrotated_sm90.cu', text: render('attention_bwd_sm90.cu.njk', { headDim: spec.headDim, ns, suffix: '_unrotated', fallbackSuffix: '_mma', docs: false, rotate: false, stages: 2, dqSplit: false, split: false }) });

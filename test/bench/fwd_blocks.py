@@ -5,7 +5,9 @@ accumulation across kv chunks. Paired (interleaved) timings at S with chunk S/2,
   shapes only     the decomposition's three blocks (two causal diagonals, one full) each with bf16 out
                   (mode 2): the same tiles, no accumulation (its o is not the attention, only its time counts)
   decomposition   as the programs run it: fp32 accumulators (mode 0, then 1), then the bf16 finalize
-and each block of the decomposition alone, bf16 out against fp32 accumulation.
+and each block of the decomposition alone, bf16 out against fp32 accumulation; where the library has the bench
+copy fpdt_attn_fwd_rot (full blocks started at a kv tile of their own per query tile), its full block against
+the default's.
 
   python3 test/bench/fwd_blocks.py [kernels_dir=.carry/kernels/llama] [S=131072] [heads=32/8]
 
@@ -65,10 +67,10 @@ def main():
     lse = torch.empty(H, S, device=dev)
     acc, lse_c = torch.empty(c, H, D, device=dev), torch.empty(H, c, device=dev)
 
-    def block(i, j, mode, dst=None):  # q chunk i against kv chunk j (i == j: the causal diagonal)
+    def block(i, j, mode, dst=None, fn=lib.fpdt_attn_fwd):  # q chunk i against kv chunk j (i == j: the causal diagonal)
         qi, kj, vj = q[i * c:], k[j * c:], v[j * c:]
         acc_p, out_p = (NULL, P(dst)) if mode == 2 else (P(acc), NULL)
-        ok(lib.fpdt_attn_fwd(P(qi), P(kj), P(vj), acc_p, P(lse_c), out_p, I(c), I(c), I(H), I(HKV), I(0), I(G), F(scale),
+        ok(fn(P(qi), P(kj), P(vj), acc_p, P(lse_c), out_p, I(c), I(c), I(H), I(HKV), I(0), I(G), F(scale),
                              I(int(i == j)), I(mode), st()), f"block {i},{j}")
 
     def one_block():
@@ -102,6 +104,9 @@ def main():
         f = fl / 4 * (1 if i == j else 2)
         print(f"  {name} {c // 1024}K block: bf16 out {t * 1e3:.2f} ms ({f / t / 1e12:.1f} TFLOP/s); speed fp32 "
               f"accumulator / bf16 out {m:.3f} ({lo:.3f}-{hi:.3f})", flush=True)
+    if hasattr(lib, "fpdt_attn_fwd_rot"):
+        m, lo, hi = paired(lambda: block(1, 0, 0, fn=lib.fpdt_attn_fwd_rot), lambda: block(1, 0, 0))
+        print(f"  full {c // 1024}K block, speed rotated (_rot) / default: {m:.3f} ({lo:.3f}-{hi:.3f})", flush=True)
 
 
 if __name__ == "__main__":

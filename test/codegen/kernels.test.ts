@@ -94,6 +94,11 @@ describe('codegen/kernels', () => {
     const unsplit = renderKernels(sm90Llama, { sm90UnsplitBackward: true }).find((f) => f.file === 'attention_bwd_unsplit_sm90.cu')!.text;
     expect(launchersIn(unsplit)).to.deep.equal(['fpdt_attn_bwd_unsplit_sm90', 'fpdt_attn_bwd_unsplit']);
     expect(unsplit).to.contain('p.parts = 1;');
+    // the forward with rotated full blocks is a bench copy only; the programs' forward keeps the plain order
+    const rot = renderKernels(sm90Llama, { sm90RotatedForward: true }).find((f) => f.file === 'attention_fwd_rot_sm90.cu')!.text;
+    expect(launchersIn(rot)).to.deep.equal(['fpdt_attn_fwd_rot_sm90', 'fpdt_attn_fwd_rot']);
+    expect(rot).to.contain('% n_tiles;');
+    expect(renderKernels(sm90Llama).find((f) => f.file === 'attention_fwd_sm90.cu')!.text).to.not.contain('const int rot =');
     const fwd = renderKernels(sm90Gpt).find((f) => f.file === 'attention_fwd_sm90.cu')!.text;
     expect(launchersIn(fwd)).to.deep.equal(['fpdt_attn_fwd_sm90', 'fpdt_attn_fwd']);
     expect(fwd).to.contain('constexpr int kD = 64;').and.contain('return fpdt_attn_fwd_mma(');

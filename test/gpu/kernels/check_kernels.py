@@ -116,9 +116,11 @@ def attn_fwd(lib, q, k, v, causal, mode, o_acc=None, lse=None, suffix="", q_head
 def check_attention(lib, tag, Hq, Hkv, d, suffixes):
     scale = 1 / math.sqrt(d)
     # 1500 causal and 200 x 1100 visit 12 and 9 kv tiles of 128: the wgmma kernel's K/V ring (4 stages at
-    # head dim 64, 2 at 128) is reused three times or more, so each slot's mbarrier phase goes 0, 1, 0
+    # head dim 64, 2 at 128) is reused three times or more, so each slot's mbarrier phase goes 0, 1, 0;
+    # 384 x 1024: a full block of whole kv tiles, which the _rot copy starts at a different tile per query tile
     for Lq, Lk, causal in [(1, 1, True), (64, 64, True), (100, 100, True), (333, 333, True), (1000, 1000, True),
-                           (1500, 1500, True), (128, 200, False), (77, 300, False), (129, 1, False), (200, 1100, False)]:
+                           (1500, 1500, True), (128, 200, False), (77, 300, False), (129, 1, False), (200, 1100, False),
+                           (384, 1024, False)]:
         q, k, v = rnd(Lq, Hq, d), rnd(Lk, Hkv, d), rnd(Lk, Hkv, d)
         o_r, lse_r = ref_attention(q, k, v, causal, scale)
         for sfx in suffixes:
@@ -523,10 +525,11 @@ def main():
         lib = C.CDLL(build(sdir, os.path.join("/tmp/fpdt_build")))
         Hq, Hkv, d = spec["qHeads"], spec["kvHeads"], spec["headDim"]
         # _v1.._v3: mma.sync tile variants; _st2.._st4: the wgmma forward with another K/V ring depth;
-        # _dqpartial: the head-dim-64 wgmma backward with partial dQ tiles (backward only)
+        # _dqpartial: the head-dim-64 wgmma backward with partial dQ tiles (backward only); _rot: the wgmma
+        # forward with rotated full blocks (forward only)
         # VARIANTS=_a,_b: also these suffixes, where the library has them (bench copies built beside the kernels)
         extra = [v for v in os.environ.get("VARIANTS", "").split(",") if v.startswith("_")]
-        suffixes = [""] + [s for s in dict.fromkeys(("_v1", "_v2", "_v3", "_st2", "_st3", "_st4", "_wg2", "_dqpartial", *extra))
+        suffixes = [""] + [s for s in dict.fromkeys(("_v1", "_v2", "_v3", "_st2", "_st3", "_st4", "_wg2", "_dqpartial", "_rot", *extra))
                            if hasattr(lib, "fpdt_attn_fwd" + s) or hasattr(lib, "fpdt_attn_bwd" + s)]
         # the forward also has, where rendered for sm_90a (attention_fwd_sm90.cu), the wgmma kernel on its own
         # (fpdt_attn_fwd_sm90: fails with cudaErrorNotSupported instead of falling back) and the mma.sync one
