@@ -11,10 +11,12 @@ built with test/gpu/kernels/build.py. Cases, 32 q / 8 kv heads, head dim 128 (th
 - the same with the causal forward's lse (as calibrate.py times it: probabilities above 1 off the
   causal part, the fp32 partials growing run after run);
 - causal 64K, and full 16K, with their own forward's lse.
-Then, where the build has it, the bench copy whose full blocks start every kv tile at the first q tile
-(fpdt_attn_bwd_unrotated, attention_bwd_unrotated_sm90.cu; the default starts kv tile n at q tile 2n and
-wraps): its dq, dk, dv against fpdt_attn_bwd's on the same operands (full 64K, 16K, 4K, causal 16K), and
-only if they agree, its full 64K and 16K runs beside the default's (VARIANT_ONLY=1: only these).
+Then, where the build has it, a backward bench copy (VARIANT, default _unrotated: the copy whose full blocks
+start every kv tile at the first q tile, attention_bwd_unrotated_sm90.cu, where the default starts kv tile n
+at q tile 2n and wraps; _unsplit: one CTA per kv tile of a full block, where the default splits a full 64K
+block's q tiles four ways): its dq, dk, dv against fpdt_attn_bwd's on the same operands (full 64K, 16K, 4K,
+causal 16K), and only if they agree, its full 64K and 16K runs beside the default's (VARIANT_ONLY=1: only
+these).
 Prints, per case, TFLOP/s (the schedule's count: 4 L^2 d H, halved causal, x2.5 backward) of the first
 and last runs and their median, and the clock, power and temperature the samples saw. Writes
 $OUT/block_clocks.json. Reads nothing of the GPU's settings and changes none."""
@@ -150,7 +152,8 @@ def main():
         ("full 64K again", 65536, False, False),
     ]
     results = [] if os.environ.get("VARIANT_ONLY") == "1" else [case(lib, *c) for c in cases]
-    variant = "fpdt_attn_bwd_unrotated"
+    sfx = os.environ.get("VARIANT", "_unrotated")
+    variant = "fpdt_attn_bwd" + sfx
     if hasattr(lib, variant):
         checks = [same_outputs(lib, L, causal, variant) for L, causal in ((65536, False), (16384, False), (4096, False), (16384, True))]
         # dk and dv sum a kv tile's q tiles in another order (fp32, their terms cancel: 5.6e-5 seen at 64K);
@@ -158,10 +161,9 @@ def main():
         if max(max(e.values()) for e in checks) > 5e-4:
             print(f"FAIL: {variant} differs from fpdt_attn_bwd beyond fp32 summation order", flush=True)
         else:
-            for c in [("full 64K unrotated", 65536, False, False), ("full 64K (default)", 65536, False, False),
-                      ("full 16K unrotated", 16384, False, False), ("full 16K (default)", 16384, False, False),
-                      ("full 64K unrotated again", 65536, False, False), ("full 64K (default) again", 65536, False, False)]:
-                results.append(case(lib, *c, fn=variant if "unrotated" in c[0] else "fpdt_attn_bwd"))
+            for name, L in [("full 64K", 65536), ("full 16K", 16384), ("full 64K again", 65536)]:
+                results.append(case(lib, f"{name} {sfx}", L, False, False, fn=variant))
+                results.append(case(lib, f"{name} (default)", L, False, False, fn="fpdt_attn_bwd"))
     with open(os.path.join(OUT, "block_clocks.json"), "w") as f:
         json.dump(results, f, indent=1)
 

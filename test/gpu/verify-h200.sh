@@ -11,6 +11,8 @@
 #   l1b512   llama1b at 512K, one step
 #   ds       our Llama-3-8B attention layer beside DeepSpeed's (test/gpu/ds/run.sh, DS_SEQS)
 #   fwdblocks  test/bench/fwd_blocks.py at head dim 128, 128K: where the forward decomposition's time goes
+#   clocks   test/bench/block_clocks.py: head-dim-128 backward blocks for seconds each beside the SM clock and
+#            power, and the bench copy CLOCKS_VARIANT (default _unsplit) beside the default
 #   calib    test/bench/calibrate.py on the rendered kernels: $OUT's logs/h200.json, to commit as
 #            compiler/schedule/calibration/h200.json
 # A part starts only when its usual length fits before DEADLINE seconds (default 570) and is cut at
@@ -28,7 +30,7 @@ xz -dc .carry/node.xz > /tmp/node && chmod +x /tmp/node
   echo "programs from $(cat .carry/COMMIT 2>/dev/null || echo unknown)"; } | tee "$logs/machine.txt"
 
 # usual seconds of each part on one H200 (2026-12-01)
-declare -A need=([kernels]=30 [bench]=200 [hf]=170 [packed]=50 [l1b64]=90 [l1b512]=220 [ds]=240 [calib]=30 [fwdblocks]=60)
+declare -A need=([kernels]=30 [bench]=200 [hf]=170 [packed]=50 [l1b64]=90 [l1b512]=220 [ds]=240 [calib]=30 [fwdblocks]=60 [clocks]=90)
 fits() { # part: prints the seconds it may take, or fails when it does not fit
   local left=$((deadline - SECONDS))
   if [ "$left" -lt "${need[$1]}" ]; then echo "$1: skipped, ${left} s left, it usually takes ${need[$1]} s" >&2; return 1; fi
@@ -71,11 +73,15 @@ for part in $parts; do
     fwdblocks)
       timeout "$t" python3 test/bench/fwd_blocks.py "${BENCH_KDIR:-.carry/kernels}/llama" 131072 32/8 > "$logs/fwd_blocks.log" 2>&1
       echo "fwd_blocks rc=$?"; cut -c1-200 "$logs/fwd_blocks.log" | tail -8 ;;
+    clocks)
+      VARIANT=${CLOCKS_VARIANT:-_unsplit} OUT=$logs timeout "$t" python3 test/bench/block_clocks.py "${BENCH_KDIR:-.carry/kernels}" 3 \
+        > "$logs/block_clocks.log" 2>&1
+      echo "block_clocks rc=$?"; grep -vE "^\s*$" "$logs/block_clocks.log" | tail -14 | cut -c1-200 ;;
     calib)
       FPDT_COMMIT=$(cat .carry/COMMIT 2>/dev/null || echo unknown) OUT=$logs timeout "$t" \
         python3 test/bench/calibrate.py h200 .carry/kernels > "$logs/calibrate.log" 2>&1
       echo "calibrate rc=$?"; grep -E "TFLOP|wrote" "$logs/calibrate.log" | cut -c1-160 ;;
-    *) echo "$part: no such part (kernels bench hf packed l1b64 l1b512 ds calib fwdblocks)" ;;
+    *) echo "$part: no such part (kernels bench hf packed l1b64 l1b512 ds calib fwdblocks clocks)" ;;
   esac
 done
 echo "[${SECONDS} s] done"
