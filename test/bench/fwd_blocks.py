@@ -23,6 +23,7 @@ import torch
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "gpu", "kernels"))
 from build import build  # noqa: E402
 from cuda_timing import timed  # noqa: E402
+from launch import NULL, F, I, P, ok, st  # noqa: E402
 
 KDIR = sys.argv[1] if len(sys.argv) > 1 else ".carry/kernels/llama"
 S = int(sys.argv[2]) if len(sys.argv) > 2 else 131072
@@ -30,18 +31,6 @@ H, HKV = (int(x) for x in (sys.argv[3] if len(sys.argv) > 3 else "32/8").split("
 D = json.load(open(os.path.join(KDIR, "spec.json")))["headDim"]
 lib = C.CDLL(build(KDIR, "/tmp/fpdt_build_fwd_blocks", log=lambda *_: None))
 dev = torch.device("cuda")
-P = lambda t: C.c_void_p(t.data_ptr())  # noqa: E731
-I, F = C.c_int, C.c_float
-NULL = C.c_void_p(0)
-
-
-def st():
-    return C.c_void_p(torch.cuda.current_stream().cuda_stream)
-
-
-def ok(err, what):
-    if err != 0:
-        raise RuntimeError(f"{what}: cudaError {err}")
 
 
 def paired(a, b, rounds=9, min_s=0.2):
