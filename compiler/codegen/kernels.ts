@@ -69,8 +69,12 @@ export interface RenderOptions {
   sm90UnrotatedBackward?: boolean;
   /** Benchmark copy of the sm_90a backward that runs every full block with one CTA per kv tile, the programs' until 2026-12 (attention_bwd_unsplit_sm90.cu, fpdt_attn_bwd_unsplit). */
   sm90UnsplitBackward?: boolean;
-  /** Benchmark copy of the sm_90a forward whose full blocks start each query tile at its own kv tile (attention_fwd_rot_sm90.cu, fpdt_attn_fwd_rot). */
-  sm90RotatedForward?: boolean;
+  /**
+   * Benchmark copies of the sm_90a forward and backward whose full blocks run in bands (attention_fwd_band_sm90.cu,
+   * attention_bwd_band_sm90.cu, fpdt_attn_fwd_band, fpdt_attn_bwd_band): the CTAs running together share one kv
+   * head, and the backward's band of q rows follows FPDT_BAND_MIB (bench sweeps).
+   */
+  sm90BandedAttention?: boolean;
 }
 
 export class KernelSpecError extends Error {}
@@ -228,8 +232,8 @@ interface Sm90Forward {
   stages?: number;
   docs?: boolean;
   consumers?: 2 | 3;
-  /** full blocks start each query tile at its own kv tile (bench copy _rot) */
-  rotateFull?: boolean;
+  /** full blocks with the query blocks fastest: the CTAs running together read one kv head's K/V */
+  bandFull?: boolean;
 }
 
 function sm90ForwardFile(spec: KernelSpec, f: Sm90Forward): RenderedKernel {
@@ -237,7 +241,7 @@ function sm90ForwardFile(spec: KernelSpec, f: Sm90Forward): RenderedKernel {
   const text = render('attention_fwd_sm90.cu.njk', {
     headDim: spec.headDim, ns, suffix: f.suffix, fallbackSuffix: f.fallbackSuffix, docs: f.docs ?? false,
     stages: f.stages ?? sm90ForwardStages(spec.headDim), consumers: f.consumers ?? sm90ForwardConsumers(spec.headDim),
-    rotateFull: f.rotateFull ?? false,
+    bandFull: f.bandFull ?? false,
   });
   return { file: `attention_fwd${f.suffix}_sm90.cu`, text };
 }
@@ -283,7 +287,7 @@ function attentionBackwardSm90(spec: KernelSpec, t: AttentionTiling, suffix: str
 
 /** The sm_90a backward template's data: the programs' form at this head dim, split or not. */
 function sm90BackwardData(spec: KernelSpec, ns: string, suffix: string, fallbackSuffix: string, docs: boolean, split: boolean): object {
-  return { headDim: spec.headDim, ns, suffix, fallbackSuffix, docs, rotate: !docs && spec.headDim === 128, stages: 2, dqSplit: spec.headDim === 64, split };
+  return { headDim: spec.headDim, ns, suffix, fallbackSuffix, docs, rotate: !docs && spec.headDim === 128, stages: 2, dqSplit: spec.headDim === 64, split, band: false };
 }
 
 function attentionBackwardFiles(spec: KernelSpec, t: AttentionTiling): RenderedKernel[] {
@@ -347,7 +351,12 @@ export function renderKernels(spec: KernelSpec, options: RenderOptions = {}): Re
     for (const stages of options.sm90StageVariants ?? []) files.push(sm90ForwardFile(spec, { suffix: `_st${stages}`, fallbackSuffix: '_mma', stages, consumers: 2 }));
   if (options.sm90TwoConsumers && usesSm90Forward(spec) && spec.headDim === 64)
     files.push(sm90ForwardFile(spec, { suffix: '_wg2', fallbackSuffix: '_mma', consumers: 2 }));
-  if (options.sm90RotatedForward && usesSm90Forward(spec)) files.push(sm90ForwardFile(spec, { suffix: '_rot', fallbackSuffix: '_mma', rotateFull: true }));
+  if (options.sm90BandedAttention && usesSm90Forward(spec)) files.push(sm90ForwardFile(spec, { suffix: '_band', fallbackSuffix: '_mma', bandFull: true }));
+  if (options.sm90BandedAttention && usesSm90Backward(spec)) {
+    const ns = `fpdt_attn_bwd_sm90_${spec.headDim}_band`;
+    const data = { ...sm90BackwardData(spec, ns, '_band', '_mma', false, false), rotate: true, band: true, bandBytes: 16 << 20, bandEnv: true };
+    files.push({ file: 'attention_bwd_band_sm90.cu', text: render('attention_bwd_sm90.cu.njk', data) });
+  }
   if (options.sm90UnrotatedBackward && usesSm90Backward(spec) && spec.headDim === 128) {
     const ns = `fpdt_attn_bwd_sm90_${spec.headDim}_unrotated`;
     files.push({ file: 'attention_bwd_unrotated_sm90.cu', text: render('attention_bwd_sm90.cu.njk', { headDim: spec.headDim, ns, suffix: '_unrotated', fallbackSuffix: '_mma', docs: false, rotate: false, stages: 2, dqSplit: false, split: false }) });

@@ -1,4 +1,6 @@
 """What the benches share for timing on the GPU."""
+import math
+
 import torch
 
 
@@ -11,3 +13,18 @@ def timed(fn, n=1):
     b.record()
     torch.cuda.synchronize()
     return a.elapsed_time(b) / 1e3 / n
+
+
+def paired(a, b, rounds=9, min_s=0.2):
+    """Median (min, max) over rounds of b's time / a's (a's speed over b's), each sample >= min_s seconds,
+    the order alternating."""
+    a()
+    b()
+    torch.cuda.synchronize()
+    n = max(1, math.ceil(min_s / timed(a)))
+    r = []
+    for i in range(rounds):
+        ta, tb = (timed(a, n), timed(b, n)) if i % 2 == 0 else tuple(reversed((timed(b, n), timed(a, n))))
+        r.append(tb / ta)
+    r.sort()
+    return r[len(r) // 2], r[0], r[-1]

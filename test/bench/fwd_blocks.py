@@ -6,8 +6,7 @@ accumulation across kv chunks. Paired (interleaved) timings at S with chunk S/2,
                   (mode 2): the same tiles, no accumulation (its o is not the attention, only its time counts)
   decomposition   as the programs run it: fp32 accumulators (mode 0, then 1), then the bf16 finalize
 and each block of the decomposition alone, bf16 out against fp32 accumulation; where the library has the bench
-copy fpdt_attn_fwd_rot (full blocks started at a kv tile of their own per query tile), its full block against
-the default's.
+copy fpdt_attn_fwd_band (full blocks with the query blocks fastest), its full block against the default's.
 
   python3 test/bench/fwd_blocks.py [kernels_dir=.carry/kernels/llama] [S=131072] [heads=32/8]
 
@@ -22,7 +21,7 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "gpu", "kernels"))
 from build import build  # noqa: E402
-from cuda_timing import timed  # noqa: E402
+from cuda_timing import paired, timed  # noqa: E402
 from launch import NULL, F, I, P, ok, st  # noqa: E402
 
 KDIR = sys.argv[1] if len(sys.argv) > 1 else ".carry/kernels/llama"
@@ -31,20 +30,6 @@ H, HKV = (int(x) for x in (sys.argv[3] if len(sys.argv) > 3 else "32/8").split("
 D = json.load(open(os.path.join(KDIR, "spec.json")))["headDim"]
 lib = C.CDLL(build(KDIR, "/tmp/fpdt_build_fwd_blocks", log=lambda *_: None))
 dev = torch.device("cuda")
-
-
-def paired(a, b, rounds=9, min_s=0.2):
-    """Median (min, max) over rounds of b's time / a's, each sample >= min_s seconds, order alternating."""
-    a()
-    b()
-    torch.cuda.synchronize()
-    n = max(1, math.ceil(min_s / timed(a)))
-    r = []
-    for i in range(rounds):
-        ta, tb = (timed(a, n), timed(b, n)) if i % 2 == 0 else tuple(reversed((timed(b, n), timed(a, n))))
-        r.append(tb / ta)
-    r.sort()
-    return r[len(r) // 2], r[0], r[-1]
 
 
 def main():
@@ -93,9 +78,9 @@ def main():
         f = fl / 4 * (1 if i == j else 2)
         print(f"  {name} {c // 1024}K block: bf16 out {t * 1e3:.2f} ms ({f / t / 1e12:.1f} TFLOP/s); speed fp32 "
               f"accumulator / bf16 out {m:.3f} ({lo:.3f}-{hi:.3f})", flush=True)
-    if hasattr(lib, "fpdt_attn_fwd_rot"):
-        m, lo, hi = paired(lambda: block(1, 0, 0, fn=lib.fpdt_attn_fwd_rot), lambda: block(1, 0, 0))
-        print(f"  full {c // 1024}K block, speed rotated (_rot) / default: {m:.3f} ({lo:.3f}-{hi:.3f})", flush=True)
+    if hasattr(lib, "fpdt_attn_fwd_band"):
+        m, lo, hi = paired(lambda: block(1, 0, 0, fn=lib.fpdt_attn_fwd_band), lambda: block(1, 0, 0))
+        print(f"  full {c // 1024}K block, speed banded (_band) / default: {m:.3f} ({lo:.3f}-{hi:.3f})", flush=True)
 
 
 if __name__ == "__main__":

@@ -94,11 +94,18 @@ describe('codegen/kernels', () => {
     const unsplit = renderKernels(sm90Llama, { sm90UnsplitBackward: true }).find((f) => f.file === 'attention_bwd_unsplit_sm90.cu')!.text;
     expect(launchersIn(unsplit)).to.deep.equal(['fpdt_attn_bwd_unsplit_sm90', 'fpdt_attn_bwd_unsplit']);
     expect(unsplit).to.contain('p.parts = 1;');
-    // the forward with rotated full blocks is a bench copy only; the programs' forward keeps the plain order
-    const rot = renderKernels(sm90Llama, { sm90RotatedForward: true }).find((f) => f.file === 'attention_fwd_rot_sm90.cu')!.text;
-    expect(launchersIn(rot)).to.deep.equal(['fpdt_attn_fwd_rot_sm90', 'fpdt_attn_fwd_rot']);
-    expect(rot).to.contain('% n_tiles;');
-    expect(renderKernels(sm90Llama).find((f) => f.file === 'attention_fwd_sm90.cu')!.text).to.not.contain('const int rot =');
+    // full blocks in bands are bench copies only (forward and backward); the programs keep the heads-fastest grids
+    const banded = renderKernels(sm90Llama, { sm90BandedAttention: true });
+    const bandFwd = banded.find((f) => f.file === 'attention_fwd_band_sm90.cu')!.text;
+    const bandBwd = banded.find((f) => f.file === 'attention_bwd_band_sm90.cu')!.text;
+    expect(launchersIn(bandFwd)).to.deep.equal(['fpdt_attn_fwd_band_sm90', 'fpdt_attn_fwd_band']);
+    expect(launchersIn(bandBwd)).to.deep.equal(['fpdt_attn_bwd_band_sm90', 'fpdt_attn_bwd_band']);
+    expect(bandFwd).to.contain('dim3(n_mblocks, Hq, 1)');
+    expect(bandBwd).to.contain('dim3(n_kv, Hkv, p.parts)').and.contain('band_parts(').and.contain('FPDT_BAND_MIB');
+    for (const f of ['attention_fwd_sm90.cu', 'attention_bwd_sm90.cu']) {
+      const text = renderKernels(sm90Llama).find((k) => k.file === f)!.text;
+      expect(text).to.not.contain('band_len').and.not.contain('dim3(n_mblocks, Hq').and.not.contain('getenv');
+    }
     const fwd = renderKernels(sm90Gpt).find((f) => f.file === 'attention_fwd_sm90.cu')!.text;
     expect(launchersIn(fwd)).to.deep.equal(['fpdt_attn_fwd_sm90', 'fpdt_attn_fwd']);
     expect(fwd).to.contain('constexpr int kD = 64;').and.contain('return fpdt_attn_fwd_mma(');

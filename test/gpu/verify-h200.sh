@@ -13,6 +13,8 @@
 #   fwdblocks  test/bench/fwd_blocks.py at head dim 128, 128K: where the forward decomposition's time goes
 #   clocks   test/bench/block_clocks.py: head-dim-128 backward blocks for seconds each beside the SM clock and
 #            power, and the bench copy CLOCKS_VARIANT (default _unsplit) beside the default
+#   band     test/bench/band_sweep.py at head dims 128 and 64: full 64K blocks in bands (the bench copies _band)
+#            against the programs' kernels, the backward's band size swept
 #   calib    test/bench/calibrate.py on the rendered kernels: $OUT's logs/h200.json, to commit as
 #            compiler/schedule/calibration/h200.json
 # A part starts only when its usual length fits before DEADLINE seconds (default 570) and is cut at
@@ -30,7 +32,7 @@ xz -dc .carry/node.xz > /tmp/node && chmod +x /tmp/node
   echo "programs from $(cat .carry/COMMIT 2>/dev/null || echo unknown)"; } | tee "$logs/machine.txt"
 
 # usual seconds of each part on one H200 (2026-12-01)
-declare -A need=([kernels]=30 [bench]=200 [hf]=170 [packed]=50 [l1b64]=90 [l1b512]=220 [ds]=240 [calib]=30 [fwdblocks]=60 [clocks]=90)
+declare -A need=([kernels]=30 [bench]=200 [hf]=170 [packed]=50 [l1b64]=90 [l1b512]=220 [ds]=240 [calib]=30 [fwdblocks]=60 [clocks]=90 [band]=100)
 fits() { # part: prints the seconds it may take, or fails when it does not fit
   local left=$((deadline - SECONDS))
   if [ "$left" -lt "${need[$1]}" ]; then echo "$1: skipped, ${left} s left, it usually takes ${need[$1]} s" >&2; return 1; fi
@@ -77,6 +79,12 @@ for part in $parts; do
       VARIANT=${CLOCKS_VARIANT:-_unsplit} OUT=$logs timeout "$t" python3 test/bench/block_clocks.py "${BENCH_KDIR:-.carry/kernels}" 3 \
         > "$logs/block_clocks.log" 2>&1
       echo "block_clocks rc=$?"; grep -vE "^\s*$" "$logs/block_clocks.log" | tail -14 | cut -c1-200 ;;
+    band)
+      for spec in llama gpt; do
+        timeout $(((deadline - SECONDS) / 2)) python3 test/bench/band_sweep.py "${BENCH_KDIR:-.carry/kernels}/$spec" 65536 32/8 \
+          > "$logs/band_$spec.log" 2>&1
+        echo "band_sweep $spec rc=$?"; cut -c1-200 "$logs/band_$spec.log" | tail -10
+      done ;;
     calib)
       FPDT_COMMIT=$(cat .carry/COMMIT 2>/dev/null || echo unknown) OUT=$logs timeout "$t" \
         python3 test/bench/calibrate.py h200 .carry/kernels > "$logs/calibrate.log" 2>&1
