@@ -67,14 +67,14 @@ export interface RenderOptions {
   sm90PartialDQBackward?: boolean;
   /** Benchmark copy of the head-dim-128 sm_90a backward whose full blocks start every kv tile at the first q tile, the programs' until 2026-12 (attention_bwd_unrotated_sm90.cu, fpdt_attn_bwd_unrotated). */
   sm90UnrotatedBackward?: boolean;
-  /** Benchmark copy of the sm_90a backward that runs every full block with one CTA per kv tile, the programs' until 2026-12 (attention_bwd_unsplit_sm90.cu, fpdt_attn_bwd_unsplit). */
-  sm90UnsplitBackward?: boolean;
   /**
-   * Benchmark copies of the sm_90a forward and backward whose full blocks run in bands (attention_fwd_band_sm90.cu,
-   * attention_bwd_band_sm90.cu, fpdt_attn_fwd_band, fpdt_attn_bwd_band): the CTAs running together share one kv
-   * head, and the backward's band of q rows follows FPDT_BAND_MIB (bench sweeps).
+   * Benchmark copies of the sm_90a forward and backward whose full blocks run with the heads fastest, the backward
+   * split over its q tiles only to shorten the last wave, the programs' until 2026-12-01 (attention_fwd_heads_sm90.cu,
+   * attention_bwd_heads_sm90.cu, fpdt_attn_fwd_heads, fpdt_attn_bwd_heads).
    */
-  sm90BandedAttention?: boolean;
+  sm90HeadsFastestAttention?: boolean;
+  /** Benchmark copy of the sm_90a backward whose band of q rows follows FPDT_BAND_MIB (attention_bwd_band_sm90.cu, fpdt_attn_bwd_band; bench sweeps). */
+  sm90BandSweepBackward?: boolean;
 }
 
 export class KernelSpecError extends Error {}
@@ -232,8 +232,8 @@ interface Sm90Forward {
   stages?: number;
   docs?: boolean;
   consumers?: 2 | 3;
-  /** full blocks with the query blocks fastest: the CTAs running together read one kv head's K/V */
-  bandFull?: boolean;
+  /** full blocks with the heads fastest (bench copy _heads), not the query blocks */
+  headsFastest?: boolean;
 }
 
 function sm90ForwardFile(spec: KernelSpec, f: Sm90Forward): RenderedKernel {
@@ -241,7 +241,7 @@ function sm90ForwardFile(spec: KernelSpec, f: Sm90Forward): RenderedKernel {
   const text = render('attention_fwd_sm90.cu.njk', {
     headDim: spec.headDim, ns, suffix: f.suffix, fallbackSuffix: f.fallbackSuffix, docs: f.docs ?? false,
     stages: f.stages ?? sm90ForwardStages(spec.headDim), consumers: f.consumers ?? sm90ForwardConsumers(spec.headDim),
-    bandFull: f.bandFull ?? false,
+    bandFull: !(f.docs ?? false) && !(f.headsFastest ?? false),
   });
   return { file: `attention_fwd${f.suffix}_sm90.cu`, text };
 }
@@ -275,19 +275,31 @@ function attentionBackwardSm90(spec: KernelSpec, t: AttentionTiling, suffix: str
   const ns = `fpdt_attn_bwd_sm90_${spec.headDim}${suffix}`;
   const fallbackSuffix = `${suffix}_mma`;
   return [
-    // at head dim 128 full blocks start each kv tile at its own q tile (results/kernels.md: +14-18% on full
-    // 64K blocks; at head dim 64 the same order is 3-4% slower, so it keeps the first-tile start); at head
-    // dim 64 the warpgroups split dQ by columns (forward+backward 0.98x cuDNN against 0.94-0.95x with
-    // partial tiles summed in shared memory, results/kernels.md)
-    // full blocks split over their q tiles where that shortens the last wave (bwd_parts in the template)
-    { file: `attention_bwd${suffix}_sm90.cu`, text: render('attention_bwd_sm90.cu.njk', sm90BackwardData(spec, ns, suffix, fallbackSuffix, docs, !docs)) },
+    // full blocks in bands of q tiles that fit the L2, the CTAs running together on one kv head (results/kernels.md
+    // 2026-12-01: a full 64K block's backward 1.22-1.25x at head dim 128, 1.01x at 64); at head dim 64 the
+    // warpgroups split dQ by columns (forward+backward 0.98x cuDNN against 0.94-0.95x with partial tiles summed
+    // in shared memory, results/kernels.md)
+    { file: `attention_bwd${suffix}_sm90.cu`, text: render('attention_bwd_sm90.cu.njk', sm90BackwardData(spec, ns, suffix, fallbackSuffix, docs ? 'docs' : 'bands')) },
     { file: `attention_bwd${fallbackSuffix}.cu`, text: attentionBackward(spec, t, fallbackSuffix, docs) },
   ];
 }
 
-/** The sm_90a backward template's data: the programs' form at this head dim, split or not. */
-function sm90BackwardData(spec: KernelSpec, ns: string, suffix: string, fallbackSuffix: string, docs: boolean, split: boolean): object {
-  return { headDim: spec.headDim, ns, suffix, fallbackSuffix, docs, rotate: !docs && spec.headDim === 128, stages: 2, dqSplit: spec.headDim === 64, split, band: false };
+/** The share of the L2 a full block's band of Q, dO and dq rows may fill (results/kernels.md: 16-64 MiB alike). */
+const backwardBandBytes = 32 << 20;
+
+/**
+ * The sm_90a backward template's data at this head dim, by how full blocks are run: 'bands' (the programs'),
+ * 'bandSweep' (the same, the band's size from FPDT_BAND_MIB), 'heads' (heads fastest, split over the q tiles only
+ * to shorten the last wave; each kv tile from its own q tile at head dim 128) or 'docs' (packed documents).
+ */
+function sm90BackwardData(spec: KernelSpec, ns: string, suffix: string, fallbackSuffix: string,
+                          form: 'bands' | 'bandSweep' | 'heads' | 'docs'): object {
+  const band = form === 'bands' || form === 'bandSweep';
+  return {
+    headDim: spec.headDim, ns, suffix, fallbackSuffix, docs: form === 'docs', stages: 2, dqSplit: spec.headDim === 64,
+    rotate: band || (form === 'heads' && spec.headDim === 128), split: form === 'heads',
+    band, bandBytes: backwardBandBytes, bandEnv: form === 'bandSweep',
+  };
 }
 
 function attentionBackwardFiles(spec: KernelSpec, t: AttentionTiling): RenderedKernel[] {
@@ -351,23 +363,23 @@ export function renderKernels(spec: KernelSpec, options: RenderOptions = {}): Re
     for (const stages of options.sm90StageVariants ?? []) files.push(sm90ForwardFile(spec, { suffix: `_st${stages}`, fallbackSuffix: '_mma', stages, consumers: 2 }));
   if (options.sm90TwoConsumers && usesSm90Forward(spec) && spec.headDim === 64)
     files.push(sm90ForwardFile(spec, { suffix: '_wg2', fallbackSuffix: '_mma', consumers: 2 }));
-  if (options.sm90BandedAttention && usesSm90Forward(spec)) files.push(sm90ForwardFile(spec, { suffix: '_band', fallbackSuffix: '_mma', bandFull: true }));
-  if (options.sm90BandedAttention && usesSm90Backward(spec)) {
+  if (options.sm90HeadsFastestAttention && usesSm90Forward(spec)) files.push(sm90ForwardFile(spec, { suffix: '_heads', fallbackSuffix: '_mma', headsFastest: true }));
+  if (options.sm90HeadsFastestAttention && usesSm90Backward(spec)) {
+    const ns = `fpdt_attn_bwd_sm90_${spec.headDim}_heads`;
+    files.push({ file: 'attention_bwd_heads_sm90.cu', text: render('attention_bwd_sm90.cu.njk', sm90BackwardData(spec, ns, '_heads', '_mma', 'heads')) });
+  }
+  if (options.sm90BandSweepBackward && usesSm90Backward(spec)) {
     const ns = `fpdt_attn_bwd_sm90_${spec.headDim}_band`;
-    const data = { ...sm90BackwardData(spec, ns, '_band', '_mma', false, false), rotate: true, band: true, bandBytes: 16 << 20, bandEnv: true };
-    files.push({ file: 'attention_bwd_band_sm90.cu', text: render('attention_bwd_sm90.cu.njk', data) });
+    files.push({ file: 'attention_bwd_band_sm90.cu', text: render('attention_bwd_sm90.cu.njk', sm90BackwardData(spec, ns, '_band', '_mma', 'bandSweep')) });
   }
   if (options.sm90UnrotatedBackward && usesSm90Backward(spec) && spec.headDim === 128) {
     const ns = `fpdt_attn_bwd_sm90_${spec.headDim}_unrotated`;
     files.push({ file: 'attention_bwd_unrotated_sm90.cu', text: render('attention_bwd_sm90.cu.njk', { headDim: spec.headDim, ns, suffix: '_unrotated', fallbackSuffix: '_mma', docs: false, rotate: false, stages: 2, dqSplit: false, split: false }) });
   }
-  if (options.sm90UnsplitBackward && usesSm90Backward(spec)) {
-    const ns = `fpdt_attn_bwd_sm90_${spec.headDim}_unsplit`;
-    files.push({ file: 'attention_bwd_unsplit_sm90.cu', text: render('attention_bwd_sm90.cu.njk', sm90BackwardData(spec, ns, '_unsplit', '_mma', false, false)) });
-  }
   if (options.sm90PartialDQBackward && usesSm90Backward(spec) && spec.headDim === 64) {
     const ns = `fpdt_attn_bwd_sm90_${spec.headDim}_dqpartial`;
-    files.push({ file: 'attention_bwd_dqpartial_sm90.cu', text: render('attention_bwd_sm90.cu.njk', { headDim: spec.headDim, ns, suffix: '_dqpartial', fallbackSuffix: '_mma', docs: false, rotate: false, stages: 2, dqSplit: false, split: false }) });
+    const data = { ...sm90BackwardData(spec, ns, '_dqpartial', '_mma', 'bands'), dqSplit: false };
+    files.push({ file: 'attention_bwd_dqpartial_sm90.cu', text: render('attention_bwd_sm90.cu.njk', data) });
   }
   const prototypes = files.flatMap((f) => launcherPrototypes[f.file] ?? []);
   files.push({ file: 'fpdt_kernels.h', text: render('fpdt_kernels.h.njk', { spec, prototypes }) });

@@ -12,9 +12,8 @@ built with test/gpu/kernels/build.py. Cases, 32 q / 8 kv heads, head dim 128 (th
   causal part, the fp32 partials growing run after run);
 - causal 64K, and full 16K, with their own forward's lse.
 Then, where the build has it, a backward bench copy (VARIANT, default _unrotated: the copy whose full blocks
-start every kv tile at the first q tile, attention_bwd_unrotated_sm90.cu, where the default starts kv tile n
-at q tile 2n and wraps; _unsplit: one CTA per kv tile of a full block, where the default splits a full 64K
-block's q tiles four ways): its dq, dk, dv against fpdt_attn_bwd's on the same operands (full 64K, 16K, 4K,
+start every kv tile at the first q tile with the heads fastest, attention_bwd_unrotated_sm90.cu; _heads: the
+heads fastest, each kv tile from q tile 2n, where the default runs full blocks in L2-sized bands): its dq, dk, dv against fpdt_attn_bwd's on the same operands (full 64K, 16K, 4K,
 causal 16K), and only if they agree, its full 64K and 16K runs beside the default's (VARIANT_ONLY=1: only
 these).
 Prints, per case, TFLOP/s (the schedule's count: 4 L^2 d H, halved causal, x2.5 backward) of the first

@@ -6,7 +6,8 @@ accumulation across kv chunks. Paired (interleaved) timings at S with chunk S/2,
                   (mode 2): the same tiles, no accumulation (its o is not the attention, only its time counts)
   decomposition   as the programs run it: fp32 accumulators (mode 0, then 1), then the bf16 finalize
 and each block of the decomposition alone, bf16 out against fp32 accumulation; where the library has the bench
-copy fpdt_attn_fwd_band (full blocks with the query blocks fastest), its full block against the default's.
+copy fpdt_attn_fwd_heads (full blocks with the heads fastest, where the default runs the query blocks fastest),
+its full block against the default's.
 
   python3 test/bench/fwd_blocks.py [kernels_dir=.carry/kernels/llama] [S=131072] [heads=32/8]
 
@@ -78,9 +79,9 @@ def main():
         f = fl / 4 * (1 if i == j else 2)
         print(f"  {name} {c // 1024}K block: bf16 out {t * 1e3:.2f} ms ({f / t / 1e12:.1f} TFLOP/s); speed fp32 "
               f"accumulator / bf16 out {m:.3f} ({lo:.3f}-{hi:.3f})", flush=True)
-    if hasattr(lib, "fpdt_attn_fwd_band"):
-        m, lo, hi = paired(lambda: block(1, 0, 0, fn=lib.fpdt_attn_fwd_band), lambda: block(1, 0, 0))
-        print(f"  full {c // 1024}K block, speed banded (_band) / default: {m:.3f} ({lo:.3f}-{hi:.3f})", flush=True)
+    if hasattr(lib, "fpdt_attn_fwd_heads"):
+        m, lo, hi = paired(lambda: block(1, 0, 0, fn=lib.fpdt_attn_fwd_heads), lambda: block(1, 0, 0))
+        print(f"  full {c // 1024}K block, speed heads fastest (_heads) / default: {m:.3f} ({lo:.3f}-{hi:.3f})", flush=True)
 
 
 if __name__ == "__main__":

@@ -86,26 +86,28 @@ describe('codegen/kernels', () => {
     expect(launchersIn(bwd(sm90Gpt))).to.deep.equal(['fpdt_attn_bwd_sm90', 'fpdt_attn_bwd']);
     expect(bwd(sm90Gpt)).to.contain('constexpr int kD = 64;').and.contain('return fpdt_attn_bwd_mma(');
     expect(bwd(sm90Llama)).to.contain('constexpr int kD = 128;').and.contain('cp.reduce.async.bulk.tensor');
-    // full blocks split over their q tiles (dK/dV then added with atomics), not the packed kernels nor the bench copy
-    for (const spec of [sm90Llama, sm90Gpt]) expect(bwd(spec)).to.contain('bwd_parts(Hkv, n_kv').and.contain('atomicAdd(pk, ak)');
-    const docs = renderKernels({ ...sm90Llama, packed: true }).find((f) => f.file === 'attention_bwd_docs_sm90.cu')!.text;
-    expect(docs).to.contain('p.parts = 1;');
-    expect(docs).to.not.contain('bwd_parts(');
-    const unsplit = renderKernels(sm90Llama, { sm90UnsplitBackward: true }).find((f) => f.file === 'attention_bwd_unsplit_sm90.cu')!.text;
-    expect(launchersIn(unsplit)).to.deep.equal(['fpdt_attn_bwd_unsplit_sm90', 'fpdt_attn_bwd_unsplit']);
-    expect(unsplit).to.contain('p.parts = 1;');
-    // full blocks in bands are bench copies only (forward and backward); the programs keep the heads-fastest grids
-    const banded = renderKernels(sm90Llama, { sm90BandedAttention: true });
-    const bandFwd = banded.find((f) => f.file === 'attention_fwd_band_sm90.cu')!.text;
-    const bandBwd = banded.find((f) => f.file === 'attention_bwd_band_sm90.cu')!.text;
-    expect(launchersIn(bandFwd)).to.deep.equal(['fpdt_attn_fwd_band_sm90', 'fpdt_attn_fwd_band']);
-    expect(launchersIn(bandBwd)).to.deep.equal(['fpdt_attn_bwd_band_sm90', 'fpdt_attn_bwd_band']);
-    expect(bandFwd).to.contain('dim3(n_mblocks, Hq, 1)');
-    expect(bandBwd).to.contain('dim3(n_kv, Hkv, p.parts)').and.contain('band_parts(').and.contain('FPDT_BAND_MIB');
-    for (const f of ['attention_fwd_sm90.cu', 'attention_bwd_sm90.cu']) {
-      const text = renderKernels(sm90Llama).find((k) => k.file === f)!.text;
-      expect(text).to.not.contain('band_len').and.not.contain('dim3(n_mblocks, Hq').and.not.contain('getenv');
+    // full blocks in L2-sized bands of q tiles, kv tiles fastest (dK/dV then added with atomics); causal blocks keep
+    // the heads-fastest grid; the packed kernels have neither
+    for (const spec of [sm90Llama, sm90Gpt]) {
+      expect(bwd(spec)).to.contain('band_parts(').and.contain('dim3(n_kv, Hkv, p.parts)').and.contain('atomicAdd(pk, ak)');
+      expect(bwd(spec)).to.contain(`band_bytes = ${32 << 20}LL;`).and.not.contain('getenv').and.not.contain('bwd_parts(');
+      const fwdText = renderKernels(spec).find((f) => f.file === 'attention_fwd_sm90.cu')!.text;
+      expect(fwdText).to.contain('causal ? dim3(Hq, n_mblocks, 1) : dim3(n_mblocks, Hq, 1)');
     }
+    const packed = renderKernels({ ...sm90Llama, packed: true });
+    const docs = packed.find((f) => f.file === 'attention_bwd_docs_sm90.cu')!.text;
+    expect(docs).to.contain('p.parts = 1;').and.contain('dim3 grid(Hkv, n_kv, p.parts);');
+    expect(docs).to.not.contain('band_parts(').and.not.contain('bwd_parts(');
+    expect(packed.find((f) => f.file === 'attention_fwd_docs_sm90.cu')!.text).to.contain('dim3 grid(Hq, n_mblocks, 1);');
+    // bench copies: the heads-fastest form (the programs' until 2026-12-01) and the band swept by FPDT_BAND_MIB
+    const copies = renderKernels(sm90Llama, { sm90HeadsFastestAttention: true, sm90BandSweepBackward: true });
+    const text = (file: string) => copies.find((f) => f.file === file)!.text;
+    expect(launchersIn(text('attention_fwd_heads_sm90.cu'))).to.deep.equal(['fpdt_attn_fwd_heads_sm90', 'fpdt_attn_fwd_heads']);
+    expect(launchersIn(text('attention_bwd_heads_sm90.cu'))).to.deep.equal(['fpdt_attn_bwd_heads_sm90', 'fpdt_attn_bwd_heads']);
+    expect(text('attention_fwd_heads_sm90.cu')).to.contain('dim3 grid(Hq, n_mblocks, 1);');
+    expect(text('attention_bwd_heads_sm90.cu')).to.contain('bwd_parts(Hkv, n_kv').and.not.contain('band_parts(');
+    expect(launchersIn(text('attention_bwd_band_sm90.cu'))).to.deep.equal(['fpdt_attn_bwd_band_sm90', 'fpdt_attn_bwd_band']);
+    expect(text('attention_bwd_band_sm90.cu')).to.contain('getenv("FPDT_BAND_MIB")');
     const fwd = renderKernels(sm90Gpt).find((f) => f.file === 'attention_fwd_sm90.cu')!.text;
     expect(launchersIn(fwd)).to.deep.equal(['fpdt_attn_fwd_sm90', 'fpdt_attn_fwd']);
     expect(fwd).to.contain('constexpr int kD = 64;').and.contain('return fpdt_attn_fwd_mma(');

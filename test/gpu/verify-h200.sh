@@ -3,7 +3,7 @@
 # from what test/gpu/build-h200.sh packed into .carry/ (and .carry/node.xz). PARTS, in this order (default
 # "kernels bench hf packed l1b64"):
 #   kernels  check_kernels.py and check_packed.py on the rendered kernels
-#   bench    test/bench/attention.py at head dims 128 and 64, paired against cuDNN (BENCH_SEQS; BENCH_KDIR
+#   bench    test/bench/attention.py at head dims 128 and 64, paired against cuDNN (BENCH_SPECS, BENCH_SEQS; BENCH_KDIR
 #            and VARIANTS: a folder of kernels with bench copies beside them, and the copies to pair)
 #   hf       the HF parity suite, each program twice (test/gpu/hf/run-on-h200.sh)
 #   packed   packed-document parity (test/gpu/packed/run-on-h200.sh)
@@ -12,9 +12,9 @@
 #   ds       our Llama-3-8B attention layer beside DeepSpeed's (test/gpu/ds/run.sh, DS_SEQS)
 #   fwdblocks  test/bench/fwd_blocks.py at head dim 128, 128K: where the forward decomposition's time goes
 #   clocks   test/bench/block_clocks.py: head-dim-128 backward blocks for seconds each beside the SM clock and
-#            power, and the bench copy CLOCKS_VARIANT (default _unsplit) beside the default
-#   band     test/bench/band_sweep.py at head dims 128 and 64: full 64K blocks in bands (the bench copies _band)
-#            against the programs' kernels, the backward's band size swept
+#            power, and the bench copy CLOCKS_VARIANT (default _heads) beside the default
+#   band     test/bench/band_sweep.py at head dims 128 and 64: the programs' full 64K blocks (in bands) against
+#            the heads-fastest copies (_heads) and the backward's band size swept (_band)
 #   calib    test/bench/calibrate.py on the rendered kernels: $OUT's logs/h200.json, to commit as
 #            compiler/schedule/calibration/h200.json
 # A part starts only when its usual length fits before DEADLINE seconds (default 570) and is cut at
@@ -53,7 +53,7 @@ for part in $parts; do
       timeout "$t" python3 test/gpu/kernels/check_packed.py .carry/kernels-packed "$logs" > "$logs/check_packed.log" 2>&1
       echo "check_packed rc=$?"; grep -E "packed checks passed|^FAIL" "$logs/check_packed.log" | head -5 | cut -c1-200 ;;
     bench)
-      for spec in llama gpt; do
+      for spec in ${BENCH_SPECS:-llama gpt}; do
         BACKENDS=cudnn PAIRED=1 VARIANTS=${VARIANTS:-default} OUT=$logs timeout $(((deadline - SECONDS) / 2)) \
           python3 test/bench/attention.py "${BENCH_KDIR:-.carry/kernels}/$spec" "${BENCH_SEQS:-32768,131072}" 32/8 > "$logs/attn_$spec.log" 2>&1
         echo "attention $spec rc=$?"; grep -E "S=|paired|against one block" "$logs/attn_$spec.log" | grep -v "unfused" | cut -c1-190
@@ -76,7 +76,7 @@ for part in $parts; do
       timeout "$t" python3 test/bench/fwd_blocks.py "${BENCH_KDIR:-.carry/kernels}/llama" 131072 32/8 > "$logs/fwd_blocks.log" 2>&1
       echo "fwd_blocks rc=$?"; cut -c1-200 "$logs/fwd_blocks.log" | tail -8 ;;
     clocks)
-      VARIANT=${CLOCKS_VARIANT:-_unsplit} OUT=$logs timeout "$t" python3 test/bench/block_clocks.py "${BENCH_KDIR:-.carry/kernels}" 3 \
+      VARIANT=${CLOCKS_VARIANT:-_heads} OUT=$logs timeout "$t" python3 test/bench/block_clocks.py "${BENCH_KDIR:-.carry/kernels}" 3 \
         > "$logs/block_clocks.log" 2>&1
       echo "block_clocks rc=$?"; grep -vE "^\s*$" "$logs/block_clocks.log" | tail -14 | cut -c1-200 ;;
     band)

@@ -117,7 +117,7 @@ def check_attention(lib, tag, Hq, Hkv, d, suffixes):
     scale = 1 / math.sqrt(d)
     # 1500 causal and 200 x 1100 visit 12 and 9 kv tiles of 128: the wgmma kernel's K/V ring (4 stages at
     # head dim 64, 2 at 128) is reused three times or more, so each slot's mbarrier phase goes 0, 1, 0;
-    # 384 x 1024: a full block of whole kv tiles, which the _band copy orders by query block
+    # 384 x 1024: a full block of whole kv tiles
     for Lq, Lk, causal in [(1, 1, True), (64, 64, True), (100, 100, True), (333, 333, True), (1000, 1000, True),
                            (1500, 1500, True), (128, 200, False), (77, 300, False), (129, 1, False), (200, 1100, False),
                            (384, 1024, False)]:
@@ -177,8 +177,8 @@ def check_attention_bwd(lib, tag, Hq, Hkv, d, suffixes):
     scale = 1 / math.sqrt(d)
     # the wgmma backward (_sm90) takes Lq a multiple of 64 and refuses the rest (cudaErrorNotSupported: its
     # callers fall back); Lk is free (a kv tile past Lk is masked)
-    # the _band copy cuts full blocks into bands of FPDT_BAND_MIB MiB of rows per kv head: at 1/2 MiB a few q
-    # tiles each, so 1024 x 384 runs several bands, each walked from an offset of its own per kv tile
+    # full blocks run in bands of q tiles (32 MiB of rows per kv head: one band here); the _band copy's size is
+    # FPDT_BAND_MIB: at 1/2 MiB a few q tiles each, so 1024 x 384 runs several, each walked from an offset per kv tile
     os.environ["FPDT_BAND_MIB"] = "0.5"
     sizes = [(64, 64, True), (100, 100, True), (333, 333, True), (77, 300, False), (200, 130, False),
              (128, 128, True), (640, 640, True), (192, 333, False), (256, 200, False), (64, 3, False),
@@ -205,7 +205,7 @@ def check_attention_bwd(lib, tag, Hq, Hkv, d, suffixes):
             rerun = lambda x2, x, b: ((x2 - x).abs().max() / (x - b).abs().max().clamp_min(1e-30)).item()  # noqa: E731
             same = torch.equal(dk, dk2) and torch.equal(dv, dv2)
             dq_rerun, dkv_rerun = rerun(dq2, dq, b_q), max(rerun(dk2, dk, b_k), rerun(dv2, dv, b_v))
-            may_split = not causal and sfx in ("", "_sm90", "_band", "_band_sm90") and hasattr(lib, "fpdt_attn_bwd_sm90")
+            may_split = not causal and sfx.removesuffix("_sm90") in ("", "_band", "_heads", "_dqpartial") and hasattr(lib, "fpdt_attn_bwd_sm90")
             ok = (same or (may_split and dkv_rerun <= 1e-3)) and dq_rerun <= 1e-3
             results.append((f"{tag} attn_bwd{sfx} rerun Lq={Lq} Lk={Lk}", ok,
                             {"dk_dv_identical": same, "dk_dv": dkv_rerun, "dq": dq_rerun}))
@@ -529,11 +529,11 @@ def main():
         lib = C.CDLL(build(sdir, os.path.join("/tmp/fpdt_build")))
         Hq, Hkv, d = spec["qHeads"], spec["kvHeads"], spec["headDim"]
         # _v1.._v3: mma.sync tile variants; _st2.._st4: the wgmma forward with another K/V ring depth;
-        # _dqpartial: the head-dim-64 wgmma backward with partial dQ tiles (backward only); _band: the wgmma
-        # forward and backward with full blocks in bands
+        # _dqpartial: the head-dim-64 wgmma backward with partial dQ tiles (backward only); _heads: the wgmma
+        # forward and backward with the heads fastest in full blocks; _band: the backward's band from FPDT_BAND_MIB
         # VARIANTS=_a,_b: also these suffixes, where the library has them (bench copies built beside the kernels)
         extra = [v for v in os.environ.get("VARIANTS", "").split(",") if v.startswith("_")]
-        suffixes = [""] + [s for s in dict.fromkeys(("_v1", "_v2", "_v3", "_st2", "_st3", "_st4", "_wg2", "_dqpartial", "_band", *extra))
+        suffixes = [""] + [s for s in dict.fromkeys(("_v1", "_v2", "_v3", "_st2", "_st3", "_st4", "_wg2", "_dqpartial", "_heads", "_band", *extra))
                            if hasattr(lib, "fpdt_attn_fwd" + s) or hasattr(lib, "fpdt_attn_bwd" + s)]
         # the forward also has, where rendered for sm_90a (attention_fwd_sm90.cu), the wgmma kernel on its own
         # (fpdt_attn_fwd_sm90: fails with cudaErrorNotSupported instead of falling back) and the mma.sync one

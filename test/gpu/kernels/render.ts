@@ -23,10 +23,10 @@ for (const [name, spec] of [['llama', sm90Llama], ['gpt', sm90Gpt]] as const) {
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
   // and the wgmma forward with other K/V ring depths than the default (2 at head dim 128, 4 at 64); the
-  // head-dim-64 backward with partial dQ tiles summed in shared memory (_dqpartial); the backward with every
-  // full block one CTA per kv tile (_unsplit); the forward and backward with full blocks in bands (_band)
+  // head-dim-64 backward with partial dQ tiles summed in shared memory (_dqpartial); the forward and backward with
+  // full blocks with the heads fastest (_heads, the programs' until 2026-12-01); the backward's band swept (_band)
   const sm90StageVariants = name === 'llama' ? [3] : [2, 3];
-  const files = renderKernels(spec, { attentionVariants: name === 'llama' ? variants : [], sm90StageVariants, sm90TwoConsumers: true, sm90UnrotatedBackward: true, sm90UnsplitBackward: true, sm90PartialDQBackward: true, sm90BandedAttention: true });
+  const files = renderKernels(spec, { attentionVariants: name === 'llama' ? variants : [], sm90StageVariants, sm90TwoConsumers: true, sm90UnrotatedBackward: true, sm90HeadsFastestAttention: true, sm90PartialDQBackward: true, sm90BandSweepBackward: true });
   for (const f of files) writeFileSync(join(dir, f.file), f.text);
   writeFileSync(join(dir, 'spec.json'), JSON.stringify(spec, null, 2) + '\n');
   console.log(`${dir}: ${files.map((f) => f.file).join(' ')}`);
